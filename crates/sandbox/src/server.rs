@@ -1,0 +1,343 @@
+//! The HTTP front: one loopback listener for all three services and the control API.
+//!
+//! Written on hyper rather than axum because a fault must be able to drop a connection
+//! without an answer (hyper closes the connection when the service returns an error;
+//! an axum handler always answers).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::faults::FaultAction;
+use crate::{control, scenario, AwsError, Scenario, Service, Shared};
+
+/// Largest request body accepted (Secrets Manager's own limit is 64 KiB of secret).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// How to start a sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxOptions {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// The world to serve.
+    pub scenario: Scenario,
+    /// Virtual seconds per real second (overrides the scenario's when `Some`).
+    pub speed: Option<f64>,
+    /// Seed for ids and probabilistic rules (overrides the scenario's when `Some`).
+    pub seed: Option<u64>,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self { port: 0, scenario: Scenario::sample(), speed: None, seed: None }
+    }
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct Sandbox {
+    addr: SocketAddr,
+    world: Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// A request that has been read whole.
+struct Incoming_ {
+    method: hyper::Method,
+    path: String,
+    query: String,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+}
+
+/// What the service function answers: a response, or "drop the connection".
+type Answer = Result<Response<Full<Bytes>>, DropConnection>;
+
+/// Returned to hyper to make it close the connection without answering (fault injection).
+#[derive(Debug)]
+struct DropConnection;
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+impl std::error::Error for DropConnection {}
+
+impl Sandbox {
+    /// Builds the world from the options and starts serving on loopback.
+    pub async fn start(options: SandboxOptions) -> Result<Sandbox, String> {
+        let world = scenario::build_world(&options.scenario, options.speed, options.seed)?;
+        let world: Shared = Arc::new(Mutex::new(world));
+        let listener = TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}", options.port))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let (tx, mut rx) = oneshot::channel::<()>();
+        let served = world.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut rx => break,
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else { continue };
+                        let world = served.clone();
+                        tokio::spawn(async move {
+                            let io = hyper_util::rt::TokioIo::new(stream);
+                            let svc = hyper::service::service_fn(move |req| handle(world.clone(), req));
+                            // Errors here are dropped connections (ours or the client's).
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .keep_alive(true)
+                                .serve_connection(io, svc)
+                                .await;
+                        });
+                    }
+                }
+            }
+        });
+        Ok(Sandbox { addr, world, shutdown: Some(tx) })
+    }
+
+    /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared world: tests read ground truth and change rules through it.
+    pub fn world(&self) -> Shared {
+        self.world.clone()
+    }
+
+    /// The whole state as JSON (see [`crate::World::snapshot`]).
+    pub fn snapshot(&self) -> Value {
+        self.world.lock().expect("sandbox state lock").snapshot()
+    }
+
+    /// Stops serving.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn handle(world: Shared, req: Request<Incoming>) -> Answer {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Ok(json_error(&AwsError::with_status(
+                "SerializationException",
+                "request body too large or unreadable",
+                413,
+            )))
+        }
+    };
+    let req = Incoming_ {
+        method: parts.method,
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts.headers,
+        body,
+    };
+    if req.path.starts_with(control::PREFIX) {
+        let (status, value) = control::handle(&world, &req.method, &req.path, &req.query, &req.body);
+        return Ok(json_response(status, &value));
+    }
+    if let Some(target) = header(&req.headers, "x-amz-target") {
+        return handle_json(world, &req, &target).await;
+    }
+    handle_query(world, &req).await
+}
+
+fn header(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// The access key id from a SigV4 `Authorization` header, if any.
+pub fn access_key_of(headers: &hyper::HeaderMap) -> Option<String> {
+    let auth = header(headers, "authorization")?;
+    let cred = auth.split("Credential=").nth(1)?;
+    Some(cred.split('/').next()?.trim().to_string())
+}
+
+async fn handle_json(world: Shared, req: &Incoming_, target: &str) -> Answer {
+    let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
+    let service = match prefix {
+        "secretsmanager" => Service::SecretsManager,
+        "AmazonEC2ContainerServiceV20141113" => Service::Ecs,
+        _ => {
+            return Ok(json_error(&AwsError::new(
+                "UnknownOperationException",
+                format!("Unknown target {target}"),
+            )))
+        }
+    };
+    let body: Value = if req.body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        match serde_json::from_slice(&req.body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return Ok(json_error(&AwsError::new(
+                    "SerializationException",
+                    "Start of structure or map found where not expected.",
+                )))
+            }
+        }
+    };
+    let key = access_key_of(&req.headers);
+    match admit(&world, service, operation, &body, key.as_deref()).await? {
+        Err(e) => Ok(json_error(&e)),
+        Ok(()) => {
+            let mut w = world.lock().expect("sandbox state lock");
+            let result = w.call(service, operation, &body);
+            if let Err(e) = &result {
+                if let Some(last) = w.calls.last_mut() {
+                    last.error = Some(e.code.clone());
+                }
+            }
+            drop(w);
+            Ok(match result {
+                Ok(v) => json_response(StatusCode::OK, &v),
+                Err(e) => json_error(&e),
+            })
+        }
+    }
+}
+
+/// Auth, call recording and faults, common to all protocols. The outer `Err` drops the
+/// connection; the inner one is an AWS error to answer with.
+async fn admit(
+    world: &Shared,
+    service: Service,
+    operation: &str,
+    body: &Value,
+    access_key: Option<&str>,
+) -> Result<Result<(), AwsError>, DropConnection> {
+    let action = {
+        let mut w = world.lock().expect("sandbox state lock");
+        let now = w.clock.now();
+        if let Err(e) = w.sts.authenticate(access_key, now) {
+            w.record(service, operation, body, Some(&e.code));
+            return Ok(Err(e));
+        }
+        let World_ { faults, rng } = split(&mut w);
+        let action = faults.check(service, operation, rng);
+        let code = match &action {
+            Some(FaultAction::Error(e)) => Some(e.code.clone()),
+            Some(FaultAction::Drop) => Some("DroppedConnection".to_string()),
+            _ => None,
+        };
+        w.record(service, operation, body, code.as_deref());
+        action
+    };
+    match action {
+        None => Ok(Ok(())),
+        Some(FaultAction::Error(e)) => Ok(Err(e)),
+        Some(FaultAction::Drop) => Err(DropConnection),
+        Some(FaultAction::Latency(d)) => {
+            tokio::time::sleep(d).await;
+            Ok(Ok(()))
+        }
+    }
+}
+
+/// Disjoint borrows of the world's fault table and random source.
+struct World_<'a> {
+    faults: &'a mut crate::faults::Faults,
+    rng: &'a mut rand_chacha::ChaCha8Rng,
+}
+fn split(w: &mut crate::World) -> World_<'_> {
+    World_ { faults: &mut w.faults, rng: &mut w.rng }
+}
+
+async fn handle_query(world: Shared, req: &Incoming_) -> Answer {
+    let mut params: BTreeMap<String, String> = serde_urlencoded::from_bytes(&req.body).unwrap_or_default();
+    if params.is_empty() && !req.query.is_empty() {
+        params = serde_urlencoded::from_str(&req.query).unwrap_or_default();
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let Some(action) = params.get("Action").cloned() else {
+        let e = AwsError::new("MissingAction", "Missing Action");
+        return Ok(xml_response(400, e.xml_body(&request_id)));
+    };
+    let key = access_key_of(&req.headers);
+    let subject = serde_json::json!({});
+    match admit(&world, Service::Sts, &action, &subject, key.as_deref()).await? {
+        Err(e) => Ok(xml_response(e.status, e.xml_body(&request_id))),
+        Ok(()) => {
+            let mut w = world.lock().expect("sandbox state lock");
+            w.advance();
+            let now = w.clock.now();
+            let crate::World { sts, rng, region, account, .. } = &mut *w;
+            let mut ctx = crate::Ctx { now, region, account, rng };
+            let result = sts.handle(&mut ctx, key.as_deref(), &action, &params);
+            if let Err(e) = &result {
+                if let Some(last) = w.calls.last_mut() {
+                    last.error = Some(e.code.clone());
+                }
+            }
+            Ok(match result {
+                Ok(xml) => xml_response(200, xml),
+                Err(e) => xml_response(e.status, e.xml_body(&request_id)),
+            })
+        }
+    }
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
+        .body(Full::new(Bytes::from(serde_json::to_vec(value).unwrap_or_default())))
+        .expect("static response parts")
+}
+
+fn json_error(e: &AwsError) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut resp = json_response(status, &e.json_body());
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&e.code) {
+        resp.headers_mut().insert("x-amzn-errortype", v);
+    }
+    resp
+}
+
+fn xml_response(status: u16, xml: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST))
+        .header("content-type", "text/xml")
+        .body(Full::new(Bytes::from(xml)))
+        .expect("static response parts")
+}
+
+/// Sleeps in real time until the virtual clock reaches `t` (used by control waits).
+pub async fn sleep_until_virtual(world: &Shared, t: f64) {
+    loop {
+        let wait = world.lock().expect("sandbox state lock").clock.real_secs_until(t);
+        match wait {
+            Some(s) if s > 0.0 => tokio::time::sleep(Duration::from_secs_f64(s.min(0.05))).await,
+            _ => return,
+        }
+    }
+}
+

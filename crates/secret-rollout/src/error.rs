@@ -1,0 +1,202 @@
+//! The one user-facing error type, and the exit codes it maps to.
+//!
+//! Every failure a user can meet is an [`Error`]: a one-line headline that names the
+//! problem, a hint that names the fix, and the exit code. Messages are lowercase and read
+//! after "error: ". They never contain a secret value.
+
+use std::fmt;
+
+/// Documented exit codes (README "Exit codes"). Stable: scripts depend on them.
+pub mod exit {
+    /// Success: written, rolled out and verified (or: nothing stale, for `status`).
+    pub const OK: i32 = 0;
+    /// `status`: some running tasks still hold an old value.
+    pub const STALE: i32 = 1;
+    /// Bad input: arguments, config, value. Nothing was written.
+    pub const BAD_INPUT: i32 = 2;
+    /// Credentials missing, expired, too short-lived, or for the wrong account.
+    pub const CREDENTIALS: i32 = 3;
+    /// Refused before any write: a guard said no (CODE_DEPLOY consumer, rotation enabled,
+    /// secret being deleted, lock held, unfinished rotation, no confirmation).
+    pub const REFUSED: i32 = 4;
+    /// A deployment failed and the previous value was kept on purpose (`--on-failure keep`).
+    pub const DEPLOY_FAILED: i32 = 5;
+    /// Deployments finished but a running task was not proven fresh (`--on-failure keep`).
+    pub const VERIFY_FAILED: i32 = 6;
+    /// `--timeout` elapsed; the rotation can be resumed.
+    pub const TIMEOUT: i32 = 7;
+    /// The rollout failed and the previous version was restored and verified.
+    pub const FAILED_RESTORED: i32 = 8;
+    /// The rollout failed and restoring the previous version failed too.
+    pub const RESTORE_FAILED: i32 = 9;
+    /// AWS answered with an error we could not handle (after retries).
+    pub const AWS: i32 = 10;
+    /// Interrupted (Ctrl-C); the rotation can be resumed.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// What kind of failure: decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// See [`exit::BAD_INPUT`].
+    BadInput,
+    /// See [`exit::CREDENTIALS`].
+    Credentials,
+    /// See [`exit::REFUSED`].
+    Refused,
+    /// See [`exit::DEPLOY_FAILED`].
+    DeployFailed,
+    /// See [`exit::VERIFY_FAILED`].
+    VerifyFailed,
+    /// See [`exit::TIMEOUT`].
+    Timeout,
+    /// See [`exit::FAILED_RESTORED`].
+    FailedRestored,
+    /// See [`exit::RESTORE_FAILED`].
+    RestoreFailed,
+    /// See [`exit::AWS`].
+    Aws,
+    /// See [`exit::INTERRUPTED`].
+    Interrupted,
+    /// See [`exit::STALE`].
+    Stale,
+}
+
+impl Kind {
+    /// The process exit code.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Kind::BadInput => exit::BAD_INPUT,
+            Kind::Credentials => exit::CREDENTIALS,
+            Kind::Refused => exit::REFUSED,
+            Kind::DeployFailed => exit::DEPLOY_FAILED,
+            Kind::VerifyFailed => exit::VERIFY_FAILED,
+            Kind::Timeout => exit::TIMEOUT,
+            Kind::FailedRestored => exit::FAILED_RESTORED,
+            Kind::RestoreFailed => exit::RESTORE_FAILED,
+            Kind::Aws => exit::AWS,
+            Kind::Interrupted => exit::INTERRUPTED,
+            Kind::Stale => exit::STALE,
+        }
+    }
+}
+
+/// A user-facing error: headline, optional hint (what to do next), exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// What kind of failure.
+    pub kind: Kind,
+    /// One line naming the problem ("secret production/x not found in eu-west-1").
+    pub message: String,
+    /// One line naming the fix ("check the name with `aws secretsmanager list-secrets`").
+    pub hint: Option<String>,
+    /// Extra lines printed after the hint (e.g. the commands to restore by hand).
+    pub details: Vec<String>,
+}
+
+impl Error {
+    /// An error of `kind` with a message.
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), hint: None, details: Vec::new() }
+    }
+
+    /// Adds the hint: what to do next.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Adds a detail line.
+    pub fn detail(mut self, line: impl Into<String>) -> Self {
+        self.details.push(line.into());
+        self
+    }
+
+    /// Bad input.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(Kind::BadInput, message)
+    }
+
+    /// Refused before any write.
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self::new(Kind::Refused, message)
+    }
+
+    /// Credentials problem.
+    pub fn credentials(message: impl Into<String>) -> Self {
+        Self::new(Kind::Credentials, message)
+    }
+
+    /// An AWS error.
+    pub fn aws(message: impl Into<String>) -> Self {
+        Self::new(Kind::Aws, message)
+    }
+
+    /// The process exit code.
+    pub fn exit_code(&self) -> i32 {
+        self.kind.exit_code()
+    }
+
+    /// The error as printed: `error: MESSAGE` then `  hint: HINT` and the details.
+    pub fn render(&self) -> String {
+        let mut out = format!("error: {}", self.message);
+        if let Some(hint) = &self.hint {
+            out.push_str("\n  hint: ");
+            out.push_str(hint);
+        }
+        for line in &self.details {
+            out.push_str("\n  ");
+            out.push_str(line);
+        }
+        out
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Result with the user-facing error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct() {
+        let kinds = [
+            Kind::BadInput,
+            Kind::Credentials,
+            Kind::Refused,
+            Kind::DeployFailed,
+            Kind::VerifyFailed,
+            Kind::Timeout,
+            Kind::FailedRestored,
+            Kind::RestoreFailed,
+            Kind::Aws,
+            Kind::Interrupted,
+            Kind::Stale,
+        ];
+        let mut codes: Vec<i32> = kinds.iter().map(|k| k.exit_code()).collect();
+        codes.sort();
+        codes.dedup();
+        assert_eq!(codes.len(), kinds.len());
+        assert!(!codes.contains(&exit::OK));
+    }
+
+    #[test]
+    fn render_puts_hint_on_its_own_line() {
+        let e = Error::bad_input("no region given").hint("pass --region or set AWS_REGION");
+        assert_eq!(e.render(), "error: no region given\n  hint: pass --region or set AWS_REGION");
+        assert_eq!(e.exit_code(), 2);
+    }
+}
