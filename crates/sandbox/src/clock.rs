@@ -20,7 +20,12 @@ pub struct Clock {
 impl Clock {
     /// A clock starting at `start_epoch` (seconds since 1970) running at `speed`.
     pub fn new(start_epoch: f64, speed: f64) -> Self {
-        Self { base_real: Instant::now(), base_virtual: start_epoch, speed: speed.max(0.0), offset: 0.0 }
+        Self {
+            base_real: Instant::now(),
+            base_virtual: start_epoch,
+            speed: speed.max(0.0),
+            offset: 0.0,
+        }
     }
 
     /// A clock starting at the real current time.
@@ -34,7 +39,8 @@ impl Clock {
 
     /// Current virtual time, epoch seconds rounded to the millisecond.
     pub fn now(&self) -> f64 {
-        let t = self.base_virtual + self.base_real.elapsed().as_secs_f64() * self.speed + self.offset;
+        let t =
+            self.base_virtual + self.base_real.elapsed().as_secs_f64() * self.speed + self.offset;
         (t * 1000.0).floor() / 1000.0
     }
 

@@ -10,9 +10,21 @@ use crate::Shared;
 pub const PREFIX: &str = "/_sandbox/";
 
 /// Answers one control request.
-pub fn handle(world: &Shared, method: &Method, path: &str, _query: &str, _body: &[u8]) -> (StatusCode, Value) {
+pub fn handle(
+    world: &Shared,
+    method: &Method,
+    path: &str,
+    _query: &str,
+    _body: &[u8],
+) -> (StatusCode, Value) {
     match (method, path) {
-        (&Method::GET, "/_sandbox/state") => (StatusCode::OK, world.lock().expect("sandbox state lock").snapshot()),
-        _ => (StatusCode::NOT_FOUND, json!({"error": format!("no control endpoint {method} {path}")})),
+        (&Method::GET, "/_sandbox/state") => (
+            StatusCode::OK,
+            world.lock().expect("sandbox state lock").snapshot(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no control endpoint {method} {path}")}),
+        ),
     }
 }

@@ -20,12 +20,20 @@ pub struct AwsError {
 impl AwsError {
     /// A client error (HTTP 400).
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.to_string(), message: message.into(), status: 400 }
+        Self {
+            code: code.to_string(),
+            message: message.into(),
+            status: 400,
+        }
     }
 
     /// An error with an explicit HTTP status.
     pub fn with_status(code: &str, message: impl Into<String>, status: u16) -> Self {
-        Self { code: code.to_string(), message: message.into(), status }
+        Self {
+            code: code.to_string(),
+            message: message.into(),
+            status,
+        }
     }
 
     /// `InvalidParameterException` (both Secrets Manager and ECS use this name).
@@ -45,7 +53,9 @@ impl AwsError {
 
     /// A missing required request field, worded as the JSON services word it.
     pub fn missing_field(field: &str) -> Self {
-        Self::invalid_parameter(format!("Invalid request: the required parameter '{field}' is missing."))
+        Self::invalid_parameter(format!(
+            "Invalid request: the required parameter '{field}' is missing."
+        ))
     }
 
     /// The JSON 1.1 body.
@@ -55,7 +65,11 @@ impl AwsError {
 
     /// The query-protocol (STS) XML body.
     pub fn xml_body(&self, request_id: &str) -> String {
-        let kind = if self.status >= 500 { "Receiver" } else { "Sender" };
+        let kind = if self.status >= 500 {
+            "Receiver"
+        } else {
+            "Sender"
+        };
         format!(
             "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">\
 <Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error>\

@@ -23,7 +23,12 @@ pub struct Faults {}
 
 impl Faults {
     /// Decides the fault, if any, for this call (counts calls per operation for scripts).
-    pub fn check(&mut self, _service: Service, _operation: &str, _rng: &mut ChaCha8Rng) -> Option<FaultAction> {
+    pub fn check(
+        &mut self,
+        _service: Service,
+        _operation: &str,
+        _rng: &mut ChaCha8Rng,
+    ) -> Option<FaultAction> {
         None
     }
 }

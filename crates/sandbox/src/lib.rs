@@ -117,7 +117,12 @@ impl World {
     /// Advances the ECS simulation to the clock's now.
     pub fn advance(&mut self) {
         let now = self.clock.now();
-        let mut ctx = Ctx { now, region: &self.region, account: &self.account, rng: &mut self.rng };
+        let mut ctx = Ctx {
+            now,
+            region: &self.region,
+            account: &self.account,
+            rng: &mut self.rng,
+        };
         self.ecs.advance(&mut ctx, &self.secrets);
     }
 
@@ -126,11 +131,19 @@ impl World {
     pub fn call(&mut self, service: Service, operation: &str, body: &Value) -> OpResult {
         self.advance();
         let now = self.clock.now();
-        let mut ctx = Ctx { now, region: &self.region, account: &self.account, rng: &mut self.rng };
+        let mut ctx = Ctx {
+            now,
+            region: &self.region,
+            account: &self.account,
+            rng: &mut self.rng,
+        };
         let result = match service {
             Service::SecretsManager => self.secrets.handle(&mut ctx, operation, body),
             Service::Ecs => self.ecs.handle(&mut ctx, &self.secrets, operation, body),
-            Service::Sts => Err(AwsError::new("InvalidAction", "STS is served by the query protocol")),
+            Service::Sts => Err(AwsError::new(
+                "InvalidAction",
+                "STS is served by the query protocol",
+            )),
         };
         // Secret writes can change what the next task launch reads; ECS changes can start
         // tasks "now": run the scheduler once more so the state is settled at `now`.
@@ -141,7 +154,14 @@ impl World {
     /// Records a call (the server does this for every request, faults included).
     pub fn record(&mut self, service: Service, operation: &str, body: &Value, error: Option<&str>) {
         let mut subject = serde_json::Map::new();
-        for key in ["cluster", "service", "services", "SecretId", "Name", "taskDefinition"] {
+        for key in [
+            "cluster",
+            "service",
+            "services",
+            "SecretId",
+            "Name",
+            "taskDefinition",
+        ] {
             if let Some(v) = body.get(key) {
                 subject.insert(key.to_string(), v.clone());
             }

@@ -16,6 +16,15 @@ impl Scenario {
 }
 
 /// Builds a world from a scenario; `speed` and `seed` override the scenario's.
-pub fn build_world(_scenario: &Scenario, speed: Option<f64>, seed: Option<u64>) -> Result<World, String> {
-    Ok(World::new("eu-west-1", "123456789012", speed.unwrap_or(1.0), seed.unwrap_or(0)))
+pub fn build_world(
+    _scenario: &Scenario,
+    speed: Option<f64>,
+    seed: Option<u64>,
+) -> Result<World, String> {
+    Ok(World::new(
+        "eu-west-1",
+        "123456789012",
+        speed.unwrap_or(1.0),
+        seed.unwrap_or(0),
+    ))
 }

@@ -19,6 +19,20 @@ pub struct Resolved {
     pub value: String,
 }
 
+/// Where ECS gets secret values at task launch. [`SecretsStore`] is the real one; ECS unit
+/// tests use a fake.
+pub trait SecretSource {
+    /// Resolves an ECS `valueFrom` as the ECS agent does at task launch. `Err` carries the
+    /// text that follows `unable to retrieve secret from asm: ` in ECS's stoppedReason
+    /// (e.g. `ResourceNotFoundException: Secrets Manager can't find the specified secret.`).
+    fn resolve_for_ecs(
+        &self,
+        value_from: &str,
+        region: &str,
+        account: &str,
+    ) -> Result<Resolved, String>;
+}
+
 /// All secrets of the account.
 #[derive(Debug, Default)]
 pub struct SecretsStore {}
@@ -26,17 +40,25 @@ pub struct SecretsStore {}
 impl SecretsStore {
     /// Runs one Secrets Manager operation.
     pub fn handle(&mut self, _ctx: &mut Ctx<'_>, operation: &str, _body: &Value) -> OpResult {
-        Err(AwsError::new("UnknownOperationException", format!("Unknown operation {operation}")))
-    }
-
-    /// Resolves an ECS `valueFrom` as the ECS agent does at task launch. `Err` carries the
-    /// text that follows `unable to retrieve secret from asm: ` in ECS's stoppedReason.
-    pub fn resolve_for_ecs(&self, value_from: &str, _region: &str, _account: &str) -> Result<Resolved, String> {
-        Err(format!("ResourceNotFoundException: Secrets Manager can't find the specified secret: {value_from}"))
+        Err(AwsError::new(
+            "UnknownOperationException",
+            format!("Unknown operation {operation}"),
+        ))
     }
 
     /// State as JSON, without values.
     pub fn snapshot(&self) -> Value {
         Value::Array(vec![])
+    }
+}
+
+impl SecretSource for SecretsStore {
+    fn resolve_for_ecs(
+        &self,
+        value_from: &str,
+        _region: &str,
+        _account: &str,
+    ) -> Result<Resolved, String> {
+        Err(format!("ResourceNotFoundException: Secrets Manager can't find the specified secret: {value_from}"))
     }
 }

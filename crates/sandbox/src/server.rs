@@ -38,7 +38,12 @@ pub struct SandboxOptions {
 
 impl Default for SandboxOptions {
     fn default() -> Self {
-        Self { port: 0, scenario: Scenario::sample(), speed: None, seed: None }
+        Self {
+            port: 0,
+            scenario: Scenario::sample(),
+            speed: None,
+            seed: None,
+        }
     }
 }
 
@@ -102,7 +107,11 @@ impl Sandbox {
                 }
             }
         });
-        Ok(Sandbox { addr, world, shutdown: Some(tx) })
+        Ok(Sandbox {
+            addr,
+            world,
+            shutdown: Some(tx),
+        })
     }
 
     /// `http://127.0.0.1:PORT`, for `AWS_ENDPOINT_URL`.
@@ -159,7 +168,8 @@ async fn handle(world: Shared, req: Request<Incoming>) -> Answer {
         body,
     };
     if req.path.starts_with(control::PREFIX) {
-        let (status, value) = control::handle(&world, &req.method, &req.path, &req.query, &req.body);
+        let (status, value) =
+            control::handle(&world, &req.method, &req.path, &req.query, &req.body);
         return Ok(json_response(status, &value));
     }
     if let Some(target) = header(&req.headers, "x-amz-target") {
@@ -169,7 +179,10 @@ async fn handle(world: Shared, req: Request<Incoming>) -> Answer {
 }
 
 fn header(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The access key id from a SigV4 `Authorization` header, if any.
@@ -267,11 +280,15 @@ struct World_<'a> {
     rng: &'a mut rand_chacha::ChaCha8Rng,
 }
 fn split(w: &mut crate::World) -> World_<'_> {
-    World_ { faults: &mut w.faults, rng: &mut w.rng }
+    World_ {
+        faults: &mut w.faults,
+        rng: &mut w.rng,
+    }
 }
 
 async fn handle_query(world: Shared, req: &Incoming_) -> Answer {
-    let mut params: BTreeMap<String, String> = serde_urlencoded::from_bytes(&req.body).unwrap_or_default();
+    let mut params: BTreeMap<String, String> =
+        serde_urlencoded::from_bytes(&req.body).unwrap_or_default();
     if params.is_empty() && !req.query.is_empty() {
         params = serde_urlencoded::from_str(&req.query).unwrap_or_default();
     }
@@ -288,8 +305,19 @@ async fn handle_query(world: Shared, req: &Incoming_) -> Answer {
             let mut w = world.lock().expect("sandbox state lock");
             w.advance();
             let now = w.clock.now();
-            let crate::World { sts, rng, region, account, .. } = &mut *w;
-            let mut ctx = crate::Ctx { now, region, account, rng };
+            let crate::World {
+                sts,
+                rng,
+                region,
+                account,
+                ..
+            } = &mut *w;
+            let mut ctx = crate::Ctx {
+                now,
+                region,
+                account,
+                rng,
+            };
             let result = sts.handle(&mut ctx, key.as_deref(), &action, &params);
             if let Err(e) = &result {
                 if let Some(last) = w.calls.last_mut() {
@@ -309,7 +337,9 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
         .status(status)
         .header("content-type", "application/x-amz-json-1.1")
         .header("x-amzn-requestid", uuid::Uuid::new_v4().to_string())
-        .body(Full::new(Bytes::from(serde_json::to_vec(value).unwrap_or_default())))
+        .body(Full::new(Bytes::from(
+            serde_json::to_vec(value).unwrap_or_default(),
+        )))
         .expect("static response parts")
 }
 
@@ -333,11 +363,14 @@ fn xml_response(status: u16, xml: String) -> Response<Full<Bytes>> {
 /// Sleeps in real time until the virtual clock reaches `t` (used by control waits).
 pub async fn sleep_until_virtual(world: &Shared, t: f64) {
     loop {
-        let wait = world.lock().expect("sandbox state lock").clock.real_secs_until(t);
+        let wait = world
+            .lock()
+            .expect("sandbox state lock")
+            .clock
+            .real_secs_until(t);
         match wait {
             Some(s) if s > 0.0 => tokio::time::sleep(Duration::from_secs_f64(s.min(0.05))).await,
             _ => return,
         }
     }
 }
-

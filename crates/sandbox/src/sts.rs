@@ -22,6 +22,9 @@ impl Sts {
         action: &str,
         _params: &BTreeMap<String, String>,
     ) -> Result<String, AwsError> {
-        Err(AwsError::new("InvalidAction", format!("Could not find operation {action}")))
+        Err(AwsError::new(
+            "InvalidAction",
+            format!("Could not find operation {action}"),
+        ))
     }
 }

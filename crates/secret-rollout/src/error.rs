@@ -97,7 +97,12 @@ pub struct Error {
 impl Error {
     /// An error of `kind` with a message.
     pub fn new(kind: Kind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), hint: None, details: Vec::new() }
+        Self {
+            kind,
+            message: message.into(),
+            hint: None,
+            details: Vec::new(),
+        }
     }
 
     /// Adds the hint: what to do next.
@@ -196,7 +201,10 @@ mod tests {
     #[test]
     fn render_puts_hint_on_its_own_line() {
         let e = Error::bad_input("no region given").hint("pass --region or set AWS_REGION");
-        assert_eq!(e.render(), "error: no region given\n  hint: pass --region or set AWS_REGION");
+        assert_eq!(
+            e.render(),
+            "error: no region given\n  hint: pass --region or set AWS_REGION"
+        );
         assert_eq!(e.exit_code(), 2);
     }
 }
