@@ -5,4 +5,7 @@
 //! progress as [`progress::Event`]s, and fails with [`error::Error`]. The CLI (`cli`)
 //! parses, renders and maps errors to exit codes.
 
+pub mod clients;
 pub mod error;
+pub mod progress;
+pub mod rollout;

@@ -1,0 +1,396 @@
+//! Pure decisions about a rollout: given what ECS reported, where does a service stand, and
+//! is every running task proven fresh? No I/O here; `follow` and `verify` feed it.
+
+use serde::Serialize;
+
+/// One deployment of a service, as `DescribeServices` reported it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentObs {
+    /// `ecs-svc/<digits>`.
+    pub id: String,
+    /// `PRIMARY`, `ACTIVE` or `INACTIVE`.
+    pub status: String,
+    /// `IN_PROGRESS`, `COMPLETED`, `FAILED` (empty when ECS gave none).
+    pub rollout_state: String,
+    /// `rolloutStateReason`.
+    pub reason: String,
+    /// Desired task count of this deployment.
+    pub desired: i32,
+    /// Running task count.
+    pub running: i32,
+    /// Pending task count.
+    pub pending: i32,
+    /// Failed task launches (circuit-breaker count).
+    pub failed_tasks: i32,
+    /// Epoch seconds.
+    pub created_at: f64,
+}
+
+/// One service as `DescribeServices` reported it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceObs {
+    /// Cluster name or ARN as asked.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+    /// Service-level desired count.
+    pub desired: i32,
+    /// Deployments, PRIMARY first as ECS lists them.
+    pub deployments: Vec<DeploymentObs>,
+    /// Events, newest first: (epoch seconds, message).
+    pub events: Vec<(f64, String)>,
+}
+
+impl ServiceObs {
+    /// The PRIMARY deployment, if any.
+    pub fn primary(&self) -> Option<&DeploymentObs> {
+        self.deployments.iter().find(|d| d.status == "PRIMARY")
+    }
+}
+
+/// Where one service's rollout stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Stage {
+    /// New tasks are starting or old ones still serve traffic.
+    Starting,
+    /// Every old task has been told to stop: all traffic is on new tasks; old ones drain.
+    Draining,
+    /// Our deployment is COMPLETED and is the service's only deployment.
+    Completed,
+    /// The rollout failed; the text says how.
+    Failed {
+        /// Why, in words for the operator.
+        reason: String,
+    },
+}
+
+impl Stage {
+    /// Completed or failed: nothing more will happen without us.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Stage::Completed | Stage::Failed { .. })
+    }
+}
+
+/// Decides where a service stands relative to *our* deployment (`ours`), by id: a
+/// circuit-breaker rollback makes the PRIMARY carry an old id again, and the "services
+/// stable" waiter would call that success.
+///
+/// `init_failure` is the stoppedReason of a task of ours that failed to start because its
+/// secret could not be fetched (`ResourceInitializationError`): retrying cannot help, so it
+/// fails the rollout at once.
+pub fn judge(obs: &ServiceObs, ours: &str, init_failure: Option<&str>) -> Stage {
+    let Some(mine) = obs.deployments.iter().find(|d| d.id == ours) else {
+        let now = obs.primary().map(|p| p.id.as_str()).unwrap_or("none");
+        return Stage::Failed {
+            reason: format!("deployment {ours} is no longer listed (primary is now {now})"),
+        };
+    };
+    if let Some(reason) = init_failure {
+        return Stage::Failed {
+            reason: format!("new tasks cannot start: {reason}"),
+        };
+    }
+    if mine.rollout_state == "FAILED" {
+        let why = if mine.reason.is_empty() {
+            "deployment failed"
+        } else {
+            &mine.reason
+        };
+        return Stage::Failed {
+            reason: why.to_string(),
+        };
+    }
+    if mine.status != "PRIMARY" {
+        let primary = obs.primary().map(|p| p.id.as_str()).unwrap_or("none");
+        return Stage::Failed {
+            reason: format!("deployment {ours} was superseded: {primary} is now primary (a rollback or another deploy)"),
+        };
+    }
+    if mine.rollout_state == "COMPLETED" && obs.deployments.len() == 1 {
+        return Stage::Completed;
+    }
+    let others_serving = obs
+        .deployments
+        .iter()
+        .filter(|d| d.id != ours)
+        .any(|d| d.running + d.pending > 0);
+    if mine.running >= mine.desired && !others_serving {
+        return Stage::Draining;
+    }
+    Stage::Starting
+}
+
+/// One task as `DescribeTasks` reported it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskObs {
+    /// Task ARN.
+    pub arn: String,
+    /// `startedBy`: the deployment id for service tasks.
+    pub started_by: String,
+    /// `lastStatus`.
+    pub last_status: String,
+    /// `desiredStatus`.
+    pub desired_status: String,
+    /// `createdAt`, epoch seconds.
+    pub created_at: f64,
+    /// `startedAt`, epoch seconds, when it has started.
+    pub started_at: Option<f64>,
+    /// Task definition ARN.
+    pub task_definition_arn: String,
+}
+
+impl TaskObs {
+    /// The 32-hex task id at the end of the ARN.
+    pub fn id(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or(&self.arn)
+    }
+}
+
+/// Why a running task is not proven fresh.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StaleTask {
+    /// Task id.
+    pub task: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The proof for one service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Proof {
+    /// Running tasks proven fresh.
+    pub fresh: usize,
+    /// Running tasks seen in all.
+    pub total: usize,
+    /// Earliest and latest `startedAt` of the fresh tasks.
+    pub started: Option<(f64, f64)>,
+    /// Tasks that are not proven fresh.
+    pub stale: Vec<StaleTask>,
+}
+
+impl Proof {
+    /// Every running task is proven fresh (and there is at least one when any is desired).
+    pub fn holds(&self, desired: i32) -> bool {
+        self.stale.is_empty() && (desired == 0 || self.fresh > 0)
+    }
+}
+
+/// Proves freshness: every task still meant to run must have been started by our deployment
+/// and created after the moment the value it should hold existed (`since`: the new
+/// version's creation date, or the restore time in a restore phase).
+pub fn prove(tasks: &[TaskObs], ours: &str, since: f64) -> Proof {
+    let mut fresh = 0;
+    let mut started: Option<(f64, f64)> = None;
+    let mut stale = Vec::new();
+    let mut total = 0;
+    for t in tasks.iter().filter(|t| t.desired_status == "RUNNING") {
+        total += 1;
+        if t.started_by != ours {
+            let by = if t.started_by.is_empty() {
+                "not a deployment"
+            } else {
+                &t.started_by
+            };
+            stale.push(StaleTask {
+                task: t.id().to_string(),
+                reason: format!("started by {by}, not {ours}"),
+            });
+        } else if t.created_at < since {
+            stale.push(StaleTask {
+                task: t.id().to_string(),
+                reason: format!(
+                    "created {:.3}s before the value it must hold existed",
+                    since - t.created_at
+                ),
+            });
+        } else if t.last_status != "RUNNING" {
+            stale.push(StaleTask {
+                task: t.id().to_string(),
+                reason: format!("is {} not RUNNING", t.last_status),
+            });
+        } else {
+            fresh += 1;
+            let s = t.started_at.unwrap_or(t.created_at);
+            started = Some(match started {
+                None => (s, s),
+                Some((lo, hi)) => (lo.min(s), hi.max(s)),
+            });
+        }
+    }
+    Proof {
+        fresh,
+        total,
+        started,
+        stale,
+    }
+}
+
+/// The ResourceInitializationError reason among stopped tasks of ours, if any.
+pub fn init_failure<'a>(stopped_reasons: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    stopped_reasons
+        .into_iter()
+        .find(|r| r.starts_with("ResourceInitializationError"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dep(id: &str, status: &str, state: &str, desired: i32, running: i32) -> DeploymentObs {
+        DeploymentObs {
+            id: id.into(),
+            status: status.into(),
+            rollout_state: state.into(),
+            reason: String::new(),
+            desired,
+            running,
+            pending: 0,
+            failed_tasks: 0,
+            created_at: 0.0,
+        }
+    }
+
+    fn svc(deployments: Vec<DeploymentObs>) -> ServiceObs {
+        ServiceObs {
+            cluster: "c".into(),
+            name: "api".into(),
+            desired: 3,
+            deployments,
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn starting_while_old_tasks_serve() {
+        let s = svc(vec![
+            dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 3, 2),
+            dep("ecs-svc/1", "ACTIVE", "COMPLETED", 0, 2),
+        ]);
+        assert_eq!(judge(&s, "ecs-svc/2", None), Stage::Starting);
+    }
+
+    #[test]
+    fn draining_once_old_tasks_are_told_to_stop() {
+        let s = svc(vec![
+            dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 3, 3),
+            dep("ecs-svc/1", "ACTIVE", "COMPLETED", 0, 0),
+        ]);
+        assert_eq!(judge(&s, "ecs-svc/2", None), Stage::Draining);
+    }
+
+    #[test]
+    fn completed_only_when_alone() {
+        let s = svc(vec![dep("ecs-svc/2", "PRIMARY", "COMPLETED", 3, 3)]);
+        assert_eq!(judge(&s, "ecs-svc/2", None), Stage::Completed);
+        let s = svc(vec![
+            dep("ecs-svc/2", "PRIMARY", "COMPLETED", 3, 3),
+            dep("ecs-svc/1", "ACTIVE", "COMPLETED", 0, 0),
+        ]);
+        assert_eq!(judge(&s, "ecs-svc/2", None), Stage::Draining);
+    }
+
+    #[test]
+    fn rollback_to_old_id_is_failure_even_when_stable() {
+        // After a circuit-breaker rollback the PRIMARY carries the old id and is COMPLETED:
+        // the waiter calls this stable; we call it failed.
+        let mut failed = dep("ecs-svc/2", "ACTIVE", "FAILED", 0, 0);
+        failed.reason = "ECS deployment circuit breaker: tasks failed to start.".into();
+        let s = svc(vec![
+            dep("ecs-svc/1", "PRIMARY", "IN_PROGRESS", 3, 1),
+            failed,
+        ]);
+        match judge(&s, "ecs-svc/2", None) {
+            Stage::Failed { reason } => assert!(reason.contains("circuit breaker"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let s = svc(vec![dep("ecs-svc/1", "PRIMARY", "COMPLETED", 3, 3)]);
+        assert!(matches!(judge(&s, "ecs-svc/2", None), Stage::Failed { .. }));
+    }
+
+    #[test]
+    fn superseded_by_another_deploy() {
+        let s = svc(vec![
+            dep("ecs-svc/3", "PRIMARY", "IN_PROGRESS", 3, 0),
+            dep("ecs-svc/2", "ACTIVE", "IN_PROGRESS", 0, 3),
+        ]);
+        match judge(&s, "ecs-svc/2", None) {
+            Stage::Failed { reason } => assert!(reason.contains("superseded"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn init_failure_fails_at_once() {
+        let s = svc(vec![
+            dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 3, 0),
+            dep("ecs-svc/1", "ACTIVE", "COMPLETED", 0, 3),
+        ]);
+        let reasons = [
+            "Scaling activity initiated by (deployment ecs-svc/1)",
+            "ResourceInitializationError: unable to pull secrets",
+        ];
+        let why = init_failure(reasons.iter().copied());
+        assert!(matches!(judge(&s, "ecs-svc/2", why), Stage::Failed { .. }));
+        assert_eq!(init_failure(reasons[..1].iter().copied()), None);
+    }
+
+    fn task(id: &str, by: &str, created: f64, status: &str) -> TaskObs {
+        TaskObs {
+            arn: format!("arn:aws:ecs:eu-west-1:1:task/c/{id}"),
+            started_by: by.into(),
+            last_status: status.into(),
+            desired_status: "RUNNING".into(),
+            created_at: created,
+            started_at: Some(created + 5.0),
+            task_definition_arn: "td".into(),
+        }
+    }
+
+    #[test]
+    fn proof_holds_for_fresh_tasks() {
+        let tasks = vec![
+            task("a", "ecs-svc/2", 110.0, "RUNNING"),
+            task("b", "ecs-svc/2", 120.0, "RUNNING"),
+        ];
+        let p = prove(&tasks, "ecs-svc/2", 100.0);
+        assert!(p.holds(2));
+        assert_eq!((p.fresh, p.total), (2, 2));
+        assert_eq!(p.started, Some((115.0, 125.0)));
+    }
+
+    #[test]
+    fn proof_rejects_old_deployment_and_early_tasks() {
+        let tasks = vec![
+            task("a", "ecs-svc/2", 110.0, "RUNNING"),
+            task("b", "ecs-svc/1", 120.0, "RUNNING"),
+            task("c", "ecs-svc/2", 90.0, "RUNNING"),
+            task("d", "ecs-svc/2", 130.0, "PENDING"),
+        ];
+        let p = prove(&tasks, "ecs-svc/2", 100.0);
+        assert!(!p.holds(4));
+        let ids: Vec<&str> = p.stale.iter().map(|s| s.task.as_str()).collect();
+        assert_eq!(ids, ["b", "c", "d"]);
+        assert_eq!(p.fresh, 1);
+    }
+
+    #[test]
+    fn tasks_told_to_stop_do_not_count() {
+        let mut draining = task("b", "ecs-svc/1", 10.0, "DEACTIVATING");
+        draining.desired_status = "STOPPED".into();
+        let p = prove(
+            &[task("a", "ecs-svc/2", 110.0, "RUNNING"), draining],
+            "ecs-svc/2",
+            100.0,
+        );
+        assert!(p.holds(1));
+        assert_eq!(p.total, 1);
+    }
+
+    #[test]
+    fn no_task_at_all_is_no_proof_when_tasks_are_desired() {
+        let p = prove(&[], "ecs-svc/2", 100.0);
+        assert!(!p.holds(2));
+        assert!(p.holds(0));
+    }
+}
