@@ -6,6 +6,8 @@
 //! parses, renders and maps errors to exit codes.
 
 pub mod clients;
+pub mod discovery;
 pub mod error;
 pub mod progress;
 pub mod rollout;
+pub mod secret;
