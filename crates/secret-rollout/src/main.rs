@@ -1,1 +1,7 @@
-fn main() {}
+//! `secret-rollout`: see README.md. `main` parses, dispatches and exits with the code.
+
+mod cli;
+
+fn main() {
+    std::process::exit(cli::main());
+}
