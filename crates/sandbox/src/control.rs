@@ -1,30 +1,240 @@
 //! The HTTP control API under [`PREFIX`]: load scenarios, set rules, faults and clock speed,
-//! read the whole state.
+//! read the whole state. Every endpoint answers JSON; a bad request gets 400 with
+//! `{"error": "..."}`. The same operations are methods on [`World`] for in-process tests.
+//! Documented in `SCENARIOS.md`.
 
 use hyper::{Method, StatusCode};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::Shared;
+use crate::ecs::{HealthRule, Timing};
+use crate::faults::FaultRule;
+use crate::{scenario, Scenario, Shared, World};
 
 /// Path prefix reserved for the control API.
 pub const PREFIX: &str = "/_sandbox/";
+
+impl World {
+    /// Replaces the fault rules (call counters restart). `Err` if a rule is invalid.
+    pub fn set_faults(&mut self, rules: Vec<FaultRule>) -> Result<(), String> {
+        self.faults.set(rules)
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
+    /// Replaces the ECS health rules (after running the simulation to now, so the rules
+    /// only affect what happens from now on).
+    pub fn set_health_rules(&mut self, rules: Vec<HealthRule>) {
+        self.advance();
+        self.ecs.set_health_rules(rules);
+    }
+
+    /// Sets the task timing of one service (`cluster` and `service` given) or the default
+    /// of services created from now on (both absent).
+    pub fn set_timing(
+        &mut self,
+        cluster: Option<&str>,
+        service: Option<&str>,
+        timing: Timing,
+    ) -> Result<(), String> {
+        self.advance();
+        match (cluster, service) {
+            (None, None) => {
+                self.ecs.set_default_timing(timing);
+                Ok(())
+            }
+            (Some(c), Some(s)) => self
+                .ecs
+                .set_service_timing(c, s, timing)
+                .map_err(|e| e.to_string()),
+            _ => Err("give both cluster and service, or neither".to_string()),
+        }
+    }
+
+    /// Changes the clock's speed from now on.
+    pub fn set_speed(&mut self, speed: f64) -> Result<(), String> {
+        if !speed.is_finite() || speed < 0.0 {
+            return Err(format!("speed {speed} must be a number, 0 or more"));
+        }
+        self.advance();
+        self.clock.set_speed(speed);
+        Ok(())
+    }
+
+    /// Jumps virtual time forward and runs the simulation to the new now.
+    pub fn advance_clock(&mut self, seconds: f64) -> Result<(), String> {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return Err(format!("seconds {seconds} must be a number, 0 or more"));
+        }
+        self.clock.advance(seconds);
+        self.advance();
+        Ok(())
+    }
+
+    /// Expires every STS session issued so far.
+    pub fn expire_sessions(&mut self) {
+        self.sts.expire_sessions();
+    }
+
+    /// Replaces the whole world with one built from `scenario` (its own speed and seed).
+    pub fn load_scenario(&mut self, scenario: &Scenario) -> Result<(), String> {
+        *self = scenario::build_world(scenario, None, None)?;
+        Ok(())
+    }
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> (StatusCode, Value) {
+    (status, json!({ "error": message.into() }))
+}
+
+fn bad(message: impl Into<String>) -> (StatusCode, Value) {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+fn ok(extra: Value) -> (StatusCode, Value) {
+    let mut v = json!({"ok": true});
+    if let (Some(m), Value::Object(e)) = (v.as_object_mut(), extra) {
+        m.extend(e);
+    }
+    (StatusCode::OK, v)
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, (StatusCode, Value)> {
+    serde_json::from_slice(body).map_err(|e| bad(format!("invalid JSON body: {e}")))
+}
+
+/// A number field of a JSON object body.
+fn number(body: &[u8], key: &str) -> Result<f64, (StatusCode, Value)> {
+    let v: Value = parse(body)?;
+    v.get(key)
+        .and_then(Value::as_f64)
+        .ok_or_else(|| bad(format!("body must be {{\"{key}\": NUMBER}}")))
+}
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
 
 /// Answers one control request.
 pub fn handle(
     world: &Shared,
     method: &Method,
     path: &str,
-    _query: &str,
-    _body: &[u8],
+    query: &str,
+    body: &[u8],
 ) -> (StatusCode, Value) {
-    match (method, path) {
-        (&Method::GET, "/_sandbox/state") => (
+    // A panic elsewhere must not make the control API unusable.
+    let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+    let path = path.trim_end_matches('/');
+    let result = match (method, path) {
+        (&Method::GET, "/_sandbox/state") => Ok((StatusCode::OK, w.snapshot())),
+        (&Method::GET, "/_sandbox/calls") => {
+            let service = query_param(query, "service");
+            let operation = query_param(query, "operation");
+            let calls: Vec<Value> = w
+                .calls
+                .iter()
+                .filter(|c| {
+                    service.is_none_or(|s| {
+                        crate::faults::service_name(c.service).eq_ignore_ascii_case(s)
+                    })
+                })
+                .filter(|c| operation.is_none_or(|o| c.operation == o))
+                .map(|c| serde_json::to_value(c).unwrap_or(Value::Null))
+                .collect();
+            Ok((StatusCode::OK, json!({ "calls": calls })))
+        }
+        (&Method::DELETE, "/_sandbox/calls") => {
+            w.calls.clear();
+            Ok(ok(json!({})))
+        }
+        (&Method::POST, "/_sandbox/scenario") => (|| {
+            let text = std::str::from_utf8(body).map_err(|_| bad("scenario is not UTF-8"))?;
+            if text.trim().is_empty() {
+                return Err(bad("empty body: send a scenario in TOML"));
+            }
+            let s = Scenario::from_toml(text).map_err(|e| bad(format!("scenario: {e}")))?;
+            w.load_scenario(&s)
+                .map_err(|e| bad(format!("scenario: {e}")))?;
+            Ok(ok(json!({
+                "region": w.region, "account": w.account,
+                "secrets": w.secrets.len(),
+            })))
+        })(),
+        (&Method::GET, "/_sandbox/faults") => Ok((StatusCode::OK, json!(w.faults.rules()))),
+        (&Method::PUT, "/_sandbox/faults") => (|| {
+            let rules: Vec<FaultRule> = parse(body)?;
+            let n = rules.len();
+            w.set_faults(rules).map_err(bad)?;
+            Ok(ok(json!({ "rules": n })))
+        })(),
+        (&Method::DELETE, "/_sandbox/faults") => {
+            w.clear_faults();
+            Ok(ok(json!({})))
+        }
+        (&Method::PUT, "/_sandbox/health-rules") => (|| {
+            let rules: Vec<HealthRule> = parse(body)?;
+            let n = rules.len();
+            w.set_health_rules(rules);
+            Ok(ok(json!({ "rules": n })))
+        })(),
+        (&Method::PUT, "/_sandbox/timing") => (|| {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Req {
+                cluster: Option<String>,
+                service: Option<String>,
+                timing: Timing,
+            }
+            let r: Req = parse(body)?;
+            w.set_timing(r.cluster.as_deref(), r.service.as_deref(), r.timing)
+                .map_err(bad)?;
+            Ok(ok(json!({})))
+        })(),
+        (&Method::GET, "/_sandbox/clock") => Ok((
             StatusCode::OK,
-            world.lock().expect("sandbox state lock").snapshot(),
-        ),
-        _ => (
+            json!({"now": w.clock.now(), "speed": w.clock.speed()}),
+        )),
+        (&Method::PUT, "/_sandbox/clock") => (|| {
+            let speed = number(body, "speed")?;
+            w.set_speed(speed).map_err(bad)?;
+            Ok(ok(json!({"now": w.clock.now(), "speed": w.clock.speed()})))
+        })(),
+        (&Method::POST, "/_sandbox/clock/advance") => (|| {
+            let seconds = number(body, "seconds")?;
+            w.advance_clock(seconds).map_err(bad)?;
+            Ok(ok(json!({"now": w.clock.now(), "speed": w.clock.speed()})))
+        })(),
+        (&Method::POST, "/_sandbox/sts/expire-sessions") => {
+            w.expire_sessions();
+            Ok(ok(json!({})))
+        }
+        (
+            _,
+            "/_sandbox/state"
+            | "/_sandbox/calls"
+            | "/_sandbox/scenario"
+            | "/_sandbox/faults"
+            | "/_sandbox/health-rules"
+            | "/_sandbox/timing"
+            | "/_sandbox/clock"
+            | "/_sandbox/clock/advance"
+            | "/_sandbox/sts/expire-sessions",
+        ) => Err(error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{method} is not allowed on {path}"),
+        )),
+        _ => Err(error(
             StatusCode::NOT_FOUND,
-            json!({"error": format!("no control endpoint {method} {path}")}),
-        ),
-    }
+            format!("no control endpoint {method} {path}"),
+        )),
+    };
+    result.unwrap_or_else(|e| e)
 }

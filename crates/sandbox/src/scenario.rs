@@ -1,30 +1,807 @@
 //! Scenario files (TOML): the world a sandbox starts with.
+//!
+//! A scenario is built through the AWS operations themselves (CreateSecret,
+//! PutSecretValue, CreateCluster, RegisterTaskDefinition, CreateService...), one virtual
+//! hour before the clock's start, and the simulation then runs that hour so services are
+//! settled when the first client call arrives. Anything a scenario holds can therefore
+//! also be made by any AWS client. The format is documented in `SCENARIOS.md`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
-use crate::World;
+use crate::ecs::{HealthRule, Timing};
+use crate::faults::FaultRule;
+use crate::sts::{Sts, StsConfig};
+use crate::{clock, Ctx, World};
+
+/// How long before the clock's start the scenario is built (virtual seconds).
+const BUILD_LEAD: f64 = 3600.0;
 
 /// A scenario.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Scenario {}
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Region served.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// Account id served.
+    #[serde(default = "default_account")]
+    pub account: String,
+    /// Seed for ids and probabilistic rules.
+    #[serde(default)]
+    pub seed: u64,
+    /// Virtual seconds per real second.
+    #[serde(default = "default_speed")]
+    pub speed: f64,
+    /// Virtual start time: epoch seconds or RFC 3339 text; real now when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartTime>,
+    /// Access keys, roles and the minimum session duration.
+    #[serde(default)]
+    pub sts: StsConfig,
+    /// Secrets.
+    #[serde(default)]
+    pub secrets: Vec<SecretSpec>,
+    /// Clusters, as CreateCluster requests (`clusterName`).
+    #[serde(default)]
+    pub clusters: Vec<Map<String, Value>>,
+    /// Task definitions, as RegisterTaskDefinition requests.
+    #[serde(default)]
+    pub task_definitions: Vec<Map<String, Value>>,
+    /// Services, as CreateService requests plus an optional `timing`.
+    #[serde(default)]
+    pub services: Vec<ServiceSpec>,
+    /// Default task timing of every service without its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+    /// Health rules (applied once the initial deployments have settled).
+    #[serde(default)]
+    pub health_rules: Vec<HealthRule>,
+    /// Fault rules.
+    #[serde(default)]
+    pub faults: Vec<FaultRule>,
+}
+
+fn default_region() -> String {
+    "eu-west-1".to_string()
+}
+fn default_account() -> String {
+    "123456789012".to_string()
+}
+fn default_speed() -> f64 {
+    1.0
+}
+
+/// A virtual start time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StartTime {
+    /// Epoch seconds.
+    Epoch(f64),
+    /// RFC 3339 (`2026-01-05T09:00:00Z`).
+    Text(String),
+}
+
+impl StartTime {
+    fn epoch(&self) -> Result<f64, String> {
+        match self {
+            StartTime::Epoch(e) => Ok(*e),
+            StartTime::Text(t) => {
+                time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
+                    .map(|d| d.unix_timestamp_nanos() as f64 / 1e9)
+                    .map_err(|e| format!("start {t:?} is not an RFC 3339 time: {e}"))
+            }
+        }
+    }
+}
+
+/// One version's value: a string or a JSON table.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VersionSpec {
+    /// The `SecretString`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// A table stored as its JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+    /// The version id (the ClientRequestToken, 32..64 characters); random when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Staging labels for this version (`VersionStages` of PutSecretValue); the put's
+    /// default (`AWSCURRENT`) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for VersionSpec {
+    // Values stay out of Debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VersionSpec")
+            .field("version_id", &self.version_id)
+            .field("stages", &self.stages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VersionSpec {
+    fn secret_string(&self, name: &str) -> Result<String, String> {
+        match (&self.value, &self.json) {
+            (Some(v), None) => Ok(v.clone()),
+            (None, Some(j)) => serde_json::to_string(j).map_err(|e| e.to_string()),
+            _ => Err(format!(
+                "secret {name}: give exactly one of `value` and `json`"
+            )),
+        }
+    }
+}
+
+/// A secret of a scenario.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// Secret name.
+    pub name: String,
+    /// The current value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// The current value as a table, stored as its JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<Value>,
+    /// The current version's id (32..64 characters); random when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Pins the ARN's 6-character suffix so task definitions can quote full ARNs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arn_suffix: Option<String>,
+    /// `Description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Earlier versions, oldest first (the current value is put after them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<VersionSpec>,
+    /// `true`: rotation configured and on; `false`: configured then cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_enabled: Option<bool>,
+    /// Rotation Lambda ARN (a made-up one when rotation is on and this is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_lambda_arn: Option<String>,
+    /// The managing service (`rds`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owning_service: Option<String>,
+    /// Scheduled for deletion (DeleteSecret with the default 30-day window).
+    #[serde(default)]
+    pub deleted: bool,
+    /// Tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SecretSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretSpec")
+            .field("name", &self.name)
+            .field("arn_suffix", &self.arn_suffix)
+            .field("versions", &self.versions.len())
+            .field("deleted", &self.deleted)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A service of a scenario: a CreateService request plus its timing.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// This service's task timing (default timing when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+    /// The CreateService request (`cluster`, `serviceName`, `taskDefinition`, ...).
+    #[serde(flatten)]
+    pub request: Map<String, Value>,
+}
+
+impl SecretSpec {
+    /// The current version as a [`VersionSpec`].
+    pub fn current(&self) -> VersionSpec {
+        VersionSpec {
+            value: self.value.clone(),
+            json: self.json.clone(),
+            version_id: self.version_id.clone(),
+            stages: None,
+        }
+    }
+}
 
 impl Scenario {
     /// The built-in sample scenario (mirrors `shared/reference/sample-environment.md`).
     pub fn sample() -> Scenario {
-        Scenario::default()
+        Scenario::from_toml(SAMPLE_TOML).expect("the built-in sample scenario parses")
+    }
+
+    /// Parses a scenario. `Err` says what is wrong and where.
+    pub fn from_toml(text: &str) -> Result<Scenario, String> {
+        let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// Reads and parses a scenario file; errors name the file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Scenario, String> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read scenario: {e}", path.display()))?;
+        Scenario::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Checks what parsing cannot: value fields, rules, names.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.speed.is_nan() || self.speed < 0.0 {
+            return Err(format!("speed {} must be 0 or more", self.speed));
+        }
+        if let Some(s) = &self.start {
+            s.epoch()?;
+        }
+        let mut seen = std::collections::HashSet::new();
+        for s in &self.secrets {
+            if !seen.insert(&s.name) {
+                return Err(format!("secret {} is listed twice", s.name));
+            }
+            s.current().secret_string(&s.name)?;
+            for v in &s.versions {
+                v.secret_string(&s.name)?;
+            }
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            f.validate().map_err(|e| format!("faults[{i}]: {e}"))?;
+        }
+        for (i, r) in self.sts.roles.iter().enumerate() {
+            if let Some(seed) = &r.totp_seed {
+                crate::sts::totp_code(seed, 0)
+                    .map_err(|e| format!("sts.roles[{i}] ({}): {e}", r.arn))?;
+            }
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            if !s.request.contains_key("serviceName") {
+                return Err(format!("services[{i}]: serviceName is missing"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A large generated scenario for benchmarks: `services` services of
+    /// `tasks_per_service` tasks spread over `clusters` clusters, reading secrets from a
+    /// pool of one secret per ten services plus one shared secret, by reference path and
+    /// by full ARN.
+    pub fn generated(services: usize, tasks_per_service: usize, clusters: usize) -> Scenario {
+        let clusters = clusters.max(1);
+        let pool = (services / 10).max(1);
+        let mut secrets = vec![SecretSpec {
+            name: "generated/shared".into(),
+            value: Some("shared-value".into()),
+            arn_suffix: Some("Shared".into()),
+            ..Default::default()
+        }];
+        for i in 0..pool {
+            secrets.push(SecretSpec {
+                name: format!("generated/secret-{i}"),
+                value: Some(format!("value-{i}")),
+                ..Default::default()
+            });
+        }
+        let shared_arn =
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:generated/shared-Shared";
+        let mut task_definitions = Vec::with_capacity(services);
+        let mut service_specs = Vec::with_capacity(services);
+        for i in 0..services {
+            let family = format!("svc-{i}");
+            task_definitions.push(obj(json!({
+                "family": family,
+                "requiresCompatibilities": ["FARGATE"],
+                "networkMode": "awsvpc",
+                "cpu": "256",
+                "memory": "512",
+                "containerDefinitions": [{
+                    "name": "app",
+                    "image": "example/app:1",
+                    "essential": true,
+                    "secrets": [
+                        {"name": "SHARED", "valueFrom": shared_arn},
+                        {"name": "OWN", "valueFrom": format!("/aws/reference/secretsmanager/generated/secret-{}", i % pool)},
+                    ],
+                }],
+            })));
+            service_specs.push(ServiceSpec {
+                timing: None,
+                request: obj(json!({
+                    "cluster": format!("cluster-{}", i % clusters),
+                    "serviceName": family,
+                    "taskDefinition": family,
+                    "desiredCount": tasks_per_service,
+                    "launchType": "FARGATE",
+                    "deploymentConfiguration": {
+                        "minimumHealthyPercent": 50,
+                        "maximumPercent": 200,
+                        "deploymentCircuitBreaker": {"enable": true, "rollback": true},
+                    },
+                })),
+            });
+        }
+        Scenario {
+            region: default_region(),
+            account: default_account(),
+            seed: 1,
+            speed: 1.0,
+            start: None,
+            sts: StsConfig::default(),
+            secrets,
+            clusters: (0..clusters)
+                .map(|c| obj(json!({"clusterName": format!("cluster-{c}")})))
+                .collect(),
+            task_definitions,
+            services: service_specs,
+            timing: None,
+            health_rules: Vec::new(),
+            faults: Vec::new(),
+        }
+    }
+
+    /// Every `valueFrom` in the scenario's task definitions, as (family, container,
+    /// valueFrom): `secrets[]`, `logConfiguration.secretOptions[]` and
+    /// `repositoryCredentials.credentialsParameter`.
+    pub fn secret_references(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for td in &self.task_definitions {
+            let family = td.get("family").and_then(Value::as_str).unwrap_or_default();
+            let containers = td
+                .get("containerDefinitions")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            for c in containers {
+                let cname = c.get("name").and_then(Value::as_str).unwrap_or_default();
+                let mut push = |v: &Value| {
+                    if let Some(s) = v.as_str() {
+                        out.push((family.to_string(), cname.to_string(), s.to_string()));
+                    }
+                };
+                for list in [
+                    c.get("secrets"),
+                    c.pointer("/logConfiguration/secretOptions"),
+                ]
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_array)
+                {
+                    for s in list {
+                        if let Some(v) = s.get("valueFrom") {
+                            push(v);
+                        }
+                    }
+                }
+                if let Some(v) = c.pointer("/repositoryCredentials/credentialsParameter") {
+                    push(v);
+                }
+            }
+        }
+        out
     }
 }
 
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// The sample scenario's text.
+pub const SAMPLE_TOML: &str = include_str!("../scenarios/sample.toml");
+
 /// Builds a world from a scenario; `speed` and `seed` override the scenario's.
 pub fn build_world(
-    _scenario: &Scenario,
+    scenario: &Scenario,
     speed: Option<f64>,
     seed: Option<u64>,
 ) -> Result<World, String> {
-    Ok(World::new(
-        "eu-west-1",
-        "123456789012",
-        speed.unwrap_or(1.0),
-        seed.unwrap_or(0),
-    ))
+    scenario.validate()?;
+    let speed = speed.unwrap_or(scenario.speed);
+    let seed = seed.unwrap_or(scenario.seed);
+    let mut world = World::new(&scenario.region, &scenario.account, speed, seed);
+    if let Some(start) = &scenario.start {
+        world.clock = clock::Clock::new(start.epoch()?, speed);
+    }
+    world.sts = Sts::new(scenario.sts.clone());
+    if let Some(t) = &scenario.timing {
+        world.ecs.set_default_timing(t.clone());
+    }
+    let t0 = world.clock.now() - BUILD_LEAD;
+    let World {
+        region,
+        account,
+        rng,
+        secrets,
+        ecs,
+        ..
+    } = &mut world;
+
+    for spec in &scenario.secrets {
+        build_secret(spec, t0, region, account, rng, secrets)?;
+    }
+
+    let mut ctx = Ctx {
+        now: t0,
+        region,
+        account,
+        rng,
+    };
+    for c in &scenario.clusters {
+        let name = c
+            .get("clusterName")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        ecs.handle(
+            &mut ctx,
+            secrets,
+            "CreateCluster",
+            &Value::Object(c.clone()),
+        )
+        .map_err(|e| format!("cluster {name}: {e}"))?;
+    }
+    for td in &scenario.task_definitions {
+        let family = td.get("family").and_then(Value::as_str).unwrap_or("?");
+        ecs.handle(
+            &mut ctx,
+            secrets,
+            "RegisterTaskDefinition",
+            &Value::Object(td.clone()),
+        )
+        .map_err(|e| format!("task definition {family}: {e}"))?;
+    }
+    for s in &scenario.services {
+        let name = s
+            .request
+            .get("serviceName")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let cluster = s
+            .request
+            .get("cluster")
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        ecs.handle(
+            &mut ctx,
+            secrets,
+            "CreateService",
+            &Value::Object(s.request.clone()),
+        )
+        .map_err(|e| format!("service {name}: {e}"))?;
+        // Before the simulation runs, so the initial deployment already uses it.
+        if let Some(t) = &s.timing {
+            let cluster_name = cluster.rsplit('/').next().unwrap_or(cluster);
+            ecs.set_service_timing(cluster_name, name, t.clone())
+                .map_err(|e| format!("service {name}: timing: {e}"))?;
+        }
+    }
+    // Run the past hour: initial deployments settle before the first client call.
+    world.advance();
+    // Health rules only now, so the initial deployments are not hit by them.
+    world.ecs.set_health_rules(scenario.health_rules.clone());
+    world.faults.set(scenario.faults.clone())?;
+    Ok(world)
+}
+
+/// Creates one secret through CreateSecret / PutSecretValue / DeleteSecret / RotateSecret.
+fn build_secret(
+    spec: &SecretSpec,
+    t0: f64,
+    region: &str,
+    account: &str,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    secrets: &mut crate::secrets::SecretsStore,
+) -> Result<(), String> {
+    let name = spec.name.as_str();
+    let err = |e: crate::AwsError| format!("secret {name}: {e}");
+    // Earlier versions a day apart, the current one at t0.
+    let current = spec.current();
+    let all: Vec<&VersionSpec> = spec
+        .versions
+        .iter()
+        .chain(std::iter::once(&current))
+        .collect();
+    let n = all.len();
+    for (i, v) in all.iter().enumerate() {
+        let mut ctx = Ctx {
+            now: t0 - 86400.0 * (n - 1 - i) as f64,
+            region,
+            account,
+            rng,
+        };
+        let mut body = json!({ "SecretString": v.secret_string(name)? });
+        if let Some(id) = &v.version_id {
+            body["ClientRequestToken"] = json!(id);
+        }
+        if i == 0 {
+            body["Name"] = json!(name);
+            if let Some(d) = &spec.description {
+                body["Description"] = json!(d);
+            }
+            if !spec.tags.is_empty() {
+                body["Tags"] = Value::Array(
+                    spec.tags
+                        .iter()
+                        .map(|(k, v)| json!({"Key": k, "Value": v}))
+                        .collect(),
+                );
+            }
+            secrets
+                .handle(&mut ctx, "CreateSecret", &body)
+                .map_err(err)?;
+            if let Some(suffix) = &spec.arn_suffix {
+                secrets.set_arn_suffix(name, suffix)?;
+            }
+            // CreateSecret has no VersionStages: labels other than AWSCURRENT for the
+            // first version are applied with UpdateSecretVersionStage.
+            if let Some(stages) = &v.stages {
+                let vid = secrets
+                    .find(name)
+                    .and_then(|s| s.current())
+                    .map(|v| v.id.clone())
+                    .unwrap_or_default();
+                for st in stages.iter().filter(|s| *s != crate::secrets::AWSCURRENT) {
+                    secrets
+                        .handle(
+                            &mut ctx,
+                            "UpdateSecretVersionStage",
+                            &json!({"SecretId": name, "VersionStage": st, "MoveToVersionId": vid}),
+                        )
+                        .map_err(err)?;
+                }
+            }
+        } else {
+            body["SecretId"] = json!(name);
+            if let Some(stages) = &v.stages {
+                body["VersionStages"] = json!(stages);
+            }
+            secrets
+                .handle(&mut ctx, "PutSecretValue", &body)
+                .map_err(err)?;
+        }
+    }
+    let mut ctx = Ctx {
+        now: t0,
+        region,
+        account,
+        rng,
+    };
+    if let Some(enabled) = spec.rotation_enabled {
+        let lambda = spec.rotation_lambda_arn.clone().unwrap_or_else(|| {
+            format!(
+                "arn:{}:lambda:{region}:{account}:function:SecretsManagerRotation",
+                crate::secrets::partition_for(region)
+            )
+        });
+        secrets
+            .handle(
+                &mut ctx,
+                "RotateSecret",
+                &json!({"SecretId": name, "RotationLambdaARN": lambda,
+                        "RotationRules": {"AutomaticallyAfterDays": 30}, "RotateImmediately": false}),
+            )
+            .map_err(err)?;
+        if !enabled {
+            secrets
+                .handle(&mut ctx, "CancelRotateSecret", &json!({"SecretId": name}))
+                .map_err(err)?;
+        }
+    }
+    if let Some(o) = &spec.owning_service {
+        // No AWS operation sets this: other services (RDS...) do it on real AWS.
+        secrets.set_owning_service(name, o)?;
+    }
+    if spec.deleted {
+        secrets
+            .handle(&mut ctx, "DeleteSecret", &json!({"SecretId": name}))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretSource;
+
+    #[test]
+    fn sample_parses_with_the_real_shape() {
+        let s = Scenario::sample();
+        assert_eq!(
+            (s.region.as_str(), s.account.as_str()),
+            ("eu-west-1", "123456789012")
+        );
+        assert_eq!(
+            s.secrets.len(),
+            13,
+            "12 read by tasks + api_rds_credentials"
+        );
+        let refs: Vec<_> = s
+            .secret_references()
+            .into_iter()
+            .filter(|(f, _, _)| {
+                [
+                    "production-front",
+                    "production-api",
+                    "production-pdf",
+                    "production-admin",
+                ]
+                .contains(&f.as_str())
+            })
+            .collect();
+        assert_eq!(refs.len(), 16);
+        let by_path = refs
+            .iter()
+            .filter(|(_, _, v)| v.starts_with("/aws/reference/secretsmanager/production/"))
+            .count();
+        assert_eq!(by_path, 14);
+        assert!(refs.iter().all(|(_, c, _)| c == "app"));
+        let distinct: std::collections::BTreeSet<_> = refs
+            .iter()
+            .map(|(_, _, v)| v.rsplit("production/").next().unwrap().to_string())
+            .map(|n| {
+                n.trim_end_matches("-Xy12Ab")
+                    .trim_end_matches("-Qw34Er")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(distinct.len(), 12, "{distinct:?}");
+        assert_eq!(s.services.len(), 4);
+        let families: Vec<_> = s
+            .task_definitions
+            .iter()
+            .map(|t| t["family"].as_str().unwrap().to_string())
+            .collect();
+        for f in [
+            "production-migrations",
+            "production-seeding",
+            "production-api-cron",
+        ] {
+            assert!(families.contains(&f.to_string()), "{f}");
+        }
+    }
+
+    #[test]
+    fn sample_secrets_resolve_every_reference() {
+        // Secrets only: the ECS part is exercised by the ECS side's tests.
+        let mut s = Scenario::sample();
+        let refs = s.secret_references();
+        s.clusters.clear();
+        s.task_definitions.clear();
+        s.services.clear();
+        let world = build_world(&s, None, None).unwrap();
+        assert_eq!(world.secrets.len(), 13);
+        for (family, _, vf) in refs {
+            let r = world
+                .secrets
+                .resolve_for_ecs(&vf, "eu-west-1", "123456789012")
+                .unwrap_or_else(|e| panic!("{family} {vf}: {e}"));
+            assert!(!r.value.is_empty());
+        }
+        let creds = world
+            .secrets
+            .find("production/api_rds_credentials")
+            .unwrap();
+        let v: Value = serde_json::from_str(&creds.current().unwrap().value.as_text()).unwrap();
+        for k in [
+            "username",
+            "password",
+            "engine",
+            "host",
+            "port",
+            "dbClusterIdentifier",
+        ] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+    }
+
+    #[test]
+    fn secret_options_build_through_the_api() {
+        let s = Scenario::from_toml(
+            r#"
+            start = "2026-01-05T09:00:00Z"
+            [[secrets]]
+            name = "a"
+            value = "v3"
+            version_id = "cccccccccccccccccccccccccccccccc"
+            rotation_enabled = true
+            owning_service = "rds"
+            tags = { team = "lpa" }
+            [[secrets.versions]]
+            value = "v1"
+            version_id = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            [[secrets.versions]]
+            json = { k = "v2" }
+            version_id = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+            [[secrets]]
+            name = "gone"
+            value = "x"
+            deleted = true
+            "#,
+        )
+        .unwrap();
+        let world = build_world(&s, Some(0.0), None).unwrap();
+        assert_eq!(world.clock.now(), 1_767_603_600.0);
+        let a = world.secrets.find("a").unwrap();
+        let ids: Vec<_> = a
+            .versions
+            .iter()
+            .map(|v| (v.id.as_str(), v.stages.clone()))
+            .collect();
+        assert_eq!(ids[0], ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", vec![]));
+        assert_eq!(ids[1].1, vec!["AWSPREVIOUS".to_string()]);
+        assert_eq!(
+            ids[2],
+            (
+                "cccccccccccccccccccccccccccccccc",
+                vec!["AWSCURRENT".to_string()]
+            )
+        );
+        assert_eq!(a.versions[1].value.as_text(), r#"{"k":"v2"}"#);
+        assert_eq!(a.rotation_enabled, Some(true));
+        assert_eq!(a.owning_service.as_deref(), Some("rds"));
+        assert!(a.versions[0].created < a.versions[2].created);
+        assert!(world.secrets.find("gone").unwrap().is_deleted());
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let e = Scenario::from_toml("[[secrets]]\nname = \"a\"\n").unwrap_err();
+        assert!(e.contains("secret a") && e.contains("value"), "{e}");
+        let e = Scenario::from_toml("bogus = 1\n").unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+        let e = Scenario::from_toml("[[faults]]\nkind = \"drop\"\nservice = \"s3\"\n").unwrap_err();
+        assert!(e.contains("faults[0]"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, "speed = \"fast\"\n").unwrap();
+        let e = Scenario::load(&p).unwrap_err();
+        assert!(e.contains("bad.toml") && e.contains("speed"), "{e}");
+        let e = Scenario::load(dir.path().join("missing.toml")).unwrap_err();
+        assert!(e.contains("missing.toml"), "{e}");
+        let e = build_world(
+            &Scenario::from_toml("[[secrets]]\nname=\"a\"\nvalue=\"x\"\narn_suffix=\"short\"\n")
+                .unwrap(),
+            None,
+            None,
+        )
+        .err()
+        .unwrap();
+        assert!(e.contains("arn_suffix"), "{e}");
+    }
+
+    #[test]
+    fn generated_scenario_has_the_asked_shape() {
+        let s = Scenario::generated(1000, 10, 4);
+        assert_eq!(s.services.len(), 1000);
+        assert_eq!(s.clusters.len(), 4);
+        let tasks: u64 = s
+            .services
+            .iter()
+            .map(|x| x.request["desiredCount"].as_u64().unwrap())
+            .sum();
+        assert_eq!(tasks, 10_000);
+        let mut secrets_only = s.clone();
+        secrets_only.task_definitions.clear();
+        secrets_only.services.clear();
+        secrets_only.clusters.clear();
+        let w = build_world(&secrets_only, None, None).unwrap();
+        for (_, _, vf) in s.secret_references().iter().take(50) {
+            assert!(
+                w.secrets
+                    .resolve_for_ecs(vf, "eu-west-1", "123456789012")
+                    .is_ok(),
+                "{vf}"
+            );
+        }
+    }
 }

@@ -248,8 +248,8 @@ async fn admit(
 ) -> Result<Result<(), AwsError>, DropConnection> {
     let action = {
         let mut w = world.lock().expect("sandbox state lock");
-        let now = w.clock.now();
-        if let Err(e) = w.sts.authenticate(access_key, now) {
+        // Session expiry is checked on the real clock inside (credentials are real-world).
+        if let Err(e) = w.sts.authenticate(service, access_key) {
             w.record(service, operation, body, Some(&e.code));
             return Ok(Err(e));
         }
