@@ -6,3 +6,4 @@
 //! parses, renders and maps errors to exit codes.
 
 pub mod error;
+pub mod reference;
