@@ -495,7 +495,7 @@ mod tests {
         let other_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/x-ZZZZZZ";
         let cases: &[(&str, &str, &str, bool)] = &[
             (ARN, ARN, name, true),
-            (&"arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/x-AbC1eF:password::", ARN, name, true),
+            ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/x-AbC1eF:password::", ARN, name, true),
             // Same name, another incarnation of the secret.
             (ARN, other_arn, name, false),
             ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/x", ARN, name, true),
@@ -545,7 +545,7 @@ mod tests {
         let cases: &[(&str, Option<Pin>)] = &[
             (ARN, None),
             ("/aws/reference/secretsmanager/production/x", None),
-            (&"arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/x-AbC1eF:password::", None),
+            ("arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/x-AbC1eF:password::", None),
             (
                 "arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/x-AbC1eF::AWSCURRENT:",
                 None,
