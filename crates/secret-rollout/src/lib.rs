@@ -5,5 +5,6 @@
 //! progress as [`progress::Event`]s, and fails with [`error::Error`]. The CLI (`cli`)
 //! parses, renders and maps errors to exit codes.
 
+pub mod consumers;
 pub mod error;
 pub mod reference;
