@@ -5,6 +5,7 @@
 //! progress as [`progress::Event`]s, and fails with [`error::Error`]. The CLI (`cli`)
 //! parses, renders and maps errors to exit codes.
 
+pub mod config;
 pub mod consumers;
 pub mod error;
 pub mod reference;
