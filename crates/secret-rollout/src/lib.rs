@@ -9,3 +9,4 @@ pub mod config;
 pub mod consumers;
 pub mod error;
 pub mod reference;
+pub mod value;
