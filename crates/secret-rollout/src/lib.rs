@@ -6,8 +6,12 @@
 //! parses, renders and maps errors to exit codes.
 
 pub mod clients;
+pub mod config;
+pub mod consumers;
 pub mod discovery;
 pub mod error;
 pub mod progress;
+pub mod reference;
 pub mod rollout;
 pub mod secret;
+pub mod value;

@@ -1,0 +1,1095 @@
+//! Who reads a secret, and what to do with each reader: pure decisions.
+//!
+//! The caller describes the environment's services and their task definitions (plain types
+//! below; `From` conversions from the ECS SDK types are provided) and [`classify`] decides:
+//!
+//! - **redeploy**: a service reads a target secret through an unpinned reference and is
+//!   deployed by ECS with tasks wanted. Each service appears once, whatever number of
+//!   target secrets it reads; its [`Consumer::reads`] say which secrets and where.
+//! - **pinned**: every reference of the service to the target secrets is pinned (version id,
+//!   or a stage other than `AWSCURRENT`). It would not pick up the new value, so it is
+//!   reported and left alone. A service with a pinned *and* an unpinned reference is
+//!   redeployed, and its pins are kept in its reads for the report.
+//! - **idle**: desired count 0: nothing runs, the next task launched reads the new value.
+//! - **unsupported**: deployment controller `CODE_DEPLOY` or `EXTERNAL`: a forced new
+//!   deployment does not roll them out, so [`Plan::refusal`] stops the command before any
+//!   write.
+//! - **excluded**: left out by `--services`.
+//! - **one-off**: task families no service runs (migrations, cron): they pick up the new
+//!   value at their next run.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::reference::{parse_value_from, Pin};
+
+/// A secret being replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSecret {
+    /// Full ARN (with the 6-character suffix), from DescribeSecret.
+    pub arn: String,
+    /// Name, from DescribeSecret.
+    pub name: String,
+}
+
+/// Where in a container definition a secret is referenced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// `secrets[]`: an environment variable.
+    Secret {
+        /// The environment variable's name.
+        env: String,
+    },
+    /// `logConfiguration.secretOptions[]`.
+    LogOption {
+        /// The log driver option's name.
+        name: String,
+    },
+    /// `repositoryCredentials.credentialsParameter`.
+    RepositoryCredentials,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Secret { env } => write!(f, "env {env}"),
+            Place::LogOption { name } => write!(f, "log option {name}"),
+            Place::RepositoryCredentials => f.write_str("repository credentials"),
+        }
+    }
+}
+
+/// One secret reference in a task definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefSite {
+    /// Container name.
+    pub container: String,
+    /// Where in the container.
+    pub place: Place,
+    /// The `valueFrom` (or `credentialsParameter`) as written.
+    pub value_from: String,
+}
+
+/// The parts of a task definition revision that matter here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDef {
+    /// Task definition ARN (`...:task-definition/FAMILY:REVISION`).
+    pub arn: String,
+    /// Family.
+    pub family: String,
+    /// Revision.
+    pub revision: i32,
+    /// Every secret reference of every container (Secrets Manager or not).
+    pub refs: Vec<RefSite>,
+}
+
+/// A service's deployment controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controller {
+    /// `ECS` rolling deployments (the default).
+    Ecs,
+    /// `CODE_DEPLOY` blue/green.
+    CodeDeploy,
+    /// `EXTERNAL`.
+    External,
+}
+
+impl fmt::Display for Controller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Controller::Ecs => "ECS",
+            Controller::CodeDeploy => "CODE_DEPLOY",
+            Controller::External => "EXTERNAL",
+        })
+    }
+}
+
+/// A service as described by DescribeServices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInfo {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+    /// Service ARN.
+    pub arn: String,
+    /// The task definition ARN the service runs.
+    pub task_definition_arn: String,
+    /// Desired count.
+    pub desired: i32,
+    /// Running count.
+    pub running: i32,
+    /// Pending count.
+    pub pending: i32,
+    /// Deployment controller.
+    pub controller: Controller,
+    /// `minimumHealthyPercent` (ECS default 100 when absent).
+    pub min_healthy_percent: i32,
+    /// `maximumPercent` (ECS default 200 when absent).
+    pub max_percent: i32,
+    /// `deploymentCircuitBreaker` as `(enable, rollback)`.
+    pub circuit_breaker: Option<(bool, bool)>,
+}
+
+impl ServiceInfo {
+    /// `cluster/name`, unique across the environment's clusters.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey {
+            cluster: self.cluster.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// Identifies a service across clusters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.cluster, self.name)
+    }
+}
+
+/// The last path segment of an ARN like `arn:aws:ecs:R:A:cluster/NAME`; the input itself
+/// when it is not an ARN (DescribeServices may be given names).
+pub fn name_from_arn(arn: &str) -> &str {
+    if arn.starts_with("arn:") {
+        arn.rsplit('/').next().unwrap_or(arn)
+    } else {
+        arn
+    }
+}
+
+impl From<&aws_sdk_ecs::types::TaskDefinition> for TaskDef {
+    fn from(td: &aws_sdk_ecs::types::TaskDefinition) -> Self {
+        let mut refs = Vec::new();
+        for c in td.container_definitions() {
+            let container = c.name().unwrap_or_default().to_string();
+            for s in c.secrets() {
+                refs.push(RefSite {
+                    container: container.clone(),
+                    place: Place::Secret {
+                        env: s.name().to_string(),
+                    },
+                    value_from: s.value_from().to_string(),
+                });
+            }
+            if let Some(log) = c.log_configuration() {
+                for s in log.secret_options() {
+                    refs.push(RefSite {
+                        container: container.clone(),
+                        place: Place::LogOption {
+                            name: s.name().to_string(),
+                        },
+                        value_from: s.value_from().to_string(),
+                    });
+                }
+            }
+            if let Some(creds) = c.repository_credentials() {
+                refs.push(RefSite {
+                    container: container.clone(),
+                    place: Place::RepositoryCredentials,
+                    value_from: creds.credentials_parameter().to_string(),
+                });
+            }
+        }
+        TaskDef {
+            arn: td.task_definition_arn().unwrap_or_default().to_string(),
+            family: td.family().unwrap_or_default().to_string(),
+            revision: td.revision(),
+            refs,
+        }
+    }
+}
+
+impl From<&aws_sdk_ecs::types::Service> for ServiceInfo {
+    /// The cluster name is taken from the service's `clusterArn`.
+    fn from(s: &aws_sdk_ecs::types::Service) -> Self {
+        use aws_sdk_ecs::types::DeploymentControllerType as T;
+        let controller = match s.deployment_controller().map(|c| c.r#type()) {
+            Some(T::CodeDeploy) => Controller::CodeDeploy,
+            Some(T::External) => Controller::External,
+            // ECS, absent (the default), or a type this SDK does not know: an unknown one
+            // is treated as ECS's own, since refusing it would block every rotation.
+            _ => Controller::Ecs,
+        };
+        let config = s.deployment_configuration();
+        ServiceInfo {
+            cluster: name_from_arn(s.cluster_arn().unwrap_or_default()).to_string(),
+            name: s.service_name().unwrap_or_default().to_string(),
+            arn: s.service_arn().unwrap_or_default().to_string(),
+            task_definition_arn: s.task_definition().unwrap_or_default().to_string(),
+            desired: s.desired_count(),
+            running: s.running_count(),
+            pending: s.pending_count(),
+            controller,
+            min_healthy_percent: config
+                .and_then(|c| c.minimum_healthy_percent())
+                .unwrap_or(100),
+            max_percent: config.and_then(|c| c.maximum_percent()).unwrap_or(200),
+            circuit_breaker: config
+                .and_then(|c| c.deployment_circuit_breaker())
+                .map(|b| (b.enable(), b.rollback())),
+        }
+    }
+}
+
+/// One reference to one target secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRead {
+    /// The target secret's ARN.
+    pub secret_arn: String,
+    /// The target secret's name.
+    pub secret_name: String,
+    /// Where it is referenced.
+    pub site: RefSite,
+    /// `Some` when this reference will not pick up the new value.
+    pub pin: Option<Pin>,
+    /// The JSON key the reference selects, if any.
+    pub json_key: Option<String>,
+}
+
+/// A service that reads at least one target secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    /// The service.
+    pub service: ServiceInfo,
+    /// Its task definition's revision.
+    pub task_definition_revision: i32,
+    /// Every reference to a target secret.
+    pub reads: Vec<SecretRead>,
+}
+
+impl Consumer {
+    /// The pinned references (reported: they keep the old value even after a redeploy).
+    pub fn pinned_reads(&self) -> impl Iterator<Item = &SecretRead> {
+        self.reads.iter().filter(|r| r.pin.is_some())
+    }
+
+    /// Whether it reads this secret through at least one unpinned reference.
+    pub fn follows(&self, secret_arn: &str) -> bool {
+        self.reads
+            .iter()
+            .any(|r| r.secret_arn == secret_arn && r.pin.is_none())
+    }
+
+    /// The distinct target secrets it reads (ARNs, in order of first reference).
+    pub fn secrets(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for r in &self.reads {
+            if !out.contains(&r.secret_arn.as_str()) {
+                out.push(&r.secret_arn);
+            }
+        }
+        out
+    }
+}
+
+/// A task family that no service runs but that reads a target secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyConsumer {
+    /// Family.
+    pub family: String,
+    /// The revision inspected.
+    pub revision: i32,
+    /// Its task definition ARN.
+    pub task_definition_arn: String,
+    /// Every reference to a target secret.
+    pub reads: Vec<SecretRead>,
+}
+
+/// What happens to the consumers of one secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretPlan {
+    /// The secret.
+    pub secret: TargetSecret,
+    /// Redeployed, and they follow this secret: they will run on its new value.
+    pub redeploy: Vec<ServiceKey>,
+    /// Every reference of theirs to this secret is pinned: they keep the old value (some
+    /// are still redeployed for another secret; see [`Plan::redeploy`]).
+    pub pinned: Vec<ServiceKey>,
+    /// Desired count 0: skipped.
+    pub idle: Vec<ServiceKey>,
+    /// CODE_DEPLOY / EXTERNAL: the command refuses (see [`Plan::refusal`]).
+    pub unsupported: Vec<ServiceKey>,
+    /// Left out by `--services`: they keep the old value until their next deployment.
+    pub excluded: Vec<ServiceKey>,
+    /// One-off families: pick up the new value at their next run.
+    pub one_off: Vec<String>,
+}
+
+/// The decision for a set of target secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Plan {
+    /// Per secret, in the order given.
+    pub secrets: Vec<SecretPlan>,
+    /// Services to redeploy, each once, in the order the services were given.
+    pub redeploy: Vec<Consumer>,
+    /// Services whose every reference to the targets is pinned: reported, not redeployed.
+    pub pinned: Vec<Consumer>,
+    /// Desired count 0: listed, skipped.
+    pub idle: Vec<Consumer>,
+    /// CODE_DEPLOY / EXTERNAL consumers.
+    pub unsupported: Vec<Consumer>,
+    /// Consumers left out by `--services`.
+    pub excluded: Vec<Consumer>,
+    /// Families no service runs that read a target.
+    pub one_off: Vec<FamilyConsumer>,
+}
+
+impl Plan {
+    /// The refusal to give before any write when a consumer cannot be redeployed by ECS.
+    pub fn refusal(&self) -> Option<Error> {
+        let first = self.unsupported.first()?;
+        let all_codedeploy = self
+            .unsupported
+            .iter()
+            .all(|c| c.service.controller == Controller::CodeDeploy);
+        let (message, hint) = if self.unsupported.len() == 1 {
+            let s = &first.service;
+            (
+                format!(
+                    "service {} in cluster {} reads the secret but is deployed by {}, which a forced new deployment does not roll out",
+                    s.name, s.cluster, s.controller
+                ),
+                match s.controller {
+                    Controller::CodeDeploy => "deploy it with CodeDeploy after the write, or exclude it with --services".to_string(),
+                    _ => "deploy it with its external controller after the write, or exclude it with --services".to_string(),
+                },
+            )
+        } else {
+            let list = self
+                .unsupported
+                .iter()
+                .map(|c| format!("{} ({})", c.service.key(), c.service.controller))
+                .collect::<Vec<_>>()
+                .join(", ");
+            (
+                format!(
+                    "{} services read the secret but are not deployed by ECS, so a forced new deployment does not roll them out: {list}",
+                    self.unsupported.len()
+                ),
+                if all_codedeploy {
+                    "deploy them with CodeDeploy after the write, or exclude them with --services".to_string()
+                } else {
+                    "deploy them with their own controller after the write, or exclude them with --services".to_string()
+                },
+            )
+        };
+        Some(Error::refused(message).hint(hint))
+    }
+
+    /// Every consumer service, whatever its fate.
+    pub fn consumers(&self) -> impl Iterator<Item = &Consumer> {
+        self.redeploy
+            .iter()
+            .chain(&self.pinned)
+            .chain(&self.idle)
+            .chain(&self.unsupported)
+            .chain(&self.excluded)
+    }
+}
+
+/// Collects the references of `td` to any of `secrets`.
+fn reads_of(td: &TaskDef, secrets: &[TargetSecret]) -> Vec<SecretRead> {
+    let mut reads = Vec::new();
+    for site in &td.refs {
+        let Some(r) = parse_value_from(&site.value_from) else {
+            continue;
+        };
+        for secret in secrets {
+            if r.matches(&secret.arn, &secret.name) {
+                reads.push(SecretRead {
+                    secret_arn: secret.arn.clone(),
+                    secret_name: secret.name.clone(),
+                    site: site.clone(),
+                    pin: r.pin(),
+                    json_key: r.json_key.clone(),
+                });
+            }
+        }
+    }
+    reads
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Redeploy,
+    Pinned,
+    Idle,
+    Unsupported,
+    Excluded,
+}
+
+/// Decides what happens to every reader of `secrets`.
+///
+/// `task_defs` maps each service's `task_definition_arn` to its description;
+/// `families_without_service` are the latest ACTIVE revisions of the families no service
+/// runs. `only` is `--services`: names (or `cluster/name`) of consumers to keep; a name that
+/// is not a consumer of any target is bad input.
+pub fn classify(
+    secrets: &[TargetSecret],
+    services: &[ServiceInfo],
+    task_defs: &HashMap<String, TaskDef>,
+    families_without_service: &[TaskDef],
+    only: Option<&[String]>,
+) -> Result<Plan> {
+    let mut consumers: Vec<(Consumer, Fate)> = Vec::new();
+    for service in services {
+        let td = task_defs.get(&service.task_definition_arn).ok_or_else(|| {
+            Error::aws(format!(
+                "task definition {} of service {} was not described",
+                service.task_definition_arn,
+                service.key()
+            ))
+            .hint("this is a bug in secret-rollout: please report it with the command you ran")
+        })?;
+        let reads = reads_of(td, secrets);
+        if reads.is_empty() {
+            continue;
+        }
+        let consumer = Consumer {
+            service: service.clone(),
+            task_definition_revision: td.revision,
+            reads,
+        };
+        let fate = if consumer.reads.iter().all(|r| r.pin.is_some()) {
+            Fate::Pinned
+        } else if service.desired == 0 {
+            // Nothing runs: the next task launched reads the new value, whatever deploys it.
+            Fate::Idle
+        } else if service.controller != Controller::Ecs {
+            Fate::Unsupported
+        } else {
+            Fate::Redeploy
+        };
+        consumers.push((consumer, fate));
+    }
+
+    if let Some(only) = only {
+        let selected = |c: &Consumer| {
+            only.iter()
+                .any(|n| *n == c.service.name || *n == c.service.key().to_string())
+        };
+        let unknown: Vec<&str> = only
+            .iter()
+            .filter(|n| {
+                !consumers
+                    .iter()
+                    .any(|(c, _)| **n == c.service.name || **n == c.service.key().to_string())
+            })
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            let names = secrets
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mut known: Vec<String> = consumers
+                .iter()
+                .map(|(c, _)| c.service.name.clone())
+                .collect();
+            known.dedup();
+            let hint = if known.is_empty() {
+                "no service reads it: drop --services".to_string()
+            } else {
+                format!("the services that read it are: {}", known.join(", "))
+            };
+            return Err(Error::bad_input(format!(
+                "--services names {} that {} not read {names}",
+                unknown.join(", "),
+                if unknown.len() == 1 { "does" } else { "do" }
+            ))
+            .hint(hint));
+        }
+        for (c, fate) in &mut consumers {
+            if !selected(c) {
+                *fate = Fate::Excluded;
+            }
+        }
+    }
+
+    let mut plan = Plan::default();
+    for secret in secrets {
+        let mut sp = SecretPlan {
+            secret: secret.clone(),
+            redeploy: Vec::new(),
+            pinned: Vec::new(),
+            idle: Vec::new(),
+            unsupported: Vec::new(),
+            excluded: Vec::new(),
+            one_off: Vec::new(),
+        };
+        for (c, fate) in &consumers {
+            if !c.reads.iter().any(|r| r.secret_arn == secret.arn) {
+                continue;
+            }
+            let key = c.service.key();
+            let list = match fate {
+                Fate::Excluded => &mut sp.excluded,
+                // Redeployed for another secret but pinned for this one: still stale.
+                _ if !c.follows(&secret.arn) => &mut sp.pinned,
+                Fate::Redeploy => &mut sp.redeploy,
+                Fate::Pinned => &mut sp.pinned,
+                Fate::Idle => &mut sp.idle,
+                Fate::Unsupported => &mut sp.unsupported,
+            };
+            list.push(key);
+        }
+        plan.secrets.push(sp);
+    }
+    for (c, fate) in consumers {
+        match fate {
+            Fate::Redeploy => plan.redeploy.push(c),
+            Fate::Pinned => plan.pinned.push(c),
+            Fate::Idle => plan.idle.push(c),
+            Fate::Unsupported => plan.unsupported.push(c),
+            Fate::Excluded => plan.excluded.push(c),
+        }
+    }
+    for td in families_without_service {
+        let reads = reads_of(td, secrets);
+        if reads.is_empty() {
+            continue;
+        }
+        for sp in &mut plan.secrets {
+            if reads.iter().any(|r| r.secret_arn == sp.secret.arn)
+                && !sp.one_off.contains(&td.family)
+            {
+                sp.one_off.push(td.family.clone());
+            }
+        }
+        plan.one_off.push(FamilyConsumer {
+            family: td.family.clone(),
+            revision: td.revision,
+            task_definition_arn: td.arn.clone(),
+            reads,
+        });
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+
+    const ACCOUNT: &str = "123456789012";
+    const REGION: &str = "eu-west-1";
+    const CLUSTER: &str = "production-online-lpa";
+
+    fn secret_arn(name: &str) -> String {
+        // A stable fake 6-character suffix per name.
+        let sum: u32 = name.bytes().map(u32::from).sum();
+        format!(
+            "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{name}-Ab{:04}",
+            sum % 10000
+        )
+    }
+
+    fn target(short: &str) -> TargetSecret {
+        let name = format!("production/{short}");
+        TargetSecret {
+            arn: secret_arn(&name),
+            name,
+        }
+    }
+
+    fn ssm(short: &str) -> String {
+        format!("/aws/reference/secretsmanager/production/{short}")
+    }
+
+    fn env_site(env: &str, value_from: String) -> RefSite {
+        RefSite {
+            container: "app".into(),
+            place: Place::Secret { env: env.into() },
+            value_from,
+        }
+    }
+
+    fn td(family: &str, refs: Vec<RefSite>) -> TaskDef {
+        TaskDef {
+            arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:7"),
+            family: family.into(),
+            revision: 7,
+            refs,
+        }
+    }
+
+    fn service(name: &str, desired: i32) -> ServiceInfo {
+        ServiceInfo {
+            cluster: CLUSTER.into(),
+            name: name.into(),
+            arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{CLUSTER}/{name}"),
+            task_definition_arn: format!(
+                "arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/production-{name}:7"
+            ),
+            desired,
+            running: desired,
+            pending: 0,
+            controller: Controller::Ecs,
+            min_healthy_percent: 50,
+            max_percent: 200,
+            circuit_breaker: Some((true, true)),
+        }
+    }
+
+    /// The sample environment of `shared/reference/sample-environment.md`.
+    struct Sample {
+        services: Vec<ServiceInfo>,
+        task_defs: HashMap<String, TaskDef>,
+        families: Vec<TaskDef>,
+    }
+
+    fn sample() -> Sample {
+        let front = vec![
+            env_site("OPG_LPA_FRONT_CSRF_SALT", ssm("opg_lpa_front_csrf_salt")),
+            env_site(
+                "OPG_LPA_FRONT_EMAIL_NOTIFY_API_KEY",
+                ssm("opg_lpa_api_notify_api_key"),
+            ),
+            env_site(
+                "OPG_LPA_FRONT_GOV_PAY_KEY",
+                ssm("opg_lpa_front_gov_pay_key"),
+            ),
+            env_site(
+                "OPG_LPA_COMMON_ACCOUNT_CLEANUP_NOTIFICATION_RECIPIENTS",
+                ssm("opg_lpa_common_account_cleanup_notification_recipients"),
+            ),
+            env_site(
+                "OPG_LPA_FRONT_OS_PLACES_HUB_LICENSE_KEY",
+                ssm("opg_lpa_front_os_places_hub_license_key"),
+            ),
+            env_site(
+                "OPG_LPA_COMMON_REDIS_AUTH_TOKEN",
+                secret_arn("production/elasticache_auth_token"),
+            ),
+            env_site(
+                "CLIENT_ID",
+                secret_arn("production/mock-onelogin-client-id"),
+            ),
+        ];
+        let api = [
+            "opg_lpa_api_notify_api_key",
+            "api_rds_username",
+            "api_rds_password",
+            "opg_lpa_common_account_cleanup_notification_recipients",
+            "opg_lpa_api_auth_log_salt",
+            "opg_lpa_admin_service_secret",
+        ]
+        .iter()
+        .map(|s| env_site(&s.to_uppercase(), ssm(s)))
+        .collect();
+        let admin = [
+            "opg_lpa_common_account_cleanup_notification_recipients",
+            "opg_lpa_admin_service_secret",
+        ]
+        .iter()
+        .map(|s| env_site(&s.to_uppercase(), ssm(s)))
+        .collect();
+        let pdf = vec![env_site(
+            "OWNER_PASSWORD",
+            ssm("opg_lpa_pdf_owner_password"),
+        )];
+        let mut task_defs = HashMap::new();
+        let mut services = Vec::new();
+        for (name, desired, mut refs) in [
+            ("front", 3, front),
+            ("api", 3, api),
+            ("pdf", 2, pdf),
+            ("admin", 1, admin),
+        ] {
+            // The web container has no secrets but a log option that is not a secret.
+            refs.push(RefSite {
+                container: "web".into(),
+                place: Place::LogOption {
+                    name: "token".into(),
+                },
+                value_from: "/production/log_token".into(),
+            });
+            let s = service(name, desired);
+            task_defs.insert(
+                s.task_definition_arn.clone(),
+                td(&format!("production-{name}"), refs),
+            );
+            services.push(s);
+        }
+        let families = vec![
+            td(
+                "production-migrations",
+                [
+                    "api_rds_username",
+                    "api_rds_password",
+                    "opg_lpa_api_auth_log_salt",
+                ]
+                .iter()
+                .map(|s| env_site(s, ssm(s)))
+                .collect(),
+            ),
+            td(
+                "production-seeding",
+                vec![env_site("X", ssm("opg_lpa_admin_service_secret"))],
+            ),
+            td("production-api-cron", vec![]),
+        ];
+        Sample {
+            services,
+            task_defs,
+            families,
+        }
+    }
+
+    fn names(list: &[Consumer]) -> Vec<&str> {
+        list.iter().map(|c| c.service.name.as_str()).collect()
+    }
+
+    fn keys(list: &[ServiceKey]) -> Vec<&str> {
+        list.iter().map(|k| k.name.as_str()).collect()
+    }
+
+    fn run(s: &Sample, secrets: &[TargetSecret], only: Option<&[String]>) -> Result<Plan> {
+        classify(secrets, &s.services, &s.task_defs, &s.families, only)
+    }
+
+    #[test]
+    fn shared_secret_is_read_by_front_api_admin_not_pdf() {
+        let s = sample();
+        let t = target("opg_lpa_common_account_cleanup_notification_recipients");
+        let plan = run(&s, std::slice::from_ref(&t), None).unwrap();
+        assert_eq!(names(&plan.redeploy), ["front", "api", "admin"]);
+        assert!(plan.pinned.is_empty() && plan.idle.is_empty() && plan.unsupported.is_empty());
+        assert!(plan.one_off.is_empty());
+        assert!(plan.refusal().is_none());
+        assert_eq!(keys(&plan.secrets[0].redeploy), ["front", "api", "admin"]);
+        let front = &plan.redeploy[0];
+        assert_eq!(front.reads.len(), 1);
+        assert_eq!(
+            front.reads[0].site.place,
+            Place::Secret {
+                env: "OPG_LPA_COMMON_ACCOUNT_CLEANUP_NOTIFICATION_RECIPIENTS".into()
+            }
+        );
+    }
+
+    #[test]
+    fn secret_by_full_arn_is_found() {
+        let s = sample();
+        let plan = run(&s, &[target("elasticache_auth_token")], None).unwrap();
+        assert_eq!(names(&plan.redeploy), ["front"]);
+    }
+
+    #[test]
+    fn two_secrets_redeploy_each_service_once() {
+        let s = sample();
+        let a = target("opg_lpa_common_account_cleanup_notification_recipients");
+        let b = target("opg_lpa_admin_service_secret");
+        let plan = run(&s, &[a.clone(), b.clone()], None).unwrap();
+        assert_eq!(names(&plan.redeploy), ["front", "api", "admin"]);
+        let api = &plan.redeploy[1];
+        assert_eq!(api.secrets(), [a.arn.as_str(), b.arn.as_str()]);
+        assert_eq!(keys(&plan.secrets[1].redeploy), ["api", "admin"]);
+        // admin service secret is read by the seeding family too.
+        assert_eq!(plan.secrets[1].one_off, ["production-seeding"]);
+        assert!(plan.secrets[0].one_off.is_empty());
+    }
+
+    #[test]
+    fn one_off_families_are_listed() {
+        let s = sample();
+        let plan = run(&s, &[target("api_rds_password")], None).unwrap();
+        assert_eq!(names(&plan.redeploy), ["api"]);
+        assert_eq!(plan.one_off.len(), 1);
+        assert_eq!(plan.one_off[0].family, "production-migrations");
+        assert_eq!(plan.secrets[0].one_off, ["production-migrations"]);
+    }
+
+    #[test]
+    fn unread_secret_has_no_consumers() {
+        let s = sample();
+        let plan = run(&s, &[target("nobody_reads_this")], None).unwrap();
+        assert_eq!(plan.consumers().count(), 0);
+        assert!(plan.one_off.is_empty());
+    }
+
+    #[test]
+    fn pinned_only_is_reported_not_redeployed() {
+        let mut s = sample();
+        let t = target("opg_lpa_pdf_owner_password");
+        let pdf = s.services[2].task_definition_arn.clone();
+        s.task_defs.get_mut(&pdf).unwrap().refs[0].value_from = format!("{}::AWSPREVIOUS:", t.arn);
+        let plan = run(&s, std::slice::from_ref(&t), None).unwrap();
+        assert!(plan.redeploy.is_empty());
+        assert_eq!(names(&plan.pinned), ["pdf"]);
+        assert_eq!(keys(&plan.secrets[0].pinned), ["pdf"]);
+        assert_eq!(
+            plan.pinned[0].reads[0].pin,
+            Some(Pin::Stage("AWSPREVIOUS".into()))
+        );
+    }
+
+    #[test]
+    fn pinned_and_unpinned_is_redeployed_with_the_pin_noted() {
+        let mut s = sample();
+        let t = target("opg_lpa_pdf_owner_password");
+        let pdf = s.services[2].task_definition_arn.clone();
+        s.task_defs.get_mut(&pdf).unwrap().refs.push(RefSite {
+            container: "app".into(),
+            place: Place::Secret { env: "OLD".into() },
+            value_from: format!("{}:::v-old", t.arn),
+        });
+        let plan = run(&s, std::slice::from_ref(&t), None).unwrap();
+        assert_eq!(names(&plan.redeploy), ["pdf"]);
+        let pins: Vec<_> = plan.redeploy[0].pinned_reads().collect();
+        assert_eq!(pins.len(), 1);
+        assert_eq!(pins[0].pin, Some(Pin::VersionId("v-old".into())));
+    }
+
+    #[test]
+    fn redeployed_for_one_secret_but_pinned_to_another() {
+        let mut s = sample();
+        let a = target("opg_lpa_pdf_owner_password");
+        let b = target("pinned_one");
+        let pdf = s.services[2].task_definition_arn.clone();
+        s.task_defs
+            .get_mut(&pdf)
+            .unwrap()
+            .refs
+            .push(env_site("B", format!("{}:::v1", b.arn)));
+        let plan = run(&s, &[a, b], None).unwrap();
+        assert_eq!(names(&plan.redeploy), ["pdf"]);
+        assert_eq!(keys(&plan.secrets[0].redeploy), ["pdf"]);
+        assert_eq!(keys(&plan.secrets[1].pinned), ["pdf"]);
+        assert!(plan.secrets[1].redeploy.is_empty());
+    }
+
+    #[test]
+    fn desired_zero_is_skipped() {
+        let mut s = sample();
+        s.services[3].desired = 0;
+        s.services[3].running = 0;
+        let plan = run(&s, &[target("opg_lpa_admin_service_secret")], None).unwrap();
+        assert_eq!(names(&plan.redeploy), ["api"]);
+        assert_eq!(names(&plan.idle), ["admin"]);
+        assert_eq!(keys(&plan.secrets[0].idle), ["admin"]);
+    }
+
+    #[test]
+    fn codedeploy_and_external_consumers_are_refused() {
+        let mut s = sample();
+        s.services[1].controller = Controller::CodeDeploy;
+        let t = target("opg_lpa_common_account_cleanup_notification_recipients");
+        let plan = run(&s, std::slice::from_ref(&t), None).unwrap();
+        assert_eq!(names(&plan.unsupported), ["api"]);
+        let e = plan.refusal().unwrap();
+        assert_eq!(e.kind, Kind::Refused);
+        assert!(
+            e.message
+                .contains("service api in cluster production-online-lpa"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("CODE_DEPLOY"));
+        assert!(e.hint.as_deref().unwrap().contains("--services"));
+        assert!(e.hint.as_deref().unwrap().contains("CodeDeploy"));
+
+        s.services[3].controller = Controller::External;
+        let plan = run(&s, std::slice::from_ref(&t), None).unwrap();
+        let e = plan.refusal().unwrap();
+        assert!(
+            e.message
+                .contains("production-online-lpa/api (CODE_DEPLOY)"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("production-online-lpa/admin (EXTERNAL)"));
+        assert!(e.hint.unwrap().contains("their own controller"));
+
+        // Excluding them with --services lifts the refusal.
+        let only = vec!["front".to_string()];
+        let plan = run(&s, &[t], Some(&only)).unwrap();
+        assert!(plan.refusal().is_none());
+        assert_eq!(names(&plan.redeploy), ["front"]);
+        assert_eq!(names(&plan.excluded), ["api", "admin"]);
+    }
+
+    #[test]
+    fn services_filter_narrows_and_rejects_unknown_names() {
+        let s = sample();
+        let t = target("opg_lpa_common_account_cleanup_notification_recipients");
+        let only = vec!["api".to_string(), format!("{CLUSTER}/admin")];
+        let plan = run(&s, std::slice::from_ref(&t), Some(&only)).unwrap();
+        assert_eq!(names(&plan.redeploy), ["api", "admin"]);
+        assert_eq!(names(&plan.excluded), ["front"]);
+        assert_eq!(keys(&plan.secrets[0].excluded), ["front"]);
+
+        // pdf exists but does not read it; `nope` does not exist at all.
+        let only = vec!["pdf".to_string(), "nope".to_string(), "api".to_string()];
+        let e = run(&s, std::slice::from_ref(&t), Some(&only)).unwrap_err();
+        assert_eq!(e.kind, Kind::BadInput);
+        assert!(e.message.contains("pdf, nope"), "{}", e.message);
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("the services that read it are: front, api, admin")
+        );
+    }
+
+    #[test]
+    fn services_filter_with_no_consumers() {
+        let s = sample();
+        let only = vec!["api".to_string()];
+        let e = run(&s, &[target("nobody")], Some(&only)).unwrap_err();
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("no service reads it: drop --services")
+        );
+    }
+
+    #[test]
+    fn log_options_and_repository_credentials_count() {
+        let t = target("registry");
+        let mut s = sample();
+        let pdf = s.services[2].task_definition_arn.clone();
+        let refs = &mut s.task_defs.get_mut(&pdf).unwrap().refs;
+        refs.push(RefSite {
+            container: "web".into(),
+            place: Place::RepositoryCredentials,
+            value_from: t.arn.clone(),
+        });
+        let admin = s.services[3].task_definition_arn.clone();
+        s.task_defs.get_mut(&admin).unwrap().refs.push(RefSite {
+            container: "web".into(),
+            place: Place::LogOption {
+                name: "apikey".into(),
+            },
+            value_from: format!(
+                "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:production/registry"
+            ),
+        });
+        let plan = run(&s, &[t], None).unwrap();
+        assert_eq!(names(&plan.redeploy), ["pdf", "admin"]);
+        assert_eq!(
+            plan.redeploy[0].reads[0].site.place,
+            Place::RepositoryCredentials
+        );
+    }
+
+    #[test]
+    fn missing_task_definition_is_an_error_not_a_silent_skip() {
+        let mut s = sample();
+        s.task_defs.clear();
+        assert!(run(&s, &[target("x")], None).is_err());
+    }
+
+    #[test]
+    fn converts_sdk_types() {
+        use aws_sdk_ecs::types as t;
+        let td = t::TaskDefinition::builder()
+            .task_definition_arn(
+                "arn:aws:ecs:eu-west-1:123456789012:task-definition/production-api:7",
+            )
+            .family("production-api")
+            .revision(7)
+            .container_definitions(
+                t::ContainerDefinition::builder()
+                    .name("app")
+                    .secrets(
+                        t::Secret::builder()
+                            .name("A")
+                            .value_from("/aws/reference/secretsmanager/a")
+                            .build()
+                            .unwrap(),
+                    )
+                    .log_configuration(
+                        t::LogConfiguration::builder()
+                            .log_driver(t::LogDriver::Awsfirelens)
+                            .secret_options(
+                                t::Secret::builder()
+                                    .name("key")
+                                    .value_from("b")
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .repository_credentials(
+                        t::RepositoryCredentials::builder()
+                            .credentials_parameter("c")
+                            .build()
+                            .unwrap(),
+                    )
+                    .build(),
+            )
+            .build();
+        let ours = TaskDef::from(&td);
+        assert_eq!(ours.family, "production-api");
+        assert_eq!(ours.revision, 7);
+        assert_eq!(
+            ours.refs,
+            vec![
+                RefSite {
+                    container: "app".into(),
+                    place: Place::Secret { env: "A".into() },
+                    value_from: "/aws/reference/secretsmanager/a".into()
+                },
+                RefSite {
+                    container: "app".into(),
+                    place: Place::LogOption { name: "key".into() },
+                    value_from: "b".into()
+                },
+                RefSite {
+                    container: "app".into(),
+                    place: Place::RepositoryCredentials,
+                    value_from: "c".into()
+                },
+            ]
+        );
+
+        let svc = t::Service::builder()
+            .service_name("api")
+            .service_arn("arn:aws:ecs:eu-west-1:123456789012:service/production-online-lpa/api")
+            .cluster_arn("arn:aws:ecs:eu-west-1:123456789012:cluster/production-online-lpa")
+            .task_definition("arn:aws:ecs:eu-west-1:123456789012:task-definition/production-api:7")
+            .desired_count(3)
+            .running_count(2)
+            .pending_count(1)
+            .deployment_controller(
+                t::DeploymentController::builder()
+                    .r#type(t::DeploymentControllerType::CodeDeploy)
+                    .build()
+                    .unwrap(),
+            )
+            .deployment_configuration(
+                t::DeploymentConfiguration::builder()
+                    .minimum_healthy_percent(50)
+                    .deployment_circuit_breaker(
+                        t::DeploymentCircuitBreaker::builder()
+                            .enable(true)
+                            .rollback(false)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let info = ServiceInfo::from(&svc);
+        assert_eq!(info.cluster, "production-online-lpa");
+        assert_eq!(info.name, "api");
+        assert_eq!((info.desired, info.running, info.pending), (3, 2, 1));
+        assert_eq!(info.controller, Controller::CodeDeploy);
+        assert_eq!((info.min_healthy_percent, info.max_percent), (50, 200));
+        assert_eq!(info.circuit_breaker, Some((true, false)));
+
+        let bare = ServiceInfo::from(&t::Service::builder().service_name("x").build());
+        assert_eq!(bare.controller, Controller::Ecs);
+        assert_eq!((bare.min_healthy_percent, bare.max_percent), (100, 200));
+        assert_eq!(bare.circuit_breaker, None);
+    }
+}
