@@ -15,3 +15,4 @@ pub mod reference;
 pub mod rollout;
 pub mod secret;
 pub mod value;
+pub mod plan;

@@ -29,6 +29,8 @@ pub struct SecretInfo {
     pub deleted_date: Option<f64>,
     /// Managed by another AWS service.
     pub owning_service: Option<String>,
+    /// Last change to the secret (a write or a label move), epoch seconds.
+    pub last_changed: Option<f64>,
 }
 
 /// One version, as `ListSecretVersionIds` lists it.
@@ -91,6 +93,7 @@ pub async fn describe(sm: &Client, id: &str) -> Result<SecretInfo> {
         rotation_enabled: d.rotation_enabled().unwrap_or(false),
         deleted_date: d.deleted_date().map(|t| t.as_secs_f64()),
         owning_service: d.owning_service().map(str::to_string),
+        last_changed: d.last_changed_date().map(|t| t.as_secs_f64()),
         stages,
     })
 }
@@ -228,6 +231,7 @@ mod tests {
             rotation_enabled: false,
             deleted_date: None,
             owning_service: None,
+            last_changed: None,
         }
     }
 

@@ -1,0 +1,113 @@
+//! The plan: which secrets, their current versions, and what happens to every consumer.
+//! Reading only: building a plan never writes to AWS.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::clients::Clients;
+use crate::config::Target;
+use crate::consumers::{self, ServiceInfo, TargetSecret, TaskDef};
+use crate::discovery;
+use crate::error::Result;
+use crate::rollout::ServiceRef;
+use crate::secret::{self, SecretInfo};
+
+/// One target secret as planned.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedSecret {
+    /// What DescribeSecret said.
+    pub info: SecretInfo,
+    /// Creation date of the AWSCURRENT version (epoch seconds).
+    pub current_created: Option<f64>,
+}
+
+impl PlannedSecret {
+    /// The version that will be restored on failure.
+    pub fn previous_version(&self) -> &str {
+        self.info.current.as_deref().unwrap_or_default()
+    }
+}
+
+/// Everything a rotation will touch, before it touches anything.
+#[derive(Debug, Clone)]
+pub struct RotationPlan {
+    /// Where.
+    pub target: Target,
+    /// The secrets, in the order given.
+    pub secrets: Vec<PlannedSecret>,
+    /// Who reads them and what happens to each.
+    pub consumers: consumers::Plan,
+    /// Services to redeploy, each once, with their PRIMARY deployment id now.
+    pub redeploy: Vec<(ServiceRef, Option<String>)>,
+}
+
+/// The PRIMARY deployment id of a described service.
+pub fn primary_of(s: &aws_sdk_ecs::types::Service) -> Option<String> {
+    s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id()).map(str::to_string)
+}
+
+/// Reads the secrets and the environment and decides who will be redeployed.
+/// `only` narrows consumers (`--services`, else the environment's list).
+pub async fn plan(
+    clients: &Clients,
+    target: &Target,
+    secret_ids: &[String],
+    only: Option<&[String]>,
+    allow_rotation: bool,
+) -> Result<RotationPlan> {
+    let mut secrets = Vec::with_capacity(secret_ids.len());
+    for id in secret_ids {
+        let info = secret::describe(&clients.sm, id).await?;
+        secret::guard(&info, allow_rotation)?;
+        if secrets.iter().any(|s: &PlannedSecret| s.info.arn == info.arn) {
+            continue;
+        }
+        let current_created = match &info.current {
+            Some(v) => secret::versions(&clients.sm, &info.arn).await?.into_iter().find(|x| &x.id == v).and_then(|x| x.created),
+            None => None,
+        };
+        secrets.push(PlannedSecret { info, current_created });
+    }
+    let (consumers, redeploy) = consumers_of(clients, target, &secrets.iter().map(|s| s.info.clone()).collect::<Vec<_>>(), only).await?;
+    if let Some(refusal) = consumers.refusal() {
+        return Err(refusal);
+    }
+    Ok(RotationPlan { target: target.clone(), secrets, consumers, redeploy })
+}
+
+/// Discovers and classifies the consumers of `secrets` in the target's clusters.
+pub async fn consumers_of(
+    clients: &Clients,
+    target: &Target,
+    secrets: &[SecretInfo],
+    only: Option<&[String]>,
+) -> Result<(consumers::Plan, Vec<(ServiceRef, Option<String>)>)> {
+    let inv = discovery::inventory(&clients.ecs, &target.clusters, None, true).await?;
+    let services: Vec<ServiceInfo> = inv
+        .services
+        .iter()
+        .map(|(cluster, s)| {
+            let mut info = ServiceInfo::from(s);
+            info.cluster = cluster.clone();
+            info
+        })
+        .collect();
+    let task_defs: HashMap<String, TaskDef> = inv.task_defs.iter().map(|(arn, td)| (arn.clone(), TaskDef::from(td))).collect();
+    let one_off: Vec<TaskDef> = inv.one_off.iter().filter_map(|arn| task_defs.get(arn).cloned()).collect();
+    let targets: Vec<TargetSecret> = secrets.iter().map(|s| TargetSecret { arn: s.arn.clone(), name: s.name.clone() }).collect();
+    let plan = consumers::classify(&targets, &services, &task_defs, &one_off, only)?;
+    let redeploy = plan
+        .redeploy
+        .iter()
+        .map(|c| {
+            let primary = inv
+                .services
+                .iter()
+                .find(|(cl, s)| cl == &c.service.cluster && s.service_name() == Some(c.service.name.as_str()))
+                .and_then(|(_, s)| primary_of(s));
+            (ServiceRef { cluster: c.service.cluster.clone(), service: c.service.name.clone() }, primary)
+        })
+        .collect();
+    Ok((plan, redeploy))
+}
