@@ -8,5 +8,6 @@
 pub mod config;
 pub mod consumers;
 pub mod error;
+pub mod journal;
 pub mod reference;
 pub mod value;
