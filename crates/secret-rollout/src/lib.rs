@@ -9,5 +9,6 @@ pub mod config;
 pub mod consumers;
 pub mod error;
 pub mod journal;
+pub mod lock;
 pub mod reference;
 pub mod value;
