@@ -10,6 +10,8 @@ pub mod config;
 pub mod consumers;
 pub mod discovery;
 pub mod error;
+pub mod journal;
+pub mod lock;
 pub mod progress;
 pub mod reference;
 pub mod rollout;

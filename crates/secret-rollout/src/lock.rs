@@ -1,0 +1,169 @@
+//! One rotation per secret and environment on this machine.
+//!
+//! An exclusive, non-blocking OS file lock (`fs2`: `flock` on Unix, `LockFileEx` on
+//! Windows) on `STATE_DIR/locks/<environment>--<secret>-<hash>.lock`. The operating system
+//! releases it when the holding process exits, however it exits, so a crashed or
+//! `kill -9`ed run never leaves the secret locked. The file itself stays (deleting it while
+//! another process opens it would let two processes lock two different files); it holds
+//! the holder's pid, for the message.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::journal::ensure_private_dir;
+
+/// A held lock; released on drop.
+#[derive(Debug)]
+pub struct Lock {
+    path: PathBuf,
+    // Held for its lock: closing the file releases it.
+    _file: File,
+}
+
+/// FNV-1a: a stable short name for arbitrary secret ids (not for security: it only
+/// keeps two different secrets whose sanitised names collide apart).
+fn fnv1a(data: &str) -> u64 {
+    data.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn sanitize(s: &str, max: usize) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
+}
+
+/// The lock file for `secret` in `environment`.
+pub fn lock_path(state_dir: &Path, environment: &str, secret: &str) -> PathBuf {
+    // The secret's name, not its whole ARN, keeps the file name readable and short.
+    let short = secret.rsplit(':').next().unwrap_or(secret);
+    let hash = fnv1a(&format!("{environment}\0{secret}"));
+    state_dir.join("locks").join(format!(
+        "{}--{}-{hash:016x}.lock",
+        sanitize(environment, 60),
+        sanitize(short, 100)
+    ))
+}
+
+impl Lock {
+    /// Takes the lock for `secret` (its ARN) in `environment`, or refuses naming the pid
+    /// that holds it.
+    pub fn acquire(state_dir: &Path, environment: &str, secret: &str) -> Result<Lock> {
+        let path = lock_path(state_dir, environment, secret);
+        let io = |what: &str, e: std::io::Error| {
+            Error::refused(format!("cannot {what} the lock file {}: {}", path.display(), e.kind()))
+                .hint("check the permissions of the state directory, or point SECRET_ROLLOUT_STATE_DIR at a writable directory")
+        };
+        if let Some(dir) = path.parent() {
+            ensure_private_dir(dir)?;
+        }
+        let mut options = OpenOptions::new();
+        // Not truncated on open: the holder's pid must stay readable by the loser.
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(|e| io("open", e))?;
+        if let Err(e) = fs2::FileExt::try_lock_exclusive(&file) {
+            if e.kind() != fs2::lock_contended_error().kind() {
+                return Err(io("lock", e));
+            }
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            let pid = match pid.trim() {
+                "" => "pid unknown".to_string(),
+                p => format!("pid {p}"),
+            };
+            return Err(Error::refused(format!(
+                "another secret-rollout is rotating {secret} in {environment} ({pid})"
+            ))
+            .hint("wait for it to finish; the lock goes away by itself when that process exits"));
+        }
+        file.set_len(0)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .map_err(|e| io("write", e))?;
+        Ok(Lock { path, _file: file })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Kind;
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/x-AbCdEf";
+
+    #[test]
+    fn second_acquire_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Lock::acquire(dir.path(), "production", ARN).unwrap();
+        let e = Lock::acquire(dir.path(), "production", ARN).unwrap_err();
+        assert_eq!(e.kind, Kind::Refused);
+        assert_eq!(
+            e.message,
+            format!(
+                "another secret-rollout is rotating {ARN} in production (pid {})",
+                std::process::id()
+            )
+        );
+        assert!(e.hint.is_some());
+        drop(first);
+        let again = Lock::acquire(dir.path(), "production", ARN).unwrap();
+        assert!(again.path().exists());
+    }
+
+    #[test]
+    fn other_secrets_and_environments_are_independent() {
+        let dir = tempfile::tempdir().unwrap();
+        let _a = Lock::acquire(dir.path(), "production", ARN).unwrap();
+        let _b = Lock::acquire(dir.path(), "development", ARN).unwrap();
+        let _c = Lock::acquire(dir.path(), "production", "production/y").unwrap();
+    }
+
+    #[test]
+    fn lock_paths_are_readable_distinct_and_stable() {
+        let d = Path::new("/state");
+        let p = lock_path(d, "production", ARN);
+        let name = p.file_name().unwrap().to_str().unwrap();
+        assert!(
+            name.starts_with("production--production_x-AbCdEf-"),
+            "{name}"
+        );
+        assert!(name.ends_with(".lock"));
+        assert_eq!(p, lock_path(d, "production", ARN));
+        // Names that sanitise alike still get different files.
+        assert_ne!(lock_path(d, "p", "a/b"), lock_path(d, "p", "a_b"));
+        assert_ne!(
+            lock_path(d, "eu-west-1/c", "x"),
+            lock_path(d, "eu-west-1_c", "x")
+        );
+        let long = "x".repeat(600);
+        assert!(lock_path(d, &long, &long).file_name().unwrap().len() < 255);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn lock_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let lock = Lock::acquire(dir.path(), "production", ARN).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(lock.path()), 0o600);
+        assert_eq!(mode(lock.path().parent().unwrap()), 0o700);
+    }
+}
