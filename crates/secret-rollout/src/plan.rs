@@ -44,7 +44,11 @@ pub struct RotationPlan {
 
 /// The PRIMARY deployment id of a described service.
 pub fn primary_of(s: &aws_sdk_ecs::types::Service) -> Option<String> {
-    s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id()).map(str::to_string)
+    s.deployments()
+        .iter()
+        .find(|d| d.status() == Some("PRIMARY"))
+        .and_then(|d| d.id())
+        .map(str::to_string)
 }
 
 /// Reads the secrets and the environment and decides who will be redeployed.
@@ -60,20 +64,41 @@ pub async fn plan(
     for id in secret_ids {
         let info = secret::describe(&clients.sm, id).await?;
         secret::guard(&info, allow_rotation)?;
-        if secrets.iter().any(|s: &PlannedSecret| s.info.arn == info.arn) {
+        if secrets
+            .iter()
+            .any(|s: &PlannedSecret| s.info.arn == info.arn)
+        {
             continue;
         }
         let current_created = match &info.current {
-            Some(v) => secret::versions(&clients.sm, &info.arn).await?.into_iter().find(|x| &x.id == v).and_then(|x| x.created),
+            Some(v) => secret::versions(&clients.sm, &info.arn)
+                .await?
+                .into_iter()
+                .find(|x| &x.id == v)
+                .and_then(|x| x.created),
             None => None,
         };
-        secrets.push(PlannedSecret { info, current_created });
+        secrets.push(PlannedSecret {
+            info,
+            current_created,
+        });
     }
-    let (consumers, redeploy) = consumers_of(clients, target, &secrets.iter().map(|s| s.info.clone()).collect::<Vec<_>>(), only).await?;
+    let (consumers, redeploy) = consumers_of(
+        clients,
+        target,
+        &secrets.iter().map(|s| s.info.clone()).collect::<Vec<_>>(),
+        only,
+    )
+    .await?;
     if let Some(refusal) = consumers.refusal() {
         return Err(refusal);
     }
-    Ok(RotationPlan { target: target.clone(), secrets, consumers, redeploy })
+    Ok(RotationPlan {
+        target: target.clone(),
+        secrets,
+        consumers,
+        redeploy,
+    })
 }
 
 /// Discovers and classifies the consumers of `secrets` in the target's clusters.
@@ -93,9 +118,23 @@ pub async fn consumers_of(
             info
         })
         .collect();
-    let task_defs: HashMap<String, TaskDef> = inv.task_defs.iter().map(|(arn, td)| (arn.clone(), TaskDef::from(td))).collect();
-    let one_off: Vec<TaskDef> = inv.one_off.iter().filter_map(|arn| task_defs.get(arn).cloned()).collect();
-    let targets: Vec<TargetSecret> = secrets.iter().map(|s| TargetSecret { arn: s.arn.clone(), name: s.name.clone() }).collect();
+    let task_defs: HashMap<String, TaskDef> = inv
+        .task_defs
+        .iter()
+        .map(|(arn, td)| (arn.clone(), TaskDef::from(td)))
+        .collect();
+    let one_off: Vec<TaskDef> = inv
+        .one_off
+        .iter()
+        .filter_map(|arn| task_defs.get(arn).cloned())
+        .collect();
+    let targets: Vec<TargetSecret> = secrets
+        .iter()
+        .map(|s| TargetSecret {
+            arn: s.arn.clone(),
+            name: s.name.clone(),
+        })
+        .collect();
     let plan = consumers::classify(&targets, &services, &task_defs, &one_off, only)?;
     let redeploy = plan
         .redeploy
@@ -104,9 +143,17 @@ pub async fn consumers_of(
             let primary = inv
                 .services
                 .iter()
-                .find(|(cl, s)| cl == &c.service.cluster && s.service_name() == Some(c.service.name.as_str()))
+                .find(|(cl, s)| {
+                    cl == &c.service.cluster && s.service_name() == Some(c.service.name.as_str())
+                })
                 .and_then(|(_, s)| primary_of(s));
-            (ServiceRef { cluster: c.service.cluster.clone(), service: c.service.name.clone() }, primary)
+            (
+                ServiceRef {
+                    cluster: c.service.cluster.clone(),
+                    service: c.service.name.clone(),
+                },
+                primary,
+            )
         })
         .collect();
     Ok((plan, redeploy))

@@ -5,17 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+pub use crate::journal::Phase;
 use crate::rollout::verdict::{Proof, Stage};
-
-/// The phase of a rotation an event belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Rolling the new value out.
-    Rollout,
-    /// Restoring the previous value after a failure (or on demand).
-    Restore,
-}
 
 /// Something worth telling the operator. Never carries a secret value.
 #[derive(Debug, Clone, PartialEq, Serialize)]

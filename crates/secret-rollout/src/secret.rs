@@ -4,11 +4,11 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_secretsmanager::Client;
-use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::clients::{describe_sdk_error, error_code};
 use crate::error::{Error, Result};
+use crate::value::SecretValue;
 
 /// What `DescribeSecret` says about a secret (no value).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,7 +122,7 @@ pub fn guard(info: &SecretInfo, allow_rotation: bool) -> Result<()> {
 }
 
 /// Reads a version's string value.
-pub async fn value(sm: &Client, arn: &str, version_id: &str) -> Result<SecretString> {
+pub async fn value(sm: &Client, arn: &str, version_id: &str) -> Result<SecretValue> {
     let out = sm
         .get_secret_value()
         .secret_id(arn)
@@ -131,7 +131,7 @@ pub async fn value(sm: &Client, arn: &str, version_id: &str) -> Result<SecretStr
         .await
         .map_err(|e| sm_error(arn, "read", &e))?;
     match out.secret_string() {
-        Some(s) => Ok(SecretString::from(s.to_string())),
+        Some(s) => Ok(SecretValue::new(s.to_string())),
         None => Err(Error::refused(format!("secret {arn} holds a binary value"))
             .hint("secret-rollout replaces string secrets only; use aws secretsmanager put-secret-value --secret-binary")),
     }
@@ -139,12 +139,12 @@ pub async fn value(sm: &Client, arn: &str, version_id: &str) -> Result<SecretStr
 
 /// Writes a new version with an explicit request token, which becomes its version id: a
 /// retry with the same token and value is a no-op, so no retry ever makes a second version.
-pub async fn put(sm: &Client, arn: &str, token: &str, value: &SecretString) -> Result<String> {
+pub async fn put(sm: &Client, arn: &str, token: &str, value: &SecretValue) -> Result<String> {
     let out = sm
         .put_secret_value()
         .secret_id(arn)
         .client_request_token(token)
-        .secret_string(value.expose_secret())
+        .secret_string(value.expose())
         .send()
         .await
         .map_err(|e| {

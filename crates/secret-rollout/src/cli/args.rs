@@ -8,8 +8,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Replace a secret in AWS Secrets Manager, roll it out to every ECS service that reads
 /// it, and prove every running task has it.
 #[derive(Debug, Parser)]
-#[command(name = "secret-rollout", version, propagate_version = true, arg_required_else_help = true)]
-#[command(after_help = "Start with `secret-rollout demo`: the whole job on a local sandbox, no AWS account needed.")]
+#[command(
+    name = "secret-rollout",
+    version,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+#[command(
+    after_help = "Start with `secret-rollout demo`: the whole job on a local sandbox, no AWS account needed."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -26,7 +33,12 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = Output::Text, env = "SECRET_ROLLOUT_OUTPUT")]
     pub output: Output,
     /// Path of secret-rollout.toml (default: ./secret-rollout.toml, then the user's config dir).
-    #[arg(long, global = true, value_name = "PATH", env = "SECRET_ROLLOUT_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "SECRET_ROLLOUT_CONFIG"
+    )]
     pub config: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -139,37 +151,57 @@ pub enum Command {
   aws-vault exec prod -- secret-rollout replace notify_key --env production --generate --yes")]
     Replace(ReplaceArgs),
     /// Show what `replace` would do, and write nothing (the same as replace --dry-run).
-    #[command(after_help = "Example:\n  secret-rollout plan opg_lpa_common_account_cleanup_notification_recipients --env production")]
+    #[command(
+        after_help = "Example:\n  secret-rollout plan opg_lpa_common_account_cleanup_notification_recipients --env production"
+    )]
     Plan(PlanArgs),
     /// Force a new deployment of services (by name or by the secret they read), follow and verify.
-    #[command(after_help = "Examples:\n  secret-rollout redeploy --env production --services api,front\n  secret-rollout redeploy --env production --secret api_rds_password")]
+    #[command(
+        after_help = "Examples:\n  secret-rollout redeploy --env production --services api,front\n  secret-rollout redeploy --env production --secret api_rds_password"
+    )]
     Redeploy(RedeployArgs),
     /// Restore the previous value of a rotation (or of a secret) and redeploy its consumers.
-    #[command(after_help = "Examples:\n  secret-rollout rollback 5f0c...  # a rotation id from `history`\n  secret-rollout rollback production/opg_lpa_front_csrf_salt --env production")]
+    #[command(
+        after_help = "Examples:\n  secret-rollout rollback 5f0c...  # a rotation id from `history`\n  secret-rollout rollback production/opg_lpa_front_csrf_salt --env production"
+    )]
     Rollback(RollbackArgs),
     /// Finish a rotation that was interrupted (Ctrl-C, lost connection, crash).
-    #[command(after_help = "Examples:\n  secret-rollout resume\n  secret-rollout resume 5f0c3b1e-...")]
+    #[command(
+        after_help = "Examples:\n  secret-rollout resume\n  secret-rollout resume 5f0c3b1e-..."
+    )]
     Resume(ResumeArgs),
     /// Show which services still run tasks that hold an old value.
-    #[command(after_help = "Examples:\n  secret-rollout status --env production\n  secret-rollout status --env production opg_lpa_front_csrf_salt --output json")]
+    #[command(
+        after_help = "Examples:\n  secret-rollout status --env production\n  secret-rollout status --env production opg_lpa_front_csrf_salt --output json"
+    )]
     Status(StatusArgs),
     /// List past rotations and secret versions (never values).
-    #[command(after_help = "Examples:\n  secret-rollout history\n  secret-rollout history opg_lpa_front_csrf_salt --env production")]
+    #[command(
+        after_help = "Examples:\n  secret-rollout history\n  secret-rollout history opg_lpa_front_csrf_salt --env production"
+    )]
     History(HistoryArgs),
     /// Show who the credentials belong to and how long they last.
-    #[command(after_help = "Examples:\n  secret-rollout whoami --profile production\n  secret-rollout whoami --env production")]
+    #[command(
+        after_help = "Examples:\n  secret-rollout whoami --profile production\n  secret-rollout whoami --env production"
+    )]
     Whoami(WhoamiArgs),
     /// Forget cached MFA sessions.
-    #[command(after_help = "Examples:\n  secret-rollout logout\n  secret-rollout logout --profile production")]
+    #[command(
+        after_help = "Examples:\n  secret-rollout logout\n  secret-rollout logout --profile production"
+    )]
     Logout(LogoutArgs),
     /// Run the local AWS sandbox (Secrets Manager, ECS, STS) until Ctrl-C.
-    #[command(after_help = "Examples:\n  secret-rollout sandbox --port 4566\n  AWS_ENDPOINT_URL=http://127.0.0.1:4566 aws ecs describe-services --cluster production-online-lpa --services api")]
+    #[command(
+        after_help = "Examples:\n  secret-rollout sandbox --port 4566\n  AWS_ENDPOINT_URL=http://127.0.0.1:4566 aws ecs describe-services --cluster production-online-lpa --services api"
+    )]
     Sandbox(SandboxArgs),
     /// The whole job on an embedded sandbox: no AWS account needed.
     #[command(after_help = "Example:\n  secret-rollout demo")]
     Demo(DemoArgs),
     /// Print shell completions.
-    #[command(after_help = "Example:\n  secret-rollout completions bash > /etc/bash_completion.d/secret-rollout")]
+    #[command(
+        after_help = "Example:\n  secret-rollout completions bash > /etc/bash_completion.d/secret-rollout"
+    )]
     Completions(CompletionsArgs),
     /// Print the man page (roff).
     #[command(after_help = "Example:\n  secret-rollout man | man -l -")]
@@ -369,7 +401,9 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         } else {
             c.to_string()
         };
-        let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}: use e.g. 90s, 30m, 1h"))?;
+        let n: f64 = num
+            .parse()
+            .map_err(|_| format!("invalid duration {s:?}: use e.g. 90s, 30m, 1h"))?;
         num.clear();
         total += n * match unit.as_str() {
             "ms" => 0.001,

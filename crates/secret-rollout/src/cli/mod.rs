@@ -20,11 +20,18 @@ pub fn main() -> i32 {
         Err(e) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (2).
             let _ = e.print();
-            return if e.use_stderr() { exit::BAD_INPUT } else { exit::OK };
+            return if e.use_stderr() {
+                exit::BAD_INPUT
+            } else {
+                exit::OK
+            };
         }
     };
     init_logging(cli.global.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -58,8 +65,10 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             let _ = std::io::stdout().write_all(&out);
             Ok(exit::OK)
         }
-        other => Err(Error::bad_input(format!("{other:?} is not available in this build"))
-            .hint(format!("output {:?}", global.output))),
+        other => Err(
+            Error::bad_input(format!("{other:?} is not available in this build"))
+                .hint(format!("output {:?}", global.output)),
+        ),
     }
 }
 
@@ -67,7 +76,9 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
 pub fn reporter(output: Output) -> Box<dyn Reporter> {
     let term = std::env::var("TERM").ok();
     let ci = std::env::var_os("CI").is_some();
-    if output == Output::Text && render::use_bars(std::io::stderr().is_terminal(), ci, term.as_deref()) {
+    if output == Output::Text
+        && render::use_bars(std::io::stderr().is_terminal(), ci, term.as_deref())
+    {
         Box::new(render::Bars::default())
     } else {
         Box::new(render::Lines)
@@ -88,31 +99,63 @@ fn init_logging(verbose: u8) {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let wanted = filter.max_level_hint().unwrap_or(LevelFilter::WARN);
     let cap = std::cmp::min(wanted, LevelFilter::DEBUG);
-    for target in ["aws_smithy_runtime", "aws_smithy_http_client", "aws_smithy_http", "aws_sigv4", "aws_runtime", "hyper", "hyper_util", "h2", "rustls", "reqwest"] {
+    for target in [
+        "aws_smithy_runtime",
+        "aws_smithy_http_client",
+        "aws_smithy_http",
+        "aws_sigv4",
+        "aws_runtime",
+        "hyper",
+        "hyper_util",
+        "h2",
+        "rustls",
+        "reqwest",
+    ] {
         if let Ok(d) = format!("{target}={cap}").parse() {
             filter = filter.add_directive(d);
         }
     }
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(true).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .try_init();
 }
 
 async fn sandbox(a: args::SandboxArgs) -> Result<i32, Error> {
     let scenario = match &a.scenario {
-        Some(path) => sandbox::Scenario::load(path).map_err(|e| Error::bad_input(e).hint("fix the scenario file (see crates/sandbox/SCENARIOS.md)"))?,
+        Some(path) => sandbox::Scenario::load(path).map_err(|e| {
+            Error::bad_input(e).hint("fix the scenario file (see crates/sandbox/SCENARIOS.md)")
+        })?,
         None => sandbox::Scenario::sample(),
     };
-    let options = sandbox::SandboxOptions { port: a.port, scenario, speed: a.speed, seed: a.seed };
+    let options = sandbox::SandboxOptions {
+        port: a.port,
+        scenario,
+        speed: a.speed,
+        seed: a.seed,
+    };
     let sb = sandbox::Sandbox::start(options).await.map_err(|e| {
-        Error::bad_input(format!("cannot start the sandbox: {e}")).hint("pick another port with --port (0 picks a free one)")
+        Error::bad_input(format!("cannot start the sandbox: {e}"))
+            .hint("pick another port with --port (0 picks a free one)")
     })?;
     let state = sb.snapshot();
     println!("sandbox listening on {}", sb.endpoint());
-    println!("  region:      {}", state["region"].as_str().unwrap_or_default());
-    println!("  account:     {}", state["account"].as_str().unwrap_or_default());
+    println!(
+        "  region:      {}",
+        state["region"].as_str().unwrap_or_default()
+    );
+    println!(
+        "  account:     {}",
+        state["account"].as_str().unwrap_or_default()
+    );
     println!("  credentials: any access key (unless the scenario lists some)");
     println!();
     println!("  export AWS_ENDPOINT_URL={}", sb.endpoint());
-    println!("  export AWS_REGION={} AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox", state["region"].as_str().unwrap_or_default());
+    println!(
+        "  export AWS_REGION={} AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox",
+        state["region"].as_str().unwrap_or_default()
+    );
     println!("  state: curl {}/_sandbox/state", sb.endpoint());
     println!("Ctrl-C stops it.");
     let _ = tokio::signal::ctrl_c().await;

@@ -33,27 +33,55 @@ fn short(id: &str) -> &str {
 
 /// Formats epoch seconds as `HH:MM:SS` UTC.
 pub fn hms(epoch: f64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(epoch as i64).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
 }
 
 /// One line of text for an event (None: nothing worth a line).
 pub fn line(event: &Event) -> Option<String> {
     Some(match event {
-        Event::SecretWritten { secret, version_id, already: false } => {
+        Event::SecretWritten {
+            secret,
+            version_id,
+            already: false,
+        } => {
             format!("{secret}: wrote version {version_id} (now AWSCURRENT)")
         }
-        Event::SecretWritten { secret, version_id, already: true } => {
+        Event::SecretWritten {
+            secret,
+            version_id,
+            already: true,
+        } => {
             format!("{secret}: version {version_id} was already written")
         }
         Event::SecretRestored { secret, version_id } => {
             format!("{secret}: AWSCURRENT moved back to version {version_id}")
         }
-        Event::Redeployed { phase, cluster, service, deployment_id } => {
-            format!("{service}{}: deployment {deployment_id} started in {cluster}", phase_tag(*phase))
+        Event::Redeployed {
+            phase,
+            cluster,
+            service,
+            deployment_id,
+        } => {
+            format!(
+                "{service}{}: deployment {deployment_id} started in {cluster}",
+                phase_tag(*phase)
+            )
         }
-        Event::Progress { phase, service, desired, running, pending, old, failed } => {
-            let mut s = format!("{service}{}: new {running}/{desired} running", phase_tag(*phase));
+        Event::Progress {
+            phase,
+            service,
+            desired,
+            running,
+            pending,
+            old,
+            failed,
+        } => {
+            let mut s = format!(
+                "{service}{}: new {running}/{desired} running",
+                phase_tag(*phase)
+            );
             if *pending > 0 {
                 s.push_str(&format!(", {pending} pending"));
             }
@@ -63,17 +91,39 @@ pub fn line(event: &Event) -> Option<String> {
             }
             s
         }
-        Event::ServiceEvent { service, at, message } => format!("{service}: [ecs {}] {message}", hms(*at)),
-        Event::Stage { phase, service, stage } => match stage {
+        Event::ServiceEvent {
+            service,
+            at,
+            message,
+        } => format!("{service}: [ecs {}] {message}", hms(*at)),
+        Event::Stage {
+            phase,
+            service,
+            stage,
+        } => match stage {
             Stage::Starting => return None,
             Stage::Draining => {
-                format!("{service}{}: every old task told to stop: all traffic on new tasks", phase_tag(*phase))
+                format!(
+                    "{service}{}: every old task told to stop: all traffic on new tasks",
+                    phase_tag(*phase)
+                )
             }
-            Stage::Completed => format!("{service}{}: rollout complete: old tasks gone", phase_tag(*phase)),
+            Stage::Completed => format!(
+                "{service}{}: rollout complete: old tasks gone",
+                phase_tag(*phase)
+            ),
             Stage::Failed { reason } => format!("{service}{}: FAILED: {reason}", phase_tag(*phase)),
         },
-        Event::Verified { phase, service, version_id, proof } => {
-            let range = proof.started.map(|(a, b)| format!(" (started {}-{})", hms(a), hms(b))).unwrap_or_default();
+        Event::Verified {
+            phase,
+            service,
+            version_id,
+            proof,
+        } => {
+            let range = proof
+                .started
+                .map(|(a, b)| format!(" (started {}-{})", hms(a), hms(b)))
+                .unwrap_or_default();
             let mut s = format!(
                 "{service}{}: {}/{} tasks on version {}{range}",
                 phase_tag(*phase),
@@ -118,7 +168,10 @@ pub struct Bars {
 
 impl Default for Bars {
     fn default() -> Self {
-        Self { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::new(HashMap::new()) }
+        Self {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+            bars: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -129,9 +182,11 @@ impl Bars {
             .or_insert_with(|| {
                 let pb = self.multi.add(ProgressBar::new(desired.max(1)));
                 pb.set_style(
-                    ProgressStyle::with_template("{prefix:>10.bold} [{bar:24.cyan/blue}] {pos}/{len} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix:>10.bold} [{bar:24.cyan/blue}] {pos}/{len} {msg}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
                 );
                 pb.set_prefix(service.to_string());
                 pb
@@ -143,7 +198,15 @@ impl Bars {
 impl Reporter for Bars {
     fn report(&self, event: &Event) {
         match event {
-            Event::Progress { service, desired, running, pending, old, failed, .. } => {
+            Event::Progress {
+                service,
+                desired,
+                running,
+                pending,
+                old,
+                failed,
+                ..
+            } => {
                 let pb = self.bar(service, *desired as u64);
                 pb.set_length((*desired).max(1) as u64);
                 pb.set_position((*running).max(0) as u64);
@@ -158,7 +221,9 @@ impl Reporter for Bars {
                 match stage {
                     Stage::Completed => pb.finish_with_message("complete"),
                     Stage::Draining => pb.set_message("old tasks draining"),
-                    Stage::Failed { reason } => pb.abandon_with_message(format!("FAILED: {reason}")),
+                    Stage::Failed { reason } => {
+                        pb.abandon_with_message(format!("FAILED: {reason}"))
+                    }
                     Stage::Starting => {}
                 }
                 if let Some(text) = line(event) {
@@ -201,14 +266,26 @@ mod tests {
             phase: Phase::Rollout,
             service: "api".into(),
             version_id: "6a1f0000-1111-2222-3333-444455556666".into(),
-            proof: Proof { fresh: 3, total: 3, started: Some((43267.0, 43360.0)), stale: vec![] },
+            proof: Proof {
+                fresh: 3,
+                total: 3,
+                started: Some((43267.0, 43360.0)),
+                stale: vec![],
+            },
         };
-        assert_eq!(line(&e).unwrap(), "api: 3/3 tasks on version 6a1f0000 (started 12:01:07-12:02:40)");
+        assert_eq!(
+            line(&e).unwrap(),
+            "api: 3/3 tasks on version 6a1f0000 (started 12:01:07-12:02:40)"
+        );
     }
 
     #[test]
     fn starting_stage_is_silent() {
-        let e = Event::Stage { phase: Phase::Rollout, service: "api".into(), stage: Stage::Starting };
+        let e = Event::Stage {
+            phase: Phase::Rollout,
+            service: "api".into(),
+            stage: Stage::Starting,
+        };
         assert_eq!(line(&e), None);
     }
 }
