@@ -5,4 +5,6 @@
 //! progress as [`progress::Event`]s, and fails with [`error::Error`]. The CLI (`cli`)
 //! parses, renders and maps errors to exit codes.
 
+pub mod aws;
+pub mod credentials;
 pub mod error;
