@@ -104,7 +104,7 @@ pub async fn load_with_env(opts: &AwsOptions, env: &EnvVars) -> Result<AwsContex
     let region = resolve_region(
         opts.region.as_deref(),
         env,
-        plan.region_profile(profiles.as_ref()),
+        plan.region_profile(profiles.as_ref(), env),
         &paths,
     )?;
     let files = if vault { None } else { Some(&paths) };
@@ -186,12 +186,7 @@ fn base_loader(opts: &AwsOptions, region: &str, paths: Option<&ProfilePaths>) ->
     loader
 }
 
-fn provider_config(
-    opts: &AwsOptions,
-    region: &str,
-    paths: Option<&ProfilePaths>,
-) -> ProviderConfig {
-    let _ = paths;
+fn provider_config(opts: &AwsOptions, region: &str) -> ProviderConfig {
     ProviderConfig::without_region()
         .with_region(Some(Region::new(region.to_string())))
         .with_retry_config(retry_config(opts))
@@ -207,7 +202,7 @@ pub(crate) fn profile_provider(
     profile: &str,
 ) -> SharedCredentialsProvider {
     let provider = aws_config::profile::ProfileFileCredentialsProvider::builder()
-        .configure(&provider_config(opts, region, Some(paths)))
+        .configure(&provider_config(opts, region))
         .profile_files(sdk_profile_files(Some(paths)))
         .profile_name(profile)
         .build();
@@ -217,7 +212,7 @@ pub(crate) fn profile_provider(
 /// The SDK's default chain (env, profile, web identity, ECS, IMDS).
 pub(crate) async fn default_chain(opts: &AwsOptions, region: &str) -> SharedCredentialsProvider {
     let chain = aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
-        .configure(provider_config(opts, region, None))
+        .configure(provider_config(opts, region))
         .region(Region::new(region.to_string()))
         .build()
         .await;

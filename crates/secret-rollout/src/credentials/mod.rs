@@ -192,12 +192,17 @@ impl Plan {
     }
 
     /// The profile whose `region` applies, if any.
-    pub fn region_profile<'p>(&self, profiles: Option<&'p Profiles>) -> Option<&'p str> {
+    pub fn region_profile<'p>(
+        &self,
+        profiles: Option<&'p Profiles>,
+        env: &EnvVars,
+    ) -> Option<&'p str> {
         let profiles = profiles?;
         let name = match self {
             Plan::Profile { chain } => chain.profile.as_str(),
-            Plan::Chain => "default",
-            Plan::Env { .. } => return None,
+            // Like the SDK: the region of AWS_PROFILE, else of `default`.
+            Plan::Chain | Plan::Env { vault: None } => env.get("AWS_PROFILE").unwrap_or("default"),
+            Plan::Env { vault: Some(_) } => return None,
         };
         profiles.get(name)?.region()
     }
@@ -293,6 +298,23 @@ pub(crate) async fn resolve(
                 mfa: false,
                 cached: false,
             };
+            if opts.endpoint_url.is_some()
+                && !chain.hops.is_empty()
+                && matches!(chain.base, Base::StaticKeys { .. })
+            {
+                // The SDK's profile provider would send this AssumeRole to real STS, not
+                // to --endpoint-url (the sandbox): do the chain here too. Not refreshed,
+                // like an MFA session.
+                let creds = assume_chain(&chain, None, opts, env, region, paths).await?;
+                let expires_at = creds.expiry().map(OffsetDateTime::from);
+                return Ok(Resolved {
+                    provider: SharedCredentialsProvider::new(creds),
+                    source,
+                    expires_at,
+                    sdk_profile: Some(name),
+                    warnings,
+                });
+            }
             let provider = aws::profile_provider(opts, region, paths, &name);
             let (provider, expires_at) = prime(provider, &source).await?;
             Ok(Resolved {
@@ -390,6 +412,31 @@ async fn mfa_session(
         }
     }
     let code = mfa::read_code(&opts.mfa_code, &serial)?;
+    let creds = assume_chain(chain, Some(code), opts, env, region, paths).await?;
+    match CachedSession::from_credentials(&chain.profile, &role_arn, &serial, &creds) {
+        Some(session) => {
+            if let Err(e) = cache.put(&session) {
+                // The command can go on; the next one will just ask again.
+                tracing::warn!("{}", e.render());
+            }
+        }
+        None => {
+            tracing::warn!("AssumeRole returned credentials without expiry or token; not cached")
+        }
+    }
+    Ok((creds, false))
+}
+
+/// Walks the chain's roles from its base credentials; `code` goes to the first role
+/// with `mfa_serial`.
+async fn assume_chain(
+    chain: &Chain,
+    code: Option<String>,
+    opts: &AwsOptions,
+    env: &EnvVars,
+    region: &str,
+    paths: &ProfilePaths,
+) -> Result<Credentials> {
     let (mut creds, base_profile) = match &chain.base {
         Base::StaticKeys {
             profile,
@@ -410,7 +457,7 @@ async fn mfa_session(
             (creds, profile.clone())
         }
     };
-    let mut code = Some(code);
+    let mut code = code;
     let mut from_profile = base_profile;
     for hop in &chain.hops {
         // A TOTP code is accepted once: it goes to the first role that wants MFA.
@@ -434,18 +481,7 @@ async fn mfa_session(
         .await?;
         from_profile = hop.profile.clone();
     }
-    match CachedSession::from_credentials(&chain.profile, &role_arn, &serial, &creds) {
-        Some(session) => {
-            if let Err(e) = cache.put(&session) {
-                // The command can go on; the next one will just ask again.
-                tracing::warn!("{}", e.render());
-            }
-        }
-        None => {
-            tracing::warn!("AssumeRole returned credentials without expiry or token; not cached")
-        }
-    }
-    Ok((creds, false))
+    Ok(creds)
 }
 
 /// `role_session_name` of the profile, else `secret-rollout-<user>-<epoch>` (what
