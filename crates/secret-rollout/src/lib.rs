@@ -5,9 +5,11 @@
 //! progress as [`progress::Event`]s, and fails with [`error::Error`]. The CLI (`cli`)
 //! parses, renders and maps errors to exit codes.
 
+pub mod aws;
 pub mod clients;
 pub mod config;
 pub mod consumers;
+pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod journal;

@@ -1,0 +1,385 @@
+//! Signing in through `aws::load_with_env` against a fake STS with fixture config files:
+//! MFA prompt, cache reuse and expiry, wrong codes, aws-vault, region precedence.
+//!
+//! Each test has its own files, cache dir, environment snapshot and STS on a free port,
+//! so they run in parallel.
+
+mod creds_common;
+
+use std::sync::atomic::Ordering;
+
+use creds_common::*;
+use secret_rollout::aws::{self, AwsOptions};
+use secret_rollout::credentials::{self, CredentialSource, MfaCodeSource};
+use secret_rollout::error::exit;
+
+#[tokio::test]
+async fn mfa_profile_asks_once_then_reuses_the_cached_session() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let (code, asked) = counting_code(GOOD_CODE);
+    let mut opts = options(&sts, Some("production"), code);
+    opts.expected_account = Some("123456789012".into());
+
+    let ctx = aws::load_with_env(&opts, &fx.env()).await.unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    assert_eq!(ctx.region, "eu-west-1", "the profile's region");
+    assert_eq!(
+        ctx.source,
+        CredentialSource::Profile {
+            name: "production".into(),
+            assumed_role: Some(ROLE.into()),
+            mfa: true,
+            cached: false
+        }
+    );
+    let calls = sts.assume_roles();
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(
+        call.access_key.as_deref(),
+        Some(SOURCE_KEY),
+        "signed with the source profile's keys"
+    );
+    assert_eq!(call.params["RoleArn"], ROLE);
+    assert_eq!(call.params["SerialNumber"], SERIAL);
+    assert_eq!(call.params["TokenCode"], GOOD_CODE);
+    assert_eq!(call.params["DurationSeconds"], "3600");
+    assert!(call.params["RoleSessionName"].starts_with("secret-rollout-alice-"));
+    let left = credentials::time_left(&ctx).unwrap();
+    assert!(left.as_secs() > 3500 && left.as_secs() <= 3600, "{left:?}");
+
+    // The clients made from the context use the assumed role.
+    let who = credentials::whoami(&ctx).await.unwrap();
+    assert_eq!(who.account, "123456789012");
+    assert!(who.arn.contains("assumed-role/deploy"));
+    assert_eq!(who.matches, Some(true));
+    assert!(who
+        .to_string()
+        .contains("environment: matches account 123456789012"));
+    assert!(sts
+        .seen()
+        .last()
+        .unwrap()
+        .access_key
+        .as_deref()
+        .unwrap()
+        .starts_with("ASIA"));
+
+    // Cache: one 0600 file, temporary keys only.
+    let files = fx.cache_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.contains("ASIAFAKE") && text.contains(ROLE));
+    assert!(
+        !text.contains(SOURCE_KEY) && !text.contains(SOURCE_SECRET),
+        "long-term keys in cache"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    // Second command: no code, no AssumeRole, same session.
+    let (code2, asked2) = counting_code(GOOD_CODE);
+    let ctx2 = aws::load_with_env(&options(&sts, Some("production"), code2), &fx.env())
+        .await
+        .unwrap();
+    assert_eq!(
+        asked2.load(Ordering::SeqCst),
+        0,
+        "asked again within the session"
+    );
+    assert_eq!(sts.assume_roles().len(), 1);
+    assert!(matches!(
+        ctx2.source,
+        CredentialSource::Profile { cached: true, .. }
+    ));
+    assert_eq!(
+        ctx2.expires_at.map(|t| t.unix_timestamp()),
+        ctx.expires_at.map(|t| t.unix_timestamp())
+    );
+    assert_eq!(aws::caller(&ctx2).await.unwrap().account, "123456789012");
+
+    // Logout forgets it: the next command asks again.
+    assert_eq!(
+        credentials::logout_with_env(Some("production"), &fx.env()).unwrap(),
+        1
+    );
+    assert!(fx.cache_files().is_empty());
+    let (code3, asked3) = counting_code(GOOD_CODE);
+    aws::load_with_env(&options(&sts, Some("production"), code3), &fx.env())
+        .await
+        .unwrap();
+    assert_eq!(asked3.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_session_within_five_minutes_of_expiry_is_not_reused() {
+    let sts = FakeSts::start().await;
+    sts.set_lifetime(200);
+    let fx = Fixture::new();
+    for round in 1..=2 {
+        let (code, asked) = counting_code(GOOD_CODE);
+        aws::load_with_env(&options(&sts, Some("production"), code), &fx.env())
+            .await
+            .unwrap();
+        assert_eq!(asked.load(Ordering::SeqCst), 1, "round {round} must ask");
+    }
+    assert_eq!(sts.assume_roles().len(), 2);
+}
+
+#[tokio::test]
+async fn wrong_code_fails_clearly_and_caches_nothing() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let (code, _) = counting_code("000000");
+    let err = aws::load_with_env(&options(&sts, Some("production"), code), &fx.env())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(
+        err.message.contains("the MFA code was not accepted"),
+        "{}",
+        err.render()
+    );
+    assert!(err
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("wait for the next code"));
+    assert!(fx.cache_files().is_empty());
+}
+
+#[tokio::test]
+async fn malformed_code_fails_before_calling_sts() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let (code, _) = counting_code("12345");
+    let err = aws::load_with_env(&options(&sts, Some("production"), code), &fx.env())
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("6 digits"));
+    assert!(sts.seen().is_empty());
+}
+
+#[tokio::test]
+async fn access_denied_names_the_role() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let (code, _) = counting_code(GOOD_CODE);
+    let err = aws::load_with_env(&options(&sts, Some("forbidden"), code), &fx.env())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(
+        err.message
+            .contains("not allowed to assume role arn:aws:iam::123456789012:role/forbidden"),
+        "{}",
+        err.render()
+    );
+}
+
+#[tokio::test]
+async fn unknown_profile_lists_the_known_ones() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let err = aws::load_with_env(
+        &options(&sts, Some("prod"), MfaCodeSource::Stdin),
+        &fx.env(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.message
+            .contains("known profiles: default, forbidden, identity, production, readonly"),
+        "{}",
+        err.message
+    );
+    assert!(sts.seen().is_empty());
+}
+
+#[tokio::test]
+async fn role_without_mfa_is_assumed_without_a_code() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let (code, asked) = counting_code(GOOD_CODE);
+    let ctx = aws::load_with_env(&options(&sts, Some("readonly"), code), &fx.env())
+        .await
+        .unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    assert_eq!(ctx.region, "eu-north-1");
+    let calls = sts.assume_roles();
+    assert_eq!(calls.len(), 1);
+    assert!(!calls[0].params.contains_key("SerialNumber"));
+    assert!(matches!(
+        ctx.source,
+        CredentialSource::Profile { mfa: false, .. }
+    ));
+    assert!(fx.cache_files().is_empty(), "only MFA sessions are cached");
+}
+
+#[tokio::test]
+async fn aws_vault_environment_is_used_without_reading_any_profile() {
+    let sts = FakeSts::start().await;
+    sts.accept_key(
+        "ASIAVAULT0000000",
+        "arn:aws:sts::123456789012:assumed-role/deploy/vault",
+    );
+    let fx = Fixture::new();
+    // A config file that cannot even be parsed: reading it would fail the command.
+    std::fs::write(
+        fx.dir.path().join("config"),
+        "[profile broken\nrole_arn = x\n",
+    )
+    .unwrap();
+    let env = fx
+        .env()
+        .with("AWS_VAULT", "production")
+        .with("AWS_ACCESS_KEY_ID", "ASIAVAULT0000000")
+        .with("AWS_SECRET_ACCESS_KEY", "vault-secret")
+        .with("AWS_SESSION_TOKEN", "vault-token")
+        .with("AWS_REGION", "eu-west-1")
+        .with("AWS_DEFAULT_REGION", "eu-west-1")
+        .with("AWS_CREDENTIAL_EXPIRATION", "2099-01-01T00:00:00Z");
+    let (code, asked) = counting_code(GOOD_CODE);
+    let opts = options(&sts, Some("production"), code);
+    let ctx = aws::load_with_env(&opts, &env).await.unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        ctx.source,
+        CredentialSource::AwsVault {
+            profile: "production".into()
+        }
+    );
+    assert_eq!(ctx.expires_at.unwrap().year(), 2099);
+    assert_eq!(ctx.warnings.len(), 1);
+    assert!(ctx.warnings[0].contains("ignoring --profile production"));
+    let who = credentials::whoami(&ctx).await.unwrap();
+    assert_eq!(who.account, "123456789012");
+    assert_eq!(
+        sts.seen().last().unwrap().access_key.as_deref(),
+        Some("ASIAVAULT0000000")
+    );
+    assert!(sts.assume_roles().is_empty());
+}
+
+#[tokio::test]
+async fn env_keys_without_aws_vault_are_used() {
+    let sts = FakeSts::start().await;
+    sts.accept_key("AKIAENV000000000", "arn:aws:iam::999999999999:user/ci");
+    let fx = Fixture::new();
+    let env = fx
+        .env()
+        .with("AWS_ACCESS_KEY_ID", "AKIAENV000000000")
+        .with("AWS_SECRET_ACCESS_KEY", "env-secret");
+    let mut opts = options(&sts, None, MfaCodeSource::Stdin);
+    opts.expected_account = Some("123456789012".into());
+    let ctx = aws::load_with_env(&opts, &env).await.unwrap();
+    assert_eq!(ctx.source, CredentialSource::Environment);
+    assert_eq!(ctx.region, "us-east-1", "the default profile's region");
+    assert!(credentials::time_left(&ctx).is_none());
+    let who = credentials::whoami(&ctx).await.unwrap();
+    assert_eq!(who.matches, Some(false));
+}
+
+#[tokio::test]
+async fn region_precedence_through_the_config_files() {
+    let sts = FakeSts::start().await;
+    sts.accept_key("AKIAENV000000000", "arn:aws:iam::999999999999:user/ci");
+    let fx = Fixture::new();
+    // Static keys so no STS call is needed to sign in.
+    let env = fx
+        .env()
+        .with("AWS_ACCESS_KEY_ID", "AKIAENV000000000")
+        .with("AWS_SECRET_ACCESS_KEY", "env-secret");
+    let opts = |region: Option<&str>| AwsOptions {
+        region: region.map(str::to_string),
+        ..options(&sts, None, MfaCodeSource::Stdin)
+    };
+    let region = |ctx: &aws::AwsContext| {
+        assert_eq!(ctx.sdk_config.region().unwrap().as_ref(), ctx.region);
+        ctx.region.clone()
+    };
+    let both = env
+        .clone()
+        .with("AWS_REGION", "ap-south-1")
+        .with("AWS_DEFAULT_REGION", "us-west-2");
+    assert_eq!(
+        region(
+            &aws::load_with_env(&opts(Some("sa-east-1")), &both)
+                .await
+                .unwrap()
+        ),
+        "sa-east-1"
+    );
+    assert_eq!(
+        region(&aws::load_with_env(&opts(None), &both).await.unwrap()),
+        "ap-south-1"
+    );
+    let default_only = env.clone().with("AWS_DEFAULT_REGION", "us-west-2");
+    assert_eq!(
+        region(
+            &aws::load_with_env(&opts(None), &default_only)
+                .await
+                .unwrap()
+        ),
+        "us-west-2"
+    );
+    assert_eq!(
+        region(&aws::load_with_env(&opts(None), &env).await.unwrap()),
+        "us-east-1"
+    );
+
+    // No region anywhere: bad input that names the ways to give one.
+    std::fs::write(fx.dir.path().join("config"), "").unwrap();
+    let err = aws::load_with_env(&opts(None), &env).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::BAD_INPUT);
+    assert!(err.hint.unwrap().contains("--region, set AWS_REGION"));
+}
+
+#[tokio::test]
+async fn mfa_code_from_a_script_via_callback_never_touches_the_terminal() {
+    // MfaCodeSource::Prompt would open /dev/tty; a cached session must not even try.
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let (code, _) = counting_code(GOOD_CODE);
+    aws::load_with_env(&options(&sts, Some("production"), code), &fx.env())
+        .await
+        .unwrap();
+    let ctx = aws::load_with_env(
+        &options(&sts, Some("production"), MfaCodeSource::Prompt),
+        &fx.env(),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        ctx.source,
+        CredentialSource::Profile { cached: true, .. }
+    ));
+}
+
+#[tokio::test]
+async fn logout_all_forgets_every_cached_session() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    // Two profiles with MFA: production and forbidden shares its serial but is denied;
+    // add a second working one by pointing another profile at the same role.
+    let mut config = CONFIG.to_string();
+    config.push_str(
+        "\n[profile production-2]\nregion = eu-west-1\nrole_arn = arn:aws:iam::123456789012:role/deploy\nsource_profile = identity\nmfa_serial = arn:aws:iam::111111111111:mfa/alice\n",
+    );
+    std::fs::write(fx.dir.path().join("config"), config).unwrap();
+    for p in ["production", "production-2"] {
+        let (code, _) = counting_code(GOOD_CODE);
+        aws::load_with_env(&options(&sts, Some(p), code), &fx.env())
+            .await
+            .unwrap();
+    }
+    assert_eq!(fx.cache_files().len(), 2);
+    assert_eq!(credentials::logout_with_env(None, &fx.env()).unwrap(), 2);
+    assert!(fx.cache_files().is_empty());
+    assert_eq!(credentials::logout_with_env(None, &fx.env()).unwrap(), 0);
+}
