@@ -245,7 +245,9 @@ mod tests {
         let mut seen = vec![];
         for _ in 0..4 {
             // Other operations do not advance UpdateService's counter.
-            assert!(f.check(Service::Ecs, "DescribeServices", &mut rng).is_none());
+            assert!(f
+                .check(Service::Ecs, "DescribeServices", &mut rng)
+                .is_none());
             seen.push(code(f.check(Service::Ecs, "UpdateService", &mut rng)));
         }
         assert_eq!(

@@ -702,8 +702,8 @@ impl SecretsStore {
         if secret.is_deleted() {
             return Err(AwsError::invalid_request(MARKED_FOR_DELETION));
         }
-        let version = select_version(secret, version_id, stage)
-            .map_err(|m| AwsError::resource_not_found(m))?;
+        let version =
+            select_version(secret, version_id, stage).map_err(AwsError::resource_not_found)?;
         let vid = version.id.clone();
         secret.last_accessed = Some(now);
         let v = secret

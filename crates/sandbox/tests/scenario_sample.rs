@@ -1,0 +1,99 @@
+//! The built-in sample scenario served over HTTP: its 13 secrets, the 4 settled services and
+//! their task definitions' 16 secret references. Needs the real ECS module (these fail
+//! against the ECS stub, whose operations are all unknown).
+
+mod sm_common;
+
+use sandbox::{Sandbox, SandboxOptions, Scenario};
+use serde_json::{json, Value};
+use sm_common::*;
+
+async fn ecs(sb: &Sandbox, op: &str, body: Value) -> Value {
+    let a = raw_json(
+        sb,
+        &format!("AmazonEC2ContainerServiceV20141113.{op}"),
+        None,
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{op}: {}", a.body);
+    a.body
+}
+
+#[tokio::test]
+async fn sample_loads_with_secrets_services_and_references() {
+    let sb = Sandbox::start(SandboxOptions::default()).await.unwrap();
+    let list = sm_ok(&sb, "ListSecrets", json!({})).await;
+    let names: Vec<_> = list["SecretList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["Name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 13, "{names:?}");
+    assert!(names.iter().all(|n| n.starts_with("production/")));
+
+    let out = ecs(
+        &sb,
+        "DescribeServices",
+        json!({"cluster": "production-online-lpa", "services": ["front", "api", "pdf", "admin"]}),
+    )
+    .await;
+    let services = out["services"].as_array().unwrap();
+    assert_eq!(services.len(), 4);
+    let mut refs = 0;
+    for (svc, want, min_healthy) in [
+        ("front", 3, 50),
+        ("api", 3, 50),
+        ("pdf", 2, 100),
+        ("admin", 1, 50),
+    ] {
+        let s = services.iter().find(|s| s["serviceName"] == svc).unwrap();
+        assert_eq!(s["desiredCount"], want, "{svc}");
+        assert_eq!(s["runningCount"], want, "{svc} settled");
+        let dc = &s["deploymentConfiguration"];
+        assert_eq!(dc["minimumHealthyPercent"], min_healthy);
+        assert_eq!(dc["maximumPercent"], 200);
+        assert_eq!(
+            dc["deploymentCircuitBreaker"],
+            json!({"enable": true, "rollback": true})
+        );
+        let td = ecs(
+            &sb,
+            "DescribeTaskDefinition",
+            json!({"taskDefinition": s["taskDefinition"]}),
+        )
+        .await;
+        assert_eq!(td["taskDefinition"]["family"], format!("production-{svc}"));
+        for c in td["taskDefinition"]["containerDefinitions"]
+            .as_array()
+            .unwrap()
+        {
+            let n = c["secrets"].as_array().map_or(0, Vec::len);
+            if c["name"] == "web" {
+                assert_eq!(n, 0);
+            }
+            refs += n;
+        }
+    }
+    assert_eq!(refs, 16);
+    let tasks = ecs(
+        &sb,
+        "ListTasks",
+        json!({"cluster": "production-online-lpa", "serviceName": "front"}),
+    )
+    .await;
+    assert_eq!(tasks["taskArns"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_small_generated_scenario_loads() {
+    let sb = Sandbox::start(SandboxOptions {
+        scenario: Scenario::generated(20, 2, 3),
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let out = ecs(&sb, "ListClusters", json!({})).await;
+    assert_eq!(out["clusterArns"].as_array().unwrap().len(), 3);
+}
