@@ -780,6 +780,33 @@ mod tests {
     }
 
     #[test]
+    fn documented_example_parses() {
+        let doc = include_str!("../SCENARIOS.md");
+        let example = doc.split("### Example scenario").nth(1).unwrap();
+        let toml = example
+            .split("```toml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let s = Scenario::from_toml(toml).unwrap();
+        assert_eq!(s.services.len(), 1);
+        assert_eq!(s.sts.roles.len(), 1);
+        assert_eq!(s.faults.len(), 1);
+        let refs = s.secret_references();
+        let mut secrets_only = s.clone();
+        secrets_only.clusters.clear();
+        secrets_only.task_definitions.clear();
+        secrets_only.services.clear();
+        let w = build_world(&secrets_only, None, None).unwrap();
+        assert!(w
+            .secrets
+            .resolve_for_ecs(&refs[0].2, "eu-west-1", "123456789012")
+            .is_ok());
+    }
+
+    #[test]
     fn generated_scenario_has_the_asked_shape() {
         let s = Scenario::generated(1000, 10, 4);
         assert_eq!(s.services.len(), 1000);
