@@ -237,7 +237,7 @@ impl Scenario {
 
     /// Checks what parsing cannot: value fields, rules, names.
     pub fn validate(&self) -> Result<(), String> {
-        if self.speed.is_nan() || self.speed < 0.0 {
+        if !self.speed.is_finite() || self.speed < 0.0 {
             return Err(format!("speed {} must be 0 or more", self.speed));
         }
         if let Some(s) = &self.start {

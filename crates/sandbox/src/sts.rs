@@ -27,6 +27,7 @@ pub struct AccessKey {
     pub access_key_id: String,
     /// The secret half (the sandbox does not verify signatures; kept so tools can be
     /// configured with it).
+    #[serde(default)]
     pub secret_access_key: String,
     /// The caller's ARN (`arn:aws:iam::ACCOUNT:user/NAME`); a user `sandbox` of the
     /// account when absent.
