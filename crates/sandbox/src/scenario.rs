@@ -807,6 +807,36 @@ mod tests {
     }
 
     #[test]
+    fn service_timing_is_split_from_the_request() {
+        let s = Scenario::from_toml(
+            r#"
+            [timing]
+            pending = 2.5
+            [[services]]
+            cluster = "c"
+            serviceName = "api"
+            desiredCount = 2
+            timing = { health_check = 1.0 }
+            deploymentConfiguration = { minimumHealthyPercent = 50 }
+            "#,
+        )
+        .unwrap();
+        let svc = &s.services[0];
+        assert_eq!(svc.timing.as_ref().unwrap().health_check, 1.0);
+        assert_eq!(
+            svc.timing.as_ref().unwrap().pending,
+            Timing::default().pending
+        );
+        assert!(!svc.request.contains_key("timing"));
+        assert_eq!(svc.request["desiredCount"], 2);
+        assert_eq!(
+            svc.request["deploymentConfiguration"]["minimumHealthyPercent"],
+            50
+        );
+        assert_eq!(s.timing.unwrap().pending, 2.5);
+    }
+
+    #[test]
     fn generated_scenario_has_the_asked_shape() {
         let s = Scenario::generated(1000, 10, 4);
         assert_eq!(s.services.len(), 1000);
