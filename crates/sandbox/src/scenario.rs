@@ -484,7 +484,9 @@ pub fn build_world(
                 .map_err(|e| format!("service {name}: timing: {e}"))?;
         }
     }
-    // Run the past hour: initial deployments settle before the first client call.
+    // Let ECS act at t0 (a scheduler may only place tasks when it runs), then run the past
+    // hour: initial deployments settle before the first client call.
+    ecs.advance(&mut ctx, secrets);
     world.advance();
     // Health rules only now, so the initial deployments are not hit by them.
     world.ecs.set_health_rules(scenario.health_rules.clone());
