@@ -97,3 +97,76 @@ async fn a_small_generated_scenario_loads() {
     let out = ecs(&sb, "ListClusters", json!({})).await;
     assert_eq!(out["clusterArns"].as_array().unwrap().len(), 3);
 }
+
+/// `(service, secret name, version id)` of every secret resolved by a RUNNING task, from
+/// the ground-truth state.
+fn running_resolutions(sb: &Sandbox) -> Vec<(String, String, String)> {
+    let state = sb.snapshot();
+    let mut out = vec![];
+    for t in state["ecs"]["tasks"].as_array().unwrap() {
+        if t["lastStatus"] != "RUNNING" {
+            continue;
+        }
+        let service = t["service"].as_str().unwrap_or_default().to_string();
+        for s in t["secrets"].as_array().unwrap() {
+            out.push((
+                service.clone(),
+                s["name"].as_str().unwrap().to_string(),
+                s["version_id"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn sample_tasks_read_current_versions_and_a_rollout_picks_up_a_put() {
+    let sb = Sandbox::start(SandboxOptions {
+        speed: Some(0.0),
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let current = |name: &str| {
+        let w = sb.world();
+        let w = w.lock().unwrap();
+        w.secrets.find(name).unwrap().current().unwrap().id.clone()
+    };
+    let before = running_resolutions(&sb);
+    // 3 front tasks x 7 + 3 api x 6 + 2 pdf x 1 + 1 admin x 2.
+    assert_eq!(before.len(), 21 + 18 + 2 + 2);
+    for (svc, name, vid) in &before {
+        assert_eq!(*vid, current(name), "{svc} {name}");
+    }
+
+    let key = "production/opg_lpa_api_notify_api_key";
+    let put = sm_ok(
+        &sb,
+        "PutSecretValue",
+        json!({"SecretId": key, "SecretString": "new-notify-key"}),
+    )
+    .await;
+    let new_vid = put["VersionId"].as_str().unwrap().to_string();
+    ecs(
+        &sb,
+        "UpdateService",
+        json!({"cluster": "production-online-lpa", "service": "front", "forceNewDeployment": true}),
+    )
+    .await;
+    let (status, _) = control(
+        &sb,
+        "POST",
+        "/_sandbox/clock/advance",
+        r#"{"seconds": 3600}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let after = running_resolutions(&sb);
+    let notify: Vec<_> = after.iter().filter(|(_, n, _)| n == key).collect();
+    assert_eq!(notify.len(), 6, "3 front + 3 api tasks read it");
+    for (svc, _, vid) in notify {
+        // Only the redeployed service picks up the new version.
+        assert_eq!(*vid == new_vid, svc == "front", "{svc}");
+    }
+}
