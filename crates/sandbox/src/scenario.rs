@@ -237,7 +237,7 @@ impl Scenario {
 
     /// Checks what parsing cannot: value fields, rules, names.
     pub fn validate(&self) -> Result<(), String> {
-        if self.speed.is_nan() || self.speed < 0.0 {
+        if !self.speed.is_finite() || self.speed < 0.0 {
             return Err(format!("speed {} must be 0 or more", self.speed));
         }
         if let Some(s) = &self.start {
@@ -484,7 +484,9 @@ pub fn build_world(
                 .map_err(|e| format!("service {name}: timing: {e}"))?;
         }
     }
-    // Run the past hour: initial deployments settle before the first client call.
+    // Let ECS act at t0 (a scheduler may only place tasks when it runs), then run the past
+    // hour: initial deployments settle before the first client call.
+    ecs.advance(&mut ctx, secrets);
     world.advance();
     // Health rules only now, so the initial deployments are not hit by them.
     world.ecs.set_health_rules(scenario.health_rules.clone());
@@ -777,6 +779,63 @@ mod tests {
         .err()
         .unwrap();
         assert!(e.contains("arn_suffix"), "{e}");
+    }
+
+    #[test]
+    fn documented_example_parses() {
+        let doc = include_str!("../SCENARIOS.md");
+        let example = doc.split("### Example scenario").nth(1).unwrap();
+        let toml = example
+            .split("```toml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let s = Scenario::from_toml(toml).unwrap();
+        assert_eq!(s.services.len(), 1);
+        assert_eq!(s.sts.roles.len(), 1);
+        assert_eq!(s.faults.len(), 1);
+        let refs = s.secret_references();
+        let mut secrets_only = s.clone();
+        secrets_only.clusters.clear();
+        secrets_only.task_definitions.clear();
+        secrets_only.services.clear();
+        let w = build_world(&secrets_only, None, None).unwrap();
+        assert!(w
+            .secrets
+            .resolve_for_ecs(&refs[0].2, "eu-west-1", "123456789012")
+            .is_ok());
+    }
+
+    #[test]
+    fn service_timing_is_split_from_the_request() {
+        let s = Scenario::from_toml(
+            r#"
+            [timing]
+            pending = 2.5
+            [[services]]
+            cluster = "c"
+            serviceName = "api"
+            desiredCount = 2
+            timing = { health_check = 1.0 }
+            deploymentConfiguration = { minimumHealthyPercent = 50 }
+            "#,
+        )
+        .unwrap();
+        let svc = &s.services[0];
+        assert_eq!(svc.timing.as_ref().unwrap().health_check, 1.0);
+        assert_eq!(
+            svc.timing.as_ref().unwrap().pending,
+            Timing::default().pending
+        );
+        assert!(!svc.request.contains_key("timing"));
+        assert_eq!(svc.request["desiredCount"], 2);
+        assert_eq!(
+            svc.request["deploymentConfiguration"]["minimumHealthyPercent"],
+            50
+        );
+        assert_eq!(s.timing.unwrap().pending, 2.5);
     }
 
     #[test]

@@ -702,8 +702,8 @@ impl SecretsStore {
         if secret.is_deleted() {
             return Err(AwsError::invalid_request(MARKED_FOR_DELETION));
         }
-        let version = select_version(secret, version_id, stage)
-            .map_err(|m| AwsError::resource_not_found(m))?;
+        let version =
+            select_version(secret, version_id, stage).map_err(AwsError::resource_not_found)?;
         let vid = version.id.clone();
         secret.last_accessed = Some(now);
         let v = secret
@@ -988,7 +988,8 @@ impl SecretsStore {
     }
 }
 
-/// ListSecrets filter semantics: values are prefixes; a leading `!` negates.
+/// ListSecrets filter semantics (API reference, `Filter`): values are prefixes, a leading
+/// `!` negates; a secret passes a filter when any of its values matches.
 fn filter_matches(s: &Secret, key: &str, values: &[String]) -> bool {
     if values.is_empty() {
         return true;
@@ -1007,9 +1008,23 @@ fn filter_matches(s: &Secret, key: &str, values: &[String]) -> bool {
             all
         }
     };
+    // `description` and `all` are not case-sensitive; `all` matches words anywhere.
+    let fold = matches!(key, "description" | "all");
+    let hit = |pattern: &str| {
+        fields.iter().any(|f| {
+            if key == "all" {
+                let (f, p) = (f.to_lowercase(), pattern.to_lowercase());
+                p.split_whitespace().all(|w| f.contains(w))
+            } else if fold {
+                f.to_lowercase().starts_with(&pattern.to_lowercase())
+            } else {
+                f.starts_with(pattern)
+            }
+        })
+    };
     values.iter().any(|v| match v.strip_prefix('!') {
-        Some(neg) => !fields.iter().any(|f| f.starts_with(neg)),
-        None => fields.iter().any(|f| f.starts_with(v.as_str())),
+        Some(neg) => !hit(neg),
+        None => hit(v),
     })
 }
 

@@ -27,6 +27,7 @@ pub struct AccessKey {
     pub access_key_id: String,
     /// The secret half (the sandbox does not verify signatures; kept so tools can be
     /// configured with it).
+    #[serde(default)]
     pub secret_access_key: String,
     /// The caller's ARN (`arn:aws:iam::ACCOUNT:user/NAME`); a user `sandbox` of the
     /// account when absent.
@@ -257,7 +258,7 @@ impl Sts {
         };
         let Some(key) = access_key else {
             if self.config.keys.is_empty() {
-                return Ok(self.default_caller(""));
+                return Ok(Self::unnamed_caller());
             }
             return Err(if sts {
                 AwsError::with_status(
@@ -287,7 +288,7 @@ impl Sts {
             });
         }
         if self.config.keys.is_empty() {
-            return Ok(self.default_caller(key));
+            return Ok(Self::unnamed_caller());
         }
         match self.config.keys.iter().find(|k| k.access_key_id == key) {
             Some(k) => {
@@ -315,9 +316,9 @@ impl Sts {
         }
     }
 
-    /// The identity of an unlisted key when no keys are listed. The account is filled in
-    /// by [`Sts::handle`] (it is the sandbox's).
-    fn default_caller(&self, _key: &str) -> Caller {
+    /// The identity of any key when no keys are listed: empty fields, filled in by
+    /// `caller` with the sandbox's account (`user/sandbox`).
+    fn unnamed_caller() -> Caller {
         Caller {
             arn: String::new(),
             user_id: String::new(),

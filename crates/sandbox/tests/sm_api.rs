@@ -429,6 +429,24 @@ async fn list_secrets_paginates_and_filters() {
     )
     .await;
     assert_eq!(filtered["SecretList"].as_array().unwrap().len(), 2);
+    let negated = sm_ok(
+        &sb,
+        "ListSecrets",
+        json!({"Filters": [{"Key": "name", "Values": ["!team1/"]}]}),
+    )
+    .await;
+    assert_eq!(negated["SecretList"].as_array().unwrap().len(), 3);
+    let case = sm_ok(
+        &sb,
+        "ListSecrets",
+        json!({"Filters": [{"Key": "name", "Values": ["TEAM1/"]}]}),
+    )
+    .await;
+    assert_eq!(
+        case["SecretList"],
+        json!([]),
+        "name filters are case-sensitive"
+    );
     let bad = sm(&sb, "ListSecrets", json!({"NextToken": "garbage"})).await;
     assert_error(&bad, 400, "InvalidNextTokenException");
     let bad = sm(&sb, "ListSecrets", json!({"MaxResults": 0})).await;

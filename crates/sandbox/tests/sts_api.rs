@@ -1,0 +1,285 @@
+//! STS over real HTTP: caller identity, listed keys, AssumeRole with MFA (real TOTP
+//! codes), allowed callers, session credentials and their expiry.
+
+mod sm_common;
+
+use sandbox::sts::{totp_code, wall_clock_secs};
+use serde_json::json;
+use sm_common::*;
+
+const SEED: &str = "JBSWY3DPEHPK3PXP";
+const ALICE: &str = "AKIAALICE00000000000";
+const OPERATOR: &str = "arn:aws:iam::123456789012:role/operator";
+const MFA: &str = "arn:aws:iam::111111111111:mfa/alice";
+
+const SCENARIO: &str = r#"
+region = "eu-west-1"
+account = "123456789012"
+
+[sts]
+min_session_seconds = 1
+
+[[sts.keys]]
+access_key_id = "AKIAALICE00000000000"
+secret_access_key = "alice-secret"
+arn = "arn:aws:iam::111111111111:user/alice"
+
+[[sts.roles]]
+arn = "arn:aws:iam::123456789012:role/operator"
+mfa_serial = "arn:aws:iam::111111111111:mfa/alice"
+totp_seed = "JBSWY3DPEHPK3PXP"
+max_session_seconds = 7200
+
+[[sts.roles]]
+arn = "arn:aws:iam::123456789012:role/restricted"
+allowed_callers = ["arn:aws:iam::111111111111:user/bob"]
+
+[[sts.roles]]
+arn = "arn:aws:iam::123456789012:role/open"
+
+[[secrets]]
+name = "s"
+value = "v"
+"#;
+
+fn code_now() -> String {
+    totp_code(SEED, wall_clock_secs()).unwrap()
+}
+
+fn wrong_code() -> String {
+    // A code that is valid at no step within ±2 of now.
+    let now = wall_clock_secs();
+    let near: Vec<String> = (0..5)
+        .map(|i| totp_code(SEED, now + i * 30 - 60).unwrap())
+        .collect();
+    (0..1_000_000)
+        .map(|n| format!("{n:06}"))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn get_caller_identity_of_a_listed_key() {
+    let sb = start(SCENARIO).await;
+    let (status, xml) = sts(&sb, Some(ALICE), &[("Action", "GetCallerIdentity")]).await;
+    assert_eq!(status, 200, "{xml}");
+    assert!(xml.contains("xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\""));
+    assert_eq!(
+        xml_field(&xml, "Arn").unwrap(),
+        "arn:aws:iam::111111111111:user/alice"
+    );
+    assert_eq!(xml_field(&xml, "Account").unwrap(), "111111111111");
+    assert!(xml_field(&xml, "UserId").unwrap().starts_with("AIDA"));
+    assert!(xml_field(&xml, "RequestId").is_some());
+}
+
+#[tokio::test]
+async fn any_key_is_accepted_when_none_are_listed() {
+    let sb = start("account = \"210987654321\"\n").await;
+    let (status, xml) = sts(&sb, Some("AKIAWHOEVER"), &[("Action", "GetCallerIdentity")]).await;
+    assert_eq!(status, 200, "{xml}");
+    assert_eq!(
+        xml_field(&xml, "Arn").unwrap(),
+        "arn:aws:iam::210987654321:user/sandbox"
+    );
+    let a = raw_json(&sb, "secretsmanager.ListSecrets", Some("AKIAWHOEVER"), "{}").await;
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn unknown_keys_are_rejected_when_keys_are_listed() {
+    let sb = start(SCENARIO).await;
+    let (status, xml) = sts(&sb, Some("AKIAMALLORY"), &[("Action", "GetCallerIdentity")]).await;
+    assert_eq!(status, 403);
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "InvalidClientTokenId");
+    assert_eq!(
+        xml_field(&xml, "Message").unwrap(),
+        "The security token included in the request is invalid."
+    );
+    let a = raw_json(&sb, "secretsmanager.ListSecrets", Some("AKIAMALLORY"), "{}").await;
+    assert_error(&a, 400, "UnrecognizedClientException");
+    let a = raw_json(&sb, "secretsmanager.ListSecrets", Some(ALICE), "{}").await;
+    assert_eq!(a.status, 200);
+}
+
+async fn assume(sb: &sandbox::Sandbox, role: &str, extra: &[(&str, &str)]) -> (u16, String) {
+    let mut params = vec![
+        ("Action", "AssumeRole"),
+        ("RoleArn", role),
+        ("RoleSessionName", "secret-rollout"),
+    ];
+    params.extend_from_slice(extra);
+    sts(sb, Some(ALICE), &params).await
+}
+
+#[tokio::test]
+async fn assume_role_with_the_right_mfa_code() {
+    let sb = start(SCENARIO).await;
+    let code = code_now();
+    let (status, xml) = assume(
+        &sb,
+        OPERATOR,
+        &[
+            ("SerialNumber", MFA),
+            ("TokenCode", &code),
+            ("DurationSeconds", "7200"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{xml}");
+    let key = xml_field(&xml, "AccessKeyId").unwrap();
+    assert!(key.starts_with("ASIA") && key.len() == 20, "{key}");
+    assert!(xml_field(&xml, "SecretAccessKey").unwrap().len() >= 40);
+    assert!(!xml_field(&xml, "SessionToken").unwrap().is_empty());
+    let expiration = xml_field(&xml, "Expiration").unwrap();
+    let exp =
+        time::OffsetDateTime::parse(&expiration, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp() as u64;
+    let now = wall_clock_secs();
+    assert!(exp >= now + 7190 && exp <= now + 7210, "{expiration}");
+    assert_eq!(
+        xml_field(&xml, "Arn").unwrap(),
+        "arn:aws:sts::123456789012:assumed-role/operator/secret-rollout"
+    );
+    assert!(xml_field(&xml, "AssumedRoleId")
+        .unwrap()
+        .ends_with(":secret-rollout"));
+
+    // The session key is now accepted and is the assumed role.
+    let (status, me) = sts(&sb, Some(&key), &[("Action", "GetCallerIdentity")]).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(
+        xml_field(&me, "Arn").unwrap(),
+        "arn:aws:sts::123456789012:assumed-role/operator/secret-rollout"
+    );
+    assert_eq!(xml_field(&me, "Account").unwrap(), "123456789012");
+    let a = raw_json(
+        &sb,
+        "secretsmanager.GetSecretValue",
+        Some(&key),
+        &json!({"SecretId": "s"}).to_string(),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn assume_role_with_a_wrong_or_missing_mfa_code_is_denied() {
+    let sb = start(SCENARIO).await;
+    let wrong = wrong_code();
+    let code = code_now();
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("SerialNumber", MFA), ("TokenCode", &wrong)],
+        vec![("SerialNumber", MFA)],
+        vec![],
+        vec![
+            ("SerialNumber", "arn:aws:iam::111111111111:mfa/bob"),
+            ("TokenCode", &code),
+        ],
+    ];
+    for extra in cases {
+        let (status, xml) = assume(&sb, OPERATOR, &extra).await;
+        assert_eq!(status, 403, "{extra:?}: {xml}");
+        assert_eq!(xml_field(&xml, "Code").unwrap(), "AccessDenied");
+        assert_eq!(
+            xml_field(&xml, "Message").unwrap(),
+            "MultiFactorAuthentication failed with invalid MFA one time pass code."
+        );
+    }
+}
+
+#[tokio::test]
+async fn unknown_role_or_caller_not_allowed_is_denied() {
+    let sb = start(SCENARIO).await;
+    for role in [
+        "arn:aws:iam::123456789012:role/restricted",
+        "arn:aws:iam::123456789012:role/nope",
+    ] {
+        let (status, xml) = assume(&sb, role, &[]).await;
+        assert_eq!(status, 403, "{xml}");
+        assert_eq!(xml_field(&xml, "Code").unwrap(), "AccessDenied");
+        assert_eq!(
+            xml_field(&xml, "Message").unwrap(),
+            format!("User: arn:aws:iam::111111111111:user/alice is not authorized to perform: sts:AssumeRole on resource: {role}")
+        );
+    }
+    // Over the role's maximum (3600 by default).
+    let (status, xml) = assume(
+        &sb,
+        "arn:aws:iam::123456789012:role/open",
+        &[("DurationSeconds", "7200")],
+    )
+    .await;
+    assert_eq!(status, 400, "{xml}");
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "ValidationError");
+}
+
+#[tokio::test]
+async fn expired_sessions_are_refused() {
+    let sb = start(SCENARIO).await;
+    let (status, xml) = assume(
+        &sb,
+        "arn:aws:iam::123456789012:role/open",
+        &[("DurationSeconds", "900")],
+    )
+    .await;
+    assert_eq!(status, 200, "{xml}");
+    let key = xml_field(&xml, "AccessKeyId").unwrap();
+    let a = raw_json(&sb, "secretsmanager.ListSecrets", Some(&key), "{}").await;
+    assert_eq!(a.status, 200);
+
+    let (status, _) = control(&sb, "POST", "/_sandbox/sts/expire-sessions", "").await;
+    assert_eq!(status, 200);
+
+    let a = raw_json(&sb, "secretsmanager.ListSecrets", Some(&key), "{}").await;
+    assert_error(&a, 400, "ExpiredTokenException");
+    assert_eq!(
+        a.body["message"],
+        "The security token included in the request is expired"
+    );
+    let (status, xml) = sts(&sb, Some(&key), &[("Action", "GetCallerIdentity")]).await;
+    assert_eq!(status, 403);
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "ExpiredToken");
+    // The long-term key is unaffected.
+    let a = raw_json(&sb, "secretsmanager.ListSecrets", Some(ALICE), "{}").await;
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn minimum_duration_comes_from_the_scenario() {
+    let sb = start(SCENARIO).await;
+    let (status, xml) = assume(
+        &sb,
+        "arn:aws:iam::123456789012:role/open",
+        &[("DurationSeconds", "1")],
+    )
+    .await;
+    assert_eq!(status, 200, "{xml}");
+    let strict = start("[[sts.roles]]\narn = \"arn:aws:iam::123456789012:role/open\"\n").await;
+    let (status, xml) = sts(
+        &strict,
+        Some("AKIAANY"),
+        &[
+            ("Action", "AssumeRole"),
+            ("RoleArn", "arn:aws:iam::123456789012:role/open"),
+            ("RoleSessionName", "s1"),
+            ("DurationSeconds", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "{xml}");
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "ValidationError");
+    assert!(xml.contains("greater than or equal to 900"), "{xml}");
+}
+
+#[tokio::test]
+async fn unknown_action_and_missing_parameters() {
+    let sb = start(SCENARIO).await;
+    let (status, xml) = sts(&sb, Some(ALICE), &[("Action", "DecodeEverything")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "InvalidAction");
+    let (status, xml) = sts(&sb, Some(ALICE), &[("Action", "AssumeRole")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "ValidationError");
+}
