@@ -121,7 +121,11 @@ impl Ecs {
         if ctx.now > self.now {
             self.now = ctx.now;
         }
-        self.dispatch(ctx, secrets, operation, body)
+        let result = self.dispatch(ctx, secrets, operation, body);
+        // The scheduler reacts at the time of the call (which may be in the past when a
+        // scenario is built), not at the next advance.
+        self.run_dirty(ctx, secrets);
+        result
     }
 
     /// Runs the simulation forward to `ctx.now`: processes every task phase change due by then,
