@@ -144,7 +144,8 @@ impl Ecs {
         self.default_timing = timing;
     }
 
-    /// Sets one service's timing (tasks launched from now on use it). `Err` if the cluster or
+    /// Sets one service's timing; it applies to every later phase change of its tasks,
+    /// running ones included. `Err` if the cluster or
     /// service is unknown.
     pub fn set_service_timing(
         &mut self,
@@ -158,56 +159,76 @@ impl Ecs {
         Ok(())
     }
 
-    /// State as JSON: clusters, services, deployments, every task with what it resolved
-    /// (secret ARNs, names, version ids and json keys; never values).
+    /// State as JSON, the ground truth tests compare against: `clusters` (counts, service
+    /// names), `services` (each with its `cluster`, counts, `deployments` as DescribeServices
+    /// shows them and the 20 newest event messages), `taskDefinitions` (ARNs) and `tasks`: every
+    /// task not yet expired (stopped less than an hour ago or still alive) with what it resolved
+    /// at launch (secret ARNs, names, version ids and json keys; never values).
     pub fn snapshot(&self) -> Value {
         let clusters: Vec<Value> = self
             .clusters
             .iter()
             .map(|c| {
-                let services: Vec<Value> = c
-                    .services
-                    .iter()
-                    .map(|&s| {
-                        let svc = &self.services[s];
-                        let counts = svc.counts();
-                        let deployments: Vec<Value> = svc
-                            .deployments
-                            .iter()
-                            .enumerate()
-                            .map(|(i, d)| d.to_json(i == 0))
-                            .collect();
-                        json!({
-                            "name": svc.name,
-                            "arn": svc.arn,
-                            "taskDefinition": svc.task_def,
-                            "desiredCount": svc.desired,
-                            "runningCount": counts.running,
-                            "pendingCount": counts.pending,
-                            "deploymentController": svc.controller,
-                            "deployments": deployments,
-                            "events": svc.events.iter().take(20).map(|e| json!({"at": e.at, "message": e.message})).collect::<Vec<_>>(),
-                        })
-                    })
-                    .collect();
                 json!({
                     "name": c.name,
                     "arn": c.arn,
                     "runningTasksCount": c.counts.running,
                     "pendingTasksCount": c.counts.pending,
-                    "services": services,
+                    "services": c.services.iter().map(|&s| &self.services[s].name).collect::<Vec<_>>(),
                 })
             })
+            .collect();
+        let services: Vec<Value> = self
+            .services
+            .iter()
+            .map(|svc| {
+                let counts = svc.counts();
+                let deployments: Vec<Value> = svc
+                    .deployments
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| d.to_json(i == 0))
+                    .collect();
+                json!({
+                    "cluster": self.clusters[svc.cluster].name,
+                    "name": svc.name,
+                    "arn": svc.arn,
+                    "taskDefinition": svc.task_def,
+                    "desiredCount": svc.desired,
+                    "runningCount": counts.running,
+                    "pendingCount": counts.pending,
+                    "deploymentController": svc.controller,
+                    "deployments": deployments,
+                    "events": svc
+                        .events
+                        .iter()
+                        .take(20)
+                        .map(|e| json!({"at": e.at, "message": e.message}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let task_definitions: Vec<&Value> = self
+            .task_defs
+            .values()
+            .flatten()
+            .filter_map(|td| td.get("taskDefinitionArn"))
             .collect();
         let tasks: Vec<Value> = self
             .tasks
             .iter()
+            .filter(|t| !t.expired)
             .map(|t| {
                 let cluster = &self.clusters[t.cluster].name;
                 let service = t.service.map(|s| self.services[s].name.as_str());
                 t.snapshot(cluster, service)
             })
             .collect();
-        json!({ "clusters": clusters, "tasks": tasks })
+        json!({
+            "clusters": clusters,
+            "services": services,
+            "taskDefinitions": task_definitions,
+            "tasks": tasks,
+        })
     }
 }

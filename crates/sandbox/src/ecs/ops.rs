@@ -679,7 +679,9 @@ impl Ecs {
             .unwrap_or("Task stopped by user")
             .to_string();
         if self.tasks[idx].last != Status::Stopped {
-            self.stop_task(idx, reason, "UserInitiated", true);
+            // Only service tasks sit behind a load balancer and drain.
+            let drain = self.tasks[idx].service.is_some();
+            self.stop_task(idx, reason, "UserInitiated", drain);
         }
         let arn = &self.clusters[c].arn;
         Ok(json!({ "task": self.tasks[idx].to_json(arn) }))

@@ -253,7 +253,7 @@ impl Ecs {
 
     fn task_step(&mut self, idx: usize, step: Step) {
         let now = self.now;
-        let timing = self.tasks[idx].timing.clone();
+        let timing = self.timing_of(idx);
         match step {
             Step::Provisioned => {
                 let pulls = !matches!(self.tasks[idx].fate, Fate::SecretError(_));
@@ -265,38 +265,51 @@ impl Ecs {
                 });
                 self.push_task(idx, timing.pending.max(MIN_PHASE), Step::Started);
             }
-            Step::Started => match self.tasks[idx].fate.clone() {
-                Fate::SecretError(reason) => {
-                    let svc = self.tasks[idx].service;
-                    self.fail(idx, reason.clone(), "TaskFailedToStart");
-                    if let Some(s) = svc {
-                        let name = self.services[s].name.clone();
-                        self.svc_event(
+            Step::Started => {
+                match self.tasks[idx].fate.clone() {
+                    Fate::SecretError(reason) => {
+                        let svc = self.tasks[idx].service;
+                        self.fail(idx, reason.clone(), "TaskFailedToStart");
+                        if let Some(s) = svc {
+                            let name = self.services[s].name.clone();
+                            self.svc_event(
                             s,
                             now,
                             format!(
                                 "(service {name}) was unable to place a task. Reason: {reason}. {TROUBLESHOOTING}"
                             ),
                         );
+                        }
+                    }
+                    Fate::FailToStart => {
+                        self.mutate(idx, |t| t.pull_stopped_at = Some(now));
+                        self.fail(
+                            idx,
+                            "Essential container in task exited".to_string(),
+                            "EssentialContainerExited",
+                        );
+                    }
+                    Fate::Healthy | Fate::FailHealthCheck => {
+                        // Load-balancer targets are registered just before startedAt.
+                        if let Some(s) = self.tasks[idx].service {
+                            let name = self.services[s].name.clone();
+                            for tg in self.target_groups(s) {
+                                self.svc_event(
+                                s,
+                                now,
+                                format!("(service {name}) registered 1 targets in (target-group {tg})"),
+                            );
+                            }
+                        }
+                        self.mutate(idx, |t| {
+                            t.last = Status::Running;
+                            t.pull_stopped_at = Some(now);
+                            t.started_at = Some(now);
+                        });
+                        self.push_task(idx, timing.health_check, Step::HealthCheck);
                     }
                 }
-                Fate::FailToStart => {
-                    self.mutate(idx, |t| t.pull_stopped_at = Some(now));
-                    self.fail(
-                        idx,
-                        "Essential container in task exited".to_string(),
-                        "EssentialContainerExited",
-                    );
-                }
-                Fate::Healthy | Fate::FailHealthCheck => {
-                    self.mutate(idx, |t| {
-                        t.last = Status::Running;
-                        t.pull_stopped_at = Some(now);
-                        t.started_at = Some(now);
-                    });
-                    self.push_task(idx, timing.health_check, Step::HealthCheck);
-                }
-            },
+            }
             Step::HealthCheck => {
                 if self.tasks[idx].fate == Fate::FailHealthCheck {
                     self.mutate(idx, |t| t.healthy = Some(false));
@@ -352,6 +365,16 @@ impl Ecs {
         }
     }
 
+    /// The phase durations for a task's next phase: its service's current timing (so a
+    /// timing change applies to tasks already running), or its own for a standalone task.
+    fn timing_of(&self, idx: usize) -> Timing {
+        let t = &self.tasks[idx];
+        match t.service {
+            Some(s) => self.services[s].timing.clone(),
+            None => t.timing.clone(),
+        }
+    }
+
     /// Changes a task and keeps its deployment's and cluster's counters right.
     pub(crate) fn mutate(&mut self, idx: usize, f: impl FnOnce(&mut Task)) {
         let before = Counts::of(&self.tasks[idx]);
@@ -393,7 +416,7 @@ impl Ecs {
         }
         let now = self.now;
         let draining = drain && t.last == Status::Running;
-        let timing = t.timing.clone();
+        let timing = self.timing_of(idx);
         self.mutate(idx, |t| {
             t.desired_running = false;
             t.stopping_at = Some(now);
@@ -823,6 +846,33 @@ impl Ecs {
             );
         }
         let now = self.now;
+        let tgs = self.target_groups(s);
+        if !tgs.is_empty() {
+            // Tasks that were serving traffic (now DEACTIVATING) drain, per deployment.
+            let mut by_dep: Vec<(String, usize)> = Vec::new();
+            for (t, dep) in &stopped {
+                if self.tasks[*t].last == Status::Deactivating {
+                    match by_dep.iter_mut().find(|(d, _)| d == dep) {
+                        Some((_, n)) => *n += 1,
+                        None => by_dep.push((dep.clone(), 1)),
+                    }
+                }
+            }
+            for (dep, n) in by_dep {
+                for tg in &tgs {
+                    self.svc_event(
+                        s,
+                        now,
+                        format!("(service {name}) deregistered {n} targets in (target-group {tg})"),
+                    );
+                }
+                self.svc_event(
+                    s,
+                    now,
+                    format!("(service {name}, taskSet {dep}) has begun draining connections on {n} tasks."),
+                );
+            }
+        }
         self.svc_event(
             s,
             now,
@@ -833,6 +883,21 @@ impl Ecs {
             ),
         );
         true
+    }
+
+    /// Target group ARNs of a service's load balancers (events mention them).
+    fn target_groups(&self, s: usize) -> Vec<String> {
+        self.services[s]
+            .extra
+            .get("loadBalancers")
+            .and_then(Value::as_array)
+            .map(|lbs| {
+                lbs.iter()
+                    .filter_map(|lb| lb.get("targetGroupArn").and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn check_complete(&mut self, s: usize) {

@@ -706,7 +706,7 @@ fn circuit_breaker_without_rollback_leaves_the_primary_failed_and_idle() {
         .iter()
         .filter(|t| t["startedBy"] == json!(new))
         .count();
-    h.wait(3600.0);
+    h.wait(2400.0); // less than the hour stopped tasks stay visible
     let svc = h.describe("api");
     assert!(svc["deployments"][0]["failedTasks"].as_u64().unwrap() >= 3);
     assert_eq!(
@@ -1146,4 +1146,84 @@ impl Ecs {
         let c = self.cluster_idx("prod").unwrap();
         self.service_idx(c, name).unwrap()
     }
+}
+
+#[test]
+fn load_balanced_services_log_targets_and_draining() {
+    let mut h = H::new(22);
+    h.register("prod-api", json!([]));
+    let tg = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/api/0123456789abcdef";
+    h.call_ok(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "prod-api", "desiredCount": 1,
+               "loadBalancers": [{"targetGroupArn": tg, "containerName": "app", "containerPort": 80}]}),
+    );
+    h.wait(600.0);
+    let old = h.describe("api")["deployments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    h.force("api");
+    h.wait(600.0);
+    let svc = h.describe("api");
+    assert_eq!(svc["loadBalancers"][0]["targetGroupArn"], tg);
+    let msgs = h.messages("api");
+    assert!(msgs.contains(&format!(
+        "(service api) registered 1 targets in (target-group {tg})"
+    )));
+    assert!(msgs.contains(&format!(
+        "(service api) deregistered 1 targets in (target-group {tg})"
+    )));
+    assert!(msgs.contains(&format!(
+        "(service api, taskSet {old}) has begun draining connections on 1 tasks."
+    )));
+}
+
+#[test]
+fn service_timing_sets_the_draining_time() {
+    let mut h = H::new(23);
+    h.service("api", 1, 100, 200, no_breaker());
+    let slow = super::Timing {
+        draining: 300.0,
+        ..super::Timing::default()
+    };
+    h.ecs.set_service_timing("prod", "api", slow).unwrap();
+    let err = h
+        .ecs
+        .set_service_timing("prod", "nope", super::Timing::default());
+    assert_eq!(err.unwrap_err().code, "ServiceNotFoundException");
+    h.wait(600.0);
+    h.force("api");
+    h.wait(250.0);
+    assert_eq!(
+        deployments(&h.describe("api")).len(),
+        2,
+        "old tasks still draining"
+    );
+    h.wait(150.0);
+    let svc = h.describe("api");
+    assert_eq!(deployments(&svc).len(), 1);
+    assert_eq!(svc["deployments"][0]["rolloutState"], "COMPLETED");
+}
+
+#[test]
+fn snapshot_lists_services_flat_and_hides_expired_tasks() {
+    let mut h = H::new(24);
+    h.service("api", 1, 100, 200, no_breaker());
+    h.wait(600.0);
+    h.force("api");
+    h.wait(600.0);
+    let snap = h.ecs.snapshot();
+    assert_eq!(snap["clusters"][0]["services"], json!(["api"]));
+    assert_eq!(snap["services"][0]["cluster"], "prod");
+    assert_eq!(snap["services"][0]["runningCount"], 1);
+    assert_eq!(snap["taskDefinitions"].as_array().unwrap().len(), 1);
+    assert_eq!(snap["tasks"].as_array().unwrap().len(), 2);
+    h.wait(3600.0);
+    let snap = h.ecs.snapshot();
+    assert_eq!(
+        snap["tasks"].as_array().unwrap().len(),
+        1,
+        "the replaced task expired"
+    );
 }
