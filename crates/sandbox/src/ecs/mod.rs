@@ -1,10 +1,21 @@
 //! ECS: clusters, task definitions, services, tasks and the rolling-deployment simulation.
 
+mod model;
+mod ops;
+mod sim;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::secrets::SecretSource;
 use crate::{AwsError, Ctx, OpResult};
+
+use model::{Cluster, Service, Task};
+use sim::Ev;
 
 /// How long a service's tasks take in each phase, in virtual seconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,45 +83,152 @@ pub enum HealthEffect {
 }
 
 /// All ECS state of the account.
+///
+/// Everything lives in arenas indexed by `usize` (clusters, services, tasks) so that the
+/// simulation's per-service and per-cluster indexes are cheap sets of integers.
 #[derive(Debug, Default)]
-pub struct Ecs {}
+pub struct Ecs {
+    clusters: Vec<Cluster>,
+    cluster_by_name: HashMap<String, usize>,
+    services: Vec<Service>,
+    /// family -> revisions (index = revision - 1), each the rendered `taskDefinition`.
+    task_defs: BTreeMap<String, Vec<Value>>,
+    tasks: Vec<Task>,
+    /// Task ARN and bare task id -> task index.
+    task_index: HashMap<String, usize>,
+    heap: BinaryHeap<std::cmp::Reverse<Ev>>,
+    seq: u64,
+    next_uid: u64,
+    /// Services whose scheduler must run at the current simulated time.
+    dirty: BTreeSet<usize>,
+    rules: Vec<HealthRule>,
+    default_timing: Timing,
+    /// The simulation's own "now": the time of the event being processed.
+    now: f64,
+}
 
 impl Ecs {
     /// Runs one ECS operation.
     pub fn handle(
         &mut self,
-        _ctx: &mut Ctx<'_>,
-        _secrets: &dyn SecretSource,
+        ctx: &mut Ctx<'_>,
+        secrets: &dyn SecretSource,
         operation: &str,
-        _body: &Value,
+        body: &Value,
     ) -> OpResult {
-        Err(AwsError::new(
-            "UnknownOperationException",
-            format!("Unknown operation {operation}"),
-        ))
+        // Operations happen at ctx.now; the simulation cursor follows so that tasks launched by
+        // this call get the call's time.
+        if ctx.now > self.now {
+            self.now = ctx.now;
+        }
+        let result = self.dispatch(ctx, secrets, operation, body);
+        // The scheduler reacts at the time of the call (which may be in the past when a
+        // scenario is built), not at the next advance.
+        self.run_dirty(ctx, secrets);
+        result
     }
 
-    /// Runs the simulation forward to `ctx.now`.
-    pub fn advance(&mut self, _ctx: &mut Ctx<'_>, _secrets: &dyn SecretSource) {}
+    /// Runs the simulation forward to `ctx.now`: processes every task phase change due by then,
+    /// in time order, running the scheduler of each affected service after each one.
+    pub fn advance(&mut self, ctx: &mut Ctx<'_>, secrets: &dyn SecretSource) {
+        self.run_until(ctx, secrets);
+    }
 
     /// Replaces the health rules.
-    pub fn set_health_rules(&mut self, _rules: Vec<HealthRule>) {}
+    pub fn set_health_rules(&mut self, rules: Vec<HealthRule>) {
+        self.rules = rules;
+    }
 
     /// Sets the timing of every service created from now on without its own.
-    pub fn set_default_timing(&mut self, _timing: Timing) {}
+    pub fn set_default_timing(&mut self, timing: Timing) {
+        self.default_timing = timing;
+    }
 
-    /// Sets one service's timing. `Err` if the cluster or service is unknown.
+    /// Sets one service's timing; it applies to every later phase change of its tasks,
+    /// running ones included. `Err` if the cluster or
+    /// service is unknown.
     pub fn set_service_timing(
         &mut self,
-        _cluster: &str,
-        _service: &str,
-        _timing: Timing,
+        cluster: &str,
+        service: &str,
+        timing: Timing,
     ) -> Result<(), AwsError> {
+        let c = self.cluster_idx(cluster)?;
+        let s = self.service_idx(c, service)?;
+        self.services[s].timing = timing;
         Ok(())
     }
 
-    /// State as JSON: clusters, services, deployments, every task with what it resolved.
+    /// State as JSON, the ground truth tests compare against: `clusters` (counts, service
+    /// names), `services` (each with its `cluster`, counts, `deployments` as DescribeServices
+    /// shows them and the 20 newest event messages), `taskDefinitions` (ARNs) and `tasks`: every
+    /// task not yet expired (stopped less than an hour ago or still alive) with what it resolved
+    /// at launch (secret ARNs, names, version ids and json keys; never values).
     pub fn snapshot(&self) -> Value {
-        Value::Object(Default::default())
+        let clusters: Vec<Value> = self
+            .clusters
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name,
+                    "arn": c.arn,
+                    "runningTasksCount": c.counts.running,
+                    "pendingTasksCount": c.counts.pending,
+                    "services": c.services.iter().map(|&s| &self.services[s].name).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let services: Vec<Value> = self
+            .services
+            .iter()
+            .map(|svc| {
+                let counts = svc.counts();
+                let deployments: Vec<Value> = svc
+                    .deployments
+                    .iter()
+                    .enumerate()
+                    .map(|(i, d)| d.to_json(i == 0))
+                    .collect();
+                json!({
+                    "cluster": self.clusters[svc.cluster].name,
+                    "name": svc.name,
+                    "arn": svc.arn,
+                    "taskDefinition": svc.task_def,
+                    "desiredCount": svc.desired,
+                    "runningCount": counts.running,
+                    "pendingCount": counts.pending,
+                    "deploymentController": svc.controller,
+                    "deployments": deployments,
+                    "events": svc
+                        .events
+                        .iter()
+                        .take(20)
+                        .map(|e| json!({"at": e.at, "message": e.message}))
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let task_definitions: Vec<&Value> = self
+            .task_defs
+            .values()
+            .flatten()
+            .filter_map(|td| td.get("taskDefinitionArn"))
+            .collect();
+        let tasks: Vec<Value> = self
+            .tasks
+            .iter()
+            .filter(|t| !t.expired)
+            .map(|t| {
+                let cluster = &self.clusters[t.cluster].name;
+                let service = t.service.map(|s| self.services[s].name.as_str());
+                t.snapshot(cluster, service)
+            })
+            .collect();
+        json!({
+            "clusters": clusters,
+            "services": services,
+            "taskDefinitions": task_definitions,
+            "tasks": tasks,
+        })
     }
 }
