@@ -2,7 +2,10 @@
 //! codes. Everything else lives in the library.
 
 pub mod args;
+pub mod output;
 pub mod render;
+pub mod rotate;
+pub mod session;
 
 use std::io::IsTerminal;
 
@@ -15,6 +18,12 @@ use args::{Cli, Command, Output};
 /// Runs the command line and returns the exit code.
 pub fn main() -> i32 {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Before clap: a value given on the command line is refused with its own message
+    // (clap would only say "unexpected argument"), and never echoed.
+    if let Err(e) = secret_rollout::value::reject_value_flags(&argv[1.min(argv.len())..]) {
+        eprintln!("{}", e.render());
+        return e.exit_code();
+    }
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {

@@ -1,0 +1,250 @@
+//! What goes to stdout: the plan and the report, as text for people or JSON for machines.
+
+use std::io::Write;
+
+use secret_rollout::clients::Clients;
+use secret_rollout::consumers::Consumer;
+use secret_rollout::plan::RotationPlan;
+use secret_rollout::rollout::verdict::Stage;
+use secret_rollout::rotation::{PhaseReport, Report};
+use serde_json::json;
+
+use super::args::Output;
+use super::render::hms;
+use super::rotate::outcome_word;
+
+fn age(created: Option<f64>) -> String {
+    let Some(c) = created else {
+        return "unknown age".into();
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    let secs = (now - c).max(0.0) as u64;
+    match secs {
+        s if s < 120 => format!("{s}s old"),
+        s if s < 7200 => format!("{}m old", s / 60),
+        s if s < 172_800 => format!("{}h old", s / 3600),
+        s => format!("{}d old", s / 86_400),
+    }
+}
+
+fn consumer_line(c: &Consumer) -> String {
+    let s = &c.service;
+    let breaker = match s.circuit_breaker {
+        Some((true, true)) => "circuit breaker with rollback",
+        Some((true, false)) => "circuit breaker",
+        _ => "no circuit breaker",
+    };
+    format!(
+        "{:<10} {:<24} {} running / {} desired, min {}% max {}%, {breaker}",
+        s.name, s.cluster, s.running, s.desired, s.min_healthy_percent, s.max_percent
+    )
+}
+
+/// The plan as text.
+pub fn plan_text(p: &RotationPlan, out: &mut dyn Write) {
+    let _ = writeln!(
+        out,
+        "environment {} ({})",
+        p.target.label(),
+        p.target.region
+    );
+    for s in &p.secrets {
+        let _ = writeln!(out, "secret {}", s.info.name);
+        let _ = writeln!(out, "  arn             {}", s.info.arn);
+        let _ = writeln!(
+            out,
+            "  current version {} ({})",
+            s.previous_version(),
+            age(s.current_created)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "redeploy ({}), all at once:",
+        p.consumers.redeploy.len()
+    );
+    for c in &p.consumers.redeploy {
+        let _ = writeln!(out, "  {}", consumer_line(c));
+        for r in c.pinned_reads() {
+            let _ = writeln!(
+                out,
+                "    note: {} is also read pinned ({:?}) in {}",
+                r.secret_name, r.pin, r.site.container
+            );
+        }
+    }
+    for c in &p.consumers.pinned {
+        let pins: Vec<String> = c
+            .pinned_reads()
+            .map(|r| format!("{} ({:?})", r.secret_name, r.pin))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  pinned: {} reads {}: it will keep the old value, not redeployed",
+            c.service.name,
+            pins.join(", ")
+        );
+    }
+    for c in &p.consumers.idle {
+        let _ = writeln!(
+            out,
+            "  skipped: {} has desired count 0 (its next task reads the new value)",
+            c.service.name
+        );
+    }
+    for c in &p.consumers.excluded {
+        let _ = writeln!(
+            out,
+            "  excluded by --services: {} (keeps the old value until its next deployment)",
+            c.service.name
+        );
+    }
+    for f in &p.consumers.one_off {
+        let _ = writeln!(
+            out,
+            "  one-off family {}:{} picks up the new value at its next run",
+            f.family, f.revision
+        );
+    }
+    let _ = writeln!(
+        out,
+        "then: write a new version of {} secret(s), redeploy {} service(s), follow each deployment, prove every running task is new; on failure restore the previous version",
+        p.secrets.len(),
+        p.redeploy.len()
+    );
+}
+
+/// The plan as JSON.
+pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
+    let names = |cs: &[Consumer]| {
+        cs.iter()
+            .map(|c| json!({"cluster": c.service.cluster, "service": c.service.name}))
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "environment": p.target.label(),
+        "region": p.target.region,
+        "secrets": p.secrets.iter().map(|s| json!({
+            "name": s.info.name, "arn": s.info.arn, "current_version": s.info.current, "current_created": s.current_created,
+        })).collect::<Vec<_>>(),
+        "redeploy": p.consumers.redeploy.iter().map(|c| json!({
+            "cluster": c.service.cluster, "service": c.service.name, "running": c.service.running, "desired": c.service.desired,
+            "min_healthy_percent": c.service.min_healthy_percent, "max_percent": c.service.max_percent,
+            "deployment": p.redeploy.iter().find(|(r, _)| r.service == c.service.name && r.cluster == c.service.cluster).and_then(|(_, d)| d.clone()),
+        })).collect::<Vec<_>>(),
+        "pinned": names(&p.consumers.pinned),
+        "idle": names(&p.consumers.idle),
+        "excluded": names(&p.consumers.excluded),
+        "one_off": p.consumers.one_off.iter().map(|f| json!({"family": f.family, "revision": f.revision})).collect::<Vec<_>>(),
+        "aws_calls": clients.calls.snapshot(),
+    })
+}
+
+/// Prints the plan to stdout.
+pub fn plan(output: Output, p: &RotationPlan, clients: &Clients) {
+    match output {
+        Output::Text => plan_text(p, &mut std::io::stdout().lock()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&plan_json(p, clients)).unwrap_or_default()
+        ),
+    }
+}
+
+fn phase_text(out: &mut dyn Write, title: &str, p: &PhaseReport) {
+    let _ = writeln!(out, "{title}:");
+    for s in &p.services {
+        let stage = match &s.stage {
+            Stage::Completed => "complete".to_string(),
+            Stage::Draining => "draining".to_string(),
+            Stage::Starting => "not finished".to_string(),
+            Stage::Failed { reason } => format!("FAILED: {reason}"),
+        };
+        match &s.proof {
+            Some(proof) => {
+                let range = proof
+                    .started
+                    .map(|(a, b)| format!(", started {}-{}", hms(a), hms(b)))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {}/{} tasks proven new ({}{range})",
+                    s.service,
+                    proof.fresh,
+                    proof.total,
+                    s.deployment_id.as_deref().unwrap_or("-")
+                );
+                for st in &proof.stale {
+                    let _ = writeln!(out, "    stale task {}: {}", st.task, st.reason);
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  {:<10} {stage} ({})",
+                    s.service,
+                    s.deployment_id.as_deref().unwrap_or("no deployment")
+                );
+            }
+        }
+    }
+}
+
+/// The report as text.
+pub fn report_text(r: &Report, out: &mut dyn Write) {
+    let _ = writeln!(
+        out,
+        "rotation {} in {}: {}",
+        r.rotation_id,
+        r.environment,
+        outcome_word(r.outcome)
+    );
+    for s in &r.secrets {
+        let prev = s.previous_version.as_deref().unwrap_or("-");
+        match (&s.new_version, s.restored) {
+            (Some(new), false) => {
+                let _ = writeln!(out, "  {}: {prev} -> {new} (AWSCURRENT)", s.name);
+            }
+            (Some(new), true) => {
+                let _ = writeln!(
+                    out,
+                    "  {}: {new} written, then AWSCURRENT restored to {prev}",
+                    s.name
+                );
+            }
+            (None, _) => {
+                let _ = writeln!(out, "  {}: current version {prev}", s.name);
+            }
+        }
+    }
+    if let Some(p) = &r.rollout {
+        phase_text(out, "rollout", p);
+    }
+    if let Some(p) = &r.restore {
+        phase_text(out, "restore", p);
+    }
+    if let Some(m) = &r.message {
+        let _ = writeln!(out, "why: {m}");
+    }
+    if !r.manual_restore.is_empty() {
+        let _ = writeln!(out, "to restore by hand, run:");
+        for c in &r.manual_restore {
+            let _ = writeln!(out, "  {c}");
+        }
+    }
+    let total: u64 = r.aws_calls.values().sum();
+    let _ = writeln!(
+        out,
+        "{total} AWS calls in {:.1}s; journal id {}",
+        r.elapsed_ms as f64 / 1000.0,
+        r.rotation_id
+    );
+}
+
+/// Prints the report to stdout.
+pub fn report(output: Output, r: &Report) {
+    match output {
+        Output::Text => report_text(r, &mut std::io::stdout().lock()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
+    }
+}

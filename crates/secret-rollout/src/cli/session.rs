@@ -1,0 +1,170 @@
+//! Turning command-line flags into a signed-in session: config, target, credentials,
+//! clients, caller, and the guards that must pass before any write.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secret_rollout::aws::{self, AwsContext, AwsOptions};
+use secret_rollout::clients::Clients;
+use secret_rollout::config::{self, Config, Target, TargetFlags};
+use secret_rollout::credentials::MfaCodeSource;
+use secret_rollout::error::{Error, Result};
+use secret_rollout::journal;
+use secret_rollout::rotation::Caller;
+use secret_rollout::value::{Charset as CoreCharset, SecretValue, Source};
+
+use super::args::{self, Charset, Global};
+
+/// A signed-in session for one command.
+pub struct Session {
+    /// Where.
+    pub target: Target,
+    /// The SDK config and where credentials came from.
+    pub ctx: AwsContext,
+    /// The clients.
+    pub clients: Clients,
+    /// Who.
+    pub caller: Caller,
+}
+
+/// The config file, if any.
+pub fn load_config(global: &Global) -> Result<Option<Config>> {
+    Config::load(global.config.as_deref())
+}
+
+/// Resolves the target from `--env` and flags.
+pub fn target(global: &Global, t: &args::Target) -> Result<Target> {
+    let config = load_config(global)?;
+    let flags = TargetFlags {
+        env: t.env.clone(),
+        region: t.region.clone(),
+        profile: t.profile.clone(),
+        clusters: t.clusters.clone(),
+    };
+    config::resolve_target(config.as_ref(), &flags, config::ambient_region())
+}
+
+/// Signs in for `target`: credentials, clients, the caller, and the account check.
+pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
+    let opts = AwsOptions {
+        region: Some(target.region.clone()),
+        profile: target.profile.clone(),
+        endpoint_url: t.endpoint_url.clone(),
+        mfa_code: if t.mfa_code_stdin {
+            MfaCodeSource::Stdin
+        } else {
+            MfaCodeSource::Prompt
+        },
+        expected_account: target.account_id.clone(),
+        max_attempts: None,
+    };
+    let ctx = aws::load(&opts).await?;
+    for w in &ctx.warnings {
+        eprintln!("warning: {w}");
+    }
+    let caller = aws::caller(&ctx).await?;
+    if let Some(expected) = &target.account_id {
+        if expected != &caller.account {
+            return Err(Error::credentials(format!(
+                "the credentials are for account {} but environment {} is account {expected}",
+                caller.account,
+                target.label()
+            ))
+            .hint("sign in to the right account (check --profile or aws-vault exec PROFILE), or fix account_id in secret-rollout.toml"));
+        }
+    }
+    let clients = Clients::new(&ctx.sdk_config);
+    Ok(Session {
+        target,
+        ctx,
+        clients,
+        caller: Caller {
+            account: caller.account,
+            arn: caller.arn,
+        },
+    })
+}
+
+/// Refuses credentials that expire before `timeout` would end.
+pub fn check_credential_lifetime(
+    ctx: &AwsContext,
+    timeout: Duration,
+    allow_short: bool,
+) -> Result<()> {
+    let Some(expires) = ctx.expires_at else {
+        return Ok(());
+    };
+    let left = expires - time::OffsetDateTime::now_utc();
+    let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
+    if left.is_zero() {
+        return Err(Error::credentials(format!(
+            "the credentials from {} have expired",
+            ctx.source
+        ))
+        .hint(
+            "sign in again (aws-vault exec PROFILE -- ..., or secret-rollout logout and rerun)",
+        ));
+    }
+    if left < timeout && !allow_short {
+        return Err(Error::credentials(format!(
+            "the credentials expire in {}, before --timeout {} would end",
+            secret_rollout::credentials::format_duration(left),
+            secret_rollout::credentials::format_duration(timeout)
+        ))
+        .hint("get longer ones (aws-vault exec --duration=2h PROFILE, or duration_seconds in the profile), pass a shorter --timeout, or --allow-short-credentials"));
+    }
+    Ok(())
+}
+
+/// The state directory (journal, locks).
+pub fn state_dir() -> Result<PathBuf> {
+    journal::state_dir()
+}
+
+/// How the new value is read, from the flags; `index` picks the n-th `--value-file`.
+pub fn value_source(v: &args::ValueArgs, index: usize, count: usize) -> Result<Source> {
+    if v.value_stdin {
+        if count > 1 {
+            return Err(Error::bad_input(
+                "--value-stdin gives one value but several secrets were named",
+            )
+            .hint("give one --value-file per secret, in order, or --generate"));
+        }
+        return Ok(Source::Stdin {
+            trim_newline: v.trim_newline,
+        });
+    }
+    if !v.value_file.is_empty() {
+        if v.value_file.len() != count {
+            return Err(Error::bad_input(format!(
+                "{} --value-file given for {count} secrets",
+                v.value_file.len()
+            ))
+            .hint("give one --value-file per secret, in the order the secrets are named"));
+        }
+        return Ok(Source::File(v.value_file[index].clone()));
+    }
+    if v.generate {
+        let charset = match v.charset.unwrap_or(Charset::Base64url) {
+            Charset::Base64url => CoreCharset::Base64Url,
+            Charset::Alphanumeric => CoreCharset::Alphanumeric,
+            Charset::Hex => CoreCharset::Hex,
+        };
+        return Ok(Source::Generate {
+            length: v.length.unwrap_or(32),
+            charset,
+        });
+    }
+    Ok(Source::Prompt)
+}
+
+/// Reads the value of the `index`-th secret from its source.
+pub fn read_value(
+    v: &args::ValueArgs,
+    index: usize,
+    count: usize,
+    label: &str,
+) -> Result<SecretValue> {
+    let source = value_source(v, index, count)?;
+    source.read(label, &mut std::io::stdin().lock())
+}
