@@ -383,3 +383,93 @@ async fn logout_all_forgets_every_cached_session() {
     assert!(fx.cache_files().is_empty());
     assert_eq!(credentials::logout_with_env(None, &fx.env()).unwrap(), 0);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn credential_process_profiles_keep_working_through_the_sdk() {
+    use std::os::unix::fs::PermissionsExt;
+    let sts = FakeSts::start().await;
+    sts.accept_key(
+        "ASIAPROCESS00000",
+        "arn:aws:sts::123456789012:assumed-role/deploy/proc",
+    );
+    let fx = Fixture::new();
+    let script = fx.dir.path().join("creds.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho '{\"Version\":1,\"AccessKeyId\":\"ASIAPROCESS00000\",\"SecretAccessKey\":\"proc-secret\",\"SessionToken\":\"proc-token\",\"Expiration\":\"2099-01-01T00:00:00Z\"}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut config = CONFIG.to_string();
+    config.push_str(&format!(
+        "\n[profile process]\nregion = eu-west-1\ncredential_process = {}\n",
+        script.display()
+    ));
+    std::fs::write(fx.dir.path().join("config"), config).unwrap();
+    let (code, asked) = counting_code(GOOD_CODE);
+    let ctx = aws::load_with_env(&options(&sts, Some("process"), code), &fx.env())
+        .await
+        .unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        ctx.source,
+        CredentialSource::Profile {
+            name: "process".into(),
+            assumed_role: None,
+            mfa: false,
+            cached: false
+        }
+    );
+    assert_eq!(
+        ctx.expires_at.unwrap().year(),
+        2099,
+        "expiry known from the process"
+    );
+    assert_eq!(aws::caller(&ctx).await.unwrap().account, "123456789012");
+    assert_eq!(
+        sts.seen().last().unwrap().access_key.as_deref(),
+        Some("ASIAPROCESS00000")
+    );
+}
+
+#[tokio::test]
+async fn source_profile_loop_fails_before_any_call() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let mut config = CONFIG.to_string();
+    config.push_str("\n[profile x]\nregion = eu-west-1\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = y\nmfa_serial = arn:aws:iam::111111111111:mfa/alice\n[profile y]\nrole_arn = arn:aws:iam::1:role/y\nsource_profile = x\n");
+    std::fs::write(fx.dir.path().join("config"), config).unwrap();
+    let (code, asked) = counting_code(GOOD_CODE);
+    let err = aws::load_with_env(&options(&sts, Some("x"), code), &fx.env())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(err.message.contains("x -> y -> x"), "{}", err.message);
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    assert!(sts.seen().is_empty());
+}
+
+#[tokio::test]
+async fn no_credentials_anywhere_says_how_to_sign_in() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("credentials"), "").unwrap();
+    let err = aws::load_with_env(
+        &options(&sts, Some("production"), MfaCodeSource::Stdin),
+        &fx.env(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(
+        err.message.contains("profile `identity`"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("credentials"),
+        "names the file: {}",
+        err.message
+    );
+}
