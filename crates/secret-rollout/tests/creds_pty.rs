@@ -28,7 +28,11 @@ fn child_main() {
     let opts = AwsOptions {
         profile: std::env::var("CREDS_PTY_PROFILE").ok(),
         endpoint_url: std::env::var("CREDS_PTY_ENDPOINT").ok(),
-        mfa_code: MfaCodeSource::Prompt,
+        mfa_code: if std::env::var_os("CREDS_PTY_STDIN").is_some() {
+            MfaCodeSource::Stdin
+        } else {
+            MfaCodeSource::Prompt
+        },
         max_attempts: Some(1),
         ..AwsOptions::default()
     };
@@ -47,14 +51,15 @@ fn child_main() {
 }
 
 fn spawn_child(fx: &Fixture, sts: &FakeSts) -> rexpect::session::PtySession {
+    let cmd = child_command(fx, sts, TEST_NAME);
+    // The timeout only bounds a hung child; nothing here depends on timing.
+    rexpect::session::spawn_command(cmd, Some(60_000)).unwrap()
+}
+
+/// This test binary re-run as a child that signs in (see `child_main`).
+fn child_command(fx: &Fixture, sts: &FakeSts, test: &str) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([
-        "--exact",
-        TEST_NAME,
-        "--nocapture",
-        "--test-threads=1",
-        "-q",
-    ]);
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1", "-q"]);
     // Only the variables a user's shell would have for this: no AWS_* from the runner.
     cmd.env_clear();
     if let Some(path) = std::env::var_os("PATH") {
@@ -69,8 +74,7 @@ fn spawn_child(fx: &Fixture, sts: &FakeSts) -> rexpect::session::PtySession {
         .env("AWS_CONFIG_FILE", p("config"))
         .env("AWS_SHARED_CREDENTIALS_FILE", p("credentials"))
         .env("SECRET_ROLLOUT_CACHE_DIR", fx.cache_dir());
-    // The timeout only bounds a hung child; nothing here depends on timing.
-    rexpect::session::spawn_command(cmd, Some(60_000)).unwrap()
+    cmd
 }
 
 const PROMPT: &str = "MFA code for arn:aws:iam::111111111111:mfa/alice: ";
@@ -136,4 +140,40 @@ fn mfa_code_typed_at_a_terminal_prompt() {
     p.exp_eof().unwrap();
     assert_eq!(sts.assume_roles().len(), 3);
     assert_ne!(std::fs::read(&cache_file).unwrap(), stale);
+}
+
+#[test]
+fn mfa_code_piped_on_stdin_for_scripts() {
+    if std::env::var_os(CHILD).is_some() {
+        child_main();
+        return;
+    }
+    use std::io::Write;
+    use std::process::Stdio;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sts = rt.block_on(FakeSts::start());
+    let fx = Fixture::new();
+    let mut cmd = child_command(&fx, &sts, "mfa_code_piped_on_stdin_for_scripts");
+    cmd.env("CREDS_PTY_STDIN", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{GOOD_CODE}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("RESULT ok account=123456789012 cached=false"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("MFA code for"),
+        "prompted although --mfa-code-stdin"
+    );
+    assert_eq!(sts.assume_roles()[0].params["TokenCode"], GOOD_CODE);
 }

@@ -473,3 +473,67 @@ async fn no_credentials_anywhere_says_how_to_sign_in() {
         err.message
     );
 }
+
+#[tokio::test]
+async fn expired_and_rejected_tokens_say_what_to_do() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let vault = |key: &str| {
+        fx.env()
+            .with("AWS_VAULT", "production")
+            .with("AWS_ACCESS_KEY_ID", key)
+            .with("AWS_SECRET_ACCESS_KEY", "s")
+            .with("AWS_SESSION_TOKEN", "t")
+            .with("AWS_REGION", "eu-west-1")
+    };
+    let opts = options(&sts, None, MfaCodeSource::Stdin);
+    let ctx = aws::load_with_env(&opts, &vault("ASIAEXPIRED00000"))
+        .await
+        .unwrap();
+    let err = credentials::whoami(&ctx).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(
+        err.message.contains("your AWS session has expired"),
+        "{}",
+        err.render()
+    );
+    let hint = err.hint.unwrap();
+    assert!(hint.contains("aws-vault exec") && hint.contains("secret-rollout logout"));
+
+    let ctx = aws::load_with_env(&opts, &vault("ASIAUNKNOWN00000"))
+        .await
+        .unwrap();
+    let err = aws::caller(&ctx).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(err.message.contains("AWS rejected the credentials from aws-vault (profile production) (InvalidClientTokenId)"), "{}", err.render());
+}
+
+#[tokio::test]
+async fn sdk_config_retries_and_leaves_endpoints_to_the_sdk_without_the_flag() {
+    let fx = Fixture::new();
+    let env = fx
+        .env()
+        .with("AWS_ACCESS_KEY_ID", "AKIAENV000000000")
+        .with("AWS_SECRET_ACCESS_KEY", "env-secret-value")
+        .with("AWS_SESSION_TOKEN", "env-token-value");
+    let ctx = aws::load_with_env(&AwsOptions::default(), &env)
+        .await
+        .unwrap();
+    let retry = ctx.sdk_config.retry_config().unwrap();
+    assert_eq!(retry.max_attempts(), aws::DEFAULT_MAX_ATTEMPTS);
+    assert_eq!(retry.mode(), aws_config::retry::RetryMode::Standard);
+    assert_eq!(
+        ctx.sdk_config.endpoint_url(),
+        None,
+        "AWS_ENDPOINT_URL_* stay the SDK's job"
+    );
+    let with_flag = AwsOptions {
+        endpoint_url: Some("http://127.0.0.1:9".into()),
+        ..AwsOptions::default()
+    };
+    let ctx2 = aws::load_with_env(&with_flag, &env).await.unwrap();
+    assert_eq!(ctx2.sdk_config.endpoint_url(), Some("http://127.0.0.1:9"));
+    // Nothing secret in the context's Debug output (it may end up in logs).
+    let debug = format!("{ctx:?}");
+    assert!(!debug.contains("env-secret-value") && !debug.contains("env-token-value"));
+}
