@@ -83,7 +83,8 @@ pub struct Caller {
 }
 
 /// Signs in and builds the SDK config, from the process environment. Asks for an MFA
-/// code if the profile needs one and no cached session is good.
+/// code if the profile needs one and no cached session is good. Region, endpoint and
+/// credential precedence: see the module doc. Print [`AwsContext::warnings`].
 pub async fn load(opts: &AwsOptions) -> Result<AwsContext> {
     load_with_env(opts, &EnvVars::from_process()).await
 }

@@ -383,3 +383,157 @@ async fn logout_all_forgets_every_cached_session() {
     assert!(fx.cache_files().is_empty());
     assert_eq!(credentials::logout_with_env(None, &fx.env()).unwrap(), 0);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn credential_process_profiles_keep_working_through_the_sdk() {
+    use std::os::unix::fs::PermissionsExt;
+    let sts = FakeSts::start().await;
+    sts.accept_key(
+        "ASIAPROCESS00000",
+        "arn:aws:sts::123456789012:assumed-role/deploy/proc",
+    );
+    let fx = Fixture::new();
+    let script = fx.dir.path().join("creds.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho '{\"Version\":1,\"AccessKeyId\":\"ASIAPROCESS00000\",\"SecretAccessKey\":\"proc-secret\",\"SessionToken\":\"proc-token\",\"Expiration\":\"2099-01-01T00:00:00Z\"}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut config = CONFIG.to_string();
+    config.push_str(&format!(
+        "\n[profile process]\nregion = eu-west-1\ncredential_process = {}\n",
+        script.display()
+    ));
+    std::fs::write(fx.dir.path().join("config"), config).unwrap();
+    let (code, asked) = counting_code(GOOD_CODE);
+    let ctx = aws::load_with_env(&options(&sts, Some("process"), code), &fx.env())
+        .await
+        .unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        ctx.source,
+        CredentialSource::Profile {
+            name: "process".into(),
+            assumed_role: None,
+            mfa: false,
+            cached: false
+        }
+    );
+    assert_eq!(
+        ctx.expires_at.unwrap().year(),
+        2099,
+        "expiry known from the process"
+    );
+    assert_eq!(aws::caller(&ctx).await.unwrap().account, "123456789012");
+    assert_eq!(
+        sts.seen().last().unwrap().access_key.as_deref(),
+        Some("ASIAPROCESS00000")
+    );
+}
+
+#[tokio::test]
+async fn source_profile_loop_fails_before_any_call() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let mut config = CONFIG.to_string();
+    config.push_str("\n[profile x]\nregion = eu-west-1\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = y\nmfa_serial = arn:aws:iam::111111111111:mfa/alice\n[profile y]\nrole_arn = arn:aws:iam::1:role/y\nsource_profile = x\n");
+    std::fs::write(fx.dir.path().join("config"), config).unwrap();
+    let (code, asked) = counting_code(GOOD_CODE);
+    let err = aws::load_with_env(&options(&sts, Some("x"), code), &fx.env())
+        .await
+        .unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(err.message.contains("x -> y -> x"), "{}", err.message);
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    assert!(sts.seen().is_empty());
+}
+
+#[tokio::test]
+async fn no_credentials_anywhere_says_how_to_sign_in() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("credentials"), "").unwrap();
+    let err = aws::load_with_env(
+        &options(&sts, Some("production"), MfaCodeSource::Stdin),
+        &fx.env(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(
+        err.message.contains("profile `identity`"),
+        "{}",
+        err.message
+    );
+    assert!(
+        err.message.contains("credentials"),
+        "names the file: {}",
+        err.message
+    );
+}
+
+#[tokio::test]
+async fn expired_and_rejected_tokens_say_what_to_do() {
+    let sts = FakeSts::start().await;
+    let fx = Fixture::new();
+    let vault = |key: &str| {
+        fx.env()
+            .with("AWS_VAULT", "production")
+            .with("AWS_ACCESS_KEY_ID", key)
+            .with("AWS_SECRET_ACCESS_KEY", "s")
+            .with("AWS_SESSION_TOKEN", "t")
+            .with("AWS_REGION", "eu-west-1")
+    };
+    let opts = options(&sts, None, MfaCodeSource::Stdin);
+    let ctx = aws::load_with_env(&opts, &vault("ASIAEXPIRED00000"))
+        .await
+        .unwrap();
+    let err = credentials::whoami(&ctx).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(
+        err.message.contains("your AWS session has expired"),
+        "{}",
+        err.render()
+    );
+    let hint = err.hint.unwrap();
+    assert!(hint.contains("aws-vault exec") && hint.contains("secret-rollout logout"));
+
+    let ctx = aws::load_with_env(&opts, &vault("ASIAUNKNOWN00000"))
+        .await
+        .unwrap();
+    let err = aws::caller(&ctx).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::CREDENTIALS);
+    assert!(err.message.contains("AWS rejected the credentials from aws-vault (profile production) (InvalidClientTokenId)"), "{}", err.render());
+}
+
+#[tokio::test]
+async fn sdk_config_retries_and_leaves_endpoints_to_the_sdk_without_the_flag() {
+    let fx = Fixture::new();
+    let env = fx
+        .env()
+        .with("AWS_ACCESS_KEY_ID", "AKIAENV000000000")
+        .with("AWS_SECRET_ACCESS_KEY", "env-secret-value")
+        .with("AWS_SESSION_TOKEN", "env-token-value");
+    let ctx = aws::load_with_env(&AwsOptions::default(), &env)
+        .await
+        .unwrap();
+    let retry = ctx.sdk_config.retry_config().unwrap();
+    assert_eq!(retry.max_attempts(), aws::DEFAULT_MAX_ATTEMPTS);
+    assert_eq!(retry.mode(), aws_config::retry::RetryMode::Standard);
+    assert_eq!(
+        ctx.sdk_config.endpoint_url(),
+        None,
+        "AWS_ENDPOINT_URL_* stay the SDK's job"
+    );
+    let with_flag = AwsOptions {
+        endpoint_url: Some("http://127.0.0.1:9".into()),
+        ..AwsOptions::default()
+    };
+    let ctx2 = aws::load_with_env(&with_flag, &env).await.unwrap();
+    assert_eq!(ctx2.sdk_config.endpoint_url(), Some("http://127.0.0.1:9"));
+    // Nothing secret in the context's Debug output (it may end up in logs).
+    let debug = format!("{ctx:?}");
+    assert!(!debug.contains("env-secret-value") && !debug.contains("env-token-value"));
+}

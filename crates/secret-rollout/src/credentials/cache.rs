@@ -197,11 +197,20 @@ impl SessionCache {
             .map_err(|e| Error::credentials(format!("cannot encode the session cache: {e}")))?;
         if self.use_keyring {
             if let Some(entry) = keyring_entry(&session.profile) {
-                match entry.set_password(&json) {
-                    Ok(()) => {
+                // Read back: some keyrings accept a write they cannot serve back (a
+                // kernel keyring without a session, say); then the file is the store.
+                match entry
+                    .set_password(&json)
+                    .and_then(|()| entry.get_password())
+                    .map(|back| back == json)
+                {
+                    Ok(true) => {
                         // A stale file must not shadow a newer keyring entry's removal.
                         let _ = fs::remove_file(self.file_for(&session.profile));
                         return Ok(());
+                    }
+                    Ok(false) => {
+                        tracing::debug!("keyring returned another value; caching in a file")
                     }
                     Err(e) => tracing::debug!(error = %e, "keyring unavailable; caching in a file"),
                 }

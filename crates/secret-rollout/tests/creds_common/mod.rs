@@ -145,6 +145,13 @@ async fn handle(
         access_key: access_key.clone(),
     });
     let key = access_key.unwrap_or_default();
+    if key.starts_with("ASIAEXPIRED") {
+        return Ok(error(
+            400,
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        ));
+    }
     let known = st.users.contains_key(&key) || st.issued.contains_key(&key);
     if !known {
         return Ok(error(
