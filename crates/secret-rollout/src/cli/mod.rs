@@ -74,10 +74,12 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             let _ = std::io::stdout().write_all(&out);
             Ok(exit::OK)
         }
-        other => Err(
-            Error::bad_input(format!("{other:?} is not available in this build"))
-                .hint(format!("output {:?}", global.output)),
-        ),
+        Command::Plan(a) => rotate::plan_cmd(&global, &a.secrets, &a.target, &a.services).await,
+        Command::Replace(a) => rotate::replace(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Redeploy(a) => rotate::redeploy(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Rollback(a) => rotate::rollback(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Resume(a) => rotate::resume(&global, &a, reporter(global.output).as_ref()).await,
+        other => Err(Error::bad_input(format!("{other:?} is not available in this build"))),
     }
 }
 
@@ -101,7 +103,8 @@ pub fn reporter(output: Output) -> Box<dyn Reporter> {
 fn init_logging(verbose: u8) {
     use tracing_subscriber::filter::{EnvFilter, LevelFilter};
     let default = match verbose {
-        0 => "warn",
+        // aws-config warns about a missing ~/.aws/config, which is normal here.
+        0 => "warn,aws_config=error",
         1 => "info",
         _ => "debug",
     };
