@@ -76,10 +76,16 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
         }
         Command::Plan(a) => rotate::plan_cmd(&global, &a.secrets, &a.target, &a.services).await,
         Command::Replace(a) => rotate::replace(&global, &a, reporter(global.output).as_ref()).await,
-        Command::Redeploy(a) => rotate::redeploy(&global, &a, reporter(global.output).as_ref()).await,
-        Command::Rollback(a) => rotate::rollback(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Redeploy(a) => {
+            rotate::redeploy(&global, &a, reporter(global.output).as_ref()).await
+        }
+        Command::Rollback(a) => {
+            rotate::rollback(&global, &a, reporter(global.output).as_ref()).await
+        }
         Command::Resume(a) => rotate::resume(&global, &a, reporter(global.output).as_ref()).await,
-        other => Err(Error::bad_input(format!("{other:?} is not available in this build"))),
+        other => Err(Error::bad_input(format!(
+            "{other:?} is not available in this build"
+        ))),
     }
 }
 

@@ -1,0 +1,66 @@
+//! The replace command end to end on the sample environment: the shared secret reaches
+//! every task of its readers, and nothing else moves.
+
+mod common;
+
+use common::{start, text, CLUSTER, SHARED};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_shared_secret_reaches_every_reader_and_only_them() {
+    let env = start(2000.0).await;
+    let before = env.current_version(SHARED);
+    let pdf_tasks: Vec<String> = env
+        .running_tasks("pdf")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    let out = env
+        .run(
+            &[
+                "replace",
+                SHARED,
+                "--cluster",
+                CLUSTER,
+                "--generate",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    assert_eq!(report["outcome"], "verified");
+    let after = env.current_version(SHARED);
+    assert_ne!(before, after);
+    assert_eq!(env.version_count(SHARED), 2, "exactly one new version");
+    for service in ["front", "api", "admin"] {
+        assert_eq!(
+            env.versions_read(service, SHARED),
+            [after.clone()].into(),
+            "{service} runs the new version"
+        );
+        assert_eq!(
+            env.calls_of("UpdateService")
+                .iter()
+                .filter(|c| c["subject"]["service"] == service)
+                .count(),
+            1
+        );
+    }
+    let pdf_now: Vec<String> = env
+        .running_tasks("pdf")
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(pdf_tasks, pdf_now, "pdf untouched");
+    assert!(
+        report["aws_calls"]["ECS.DescribeServices"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+}
