@@ -130,11 +130,12 @@ impl Counts {
     }
 
     pub(crate) fn sub(&mut self, o: Counts) {
-        self.pending -= o.pending;
-        self.running -= o.running;
-        self.healthy -= o.healthy;
-        self.live -= o.live;
-        self.present -= o.present;
+        // Saturating: a bookkeeping slip must never panic the server.
+        self.pending = self.pending.saturating_sub(o.pending);
+        self.running = self.running.saturating_sub(o.running);
+        self.healthy = self.healthy.saturating_sub(o.healthy);
+        self.live = self.live.saturating_sub(o.live);
+        self.present = self.present.saturating_sub(o.present);
     }
 }
 

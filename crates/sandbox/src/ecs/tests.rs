@@ -265,6 +265,7 @@ fn rolling(desired: u32, min: u32, max: u32) -> (u32, u32, H) {
             "{} healthy < min {min_healthy}",
             c.healthy
         );
+        e.assert_counts_consistent();
         *seen_max = (*seen_max).max(c.live);
         *seen_min = (*seen_min).min(c.healthy);
     };
@@ -1109,6 +1110,7 @@ fn scenario_snapshot(seed: u64) -> Value {
     h.wait(7.5);
     h.force("front");
     h.wait(900.0);
+    h.ecs.assert_counts_consistent();
     h.ecs.snapshot()
 }
 
@@ -1142,6 +1144,29 @@ fn many_services_settle() {
 }
 
 impl Ecs {
+    /// Recounts every deployment's and cluster's counters from the tasks and compares them
+    /// with the incrementally kept ones.
+    fn assert_counts_consistent(&self) {
+        use super::model::Counts;
+        let mut clusters = vec![Counts::default(); self.clusters.len()];
+        for t in &self.tasks {
+            clusters[t.cluster].add(Counts::of(t));
+        }
+        for (c, want) in self.clusters.iter().zip(clusters) {
+            assert_eq!(c.counts, want, "cluster {}", c.name);
+        }
+        for svc in &self.services {
+            for d in &svc.deployments {
+                let mut want = Counts::default();
+                for t in self.tasks.iter().filter(|t| t.dep_uid == Some(d.uid)) {
+                    want.add(Counts::of(t));
+                }
+                assert_eq!(d.counts, want, "service {} deployment {}", svc.name, d.id);
+                assert_eq!(d.tasks.len() as u32, want.present);
+            }
+        }
+    }
+
     fn svc_idx_for_test(&self, name: &str) -> usize {
         let c = self.cluster_idx("prod").unwrap();
         self.service_idx(c, name).unwrap()
