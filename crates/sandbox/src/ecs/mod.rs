@@ -48,7 +48,7 @@ impl Default for Timing {
 
 /// A rule that makes a service's tasks fail: "the database does not accept the new
 /// password yet".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthRule {
     /// Cluster name; any when absent.
     #[serde(default)]
@@ -70,6 +70,21 @@ pub struct HealthRule {
     pub probability: Option<f64>,
     /// What happens to a task hit by the rule.
     pub effect: HealthEffect,
+}
+
+/// Debug without the value: a rule's `value` is a secret value.
+impl std::fmt::Debug for HealthRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthRule")
+            .field("cluster", &self.cluster)
+            .field("service", &self.service)
+            .field("secret", &self.secret)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .field("version_id", &self.version_id)
+            .field("probability", &self.probability)
+            .field("effect", &self.effect)
+            .finish()
+    }
 }
 
 /// What a [`HealthRule`] does to a task.

@@ -280,11 +280,18 @@ impl Task {
         m.insert("version".into(), json!(self.version));
         m.insert("availabilityZone".into(), json!("eu-west-1a"));
         m.insert("connectivity".into(), json!("CONNECTED"));
-        if let Some(c) = &self.cpu {
-            m.insert("cpu".into(), c.clone());
-        }
-        if let Some(c) = &self.memory {
-            m.insert("memory".into(), c.clone());
+        // The API types cpu and memory as strings on tasks; a number given at registration
+        // must not break a client's parser.
+        for (key, v) in [("cpu", &self.cpu), ("memory", &self.memory)] {
+            match v {
+                Some(Value::String(s)) => {
+                    m.insert(key.into(), json!(s));
+                }
+                Some(Value::Number(n)) => {
+                    m.insert(key.into(), json!(n.to_string()));
+                }
+                _ => {}
+            }
         }
         m.insert("containers".into(), Value::Array(containers));
         put_ts(&mut m, "createdAt", Some(self.created_at));

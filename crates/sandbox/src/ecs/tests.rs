@@ -1252,3 +1252,13 @@ fn snapshot_lists_services_flat_and_hides_expired_tasks() {
         "the replaced task expired"
     );
 }
+
+#[test]
+fn health_rule_debug_hides_the_value() {
+    let rules = bad_value_rule(HealthEffect::FailToStart);
+    let mut h = H::new(25);
+    h.ecs.set_health_rules(rules.clone());
+    let shown = format!("{:?} {:?}", rules[0], h.ecs);
+    assert!(!shown.contains("bad-password"));
+    assert!(shown.contains("<redacted>"));
+}
