@@ -175,6 +175,9 @@ pub(crate) struct Deployment {
     pub counts: Counts,
     /// A circuit-breaker rollback: exempt from the breaker so it retries until it works.
     pub is_rollback: bool,
+    /// One of its tasks passed its health check: per the API reference the failed-task count
+    /// then resets to zero and the circuit breaker stops evaluating the deployment.
+    pub succeeded: bool,
     /// A desired-0 deployment completes no earlier than this.
     pub earliest_complete: f64,
 }

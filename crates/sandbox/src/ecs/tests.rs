@@ -1262,3 +1262,29 @@ fn health_rule_debug_hides_the_value() {
     assert!(!shown.contains("bad-password"));
     assert!(shown.contains("<redacted>"));
 }
+
+#[test]
+fn breaker_stops_evaluating_once_a_task_of_the_deployment_ran_healthy() {
+    let mut h = H::new(26);
+    h.ecs.set_health_rules(vec![HealthRule {
+        cluster: None,
+        service: None,
+        secret: Some("db_password".into()),
+        value: None,
+        version_id: Some("v2".into()),
+        probability: None,
+        effect: HealthEffect::FailToStart,
+    }]);
+    // max 150% of 2: one new task at a time.
+    h.service("api", 2, 100, 150, breaker(true));
+    h.wait(600.0);
+    let new = h.force("api");
+    h.wait(10.0);
+    // The first new task read v1; every later one reads v2 and fails.
+    h.src.put("db_password", "v2", "other");
+    h.wait(1200.0);
+    let svc = h.describe("api");
+    assert_eq!(svc["deployments"][0]["id"], json!(new));
+    assert_eq!(svc["deployments"][0]["rolloutState"], "IN_PROGRESS");
+    assert!(svc["deployments"][0]["failedTasks"].as_u64().unwrap() > 3);
+}
