@@ -754,7 +754,9 @@ impl Ecs {
         let svc = &self.services[s];
         let p = &svc.deployments[0];
         let total_live: u32 = svc.deployments.iter().map(|d| d.counts.live).sum();
-        let max_total = (u64::from(p.desired) * u64::from(svc.max_pct) / 100) as u32;
+        // Rounded down, but never below one task: a small service must still be able to roll.
+        let max_total = ((u64::from(p.desired) * u64::from(svc.max_pct) / 100) as u32)
+            .max(u32::from(p.desired > 0));
         let need = p.desired.saturating_sub(p.counts.live);
         let room = max_total.saturating_sub(total_live);
         let n = need.min(room);

@@ -1288,3 +1288,41 @@ fn breaker_stops_evaluating_once_a_task_of_the_deployment_ran_healthy() {
     assert_eq!(svc["deployments"][0]["rolloutState"], "IN_PROGRESS");
     assert!(svc["deployments"][0]["failedTasks"].as_u64().unwrap() > 3);
 }
+
+#[test]
+fn absurd_counts_and_percentages_are_refused() {
+    let mut h = H::new(27);
+    h.register("prod-api", json!([]));
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "prod-api", "desiredCount": 1_000_000}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "prod-api", "desiredCount": -1}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "prod-api", "desiredCount": 1,
+               "deploymentConfiguration": {"minimumHealthyPercent": 150}}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "prod-api", "desiredCount": 1,
+               "deploymentConfiguration": {"minimumHealthyPercent": 50, "maximumPercent": 80}}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "nope", "desiredCount": 1}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "RunTask",
+        json!({"cluster": "prod", "taskDefinition": "prod-api", "count": 11}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+}
