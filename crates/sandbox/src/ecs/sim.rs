@@ -544,7 +544,7 @@ impl Ecs {
         }
         self.svc_event(
             s,
-            now + 0.001,
+            now,
             format!("(service {name}) rolling back to deployment {old_id}."),
         );
         self.dirty.insert(s);
