@@ -1326,3 +1326,80 @@ fn absurd_counts_and_percentages_are_refused() {
     );
     assert_eq!(code, "InvalidParameterException");
 }
+
+#[test]
+fn rollback_adopts_the_old_deployments_remaining_tasks() {
+    let mut h = H::new(28);
+    h.ecs
+        .set_health_rules(bad_value_rule(HealthEffect::FailToStart));
+    h.service("pdf", 2, 100, 200, breaker(true));
+    // The rule names service api; this one is pdf.
+    h.ecs.set_health_rules(vec![HealthRule {
+        service: Some("pdf".into()),
+        ..bad_value_rule(HealthEffect::FailToStart)[0].clone()
+    }]);
+    h.wait(600.0);
+    let old = h.describe("pdf")["deployments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old_tasks: Vec<Value> = h.tasks_of("pdf");
+    h.src.put("db_password", "v2", "bad-password");
+    h.force("pdf");
+    h.wait(600.0);
+    let svc = h.describe("pdf");
+    // min 100%: the old tasks never stopped, so the rollback has nothing to launch.
+    assert_eq!(deployments(&svc).len(), 1);
+    assert_eq!(svc["deployments"][0]["id"], json!(old));
+    assert_eq!(svc["deployments"][0]["rolloutState"], "COMPLETED");
+    assert_eq!(svc["deployments"][0]["failedTasks"], 0);
+    let running: Vec<Value> = h
+        .tasks_of("pdf")
+        .into_iter()
+        .filter(|t| t["lastStatus"] == "RUNNING")
+        .collect();
+    assert_eq!(running.len(), 2);
+    for t in &running {
+        assert!(
+            old_tasks.iter().any(|o| o["arn"] == t["arn"]),
+            "the original tasks"
+        );
+        assert_eq!(t["secrets"][0]["version_id"], "v1");
+    }
+    h.ecs.assert_counts_consistent();
+}
+
+#[test]
+fn a_second_forced_deployment_mid_rollout_supersedes_the_first() {
+    let mut h = H::new(29);
+    h.service("api", 3, 50, 200, no_breaker());
+    h.wait(600.0);
+    let first = h.force("api");
+    h.wait(12.0);
+    let second = h.force("api");
+    h.wait(1.0);
+    let svc = h.describe("api");
+    let ids: Vec<Value> = deployments(&svc).iter().map(|d| d["id"].clone()).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], json!(second));
+    assert_eq!(ids[1], json!(first));
+    assert_eq!(svc["deployments"][1]["desiredCount"], 0);
+    assert_eq!(svc["deployments"][1]["rolloutState"], "IN_PROGRESS");
+    let s = h.svc_idx("api");
+    let until = h.now + 900.0;
+    h.step_events(until, |e| {
+        let c = e.services[s].counts();
+        assert!(c.live <= 6);
+        assert!(c.healthy >= 2 || e.services[s].deployments.len() == 1);
+        e.assert_counts_consistent();
+    });
+    let svc = h.describe("api");
+    assert_eq!(deployments(&svc).len(), 1);
+    assert_eq!(svc["deployments"][0]["id"], json!(second));
+    assert_eq!(svc["deployments"][0]["rolloutState"], "COMPLETED");
+    assert!(h
+        .tasks_of("api")
+        .iter()
+        .filter(|t| t["lastStatus"] == "RUNNING")
+        .all(|t| t["startedBy"] == json!(second)));
+}
