@@ -1403,3 +1403,28 @@ fn a_second_forced_deployment_mid_rollout_supersedes_the_first() {
         .filter(|t| t["lastStatus"] == "RUNNING")
         .all(|t| t["startedBy"] == json!(second)));
 }
+
+#[test]
+fn instant_timings_roll_out_in_milliseconds() {
+    let mut h = H::new(30);
+    h.ecs.set_default_timing(super::Timing {
+        provisioning: 0.0,
+        pending: 0.0,
+        health_check: 0.0,
+        draining: 0.0,
+        stopping: 0.0,
+    });
+    h.service("api", 3, 50, 200, breaker(true));
+    h.wait(1.0);
+    assert_eq!(
+        h.describe("api")["deployments"][0]["rolloutState"],
+        "COMPLETED"
+    );
+    let new = h.force("api");
+    h.wait(0.1);
+    let svc = h.describe("api");
+    assert_eq!(deployments(&svc).len(), 1);
+    assert_eq!(svc["deployments"][0]["id"], json!(new));
+    assert_eq!(svc["deployments"][0]["rolloutState"], "COMPLETED");
+    h.ecs.assert_counts_consistent();
+}
