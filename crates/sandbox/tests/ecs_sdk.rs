@@ -40,14 +40,14 @@ fn advance(sb: &Sandbox, secs: f64) {
 async fn sdk_round_trip_of_a_forced_deployment() {
     let (sb, ecs) = start().await;
     ecs.create_cluster()
-        .cluster_name("production-online-lpa")
+        .cluster_name("ecs-sdk-test")
         .send()
         .await
         .unwrap();
     // A task definition with a secret reference round-trips as given.
     let td = ecs
         .register_task_definition()
-        .family("production-migrations")
+        .family("ecs-sdk-migrations")
         .container_definitions(
             ContainerDefinition::builder()
                 .name("app")
@@ -74,18 +74,18 @@ async fn sdk_round_trip_of_a_forced_deployment() {
     );
     let described = ecs
         .describe_task_definition()
-        .task_definition("production-migrations:1")
+        .task_definition("ecs-sdk-migrations:1")
         .send()
         .await
         .unwrap();
     assert_eq!(
         described.task_definition().unwrap().task_definition_arn(),
-        Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/production-migrations:1")
+        Some("arn:aws:ecs:eu-west-1:123456789012:task-definition/ecs-sdk-migrations:1")
     );
 
     // The service's tasks read no secret: this test is about the wire format, not secrets.
     ecs.register_task_definition()
-        .family("production-pdf")
+        .family("ecs-sdk-pdf")
         .cpu("256")
         .memory("512")
         .container_definitions(
@@ -105,9 +105,9 @@ async fn sdk_round_trip_of_a_forced_deployment() {
         .unwrap();
 
     ecs.create_service()
-        .cluster("production-online-lpa")
+        .cluster("ecs-sdk-test")
         .service_name("pdf")
-        .task_definition("production-pdf")
+        .task_definition("ecs-sdk-pdf")
         .desired_count(2)
         .launch_type(LaunchType::Fargate)
         .deployment_configuration(
@@ -129,7 +129,7 @@ async fn sdk_round_trip_of_a_forced_deployment() {
 
     let out = ecs
         .update_service()
-        .cluster("production-online-lpa")
+        .cluster("ecs-sdk-test")
         .service("pdf")
         .force_new_deployment(true)
         .send()
@@ -142,7 +142,7 @@ async fn sdk_round_trip_of_a_forced_deployment() {
 
     let out = ecs
         .describe_services()
-        .cluster("production-online-lpa")
+        .cluster("ecs-sdk-test")
         .services("pdf")
         .services("ghost")
         .send()
@@ -160,7 +160,7 @@ async fn sdk_round_trip_of_a_forced_deployment() {
 
     let clusters = ecs
         .describe_clusters()
-        .clusters("production-online-lpa")
+        .clusters("ecs-sdk-test")
         .send()
         .await
         .unwrap();
@@ -169,7 +169,7 @@ async fn sdk_round_trip_of_a_forced_deployment() {
     // The replaced tasks, all fields parsed (stop codes, timestamps).
     let stopped = ecs
         .list_tasks()
-        .cluster("production-online-lpa")
+        .cluster("ecs-sdk-test")
         .service_name("pdf")
         .desired_status(DesiredStatus::Stopped)
         .send()
@@ -178,7 +178,7 @@ async fn sdk_round_trip_of_a_forced_deployment() {
     assert_eq!(stopped.task_arns().len(), 2);
     let tasks = ecs
         .describe_tasks()
-        .cluster("production-online-lpa")
+        .cluster("ecs-sdk-test")
         .set_tasks(Some(stopped.task_arns().to_vec()))
         .send()
         .await
