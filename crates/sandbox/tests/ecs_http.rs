@@ -5,6 +5,7 @@
 use sandbox::{Sandbox, SandboxOptions, Scenario};
 use serde_json::{json, Value};
 
+/// Names used here are not in any scenario, so the tests hold whatever the default builds.
 async fn start() -> Sandbox {
     Sandbox::start(SandboxOptions {
         port: 0,
@@ -50,17 +51,12 @@ async fn ok(sb: &Sandbox, op: &str, body: Value) -> Value {
 }
 
 async fn setup(sb: &Sandbox, desired: u32, min: u32) {
-    ok(
-        sb,
-        "CreateCluster",
-        json!({"clusterName": "production-online-lpa"}),
-    )
-    .await;
+    ok(sb, "CreateCluster", json!({"clusterName": "ecs-http-test"})).await;
     ok(
         sb,
         "RegisterTaskDefinition",
         json!({
-            "family": "production-api",
+            "family": "ecs-http-api",
             "requiresCompatibilities": ["FARGATE"],
             "cpu": "256", "memory": "512",
             "containerDefinitions": [{"name": "web", "image": "nginx"}, {"name": "app", "image": "api"}],
@@ -71,9 +67,9 @@ async fn setup(sb: &Sandbox, desired: u32, min: u32) {
         sb,
         "CreateService",
         json!({
-            "cluster": "production-online-lpa",
+            "cluster": "ecs-http-test",
             "serviceName": "api",
-            "taskDefinition": "production-api",
+            "taskDefinition": "ecs-http-api",
             "desiredCount": desired,
             "launchType": "FARGATE",
             "deploymentConfiguration": {
@@ -89,7 +85,7 @@ async fn describe(sb: &Sandbox) -> Value {
     let v = ok(
         sb,
         "DescribeServices",
-        json!({"cluster": "production-online-lpa", "services": ["api"]}),
+        json!({"cluster": "ecs-http-test", "services": ["api"]}),
     )
     .await;
     v["services"][0].clone()
@@ -112,7 +108,7 @@ async fn runbook_forced_redeploy_rolls_out_and_settles() {
     let updated = ok(
         &sb,
         "UpdateService",
-        json!({"cluster": "production-online-lpa", "service": "api", "forceNewDeployment": true}),
+        json!({"cluster": "ecs-http-test", "service": "api", "forceNewDeployment": true}),
     )
     .await;
     let new = updated["service"]["deployments"][0]["id"]
@@ -125,7 +121,7 @@ async fn runbook_forced_redeploy_rolls_out_and_settles() {
     let c = ok(
         &sb,
         "DescribeClusters",
-        json!({"clusters": ["production-online-lpa"]}),
+        json!({"clusters": ["ecs-http-test"]}),
     )
     .await;
     assert_eq!(c["clusters"][0]["pendingTasksCount"], 3);
@@ -154,7 +150,7 @@ async fn runbook_forced_redeploy_rolls_out_and_settles() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|t| t["lastStatus"] == "RUNNING")
+        .filter(|t| t["cluster"] == "ecs-http-test" && t["lastStatus"] == "RUNNING")
         .collect();
     assert_eq!(running.len(), 3);
     assert!(running.iter().all(|t| t["startedBy"] == json!(new)));
@@ -163,7 +159,7 @@ async fn runbook_forced_redeploy_rolls_out_and_settles() {
     let listed = ok(
         &sb,
         "ListTasks",
-        json!({"cluster": "production-online-lpa", "serviceName": "api"}),
+        json!({"cluster": "ecs-http-test", "serviceName": "api"}),
     )
     .await;
     let arns = listed["taskArns"].clone();
@@ -171,7 +167,7 @@ async fn runbook_forced_redeploy_rolls_out_and_settles() {
     let tasks = ok(
         &sb,
         "DescribeTasks",
-        json!({"cluster": "production-online-lpa", "tasks": arns}),
+        json!({"cluster": "ecs-http-test", "tasks": arns}),
     )
     .await;
     for t in tasks["tasks"].as_array().unwrap() {
@@ -182,7 +178,7 @@ async fn runbook_forced_redeploy_rolls_out_and_settles() {
     let stopped = ok(
         &sb,
         "ListTasks",
-        json!({"cluster": "production-online-lpa", "serviceName": "api", "desiredStatus": "STOPPED"}),
+        json!({"cluster": "ecs-http-test", "serviceName": "api", "desiredStatus": "STOPPED"}),
     )
     .await;
     assert_eq!(stopped["taskArns"].as_array().unwrap().len(), 3);
@@ -212,14 +208,14 @@ async fn errors_have_aws_shape() {
     let (_, v, _) = ecs(
         &sb,
         "CreateService",
-        json!({"cluster": "production-online-lpa", "taskDefinition": "production-api"}),
+        json!({"cluster": "ecs-http-test", "taskDefinition": "ecs-http-api"}),
     )
     .await;
     assert_eq!(v["__type"], "InvalidParameterException");
     let (_, v, _) = ecs(
         &sb,
         "UpdateService",
-        json!({"cluster": "production-online-lpa", "service": "ghost", "forceNewDeployment": true}),
+        json!({"cluster": "ecs-http-test", "service": "ghost", "forceNewDeployment": true}),
     )
     .await;
     assert_eq!(v["__type"], "ServiceNotFoundException");
@@ -227,11 +223,16 @@ async fn errors_have_aws_shape() {
     ok(
         &sb,
         "CreateService",
-        json!({"cluster": "production-online-lpa", "serviceName": "bluegreen", "taskDefinition": "production-api",
+        json!({"cluster": "ecs-http-test", "serviceName": "bluegreen", "taskDefinition": "ecs-http-api",
                "desiredCount": 1, "deploymentController": {"type": "CODE_DEPLOY"}}),
     )
     .await;
-    let (status, v, _) = ecs(&sb, "UpdateService", json!({"cluster": "production-online-lpa", "service": "bluegreen", "forceNewDeployment": true})).await;
+    let (status, v, _) = ecs(
+        &sb,
+        "UpdateService",
+        json!({"cluster": "ecs-http-test", "service": "bluegreen", "forceNewDeployment": true}),
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(v["__type"], "InvalidParameterException");
     assert_eq!(
@@ -242,7 +243,7 @@ async fn errors_have_aws_shape() {
     let v = ok(
         &sb,
         "DescribeServices",
-        json!({"cluster": "production-online-lpa", "services": ["api", "ghost"]}),
+        json!({"cluster": "ecs-http-test", "services": ["api", "ghost"]}),
     )
     .await;
     assert_eq!(
@@ -258,19 +259,19 @@ async fn unresolvable_secret_stops_tasks_before_running() {
     ok(
         &sb,
         "RegisterTaskDefinition",
-        json!({"family": "migrations", "containerDefinitions": [{"name": "app", "image": "app",
+        json!({"family": "ecs-http-migrations", "containerDefinitions": [{"name": "app", "image": "app",
             "secrets": [{"name": "X", "valueFrom": "/aws/reference/secretsmanager/production/does_not_exist"}]}]}),
     )
     .await;
     let run = ok(
         &sb,
         "RunTask",
-        json!({"cluster": "c", "taskDefinition": "migrations", "startedBy": "cron"}),
+        json!({"cluster": "c", "taskDefinition": "ecs-http-migrations", "startedBy": "cron"}),
     )
     .await;
     let arn = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
     assert_eq!(run["tasks"][0]["lastStatus"], "PROVISIONING");
-    assert_eq!(run["tasks"][0]["group"], "family:migrations");
+    assert_eq!(run["tasks"][0]["group"], "family:ecs-http-migrations");
     advance(&sb, 120.0);
     let t = ok(
         &sb,

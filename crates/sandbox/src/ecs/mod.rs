@@ -1,4 +1,31 @@
 //! ECS: clusters, task definitions, services, tasks and the rolling-deployment simulation.
+//!
+//! A discrete-event simulation on virtual time. Every task phase change (PROVISIONING ->
+//! PENDING -> RUNNING -> healthy; DEACTIVATING -> STOPPING -> DEPROVISIONING -> STOPPED) is
+//! an event at an exact virtual time on a heap; [`Ecs::advance`] processes them in time order
+//! and, after each instant, runs the scheduler of every service they touched. Operations run
+//! the scheduler at the time of the call. Ids come from the seeded random source, so a run
+//! depends only on the seed and on when calls happen.
+//!
+//! The scheduler, per service: launch tasks for the PRIMARY deployment while the tasks not
+//! told to stop stay within `floor(desired * maximumPercent / 100)`; stop tasks of older
+//! deployments (not-yet-healthy ones first) while the healthy RUNNING tasks stay at or above
+//! `ceil(desired * minimumHealthyPercent / 100)`; repeat until nothing changes. A deployment
+//! completes when its tasks are all RUNNING and healthy and every older deployment's tasks
+//! are gone (draining included).
+//!
+//! At placement a task resolves every Secrets Manager reference of its task definition
+//! through [`SecretSource`] and records the secret ARN, name, version id and json key (never
+//! the value); [`HealthRule`]s are evaluated then too. Choices where ECS was not observed:
+//! - a desired-count change alone scales the PRIMARY deployment (no new deployment), as ECS
+//!   does;
+//! - a circuit-breaker rollback deployment is not itself subject to the breaker: it retries
+//!   until it works (so it keeps failing while a bad `AWSCURRENT` stays), and it adopts the
+//!   remaining tasks of the deployment it rolls back to (same id, same task definition);
+//! - once one task of a deployment has passed its health check, its `failedTasks` resets to
+//!   0 and the breaker stops evaluating it (API reference, `Deployment.failedTasks`);
+//! - a [`HealthEffect::FailToStart`] task stops before RUNNING with `Essential container in
+//!   task exited` / `EssentialContainerExited` (the pair ecs-observed.md lists).
 
 mod model;
 mod ops;
@@ -48,7 +75,7 @@ impl Default for Timing {
 
 /// A rule that makes a service's tasks fail: "the database does not accept the new
 /// password yet".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthRule {
     /// Cluster name; any when absent.
     #[serde(default)]
@@ -70,6 +97,21 @@ pub struct HealthRule {
     pub probability: Option<f64>,
     /// What happens to a task hit by the rule.
     pub effect: HealthEffect,
+}
+
+/// Debug without the value: a rule's `value` is a secret value.
+impl std::fmt::Debug for HealthRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HealthRule")
+            .field("cluster", &self.cluster)
+            .field("service", &self.service)
+            .field("secret", &self.secret)
+            .field("value", &self.value.as_ref().map(|_| "<redacted>"))
+            .field("version_id", &self.version_id)
+            .field("probability", &self.probability)
+            .field("effect", &self.effect)
+            .finish()
+    }
 }
 
 /// What a [`HealthRule`] does to a task.

@@ -130,11 +130,12 @@ impl Counts {
     }
 
     pub(crate) fn sub(&mut self, o: Counts) {
-        self.pending -= o.pending;
-        self.running -= o.running;
-        self.healthy -= o.healthy;
-        self.live -= o.live;
-        self.present -= o.present;
+        // Saturating: a bookkeeping slip must never panic the server.
+        self.pending = self.pending.saturating_sub(o.pending);
+        self.running = self.running.saturating_sub(o.running);
+        self.healthy = self.healthy.saturating_sub(o.healthy);
+        self.live = self.live.saturating_sub(o.live);
+        self.present = self.present.saturating_sub(o.present);
     }
 }
 
@@ -174,6 +175,9 @@ pub(crate) struct Deployment {
     pub counts: Counts,
     /// A circuit-breaker rollback: exempt from the breaker so it retries until it works.
     pub is_rollback: bool,
+    /// One of its tasks passed its health check: per the API reference the failed-task count
+    /// then resets to zero and the circuit breaker stops evaluating the deployment.
+    pub succeeded: bool,
     /// A desired-0 deployment completes no earlier than this.
     pub earliest_complete: f64,
 }
@@ -279,11 +283,18 @@ impl Task {
         m.insert("version".into(), json!(self.version));
         m.insert("availabilityZone".into(), json!("eu-west-1a"));
         m.insert("connectivity".into(), json!("CONNECTED"));
-        if let Some(c) = &self.cpu {
-            m.insert("cpu".into(), c.clone());
-        }
-        if let Some(c) = &self.memory {
-            m.insert("memory".into(), c.clone());
+        // The API types cpu and memory as strings on tasks; a number given at registration
+        // must not break a client's parser.
+        for (key, v) in [("cpu", &self.cpu), ("memory", &self.memory)] {
+            match v {
+                Some(Value::String(s)) => {
+                    m.insert(key.into(), json!(s));
+                }
+                Some(Value::Number(n)) => {
+                    m.insert(key.into(), json!(n.to_string()));
+                }
+                _ => {}
+            }
         }
         m.insert("containers".into(), Value::Array(containers));
         put_ts(&mut m, "createdAt", Some(self.created_at));

@@ -39,6 +39,18 @@ fn opt_u32(body: &Value, key: &str) -> Result<Option<u32>, AwsError> {
     }
 }
 
+/// ECS's quota of tasks per service; also keeps a typo from launching billions of tasks.
+const MAX_DESIRED: u32 = 5000;
+
+fn desired_count(body: &Value) -> Result<Option<u32>, AwsError> {
+    match opt_u32(body, "desiredCount")? {
+        Some(n) if n > MAX_DESIRED => Err(AwsError::invalid_parameter(format!(
+            "desiredCount must be between 0 and {MAX_DESIRED}."
+        ))),
+        other => Ok(other),
+    }
+}
+
 fn opt_bool(body: &Value, key: &str) -> bool {
     body.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
@@ -351,8 +363,8 @@ impl Ecs {
         }
         let td_ref = req_str(body, "taskDefinition")?;
         let td = self.task_def_or_err(td_ref)?;
-        let desired = opt_u32(body, "desiredCount")?
-            .ok_or_else(|| AwsError::missing_field("desiredCount"))?;
+        let desired =
+            desired_count(body)?.ok_or_else(|| AwsError::missing_field("desiredCount"))?;
         if self.clusters[c].service_by_name.contains_key(name) {
             return Err(AwsError::invalid_parameter(
                 "Creation of service was not idempotent.",
@@ -441,7 +453,7 @@ impl Ecs {
             Some(r) => Some(self.task_def_or_err(r)?),
             None => None,
         };
-        let desired = opt_u32(body, "desiredCount")?;
+        let desired = desired_count(body)?;
         let controller = self.services[s].controller.clone();
         if controller != "ECS" && (force || td.is_some()) {
             // AWS's wording for CODE_DEPLOY; EXTERNAL is worded the same way by analogy
@@ -698,7 +710,7 @@ fn apply_deployment_configuration(svc: &mut Service, dc: &Value) -> Result<(), A
         svc.min_pct = min;
     }
     if let Some(max) = opt_u32(dc, "maximumPercent")? {
-        if max < 100 && svc.min_pct > 0 {
+        if max == 0 || (max < 100 && svc.min_pct > 0) {
             return Err(AwsError::invalid_parameter(
                 "maximumPercent must be at least 100 unless minimumHealthyPercent is 0.",
             ));

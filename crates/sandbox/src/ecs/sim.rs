@@ -330,6 +330,14 @@ impl Ecs {
                     }
                 } else {
                     self.mutate(idx, |t| t.healthy = Some(true));
+                    let t = &self.tasks[idx];
+                    if let (Some(s), Some(uid)) = (t.service, t.dep_uid) {
+                        let deps = &mut self.services[s].deployments;
+                        if let Some(d) = deps.iter_mut().find(|d| d.uid == uid && !d.succeeded) {
+                            d.succeeded = true;
+                            d.failed = 0;
+                        }
+                    }
                 }
             }
             Step::Drained => {
@@ -467,7 +475,7 @@ impl Ecs {
         let Some(p) = svc.deployments.first_mut() else {
             return;
         };
-        if p.rollout != Rollout::InProgress || p.is_rollback {
+        if p.rollout != Rollout::InProgress || p.is_rollback || p.succeeded {
             return;
         }
         let threshold = (p.desired.div_ceil(2)).clamp(3, 200);
@@ -510,6 +518,7 @@ impl Ecs {
             tasks: Default::default(),
             counts: Counts::default(),
             is_rollback: true,
+            succeeded: false,
             earliest_complete: now,
         };
         // The deployment rolled back to may still be listed with tasks of its own: they are
@@ -535,7 +544,7 @@ impl Ecs {
         }
         self.svc_event(
             s,
-            now + 0.001,
+            now,
             format!("(service {name}) rolling back to deployment {old_id}."),
         );
         self.dirty.insert(s);
@@ -580,6 +589,7 @@ impl Ecs {
                 tasks: Default::default(),
                 counts: Counts::default(),
                 is_rollback: false,
+                succeeded: false,
                 earliest_complete: if zero { now + ZERO_DEPLOYMENT } else { now },
             },
         );
@@ -744,7 +754,9 @@ impl Ecs {
         let svc = &self.services[s];
         let p = &svc.deployments[0];
         let total_live: u32 = svc.deployments.iter().map(|d| d.counts.live).sum();
-        let max_total = (u64::from(p.desired) * u64::from(svc.max_pct) / 100) as u32;
+        // Rounded down, but never below one task: a small service must still be able to roll.
+        let max_total = ((u64::from(p.desired) * u64::from(svc.max_pct) / 100) as u32)
+            .max(u32::from(p.desired > 0));
         let need = p.desired.saturating_sub(p.counts.live);
         let room = max_total.saturating_sub(total_live);
         let n = need.min(room);

@@ -265,6 +265,7 @@ fn rolling(desired: u32, min: u32, max: u32) -> (u32, u32, H) {
             "{} healthy < min {min_healthy}",
             c.healthy
         );
+        e.assert_counts_consistent();
         *seen_max = (*seen_max).max(c.live);
         *seen_min = (*seen_min).min(c.healthy);
     };
@@ -1109,6 +1110,7 @@ fn scenario_snapshot(seed: u64) -> Value {
     h.wait(7.5);
     h.force("front");
     h.wait(900.0);
+    h.ecs.assert_counts_consistent();
     h.ecs.snapshot()
 }
 
@@ -1142,6 +1144,29 @@ fn many_services_settle() {
 }
 
 impl Ecs {
+    /// Recounts every deployment's and cluster's counters from the tasks and compares them
+    /// with the incrementally kept ones.
+    fn assert_counts_consistent(&self) {
+        use super::model::Counts;
+        let mut clusters = vec![Counts::default(); self.clusters.len()];
+        for t in &self.tasks {
+            clusters[t.cluster].add(Counts::of(t));
+        }
+        for (c, want) in self.clusters.iter().zip(clusters) {
+            assert_eq!(c.counts, want, "cluster {}", c.name);
+        }
+        for svc in &self.services {
+            for d in &svc.deployments {
+                let mut want = Counts::default();
+                for t in self.tasks.iter().filter(|t| t.dep_uid == Some(d.uid)) {
+                    want.add(Counts::of(t));
+                }
+                assert_eq!(d.counts, want, "service {} deployment {}", svc.name, d.id);
+                assert_eq!(d.tasks.len() as u32, want.present);
+            }
+        }
+    }
+
     fn svc_idx_for_test(&self, name: &str) -> usize {
         let c = self.cluster_idx("prod").unwrap();
         self.service_idx(c, name).unwrap()
@@ -1226,4 +1251,180 @@ fn snapshot_lists_services_flat_and_hides_expired_tasks() {
         1,
         "the replaced task expired"
     );
+}
+
+#[test]
+fn health_rule_debug_hides_the_value() {
+    let rules = bad_value_rule(HealthEffect::FailToStart);
+    let mut h = H::new(25);
+    h.ecs.set_health_rules(rules.clone());
+    let shown = format!("{:?} {:?}", rules[0], h.ecs);
+    assert!(!shown.contains("bad-password"));
+    assert!(shown.contains("<redacted>"));
+}
+
+#[test]
+fn breaker_stops_evaluating_once_a_task_of_the_deployment_ran_healthy() {
+    let mut h = H::new(26);
+    h.ecs.set_health_rules(vec![HealthRule {
+        cluster: None,
+        service: None,
+        secret: Some("db_password".into()),
+        value: None,
+        version_id: Some("v2".into()),
+        probability: None,
+        effect: HealthEffect::FailToStart,
+    }]);
+    // max 150% of 2: one new task at a time.
+    h.service("api", 2, 100, 150, breaker(true));
+    h.wait(600.0);
+    let new = h.force("api");
+    h.wait(10.0);
+    // The first new task read v1; every later one reads v2 and fails.
+    h.src.put("db_password", "v2", "other");
+    h.wait(1200.0);
+    let svc = h.describe("api");
+    assert_eq!(svc["deployments"][0]["id"], json!(new));
+    assert_eq!(svc["deployments"][0]["rolloutState"], "IN_PROGRESS");
+    assert!(svc["deployments"][0]["failedTasks"].as_u64().unwrap() > 3);
+}
+
+#[test]
+fn absurd_counts_and_percentages_are_refused() {
+    let mut h = H::new(27);
+    h.register("prod-api", json!([]));
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "prod-api", "desiredCount": 1_000_000}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "prod-api", "desiredCount": -1}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "prod-api", "desiredCount": 1,
+               "deploymentConfiguration": {"minimumHealthyPercent": 150}}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "prod-api", "desiredCount": 1,
+               "deploymentConfiguration": {"minimumHealthyPercent": 50, "maximumPercent": 80}}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "CreateService",
+        json!({"cluster": "prod", "serviceName": "api", "taskDefinition": "nope", "desiredCount": 1}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    let (code, _) = h.err(
+        "RunTask",
+        json!({"cluster": "prod", "taskDefinition": "prod-api", "count": 11}),
+    );
+    assert_eq!(code, "InvalidParameterException");
+}
+
+#[test]
+fn rollback_adopts_the_old_deployments_remaining_tasks() {
+    let mut h = H::new(28);
+    h.ecs
+        .set_health_rules(bad_value_rule(HealthEffect::FailToStart));
+    h.service("pdf", 2, 100, 200, breaker(true));
+    // The rule names service api; this one is pdf.
+    h.ecs.set_health_rules(vec![HealthRule {
+        service: Some("pdf".into()),
+        ..bad_value_rule(HealthEffect::FailToStart)[0].clone()
+    }]);
+    h.wait(600.0);
+    let old = h.describe("pdf")["deployments"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old_tasks: Vec<Value> = h.tasks_of("pdf");
+    h.src.put("db_password", "v2", "bad-password");
+    h.force("pdf");
+    h.wait(600.0);
+    let svc = h.describe("pdf");
+    // min 100%: the old tasks never stopped, so the rollback has nothing to launch.
+    assert_eq!(deployments(&svc).len(), 1);
+    assert_eq!(svc["deployments"][0]["id"], json!(old));
+    assert_eq!(svc["deployments"][0]["rolloutState"], "COMPLETED");
+    assert_eq!(svc["deployments"][0]["failedTasks"], 0);
+    let running: Vec<Value> = h
+        .tasks_of("pdf")
+        .into_iter()
+        .filter(|t| t["lastStatus"] == "RUNNING")
+        .collect();
+    assert_eq!(running.len(), 2);
+    for t in &running {
+        assert!(
+            old_tasks.iter().any(|o| o["arn"] == t["arn"]),
+            "the original tasks"
+        );
+        assert_eq!(t["secrets"][0]["version_id"], "v1");
+    }
+    h.ecs.assert_counts_consistent();
+}
+
+#[test]
+fn a_second_forced_deployment_mid_rollout_supersedes_the_first() {
+    let mut h = H::new(29);
+    h.service("api", 3, 50, 200, no_breaker());
+    h.wait(600.0);
+    let first = h.force("api");
+    h.wait(12.0);
+    let second = h.force("api");
+    h.wait(1.0);
+    let svc = h.describe("api");
+    let ids: Vec<Value> = deployments(&svc).iter().map(|d| d["id"].clone()).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], json!(second));
+    assert_eq!(ids[1], json!(first));
+    assert_eq!(svc["deployments"][1]["desiredCount"], 0);
+    assert_eq!(svc["deployments"][1]["rolloutState"], "IN_PROGRESS");
+    let s = h.svc_idx("api");
+    let until = h.now + 900.0;
+    h.step_events(until, |e| {
+        let c = e.services[s].counts();
+        assert!(c.live <= 6);
+        assert!(c.healthy >= 2 || e.services[s].deployments.len() == 1);
+        e.assert_counts_consistent();
+    });
+    let svc = h.describe("api");
+    assert_eq!(deployments(&svc).len(), 1);
+    assert_eq!(svc["deployments"][0]["id"], json!(second));
+    assert_eq!(svc["deployments"][0]["rolloutState"], "COMPLETED");
+    assert!(h
+        .tasks_of("api")
+        .iter()
+        .filter(|t| t["lastStatus"] == "RUNNING")
+        .all(|t| t["startedBy"] == json!(second)));
+}
+
+#[test]
+fn instant_timings_roll_out_in_milliseconds() {
+    let mut h = H::new(30);
+    h.ecs.set_default_timing(super::Timing {
+        provisioning: 0.0,
+        pending: 0.0,
+        health_check: 0.0,
+        draining: 0.0,
+        stopping: 0.0,
+    });
+    h.service("api", 3, 50, 200, breaker(true));
+    h.wait(1.0);
+    assert_eq!(
+        h.describe("api")["deployments"][0]["rolloutState"],
+        "COMPLETED"
+    );
+    let new = h.force("api");
+    h.wait(0.1);
+    let svc = h.describe("api");
+    assert_eq!(deployments(&svc).len(), 1);
+    assert_eq!(svc["deployments"][0]["id"], json!(new));
+    assert_eq!(svc["deployments"][0]["rolloutState"], "COMPLETED");
+    h.ecs.assert_counts_consistent();
 }
