@@ -368,8 +368,11 @@ pub struct SandboxArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DemoArgs {
     /// Virtual seconds per real second (a rollout takes a few seconds at the default).
-    #[arg(long, default_value_t = 60.0, value_name = "FACTOR")]
+    #[arg(long, default_value_t = 20.0, value_name = "FACTOR")]
     pub speed: f64,
+    /// Make api reject the new value, to see the failure and the restore.
+    #[arg(long)]
+    pub bad_value: bool,
 }
 
 /// `completions`.

@@ -2,6 +2,7 @@
 //! codes. Everything else lives in the library.
 
 pub mod args;
+pub mod demo;
 pub mod output;
 pub mod render;
 pub mod rotate;
@@ -74,6 +75,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             let _ = std::io::stdout().write_all(&out);
             Ok(exit::OK)
         }
+        Command::Demo(a) => demo::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Plan(a) => rotate::plan_cmd(&global, &a.secrets, &a.target, &a.services).await,
         Command::Replace(a) => rotate::replace(&global, &a, reporter(global.output).as_ref()).await,
         Command::Redeploy(a) => {

@@ -1,0 +1,119 @@
+//! `demo`: the whole job on an embedded sandbox, so anyone can see it without an AWS account.
+
+use std::time::Duration;
+
+use sandbox::ecs::{HealthEffect, HealthRule};
+use sandbox::{Sandbox, SandboxOptions, Scenario};
+use secret_rollout::clients::Clients;
+use secret_rollout::config::Target;
+use secret_rollout::error::{Error, Result};
+use secret_rollout::plan;
+use secret_rollout::progress::Reporter;
+use secret_rollout::rotation::{self, Caller, OnFailure, Settings};
+use secret_rollout::value::{self, Charset};
+
+use super::args::{DemoArgs, Global};
+use super::output;
+
+/// The secret the demo replaces: shared by front, api and admin in the sample.
+const SECRET: &str = "production/opg_lpa_common_account_cleanup_notification_recipients";
+
+pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Result<i32> {
+    let sb = Sandbox::start(SandboxOptions {
+        port: 0,
+        scenario: Scenario::sample(),
+        speed: Some(a.speed),
+        seed: None,
+    })
+    .await
+    .map_err(|e| Error::aws(format!("cannot start the embedded sandbox: {e}")))?;
+    eprintln!(
+        "demo: a sandbox of the sample environment is running on {} (Secrets Manager, ECS, STS)",
+        sb.endpoint()
+    );
+    eprintln!(
+        "demo: cluster production-online-lpa runs front (3 tasks), api (3), pdf (2) and admin (1)"
+    );
+    // The demo signs in with throwaway keys that the sandbox accepts, whatever the
+    // machine's own AWS settings are.
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_types::region::Region::new("eu-west-1"))
+        .endpoint_url(sb.endpoint())
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "DEMO", "demo", None, None, "demo",
+        ))
+        .load()
+        .await;
+    let clients = Clients::new(&config);
+    let target = Target {
+        environment: Some("production (sandbox)".into()),
+        region: "eu-west-1".into(),
+        profile: None,
+        account_id: Some("123456789012".into()),
+        clusters: vec!["production-online-lpa".into()],
+        services: None,
+        secret_prefix: None,
+    };
+    let p = plan::plan(&clients, &target, &[SECRET.to_string()], None, false).await?;
+    eprintln!();
+    output::plan_text(&p, &mut std::io::stderr());
+    eprintln!();
+    let new = value::generate(32, Charset::Base64Url)?;
+    if a.bad_value {
+        // "The database does not accept the new password yet": tasks that read the new
+        // value fail to start, ECS's circuit breaker rolls back, and we restore.
+        let rule = HealthRule {
+            cluster: None,
+            service: Some("api".into()),
+            secret: Some(SECRET.into()),
+            value: Some(new.expose().to_string()),
+            version_id: None,
+            probability: None,
+            effect: HealthEffect::FailToStart,
+        };
+        sb.world()
+            .lock()
+            .map_err(|_| Error::aws("sandbox state poisoned"))?
+            .ecs
+            .set_health_rules(vec![rule]);
+        eprintln!("demo: api will reject the new value (a health rule), to show the restore");
+    }
+    let state = tempfile::tempdir()
+        .map_err(|e| Error::aws(format!("cannot make a temporary directory: {e}")))?;
+    let settings = Settings {
+        timeout: Duration::from_secs(600),
+        max_poll: Duration::from_millis(250),
+        on_failure: OnFailure::Rollback,
+        state_dir: state.path().to_path_buf(),
+    };
+    let caller = Caller {
+        account: "123456789012".into(),
+        arn: "arn:aws:iam::123456789012:user/sandbox".into(),
+    };
+    let id = uuid::Uuid::new_v4();
+    let report = rotation::replace(
+        &clients,
+        &p,
+        vec![new],
+        &caller,
+        &settings,
+        reporter,
+        id,
+        None,
+    )
+    .await?;
+    eprintln!();
+    output::report(global.output, &report);
+    eprintln!();
+    eprintln!("what to try next:");
+    eprintln!(
+        "  secret-rollout demo --bad-value       # the new value breaks api: watch the restore"
+    );
+    eprintln!("  secret-rollout sandbox --port 4566    # then, in another terminal:");
+    eprintln!("    export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=eu-west-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x");
+    eprintln!("    secret-rollout plan {SECRET} --cluster production-online-lpa");
+    eprintln!("    secret-rollout replace {SECRET} --cluster production-online-lpa --generate");
+    eprintln!("    secret-rollout status --cluster production-online-lpa");
+    eprintln!("    secret-rollout history");
+    Ok(report.exit_code())
+}
