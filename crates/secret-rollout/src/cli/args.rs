@@ -33,12 +33,8 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = Output::Text, env = "SECRET_ROLLOUT_OUTPUT")]
     pub output: Output,
     /// Path of secret-rollout.toml (default: ./secret-rollout.toml, then the user's config dir).
-    #[arg(
-        long,
-        global = true,
-        value_name = "PATH",
-        env = "SECRET_ROLLOUT_CONFIG"
-    )]
+    /// (SECRET_ROLLOUT_CONFIG is read by the config module itself: empty there means "none".)
+    #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
