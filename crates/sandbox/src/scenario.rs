@@ -214,6 +214,14 @@ impl SecretSpec {
     }
 }
 
+/// An empty world: no secrets, clusters or services, in `eu-west-1`, account
+/// `123456789012`; build it up through the AWS operations.
+impl Default for Scenario {
+    fn default() -> Self {
+        Scenario::from_toml("").expect("the empty scenario parses")
+    }
+}
+
 impl Scenario {
     /// The built-in sample scenario (mirrors `shared/reference/sample-environment.md`).
     pub fn sample() -> Scenario {
