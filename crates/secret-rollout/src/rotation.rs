@@ -580,19 +580,31 @@ pub async fn resume(
 }
 
 fn failure_message(phase: &PhaseReport) -> Option<String> {
+    // The services that failed explain the outcome; the others may only have been left
+    // in progress because of them.
     let failed: Vec<String> = phase
         .services
         .iter()
         .filter_map(|s| match (&s.stage, &s.proof) {
             (Stage::Failed { reason }, _) => Some(format!("{}: {reason}", s.service)),
-            (_, Some(p)) if !p.stale.is_empty() => {
-                Some(format!("{}: {} stale task(s)", s.service, p.stale.len()))
-            }
-            (Stage::Completed, _) => None,
-            _ => Some(format!("{}: not finished", s.service)),
+            (_, Some(p)) if !p.stale.is_empty() => Some(format!(
+                "{}: {} task(s) not proven new",
+                s.service,
+                p.stale.len()
+            )),
+            _ => None,
         })
         .collect();
-    (!failed.is_empty()).then(|| failed.join("; "))
+    if !failed.is_empty() {
+        return Some(failed.join("; "));
+    }
+    let open: Vec<&str> = phase
+        .services
+        .iter()
+        .filter(|s| s.stage != Stage::Completed)
+        .map(|s| s.service.as_str())
+        .collect();
+    (!open.is_empty()).then(|| format!("still in progress: {}", open.join(", ")))
 }
 
 impl Run<'_> {
@@ -877,6 +889,8 @@ impl Run<'_> {
             first_poll: Duration::from_millis(100),
             max_poll: self.settings.max_poll,
             deadline,
+            stop_on_failure: phase == Phase::Rollout
+                && self.settings.on_failure == OnFailure::Rollback,
         };
         let followed =
             rollout::follow(&self.clients.ecs, &tracked, phase, &options, self.reporter).await;

@@ -156,8 +156,8 @@ fn phase_text(out: &mut dyn Write, title: &str, p: &PhaseReport) {
     for s in &p.services {
         let stage = match &s.stage {
             Stage::Completed => "complete".to_string(),
-            Stage::Draining => "draining".to_string(),
-            Stage::Starting => "not finished".to_string(),
+            Stage::Draining => "still in progress (old tasks draining)".to_string(),
+            Stage::Starting => "still in progress".to_string(),
             Stage::Failed { reason } => format!("FAILED: {reason}"),
         };
         match &s.proof {

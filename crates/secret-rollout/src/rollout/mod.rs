@@ -45,6 +45,9 @@ pub struct FollowOptions {
     pub max_poll: Duration,
     /// Give up then (the command's `--timeout`).
     pub deadline: Instant,
+    /// Stop following the others as soon as one service fails: a restore will follow,
+    /// and every minute spent rolling the failed value further is exposure.
+    pub stop_on_failure: bool,
 }
 
 impl FollowOptions {
@@ -54,6 +57,7 @@ impl FollowOptions {
             first_poll: Duration::from_millis(100),
             max_poll: Duration::from_secs(2),
             deadline: Instant::now() + timeout,
+            stop_on_failure: false,
         }
     }
 }
@@ -234,7 +238,10 @@ pub async fn follow(
         } else if max_poll > options.max_poll {
             max_poll = (max_poll / 2).max(options.max_poll);
         }
-        if (0..tracked.len()).all(|i| watches[i].stage.is_final()) {
+        let failed = watches
+            .iter()
+            .any(|w| matches!(w.stage, Stage::Failed { .. }));
+        if watches.iter().all(|w| w.stage.is_final()) || (options.stop_on_failure && failed) {
             break;
         }
         let left = options.deadline.saturating_duration_since(Instant::now());
