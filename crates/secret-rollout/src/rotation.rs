@@ -810,7 +810,6 @@ impl Run<'_> {
         // Where each service stands now: a deployment of ours may already run (resume), and
         // UpdateService needs the current PRIMARY to recognise its own lost answer.
         let current = self.describe_all().await;
-        let after = self.journal_started_at_secs();
         for svc in self.services.clone() {
             if let Some(id) = self.deployed.get(&(phase, svc.clone())) {
                 tracked.push(Tracked {
@@ -823,9 +822,10 @@ impl Run<'_> {
             let primary = current.get(&svc).cloned();
             if self.resumed {
                 if let Some((id, created)) = &primary {
-                    // A deployment created after this rotation started delivers the new value:
-                    // ours, whose journal line was lost in a crash. Adopt it.
-                    if *created >= after && phase == Phase::Rollout {
+                    // A deployment created after the value it must deliver existed (both dates
+                    // from AWS's clocks) delivers it: ours, whose journal line was lost in a
+                    // crash. Adopt it rather than deploy the service a second time.
+                    if since > 0.0 && *created >= since {
                         self.record(Record::Redeployed {
                             phase,
                             cluster: svc.cluster.clone(),
@@ -970,13 +970,6 @@ impl Run<'_> {
             at: now(),
         })?;
         Ok(PhaseReport { services, outcome })
-    }
-
-    fn journal_started_at_secs(&self) -> f64 {
-        self.journal
-            .summary()
-            .map(|s| s.started.started_at.unix_timestamp_nanos() as f64 / 1e9)
-            .unwrap_or(f64::MAX)
     }
 
     /// PRIMARY deployment id and creation time of every service, batched per cluster.
