@@ -52,7 +52,8 @@ pub fn primary_of(s: &aws_sdk_ecs::types::Service) -> Option<String> {
 }
 
 /// Reads the secrets and the environment and decides who will be redeployed.
-/// `only` narrows consumers (`--services`, else the environment's list).
+/// `only` narrows consumers (`--services`); the environment's `services` list narrows
+/// which services are considered at all.
 pub async fn plan(
     clients: &Clients,
     target: &Target,
@@ -109,9 +110,18 @@ pub async fn consumers_of(
     only: Option<&[String]>,
 ) -> Result<(consumers::Plan, Vec<(ServiceRef, Option<String>)>)> {
     let inv = discovery::inventory(&clients.ecs, &target.clusters, None, true).await?;
+    // The environment's `services` list narrows what is considered at all; `only`
+    // (`--services`) must name consumers, and an unknown name there is an error.
+    let in_scope = |name: &str| {
+        target
+            .services
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|s| s == name))
+    };
     let services: Vec<ServiceInfo> = inv
         .services
         .iter()
+        .filter(|(_, s)| in_scope(s.service_name().unwrap_or_default()))
         .map(|(cluster, s)| {
             let mut info = ServiceInfo::from(s);
             info.cluster = cluster.clone();

@@ -76,12 +76,8 @@ fn finish(global: &Global, report: &Report) -> i32 {
     report.exit_code()
 }
 
-fn only<'a>(flag: &'a [String], target: &'a Target) -> Option<&'a [String]> {
-    if !flag.is_empty() {
-        Some(flag)
-    } else {
-        target.services.as_deref()
-    }
+fn only(flag: &[String]) -> Option<&[String]> {
+    (!flag.is_empty()).then_some(flag)
 }
 
 /// `plan`, and `replace --dry-run`.
@@ -94,7 +90,7 @@ pub async fn plan_cmd(
     let target = session::target(global, t)?;
     let ids: Vec<String> = secrets.iter().map(|s| target.secret_id(s)).collect();
     let s = session::sign_in(target.clone(), t).await?;
-    let p = plan::plan(&s.clients, &target, &ids, only(services, &target), true).await?;
+    let p = plan::plan(&s.clients, &target, &ids, only(services), true).await?;
     output::plan(global.output, &p, &s.clients);
     Ok(exit::OK)
 }
@@ -126,7 +122,7 @@ pub async fn replace(
         &s.clients,
         &target,
         &ids,
-        only(&a.services, &target),
+        only(&a.services),
         a.force_with_rotation,
     )
     .await?;
