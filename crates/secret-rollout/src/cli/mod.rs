@@ -1,11 +1,14 @@
 //! The command-line layer: parse, set up logging, dispatch, render, map errors to exit
 //! codes. Everything else lives in the library.
 
+pub mod account;
 pub mod args;
+pub mod history;
 pub mod output;
 pub mod render;
 pub mod rotate;
 pub mod session;
+pub mod status;
 
 use std::io::IsTerminal;
 
@@ -83,6 +86,10 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             rotate::rollback(&global, &a, reporter(global.output).as_ref()).await
         }
         Command::Resume(a) => rotate::resume(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Status(a) => status::status(&global, &a).await,
+        Command::History(a) => history::history(&global, &a).await,
+        Command::Whoami(a) => account::whoami(&global, &a).await,
+        Command::Logout(a) => account::logout(&global, &a),
         other => Err(Error::bad_input(format!(
             "{other:?} is not available in this build"
         ))),
