@@ -273,6 +273,48 @@ async fn history_lists_rotations_in_order_and_never_a_value() {
     assert!(files >= 2, "the journal files were checked");
 }
 
+/// `--watch` off a terminal: one JSON document per refresh, and Ctrl-C ends it with the
+/// exit code of the last one.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_refreshes_until_interrupted() {
+    use std::io::BufRead;
+    let env = start(0.0).await;
+    let mut cmd = env.cli();
+    cmd.args([
+        "status",
+        "--cluster",
+        CLUSTER,
+        SHARED,
+        "--watch",
+        "--output",
+        "json",
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let (first, code) = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let killed = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        (first, child.wait().unwrap().code())
+    })
+    .await
+    .unwrap();
+    let doc: Value = serde_json::from_str(&first).expect("one document per line");
+    assert_eq!(doc["stale"], 0);
+    assert_eq!(
+        code,
+        Some(0),
+        "ended by Ctrl-C with the last refresh's code"
+    );
+}
+
 #[test]
 fn completions_and_man_page_build_and_name_every_subcommand() {
     use clap::ValueEnum;

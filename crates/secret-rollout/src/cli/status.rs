@@ -294,16 +294,53 @@ pub async fn status(global: &Global, a: &StatusArgs) -> Result<i32> {
     let terminal = std::io::stdout().is_terminal();
     let no_color = std::env::var("NO_COLOR").ok();
     let color = global.output == Output::Text && use_color(terminal, no_color.as_deref());
+    if !a.watch {
+        let st = status::gather(&s.clients, &target, &ids, state_dir.as_deref()).await?;
+        print(global, &st, false, terminal, color);
+        return Ok(st.exit_code());
+    }
+    // The handler is in place before the first refresh is shown, so a Ctrl-C at any
+    // moment after that ends the watch cleanly rather than killing the process.
+    let mut interrupt = Interrupt::new()?;
     loop {
         let st = status::gather(&s.clients, &target, &ids, state_dir.as_deref()).await?;
-        print(global, &st, a.watch, terminal, color);
-        if !a.watch {
-            return Ok(st.exit_code());
-        }
+        print(global, &st, true, terminal, color);
         // Ctrl-C ends the watch with the exit code of the last refresh.
         tokio::select! {
             _ = tokio::time::sleep(WATCH_EVERY) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(st.exit_code()),
+            _ = interrupt.recv() => return Ok(st.exit_code()),
+        }
+    }
+}
+
+/// Ctrl-C (SIGINT), registered when made.
+struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn new() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| {
+                    secret_rollout::error::Error::aws(format!("cannot watch for Ctrl-C: {e}"))
+                })?;
+            Ok(Self { signal })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
