@@ -334,3 +334,73 @@ async fn whoami_checks_the_environment_account_without_needing_clusters() {
     assert_eq!(doc["matches"], false);
     assert_eq!(doc["expected_account"], "999999999999");
 }
+
+/// The code typed at the real prompt, through a pseudo-terminal: asked once, then the
+/// cached session; after logout a wrong code is refused and nothing is cached.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_code_typed_at_the_terminal_prompt() {
+    let env = start_with(scenario(), 1.0).await;
+    write_profiles(&env);
+    let endpoint = env.sandbox.endpoint();
+    let command = |args: &[&str]| {
+        let mut cmd = env.cli();
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ENDPOINT_URL",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.args(args);
+        cmd
+    };
+    let whoami = [
+        "whoami",
+        "--profile",
+        "production",
+        "--endpoint-url",
+        &endpoint,
+    ];
+    let prompt = format!("MFA code for {SERIAL}: ");
+    // The timeout only bounds a hung child; nothing depends on timing.
+    let spawn = |cmd| rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+
+    let (first, second) = (command(&whoami), command(&whoami));
+    let prompt2 = prompt.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut p = spawn(first);
+        p.exp_string(&prompt2).unwrap();
+        p.send_line(&good_code()).unwrap();
+        p.exp_string("account:     123456789012").unwrap();
+        p.exp_string("new MFA session").unwrap();
+        p.exp_eof().unwrap();
+
+        let mut p = spawn(second);
+        let before = p.exp_string("cached MFA session").unwrap();
+        assert!(!before.contains("MFA code"), "asked again: {before}");
+        p.exp_eof().unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(env.calls("AssumeRole"), 1);
+
+    let out = run_user(&env, &["logout"], None, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(cache_files(&env).is_empty());
+    let third = command(&whoami);
+    tokio::task::spawn_blocking(move || {
+        let mut p = spawn(third);
+        p.exp_string(&prompt).unwrap();
+        p.send_line(&wrong_code()).unwrap();
+        p.exp_string("the MFA code was not accepted").unwrap();
+        p.exp_eof().unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(
+        cache_files(&env).is_empty(),
+        "a failed sign-in cached nothing"
+    );
+    assert_eq!(env.calls("AssumeRole"), 2);
+}
