@@ -224,6 +224,57 @@ pub fn text(st: &Status, color: bool) -> String {
             out.push('\n');
         }
     }
+    // Tasks of the services worth a look: deploying, or holding stale tasks. Listing every
+    // task of a large environment would bury the table.
+    let task_rows: Vec<Vec<String>> = st
+        .services
+        .iter()
+        .filter(|s| s.deploying() || !s.stale_tasks().is_empty())
+        .flat_map(|s| {
+            let stale = s.stale_tasks();
+            s.tasks.iter().map(move |t| {
+                vec![
+                    s.name.clone(),
+                    t.id.clone(),
+                    t.started_by.clone(),
+                    t.last_status.clone(),
+                    t.task_definition_arn
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                    hms(t.created_at),
+                    if stale.contains(t.id.as_str()) {
+                        "stale".to_string()
+                    } else {
+                        "current".to_string()
+                    },
+                ]
+            })
+        })
+        .collect();
+    if !task_rows.is_empty() {
+        out.push_str("\nTasks:\n");
+        out.push_str(&table(
+            &[
+                "SERVICE",
+                "TASK",
+                "DEPLOYMENT",
+                "STATUS",
+                "TASK DEFINITION",
+                "CREATED",
+                "VALUE",
+            ],
+            &task_rows,
+            &|col, raw, cell| {
+                if color && col == 6 && raw == "stale" {
+                    format!("\x1b[31m{cell}\x1b[0m")
+                } else {
+                    cell
+                }
+            },
+        ));
+    }
     for n in &st.notes {
         out.push_str(&format!("\nnote: {n}\n"));
     }
@@ -412,6 +463,8 @@ mod tests {
         );
         assert!(out.contains("pinned to stage AWSPREVIOUS"), "{out}");
         assert!(out.contains("1 stale task(s) in 1 service(s)"), "{out}");
+        assert!(out.contains("Tasks:"), "{out}");
+        assert!(out.contains("td:1"), "{out}");
         assert!(!out.contains('\x1b'), "{out}");
     }
 
