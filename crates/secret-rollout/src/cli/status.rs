@@ -278,11 +278,12 @@ pub fn text(st: &Status, color: bool) -> String {
     for n in &st.notes {
         out.push_str(&format!("\nnote: {n}\n"));
     }
-    let services_stale = st
+    let stale_services: Vec<&str> = st
         .services
         .iter()
         .filter(|s| !s.stale_tasks().is_empty())
-        .count();
+        .map(|s| s.name.as_str())
+        .collect();
     let summary = if st.stale == 0 {
         format!(
             "\nNo stale tasks: every running task holds the current version of the {} secret(s) checked.",
@@ -290,8 +291,10 @@ pub fn text(st: &Status, color: bool) -> String {
         )
     } else {
         format!(
-            "\n{} stale task(s) in {} service(s): they started before the current version; redeploy them (secret-rollout redeploy --services ...).",
-            st.stale, services_stale
+            "\n{} stale task(s) in {} service(s): they started before the current version; redeploy them (secret-rollout redeploy --services {}).",
+            st.stale,
+            stale_services.len(),
+            stale_services.join(",")
         )
     };
     out.push_str(&if color {
