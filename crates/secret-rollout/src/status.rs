@@ -277,24 +277,31 @@ pub fn assess(
     }
 }
 
-/// The moment `current` took effect: its creation date, or the latest journal restore of
-/// it when later (moving AWSCURRENT back makes an old version current again).
+/// The moment `current` took effect: its creation date, or later when AWSCURRENT was
+/// moved back to it (which makes an old version current again). `moved_back_by`: a time
+/// at or after such a move (the secret's LastChangedDate when its AWSPREVIOUS version is
+/// newer than its AWSCURRENT one); `restores`: `(version, at)` restores from the journal.
+/// Erring late only calls a fresh task stale, never a stale one fresh.
 pub fn effective_since(
     created: Option<f64>,
     current: &str,
+    moved_back_by: Option<f64>,
     restores: impl IntoIterator<Item = (String, f64)>,
 ) -> Option<f64> {
-    let restored = restores
+    restores
         .into_iter()
         .filter(|(v, _)| v == current)
         .map(|(_, at)| at)
+        .chain(created)
+        .chain(moved_back_by)
         .fold(None, |acc: Option<f64>, at| {
             Some(acc.map_or(at, |a| a.max(at)))
-        });
-    match (created, restored) {
-        (Some(c), Some(r)) => Some(c.max(r)),
-        (c, r) => c.or(r),
-    }
+        })
+}
+
+/// Whether AWSCURRENT was moved back: the AWSPREVIOUS version is newer than it.
+pub fn moved_back(current_created: Option<f64>, previous_created: Option<f64>) -> bool {
+    matches!((current_created, previous_created), (Some(c), Some(p)) if p > c)
 }
 
 /// The secret ids referenced by `task_defs`, in a stable order: full ARNs (without
@@ -403,15 +410,21 @@ pub async fn gather(
     let mut notes = Vec::new();
     let described = futures::future::join_all(ids.iter().map(|id| async move {
         let info = secret::describe(&clients.sm, id).await?;
-        let created = match &info.current {
-            Some(v) => secret::versions(&clients.sm, &info.arn)
-                .await?
-                .into_iter()
-                .find(|x| &x.id == v)
-                .and_then(|x| x.created),
-            None => None,
+        let versions = match &info.current {
+            Some(_) => secret::versions(&clients.sm, &info.arn).await?,
+            None => Vec::new(),
         };
-        Ok::<_, Error>((info, created))
+        let created_of = |id: &Option<String>| {
+            versions
+                .iter()
+                .find(|x| Some(&x.id) == id.as_ref())
+                .and_then(|x| x.created)
+        };
+        let created = created_of(&info.current);
+        let moved_back_by = moved_back(created, created_of(&info.previous))
+            .then_some(info.last_changed)
+            .flatten();
+        Ok::<_, Error>((info, created, moved_back_by))
     }))
     .await;
     let restores: Vec<(String, String, f64)> = state_dir
@@ -429,7 +442,7 @@ pub async fn gather(
         .collect();
     let mut secrets: Vec<SecretState> = Vec::new();
     for (id, r) in ids.iter().zip(described) {
-        let (info, created) = match r {
+        let (info, created, moved_back_by) = match r {
             Ok(x) => x,
             // A task definition may name a secret that is gone: worth a note, not a failure.
             Err(e) if !explicit && e.kind == Kind::BadInput => {
@@ -447,6 +460,7 @@ pub async fn gather(
             Some(current) => effective_since(
                 created,
                 current,
+                moved_back_by,
                 restores
                     .iter()
                     .filter(|(arn, _, _)| *arn == info.arn)
@@ -663,11 +677,12 @@ mod tests {
 
     #[test]
     fn a_restore_moves_the_moment_forward() {
-        assert_eq!(effective_since(Some(10.0), "v1", vec![]), Some(10.0));
+        assert_eq!(effective_since(Some(10.0), "v1", None, vec![]), Some(10.0));
         assert_eq!(
             effective_since(
                 Some(10.0),
                 "v1",
+                None,
                 vec![
                     ("v1".into(), 50.0),
                     ("v2".into(), 90.0),
@@ -677,9 +692,22 @@ mod tests {
             Some(50.0)
         );
         assert_eq!(
-            effective_since(None, "v1", vec![("v1".into(), 5.0)]),
+            effective_since(None, "v1", None, vec![("v1".into(), 5.0)]),
             Some(5.0)
         );
+        assert_eq!(
+            effective_since(Some(10.0), "v1", Some(70.0), vec![]),
+            Some(70.0)
+        );
+        assert_eq!(effective_since(None, "v1", None, vec![]), None);
+    }
+
+    #[test]
+    fn moved_back_when_previous_is_newer() {
+        assert!(moved_back(Some(10.0), Some(20.0)));
+        assert!(!moved_back(Some(20.0), Some(10.0)));
+        assert!(!moved_back(Some(20.0), None));
+        assert!(!moved_back(None, Some(1.0)));
     }
 
     #[test]

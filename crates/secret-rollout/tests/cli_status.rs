@@ -173,6 +173,46 @@ async fn status_reports_exactly_the_stale_tasks_mid_rollout_and_none_after_repla
     assert_eq!(code, Some(0), "{doc}");
     assert_eq!(doc["stale"], 0);
     assert!(reported_stale(&doc).is_empty());
+
+    // AWSCURRENT moved back by hand, nothing redeployed: every reader now runs a value
+    // newer than the current one, though the current version is older than the tasks.
+    advance(&env, 10.0);
+    let newest = env.current_version(SHARED);
+    let previous = env.secret(SHARED)["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| {
+            v["stages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s == "AWSPREVIOUS")
+        })
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.clients
+        .sm
+        .update_secret_version_stage()
+        .secret_id(SHARED)
+        .version_stage("AWSCURRENT")
+        .move_to_version_id(&previous)
+        .remove_from_version_id(&newest)
+        .send()
+        .await
+        .unwrap();
+    advance(&env, 10.0);
+    let truth = stale_truth(&env, SHARED);
+    assert_eq!(
+        truth.len(),
+        7,
+        "every reader holds the newer value: {truth:?}"
+    );
+    let (code, doc) = status_json(&env, Some(SHARED)).await;
+    assert_eq!(code, Some(1), "{doc}");
+    assert_eq!(reported_stale(&doc), truth);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
