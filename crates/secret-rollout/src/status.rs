@@ -4,8 +4,8 @@
 //! A task resolves its secrets when it is placed (`createdAt`), so a running task created
 //! before the current version existed holds an older value: it is **stale**. The moment the
 //! current value took effect is the current version's creation date, or later when
-//! AWSCURRENT was moved back to it (a restore recorded in the journal): see
-//! [`SecretState::since`]. Only references that follow AWSCURRENT count; pinned references
+//! AWSCURRENT was moved back to it (the secret's last change when its AWSPREVIOUS version
+//! is the newer one, or a restore recorded in the journal): see [`effective_since`]. Only references that follow AWSCURRENT count; pinned references
 //! (a version id, or a stage such as AWSPREVIOUS) are reported apart, never as stale.
 //!
 //! The decision ([`assess`]) is pure; [`gather`] does the reading.
@@ -334,6 +334,13 @@ pub async fn gather(
     let services: Vec<ServiceState> = inv
         .services
         .iter()
+        // An environment that lists its services is only those services.
+        .filter(|(_, s)| {
+            target
+                .services
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|n| Some(n.as_str()) == s.service_name()))
+        })
         .map(|(cluster, s)| {
             let info = ServiceInfo::from(s);
             let obs = service_obs(cluster, s);
