@@ -1,12 +1,15 @@
 //! The command-line layer: parse, set up logging, dispatch, render, map errors to exit
 //! codes. Everything else lives in the library.
 
+pub mod account;
 pub mod args;
 pub mod demo;
+pub mod history;
 pub mod output;
 pub mod render;
 pub mod rotate;
 pub mod session;
+pub mod status;
 
 use std::io::IsTerminal;
 
@@ -85,9 +88,10 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             rotate::rollback(&global, &a, reporter(global.output).as_ref()).await
         }
         Command::Resume(a) => rotate::resume(&global, &a, reporter(global.output).as_ref()).await,
-        other => Err(Error::bad_input(format!(
-            "{other:?} is not available in this build"
-        ))),
+        Command::Status(a) => status::status(&global, &a).await,
+        Command::History(a) => history::history(&global, &a).await,
+        Command::Whoami(a) => account::whoami(&global, &a).await,
+        Command::Logout(a) => account::logout(&global, &a),
     }
 }
 
@@ -189,5 +193,100 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Command lines clap must accept (`true`) or reject (`false`), one per row.
+    #[test]
+    fn command_lines_accepted_and_rejected() {
+        let table: &[(&str, bool)] = &[
+            ("status --env production", true),
+            (
+                "status --region eu-west-1 --cluster c a b --watch --output json",
+                true,
+            ),
+            ("status --output yaml", false),
+            ("status --watch=yes", false),
+            ("history", true),
+            ("history production/x --env production --output json", true),
+            ("history a b", false),
+            (
+                "whoami --profile p --endpoint-url http://127.0.0.1:1 --mfa-code-stdin",
+                true,
+            ),
+            ("whoami --env production", true),
+            ("whoami extra", false),
+            ("logout", true),
+            ("logout --profile production", true),
+            ("logout --env production", false),
+            ("completions bash", true),
+            ("completions zsh", true),
+            ("completions fish", true),
+            ("completions tcsh", false),
+            ("man", true),
+            ("man page", false),
+            ("replace x --cluster c --generate --yes", true),
+            ("replace --cluster c --generate", false),
+            ("replace x --value-stdin --generate", false),
+            ("replace x --trim-newline", false),
+            ("replace x --length 10", false),
+            (
+                "replace x --generate --charset hex --length 10 --timeout 1h30m",
+                true,
+            ),
+            ("replace x --generate --timeout soon", false),
+            ("plan x --cluster c", true),
+            ("plan", false),
+            ("redeploy --services a,b --cluster c", true),
+            ("redeploy --secret x", true),
+            ("redeploy --cluster c", false),
+            ("rollback", true),
+            (
+                "rollback 5f0c3b1e-0000-0000-0000-000000000000 --force",
+                true,
+            ),
+            ("resume --on-failure keep", true),
+            ("resume --on-failure maybe", false),
+            ("sandbox --port 0 --speed 100 --seed 3", true),
+            ("sandbox --port http", false),
+            ("demo", true),
+            ("frobnicate", false),
+        ];
+        for (line, ok) in table {
+            let argv = std::iter::once("secret-rollout").chain(line.split_whitespace());
+            let parsed = Cli::try_parse_from(argv);
+            assert_eq!(
+                parsed.is_ok(),
+                *ok,
+                "`{line}`: {:?}",
+                parsed.err().map(|e| e.to_string())
+            );
+        }
+    }
+
+    #[test]
+    fn status_arguments_reach_their_fields() {
+        let cli = Cli::try_parse_from([
+            "secret-rollout",
+            "status",
+            "--region",
+            "eu-west-1",
+            "--cluster",
+            "a",
+            "--cluster",
+            "b",
+            "s1",
+            "s2",
+            "--watch",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.output, Output::Json);
+        let Command::Status(a) = cli.command else {
+            panic!("status expected");
+        };
+        assert_eq!(a.secrets, ["s1", "s2"]);
+        assert_eq!(a.target.clusters, ["a", "b"]);
+        assert!(a.watch);
     }
 }

@@ -16,7 +16,6 @@ pub fn use_bars(stderr_is_terminal: bool, ci: bool, term: Option<&str>) -> bool 
 }
 
 /// Colour only on a terminal, and never when NO_COLOR is set (to anything non-empty).
-#[allow(dead_code)] // the tables of `status` use it
 pub fn use_color(is_terminal: bool, no_color: Option<&str>) -> bool {
     is_terminal && no_color.is_none_or(str::is_empty)
 }

@@ -1,0 +1,100 @@
+//! `whoami` and `logout`: who the credentials are, and forgetting cached MFA sessions.
+
+use std::io::Write;
+
+use secret_rollout::aws::{self, AwsOptions};
+use secret_rollout::credentials::{self, MfaCodeSource};
+use secret_rollout::error::{exit, Result};
+use serde_json::json;
+
+use super::args::{Global, LogoutArgs, Output, WhoamiArgs};
+use super::session;
+
+/// `whoami`. Needs no cluster: only the region, profile and expected account of the
+/// environment (when `--env` is given), with the flags on top.
+pub async fn whoami(global: &Global, a: &WhoamiArgs) -> Result<i32> {
+    let t = &a.target;
+    let env = match &t.env {
+        Some(name) => {
+            let config = session::load_config(global)?;
+            let config = config.ok_or_else(|| {
+                secret_rollout::error::Error::bad_input(format!(
+                    "--env {name} given but no config file was found"
+                ))
+                .hint("create ./secret-rollout.toml with an [environments.NAME] table, or pass --config PATH")
+            })?;
+            Some(config.environment(name)?.clone())
+        }
+        None => None,
+    };
+    let opts = AwsOptions {
+        region: t
+            .region
+            .clone()
+            .or_else(|| env.as_ref().map(|e| e.region.clone())),
+        profile: t
+            .profile
+            .clone()
+            .or_else(|| env.as_ref().and_then(|e| e.profile.clone())),
+        endpoint_url: t.endpoint_url.clone(),
+        mfa_code: if t.mfa_code_stdin {
+            MfaCodeSource::Stdin
+        } else {
+            MfaCodeSource::Prompt
+        },
+        expected_account: env.as_ref().and_then(|e| e.account_id.clone()),
+        max_attempts: None,
+    };
+    let ctx = aws::load(&opts).await?;
+    for w in &ctx.warnings {
+        eprintln!("warning: {w}");
+    }
+    let who = credentials::whoami(&ctx).await?;
+    let mut stdout = std::io::stdout().lock();
+    match global.output {
+        Output::Json => {
+            let doc = json!({
+                "account": who.account,
+                "arn": who.arn,
+                "source": who.source.to_string(),
+                "expires_at": who.expires_at.map(secret_rollout::history::rfc3339),
+                "seconds_left": who.time_left.map(|d| d.as_secs()),
+                "expected_account": who.expected_account,
+                "matches": who.matches,
+            });
+            let _ = writeln!(
+                stdout,
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
+        }
+        Output::Text => {
+            let _ = writeln!(stdout, "{who}");
+        }
+    }
+    Ok(if who.matches == Some(false) {
+        eprintln!(
+            "error: these credentials are for account {}, not the environment's {}\n  hint: sign in to the right account (check --profile or aws-vault exec PROFILE), or fix account_id in secret-rollout.toml",
+            who.account,
+            who.expected_account.as_deref().unwrap_or_default()
+        );
+        exit::CREDENTIALS
+    } else {
+        exit::OK
+    })
+}
+
+/// `logout`.
+pub fn logout(global: &Global, a: &LogoutArgs) -> Result<i32> {
+    let n = credentials::logout(a.profile.as_deref())?;
+    match global.output {
+        Output::Json => println!("{}", json!({ "forgotten": n, "profile": a.profile })),
+        Output::Text => match (&a.profile, n) {
+            (Some(p), 0) => println!("no cached session for profile {p}"),
+            (Some(p), _) => println!("forgot the cached session of profile {p}"),
+            (None, 0) => println!("no cached sessions"),
+            (None, n) => println!("forgot {n} cached session(s)"),
+        },
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,490 @@
+//! `status`: a table per environment of deployments, secrets read and stale tasks; JSON
+//! with `--output json`; `--watch` refreshes every 2 s until Ctrl-C.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+use secret_rollout::error::Result;
+use secret_rollout::status::{self, Status};
+
+use super::args::{Global, Output, StatusArgs};
+use super::render::{hms, use_color};
+use super::session;
+
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// Lays out rows in columns separated by two spaces; `paint` colours a cell after padding
+/// (escape codes must not count towards the width).
+pub fn table(
+    header: &[&str],
+    rows: &[Vec<String>],
+    paint: &dyn Fn(usize, &str, String) -> String,
+) -> String {
+    let cols = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, cell) in r.iter().enumerate().take(cols) {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<(usize, String, String)>| -> String {
+        let mut s = String::new();
+        let last = cells.len().saturating_sub(1);
+        for (i, raw, painted) in cells {
+            s.push_str(&painted);
+            if i < last {
+                let pad = widths[i] - raw.chars().count() + 2;
+                s.push_str(&" ".repeat(pad));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    out.push_str(&line(
+        header
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (i, h.to_string(), h.to_string()))
+            .collect(),
+    ));
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(
+            r.iter()
+                .enumerate()
+                .take(cols)
+                .map(|(i, c)| (i, c.clone(), paint(i, c, c.clone())))
+                .collect(),
+        ));
+        out.push('\n');
+    }
+    out
+}
+
+fn deployments_cell(s: &status::ServiceStatus) -> String {
+    let Some(p) = s.deployments.iter().find(|d| d.status == "PRIMARY") else {
+        return "none".into();
+    };
+    let mut cell = format!("{} {} {}/{}", p.id, p.rollout_state, p.running, p.desired);
+    let others = s.deployments.len().saturating_sub(1);
+    if others > 0 {
+        cell.push_str(&format!(" (+{others} older)"));
+    }
+    cell
+}
+
+/// The status as text. `color`: ANSI colours for the stale counts.
+pub fn text(st: &Status, color: bool) -> String {
+    let header = [
+        "SERVICE",
+        "CLUSTER",
+        "PRIMARY DEPLOYMENT",
+        "RUN/DES/PEND",
+        "SECRET",
+        "VERSION",
+        "TASKS",
+        "STALE",
+    ];
+    let mut rows = Vec::new();
+    for s in &st.services {
+        let counts = format!("{}/{}/{}", s.running, s.desired, s.pending);
+        if s.secrets.is_empty() {
+            rows.push(vec![
+                s.name.clone(),
+                s.cluster.clone(),
+                deployments_cell(s),
+                counts.clone(),
+                "-".into(),
+                String::new(),
+                s.tasks.len().to_string(),
+                "-".into(),
+            ]);
+        }
+        for (i, r) in s.secrets.iter().enumerate() {
+            let first = i == 0;
+            let stale = if r.tasks == 0 && !r.pinned.is_empty() {
+                "pinned".to_string()
+            } else {
+                r.stale_tasks.len().to_string()
+            };
+            rows.push(vec![
+                if first { s.name.clone() } else { String::new() },
+                if first {
+                    s.cluster.clone()
+                } else {
+                    String::new()
+                },
+                if first {
+                    deployments_cell(s)
+                } else {
+                    String::new()
+                },
+                if first { counts.clone() } else { String::new() },
+                r.secret_name.clone(),
+                r.current_version
+                    .as_deref()
+                    .map(short)
+                    .unwrap_or("-")
+                    .to_string(),
+                r.tasks.to_string(),
+                stale,
+            ]);
+        }
+    }
+    let paint = |col: usize, raw: &str, cell: String| -> String {
+        if !color || col != 7 {
+            return cell;
+        }
+        match raw {
+            "0" => format!("\x1b[32m{cell}\x1b[0m"),
+            "-" | "pinned" => cell,
+            _ => format!("\x1b[31m{cell}\x1b[0m"),
+        }
+    };
+    let mut out = table(&header, &rows, &paint);
+
+    let mut stale_lines = Vec::new();
+    let mut pinned_lines = Vec::new();
+    for s in &st.services {
+        for r in &s.secrets {
+            for id in &r.stale_tasks {
+                let t = s.tasks.iter().find(|t| &t.id == id);
+                let since = st
+                    .secrets
+                    .iter()
+                    .find(|x| x.arn == r.secret_arn)
+                    .and_then(|x| x.since);
+                stale_lines.push(format!(
+                    "  {}/{} task {id} ({}, created {}) holds an older {} (current since {})",
+                    s.cluster,
+                    s.name,
+                    t.map(|t| t.started_by.as_str()).unwrap_or("?"),
+                    t.map(|t| hms(t.created_at)).unwrap_or_default(),
+                    r.secret_name,
+                    since.map(hms).unwrap_or_default()
+                ));
+            }
+            for p in &r.pinned {
+                pinned_lines.push(format!(
+                    "  {}/{} container {} {} reads {} pinned to {}: it keeps that version",
+                    s.cluster, s.name, p.container, p.place, r.secret_name, p.pin
+                ));
+            }
+        }
+    }
+    if !stale_lines.is_empty() {
+        out.push_str("\nStale tasks:\n");
+        for l in stale_lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    if !pinned_lines.is_empty() {
+        out.push_str("\nPinned references:\n");
+        for l in pinned_lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    let deploying: Vec<String> = st
+        .services
+        .iter()
+        .filter(|s| s.deploying())
+        .map(|s| {
+            let states: Vec<String> = s
+                .deployments
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{} {} {} {}/{} running{}",
+                        d.id,
+                        d.status,
+                        d.rollout_state,
+                        d.running,
+                        d.desired,
+                        if d.failed_tasks > 0 {
+                            format!(", {} failed", d.failed_tasks)
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .collect();
+            format!("  {}/{}: {}", s.cluster, s.name, states.join("; "))
+        })
+        .collect();
+    if !deploying.is_empty() {
+        out.push_str("\nDeploying now:\n");
+        for l in deploying {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    // Tasks of the services worth a look: deploying, or holding stale tasks. Listing every
+    // task of a large environment would bury the table.
+    let task_rows: Vec<Vec<String>> = st
+        .services
+        .iter()
+        .filter(|s| s.deploying() || !s.stale_tasks().is_empty())
+        .flat_map(|s| {
+            let stale = s.stale_tasks();
+            s.tasks.iter().map(move |t| {
+                vec![
+                    s.name.clone(),
+                    t.id.clone(),
+                    t.started_by.clone(),
+                    t.last_status.clone(),
+                    t.task_definition_arn
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                    hms(t.created_at),
+                    if stale.contains(t.id.as_str()) {
+                        "stale".to_string()
+                    } else {
+                        "current".to_string()
+                    },
+                ]
+            })
+        })
+        .collect();
+    if !task_rows.is_empty() {
+        out.push_str("\nTasks:\n");
+        out.push_str(&table(
+            &[
+                "SERVICE",
+                "TASK",
+                "DEPLOYMENT",
+                "STATUS",
+                "TASK DEFINITION",
+                "CREATED",
+                "VALUE",
+            ],
+            &task_rows,
+            &|col, raw, cell| {
+                if color && col == 6 && raw == "stale" {
+                    format!("\x1b[31m{cell}\x1b[0m")
+                } else {
+                    cell
+                }
+            },
+        ));
+    }
+    for n in &st.notes {
+        out.push_str(&format!("\nnote: {n}\n"));
+    }
+    let stale_services: Vec<&str> = st
+        .services
+        .iter()
+        .filter(|s| !s.stale_tasks().is_empty())
+        .map(|s| s.name.as_str())
+        .collect();
+    let summary = if st.stale == 0 {
+        format!(
+            "\nNo stale tasks: every running task holds the current version of the {} secret(s) checked.",
+            st.secrets.len()
+        )
+    } else {
+        format!(
+            "\n{} stale task(s) in {} service(s): they started before the current version; redeploy them (secret-rollout redeploy --services {}).",
+            st.stale,
+            stale_services.len(),
+            stale_services.join(",")
+        )
+    };
+    out.push_str(&if color {
+        let code = if st.stale == 0 { 32 } else { 31 };
+        format!("\x1b[{code}m{summary}\x1b[0m")
+    } else {
+        summary
+    });
+    out.push('\n');
+    out
+}
+
+fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool) {
+    let mut stdout = std::io::stdout().lock();
+    match global.output {
+        Output::Json => {
+            // Watching gives one document per line, so a reader can take them one by one.
+            let doc = if watch {
+                serde_json::to_string(st)
+            } else {
+                serde_json::to_string_pretty(st)
+            };
+            let _ = writeln!(stdout, "{}", doc.unwrap_or_default());
+        }
+        Output::Text => {
+            if watch && terminal {
+                // Home and clear: the table is redrawn in place.
+                let _ = write!(stdout, "\x1b[H\x1b[2J");
+            }
+            if watch {
+                let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+                let _ = writeln!(
+                    stdout,
+                    "status at {} UTC (every {}s, Ctrl-C stops)",
+                    hms(now),
+                    WATCH_EVERY.as_secs()
+                );
+            }
+            let _ = write!(stdout, "{}", text(st, color));
+        }
+    }
+    let _ = stdout.flush();
+}
+
+/// `status`.
+pub async fn status(global: &Global, a: &StatusArgs) -> Result<i32> {
+    let target = session::target(global, &a.target)?;
+    let ids: Vec<String> = a.secrets.iter().map(|s| target.secret_id(s)).collect();
+    let s = session::sign_in(target.clone(), &a.target).await?;
+    let state_dir = session::state_dir().ok();
+    let terminal = std::io::stdout().is_terminal();
+    let no_color = std::env::var("NO_COLOR").ok();
+    let color = global.output == Output::Text && use_color(terminal, no_color.as_deref());
+    if !a.watch {
+        let st = status::gather(&s.clients, &target, &ids, state_dir.as_deref()).await?;
+        print(global, &st, false, terminal, color);
+        return Ok(st.exit_code());
+    }
+    // The handler is in place before the first refresh is shown, so a Ctrl-C at any
+    // moment after that ends the watch cleanly rather than killing the process.
+    let mut interrupt = Interrupt::new()?;
+    loop {
+        let st = status::gather(&s.clients, &target, &ids, state_dir.as_deref()).await?;
+        print(global, &st, true, terminal, color);
+        // Ctrl-C ends the watch with the exit code of the last refresh.
+        tokio::select! {
+            _ = tokio::time::sleep(WATCH_EVERY) => {}
+            _ = interrupt.recv() => return Ok(st.exit_code()),
+        }
+    }
+}
+
+/// Ctrl-C (SIGINT), registered when made.
+struct Interrupt {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    fn new() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| {
+                    secret_rollout::error::Error::aws(format!("cannot watch for Ctrl-C: {e}"))
+                })?;
+            Ok(Self { signal })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            self.signal.recv().await;
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secret_rollout::rollout::verdict::DeploymentObs;
+    use secret_rollout::status::{PinnedRef, SecretRead, SecretState, ServiceStatus, TaskState};
+
+    fn st(stale: Vec<String>) -> Status {
+        Status {
+            secrets: vec![SecretState {
+                arn: "arn:s".into(),
+                name: "production/x".into(),
+                current: Some("6a1f0000-1111".into()),
+                since: Some(100.0),
+            }],
+            services: vec![ServiceStatus {
+                cluster: "c".into(),
+                name: "api".into(),
+                desired: 2,
+                running: 2,
+                pending: 0,
+                deployments: vec![DeploymentObs {
+                    id: "ecs-svc/1".into(),
+                    status: "PRIMARY".into(),
+                    rollout_state: "COMPLETED".into(),
+                    reason: String::new(),
+                    desired: 2,
+                    running: 2,
+                    pending: 0,
+                    failed_tasks: 0,
+                    created_at: 0.0,
+                }],
+                tasks: vec![TaskState {
+                    id: "t1".into(),
+                    started_by: "ecs-svc/1".into(),
+                    last_status: "RUNNING".into(),
+                    task_definition_arn: "td:1".into(),
+                    created_at: 50.0,
+                }],
+                secrets: vec![SecretRead {
+                    secret_arn: "arn:s".into(),
+                    secret_name: "production/x".into(),
+                    current_version: Some("6a1f0000-1111".into()),
+                    tasks: 2,
+                    stale_tasks: stale.clone(),
+                    pinned: vec![PinnedRef {
+                        container: "app".into(),
+                        place: "env OLD".into(),
+                        pin: "stage AWSPREVIOUS".into(),
+                    }],
+                }],
+            }],
+            stale: stale.len(),
+            notes: vec![],
+        }
+    }
+
+    #[test]
+    fn text_names_stale_tasks_and_pins_without_colour() {
+        let out = text(&st(vec!["t1".into()]), false);
+        assert!(out.contains("SERVICE"), "{out}");
+        assert!(out.contains("6a1f0000"), "{out}");
+        assert!(
+            out.contains("c/api task t1 (ecs-svc/1, created 00:00:50)"),
+            "{out}"
+        );
+        assert!(out.contains("pinned to stage AWSPREVIOUS"), "{out}");
+        assert!(out.contains("1 stale task(s) in 1 service(s)"), "{out}");
+        assert!(out.contains("Tasks:"), "{out}");
+        assert!(out.contains("td:1"), "{out}");
+        assert!(!out.contains('\x1b'), "{out}");
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let out = text(&st(vec![]), true);
+        assert!(out.contains("\x1b[32m"), "{out}");
+        assert!(out.contains("No stale tasks"), "{out}");
+    }
+
+    #[test]
+    fn table_pads_by_raw_width() {
+        let t = table(
+            &["A", "B"],
+            &[vec!["long".into(), "x".into()]],
+            &|_, _, c| format!("\x1b[1m{c}\x1b[0m"),
+        );
+        assert_eq!(t, "A     B\n\x1b[1mlong\x1b[0m  \x1b[1mx\x1b[0m\n");
+    }
+}

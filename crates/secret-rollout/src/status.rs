@@ -1,0 +1,736 @@
+//! `status`: where an environment stands. For each service: its deployments, its running
+//! tasks, and for each secret it reads, which running tasks still hold an older value.
+//!
+//! A task resolves its secrets when it is placed (`createdAt`), so a running task created
+//! before the current version existed holds an older value: it is **stale**. The moment the
+//! current value took effect is the current version's creation date, or later when
+//! AWSCURRENT was moved back to it (the secret's last change when its AWSPREVIOUS version
+//! is the newer one, or a restore recorded in the journal): see [`effective_since`]. Only references that follow AWSCURRENT count; pinned references
+//! (a version id, or a stage such as AWSPREVIOUS) are reported apart, never as stale.
+//!
+//! The decision ([`assess`]) is pure; [`gather`] does the reading.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::clients::{describe_sdk_error, Clients};
+use crate::config::Target;
+use crate::consumers::{ServiceInfo, TaskDef};
+use crate::discovery;
+use crate::error::{Error, Kind, Result};
+use crate::journal;
+use crate::reference::{parse_value_from, RefForm};
+use crate::rollout::ecs::{running_tasks, service_obs};
+use crate::rollout::verdict::{DeploymentObs, TaskObs};
+use crate::secret;
+
+/// A secret whose readers are checked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretState {
+    /// Full ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// The version holding AWSCURRENT.
+    pub current: Option<String>,
+    /// Tasks created before this moment (epoch seconds) hold an older value. `None`: not
+    /// known (no current version), so no task is called stale for it.
+    pub since: Option<f64>,
+}
+
+/// A service as described, with what `assess` needs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceState {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+    /// Desired count.
+    pub desired: i32,
+    /// Running count.
+    pub running: i32,
+    /// Pending count.
+    pub pending: i32,
+    /// The task definition the service runs now.
+    pub task_definition_arn: String,
+    /// Deployments, PRIMARY first.
+    pub deployments: Vec<DeploymentObs>,
+}
+
+/// One running task, as shown.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskState {
+    /// Task id.
+    pub id: String,
+    /// The deployment that started it.
+    pub started_by: String,
+    /// `lastStatus`.
+    pub last_status: String,
+    /// Its task definition.
+    pub task_definition_arn: String,
+    /// `createdAt`, epoch seconds.
+    pub created_at: f64,
+}
+
+/// A pinned reference: it keeps its version whatever AWSCURRENT says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PinnedRef {
+    /// Container name.
+    pub container: String,
+    /// Where in the container (`env NAME`, ...).
+    pub place: String,
+    /// What it is pinned to (`version id ...`, `stage AWSPREVIOUS`).
+    pub pin: String,
+}
+
+/// One secret as read by one service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretRead {
+    /// Secret ARN.
+    pub secret_arn: String,
+    /// Secret name.
+    pub secret_name: String,
+    /// The version holding AWSCURRENT.
+    pub current_version: Option<String>,
+    /// Running tasks whose task definition follows AWSCURRENT of this secret.
+    pub tasks: usize,
+    /// Ids of those created before the current value took effect.
+    pub stale_tasks: Vec<String>,
+    /// Pinned references in the service's task definition.
+    pub pinned: Vec<PinnedRef>,
+}
+
+/// One service's status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceStatus {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+    /// Desired count.
+    pub desired: i32,
+    /// Running count.
+    pub running: i32,
+    /// Pending count.
+    pub pending: i32,
+    /// Deployments, PRIMARY first.
+    pub deployments: Vec<DeploymentObs>,
+    /// Tasks ECS means to run.
+    pub tasks: Vec<TaskState>,
+    /// The checked secrets it reads.
+    pub secrets: Vec<SecretRead>,
+}
+
+impl ServiceStatus {
+    /// Distinct stale task ids, whatever the secret.
+    pub fn stale_tasks(&self) -> BTreeSet<&str> {
+        self.secrets
+            .iter()
+            .flat_map(|s| s.stale_tasks.iter().map(String::as_str))
+            .collect()
+    }
+
+    /// Whether a deployment is under way (more than one, or the PRIMARY not completed).
+    pub fn deploying(&self) -> bool {
+        self.deployments.len() > 1
+            || self
+                .deployments
+                .iter()
+                .any(|d| d.status == "PRIMARY" && d.rollout_state == "IN_PROGRESS")
+    }
+}
+
+/// The whole status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// The secrets checked.
+    pub secrets: Vec<SecretState>,
+    /// The services, in the order given.
+    pub services: Vec<ServiceStatus>,
+    /// How many distinct running tasks are stale.
+    pub stale: usize,
+    /// Things worth saying that are not errors (a referenced secret that does not exist).
+    pub notes: Vec<String>,
+}
+
+impl Status {
+    /// The exit code: [`crate::error::exit::STALE`] when a task is stale, else OK.
+    pub fn exit_code(&self) -> i32 {
+        if self.stale > 0 {
+            Kind::Stale.exit_code()
+        } else {
+            crate::error::exit::OK
+        }
+    }
+}
+
+/// Decides, per service and per secret, which running tasks are stale.
+///
+/// `tasks` maps `(cluster, service)` to the tasks ECS reported (only those with desired
+/// status RUNNING count). `task_defs` holds the services' and the tasks' task definitions;
+/// a task is judged by its own task definition (during a deployment old tasks run an older
+/// revision), falling back to the service's. With `consumers_only`, services that read
+/// none of `secrets` are left out.
+pub fn assess(
+    secrets: &[SecretState],
+    services: &[ServiceState],
+    tasks: &HashMap<(String, String), Vec<TaskObs>>,
+    task_defs: &HashMap<String, TaskDef>,
+    consumers_only: bool,
+) -> Status {
+    let mut out = Vec::new();
+    let mut stale_total = 0;
+    for svc in services {
+        let service_td = task_defs.get(&svc.task_definition_arn);
+        let running: Vec<&TaskObs> = tasks
+            .get(&(svc.cluster.clone(), svc.name.clone()))
+            .map(|v| v.iter().filter(|t| t.desired_status == "RUNNING").collect())
+            .unwrap_or_default();
+        let mut reads = Vec::new();
+        for secret in secrets {
+            let refs_of = |td: Option<&TaskDef>| -> Vec<(bool, PinnedRef)> {
+                td.map(|td| {
+                    td.refs
+                        .iter()
+                        .filter_map(|site| {
+                            let r = parse_value_from(&site.value_from)?;
+                            r.matches(&secret.arn, &secret.name).then(|| {
+                                let pin = r.pin();
+                                (
+                                    pin.is_none(),
+                                    PinnedRef {
+                                        container: site.container.clone(),
+                                        place: site.place.to_string(),
+                                        pin: pin.map(|p| p.to_string()).unwrap_or_default(),
+                                    },
+                                )
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+            };
+            let service_refs = refs_of(service_td);
+            let mut following = 0;
+            let mut stale = Vec::new();
+            let mut any_task_reads = false;
+            for t in &running {
+                let td = task_defs.get(&t.task_definition_arn).or(service_td);
+                let refs = refs_of(td);
+                any_task_reads |= !refs.is_empty();
+                if !refs.iter().any(|(follows, _)| *follows) {
+                    continue;
+                }
+                following += 1;
+                if secret.since.is_some_and(|since| t.created_at < since) {
+                    stale.push(t.id().to_string());
+                }
+            }
+            if service_refs.is_empty() && !any_task_reads {
+                continue;
+            }
+            reads.push(SecretRead {
+                secret_arn: secret.arn.clone(),
+                secret_name: secret.name.clone(),
+                current_version: secret.current.clone(),
+                tasks: following,
+                stale_tasks: stale,
+                pinned: service_refs
+                    .into_iter()
+                    .filter(|(follows, _)| !follows)
+                    .map(|(_, p)| p)
+                    .collect(),
+            });
+        }
+        if consumers_only && reads.is_empty() {
+            continue;
+        }
+        let status = ServiceStatus {
+            cluster: svc.cluster.clone(),
+            name: svc.name.clone(),
+            desired: svc.desired,
+            running: svc.running,
+            pending: svc.pending,
+            deployments: svc.deployments.clone(),
+            tasks: running
+                .iter()
+                .map(|t| TaskState {
+                    id: t.id().to_string(),
+                    started_by: t.started_by.clone(),
+                    last_status: t.last_status.clone(),
+                    task_definition_arn: t.task_definition_arn.clone(),
+                    created_at: t.created_at,
+                })
+                .collect(),
+            secrets: reads,
+        };
+        stale_total += status.stale_tasks().len();
+        out.push(status);
+    }
+    Status {
+        secrets: secrets.to_vec(),
+        services: out,
+        stale: stale_total,
+        notes: Vec::new(),
+    }
+}
+
+/// The moment `current` took effect: its creation date, or later when AWSCURRENT was
+/// moved back to it (which makes an old version current again). `moved_back_by`: a time
+/// at or after such a move (the secret's LastChangedDate when its AWSPREVIOUS version is
+/// newer than its AWSCURRENT one); `restores`: `(version, at)` restores from the journal.
+/// Erring late only calls a fresh task stale, never a stale one fresh.
+pub fn effective_since(
+    created: Option<f64>,
+    current: &str,
+    moved_back_by: Option<f64>,
+    restores: impl IntoIterator<Item = (String, f64)>,
+) -> Option<f64> {
+    restores
+        .into_iter()
+        .filter(|(v, _)| v == current)
+        .map(|(_, at)| at)
+        .chain(created)
+        .chain(moved_back_by)
+        .fold(None, |acc: Option<f64>, at| {
+            Some(acc.map_or(at, |a| a.max(at)))
+        })
+}
+
+/// Whether AWSCURRENT was moved back: the AWSPREVIOUS version is newer than it.
+pub fn moved_back(current_created: Option<f64>, previous_created: Option<f64>) -> bool {
+    matches!((current_created, previous_created), (Some(c), Some(p)) if p > c)
+}
+
+/// The secret ids referenced by `task_defs`, in a stable order: full ARNs (without
+/// selectors) where written, else names. Only Secrets Manager references.
+pub fn referenced_secret_ids<'a>(task_defs: impl IntoIterator<Item = &'a TaskDef>) -> Vec<String> {
+    let mut ids = BTreeSet::new();
+    for td in task_defs {
+        for site in &td.refs {
+            if let Some(r) = parse_value_from(&site.value_from) {
+                let id = match r.form {
+                    RefForm::FullArn => r.base_arn().unwrap_or_else(|| r.written_name()),
+                    _ => r.written_name(),
+                };
+                ids.insert(id);
+            }
+        }
+    }
+    ids.into_iter().collect()
+}
+
+/// Reads the environment and assesses it. `secret_ids` empty: every secret the services'
+/// task definitions reference. `state_dir`: the journal, for restores (optional).
+pub async fn gather(
+    clients: &Clients,
+    target: &Target,
+    secret_ids: &[String],
+    state_dir: Option<&Path>,
+) -> Result<Status> {
+    let inv = discovery::inventory(&clients.ecs, &target.clusters, None, false).await?;
+    let services: Vec<ServiceState> = inv
+        .services
+        .iter()
+        // An environment that lists its services is only those services.
+        .filter(|(_, s)| {
+            target
+                .services
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|n| Some(n.as_str()) == s.service_name()))
+        })
+        .map(|(cluster, s)| {
+            let info = ServiceInfo::from(s);
+            let obs = service_obs(cluster, s);
+            ServiceState {
+                cluster: cluster.clone(),
+                name: info.name,
+                desired: info.desired,
+                running: info.running,
+                pending: info.pending,
+                task_definition_arn: info.task_definition_arn,
+                deployments: obs.deployments,
+            }
+        })
+        .collect();
+    let listed = futures::future::join_all(services.iter().map(|s| async move {
+        let tasks = running_tasks(&clients.ecs, &s.cluster, &s.name)
+            .await
+            .map_err(|e| {
+                Error::aws(format!(
+                    "listing the tasks of {}/{}: {e}",
+                    s.cluster, s.name
+                ))
+                .hint("check the network and permissions (ecs:ListTasks, ecs:DescribeTasks)")
+            })?;
+        Ok::<_, Error>(((s.cluster.clone(), s.name.clone()), tasks))
+    }))
+    .await;
+    let mut tasks = HashMap::new();
+    for r in listed {
+        let (k, v) = r?;
+        tasks.insert(k, v);
+    }
+    let mut task_defs: HashMap<String, TaskDef> = inv
+        .task_defs
+        .iter()
+        .map(|(arn, td)| (arn.clone(), TaskDef::from(td)))
+        .collect();
+    // Tasks of a deployment in progress may run a revision the services no longer name.
+    let missing: BTreeSet<String> = tasks
+        .values()
+        .flatten()
+        .map(|t| t.task_definition_arn.clone())
+        .filter(|a| !a.is_empty() && !task_defs.contains_key(a))
+        .collect();
+    let described = futures::future::join_all(missing.into_iter().map(|arn| async move {
+        let out = clients
+            .ecs
+            .describe_task_definition()
+            .task_definition(&arn)
+            .send()
+            .await;
+        (arn, out)
+    }))
+    .await;
+    for (arn, out) in described {
+        let out = out.map_err(|e| {
+            Error::aws(format!(
+                "DescribeTaskDefinition {arn} failed: {}",
+                describe_sdk_error(&e)
+            ))
+            .hint("check the network and permissions (ecs:DescribeTaskDefinition), then rerun")
+        })?;
+        if let Some(td) = out.task_definition() {
+            task_defs.insert(arn, TaskDef::from(td));
+        }
+    }
+
+    let explicit = !secret_ids.is_empty();
+    let ids: Vec<String> = if explicit {
+        secret_ids.to_vec()
+    } else {
+        referenced_secret_ids(task_defs.values())
+    };
+    let mut notes = Vec::new();
+    let described = futures::future::join_all(ids.iter().map(|id| async move {
+        let info = secret::describe(&clients.sm, id).await?;
+        let versions = match &info.current {
+            Some(_) => secret::versions(&clients.sm, &info.arn).await?,
+            None => Vec::new(),
+        };
+        let created_of = |id: &Option<String>| {
+            versions
+                .iter()
+                .find(|x| Some(&x.id) == id.as_ref())
+                .and_then(|x| x.created)
+        };
+        let created = created_of(&info.current);
+        let moved_back_by = moved_back(created, created_of(&info.previous))
+            .then_some(info.last_changed)
+            .flatten();
+        Ok::<_, Error>((info, created, moved_back_by))
+    }))
+    .await;
+    let restores: Vec<(String, String, f64)> = state_dir
+        .and_then(|d| journal::list(d).ok())
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|r| r.secrets.iter())
+        .filter_map(|s| {
+            Some((
+                s.arn.clone(),
+                s.restored_version_id.clone()?,
+                s.restored_at?.unix_timestamp_nanos() as f64 / 1e9,
+            ))
+        })
+        .collect();
+    let mut secrets: Vec<SecretState> = Vec::new();
+    for (id, r) in ids.iter().zip(described) {
+        let (info, created, moved_back_by) = match r {
+            Ok(x) => x,
+            // A task definition may name a secret that is gone: worth a note, not a failure.
+            Err(e) if !explicit && e.kind == Kind::BadInput => {
+                notes.push(format!(
+                    "a task definition references {id}, which was not found"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        if secrets.iter().any(|s| s.arn == info.arn) {
+            continue;
+        }
+        let since = match &info.current {
+            Some(current) => effective_since(
+                created,
+                current,
+                moved_back_by,
+                restores
+                    .iter()
+                    .filter(|(arn, _, _)| *arn == info.arn)
+                    .map(|(_, v, at)| (v.clone(), *at)),
+            ),
+            None => None,
+        };
+        secrets.push(SecretState {
+            arn: info.arn,
+            name: info.name,
+            current: info.current,
+            since,
+        });
+    }
+    let mut status = assess(&secrets, &services, &tasks, &task_defs, explicit);
+    status.notes = notes;
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumers::{Place, RefSite};
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/db-AbCdEf";
+    const OTHER: &str =
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/key-XyZ123";
+
+    fn td(arn: &str, value_froms: &[&str]) -> TaskDef {
+        TaskDef {
+            arn: arn.into(),
+            family: "f".into(),
+            revision: 1,
+            refs: value_froms
+                .iter()
+                .enumerate()
+                .map(|(i, v)| RefSite {
+                    container: "app".into(),
+                    place: Place::Secret {
+                        env: format!("V{i}"),
+                    },
+                    value_from: v.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    fn svc(name: &str, td: &str) -> ServiceState {
+        ServiceState {
+            cluster: "c".into(),
+            name: name.into(),
+            desired: 2,
+            running: 2,
+            pending: 0,
+            task_definition_arn: td.into(),
+            deployments: vec![],
+        }
+    }
+
+    fn task(id: &str, td: &str, created: f64, desired: &str) -> TaskObs {
+        TaskObs {
+            arn: format!("arn:aws:ecs:eu-west-1:123456789012:task/c/{id}"),
+            started_by: "ecs-svc/1".into(),
+            last_status: "RUNNING".into(),
+            desired_status: desired.into(),
+            created_at: created,
+            started_at: Some(created + 5.0),
+            task_definition_arn: td.into(),
+        }
+    }
+
+    fn secret(arn: &str, name: &str, since: f64) -> SecretState {
+        SecretState {
+            arn: arn.into(),
+            name: name.into(),
+            current: Some("v2".into()),
+            since: Some(since),
+        }
+    }
+
+    fn tasks(list: Vec<(&str, Vec<TaskObs>)>) -> HashMap<(String, String), Vec<TaskObs>> {
+        list.into_iter()
+            .map(|(s, t)| (("c".to_string(), s.to_string()), t))
+            .collect()
+    }
+
+    #[test]
+    fn tasks_created_before_the_current_version_are_stale() {
+        let defs: HashMap<_, _> = [("td:1".to_string(), td("td:1", &[ARN]))].into();
+        let st = assess(
+            &[secret(ARN, "production/db", 100.0)],
+            &[svc("api", "td:1")],
+            &tasks(vec![(
+                "api",
+                vec![
+                    task("old", "td:1", 50.0, "RUNNING"),
+                    task("new", "td:1", 150.0, "RUNNING"),
+                    // Told to stop: draining, not counted.
+                    task("gone", "td:1", 10.0, "STOPPED"),
+                ],
+            )]),
+            &defs,
+            false,
+        );
+        assert_eq!(st.stale, 1);
+        assert_eq!(st.exit_code(), 1);
+        let read = &st.services[0].secrets[0];
+        assert_eq!(read.tasks, 2);
+        assert_eq!(read.stale_tasks, vec!["old".to_string()]);
+        assert_eq!(st.services[0].tasks.len(), 2);
+    }
+
+    #[test]
+    fn nothing_stale_after_a_full_rollout() {
+        let defs: HashMap<_, _> = [("td:1".to_string(), td("td:1", &[ARN]))].into();
+        let st = assess(
+            &[secret(ARN, "production/db", 100.0)],
+            &[svc("api", "td:1")],
+            &tasks(vec![("api", vec![task("a", "td:1", 101.0, "RUNNING")])]),
+            &defs,
+            false,
+        );
+        assert_eq!(st.stale, 0);
+        assert_eq!(st.exit_code(), 0);
+    }
+
+    #[test]
+    fn pinned_references_are_reported_not_stale() {
+        let pinned = format!("{ARN}::AWSPREVIOUS:");
+        let defs: HashMap<_, _> = [("td:1".to_string(), td("td:1", &[&pinned]))].into();
+        let st = assess(
+            &[secret(ARN, "production/db", 100.0)],
+            &[svc("pdf", "td:1")],
+            &tasks(vec![("pdf", vec![task("a", "td:1", 1.0, "RUNNING")])]),
+            &defs,
+            true,
+        );
+        assert_eq!(st.stale, 0);
+        let read = &st.services[0].secrets[0];
+        assert_eq!(read.tasks, 0);
+        assert_eq!(read.pinned.len(), 1);
+        assert_eq!(read.pinned[0].pin, "stage AWSPREVIOUS");
+        assert_eq!(read.pinned[0].place, "env V0");
+    }
+
+    #[test]
+    fn each_task_is_judged_by_its_own_task_definition() {
+        // The new revision adds the secret; old tasks on revision 1 never read it.
+        let defs: HashMap<_, _> = [
+            ("td:1".to_string(), td("td:1", &[OTHER])),
+            ("td:2".to_string(), td("td:2", &[OTHER, ARN])),
+        ]
+        .into();
+        let st = assess(
+            &[secret(ARN, "production/db", 100.0)],
+            &[svc("api", "td:2")],
+            &tasks(vec![(
+                "api",
+                vec![
+                    task("rev1", "td:1", 50.0, "RUNNING"),
+                    task("rev2", "td:2", 60.0, "RUNNING"),
+                ],
+            )]),
+            &defs,
+            false,
+        );
+        let read = &st.services[0].secrets[0];
+        assert_eq!(read.tasks, 1);
+        assert_eq!(read.stale_tasks, vec!["rev2".to_string()]);
+    }
+
+    #[test]
+    fn a_task_stale_for_two_secrets_counts_once_and_non_consumers_can_be_hidden() {
+        let defs: HashMap<_, _> = [
+            (
+                "td:1".to_string(),
+                td(
+                    "td:1",
+                    &[ARN, "/aws/reference/secretsmanager/production/key"],
+                ),
+            ),
+            ("td:9".to_string(), td("td:9", &[])),
+        ]
+        .into();
+        let secrets = [
+            secret(ARN, "production/db", 100.0),
+            secret(OTHER, "production/key", 100.0),
+        ];
+        let services = [svc("api", "td:1"), svc("worker", "td:9")];
+        let t = tasks(vec![("api", vec![task("x", "td:1", 1.0, "RUNNING")])]);
+        let all = assess(&secrets, &services, &t, &defs, false);
+        assert_eq!(all.services.len(), 2);
+        assert_eq!(all.services[0].secrets.len(), 2);
+        assert_eq!(all.stale, 1);
+        let only = assess(&secrets, &services, &t, &defs, true);
+        assert_eq!(only.services.len(), 1);
+        assert_eq!(only.services[0].name, "api");
+    }
+
+    #[test]
+    fn unknown_since_calls_nothing_stale() {
+        let defs: HashMap<_, _> = [("td:1".to_string(), td("td:1", &[ARN]))].into();
+        let mut s = secret(ARN, "production/db", 0.0);
+        s.since = None;
+        let st = assess(
+            &[s],
+            &[svc("api", "td:1")],
+            &tasks(vec![("api", vec![task("a", "td:1", 1.0, "RUNNING")])]),
+            &defs,
+            false,
+        );
+        assert_eq!(st.stale, 0);
+    }
+
+    #[test]
+    fn a_restore_moves_the_moment_forward() {
+        assert_eq!(effective_since(Some(10.0), "v1", None, vec![]), Some(10.0));
+        assert_eq!(
+            effective_since(
+                Some(10.0),
+                "v1",
+                None,
+                vec![
+                    ("v1".into(), 50.0),
+                    ("v2".into(), 90.0),
+                    ("v1".into(), 40.0)
+                ]
+            ),
+            Some(50.0)
+        );
+        assert_eq!(
+            effective_since(None, "v1", None, vec![("v1".into(), 5.0)]),
+            Some(5.0)
+        );
+        assert_eq!(
+            effective_since(Some(10.0), "v1", Some(70.0), vec![]),
+            Some(70.0)
+        );
+        assert_eq!(effective_since(None, "v1", None, vec![]), None);
+    }
+
+    #[test]
+    fn moved_back_when_previous_is_newer() {
+        assert!(moved_back(Some(10.0), Some(20.0)));
+        assert!(!moved_back(Some(20.0), Some(10.0)));
+        assert!(!moved_back(Some(20.0), None));
+        assert!(!moved_back(None, Some(1.0)));
+    }
+
+    #[test]
+    fn referenced_ids_prefer_full_arns_and_skip_other_parameters() {
+        let defs = [td(
+            "td:1",
+            &[
+                &format!("{ARN}:password::"),
+                "/aws/reference/secretsmanager/production/key",
+                "arn:aws:ssm:eu-west-1:123456789012:parameter/plain",
+                ARN,
+            ],
+        )];
+        assert_eq!(
+            referenced_secret_ids(defs.iter()),
+            vec![ARN.to_string(), "production/key".to_string()]
+        );
+    }
+}

@@ -1,0 +1,406 @@
+//! Signing in through the binary against the sandbox's STS: an AWS config profile with
+//! `role_arn`, `source_profile` and `mfa_serial`, real TOTP codes, the session cache,
+//! expiry, a wrong code, and the environment aws-vault sets.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Output, Stdio};
+
+use common::{start_with, text, TestEnv};
+use sandbox::sts::totp_code;
+use sandbox::Scenario;
+use secret_rollout::error::exit;
+
+const SEED: &str = "JBSWY3DPEHPK3PXP";
+const ROLE: &str = "arn:aws:iam::123456789012:role/operator";
+const SERIAL: &str = "arn:aws:iam::111111111111:mfa/alice";
+const ALICE_KEY: &str = "AKIAALICE00000000000";
+
+fn scenario() -> Scenario {
+    Scenario::from_toml(&format!(
+        r#"
+region = "eu-west-1"
+account = "123456789012"
+
+[sts]
+[[sts.keys]]
+access_key_id = "{ALICE_KEY}"
+secret_access_key = "not-checked"
+arn = "arn:aws:iam::111111111111:user/alice"
+
+[[sts.keys]]
+access_key_id = "ASIAVAULT00000000000"
+secret_access_key = "not-checked"
+arn = "arn:aws:sts::123456789012:assumed-role/operator/vault"
+
+[[sts.roles]]
+arn = "{ROLE}"
+mfa_serial = "{SERIAL}"
+totp_seed = "{SEED}"
+allowed_callers = ["arn:aws:iam::111111111111:user/alice"]
+"#
+    ))
+    .expect("scenario parses")
+}
+
+/// Writes the user's AWS config files: `production` assumes the role from `identity`
+/// with MFA.
+fn write_profiles(env: &TestEnv) {
+    std::fs::write(
+        env.dir.path().join("aws-config"),
+        format!(
+            "[profile identity]\nregion = eu-west-1\n\n[profile production]\nregion = eu-west-1\nrole_arn = {ROLE}\nsource_profile = identity\nmfa_serial = {SERIAL}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        env.dir.path().join("aws-credentials"),
+        format!(
+            "[identity]\naws_access_key_id = {ALICE_KEY}\naws_secret_access_key = not-checked\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn good_code() -> String {
+    totp_code(SEED, now()).unwrap()
+}
+
+/// A code valid at no step the sandbox accepts (now, and one step either side).
+fn wrong_code() -> String {
+    let t = now();
+    let valid: Vec<String> = [t - 60, t - 30, t, t + 30, t + 60]
+        .iter()
+        .map(|s| totp_code(SEED, *s).unwrap())
+        .collect();
+    (0..10)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .find(|c| !valid.contains(c))
+        .unwrap()
+}
+
+fn cache_dir(env: &TestEnv) -> PathBuf {
+    env.dir.path().join("cache")
+}
+
+fn cache_files(env: &TestEnv) -> Vec<PathBuf> {
+    std::fs::read_dir(cache_dir(env))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+/// Runs the binary like a user with only config files: no keys or endpoint in the
+/// environment (the endpoint comes from `--endpoint-url`).
+async fn run_user(
+    env: &TestEnv,
+    args: &[&str],
+    stdin: Option<String>,
+    extra: &[(&str, &str)],
+) -> Output {
+    let mut cmd = env.cli();
+    for k in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let endpoint = env.sandbox.endpoint();
+    cmd.args(args);
+    if args.first() != Some(&"logout") {
+        cmd.args(["--endpoint-url", &endpoint]);
+    }
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        cmd.stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        if let Some(s) = stdin {
+            let _ = child.stdin.take().unwrap().write_all(s.as_bytes());
+        }
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_profile_signs_in_once_reuses_the_session_and_asks_again_after_expiry() {
+    let env = start_with(scenario(), 1.0).await;
+    write_profiles(&env);
+    let whoami = [
+        "whoami",
+        "--profile",
+        "production",
+        "--mfa-code-stdin",
+        "--output",
+        "json",
+    ];
+
+    // 1. First run: the code from stdin, AssumeRole with MFA, the session cached.
+    let out = run_user(&env, &whoami, Some(format!("{}\n", good_code())), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["account"], "123456789012");
+    assert!(
+        doc["arn"]
+            .as_str()
+            .unwrap()
+            .contains("assumed-role/operator/"),
+        "{doc}"
+    );
+    assert!(
+        doc["source"].as_str().unwrap().contains("new MFA session"),
+        "{doc}"
+    );
+    assert!(doc["seconds_left"].as_u64().unwrap() > 3000, "{doc}");
+    assert_eq!(env.calls("AssumeRole"), 1);
+    let files = cache_files(&env);
+    assert_eq!(files.len(), 1, "one session cached: {files:?}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let cached = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(!cached.contains(ALICE_KEY), "no long-term key in the cache");
+
+    // 2. Second run: no code on stdin at all, and it works from the cache.
+    let out = run_user(&env, &whoami, None, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("cached MFA session"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.calls("AssumeRole"), 1, "no second AssumeRole");
+
+    // 3. Past its useful life (the cache is reused until 5 minutes before expiry): it
+    //    asks again. Without a code that fails, asking for one.
+    let mut session: serde_json::Value = serde_json::from_str(&cached).unwrap();
+    session["expiration"] = (now() + 60).into();
+    std::fs::write(&files[0], session.to_string()).unwrap();
+    let out = run_user(&env, &whoami, None, &[]).await;
+    assert_eq!(out.status.code(), Some(exit::CREDENTIALS), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("mfa-code-stdin"),
+        "{}",
+        text(&out)
+    );
+    let out = run_user(&env, &whoami, Some(good_code()), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(env.calls("AssumeRole"), 2);
+
+    // 4. The sandbox expires every session: the cached one is refused with a clear
+    //    message; after logout the next run asks again and works.
+    env.sandbox.world().lock().unwrap().expire_sessions();
+    let out = run_user(&env, &whoami, None, &[]).await;
+    assert_eq!(out.status.code(), Some(exit::CREDENTIALS), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("expired"),
+        "{}",
+        text(&out)
+    );
+    let out = run_user(&env, &["logout", "--profile", "production"], None, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stdout(&out).contains("forgot"), "{}", text(&out));
+    assert!(cache_files(&env).is_empty());
+    let out = run_user(&env, &whoami, Some(good_code()), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(env.calls("AssumeRole"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_mfa_code_fails_clearly_and_caches_nothing() {
+    let env = start_with(scenario(), 1.0).await;
+    write_profiles(&env);
+    let out = run_user(
+        &env,
+        &["whoami", "--profile", "production", "--mfa-code-stdin"],
+        Some(wrong_code()),
+        &[],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(exit::CREDENTIALS), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MFA code was not accepted"), "{err}");
+    assert!(err.contains(SERIAL), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(cache_files(&env).is_empty(), "nothing cached");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_vault_keys_are_used_and_a_missing_profile_only_warns() {
+    let env = start_with(scenario(), 1.0).await;
+    // A config file that would fail to parse: it must not be read under aws-vault.
+    std::fs::write(
+        env.dir.path().join("aws-config"),
+        "[profile broken\nnot ini",
+    )
+    .unwrap();
+    let expires = time::OffsetDateTime::now_utc() + time::Duration::minutes(45);
+    let expires = expires
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let out = run_user(
+        &env,
+        &["whoami", "--profile", "no-such-profile"],
+        None,
+        &[
+            ("AWS_VAULT", "production"),
+            ("AWS_ACCESS_KEY_ID", "ASIAVAULT00000000000"),
+            ("AWS_SECRET_ACCESS_KEY", "not-checked"),
+            ("AWS_SESSION_TOKEN", "vault-session-token"),
+            ("AWS_CREDENTIAL_EXPIRATION", &expires),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let so = stdout(&out);
+    assert!(so.contains("assumed-role/operator/vault"), "{so}");
+    assert!(so.contains("aws-vault (profile production)"), "{so}");
+    assert!(
+        so.contains("left)"),
+        "expiry from AWS_CREDENTIAL_EXPIRATION: {so}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning:") && err.contains("no-such-profile"),
+        "{err}"
+    );
+    assert_eq!(env.calls("AssumeRole"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoami_checks_the_environment_account_without_needing_clusters() {
+    let env = start_with(scenario(), 1.0).await;
+    std::fs::create_dir_all(env.dir.path().join("config")).unwrap();
+    let config = env.dir.path().join("secret-rollout.toml");
+    std::fs::write(
+        &config,
+        "[environments.right]\nregion = \"eu-west-1\"\naccount_id = \"111111111111\"\nclusters = [\"c\"]\n\n[environments.wrong]\nregion = \"eu-west-1\"\naccount_id = \"999999999999\"\nclusters = [\"c\"]\n",
+    )
+    .unwrap();
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", ALICE_KEY),
+        ("AWS_SECRET_ACCESS_KEY", "not-checked"),
+    ];
+    let cfg = config.to_str().unwrap();
+    let out = run_user(
+        &env,
+        &["whoami", "--config", cfg, "--env", "right"],
+        None,
+        &keys,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("matches account 111111111111"),
+        "{}",
+        text(&out)
+    );
+    let out = run_user(
+        &env,
+        &[
+            "whoami", "--config", cfg, "--env", "wrong", "--output", "json",
+        ],
+        None,
+        &keys,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(exit::CREDENTIALS), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["matches"], false);
+    assert_eq!(doc["expected_account"], "999999999999");
+}
+
+/// The code typed at the real prompt, through a pseudo-terminal: asked once, then the
+/// cached session; after logout a wrong code is refused and nothing is cached.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_code_typed_at_the_terminal_prompt() {
+    let env = start_with(scenario(), 1.0).await;
+    write_profiles(&env);
+    let endpoint = env.sandbox.endpoint();
+    let command = |args: &[&str]| {
+        let mut cmd = env.cli();
+        for k in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ENDPOINT_URL",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.args(args);
+        cmd
+    };
+    let whoami = [
+        "whoami",
+        "--profile",
+        "production",
+        "--endpoint-url",
+        &endpoint,
+    ];
+    let prompt = format!("MFA code for {SERIAL}: ");
+    // The timeout only bounds a hung child; nothing depends on timing.
+    let spawn = |cmd| rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+
+    let (first, second) = (command(&whoami), command(&whoami));
+    let prompt2 = prompt.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut p = spawn(first);
+        p.exp_string(&prompt2).unwrap();
+        p.send_line(&good_code()).unwrap();
+        p.exp_string("account:     123456789012").unwrap();
+        p.exp_string("new MFA session").unwrap();
+        p.exp_eof().unwrap();
+
+        let mut p = spawn(second);
+        let before = p.exp_string("cached MFA session").unwrap();
+        assert!(!before.contains("MFA code"), "asked again: {before}");
+        p.exp_eof().unwrap();
+    })
+    .await
+    .unwrap();
+    assert_eq!(env.calls("AssumeRole"), 1);
+
+    let out = run_user(&env, &["logout"], None, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(cache_files(&env).is_empty());
+    let third = command(&whoami);
+    tokio::task::spawn_blocking(move || {
+        let mut p = spawn(third);
+        p.exp_string(&prompt).unwrap();
+        p.send_line(&wrong_code()).unwrap();
+        p.exp_string("the MFA code was not accepted").unwrap();
+        p.exp_eof().unwrap();
+    })
+    .await
+    .unwrap();
+    assert!(
+        cache_files(&env).is_empty(),
+        "a failed sign-in cached nothing"
+    );
+    assert_eq!(env.calls("AssumeRole"), 2);
+}
