@@ -366,6 +366,33 @@ pub(crate) fn credentials_error(err: &CredentialsError, source: &CredentialSourc
     }
 }
 
+/// Signs in ([`load`]) and asks STS who that is ([`caller`]). A cached MFA session that AWS
+/// no longer accepts (revoked, or expired early) is forgotten and the sign-in done again,
+/// which asks for a fresh code, instead of failing until someone runs `logout`.
+pub async fn load_identified(opts: &AwsOptions) -> Result<(AwsContext, Caller)> {
+    let ctx = load(opts).await?;
+    match caller(&ctx).await {
+        Ok(who) => Ok((ctx, who)),
+        Err(e) if e.kind == crate::error::Kind::Credentials => {
+            let CredentialSource::Profile {
+                name, cached: true, ..
+            } = &ctx.source
+            else {
+                return Err(e);
+            };
+            let _ = credentials::logout(Some(name));
+            eprintln!(
+                "note: the cached session was refused ({}); signing in again",
+                e.message
+            );
+            let ctx = load(opts).await?;
+            let who = caller(&ctx).await?;
+            Ok((ctx, who))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// STS GetCallerIdentity with the context's credentials.
 pub async fn caller(ctx: &AwsContext) -> Result<Caller> {
     let sts = aws_sdk_sts::Client::new(&ctx.sdk_config);

@@ -212,8 +212,8 @@ async fn mfa_profile_signs_in_once_reuses_the_session_and_asks_again_after_expir
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(env.calls("AssumeRole"), 2);
 
-    // 4. The sandbox expires every session: the cached one is refused with a clear
-    //    message; after logout the next run asks again and works.
+    // 4. The sandbox expires every session: the cached one is refused, forgotten, and the
+    //    same run asks for a new code (none given: a clear credentials error).
     env.sandbox.world().lock().unwrap().expire_sessions();
     let out = run_user(&env, &whoami, None, &[]).await;
     assert_eq!(out.status.code(), Some(exit::CREDENTIALS), "{}", text(&out));
@@ -222,12 +222,23 @@ async fn mfa_profile_signs_in_once_reuses_the_session_and_asks_again_after_expir
         "{}",
         text(&out)
     );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("signing in again"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        cache_files(&env).is_empty(),
+        "the refused session is forgotten"
+    );
+    // With a code, the run after expiry signs in again by itself.
+    let out = run_user(&env, &whoami, Some(good_code()), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(cache_files(&env).len(), 1);
     let out = run_user(&env, &["logout", "--profile", "production"], None, &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(stdout(&out).contains("forgot"), "{}", text(&out));
     assert!(cache_files(&env).is_empty());
-    let out = run_user(&env, &whoami, Some(good_code()), &[]).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(env.calls("AssumeRole"), 3);
 }
 

@@ -45,7 +45,7 @@ pub async fn whoami(global: &Global, a: &WhoamiArgs) -> Result<i32> {
         expected_account: env.as_ref().and_then(|e| e.account_id.clone()),
         max_attempts: None,
     };
-    let ctx = aws::load(&opts).await?;
+    let (ctx, _) = aws::load_identified(&opts).await?;
     for w in &ctx.warnings {
         eprintln!("warning: {w}");
     }

@@ -58,11 +58,10 @@ pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
         expected_account: target.account_id.clone(),
         max_attempts: None,
     };
-    let ctx = aws::load(&opts).await?;
+    let (ctx, caller) = aws::load_identified(&opts).await?;
     for w in &ctx.warnings {
         eprintln!("warning: {w}");
     }
-    let caller = aws::caller(&ctx).await?;
     if let Some(expected) = &target.account_id {
         if expected != &caller.account {
             return Err(Error::credentials(format!(
