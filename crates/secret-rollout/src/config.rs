@@ -272,8 +272,23 @@ pub fn ambient_region() -> Option<String> {
 
 /// Resolves the target: `--env` from the config, then flags override its fields. The
 /// region falls back to `ambient_region` (pass [`ambient_region()`]) only when neither
-/// the flag nor the environment sets it.
+/// the flag nor the environment sets it. At least one cluster is required.
 pub fn resolve_target(
+    config: Option<&Config>,
+    flags: &TargetFlags,
+    ambient_region: Option<String>,
+) -> Result<Target> {
+    let target = resolve_account_target(config, flags, ambient_region)?;
+    if target.clusters.is_empty() {
+        return Err(Error::bad_input("no cluster given")
+            .hint("pass --cluster NAME (repeatable) or --env NAME from secret-rollout.toml"));
+    }
+    Ok(target)
+}
+
+/// [`resolve_target`] for commands that only talk to the account (Secrets Manager, STS):
+/// no cluster is needed.
+pub fn resolve_account_target(
     config: Option<&Config>,
     flags: &TargetFlags,
     ambient_region: Option<String>,
@@ -305,10 +320,6 @@ pub fn resolve_target(
     } else {
         flags.clusters.clone()
     };
-    if clusters.is_empty() {
-        return Err(Error::bad_input("no cluster given")
-            .hint("pass --cluster NAME (repeatable) or --env NAME from secret-rollout.toml"));
-    }
     Ok(Target {
         environment: env.map(|e| e.name.clone()),
         region,

@@ -113,13 +113,8 @@ pub async fn history(global: &Global, a: &HistoryArgs) -> Result<i32> {
     let rotations = journal::list(&state_dir)?;
     let (secret_arn, versions) = match &a.secret {
         Some(name) => {
-            // Only Secrets Manager is read here, so no cluster is needed; the target
-            // resolution insists on one, so stand one in when none is given.
-            let mut t = a.target.clone();
-            if t.clusters.is_empty() {
-                t.clusters.push("-".into());
-            }
-            let target = session::target(global, &t)?;
+            // Only Secrets Manager is read here, so no cluster is needed.
+            let target = session::account_target(global, &a.target)?;
             let id = target.secret_id(name);
             let s = session::sign_in(target, &a.target).await?;
             let info = secret::describe(&s.clients.sm, &id).await?;

@@ -44,6 +44,18 @@ pub fn target(global: &Global, t: &args::Target) -> Result<Target> {
     config::resolve_target(config.as_ref(), &flags, config::ambient_region())
 }
 
+/// Resolves the target for a command that needs no cluster (Secrets Manager only).
+pub fn account_target(global: &Global, t: &args::Target) -> Result<Target> {
+    let config = load_config(global)?;
+    let flags = TargetFlags {
+        env: t.env.clone(),
+        region: t.region.clone(),
+        profile: t.profile.clone(),
+        clusters: t.clusters.clone(),
+    };
+    config::resolve_account_target(config.as_ref(), &flags, config::ambient_region())
+}
+
 /// Signs in for `target`: credentials, clients, the caller, and the account check.
 pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
     let opts = AwsOptions {
