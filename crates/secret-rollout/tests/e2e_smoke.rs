@@ -64,3 +64,47 @@ async fn replace_shared_secret_reaches_every_reader_and_only_them() {
             >= 1
     );
 }
+
+/// `demo` on its embedded sandbox: the whole job, verified, and the restore story.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_the_whole_job_and_shows_the_restore() {
+    let env = start(1.0).await; // only for the clean environment of `env.run`
+    let out = env.run(&["demo", "--speed", "2000"], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(": verified"), "{}", text(&out));
+    for service in ["front", "api", "admin"] {
+        assert!(
+            stdout.contains(&format!("{service:<10} ")),
+            "{service} in the proof: {}",
+            text(&out)
+        );
+    }
+    assert!(
+        !stdout.contains("pdf "),
+        "pdf does not read the shared secret: {}",
+        text(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("what to try next"),
+        "{}",
+        text(&out)
+    );
+
+    let out = env
+        .run(&["demo", "--speed", "2000", "--bad-value"], None)
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(secret_rollout::error::exit::FAILED_RESTORED),
+        "{}",
+        text(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("previous version restored"),
+        "{}",
+        text(&out)
+    );
+    assert!(stdout.contains("restore:"), "{}", text(&out));
+}
