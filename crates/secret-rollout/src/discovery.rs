@@ -128,7 +128,9 @@ pub async fn inventory(
     Ok(inv)
 }
 
-async fn describe_task_definitions(
+/// Describes task definitions by ARN, concurrently, once each: those already in `into`
+/// are not asked again.
+pub async fn describe_task_definitions(
     ecs: &aws_sdk_ecs::Client,
     arns: BTreeSet<String>,
     into: &mut HashMap<String, TaskDefinition>,

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::clients::{describe_sdk_error, Clients};
+use crate::clients::Clients;
 use crate::config::Target;
 use crate::consumers::{ServiceInfo, TaskDef};
 use crate::discovery;
@@ -385,28 +385,13 @@ pub async fn gather(
         .map(|t| t.task_definition_arn.clone())
         .filter(|a| !a.is_empty() && !task_defs.contains_key(a))
         .collect();
-    let described = futures::future::join_all(missing.into_iter().map(|arn| async move {
-        let out = clients
-            .ecs
-            .describe_task_definition()
-            .task_definition(&arn)
-            .send()
-            .await;
-        (arn, out)
-    }))
-    .await;
-    for (arn, out) in described {
-        let out = out.map_err(|e| {
-            Error::aws(format!(
-                "DescribeTaskDefinition {arn} failed: {}",
-                describe_sdk_error(&e)
-            ))
-            .hint("check the network and permissions (ecs:DescribeTaskDefinition), then rerun")
-        })?;
-        if let Some(td) = out.task_definition() {
-            task_defs.insert(arn, TaskDef::from(td));
-        }
-    }
+    let mut described = HashMap::new();
+    discovery::describe_task_definitions(&clients.ecs, missing, &mut described).await?;
+    task_defs.extend(
+        described
+            .iter()
+            .map(|(arn, td)| (arn.clone(), TaskDef::from(td))),
+    );
 
     let explicit = !secret_ids.is_empty();
     let ids: Vec<String> = if explicit {

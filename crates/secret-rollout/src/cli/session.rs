@@ -34,26 +34,29 @@ pub fn load_config(global: &Global) -> Result<Option<Config>> {
 
 /// Resolves the target from `--env` and flags.
 pub fn target(global: &Global, t: &args::Target) -> Result<Target> {
-    let config = load_config(global)?;
-    let flags = TargetFlags {
+    config::resolve_target(
+        load_config(global)?.as_ref(),
+        &flags(t),
+        config::ambient_region(),
+    )
+}
+
+fn flags(t: &args::Target) -> TargetFlags {
+    TargetFlags {
         env: t.env.clone(),
         region: t.region.clone(),
         profile: t.profile.clone(),
         clusters: t.clusters.clone(),
-    };
-    config::resolve_target(config.as_ref(), &flags, config::ambient_region())
+    }
 }
 
 /// Resolves the target for a command that needs no cluster (Secrets Manager only).
 pub fn account_target(global: &Global, t: &args::Target) -> Result<Target> {
-    let config = load_config(global)?;
-    let flags = TargetFlags {
-        env: t.env.clone(),
-        region: t.region.clone(),
-        profile: t.profile.clone(),
-        clusters: t.clusters.clone(),
-    };
-    config::resolve_account_target(config.as_ref(), &flags, config::ambient_region())
+    config::resolve_account_target(
+        load_config(global)?.as_ref(),
+        &flags(t),
+        config::ambient_region(),
+    )
 }
 
 /// Signs in for `target`: credentials, clients, the caller, and the account check.
