@@ -195,6 +195,17 @@ async fn pinned_readers_are_reported_and_not_redeployed() {
     let p = plan(&env, &[CASES], &[secret]).await;
     assert_eq!(listed(&p, "pinned"), set(&["pinver", "pinprev"]), "{p}");
     assert_eq!(listed(&p, "redeploy"), set(&["follow"]), "{p}");
+    // The text plan says so to a person, naming each pinned reader.
+    let out = env.run(&["plan", secret, "--cluster", CASES], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    for s in ["pinver", "pinprev"] {
+        assert!(
+            said.lines().any(|l| l.contains("pinned") && l.contains(s)),
+            "{s} reported as pinned: {}",
+            text(&out)
+        );
+    }
 
     let pinned_before = (task_ids(&env, "pinver"), task_ids(&env, "pinprev"));
     let out = rollout(&env, CASES, &["replace", secret, "--generate"], None).await;

@@ -15,6 +15,14 @@ const NAME: &str = "production/e2e_moto_secret";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_writes_pass_against_moto_server() {
+    // A generous bound that turns a hang (an endless pagination loop once hung this test)
+    // into a failure; it measures nothing.
+    tokio::time::timeout(std::time::Duration::from_secs(120), writes_against_moto())
+        .await
+        .expect("the moto test finished (a call loops or hangs otherwise)");
+}
+
+async fn writes_against_moto() {
     let moto = tokio::task::spawn_blocking(Moto::start)
         .await
         .expect("join");
