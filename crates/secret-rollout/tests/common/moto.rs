@@ -1,4 +1,4 @@
-//! A moto server (`python3 -m moto.server`) on a free port, for tests that check our
+//! A moto server (moto.server's entry point) on a free port, for tests that check our
 //! Secrets Manager code and the sandbox against a second, independent emulator.
 //!
 //! Only std: the sandbox crate's tests include this file too (`#[path]`), so one launcher
@@ -10,12 +10,22 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// moto's own entry point (`python -m moto.server -H HOST -p PORT`), plus a thread that
+/// exits the server when its stdin closes: stdin is a pipe this process holds, so moto goes
+/// away even when the test process is killed and never runs `Drop`.
+const LAUNCHER: &str = "import os, sys, threading\n\
+threading.Thread(target=lambda: (sys.stdin.read(), os._exit(0)), daemon=True).start()\n\
+from moto.server import main\n\
+main(['-H', '127.0.0.1', '-p', sys.argv[1]])\n";
 
 /// A running moto server; killed when dropped.
 pub struct Moto {
     child: Child,
+    // Dropping it (or this process dying) closes moto's stdin, which ends moto.
+    _stdin: Option<ChildStdin>,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     // Holds moto's log (it logs every request; a pipe nobody reads would fill and block it).
@@ -67,15 +77,8 @@ impl Moto {
             let out = File::create(&log).expect("moto log");
             let port = free_port();
             let child = Command::new(&python)
-                .args([
-                    "-m",
-                    "moto.server",
-                    "-H",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                ])
-                .stdin(Stdio::null())
+                .args(["-c", LAUNCHER, &port.to_string()])
+                .stdin(Stdio::piped())
                 .stdout(out.try_clone().expect("log handle"))
                 .stderr(out)
                 .spawn();
@@ -92,8 +95,10 @@ impl Moto {
                     break;
                 }
                 if answers(port) {
+                    let stdin = child.stdin.take();
                     return Moto {
                         child,
+                        _stdin: stdin,
                         endpoint: format!("http://127.0.0.1:{port}"),
                         _dir: dir,
                     };
