@@ -177,7 +177,12 @@ pub async fn versions(sm: &Client, arn: &str) -> Result<Vec<VersionInfo>> {
             stages: v.version_stages().to_vec(),
             created: v.created_date().map(|t| t.as_secs_f64()),
         }));
-        token = page.next_token().map(str::to_string);
+        // An empty token also ends the list: moto sends `""` on the last page, and asking
+        // again with it would fetch the first page forever.
+        token = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
         if token.is_none() {
             break;
         }

@@ -3,6 +3,8 @@
 //! over the sandbox's state.
 #![allow(dead_code)]
 
+pub mod moto;
+
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Output;
