@@ -45,7 +45,13 @@ impl Intercept for CallCounter {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(meta) = cfg.load::<Metadata>() {
-            let key = format!("{}.{}", meta.service(), meta.name());
+            // "Secrets Manager" -> "SecretsManager": keys without spaces for machines.
+            let service: String = meta
+                .service()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            let key = format!("{service}.{}", meta.name());
             *self
                 .0
                 .lock()

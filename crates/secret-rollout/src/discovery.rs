@@ -64,7 +64,10 @@ pub async fn list_services(ecs: &aws_sdk_ecs::Client, cluster: &str) -> Result<V
                 .iter()
                 .map(|a| a.rsplit('/').next().unwrap_or(a).to_string()),
         );
-        token = page.next_token().map(str::to_string);
+        token = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
         if token.is_none() {
             break;
         }
@@ -190,7 +193,10 @@ async fn latest_revisions(ecs: &aws_sdk_ecs::Client) -> Result<BTreeMap<String, 
                 }
             }
         }
-        token = page.next_token().map(str::to_string);
+        token = page
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
         if token.is_none() {
             break;
         }

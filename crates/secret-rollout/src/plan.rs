@@ -51,7 +51,8 @@ pub fn primary_of(s: &aws_sdk_ecs::types::Service) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Reads the secrets and the environment and decides who will be redeployed.
+/// Reads the secrets and the environment and decides who will be redeployed. A consumer
+/// that cannot be redeployed is in the plan; callers refuse with `consumers.refusal()`.
 /// `only` narrows consumers (`--services`); the environment's `services` list narrows
 /// which services are considered at all.
 pub async fn plan(
@@ -91,9 +92,6 @@ pub async fn plan(
         only,
     )
     .await?;
-    if let Some(refusal) = consumers.refusal() {
-        return Err(refusal);
-    }
     Ok(RotationPlan {
         target: target.clone(),
         secrets,

@@ -337,7 +337,7 @@ async fn two_secrets_in_one_run_redeploy_each_service_once() {
     }
     assert_eq!(task_ids(&env, "pdf"), pdf_tasks, "pdf untouched");
     let r = report(&out);
-    assert_eq!(r["aws_calls"]["Secrets Manager.PutSecretValue"], 2, "{r}");
+    assert_eq!(r["aws_calls"]["SecretsManager.PutSecretValue"], 2, "{r}");
     assert_eq!(r["aws_calls"]["ECS.UpdateService"], 3, "{r}");
 }
 

@@ -27,6 +27,13 @@ fn age(created: Option<f64>) -> String {
     }
 }
 
+fn pin_text(r: &secret_rollout::consumers::SecretRead) -> String {
+    r.pin
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "AWSCURRENT".into())
+}
+
 fn consumer_line(c: &Consumer) -> String {
     let s = &c.service;
     let breaker = match s.circuit_breaker {
@@ -68,21 +75,28 @@ pub fn plan_text(p: &RotationPlan, out: &mut dyn Write) {
         for r in c.pinned_reads() {
             let _ = writeln!(
                 out,
-                "    note: {} is also read pinned ({:?}) in {}",
-                r.secret_name, r.pin, r.site.container
+                "    note: container {} also reads {} pinned to {}: that reference keeps the old value",
+                r.site.container, r.secret_name, pin_text(r)
             );
         }
     }
     for c in &p.consumers.pinned {
         let pins: Vec<String> = c
             .pinned_reads()
-            .map(|r| format!("{} ({:?})", r.secret_name, r.pin))
+            .map(|r| format!("{} pinned to {}", r.secret_name, pin_text(r)))
             .collect();
         let _ = writeln!(
             out,
             "  pinned: {} reads {}: it will keep the old value, not redeployed",
             c.service.name,
             pins.join(", ")
+        );
+    }
+    for c in &p.consumers.unsupported {
+        let _ = writeln!(
+            out,
+            "  cannot redeploy: {} is deployed by {} (a forced new deployment does not roll it out)",
+            c.service.name, c.service.controller
         );
     }
     for c in &p.consumers.idle {
@@ -133,6 +147,7 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
             "deployment": p.redeploy.iter().find(|(r, _)| r.service == c.service.name && r.cluster == c.service.cluster).and_then(|(_, d)| d.clone()),
         })).collect::<Vec<_>>(),
         "pinned": names(&p.consumers.pinned),
+        "unsupported": names(&p.consumers.unsupported),
         "idle": names(&p.consumers.idle),
         "excluded": names(&p.consumers.excluded),
         "one_off": p.consumers.one_off.iter().map(|f| json!({"family": f.family, "revision": f.revision})).collect::<Vec<_>>(),

@@ -92,7 +92,11 @@ pub async fn plan_cmd(
     let s = session::sign_in(target.clone(), t).await?;
     let p = plan::plan(&s.clients, &target, &ids, only(services), true).await?;
     output::plan(global.output, &p, &s.clients);
-    Ok(exit::OK)
+    // The plan is shown whole, then the refusal says why `replace` would stop.
+    match p.consumers.refusal() {
+        Some(refusal) => Err(refusal),
+        None => Ok(exit::OK),
+    }
 }
 
 /// `replace`.
@@ -126,6 +130,9 @@ pub async fn replace(
         a.force_with_rotation,
     )
     .await?;
+    if let Some(refusal) = p.consumers.refusal() {
+        return Err(refusal);
+    }
     let values = final_values(&s, &p, given, a.value.json_key.as_deref()).await?;
     if global.output == Output::Text {
         output::plan_text(&p, &mut std::io::stderr());

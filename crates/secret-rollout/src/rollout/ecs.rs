@@ -225,7 +225,10 @@ pub async fn running_tasks(
             .await
             .map_err(|e| EcsError::from_sdk("ListTasks", &e))?;
         arns.extend(resp.task_arns().iter().cloned());
-        token = resp.next_token().map(str::to_string);
+        token = resp
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_string);
         if token.is_none() {
             break;
         }
