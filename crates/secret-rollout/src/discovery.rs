@@ -4,11 +4,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use futures::StreamExt;
+
 use aws_sdk_ecs::types::{Service, TaskDefinition, TaskDefinitionStatus};
 
 use crate::clients::{describe_sdk_error, error_code};
 use crate::error::{Error, Result};
 use crate::rollout::ecs::describe_services;
+
+/// DescribeTaskDefinition calls in flight at once.
+pub const DESCRIBE_CONCURRENCY: usize = 16;
 
 /// Everything discovery saw.
 #[derive(Debug, Clone, Default)]
@@ -131,8 +136,9 @@ pub async fn inventory(
     Ok(inv)
 }
 
-/// Describes task definitions by ARN, concurrently, once each: those already in `into`
-/// are not asked again.
+/// Describes task definitions by ARN, once each (those already in `into` are not asked
+/// again), at most [`DESCRIBE_CONCURRENCY`] at a time: an account with a thousand
+/// families must not meet ECS's rate limit all at once.
 pub async fn describe_task_definitions(
     ecs: &aws_sdk_ecs::Client,
     arns: BTreeSet<String>,
@@ -149,7 +155,11 @@ pub async fn describe_task_definitions(
                 .await;
             (arn, out)
         });
-    for (arn, out) in futures::future::join_all(calls).await {
+    let answers: Vec<_> = futures::stream::iter(calls)
+        .buffer_unordered(DESCRIBE_CONCURRENCY)
+        .collect()
+        .await;
+    for (arn, out) in answers {
         let out = out.map_err(|e| {
             Error::aws(format!(
                 "DescribeTaskDefinition {arn} failed: {}",
