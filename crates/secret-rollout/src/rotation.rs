@@ -211,6 +211,7 @@ fn lock_all(
 
 /// Replaces the planned secrets with `values` (one per planned secret, final: JSON keys
 /// already merged), redeploys, follows, verifies, and restores on failure.
+#[allow(clippy::too_many_arguments)]
 pub async fn replace(
     clients: &Clients,
     plan: &RotationPlan,
