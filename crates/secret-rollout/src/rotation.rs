@@ -798,7 +798,16 @@ impl Run<'_> {
         // Where each service stands now: a deployment of ours may already run (resume), and
         // UpdateService needs the current PRIMARY to recognise its own lost answer.
         let current = self.describe_all().await;
-        let after = self.journal_started_at_secs();
+        // A deployment created after the new value was written (`since`, AWS's own clock)
+        // can only have launched tasks that read it: ours, whose journal line a crash lost.
+        // The rotation's start on the local clock is only the fallback when nothing was
+        // written: it would also adopt a deployment made between the start and the write
+        // (whose tasks hold the old value), and it is on another clock than AWS's.
+        let after = if since > 0.0 {
+            since
+        } else {
+            self.journal_started_at_secs()
+        };
         for svc in self.services.clone() {
             if let Some(id) = self.deployed.get(&(phase, svc.clone())) {
                 tracked.push(Tracked {
@@ -811,8 +820,7 @@ impl Run<'_> {
             let primary = current.get(&svc).cloned();
             if self.resumed {
                 if let Some((id, created)) = &primary {
-                    // A deployment created after this rotation started delivers the new value:
-                    // ours, whose journal line was lost in a crash. Adopt it.
+                    // Delivers the new value: ours, whose journal line was lost. Adopt it.
                     if *created >= after && phase == Phase::Rollout {
                         self.record(Record::Redeployed {
                             phase,
