@@ -324,14 +324,46 @@ struct Boundary {
     /// UpdateService calls that are held (never land during the test).
     held_updates: Vec<usize>,
     written: bool,
+    /// Redeploy the readers just before (their PRIMARY deployments are then recent).
+    redeploy_first: bool,
 }
 
 async fn kill_at(boundary: Boundary) {
     let env = start(2000.0).await;
     let before = env.current_version(SHARED);
     let value = format!("kill-nine-{}-value", boundary.name.replace(' ', "-"));
+    if boundary.redeploy_first {
+        let out = env
+            .run(
+                &[
+                    "redeploy",
+                    "--secret",
+                    SHARED,
+                    "--cluster",
+                    CLUSTER,
+                    "--yes",
+                    "--max-poll",
+                    "50ms",
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+    let updates_before = env.calls_of("UpdateService").len();
     let (svc, op, nth) = boundary.hold.clone();
     set_faults(&env, vec![fault(svc, op, FaultKind::Latency, nth, 600_000)]);
+    let held_from = env.calls_of(op).len();
+    let baseline: Vec<(&str, usize)> = ["started", "written", "redeployed"]
+        .into_iter()
+        .map(|k| (k, count_records(&env, k)))
+        .collect();
+    let base = |k: &str| {
+        baseline
+            .iter()
+            .find(|(x, _)| *x == k)
+            .map_or(0, |(_, n)| *n)
+    };
     let mut child = spawn(
         &env,
         &replace_args(&["--value-stdin"]),
@@ -339,10 +371,13 @@ async fn kill_at(boundary: Boundary) {
         "first",
     );
     let (kind, n) = boundary.reached;
-    wait_until(boundary.name, || count_records(&env, kind) >= n).await;
+    wait_until(boundary.name, || {
+        count_records(&env, kind) >= base(kind) + n
+    })
+    .await;
     // Give the held call time to be in flight at the sandbox.
     wait_until("held call arrives", || {
-        env.calls_of(op).len() >= *boundary.hold.2.last().unwrap() as usize
+        env.calls_of(op).len() >= held_from + *boundary.hold.2.last().unwrap() as usize
     })
     .await;
     child.kill().expect("SIGKILL");
@@ -350,7 +385,7 @@ async fn kill_at(boundary: Boundary) {
     assert_eq!(status.code(), None, "{}: killed by a signal", boundary.name);
     set_faults(&env, Vec::new());
     assert_eq!(
-        count_records(&env, "redeployed"),
+        count_records(&env, "redeployed") - base("redeployed"),
         boundary.reached.1 * usize::from(boundary.reached.0 == "redeployed"),
         "{}: the kill landed at the boundary",
         boundary.name
@@ -406,7 +441,17 @@ async fn kill_at(boundary: Boundary) {
     );
     let after = env.current_version(SHARED);
     assert_ne!(after, before);
-    let deployed = deployments_per_service(&env, &boundary.held_updates);
+    let held: Vec<usize> = boundary
+        .held_updates
+        .iter()
+        .map(|n| n + updates_before)
+        .collect();
+    let mut deployed = deployments_per_service(&env, &held);
+    if boundary.redeploy_first {
+        for n in deployed.values_mut() {
+            *n -= 1;
+        }
+    }
     for svc in READERS {
         assert_eq!(
             env.versions_read(svc, SHARED),
@@ -435,6 +480,22 @@ async fn kill_9_before_the_write_then_resume() {
         reached: ("started", 1),
         held_updates: vec![],
         written: false,
+        redeploy_first: false,
+    })
+    .await;
+}
+
+/// The services were redeployed moments before: resume must not take those deployments
+/// for ours (they predate the write, so their tasks hold the old value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_before_the_write_after_a_recent_deployment_then_resume() {
+    kill_at(Boundary {
+        name: "before the write, after a redeploy",
+        hold: ("secretsmanager", "ListSecretVersionIds", vec![2]),
+        reached: ("started", 1),
+        held_updates: vec![],
+        written: false,
+        redeploy_first: true,
     })
     .await;
 }
@@ -447,6 +508,7 @@ async fn kill_9_after_the_write_then_resume() {
         reached: ("written", 1),
         held_updates: vec![],
         written: true,
+        redeploy_first: false,
     })
     .await;
 }
@@ -459,6 +521,7 @@ async fn kill_9_after_one_of_three_redeploys_then_resume() {
         reached: ("redeployed", 1),
         held_updates: vec![2, 3],
         written: true,
+        redeploy_first: false,
     })
     .await;
 }
@@ -471,6 +534,7 @@ async fn kill_9_while_following_then_resume() {
         reached: ("redeployed", 3),
         held_updates: vec![],
         written: true,
+        redeploy_first: false,
     })
     .await;
 }
