@@ -1092,3 +1092,92 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The PRIMARY deployment id of each reader, from the ground truth.
+fn primaries(env: &TestEnv) -> std::collections::BTreeMap<String, String> {
+    env.state()["ecs"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| READERS.contains(&s["name"].as_str().unwrap_or_default()))
+        .map(|s| {
+            let primary = s["deployments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["status"] == "PRIMARY")
+                .map(|d| d["id"].as_str().unwrap_or_default().to_string())
+                .unwrap_or_default();
+            (s["name"].as_str().unwrap().to_string(), primary)
+        })
+        .collect()
+}
+
+/// `kill -9` while two UpdateService calls are in flight: AWS may still start those
+/// deployments, but the journal never hears of them. `resume` must find and follow them
+/// instead of deploying those services a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_redeploys_in_flight_then_resume_adopts_them() {
+    let env = start(2000.0).await;
+    let before = primaries(&env);
+    set_faults(
+        &env,
+        vec![fault(
+            "ecs",
+            "UpdateService",
+            FaultKind::Latency,
+            vec![2, 3],
+            600_000,
+        )],
+    );
+    let mut child = spawn(&env, &replace_args(&["--generate"]), None, "first");
+    wait_until("one redeploy journalled", || {
+        count_records(&env, "redeployed") >= 1
+    })
+    .await;
+    wait_until("two in flight", || env.calls_of("UpdateService").len() >= 3).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    set_faults(&env, Vec::new());
+    // The sandbox drops a held request when its client goes away; AWS would have acted on
+    // it. Act on the two in-flight requests the way AWS would have.
+    let held: Vec<String> = env.calls_of("UpdateService")[1..3]
+        .iter()
+        .map(|c| c["subject"]["service"].as_str().unwrap().to_string())
+        .collect();
+    for svc in &held {
+        env.clients
+            .ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(svc)
+            .force_new_deployment(true)
+            .send()
+            .await
+            .expect("orphaned deployment");
+    }
+    let now = primaries(&env);
+    assert!(
+        READERS.iter().all(|s| now.get(*s) != before.get(*s)),
+        "{before:?} {now:?}"
+    );
+    assert_eq!(
+        count_records(&env, "redeployed"),
+        1,
+        "the journal knows one"
+    );
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after = env.current_version(SHARED);
+    assert_eq!(env.version_count(SHARED), 2);
+    let deployed = deployments_per_service(&env, &[2, 3]);
+    for svc in READERS {
+        assert_eq!(deployed.get(svc), Some(&1), "{svc}: {deployed:?}");
+        assert_eq!(env.versions_read(svc, SHARED), [after.clone()].into());
+    }
+}
