@@ -5,6 +5,10 @@
 //! a clean failure with the previous version restored; never with two new versions, and
 //! never with a service redeployed twice in one phase (ground truth: the sandbox's call
 //! log, where a successful UpdateService is exactly one deployment).
+//!
+//! Two matrices: a good value (every case must verify) and a value the apps reject (every
+//! case must end restored, so the faults also land on the restore: the stage move back,
+//! the second round of UpdateService, following and verifying the restore).
 
 mod common;
 
@@ -12,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sandbox::ecs::{HealthEffect, HealthRule};
 use sandbox::faults::{FaultKind, FaultRule};
 use secret_rollout::aws::{self, AwsOptions};
 use secret_rollout::clients::Clients;
@@ -170,14 +175,45 @@ fn judge(env: &TestEnv, before: &str, result: &Result<Report>) -> Option<String>
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn every_fault_on_every_call_ends_verified_or_restored() {
+/// Tasks that read this value fail to start: "the database does not accept it yet".
+const REJECTED: &str = "a-value-the-apps-reject";
+
+/// A sandbox for one case: with `rejecting`, new tasks fail on [`REJECTED`].
+async fn case_env(rejecting: bool) -> TestEnv {
+    let env = start(2000.0).await;
+    if rejecting {
+        env.sandbox
+            .world()
+            .lock()
+            .expect("world")
+            .set_health_rules(vec![HealthRule {
+                cluster: None,
+                service: None,
+                secret: Some(SHARED.into()),
+                value: Some(REJECTED.into()),
+                version_id: None,
+                probability: None,
+                effect: HealthEffect::FailToStart,
+            }]);
+    }
+    env
+}
+
+/// Runs the matrix over the operations of a clean run of the same kind (a good value
+/// that verifies, or a rejected one that is restored) and checks every case ends as that
+/// clean run did.
+async fn matrix(rejecting: bool) {
+    let (value, expected) = if rejecting {
+        (REJECTED, Outcome::FailedRestored)
+    } else {
+        ("a-brand-new-value-for-the-matrix", Outcome::Verified)
+    };
     // A clean run: which operations replace calls, and how often.
-    let clean = start(2000.0).await;
+    let clean = case_env(rejecting).await;
     let before = clean.current_version(SHARED);
-    let r = replace_in_process(&clean, "clean-run-new-value").await;
+    let r = replace_in_process(&clean, value).await;
     assert_eq!(judge(&clean, &before, &r), None);
-    assert_eq!(r.as_ref().map(|r| r.outcome).ok(), Some(Outcome::Verified));
+    assert_eq!(r.as_ref().map(|r| r.outcome).ok(), Some(expected));
     let clean_calls: Vec<Value> = clean.state()["calls"].as_array().cloned().unwrap();
     let per_op = counts(&clean_calls);
     for op in [
@@ -192,7 +228,10 @@ async fn every_fault_on_every_call_ends_verified_or_restored() {
         "ListTasks",
         "DescribeTasks",
         "GetCallerIdentity",
-    ] {
+    ]
+    .into_iter()
+    .chain(rejecting.then_some("UpdateSecretVersionStage"))
+    {
         assert!(
             per_op.contains_key(op),
             "a clean replace calls {op}: {per_op:?}"
@@ -237,14 +276,15 @@ async fn every_fault_on_every_call_ends_verified_or_restored() {
     }
     assert!(cases.len() >= 100, "{} cases", cases.len());
 
-    // Each case its own sandbox; a few at a time keeps 2 cores responsive.
-    let gate = Arc::new(tokio::sync::Semaphore::new(12));
+    // Each case its own sandbox. Cases mostly wait (retry backoff, latency, the simulated
+    // rollout), so many run at once; the CPU per case is small (~0.2 s in a debug build).
+    let gate = Arc::new(tokio::sync::Semaphore::new(24));
     let mut handles = Vec::new();
     for rule in cases {
         let gate = gate.clone();
         handles.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.expect("semaphore");
-            let env = start(2000.0).await;
+            let env = case_env(rejecting).await;
             let before = env.current_version(SHARED);
             env.sandbox
                 .world()
@@ -252,7 +292,7 @@ async fn every_fault_on_every_call_ends_verified_or_restored() {
                 .expect("world")
                 .set_faults(vec![rule.clone()])
                 .expect("valid rule");
-            let r = replace_in_process(&env, "a-brand-new-value-for-the-matrix").await;
+            let r = replace_in_process(&env, value).await;
             let fired = env.state()["calls"]
                 .as_array()
                 .map(|c| {
@@ -262,7 +302,15 @@ async fn every_fault_on_every_call_ends_verified_or_restored() {
                     })
                 })
                 .unwrap_or(false);
-            let verdict = judge(&env, &before, &r);
+            // A single transient fault never changes how the run ends.
+            let verdict = judge(&env, &before, &r).or_else(|| match &r {
+                Ok(rep) if rep.outcome == expected => None,
+                Ok(rep) => Some(format!(
+                    "ended {:?}, a clean run ends {expected:?}",
+                    rep.outcome
+                )),
+                Err(e) => Some(format!("failed: {}", e.message)),
+            });
             let outcome = match &r {
                 Ok(rep) => format!("{:?}", rep.outcome),
                 Err(e) => format!("error: {}", e.message),
@@ -295,6 +343,18 @@ async fn every_fault_on_every_call_ends_verified_or_restored() {
         "only {errors_injected} cases hit an error"
     );
     eprintln!("calls: {per_op:?}\noutcomes: {outcomes:?}, {errors_injected} hit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_fault_on_every_call_ends_verified() {
+    matrix(false).await;
+}
+
+/// The restore path under faults: the new value is rejected by the apps, and each fault
+/// lands on the rollout or the restore (UpdateSecretVersionStage included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_fault_on_every_call_of_a_failing_rollout_ends_restored() {
+    matrix(true).await;
 }
 
 fn rule(service: &str, op: &str, kind: FaultKind, nth: std::ops::RangeInclusive<u64>) -> FaultRule {
