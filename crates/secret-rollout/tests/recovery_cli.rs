@@ -1181,3 +1181,114 @@ async fn kill_9_with_redeploys_in_flight_then_resume_adopts_them() {
         assert_eq!(env.versions_read(svc, SHARED), [after.clone()].into());
     }
 }
+
+/// Successful UpdateService calls per service before and after the accepted stage move.
+fn deployments_per_phase(
+    env: &TestEnv,
+) -> (
+    std::collections::BTreeMap<String, usize>,
+    std::collections::BTreeMap<String, usize>,
+) {
+    let calls: Vec<Value> = env.state()["calls"].as_array().cloned().unwrap();
+    let restore_at = calls
+        .iter()
+        .position(|c| c["operation"] == "UpdateSecretVersionStage" && c["error"].is_null())
+        .unwrap_or(usize::MAX);
+    let (mut rollout, mut restore) = (
+        std::collections::BTreeMap::new(),
+        std::collections::BTreeMap::new(),
+    );
+    for (i, c) in calls.iter().enumerate() {
+        if c["operation"] == "UpdateService" && c["error"].is_null() {
+            let svc = c["subject"]["service"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            *if i < restore_at {
+                &mut rollout
+            } else {
+                &mut restore
+            }
+            .entry(svc)
+            .or_insert(0) += 1;
+        }
+    }
+    (rollout, restore)
+}
+
+/// A failing rollout killed in its restore, at two points; `resume` finishes the restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_the_restore_then_resume_finishes_it() {
+    for before_the_move in [true, false] {
+        let env = start(2000.0).await;
+        let before = env.current_version(SHARED);
+        let bad = "a-value-the-apps-reject-resumed";
+        env.sandbox
+            .world()
+            .lock()
+            .unwrap()
+            .set_health_rules(vec![bad_value_rule(bad)]);
+        if before_the_move {
+            set_faults(
+                &env,
+                vec![fault(
+                    "secretsmanager",
+                    "UpdateSecretVersionStage",
+                    FaultKind::Latency,
+                    vec![1],
+                    600_000,
+                )],
+            );
+        }
+        let mut child = spawn(
+            &env,
+            &replace_args(&["--value-stdin"]),
+            Some(bad.as_bytes()),
+            "first",
+        );
+        if before_the_move {
+            wait_until("the stage move is held", || {
+                !env.calls_of("UpdateSecretVersionStage").is_empty()
+            })
+            .await;
+        } else {
+            // Once the previous version is current again, hold every DescribeServices: the
+            // run stops either before the restore's redeploys or while following them.
+            wait_until("restored", || count_records(&env, "restored") == 1).await;
+            let seen = env.calls_of("DescribeServices").len();
+            set_faults(
+                &env,
+                vec![fault(
+                    "ecs",
+                    "DescribeServices",
+                    FaultKind::Latency,
+                    (1..=1000).collect(),
+                    600_000,
+                )],
+            );
+            wait_until("a poll is held", || {
+                env.calls_of("DescribeServices").len() > seen
+            })
+            .await;
+        }
+        child.kill().unwrap();
+        let _ = child.wait();
+        set_faults(&env, Vec::new());
+        assert_eq!(count_records(&env, "finished"), 0, "killed before the end");
+        let out = env
+            .run(
+                &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+                None,
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+        assert_eq!(env.current_version(SHARED), before);
+        assert_eq!(env.version_count(SHARED), 2);
+        let (rollout, restore) = deployments_per_phase(&env);
+        for svc in READERS {
+            assert_eq!(rollout.get(svc), Some(&1), "rollout {rollout:?}");
+            assert_eq!(restore.get(svc), Some(&1), "restore {restore:?}");
+            assert_eq!(env.versions_read(svc, SHARED), [before.clone()].into());
+        }
+    }
+}
