@@ -798,11 +798,12 @@ impl Run<'_> {
         // Where each service stands now: a deployment of ours may already run (resume), and
         // UpdateService needs the current PRIMARY to recognise its own lost answer.
         let current = self.describe_all().await;
-        // A deployment created after the new value was written (`since`, AWS's own clock)
-        // can only have launched tasks that read it: ours, whose journal line a crash lost.
-        // The rotation's start on the local clock is only the fallback when nothing was
-        // written: it would also adopt a deployment made between the start and the write
-        // (whose tasks hold the old value), and it is on another clock than AWS's.
+        // A deployment created after the value this phase delivers became current (`since`:
+        // the write, or the stage move back, on AWS's own clock) can only launch tasks that
+        // read it: ours, whose journal line a crash lost. The rotation's start on the local
+        // clock is only the fallback when nothing was written: it would also adopt a
+        // deployment made between the start and the write (whose tasks hold the old value),
+        // and it is on another clock than AWS's.
         let after = if since > 0.0 {
             since
         } else {
@@ -820,8 +821,8 @@ impl Run<'_> {
             let primary = current.get(&svc).cloned();
             if self.resumed {
                 if let Some((id, created)) = &primary {
-                    // Delivers the new value: ours, whose journal line was lost. Adopt it.
-                    if *created >= after && phase == Phase::Rollout {
+                    // Delivers this phase's value: ours, whose journal line was lost.
+                    if *created >= after {
                         self.record(Record::Redeployed {
                             phase,
                             cluster: svc.cluster.clone(),
