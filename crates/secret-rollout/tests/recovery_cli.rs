@@ -1287,8 +1287,94 @@ async fn kill_9_during_the_restore_then_resume_finishes_it() {
         let (rollout, restore) = deployments_per_phase(&env);
         for svc in READERS {
             assert_eq!(rollout.get(svc), Some(&1), "rollout {rollout:?}");
-            assert_eq!(restore.get(svc), Some(&1), "restore {restore:?}");
+            assert_eq!(
+                restore.get(svc),
+                Some(&1),
+                "before the move: {before_the_move}, restore {restore:?}\n{}\n{}\n{}",
+                serde_json::to_string_pretty(&journal_records(&env)).unwrap(),
+                serde_json::to_string(
+                    &env.state()["calls"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|c| c["operation"] != "DescribeTaskDefinition")
+                        .collect::<Vec<_>>()
+                )
+                .unwrap(),
+                text(&out)
+            );
             assert_eq!(env.versions_read(svc, SHARED), [before.clone()].into());
         }
+    }
+}
+
+/// As [`kill_9_with_redeploys_in_flight_then_resume_adopts_them`], in the restore: the
+/// restore's redeploys are UpdateService calls 4 to 6; 5 and 6 are in flight at the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_restore_redeploys_in_flight_then_resume_adopts_them() {
+    let env = start(2000.0).await;
+    let before = env.current_version(SHARED);
+    let bad = "a-value-the-apps-reject-in-flight";
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_health_rules(vec![bad_value_rule(bad)]);
+    set_faults(
+        &env,
+        vec![fault(
+            "ecs",
+            "UpdateService",
+            FaultKind::Latency,
+            vec![5, 6],
+            600_000,
+        )],
+    );
+    let mut child = spawn(
+        &env,
+        &replace_args(&["--value-stdin"]),
+        Some(bad.as_bytes()),
+        "first",
+    );
+    wait_until("one restore redeploy journalled", || {
+        count_records(&env, "redeployed") >= 4
+    })
+    .await;
+    wait_until("two in flight", || env.calls_of("UpdateService").len() >= 6).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    set_faults(&env, Vec::new());
+    // What AWS would have done with the two requests the sandbox dropped with the client.
+    let held: Vec<String> = env.calls_of("UpdateService")[4..6]
+        .iter()
+        .map(|c| c["subject"]["service"].as_str().unwrap().to_string())
+        .collect();
+    for svc in &held {
+        env.clients
+            .ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(svc)
+            .force_new_deployment(true)
+            .send()
+            .await
+            .expect("orphaned deployment");
+    }
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    assert_eq!(env.current_version(SHARED), before);
+    let per_service = deployments_per_service(&env, &[5, 6]);
+    for svc in READERS {
+        assert_eq!(
+            per_service.get(svc),
+            Some(&2),
+            "one per phase: {per_service:?}"
+        );
+        assert_eq!(env.versions_read(svc, SHARED), [before.clone()].into());
     }
 }
