@@ -1378,3 +1378,93 @@ async fn kill_9_with_restore_redeploys_in_flight_then_resume_adopts_them() {
         assert_eq!(env.versions_read(svc, SHARED), [before.clone()].into());
     }
 }
+
+/// `--timeout` passes mid-rollout: exit 7, the journal says so, and `resume` follows the
+/// same deployments to the end without deploying anything again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_then_resume_follows_the_same_deployments() {
+    let env = start(2000.0).await;
+    let before = env.current_version(SHARED);
+    // Slow ECS right down: the rollout cannot finish within the timeout.
+    env.sandbox.world().lock().unwrap().set_speed(1.0).unwrap();
+    let out = env
+        .run(&replace_args(&["--generate", "--timeout", "2s"]), None)
+        .await;
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert_eq!(json(&out)["outcome"], "timeout");
+    let finished: Vec<Value> = journal_records(&env)
+        .into_iter()
+        .filter(|r| r["type"] == "finished")
+        .collect();
+    assert_eq!(finished.len(), 1);
+    assert_eq!(finished[0]["outcome"], "timeout");
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_speed(2000.0)
+        .unwrap();
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after = env.current_version(SHARED);
+    assert_ne!(after, before);
+    assert_eq!(env.version_count(SHARED), 2);
+    let deployed = deployments_per_service(&env, &[]);
+    for svc in READERS {
+        assert_eq!(deployed.get(svc), Some(&1), "{deployed:?}");
+        assert_eq!(env.versions_read(svc, SHARED), [after.clone()].into());
+    }
+    // Finished now: resuming again is refused.
+    let again = env.run(&["resume", "--yes"], None).await;
+    assert_ne!(again.status.code(), Some(0), "{}", text(&again));
+}
+
+/// `rollback ROTATION_ID` restores that rotation's previous version, but refuses once
+/// AWSCURRENT has moved on, unless `--force`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_of_a_rotation_refuses_when_the_secret_moved_on_unless_forced() {
+    let env = start(2000.0).await;
+    let original = env.current_version(SHARED);
+    let first = env.run(&replace_args(&["--generate"]), None).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let first_id = json(&first)["rotation_id"].as_str().unwrap().to_string();
+    let v1 = env.current_version(SHARED);
+    let second = env.run(&replace_args(&["--generate"]), None).await;
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
+    let updates = env.calls_of("UpdateService").len();
+    let refused = env
+        .run(
+            &["rollback", &first_id, "--yes", "--max-poll", "50ms"],
+            None,
+        )
+        .await;
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    assert!(text(&refused).contains("--force"), "{}", text(&refused));
+    assert!(env.calls_of("UpdateSecretVersionStage").is_empty());
+    assert_eq!(env.calls_of("UpdateService").len(), updates);
+    let forced = env
+        .run(
+            &[
+                "rollback",
+                &first_id,
+                "--force",
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(forced.status.code(), Some(0), "{}", text(&forced));
+    assert_eq!(env.current_version(SHARED), original);
+    assert_ne!(original, v1);
+    for svc in READERS {
+        assert_eq!(env.versions_read(svc, SHARED), [original.clone()].into());
+    }
+    assert_eq!(env.version_count(SHARED), 3, "a rollback writes no version");
+}
