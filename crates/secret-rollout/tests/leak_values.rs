@@ -237,3 +237,48 @@ async fn no_command_shows_a_value_even_at_trace() {
         "each value written once per replace"
     );
 }
+
+/// However RUST_LOG is spelled, no value shows. A whole level (`trace`) or a crate
+/// (`aws_smithy_runtime=trace`) is capped at debug by the CLI; a module directive
+/// (`aws_smithy_runtime::client::orchestrator=trace`) is more specific than the cap and does
+/// turn on the orchestrator's trace, which prints raw response bodies, but the SDK marks
+/// GetSecretValue's output and PutSecretValue's input sensitive and leaves those out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_rust_log_spelling_lets_the_http_stack_print_a_value() {
+    let env = start(2000.0).await;
+    let spellings = [
+        "trace",
+        "debug",
+        "aws_smithy_runtime=trace",
+        "aws_smithy_runtime::client::orchestrator=trace",
+        "aws_smithy_runtime_api=trace",
+        "aws_smithy_http_client=trace,hyper=trace,hyper_util=trace",
+        "aws_sdk_secretsmanager=trace",
+        "aws_smithy_types=trace,aws_smithy_json=trace,aws_smithy_observability=trace",
+        "warn,aws_smithy_runtime=trace,aws_sigv4=trace",
+        "[{rpc.method=PutSecretValue}]=trace",
+    ];
+    for (i, spelling) in spellings.iter().enumerate() {
+        let value = format!("leak-canary-{i}-{}", "5b1e0f7a3c");
+        let mut cmd = env.cli();
+        cmd.args([
+            "replace",
+            SHARED,
+            "--cluster",
+            CLUSTER,
+            "--value-stdin",
+            "--yes",
+            "--max-poll",
+            "50ms",
+        ])
+        .env("RUST_LOG", spelling);
+        let out = run(cmd, Some(&value)).await;
+        assert_eq!(out.status.code(), Some(0), "{spelling}: {}", text(&out));
+        for (what, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !String::from_utf8_lossy(bytes).contains(&value),
+                "RUST_LOG={spelling}: the value is on {what}"
+            );
+        }
+    }
+}
