@@ -1468,3 +1468,156 @@ async fn rollback_of_a_rotation_refuses_when_the_secret_moved_on_unless_forced()
     }
     assert_eq!(env.version_count(SHARED), 3, "a rollback writes no version");
 }
+
+/// A death mid-append (power loss) leaves a torn last line: `resume` still reads the
+/// journal, cuts the fragment off and finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_journal_line_does_not_stop_resume() {
+    let env = start(2000.0).await;
+    set_faults(
+        &env,
+        vec![fault(
+            "ecs",
+            "DescribeServices",
+            FaultKind::Latency,
+            vec![2],
+            600_000,
+        )],
+    );
+    let mut child = spawn(&env, &replace_args(&["--generate"]), None, "first");
+    wait_until("written", || count_records(&env, "written") == 1).await;
+    wait_until("held", || env.calls_of("DescribeServices").len() >= 2).await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    set_faults(&env, Vec::new());
+    let journal = std::fs::read_dir(env.state_dir().join("rotations"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .expect("a journal");
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .unwrap();
+        f.write_all(br#"{"type":"redeployed","phase":"rollout","clus"#)
+            .unwrap();
+    }
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(env.version_count(SHARED), 2);
+    let text_now = std::fs::read_to_string(&journal).unwrap();
+    for line in text_now.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|_| panic!("bad line {line}"));
+    }
+    assert!(text_now.contains(r#""outcome":"verified""#));
+}
+
+/// Someone else changes AWSCURRENT between the plan and the write: the run stops, writes
+/// nothing, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn awscurrent_moved_between_plan_and_write_stops_before_writing() {
+    let env = start(2000.0).await;
+    // Hold the write's own look at the versions while someone else rotates.
+    set_faults(
+        &env,
+        vec![fault(
+            "secretsmanager",
+            "ListSecretVersionIds",
+            FaultKind::Latency,
+            vec![2],
+            1_500,
+        )],
+    );
+    let child = spawn(&env, &replace_args(&["--generate"]), None, "first");
+    wait_until("held", || env.calls_of("ListSecretVersionIds").len() >= 2).await;
+    env.clients
+        .sm
+        .put_secret_value()
+        .secret_id(SHARED)
+        .secret_string("someone-else-rotated-it")
+        .send()
+        .await
+        .expect("someone else's put");
+    let theirs = env.current_version(SHARED);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let (_, err) = read_tag(&env, "first");
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("moved from"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert_eq!(env.calls_of("PutSecretValue").len(), 1, "only theirs");
+    assert!(env.calls_of("UpdateService").is_empty());
+    assert_eq!(env.current_version(SHARED), theirs);
+    let finished: Vec<Value> = journal_records(&env)
+        .into_iter()
+        .filter(|r| r["type"] == "finished")
+        .collect();
+    assert_eq!(finished[0]["outcome"], "aborted");
+}
+
+/// Ctrl-C while the restore is being followed: exit 130, and `resume` finishes the restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_the_restore_then_resume_finishes_it() {
+    let env = start(2000.0).await;
+    let before = env.current_version(SHARED);
+    let bad = "a-value-the-apps-reject-ctrl-c";
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_health_rules(vec![bad_value_rule(bad)]);
+    // Hold the restore's UpdateService calls (4 to 6): the run waits inside the restore.
+    set_faults(
+        &env,
+        vec![fault(
+            "ecs",
+            "UpdateService",
+            FaultKind::Latency,
+            vec![4, 5, 6],
+            600_000,
+        )],
+    );
+    let child = spawn(
+        &env,
+        &replace_args(&["--value-stdin"]),
+        Some(bad.as_bytes()),
+        "first",
+    );
+    wait_until("restore redeploys held", || {
+        env.calls_of("UpdateService").len() >= 6
+    })
+    .await;
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let (_, err) = read_tag(&env, "first");
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    set_faults(&env, Vec::new());
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    assert_eq!(env.current_version(SHARED), before);
+    let per_service = deployments_per_service(&env, &[4, 5, 6]);
+    for svc in READERS {
+        assert_eq!(per_service.get(svc), Some(&2), "{per_service:?}");
+        assert_eq!(env.versions_read(svc, SHARED), [before.clone()].into());
+    }
+}
