@@ -674,6 +674,9 @@ desiredCount = 1
 launchType = "FARGATE"
 deploymentController = { type = "CODE_DEPLOY" }
 networkConfiguration = { awsvpcConfiguration = { subnets = ["subnet-0a1b2c3d"], securityGroups = ["sg-0123456789abcdef0"], assignPublicIp = "DISABLED" } }
+
+[[sts.roles]]
+arn = "arn:aws:iam::123456789012:role/operator"
 "#;
 
 const CONFIG: &str = r#"
@@ -752,6 +755,17 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
         })
         .collect();
     let current_value = "ops-alerts@example.com,lpa-team@example.com";
+    // A role session that has since expired (as after a laptop's sleep).
+    let sts = aws_sdk_sts::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    let assumed = sts
+        .assume_role()
+        .role_arn("arn:aws:iam::123456789012:role/operator")
+        .role_session_name("bad-inputs")
+        .send()
+        .await
+        .expect("assume role");
+    let session = assumed.credentials().expect("credentials").clone();
+    env.sandbox.world().lock().unwrap().expire_sessions();
     let soon = (time::OffsetDateTime::now_utc() + time::Duration::minutes(5))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
