@@ -573,7 +573,20 @@ pub async fn resume(
         values.push(if exists {
             None
         } else {
-            Some(value_for(&s.name)?)
+            // The value is never stored, so the operator must give it again; say why.
+            Some(value_for(&s.name).map_err(|e| Error {
+                message: format!(
+                    "rotation {} stopped before writing {}, so it needs the new value again: {}",
+                    summary.rotation_id(),
+                    s.name,
+                    e.message
+                ),
+                hint: Some(format!(
+                    "rerun `secret-rollout resume {}` with --value-stdin, --value-file or --generate",
+                    summary.rotation_id()
+                )),
+                ..e
+            })?)
         });
     }
     run.rotate(values).await
