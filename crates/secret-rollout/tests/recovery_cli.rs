@@ -411,6 +411,16 @@ async fn kill_at(boundary: Boundary) {
     );
     assert_eq!(env.calls_of("PutSecretValue").len(), puts);
 
+    if !boundary.written {
+        // The value was never stored: without it, resume says what it needs.
+        let out = env.run(&["resume", "--yes"], None).await;
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.lines().any(|l| l.starts_with("error: rotation ")), "{err}");
+        assert!(err.contains("needs the new value again"), "{err}");
+        assert!(err.contains("hint: rerun `secret-rollout resume"), "{err}");
+        assert_eq!(env.calls_of("PutSecretValue").len(), puts);
+    }
     let out = env
         .run(
             &[
