@@ -416,7 +416,10 @@ async fn kill_at(boundary: Boundary) {
         let out = env.run(&["resume", "--yes"], None).await;
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.lines().any(|l| l.starts_with("error: rotation ")), "{err}");
+        assert!(
+            err.lines().any(|l| l.starts_with("error: rotation ")),
+            "{err}"
+        );
         assert!(err.contains("needs the new value again"), "{err}");
         assert!(err.contains("hint: rerun `secret-rollout resume"), "{err}");
         assert_eq!(env.calls_of("PutSecretValue").len(), puts);
@@ -882,6 +885,15 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
             "expire in",
         )
         .env("AWS_CREDENTIAL_EXPIRATION", soon),
+        case(
+            "expired STS session",
+            &[R, SHARED, C, CLUSTER, "--generate", "--yes"],
+            3,
+            "session has expired",
+        )
+        .env("AWS_ACCESS_KEY_ID", session.access_key_id())
+        .env("AWS_SECRET_ACCESS_KEY", session.secret_access_key())
+        .env("AWS_SESSION_TOKEN", session.session_token()),
         case(
             "no region",
             &[R, SHARED, C, CLUSTER, "--generate", "--yes"],
