@@ -174,6 +174,8 @@ struct Run<'a> {
     /// After a crash, a deployment may have started without its journal line.
     resumed: bool,
     started: std::time::Instant,
+    /// For a rollback: the rotation it undoes.
+    rolls_back: Option<Uuid>,
     _locks: Vec<Lock>,
 }
 
@@ -280,6 +282,7 @@ pub async fn replace(
         deployed: BTreeMap::new(),
         resumed: false,
         started: std::time::Instant::now(),
+        rolls_back: None,
         _locks: locks,
     };
     let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
@@ -343,6 +346,7 @@ pub async fn redeploy(
         deployed: BTreeMap::new(),
         resumed: false,
         started: std::time::Instant::now(),
+        rolls_back: None,
         _locks: Vec::new(),
     };
     let (since, version) = match secret {
@@ -439,6 +443,7 @@ pub async fn rollback(
         deployed: BTreeMap::new(),
         resumed: false,
         started: std::time::Instant::now(),
+        rolls_back,
         _locks: locks,
     };
     let restore = run.restore().await;
@@ -522,6 +527,7 @@ pub async fn resume(
         deployed,
         resumed: true,
         started: std::time::Instant::now(),
+        rolls_back: started.rolls_back,
         _locks: locks,
     };
     reporter.report(&Event::Note {
@@ -980,6 +986,27 @@ impl Run<'_> {
         Ok(PhaseReport { services, outcome })
     }
 
+    /// Once a rollback has put the previous version back, the rotation it undid is over:
+    /// left open (it timed out, was interrupted or killed), it would block every later
+    /// `replace` of the secret and `resume` would roll its new value out again.
+    fn close_rolled_back(&self) -> Result<()> {
+        let Some(id) = self.rolls_back else {
+            return Ok(());
+        };
+        let mut undone = Journal::open(&self.settings.state_dir, id)?;
+        if undone.summary()?.is_resumable() {
+            undone.append(&Record::Finished {
+                outcome: Outcome::FailedRestored,
+                at: now(),
+                message: Some(format!(
+                    "rolled back by rotation {}",
+                    self.journal.rotation_id()
+                )),
+            })?;
+        }
+        Ok(())
+    }
+
     fn journal_started_at_secs(&self) -> f64 {
         self.journal
             .summary()
@@ -1078,6 +1105,9 @@ impl Run<'_> {
         restore: Option<PhaseReport>,
         manual_restore: Vec<String>,
     ) -> Result<Report> {
+        if self.kind == RotationKind::Rollback && self.secrets.iter().all(|s| s.restored) {
+            self.close_rolled_back()?;
+        }
         self.record(Record::Finished {
             outcome,
             at: now(),
