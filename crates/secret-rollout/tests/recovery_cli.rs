@@ -1657,3 +1657,46 @@ async fn ctrl_c_during_the_restore_then_resume_finishes_it() {
         assert_eq!(env.versions_read(svc, SHARED), [before.clone()].into());
     }
 }
+
+/// A rotation that timed out can be undone with `rollback ID` instead of resumed; after
+/// that it no longer blocks the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_rotation_rolled_back_no_longer_blocks_the_secret() {
+    let env = start(2000.0).await;
+    let before = env.current_version(SHARED);
+    env.sandbox.world().lock().unwrap().set_speed(1.0).unwrap();
+    let out = env
+        .run(&replace_args(&["--generate", "--timeout", "2s"]), None)
+        .await;
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let id = json(&out)["rotation_id"].as_str().unwrap().to_string();
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_speed(2000.0)
+        .unwrap();
+    let out = env
+        .run(&["rollback", &id, "--yes", "--max-poll", "50ms"], None)
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(env.current_version(SHARED), before);
+    let closed: Vec<Value> = journal_records(&env)
+        .into_iter()
+        .filter(|r| r["type"] == "finished" && r["outcome"] == "failed_restored")
+        .collect();
+    assert_eq!(closed.len(), 1, "the undone rotation is closed");
+    assert!(closed[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("rolled back by rotation"));
+    let again = env.run(&replace_args(&["--generate"]), None).await;
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    let resume = env.run(&["resume", "--yes"], None).await;
+    assert_eq!(
+        resume.status.code(),
+        Some(2),
+        "nothing left to resume: {}",
+        text(&resume)
+    );
+}
