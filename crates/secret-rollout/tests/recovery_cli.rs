@@ -621,6 +621,8 @@ async fn a_second_concurrent_replace_of_the_same_secret_is_refused() {
     let first_pid = first.id();
     wait_until("first started", || count_records(&env, "started") >= 1).await;
     let second = env.run(&replace_args(&["--generate"]), None).await;
+    // Nor can the running rotation be resumed from elsewhere while it runs.
+    let resumed = env.run(&["resume", "--yes", "--generate"], None).await;
     first.kill().unwrap();
     let _ = first.wait();
     assert_eq!(second.status.code(), Some(4), "{}", text(&second));
