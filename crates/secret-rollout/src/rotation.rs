@@ -174,6 +174,8 @@ struct Run<'a> {
     /// After a crash, a deployment may have started without its journal line.
     resumed: bool,
     started: std::time::Instant,
+    /// For a rollback: the rotation it undoes.
+    rolls_back: Option<Uuid>,
     _locks: Vec<Lock>,
 }
 
@@ -280,6 +282,7 @@ pub async fn replace(
         deployed: BTreeMap::new(),
         resumed: false,
         started: std::time::Instant::now(),
+        rolls_back: None,
         _locks: locks,
     };
     let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
@@ -343,6 +346,7 @@ pub async fn redeploy(
         deployed: BTreeMap::new(),
         resumed: false,
         started: std::time::Instant::now(),
+        rolls_back: None,
         _locks: Vec::new(),
     };
     let (since, version) = match secret {
@@ -439,6 +443,7 @@ pub async fn rollback(
         deployed: BTreeMap::new(),
         resumed: false,
         started: std::time::Instant::now(),
+        rolls_back,
         _locks: locks,
     };
     let restore = run.restore().await;
@@ -522,6 +527,7 @@ pub async fn resume(
         deployed,
         resumed: true,
         started: std::time::Instant::now(),
+        rolls_back: started.rolls_back,
         _locks: locks,
     };
     reporter.report(&Event::Note {
@@ -573,7 +579,20 @@ pub async fn resume(
         values.push(if exists {
             None
         } else {
-            Some(value_for(&s.name)?)
+            // The value is never stored, so the operator must give it again; say why.
+            Some(value_for(&s.name).map_err(|e| Error {
+                message: format!(
+                    "rotation {} stopped before writing {}, so it needs the new value again: {}",
+                    summary.rotation_id(),
+                    s.name,
+                    e.message
+                ),
+                hint: Some(format!(
+                    "rerun `secret-rollout resume {}` with --value-stdin, --value-file or --generate",
+                    summary.rotation_id()
+                )),
+                ..e
+            })?)
         });
     }
     run.rotate(values).await
@@ -810,6 +829,17 @@ impl Run<'_> {
         // Where each service stands now: a deployment of ours may already run (resume), and
         // UpdateService needs the current PRIMARY to recognise its own lost answer.
         let current = self.describe_all().await;
+        // A deployment created after the value this phase delivers became current (`since`:
+        // the write, or the stage move back, on AWS's own clock) can only launch tasks that
+        // read it: ours, whose journal line a crash lost. The rotation's start on the local
+        // clock is only the fallback when nothing was written: it would also adopt a
+        // deployment made between the start and the write (whose tasks hold the old value),
+        // and it is on another clock than AWS's.
+        let after = if since > 0.0 {
+            since
+        } else {
+            self.journal_started_at_secs()
+        };
         for svc in self.services.clone() {
             if let Some(id) = self.deployed.get(&(phase, svc.clone())) {
                 tracked.push(Tracked {
@@ -822,10 +852,8 @@ impl Run<'_> {
             let primary = current.get(&svc).cloned();
             if self.resumed {
                 if let Some((id, created)) = &primary {
-                    // A deployment created after the value it must deliver existed (both dates
-                    // from AWS's clocks) delivers it: ours, whose journal line was lost in a
-                    // crash. Adopt it rather than deploy the service a second time.
-                    if since > 0.0 && *created >= since {
+                    // Delivers this phase's value: ours, whose journal line was lost.
+                    if *created >= after {
                         self.record(Record::Redeployed {
                             phase,
                             cluster: svc.cluster.clone(),
@@ -972,6 +1000,34 @@ impl Run<'_> {
         Ok(PhaseReport { services, outcome })
     }
 
+    /// Once a rollback has put the previous version back, the rotation it undid is over:
+    /// left open (it timed out, was interrupted or killed), it would block every later
+    /// `replace` of the secret and `resume` would roll its new value out again.
+    fn close_rolled_back(&self) -> Result<()> {
+        let Some(id) = self.rolls_back else {
+            return Ok(());
+        };
+        let mut undone = Journal::open(&self.settings.state_dir, id)?;
+        if undone.summary()?.is_resumable() {
+            undone.append(&Record::Finished {
+                outcome: Outcome::FailedRestored,
+                at: now(),
+                message: Some(format!(
+                    "rolled back by rotation {}",
+                    self.journal.rotation_id()
+                )),
+            })?;
+        }
+        Ok(())
+    }
+
+    fn journal_started_at_secs(&self) -> f64 {
+        self.journal
+            .summary()
+            .map(|s| s.started.started_at.unix_timestamp_nanos() as f64 / 1e9)
+            .unwrap_or(f64::MAX)
+    }
+
     /// PRIMARY deployment id and creation time of every service, batched per cluster.
     async fn describe_all(&self) -> BTreeMap<ServiceRef, (String, f64)> {
         let mut by_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1063,6 +1119,9 @@ impl Run<'_> {
         restore: Option<PhaseReport>,
         manual_restore: Vec<String>,
     ) -> Result<Report> {
+        if self.kind == RotationKind::Rollback && self.secrets.iter().all(|s| s.restored) {
+            self.close_rolled_back()?;
+        }
         self.record(Record::Finished {
             outcome,
             at: now(),

@@ -1,0 +1,507 @@
+//! The fault matrix: every fault kind on every operation `replace` calls, at the first, a
+//! middle and the last call of that operation in a clean run. Each case runs the same
+//! steps as the CLI's `replace` (sign-in, GetCallerIdentity, plan, write, redeploy,
+//! follow, verify) in-process against its own sandbox, and must end either verified or as
+//! a clean failure with the previous version restored; never with two new versions, and
+//! never with a service redeployed twice in one phase (ground truth: the sandbox's call
+//! log, where a successful UpdateService is exactly one deployment).
+//!
+//! Two matrices: a good value (every case must verify) and a value the apps reject (every
+//! case must end restored, so the faults also land on the restore: the stage move back,
+//! the second round of UpdateService, following and verifying the restore).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sandbox::ecs::{HealthEffect, HealthRule};
+use sandbox::faults::{FaultKind, FaultRule};
+use secret_rollout::aws::{self, AwsOptions};
+use secret_rollout::clients::Clients;
+use secret_rollout::config::Target;
+use secret_rollout::credentials::{EnvVars, MfaCodeSource};
+use secret_rollout::error::Result;
+use secret_rollout::journal::Outcome;
+use secret_rollout::plan;
+use secret_rollout::progress::Silent;
+use secret_rollout::rotation::{self, Caller, OnFailure, Report, Settings};
+use secret_rollout::secret;
+use secret_rollout::value::{self, SecretValue};
+use serde_json::Value;
+use uuid::Uuid;
+
+use common::{start, TestEnv, CLUSTER, SHARED};
+
+/// What the CLI's `replace` does, minus argument parsing and rendering.
+async fn replace_in_process(env: &TestEnv, new_value: &str) -> Result<Report> {
+    let opts = AwsOptions {
+        region: Some("eu-west-1".into()),
+        profile: None,
+        endpoint_url: Some(env.sandbox.endpoint()),
+        mfa_code: MfaCodeSource::Prompt,
+        expected_account: None,
+        max_attempts: None,
+    };
+    let vars = EnvVars::from_pairs([
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_REGION", "eu-west-1"),
+    ]);
+    let ctx = aws::load_with_env(&opts, &vars).await?;
+    let who = aws::caller(&ctx).await?;
+    let clients = Clients::new(&ctx.sdk_config);
+    let target = Target {
+        environment: None,
+        region: "eu-west-1".into(),
+        profile: None,
+        account_id: None,
+        clusters: vec![CLUSTER.into()],
+        services: None,
+        secret_prefix: None,
+    };
+    let p = plan::plan(&clients, &target, &[SHARED.to_string()], None, false).await?;
+    let planned = &p.secrets[0];
+    let current = secret::value(&clients.sm, &planned.info.arn, planned.previous_version()).await?;
+    let new = SecretValue::new(new_value.to_string());
+    value::validate(&new, Some(&current))?;
+    let settings = Settings {
+        timeout: Duration::from_secs(60),
+        max_poll: Duration::from_millis(50),
+        on_failure: OnFailure::Rollback,
+        state_dir: env.state_dir(),
+    };
+    rotation::replace(
+        &clients,
+        &p,
+        vec![new],
+        &Caller {
+            account: who.account,
+            arn: who.arn,
+        },
+        &settings,
+        &Silent,
+        Uuid::new_v4(),
+        None,
+    )
+    .await
+}
+
+/// Calls per operation in the call log.
+fn counts(calls: &[Value]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for c in calls {
+        *out.entry(c["operation"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    out
+}
+
+fn service_of(call: &Value) -> String {
+    call["subject"]["service"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The checks every case must pass; returns a description of what is wrong, if anything.
+fn judge(env: &TestEnv, before: &str, result: &Result<Report>) -> Option<String> {
+    let state = env.state();
+    let calls: Vec<Value> = state["calls"].as_array().cloned().unwrap_or_default();
+    let versions = env.version_count(SHARED);
+    let current = env.current_version(SHARED);
+    // Phases in the call log: the restore starts at the first accepted stage move.
+    let restore_at = calls
+        .iter()
+        .position(|c| c["operation"] == "UpdateSecretVersionStage" && c["error"].is_null());
+    let mut per_phase: BTreeMap<(bool, String), u32> = BTreeMap::new();
+    for (i, c) in calls.iter().enumerate() {
+        if c["operation"] == "UpdateService" && c["error"].is_null() {
+            let restore = restore_at.is_some_and(|r| i > r);
+            *per_phase.entry((restore, service_of(c))).or_default() += 1;
+        }
+    }
+    if let Some(((restore, svc), n)) = per_phase.iter().find(|(_, n)| **n > 1) {
+        return Some(format!(
+            "{svc} redeployed {n} times in the {} phase",
+            if *restore { "restore" } else { "rollout" }
+        ));
+    }
+    if versions > 2 {
+        return Some(format!(
+            "{versions} versions: a second new version was made"
+        ));
+    }
+    match result {
+        Ok(r) if r.outcome == Outcome::Verified => {
+            if versions != 2 || current == before {
+                return Some("verified but the new version is not current".into());
+            }
+            for svc in ["front", "api", "admin"] {
+                if env.versions_read(svc, SHARED) != [current.clone()].into() {
+                    return Some(format!("verified but {svc} runs an old value"));
+                }
+            }
+            None
+        }
+        Ok(r) if r.outcome == Outcome::FailedRestored => {
+            if current != before {
+                return Some("reported restored but the previous version is not current".into());
+            }
+            for svc in ["front", "api", "admin"] {
+                if env.versions_read(svc, SHARED) != [before.to_string()].into() {
+                    return Some(format!(
+                        "restored but {svc} does not run the previous value"
+                    ));
+                }
+            }
+            None
+        }
+        // A failure before the write must leave nothing behind.
+        Ok(r) if r.outcome == Outcome::Aborted => (versions != 1 || current != before)
+            .then(|| "aborted but a version was written".to_string()),
+        Err(_) => {
+            let moved = calls.iter().any(|c| {
+                c["error"].is_null()
+                    && matches!(
+                        c["operation"].as_str(),
+                        Some("PutSecretValue" | "UpdateSecretVersionStage" | "UpdateService")
+                    )
+            });
+            moved.then(|| "failed with an error after writing something".to_string())
+        }
+        Ok(r) => Some(format!("ended {:?}: {:?}", r.outcome, r.message)),
+    }
+}
+
+/// Tasks that read this value fail to start: "the database does not accept it yet".
+const REJECTED: &str = "a-value-the-apps-reject";
+
+/// A sandbox for one case: with `rejecting`, new tasks fail on [`REJECTED`].
+async fn case_env(rejecting: bool) -> TestEnv {
+    let env = start(2000.0).await;
+    if rejecting {
+        env.sandbox
+            .world()
+            .lock()
+            .expect("world")
+            .set_health_rules(vec![HealthRule {
+                cluster: None,
+                service: None,
+                secret: Some(SHARED.into()),
+                value: Some(REJECTED.into()),
+                version_id: None,
+                probability: None,
+                effect: HealthEffect::FailToStart,
+            }]);
+    }
+    env
+}
+
+/// Runs the matrix over the operations of a clean run of the same kind (a good value
+/// that verifies, or a rejected one that is restored) and checks every case ends as that
+/// clean run did.
+async fn matrix(rejecting: bool) {
+    let (value, expected) = if rejecting {
+        (REJECTED, Outcome::FailedRestored)
+    } else {
+        ("a-brand-new-value-for-the-matrix", Outcome::Verified)
+    };
+    // A clean run: which operations replace calls, and how often.
+    let clean = case_env(rejecting).await;
+    let before = clean.current_version(SHARED);
+    let r = replace_in_process(&clean, value).await;
+    assert_eq!(judge(&clean, &before, &r), None);
+    assert_eq!(r.as_ref().map(|r| r.outcome).ok(), Some(expected));
+    let clean_calls: Vec<Value> = clean.state()["calls"].as_array().cloned().unwrap();
+    let per_op = counts(&clean_calls);
+    for op in [
+        "DescribeSecret",
+        "ListSecretVersionIds",
+        "GetSecretValue",
+        "PutSecretValue",
+        "ListServices",
+        "DescribeServices",
+        "DescribeTaskDefinition",
+        "UpdateService",
+        "ListTasks",
+        "DescribeTasks",
+        "GetCallerIdentity",
+    ]
+    .into_iter()
+    .chain(rejecting.then_some("UpdateSecretVersionStage"))
+    {
+        assert!(
+            per_op.contains_key(op),
+            "a clean replace calls {op}: {per_op:?}"
+        );
+    }
+    drop(clean);
+
+    let service_of_op = |op: &str| -> &'static str {
+        match op {
+            "GetCallerIdentity" => "sts",
+            "DescribeSecret"
+            | "ListSecretVersionIds"
+            | "GetSecretValue"
+            | "PutSecretValue"
+            | "UpdateSecretVersionStage" => "secretsmanager",
+            _ => "ecs",
+        }
+    };
+    let mut cases = Vec::new();
+    for (op, &n) in &per_op {
+        let mut at: Vec<u64> = vec![1, n.div_ceil(2), n];
+        at.dedup();
+        for nth in at {
+            for kind in [
+                FaultKind::Throttling,
+                FaultKind::Internal,
+                FaultKind::Unavailable,
+                FaultKind::Latency,
+                FaultKind::Drop,
+            ] {
+                cases.push(FaultRule {
+                    service: Some(service_of_op(op).to_string()),
+                    operation: Some(op.clone()),
+                    kind,
+                    probability: None,
+                    nth: Some(vec![nth]),
+                    count: None,
+                    latency_ms: Some(700),
+                });
+            }
+        }
+    }
+    assert!(cases.len() >= 100, "{} cases", cases.len());
+
+    // Each case its own sandbox. Cases mostly wait (retry backoff, latency, the simulated
+    // rollout), so many run at once; the CPU per case is small (~0.2 s in a debug build).
+    let gate = Arc::new(tokio::sync::Semaphore::new(24));
+    let mut handles = Vec::new();
+    for rule in cases {
+        let gate = gate.clone();
+        handles.push(tokio::spawn(async move {
+            let _permit = gate.acquire().await.expect("semaphore");
+            let env = case_env(rejecting).await;
+            let before = env.current_version(SHARED);
+            env.sandbox
+                .world()
+                .lock()
+                .expect("world")
+                .set_faults(vec![rule.clone()])
+                .expect("valid rule");
+            let r = replace_in_process(&env, value).await;
+            let fired = env.state()["calls"]
+                .as_array()
+                .map(|c| {
+                    c.iter().any(|x| {
+                        x["operation"] == rule.operation.as_deref().unwrap_or_default()
+                            && !x["error"].is_null()
+                    })
+                })
+                .unwrap_or(false);
+            // A single transient fault never changes how the run ends.
+            let verdict = judge(&env, &before, &r).or_else(|| match &r {
+                Ok(rep) if rep.outcome == expected => None,
+                Ok(rep) => Some(format!(
+                    "ended {:?}, a clean run ends {expected:?}",
+                    rep.outcome
+                )),
+                Err(e) => Some(format!("failed: {}", e.message)),
+            });
+            let outcome = match &r {
+                Ok(rep) => format!("{:?}", rep.outcome),
+                Err(e) => format!("error: {}", e.message),
+            };
+            (rule, verdict, outcome, fired)
+        }));
+    }
+    let mut failures = Vec::new();
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut errors_injected = 0;
+    for h in handles {
+        let (rule, verdict, outcome, fired) = h.await.expect("case runs");
+        errors_injected += usize::from(fired);
+        *outcomes
+            .entry(outcome.split(':').next().unwrap_or_default().to_string())
+            .or_default() += 1;
+        if let Some(v) = verdict {
+            failures.push(format!(
+                "{:?} on {} call {:?}: {v} ({outcome})",
+                rule.kind,
+                rule.operation.unwrap_or_default(),
+                rule.nth.unwrap_or_default()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The matrix really injected errors (not every nth is reached when a fault shortens a run).
+    assert!(
+        errors_injected > 50,
+        "only {errors_injected} cases hit an error"
+    );
+    eprintln!("calls: {per_op:?}\noutcomes: {outcomes:?}, {errors_injected} hit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_fault_on_every_call_ends_verified() {
+    matrix(false).await;
+}
+
+/// The restore path under faults: the new value is rejected by the apps, and each fault
+/// lands on the rollout or the restore (UpdateSecretVersionStage included).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_fault_on_every_call_of_a_failing_rollout_ends_restored() {
+    matrix(true).await;
+}
+
+fn rule(service: &str, op: &str, kind: FaultKind, nth: std::ops::RangeInclusive<u64>) -> FaultRule {
+    FaultRule {
+        service: Some(service.to_string()),
+        operation: Some(op.to_string()),
+        kind,
+        probability: None,
+        nth: Some(nth.collect()),
+        count: None,
+        latency_ms: None,
+    }
+}
+
+/// Faults that outlast the retries: the run must still end verified, restored, or stopped
+/// before any write, and the restore path (UpdateSecretVersionStage) is reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn persistent_faults_end_restored_or_stopped_cleanly() {
+    use FaultKind::*;
+    let cases: Vec<(Vec<FaultRule>, &[Outcome], bool)> = vec![
+        // Every UpdateService attempt of the rollout fails (3 services x 4 attempts):
+        // nothing was redeployed, the previous version is restored and rolled out.
+        (
+            vec![rule("ecs", "UpdateService", Internal, 1..=12)],
+            &[Outcome::FailedRestored],
+            true,
+        ),
+        (
+            vec![rule("ecs", "UpdateService", Drop, 1..=12)],
+            &[Outcome::FailedRestored],
+            true,
+        ),
+        (
+            vec![rule("ecs", "UpdateService", Throttling, 1..=12)],
+            &[Outcome::FailedRestored],
+            true,
+        ),
+        // ... and the restore's stage move meets a transient error the SDK retries.
+        (
+            vec![
+                rule("ecs", "UpdateService", Unavailable, 1..=12),
+                rule(
+                    "secretsmanager",
+                    "UpdateSecretVersionStage",
+                    Unavailable,
+                    1..=1,
+                ),
+            ],
+            &[Outcome::FailedRestored],
+            true,
+        ),
+        (
+            vec![
+                rule("ecs", "UpdateService", Unavailable, 1..=12),
+                rule("secretsmanager", "UpdateSecretVersionStage", Drop, 1..=2),
+            ],
+            &[Outcome::FailedRestored],
+            true,
+        ),
+        // Verification cannot list tasks (every attempt of the rollout's checks fails).
+        (
+            vec![rule("ecs", "ListTasks", Internal, 1..=15)],
+            &[Outcome::FailedRestored],
+            true,
+        ),
+        // Following rides out a long DescribeServices outage.
+        (
+            vec![rule("ecs", "DescribeServices", Unavailable, 2..=25)],
+            &[Outcome::Verified],
+            false,
+        ),
+        // The write never gets through: nothing is written.
+        (
+            vec![rule("secretsmanager", "PutSecretValue", Internal, 1..=5)],
+            &[],
+            false,
+        ),
+        (
+            vec![rule("secretsmanager", "PutSecretValue", Drop, 1..=5)],
+            &[],
+            false,
+        ),
+        // No identity: stopped before anything.
+        (
+            vec![rule("sts", "GetCallerIdentity", Unavailable, 1..=5)],
+            &[],
+            false,
+        ),
+    ];
+    let mut handles = Vec::new();
+    for (rules, expected, restores) in cases {
+        handles.push(tokio::spawn(async move {
+            let env = start(2000.0).await;
+            let before = env.current_version(SHARED);
+            env.sandbox
+                .world()
+                .lock()
+                .expect("world")
+                .set_faults(rules.clone())
+                .expect("valid rules");
+            let r = replace_in_process(&env, "a-brand-new-value-for-the-matrix").await;
+            let verdict = judge(&env, &before, &r);
+            let outcome = r.as_ref().ok().map(|r| r.outcome);
+            let stage_moves = env
+                .calls_of("UpdateSecretVersionStage")
+                .iter()
+                .filter(|c| c["error"].is_null())
+                .count();
+            (
+                rules,
+                expected,
+                restores,
+                verdict,
+                outcome,
+                stage_moves,
+                r.err(),
+            )
+        }));
+    }
+    let mut failures = Vec::new();
+    for h in handles {
+        let (rules, expected, restores, verdict, outcome, moves, err) = h.await.expect("case");
+        let what = format!(
+            "{:?}",
+            rules
+                .iter()
+                .map(|r| format!(
+                    "{:?} {}",
+                    r.kind,
+                    r.operation.as_deref().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+        );
+        if let Some(v) = verdict {
+            failures.push(format!("{what}: {v}"));
+        }
+        match (expected.is_empty(), outcome) {
+            // Stopped before any write: an error, or a report saying aborted.
+            (true, None) | (true, Some(Outcome::Aborted)) => {}
+            (false, Some(o)) if expected.contains(&o) => {}
+            _ => failures.push(format!(
+                "{what}: ended {outcome:?} {err:?}, wanted {expected:?}"
+            )),
+        }
+        if restores != (moves == 1) {
+            failures.push(format!("{what}: {moves} stage moves"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
