@@ -633,6 +633,13 @@ async fn a_second_concurrent_replace_of_the_same_secret_is_refused() {
     );
     assert!(err.contains(&format!("pid {}", first_pid)), "{err}");
     assert!(err.contains("hint:"), "{err}");
+    assert_eq!(resumed.status.code(), Some(4), "{}", text(&resumed));
+    assert!(
+        String::from_utf8_lossy(&resumed.stderr)
+            .starts_with("error: another secret-rollout is rotating"),
+        "{}",
+        text(&resumed)
+    );
     assert!(env.calls_of("PutSecretValue").is_empty());
     assert_eq!(env.version_count(SHARED), 1);
     assert_eq!(
