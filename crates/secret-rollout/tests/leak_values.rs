@@ -238,11 +238,9 @@ async fn no_command_shows_a_value_even_at_trace() {
     );
 }
 
-/// However RUST_LOG is spelled, no value shows. A whole level (`trace`) or a crate
-/// (`aws_smithy_runtime=trace`) is capped at debug by the CLI; a module directive
-/// (`aws_smithy_runtime::client::orchestrator=trace`) is more specific than the cap and does
-/// turn on the orchestrator's trace, which prints raw response bodies, but the SDK marks
-/// GetSecretValue's output and PutSecretValue's input sensitive and leaves those out.
+/// However RUST_LOG is spelled, no value shows: the CLI drops every TRACE event of the HTTP
+/// and SDK internals (their trace prints raw bodies), whole level, crate or module directive
+/// alike; and the SDK marks GetSecretValue's output and PutSecretValue's input sensitive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_rust_log_spelling_lets_the_http_stack_print_a_value() {
     let env = start(2000.0).await;

@@ -108,42 +108,50 @@ pub fn reporter(output: Output) -> Box<dyn Reporter> {
     }
 }
 
-/// Logging to stderr: warnings by default, `-v` info, `-vv` debug, RUST_LOG overrides.
-///
-/// The HTTP and SDK internals are capped at `debug` whatever RUST_LOG asks: at `trace` they
-/// log raw request bodies, and a PutSecretValue body holds the secret value.
+/// Targets whose TRACE output includes raw HTTP bodies: a PutSecretValue request or a
+/// GetSecretValue response holds a secret value.
+const BODY_LOGGING_TARGETS: [&str; 10] = [
+    "aws_smithy_runtime",
+    "aws_smithy_http_client",
+    "aws_smithy_http",
+    "aws_sigv4",
+    "aws_runtime",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+    "reqwest",
+];
+
+/// Whether an event may be logged whatever RUST_LOG asks: nothing at TRACE from the HTTP
+/// and SDK internals (a per-module RUST_LOG directive must not reopen them either).
+pub fn loggable(level: &tracing::Level, target: &str) -> bool {
+    *level != tracing::Level::TRACE
+        || !BODY_LOGGING_TARGETS
+            .iter()
+            .any(|t| target == *t || target.starts_with(&format!("{t}::")))
+}
+
+/// Logging to stderr: warnings by default, `-v` info, `-vv` debug, RUST_LOG overrides,
+/// except that HTTP and SDK internals never log at TRACE ([`loggable`]).
 fn init_logging(verbose: u8) {
-    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    use tracing_subscriber::filter::{filter_fn, EnvFilter};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let default = match verbose {
         // aws-config warns about a missing ~/.aws/config, which is normal here.
         0 => "warn,aws_config=error",
         1 => "info",
         _ => "debug",
     };
-    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let wanted = filter.max_level_hint().unwrap_or(LevelFilter::WARN);
-    let cap = std::cmp::min(wanted, LevelFilter::DEBUG);
-    for target in [
-        "aws_smithy_runtime",
-        "aws_smithy_http_client",
-        "aws_smithy_http",
-        "aws_sigv4",
-        "aws_runtime",
-        "hyper",
-        "hyper_util",
-        "h2",
-        "rustls",
-        "reqwest",
-    ] {
-        if let Ok(d) = format!("{target}={cap}").parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(true)
-        .try_init();
+        .with_filter(filter)
+        .with_filter(filter_fn(|meta| loggable(meta.level(), meta.target())));
+    let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
 async fn sandbox(a: args::SandboxArgs) -> Result<i32, Error> {
@@ -189,6 +197,22 @@ async fn sandbox(a: args::SandboxArgs) -> Result<i32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_and_sdk_internals_never_log_at_trace() {
+        use tracing::Level;
+        assert!(!loggable(
+            &Level::TRACE,
+            "aws_smithy_runtime::client::orchestrator"
+        ));
+        assert!(!loggable(&Level::TRACE, "hyper"));
+        assert!(loggable(
+            &Level::DEBUG,
+            "aws_smithy_runtime::client::orchestrator"
+        ));
+        assert!(loggable(&Level::TRACE, "secret_rollout::rotation"));
+        assert!(loggable(&Level::TRACE, "hyperlocal_other_crate"));
+    }
 
     #[test]
     fn clap_definition_is_consistent() {
