@@ -214,6 +214,7 @@ mod tests {
             services: vec![],
             started_at: at,
             tool_version: "0".into(),
+            on_failure: None,
         })];
         records.push(Record::Written {
             secret_arn: arn.into(),

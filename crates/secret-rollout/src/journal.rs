@@ -152,6 +152,19 @@ pub struct Started {
     /// secret-rollout's version.
     #[serde(default)]
     pub tool_version: String,
+    /// What the run was told to do on failure, so `resume` does the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// What to do when a rollout fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Restore the previous versions, redeploy and verify.
+    Rollback,
+    /// Leave the new versions in place.
+    Keep,
 }
 
 /// One line of the journal.
@@ -710,6 +723,7 @@ mod tests {
                 .collect(),
             started_at: at,
             tool_version: TOOL_VERSION.into(),
+            on_failure: None,
         }
     }
 

@@ -28,15 +28,7 @@ use crate::rollout::{self, FollowOptions, ServiceRef, Tracked};
 use crate::secret;
 use crate::value::SecretValue;
 
-/// What to do when the rollout fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnFailure {
-    /// Restore the previous versions, redeploy and verify.
-    Rollback,
-    /// Leave the new versions in place.
-    Keep,
-}
+pub use crate::journal::OnFailure;
 
 /// How a rotation runs.
 #[derive(Debug, Clone)]
@@ -257,6 +249,7 @@ pub async fn replace(
             .collect(),
         started_at: now(),
         tool_version: journal::TOOL_VERSION.to_string(),
+        on_failure: Some(settings.on_failure),
     };
     let journal = Journal::create(&settings.state_dir, &started)?;
     let mut run = Run {
@@ -332,6 +325,7 @@ pub async fn redeploy(
             .collect(),
         started_at: now(),
         tool_version: journal::TOOL_VERSION.to_string(),
+        on_failure: None,
     };
     let journal = Journal::create(&settings.state_dir, &started)?;
     let mut run = Run {
@@ -422,6 +416,7 @@ pub async fn rollback(
             .collect(),
         started_at: now(),
         tool_version: journal::TOOL_VERSION.to_string(),
+        on_failure: None,
     };
     let journal = Journal::create(&settings.state_dir, &started)?;
     let mut run = Run {

@@ -1709,3 +1709,47 @@ async fn a_timed_out_rotation_rolled_back_no_longer_blocks_the_secret() {
         text(&resume)
     );
 }
+
+/// `resume` without `--on-failure` does what the interrupted run was told: here `keep`, so
+/// a bad value found after the resume is kept (exit 5), not restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_keeps_the_on_failure_choice_of_the_interrupted_run() {
+    let env = start(2000.0).await;
+    let before = env.current_version(SHARED);
+    let bad = "a-value-the-apps-reject-after-resume";
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_health_rules(vec![bad_value_rule(bad)]);
+    env.sandbox.world().lock().unwrap().set_speed(0.0).unwrap();
+    let out = env
+        .run(
+            &replace_args(&["--value-stdin", "--on-failure", "keep", "--timeout", "1s"]),
+            Some(bad.as_bytes()),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_speed(2000.0)
+        .unwrap();
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
+    assert_ne!(
+        env.current_version(SHARED),
+        before,
+        "the new version is kept"
+    );
+    assert!(
+        env.calls_of("UpdateSecretVersionStage").is_empty(),
+        "no restore"
+    );
+}

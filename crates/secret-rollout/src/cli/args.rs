@@ -294,9 +294,9 @@ pub struct ResumeArgs {
     /// The value, if the write had not happened yet.
     #[command(flatten)]
     pub value: ValueArgs,
-    /// What to do when the rollout fails.
-    #[arg(long, value_enum, default_value_t = OnFailure::Rollback)]
-    pub on_failure: OnFailure,
+    /// What to do when the rollout fails (default: what the interrupted run was told).
+    #[arg(long, value_enum)]
+    pub on_failure: Option<OnFailure>,
     /// Rollout options.
     #[command(flatten)]
     pub rollout: RolloutArgs,

@@ -458,7 +458,10 @@ pub async fn rollback(
 
 /// `resume`.
 pub async fn resume(global: &Global, a: &args::ResumeArgs, reporter: &dyn Reporter) -> Result<i32> {
-    let settings = settings(&a.rollout, a.on_failure)?;
+    let mut settings = settings(
+        &a.rollout,
+        a.on_failure.unwrap_or(args::OnFailure::Rollback),
+    )?;
     let summary = match &a.rotation {
         Some(id) => find_rotation(&settings.state_dir, id)?,
         None => {
@@ -490,6 +493,12 @@ pub async fn resume(global: &Global, a: &args::ResumeArgs, reporter: &dyn Report
         if !outcome.is_resumable() {
             return Err(Error::refused(format!("rotation {} already finished ({})", summary.rotation_id(), outcome_word(outcome)))
                 .hint("start a new one with secret-rollout replace, or undo it with secret-rollout rollback ID"));
+        }
+    }
+    // Without --on-failure, do what the interrupted run was told to do.
+    if a.on_failure.is_none() {
+        if let Some(recorded) = summary.started.on_failure {
+            settings.on_failure = recorded;
         }
     }
     let target = target_from_journal(global, &a.target, &summary)?;
