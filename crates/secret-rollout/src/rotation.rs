@@ -52,6 +52,34 @@ pub struct Caller {
     pub arn: String,
 }
 
+/// Who runs a rotation, with which clients and settings, and where its progress goes.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The AWS clients.
+    pub clients: &'a Clients,
+    /// Who is acting (recorded in the journal).
+    pub caller: &'a Caller,
+    /// How it runs.
+    pub settings: &'a Settings,
+    /// Where progress goes.
+    pub reporter: &'a dyn Reporter,
+    /// The id of the rotation to start (chosen by the caller, so Ctrl-C can name it).
+    pub rotation_id: Uuid,
+}
+
+/// The version change a rollback makes: AWSCURRENT from `from` back to `to`.
+#[derive(Debug, Clone, Copy)]
+pub struct Restore<'a> {
+    /// The secret.
+    pub secret: &'a secret::SecretInfo,
+    /// The version to make AWSCURRENT again.
+    pub to: &'a str,
+    /// The version that holds AWSCURRENT now (or held it, with `--force`).
+    pub from: &'a str,
+    /// The rotation being undone, if known.
+    pub rolls_back: Option<Uuid>,
+}
+
 /// One secret in the report (never a value).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SecretReport {
@@ -205,17 +233,19 @@ fn lock_all(
 
 /// Replaces the planned secrets with `values` (one per planned secret, final: JSON keys
 /// already merged), redeploys, follows, verifies, and restores on failure.
-#[allow(clippy::too_many_arguments)]
 pub async fn replace(
-    clients: &Clients,
+    ctx: &Context<'_>,
     plan: &RotationPlan,
     values: Vec<SecretValue>,
-    caller: &Caller,
-    settings: &Settings,
-    reporter: &dyn Reporter,
-    rotation_id: Uuid,
     json_key: Option<&str>,
 ) -> Result<Report> {
+    let Context {
+        clients,
+        caller,
+        settings,
+        reporter,
+        rotation_id,
+    } = *ctx;
     let environment = plan.target.label();
     let arns: Vec<String> = plan.secrets.iter().map(|s| s.info.arn.clone()).collect();
     let locks = lock_all(settings, &environment, &arns, None)?;
@@ -285,17 +315,19 @@ pub async fn replace(
 /// Forces new deployments of `services`, follows and verifies them (no write). `since`
 /// and `version` name the value the new tasks must hold (e.g. the current version of
 /// `--secret`); without them the proof is "started by the new deployment".
-#[allow(clippy::too_many_arguments)]
 pub async fn redeploy(
-    clients: &Clients,
+    ctx: &Context<'_>,
     target: &crate::config::Target,
     services: Vec<ServiceRef>,
     secret: Option<&secret::SecretInfo>,
-    caller: &Caller,
-    settings: &Settings,
-    reporter: &dyn Reporter,
-    rotation_id: Uuid,
 ) -> Result<Report> {
+    let Context {
+        clients,
+        caller,
+        settings,
+        reporter,
+        rotation_id,
+    } = *ctx;
     let environment = target.label();
     let started = journal::Started {
         rotation_id,
@@ -370,20 +402,25 @@ pub async fn redeploy(
 
 /// Restores the previous version of a finished rotation (`rollback`), or of a secret
 /// (AWSPREVIOUS back to AWSCURRENT), redeploys `services` and verifies.
-#[allow(clippy::too_many_arguments)]
 pub async fn rollback(
-    clients: &Clients,
+    ctx: &Context<'_>,
     target: &crate::config::Target,
-    info: &secret::SecretInfo,
-    restore_to: &str,
-    move_from: &str,
-    rolls_back: Option<Uuid>,
+    restore: Restore<'_>,
     services: Vec<ServiceRef>,
-    caller: &Caller,
-    settings: &Settings,
-    reporter: &dyn Reporter,
-    rotation_id: Uuid,
 ) -> Result<Report> {
+    let Context {
+        clients,
+        caller,
+        settings,
+        reporter,
+        rotation_id,
+    } = *ctx;
+    let Restore {
+        secret: info,
+        to: restore_to,
+        from: move_from,
+        rolls_back,
+    } = restore;
     let environment = target.label();
     let locks = lock_all(
         settings,

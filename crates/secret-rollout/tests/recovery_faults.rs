@@ -26,7 +26,7 @@ use secret_rollout::error::Result;
 use secret_rollout::journal::Outcome;
 use secret_rollout::plan;
 use secret_rollout::progress::Silent;
-use secret_rollout::rotation::{self, Caller, OnFailure, Report, Settings};
+use secret_rollout::rotation::{self, Caller, Context, OnFailure, Report, Settings};
 use secret_rollout::secret;
 use secret_rollout::value::{self, SecretValue};
 use serde_json::Value;
@@ -72,20 +72,18 @@ async fn replace_in_process(env: &TestEnv, new_value: &str) -> Result<Report> {
         on_failure: OnFailure::Rollback,
         state_dir: env.state_dir(),
     };
-    rotation::replace(
-        &clients,
-        &p,
-        vec![new],
-        &Caller {
-            account: who.account,
-            arn: who.arn,
-        },
-        &settings,
-        &Silent,
-        Uuid::new_v4(),
-        None,
-    )
-    .await
+    let caller = Caller {
+        account: who.account,
+        arn: who.arn,
+    };
+    let ctx = Context {
+        clients: &clients,
+        caller: &caller,
+        settings: &settings,
+        reporter: &Silent,
+        rotation_id: Uuid::new_v4(),
+    };
+    rotation::replace(&ctx, &p, vec![new], None).await
 }
 
 /// Calls per operation in the call log.

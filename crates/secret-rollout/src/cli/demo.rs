@@ -9,7 +9,7 @@ use secret_rollout::config::Target;
 use secret_rollout::error::{Error, Result};
 use secret_rollout::plan;
 use secret_rollout::progress::Reporter;
-use secret_rollout::rotation::{self, Caller, OnFailure, Settings};
+use secret_rollout::rotation::{self, Caller, Context, OnFailure, Settings};
 use secret_rollout::value::{self, Charset};
 
 use super::args::{DemoArgs, Global};
@@ -90,18 +90,14 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         account: "123456789012".into(),
         arn: "arn:aws:iam::123456789012:user/sandbox".into(),
     };
-    let id = uuid::Uuid::new_v4();
-    let report = rotation::replace(
-        &clients,
-        &p,
-        vec![new],
-        &caller,
-        &settings,
+    let ctx = Context {
+        clients: &clients,
+        caller: &caller,
+        settings: &settings,
         reporter,
-        id,
-        None,
-    )
-    .await?;
+        rotation_id: uuid::Uuid::new_v4(),
+    };
+    let report = rotation::replace(&ctx, &p, vec![new], None).await?;
     eprintln!();
     output::report(global.output, &report);
     eprintln!();

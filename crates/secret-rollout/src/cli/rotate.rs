@@ -8,7 +8,7 @@ use secret_rollout::journal::{self, Outcome, RotationSummary, Status};
 use secret_rollout::plan::{self, RotationPlan};
 use secret_rollout::progress::Reporter;
 use secret_rollout::rollout::ServiceRef;
-use secret_rollout::rotation::{self, OnFailure, Report, Settings};
+use secret_rollout::rotation::{self, Context, OnFailure, Report, Restore, Settings};
 use secret_rollout::secret;
 use secret_rollout::value::{self, SecretValue};
 use uuid::Uuid;
@@ -149,13 +149,15 @@ pub async fn replace(
         &settings,
         rotation_id,
         rotation::replace(
-            &s.clients,
+            &Context {
+                clients: &s.clients,
+                caller: &s.caller,
+                settings: &settings,
+                reporter,
+                rotation_id,
+            },
             &p,
             values,
-            &s.caller,
-            &settings,
-            reporter,
-            rotation_id,
             a.value.json_key.as_deref(),
         ),
     )
@@ -271,14 +273,16 @@ pub async fn redeploy(
         &settings,
         rotation_id,
         rotation::redeploy(
-            &s.clients,
+            &Context {
+                clients: &s.clients,
+                caller: &s.caller,
+                settings: &settings,
+                reporter,
+                rotation_id,
+            },
             &target,
             refs,
             info.as_ref(),
-            &s.caller,
-            &settings,
-            reporter,
-            rotation_id,
         ),
     )
     .await?;
@@ -439,17 +443,21 @@ pub async fn rollback(
         &settings,
         rotation_id,
         rotation::rollback(
-            &s.clients,
+            &Context {
+                clients: &s.clients,
+                caller: &s.caller,
+                settings: &settings,
+                reporter,
+                rotation_id,
+            },
             &target,
-            &info,
-            &restore_to,
-            &from,
-            rolls_back,
+            Restore {
+                secret: &info,
+                to: &restore_to,
+                from: &from,
+                rolls_back,
+            },
             services,
-            &s.caller,
-            &settings,
-            reporter,
-            rotation_id,
         ),
     )
     .await?;
