@@ -55,7 +55,7 @@ pub struct Sandbox {
 }
 
 /// A request that has been read whole.
-struct Incoming_ {
+struct ReadRequest {
     method: hyper::Method,
     path: String,
     query: String,
@@ -160,7 +160,7 @@ async fn handle(world: Shared, req: Request<Incoming>) -> Answer {
             )))
         }
     };
-    let req = Incoming_ {
+    let req = ReadRequest {
         method: parts.method,
         path: parts.uri.path().to_string(),
         query: parts.uri.query().unwrap_or("").to_string(),
@@ -192,7 +192,7 @@ pub fn access_key_of(headers: &hyper::HeaderMap) -> Option<String> {
     Some(cred.split('/').next()?.trim().to_string())
 }
 
-async fn handle_json(world: Shared, req: &Incoming_, target: &str) -> Answer {
+async fn handle_json(world: Shared, req: &ReadRequest, target: &str) -> Answer {
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
     let service = match prefix {
         "secretsmanager" => Service::SecretsManager,
@@ -253,7 +253,7 @@ async fn admit(
             w.record(service, operation, body, Some(&e.code));
             return Ok(Err(e));
         }
-        let World_ { faults, rng } = split(&mut w);
+        let crate::World { faults, rng, .. } = &mut *w;
         let action = faults.check(service, operation, rng);
         let code = match &action {
             Some(FaultAction::Error(e)) => Some(e.code.clone()),
@@ -274,19 +274,7 @@ async fn admit(
     }
 }
 
-/// Disjoint borrows of the world's fault table and random source.
-struct World_<'a> {
-    faults: &'a mut crate::faults::Faults,
-    rng: &'a mut rand_chacha::ChaCha8Rng,
-}
-fn split(w: &mut crate::World) -> World_<'_> {
-    World_ {
-        faults: &mut w.faults,
-        rng: &mut w.rng,
-    }
-}
-
-async fn handle_query(world: Shared, req: &Incoming_) -> Answer {
+async fn handle_query(world: Shared, req: &ReadRequest) -> Answer {
     let mut params: BTreeMap<String, String> =
         serde_urlencoded::from_bytes(&req.body).unwrap_or_default();
     if params.is_empty() && !req.query.is_empty() {
