@@ -44,7 +44,9 @@ async fn main() -> Result<()> {
             "--runs" => opts.runs = parse_next(&mut it, "--runs")?,
             "--samples" => opts.samples = parse_next(&mut it, "--samples")?,
             "-h" | "--help" => {
-                println!("usage: bench <load|describe|runbook|discovery|all> [--runs N] [--samples N]");
+                println!(
+                    "usage: bench <load|describe|runbook|discovery|all> [--runs N] [--samples N]"
+                );
                 return Ok(());
             }
             other => names.push(other.to_string()),
@@ -282,7 +284,10 @@ async fn load(o: &Opts) -> Result<()> {
         started.push(t.elapsed());
         let running = running_tasks(&sb);
         if running != SERVICES * TASKS {
-            bail!("Sandbox::start: {running} tasks running, expected {}", SERVICES * TASKS);
+            bail!(
+                "Sandbox::start: {running} tasks running, expected {}",
+                SERVICES * TASKS
+            );
         }
         drop(sb);
 
@@ -585,6 +590,7 @@ async fn populate_moto(ecs: &aws_sdk_ecs::Client, names: &[String]) -> Result<()
                 ContainerDefinition::builder()
                     .name("app")
                     .image("example/app:1")
+                    .memory(512)
                     .essential(true)
                     .secrets(
                         Secret::builder()
@@ -614,7 +620,8 @@ async fn populate_moto(ecs: &aws_sdk_ecs::Client, names: &[String]) -> Result<()
 /// against `secret-rollout replace`, alternately, on one sandbox with instant rollouts.
 async fn runbook(o: &Opts) -> Result<()> {
     let bin = secret_rollout_bin()?;
-    let aws = which("aws").ok_or_else(|| anyhow!("the aws CLI is not on PATH (pip install awscli)"))?;
+    let aws =
+        which("aws").ok_or_else(|| anyhow!("the aws CLI is not on PATH (pip install awscli)"))?;
     let mut version = Command::new(&aws);
     version.arg("--version");
     let aws_version = run(version, None)
@@ -910,6 +917,67 @@ async fn discovery(o: &Opts) -> Result<()> {
         max_calls as f64 / SERVICES as f64
     );
     println!("  aws_calls reported by --output json: {reported}");
+
+    // What the batching buys, in the same run: describing the 1,000 services 10 per call
+    // (as plan does) against one call per service, through the SDK, sequentially.
+    let ecs = aws_sdk_ecs::Client::new(&sdk_config(&sb.endpoint()).await);
+    let mut names: Vec<(String, String)> = Vec::new();
+    for c in 0..CLUSTERS {
+        let cluster = format!("cluster-{c}");
+        let mut pages = ecs
+            .list_services()
+            .cluster(&cluster)
+            .max_results(100)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            for arn in page?.service_arns() {
+                let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
+                names.push((cluster.clone(), name));
+            }
+        }
+    }
+    let (mut batched, mut single) = (Vec::new(), Vec::new());
+    for _ in 0..o.runs {
+        let t = Instant::now();
+        let mut n = 0;
+        for c in 0..CLUSTERS {
+            let cluster = format!("cluster-{c}");
+            let mine: Vec<String> = names
+                .iter()
+                .filter(|(cl, _)| *cl == cluster)
+                .map(|(_, s)| s.clone())
+                .collect();
+            for chunk in mine.chunks(10) {
+                let out = ecs
+                    .describe_services()
+                    .cluster(&cluster)
+                    .set_services(Some(chunk.to_vec()))
+                    .send()
+                    .await?;
+                n += out.services().len();
+            }
+        }
+        batched.push(t.elapsed());
+        if n != SERVICES {
+            bail!("batched: {n} services described");
+        }
+        let t = Instant::now();
+        for (cluster, name) in &names {
+            ecs.describe_services()
+                .cluster(cluster)
+                .services(name)
+                .send()
+                .await?;
+        }
+        single.push(t.elapsed());
+    }
+    let (b, s1) = (stats(&batched), stats(&single));
+    row("DescribeServices x100, 10 services each (SDK)", &b);
+    row("DescribeServices x1000, 1 service each (SDK)", &s1);
+    println!(
+        "  ratio one-per-service / batched: {:.1}x",
+        ratio(s1.median, b.median)
+    );
     Ok(())
 }
-
