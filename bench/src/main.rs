@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p secret-rollout -p bench
-//! target/release/bench <load|describe|runbook|discovery|all> [--runs N] [--samples N]
+//! target/release/bench <load|describe|runbook|discovery|all> [--runs N] [--samples N] [--speed X]
 //! ```
 //!
 //! Every benchmark measures against an alternative in the same run and prints the ratio,
@@ -28,6 +28,8 @@ const SAMPLE_SERVICES: [&str; 4] = ["front", "api", "pdf", "admin"];
 struct Opts {
     runs: usize,
     samples: usize,
+    /// Sandbox clock speed for `runbook` (virtual seconds per real second).
+    speed: f64,
 }
 
 #[tokio::main]
@@ -36,6 +38,7 @@ async fn main() -> Result<()> {
     let mut opts = Opts {
         runs: 5,
         samples: 2000,
+        speed: 1.0,
     };
     let mut names = Vec::new();
     let mut it = args.iter();
@@ -43,6 +46,12 @@ async fn main() -> Result<()> {
         match a.as_str() {
             "--runs" => opts.runs = parse_next(&mut it, "--runs")?,
             "--samples" => opts.samples = parse_next(&mut it, "--samples")?,
+            "--speed" => {
+                opts.speed = it
+                    .next()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| anyhow!("--speed needs a number"))?
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: bench <load|describe|runbook|discovery|all> [--runs N] [--samples N]"
@@ -628,8 +637,8 @@ async fn runbook(o: &Opts) -> Result<()> {
         .map(|o| String::from_utf8_lossy(&o).trim().to_string())
         .unwrap_or_default();
     println!(
-        "runbook: one secret read by four services, instant rollouts ({} runs each, alternating)",
-        o.runs
+        "runbook: one secret read by four services, zero task timings, sandbox speed {} ({} runs each, alternating)",
+        o.speed, o.runs
     );
     println!("  aws CLI: {aws_version}");
     // The runbook redeploys front, api, pdf and admin; in the sample pdf does not read the
@@ -659,7 +668,9 @@ async fn runbook(o: &Opts) -> Result<()> {
     for s in &mut scenario.services {
         s.timing = None;
     }
-    let sb = start(scenario, 1.0).await?;
+    // Zero timings still leave ECS a millisecond of virtual time per task phase (so a
+    // failing service cannot spin); --speed 1000 makes that microseconds of real time.
+    let sb = start(scenario, o.speed).await?;
     let endpoint = sb.endpoint();
     let dir = tempfile::tempdir()?;
     std::fs::create_dir_all(dir.path().join("state"))?;
