@@ -946,7 +946,7 @@ impl Run<'_> {
         }
         tracked.extend(started);
         let options = FollowOptions {
-            first_poll: Duration::from_millis(100),
+            first_poll: Duration::from_millis(100).min(self.settings.max_poll),
             max_poll: self.settings.max_poll,
             deadline,
             stop_on_failure: phase == Phase::Rollout
