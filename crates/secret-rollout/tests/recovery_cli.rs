@@ -795,6 +795,20 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
     const C: &str = "--cluster";
     let cases = vec![
         case(
+            "mfa code and value both on stdin",
+            &[
+                R,
+                SHARED,
+                C,
+                CLUSTER,
+                "--value-stdin",
+                "--mfa-code-stdin",
+                "--yes",
+            ],
+            2,
+            "would both read stdin",
+        ),
+        case(
             "unknown environment",
             &[R, "x", "--env", "nope", "--generate", "--yes"],
             2,

@@ -135,6 +135,16 @@ pub fn state_dir() -> Result<PathBuf> {
     journal::state_dir()
 }
 
+/// Refuses `--mfa-code-stdin` with `--value-stdin`: both would read the same stdin, and
+/// the code could end up in the secret (or the value sent as the code).
+pub fn one_reader_of_stdin(t: &args::Target, v: &args::ValueArgs) -> Result<()> {
+    if t.mfa_code_stdin && v.value_stdin {
+        return Err(Error::bad_input("--mfa-code-stdin and --value-stdin would both read stdin")
+            .hint("give the value with --value-file or --generate, or type the MFA code at the prompt"));
+    }
+    Ok(())
+}
+
 /// How the new value is read, from the flags; `index` picks the n-th `--value-file`.
 pub fn value_source(v: &args::ValueArgs, index: usize, count: usize) -> Result<Source> {
     if v.value_stdin {
