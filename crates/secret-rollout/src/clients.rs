@@ -150,3 +150,26 @@ where
         .and_then(|e| e.code())
         .map(str::to_string)
 }
+
+/// The error for credentials AWS refused (expired, unknown, badly signed), whatever the
+/// service; `None` for any other failure.
+pub fn refused_credentials<E, R>(
+    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> Option<crate::error::Error>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match error_code(err).as_deref() {
+        Some(
+            "ExpiredTokenException" | "UnrecognizedClientException" | "InvalidSignatureException",
+        ) => Some(
+            crate::error::Error::credentials(format!(
+                "AWS rejected the credentials: {}",
+                describe_sdk_error(err)
+            ))
+            .hint("sign in again (aws-vault exec PROFILE -- ..., or --profile) and rerun"),
+        ),
+        _ => None,
+    }
+}

@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use aws_sdk_ecs::types::{Service, TaskDefinition, TaskDefinitionStatus};
 
-use crate::clients::{describe_sdk_error, error_code};
+use crate::clients::{describe_sdk_error, error_code, refused_credentials};
 use crate::error::{Error, Result};
 use crate::rollout::ecs::describe_services;
 
@@ -36,15 +36,14 @@ where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    if let Some(refused) = refused_credentials(e) {
+        return refused;
+    }
     match error_code(e).as_deref() {
         Some("ClusterNotFoundException") => Error::bad_input(format!("cluster {cluster} not found"))
             .hint("check the cluster name and region (aws ecs list-clusters) or the environment's clusters in secret-rollout.toml"),
         Some("AccessDeniedException") => Error::credentials(format!("not allowed to {what} in cluster {cluster}"))
             .hint("use a role allowed ecs:ListServices, DescribeServices, DescribeTaskDefinition, UpdateService, ListTasks and DescribeTasks"),
-        Some("ExpiredTokenException" | "UnrecognizedClientException" | "InvalidSignatureException") => {
-            Error::credentials(format!("AWS rejected the credentials: {}", describe_sdk_error(e)))
-                .hint("sign in again (aws-vault exec PROFILE -- ..., or --profile) and rerun")
-        }
         _ => Error::aws(format!("{what} failed in cluster {cluster}: {}", describe_sdk_error(e)))
             .hint("check the network and the endpoint, then rerun; nothing was changed"),
     }

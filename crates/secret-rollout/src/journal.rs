@@ -120,6 +120,10 @@ pub struct PlannedService {
     pub cluster: String,
     /// Service name.
     pub name: String,
+    /// Its PRIMARY deployment before the rotation: a circuit-breaker rollback reuses this
+    /// id, so `resume` must never take it for a deployment of ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_deployment: Option<String>,
 }
 
 /// The first record of every rotation, written before anything is changed.
@@ -719,6 +723,7 @@ mod tests {
                 .map(|n| PlannedService {
                     cluster: "production-online-lpa".into(),
                     name: n.to_string(),
+                    previous_deployment: None,
                 })
                 .collect(),
             started_at: at,

@@ -196,6 +196,8 @@ struct Run<'a> {
     started: std::time::Instant,
     /// For a rollback: the rotation it undoes.
     rolls_back: Option<Uuid>,
+    /// Each service's PRIMARY deployment before the rotation (never ours).
+    previous_deployments: BTreeMap<ServiceRef, String>,
     _locks: Vec<Lock>,
 }
 
@@ -239,75 +241,41 @@ pub async fn replace(
     values: Vec<SecretValue>,
     json_key: Option<&str>,
 ) -> Result<Report> {
-    let Context {
-        clients,
-        caller,
-        settings,
-        reporter,
-        rotation_id,
-    } = *ctx;
-    let environment = plan.target.label();
+    let Context { settings, .. } = *ctx;
     let arns: Vec<String> = plan.secrets.iter().map(|s| s.info.arn.clone()).collect();
-    let locks = lock_all(settings, &environment, &arns, None)?;
-    let started = journal::Started {
-        rotation_id,
-        kind: RotationKind::Replace,
-        environment: environment.clone(),
-        region: plan.target.region.clone(),
-        clusters: plan.target.clusters.clone(),
-        caller_arn: caller.arn.clone(),
-        account: caller.account.clone(),
-        rolls_back: None,
-        secrets: plan
-            .secrets
-            .iter()
-            .map(|s| journal::StartedSecret {
-                arn: s.info.arn.clone(),
-                name: s.info.name.clone(),
-                previous_version_id: s.info.current.clone(),
-                request_token: Some(Uuid::new_v4()),
-                json_key: json_key.map(str::to_string),
-            })
-            .collect(),
-        services: plan
-            .redeploy
-            .iter()
-            .map(|(s, _)| journal::PlannedService {
-                cluster: s.cluster.clone(),
-                name: s.service.clone(),
-            })
-            .collect(),
-        started_at: now(),
-        tool_version: journal::TOOL_VERSION.to_string(),
+    let locks = lock_all(settings, &plan.target.label(), &arns, None)?;
+    let secrets = plan
+        .secrets
+        .iter()
+        .map(|s| journal::StartedSecret {
+            arn: s.info.arn.clone(),
+            name: s.info.name.clone(),
+            previous_version_id: s.info.current.clone(),
+            request_token: Some(Uuid::new_v4()),
+            json_key: json_key.map(str::to_string),
+        })
+        .collect();
+    let services: Vec<ServiceRef> = plan.redeploy.iter().map(|(s, _)| s.clone()).collect();
+    let mut started = journal::Started {
         on_failure: Some(settings.on_failure),
+        ..start_record(ctx, RotationKind::Replace, &plan.target, secrets, &services)
     };
-    let journal = Journal::create(&settings.state_dir, &started)?;
-    let mut run = Run {
-        clients,
-        settings,
-        reporter,
-        journal,
-        kind: RotationKind::Replace,
-        environment,
-        secrets: started
-            .secrets
-            .iter()
-            .map(|s| SecretState {
-                arn: s.arn.clone(),
-                name: s.name.clone(),
-                previous: s.previous_version_id.clone(),
-                token: s.request_token.map(|t| t.to_string()),
-                written: false,
-                restored: false,
-            })
-            .collect(),
-        services: plan.redeploy.iter().map(|(s, _)| s.clone()).collect(),
-        deployed: BTreeMap::new(),
-        resumed: false,
-        started: std::time::Instant::now(),
-        rolls_back: None,
-        _locks: locks,
-    };
+    for (planned, (_, previous)) in started.services.iter_mut().zip(&plan.redeploy) {
+        planned.previous_deployment = previous.clone();
+    }
+    let states = started
+        .secrets
+        .iter()
+        .map(|s| SecretState {
+            arn: s.arn.clone(),
+            name: s.name.clone(),
+            previous: s.previous_version_id.clone(),
+            token: s.request_token.map(|t| t.to_string()),
+            written: false,
+            restored: false,
+        })
+        .collect();
+    let mut run = Run::start(ctx, started, states, services, locks)?;
     let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
     run.rotate(values).await
 }
@@ -322,59 +290,20 @@ pub async fn redeploy(
     secret: Option<&secret::SecretInfo>,
 ) -> Result<Report> {
     let Context {
-        clients,
-        caller,
-        settings,
-        reporter,
-        rotation_id,
+        clients, settings, ..
     } = *ctx;
-    let environment = target.label();
-    let started = journal::Started {
-        rotation_id,
-        kind: RotationKind::Redeploy,
-        environment: environment.clone(),
-        region: target.region.clone(),
-        clusters: target.clusters.clone(),
-        caller_arn: caller.arn.clone(),
-        account: caller.account.clone(),
-        rolls_back: None,
-        secrets: secret
-            .map(|s| journal::StartedSecret {
-                arn: s.arn.clone(),
-                name: s.name.clone(),
-                previous_version_id: s.current.clone(),
-                request_token: None,
-                json_key: None,
-            })
-            .into_iter()
-            .collect(),
-        services: services
-            .iter()
-            .map(|s| journal::PlannedService {
-                cluster: s.cluster.clone(),
-                name: s.service.clone(),
-            })
-            .collect(),
-        started_at: now(),
-        tool_version: journal::TOOL_VERSION.to_string(),
-        on_failure: None,
-    };
-    let journal = Journal::create(&settings.state_dir, &started)?;
-    let mut run = Run {
-        clients,
-        settings,
-        reporter,
-        journal,
-        kind: RotationKind::Redeploy,
-        environment,
-        secrets: Vec::new(),
-        services,
-        deployed: BTreeMap::new(),
-        resumed: false,
-        started: std::time::Instant::now(),
-        rolls_back: None,
-        _locks: Vec::new(),
-    };
+    let secrets = secret
+        .map(|s| journal::StartedSecret {
+            arn: s.arn.clone(),
+            name: s.name.clone(),
+            previous_version_id: s.current.clone(),
+            request_token: None,
+            json_key: None,
+        })
+        .into_iter()
+        .collect();
+    let started = start_record(ctx, RotationKind::Redeploy, target, secrets, &services);
+    let mut run = Run::start(ctx, started, Vec::new(), services, Vec::new())?;
     let (since, version) = match secret {
         Some(s) => {
             let current = s.current.clone().unwrap_or_default();
@@ -408,76 +337,39 @@ pub async fn rollback(
     restore: Restore<'_>,
     services: Vec<ServiceRef>,
 ) -> Result<Report> {
-    let Context {
-        clients,
-        caller,
-        settings,
-        reporter,
-        rotation_id,
-    } = *ctx;
+    let Context { settings, .. } = *ctx;
     let Restore {
         secret: info,
         to: restore_to,
         from: move_from,
         rolls_back,
     } = restore;
-    let environment = target.label();
     let locks = lock_all(
         settings,
-        &environment,
+        &target.label(),
         std::slice::from_ref(&info.arn),
         rolls_back,
     )?;
+    let secrets = vec![journal::StartedSecret {
+        arn: info.arn.clone(),
+        name: info.name.clone(),
+        previous_version_id: Some(restore_to.to_string()),
+        request_token: None,
+        json_key: None,
+    }];
     let started = journal::Started {
-        rotation_id,
-        kind: RotationKind::Rollback,
-        environment: environment.clone(),
-        region: target.region.clone(),
-        clusters: target.clusters.clone(),
-        caller_arn: caller.arn.clone(),
-        account: caller.account.clone(),
         rolls_back,
-        secrets: vec![journal::StartedSecret {
-            arn: info.arn.clone(),
-            name: info.name.clone(),
-            previous_version_id: Some(restore_to.to_string()),
-            request_token: None,
-            json_key: None,
-        }],
-        services: services
-            .iter()
-            .map(|s| journal::PlannedService {
-                cluster: s.cluster.clone(),
-                name: s.service.clone(),
-            })
-            .collect(),
-        started_at: now(),
-        tool_version: journal::TOOL_VERSION.to_string(),
-        on_failure: None,
+        ..start_record(ctx, RotationKind::Rollback, target, secrets, &services)
     };
-    let journal = Journal::create(&settings.state_dir, &started)?;
-    let mut run = Run {
-        clients,
-        settings,
-        reporter,
-        journal,
-        kind: RotationKind::Rollback,
-        environment,
-        secrets: vec![SecretState {
-            arn: info.arn.clone(),
-            name: info.name.clone(),
-            previous: Some(restore_to.to_string()),
-            token: Some(move_from.to_string()),
-            written: true,
-            restored: false,
-        }],
-        services,
-        deployed: BTreeMap::new(),
-        resumed: false,
-        started: std::time::Instant::now(),
-        rolls_back,
-        _locks: locks,
+    let state = SecretState {
+        arn: info.arn.clone(),
+        name: info.name.clone(),
+        previous: Some(restore_to.to_string()),
+        token: Some(move_from.to_string()),
+        written: true,
+        restored: false,
     };
+    let mut run = Run::start(ctx, started, vec![state], services, locks)?;
     let restore = run.restore().await;
     let (outcome, message, manual) = match &restore {
         Ok(p) if p.outcome == PhaseOutcome::Verified => (Outcome::Verified, None, Vec::new()),
@@ -493,6 +385,56 @@ pub async fn rollback(
         ),
     };
     run.finish(outcome, message, None, restore.ok(), manual)
+}
+
+/// Each planned service's PRIMARY deployment before the rotation, from the start record.
+fn previous_deployments(started: &journal::Started) -> BTreeMap<ServiceRef, String> {
+    started
+        .services
+        .iter()
+        .filter_map(|s| {
+            let id = s.previous_deployment.clone()?;
+            Some((
+                ServiceRef {
+                    cluster: s.cluster.clone(),
+                    service: s.name.clone(),
+                },
+                id,
+            ))
+        })
+        .collect()
+}
+
+/// The first journal record of a rotation started by `ctx` on `target`.
+fn start_record(
+    ctx: &Context<'_>,
+    kind: RotationKind,
+    target: &crate::config::Target,
+    secrets: Vec<journal::StartedSecret>,
+    services: &[ServiceRef],
+) -> journal::Started {
+    journal::Started {
+        rotation_id: ctx.rotation_id,
+        kind,
+        environment: target.label(),
+        region: target.region.clone(),
+        clusters: target.clusters.clone(),
+        caller_arn: ctx.caller.arn.clone(),
+        account: ctx.caller.account.clone(),
+        rolls_back: None,
+        secrets,
+        services: services
+            .iter()
+            .map(|s| journal::PlannedService {
+                cluster: s.cluster.clone(),
+                name: s.service.clone(),
+                previous_deployment: None,
+            })
+            .collect(),
+        started_at: now(),
+        tool_version: journal::TOOL_VERSION.to_string(),
+        on_failure: None,
+    }
 }
 
 /// Finishes an interrupted rotation from its journal. `value_for` is asked for a value
@@ -560,6 +502,7 @@ pub async fn resume(
         resumed: true,
         started: std::time::Instant::now(),
         rolls_back: started.rolls_back,
+        previous_deployments: previous_deployments(started),
         _locks: locks,
     };
     reporter.report(&Event::Note {
@@ -656,6 +599,36 @@ fn failure_message(phase: &PhaseReport) -> Option<String> {
         .map(|s| s.service.as_str())
         .collect();
     (!open.is_empty()).then(|| format!("still in progress: {}", open.join(", ")))
+}
+
+impl<'a> Run<'a> {
+    /// Writes the start record (before anything is changed) and sets up the run.
+    fn start(
+        ctx: &Context<'a>,
+        started: journal::Started,
+        secrets: Vec<SecretState>,
+        services: Vec<ServiceRef>,
+        locks: Vec<Lock>,
+    ) -> Result<Run<'a>> {
+        let journal = Journal::create(&ctx.settings.state_dir, &started)?;
+        let previous_deployments = previous_deployments(&started);
+        Ok(Run {
+            clients: ctx.clients,
+            settings: ctx.settings,
+            reporter: ctx.reporter,
+            journal,
+            kind: started.kind,
+            environment: started.environment,
+            secrets,
+            services,
+            deployed: BTreeMap::new(),
+            resumed: false,
+            started: std::time::Instant::now(),
+            rolls_back: started.rolls_back,
+            previous_deployments,
+            _locks: locks,
+        })
+    }
 }
 
 impl Run<'_> {
@@ -883,9 +856,15 @@ impl Run<'_> {
             }
             let primary = current.get(&svc).cloned();
             if self.resumed {
-                if let Some((id, created)) = &primary {
-                    // Delivers this phase's value: ours, whose journal line was lost.
-                    if *created >= after {
+                if let Some((id, created, rolling_back)) = &primary {
+                    // Delivers this phase's value: ours, whose journal line was lost. Never
+                    // a circuit-breaker rollback: it reuses an older id (the one before the
+                    // rotation, or our rollout's) with a fresh date, and takes over that
+                    // deployment's old tasks.
+                    let older = self.previous_deployments.get(&svc) == Some(id)
+                        || (phase == Phase::Restore
+                            && self.deployed.get(&(Phase::Rollout, svc.clone())) == Some(id));
+                    if *created >= after && !older && !rolling_back {
                         self.record(Record::Redeployed {
                             phase,
                             cluster: svc.cluster.clone(),
@@ -903,7 +882,7 @@ impl Run<'_> {
                     }
                 }
             }
-            to_deploy.push((svc, primary.map(|(id, _)| id)));
+            to_deploy.push((svc, primary.map(|(id, _, _)| id)));
         }
         // Journal each deployment the moment it is accepted: a crash right after still
         // leaves the record that stops `resume` from deploying the service again.
@@ -1060,8 +1039,9 @@ impl Run<'_> {
             .unwrap_or(f64::MAX)
     }
 
-    /// PRIMARY deployment id and creation time of every service, batched per cluster.
-    async fn describe_all(&self) -> BTreeMap<ServiceRef, (String, f64)> {
+    /// PRIMARY deployment id, creation time, and whether it is a circuit-breaker rollback,
+    /// of every service, batched per cluster.
+    async fn describe_all(&self) -> BTreeMap<ServiceRef, (String, f64, bool)> {
         let mut by_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for s in &self.services {
             by_cluster
@@ -1088,6 +1068,9 @@ impl Run<'_> {
                             (
                                 p.id().unwrap_or_default().to_string(),
                                 p.created_at().map(|t| t.as_secs_f64()).unwrap_or(0.0),
+                                // ECS's wording for a circuit-breaker rollback in progress.
+                                p.rollout_state_reason()
+                                    .is_some_and(|r| r.contains("rolling back")),
                             ),
                         );
                     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_secretsmanager::Client;
 use serde::Serialize;
 
-use crate::clients::{describe_sdk_error, error_code};
+use crate::clients::{describe_sdk_error, error_code, refused_credentials};
 use crate::error::{Error, Result};
 use crate::value::SecretValue;
 
@@ -53,15 +53,14 @@ where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    if let Some(refused) = refused_credentials(e) {
+        return refused;
+    }
     match error_code(e).as_deref() {
         Some("ResourceNotFoundException") => Error::bad_input(format!("secret {secret} not found"))
             .hint("check the name and region (aws secretsmanager list-secrets), or the environment's secret_prefix"),
         Some("AccessDeniedException") => Error::credentials(format!("not allowed to {what} secret {secret}"))
             .hint("use a role allowed secretsmanager:DescribeSecret, GetSecretValue, PutSecretValue and UpdateSecretVersionStage"),
-        Some("ExpiredTokenException" | "UnrecognizedClientException" | "InvalidSignatureException") => {
-            Error::credentials(format!("AWS rejected the credentials: {}", describe_sdk_error(e)))
-                .hint("sign in again (aws-vault exec PROFILE -- ..., or --profile) and rerun")
-        }
         _ => Error::aws(format!("could not {what} secret {secret}: {}", describe_sdk_error(e)))
             .hint("check the network and the endpoint, then rerun; nothing was changed by this step"),
     }
