@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -346,19 +345,4 @@ fn xml_response(status: u16, xml: String) -> Response<Full<Bytes>> {
         .header("content-type", "text/xml")
         .body(Full::new(Bytes::from(xml)))
         .expect("static response parts")
-}
-
-/// Sleeps in real time until the virtual clock reaches `t` (used by control waits).
-pub async fn sleep_until_virtual(world: &Shared, t: f64) {
-    loop {
-        let wait = world
-            .lock()
-            .expect("sandbox state lock")
-            .clock
-            .real_secs_until(t);
-        match wait {
-            Some(s) if s > 0.0 => tokio::time::sleep(Duration::from_secs_f64(s.min(0.05))).await,
-            _ => return,
-        }
-    }
 }

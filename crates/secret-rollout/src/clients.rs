@@ -21,16 +21,6 @@ impl CallCounter {
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
         self.0.lock().expect("call counter lock").clone()
     }
-
-    /// Calls of one operation (`"ECS.DescribeServices"`).
-    pub fn get(&self, key: &str) -> u64 {
-        self.snapshot().get(key).copied().unwrap_or(0)
-    }
-
-    /// All calls.
-    pub fn total(&self) -> u64 {
-        self.snapshot().values().sum()
-    }
 }
 
 impl Intercept for CallCounter {

@@ -1,8 +1,6 @@
 //! Progress as data. The core emits [`Event`]s; the CLI draws them (bars on a terminal,
 //! timestamped lines otherwise, JSON lines on request). The core never draws.
 
-use std::sync::{Arc, Mutex};
-
 use serde::Serialize;
 
 pub use crate::journal::Phase;
@@ -109,28 +107,4 @@ pub trait Reporter: Send + Sync {
 pub struct Silent;
 impl Reporter for Silent {
     fn report(&self, _: &Event) {}
-}
-
-/// Keeps every event (tests and the JSON report).
-#[derive(Default, Clone)]
-pub struct Recorder(pub Arc<Mutex<Vec<Event>>>);
-impl Reporter for Recorder {
-    fn report(&self, event: &Event) {
-        self.0.lock().expect("recorder lock").push(event.clone());
-    }
-}
-impl Recorder {
-    /// All events so far.
-    pub fn events(&self) -> Vec<Event> {
-        self.0.lock().expect("recorder lock").clone()
-    }
-}
-
-/// Sends each event to two reporters.
-pub struct Tee<'a>(pub &'a dyn Reporter, pub &'a dyn Reporter);
-impl Reporter for Tee<'_> {
-    fn report(&self, event: &Event) {
-        self.0.report(event);
-        self.1.report(event);
-    }
 }

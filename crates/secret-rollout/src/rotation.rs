@@ -6,7 +6,7 @@
 //! deployment created after the write delivers the new value) and finish the job without a
 //! second version or a second deployment of a service in one phase.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -1176,16 +1176,4 @@ pub fn mark_interrupted(settings: &Settings, rotation_id: Uuid) -> Result<()> {
         at: now(),
         message: Some("interrupted (Ctrl-C)".into()),
     })
-}
-
-/// The services a set of journal services names, deduplicated.
-pub fn service_refs(services: &[journal::ServiceSummary]) -> Vec<ServiceRef> {
-    let set: BTreeSet<ServiceRef> = services
-        .iter()
-        .map(|s| ServiceRef {
-            cluster: s.cluster.clone(),
-            service: s.name.clone(),
-        })
-        .collect();
-    set.into_iter().collect()
 }

@@ -50,18 +50,6 @@ pub struct FollowOptions {
     pub stop_on_failure: bool,
 }
 
-impl FollowOptions {
-    /// Polls from 100 ms doubling to 2 s, until `timeout` from now.
-    pub fn with_timeout(timeout: Duration) -> Self {
-        Self {
-            first_poll: Duration::from_millis(100),
-            max_poll: Duration::from_secs(2),
-            deadline: Instant::now() + timeout,
-            stop_on_failure: false,
-        }
-    }
-}
-
 /// How a follow ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FollowResult {
