@@ -364,6 +364,7 @@ pub async fn rollback(
         Some(r) => {
             let sec = r.secrets.first().ok_or_else(|| {
                 Error::bad_input(format!("rotation {} changed no secret", r.rotation_id()))
+                    .hint("it was a redeploy: roll back a secret by name instead (secret-rollout rollback SECRET)")
             })?;
             let (Some(prev), Some(new)) = (
                 sec.previous_version_id.clone(),
