@@ -10,7 +10,7 @@ use std::process::{Output, Stdio};
 use common::{start_with, text, TestEnv};
 use sandbox::sts::totp_code;
 use sandbox::Scenario;
-use secret_rollout::error::exit;
+use secret_rollout_core::error::exit;
 
 const SEED: &str = "JBSWY3DPEHPK3PXP";
 const ROLE: &str = "arn:aws:iam::123456789012:role/operator";

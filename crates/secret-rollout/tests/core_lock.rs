@@ -5,8 +5,8 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
-use secret_rollout::error::Kind;
-use secret_rollout::lock::Lock;
+use secret_rollout_core::error::Kind;
+use secret_rollout_core::lock::Lock;
 
 const CHILD_ENV: &str = "CORE_LOCK_TEST_CHILD_STATE_DIR";
 /// Printed by the child once it holds the lock (libtest may put it after the test name).

@@ -9,9 +9,9 @@ mod creds_common;
 use std::sync::atomic::Ordering;
 
 use creds_common::*;
-use secret_rollout::aws::{self, AwsOptions};
-use secret_rollout::credentials::{self, CredentialSource, MfaCodeSource};
-use secret_rollout::error::exit;
+use secret_rollout_core::aws::{self, AwsOptions};
+use secret_rollout_core::credentials::{self, CredentialSource, MfaCodeSource};
+use secret_rollout_core::error::exit;
 
 #[tokio::test]
 async fn mfa_profile_asks_once_then_reuses_the_cached_session() {

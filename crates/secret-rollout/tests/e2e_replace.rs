@@ -13,7 +13,7 @@ use std::process::Output;
 
 use common::{start, start_with, text, TestEnv, CLUSTER, SHARED};
 use sandbox::Scenario;
-use secret_rollout::error::exit;
+use secret_rollout_core::error::exit;
 use serde_json::Value;
 
 /// The cluster of `tests/data/e2e_cases.toml`.

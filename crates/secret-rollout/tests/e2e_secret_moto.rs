@@ -1,4 +1,4 @@
-//! The tool's secret writes (`secret_rollout::secret`) against moto server: describe, a
+//! The tool's secret writes (`secret_rollout_core::secret`) against moto server: describe, a
 //! write with an explicit request token (and its retry), the version list, reading a
 //! version back and the rollback label move. moto is an emulator we did not write, so this
 //! checks our calls against someone else's reading of the API, not only the sandbox's.
@@ -6,10 +6,10 @@
 mod common;
 
 use common::moto::Moto;
-use secret_rollout::clients::Clients;
-use secret_rollout::error::Kind;
-use secret_rollout::secret;
-use secret_rollout::value::SecretValue;
+use secret_rollout_core::clients::Clients;
+use secret_rollout_core::error::Kind;
+use secret_rollout_core::secret;
+use secret_rollout_core::value::SecretValue;
 
 const NAME: &str = "production/e2e_moto_secret";
 

@@ -96,7 +96,7 @@ async fn demo_runs_the_whole_job_and_shows_the_restore() {
         .await;
     assert_eq!(
         out.status.code(),
-        Some(secret_rollout::error::exit::FAILED_RESTORED),
+        Some(secret_rollout_core::error::exit::FAILED_RESTORED),
         "{}",
         text(&out)
     );

@@ -18,17 +18,17 @@ use std::time::Duration;
 
 use sandbox::ecs::{HealthEffect, HealthRule};
 use sandbox::faults::{FaultKind, FaultRule};
-use secret_rollout::aws::{self, AwsOptions};
-use secret_rollout::clients::Clients;
-use secret_rollout::config::Target;
-use secret_rollout::credentials::{EnvVars, MfaCodeSource};
-use secret_rollout::error::Result;
-use secret_rollout::journal::Outcome;
-use secret_rollout::plan;
-use secret_rollout::progress::Silent;
-use secret_rollout::rotation::{self, Caller, Context, OnFailure, Report, Settings};
-use secret_rollout::secret;
-use secret_rollout::value::{self, SecretValue};
+use secret_rollout_core::aws::{self, AwsOptions};
+use secret_rollout_core::clients::Clients;
+use secret_rollout_core::config::Target;
+use secret_rollout_core::credentials::{EnvVars, MfaCodeSource};
+use secret_rollout_core::error::Result;
+use secret_rollout_core::journal::Outcome;
+use secret_rollout_core::plan;
+use secret_rollout_core::progress::Silent;
+use secret_rollout_core::rotation::{self, Caller, Context, OnFailure, Report, Settings};
+use secret_rollout_core::secret;
+use secret_rollout_core::value::{self, SecretValue};
 use serde_json::Value;
 use uuid::Uuid;
 

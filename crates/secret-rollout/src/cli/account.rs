@@ -2,9 +2,9 @@
 
 use std::io::Write;
 
-use secret_rollout::aws::{self, AwsOptions};
-use secret_rollout::credentials::{self, MfaCodeSource};
-use secret_rollout::error::{exit, Result};
+use secret_rollout_core::aws::{self, AwsOptions};
+use secret_rollout_core::credentials::{self, MfaCodeSource};
+use secret_rollout_core::error::{exit, Result};
 use serde_json::json;
 
 use super::args::{Global, LogoutArgs, Output, WhoamiArgs};
@@ -18,7 +18,7 @@ pub async fn whoami(global: &Global, a: &WhoamiArgs) -> Result<i32> {
         Some(name) => {
             let config = session::load_config(global)?;
             let config = config.ok_or_else(|| {
-                secret_rollout::error::Error::bad_input(format!(
+                secret_rollout_core::error::Error::bad_input(format!(
                     "--env {name} given but no config file was found"
                 ))
                 .hint("create ./secret-rollout.toml with an [environments.NAME] table, or pass --config PATH")
@@ -57,7 +57,7 @@ pub async fn whoami(global: &Global, a: &WhoamiArgs) -> Result<i32> {
                 "account": who.account,
                 "arn": who.arn,
                 "source": who.source.to_string(),
-                "expires_at": who.expires_at.map(secret_rollout::history::rfc3339),
+                "expires_at": who.expires_at.map(secret_rollout_core::history::rfc3339),
                 "seconds_left": who.time_left.map(|d| d.as_secs()),
                 "expected_account": who.expected_account,
                 "matches": who.matches,

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use sandbox::ecs::{HealthEffect, HealthRule};
 use sandbox::{Sandbox, SandboxOptions, Scenario};
-use secret_rollout::clients::Clients;
-use secret_rollout::config::Target;
-use secret_rollout::error::{Error, Result};
-use secret_rollout::plan;
-use secret_rollout::progress::Reporter;
-use secret_rollout::rotation::{self, Caller, Context, OnFailure, Settings};
-use secret_rollout::value::{self, Charset};
+use secret_rollout_core::clients::Clients;
+use secret_rollout_core::config::Target;
+use secret_rollout_core::error::{Error, Result};
+use secret_rollout_core::plan;
+use secret_rollout_core::progress::Reporter;
+use secret_rollout_core::rotation::{self, Caller, Context, OnFailure, Settings};
+use secret_rollout_core::value::{self, Charset};
 
 use super::args::{DemoArgs, Global};
 use super::output;

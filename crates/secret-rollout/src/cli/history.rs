@@ -3,10 +3,10 @@
 
 use std::io::Write;
 
-use secret_rollout::error::{exit, Result};
-use secret_rollout::history::{self, History};
-use secret_rollout::journal;
-use secret_rollout::secret;
+use secret_rollout_core::error::{exit, Result};
+use secret_rollout_core::history::{self, History};
+use secret_rollout_core::journal;
+use secret_rollout_core::secret;
 
 use super::args::{Global, HistoryArgs, Output};
 use super::session;

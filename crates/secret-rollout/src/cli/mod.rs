@@ -14,8 +14,8 @@ pub mod status;
 use std::io::IsTerminal;
 
 use clap::{CommandFactory, Parser};
-use secret_rollout::error::{exit, Error};
-use secret_rollout::progress::Reporter;
+use secret_rollout_core::error::{exit, Error};
+use secret_rollout_core::progress::Reporter;
 
 use args::{Cli, Command, Output};
 
@@ -24,7 +24,7 @@ pub fn main() -> i32 {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     // Before clap: a value given on the command line is refused with its own message
     // (clap would only say "unexpected argument"), and never echoed.
-    if let Err(e) = secret_rollout::value::reject_value_flags(&argv[1.min(argv.len())..]) {
+    if let Err(e) = secret_rollout_core::value::reject_value_flags(&argv[1.min(argv.len())..]) {
         eprintln!("{}", e.render());
         return e.exit_code();
     }
@@ -210,7 +210,7 @@ mod tests {
             &Level::DEBUG,
             "aws_smithy_runtime::client::orchestrator"
         ));
-        assert!(loggable(&Level::TRACE, "secret_rollout::rotation"));
+        assert!(loggable(&Level::TRACE, "secret_rollout_core::rotation"));
         assert!(loggable(&Level::TRACE, "hyperlocal_other_crate"));
     }
 

@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use secret_rollout::clients::Clients;
-use secret_rollout::consumers::Consumer;
-use secret_rollout::plan::RotationPlan;
-use secret_rollout::rollout::verdict::Stage;
-use secret_rollout::rotation::{PhaseReport, Report};
+use secret_rollout_core::clients::Clients;
+use secret_rollout_core::consumers::Consumer;
+use secret_rollout_core::plan::RotationPlan;
+use secret_rollout_core::rollout::verdict::Stage;
+use secret_rollout_core::rotation::{PhaseReport, Report};
 use serde_json::json;
 
 use super::args::Output;
@@ -27,7 +27,7 @@ fn age(created: Option<f64>) -> String {
     }
 }
 
-fn pin_text(r: &secret_rollout::consumers::SecretRead) -> String {
+fn pin_text(r: &secret_rollout_core::consumers::SecretRead) -> String {
     r.pin
         .as_ref()
         .map(ToString::to_string)

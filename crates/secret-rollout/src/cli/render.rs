@@ -7,8 +7,8 @@ use std::io::Write;
 use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use secret_rollout::progress::{Event, Phase, Reporter};
-use secret_rollout::rollout::verdict::Stage;
+use secret_rollout_core::progress::{Event, Phase, Reporter};
+use secret_rollout_core::rollout::verdict::Stage;
 
 /// Bars only on an interactive terminal, never in CI or on a dumb terminal.
 pub fn use_bars(stderr_is_terminal: bool, ci: bool, term: Option<&str>) -> bool {
@@ -242,7 +242,7 @@ impl Reporter for Bars {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secret_rollout::rollout::verdict::Proof;
+    use secret_rollout_core::rollout::verdict::Proof;
 
     #[test]
     fn bars_only_on_an_interactive_terminal() {

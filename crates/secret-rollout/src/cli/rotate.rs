@@ -2,15 +2,15 @@
 
 use std::io::{IsTerminal, Write};
 
-use secret_rollout::config::Target;
-use secret_rollout::error::{exit, Error, Kind, Result};
-use secret_rollout::journal::{self, Outcome, RotationSummary, Status};
-use secret_rollout::plan::{self, RotationPlan};
-use secret_rollout::progress::Reporter;
-use secret_rollout::rollout::ServiceRef;
-use secret_rollout::rotation::{self, Context, OnFailure, Report, Restore, Settings};
-use secret_rollout::secret;
-use secret_rollout::value::{self, SecretValue};
+use secret_rollout_core::config::Target;
+use secret_rollout_core::error::{exit, Error, Kind, Result};
+use secret_rollout_core::journal::{self, Outcome, RotationSummary, Status};
+use secret_rollout_core::plan::{self, RotationPlan};
+use secret_rollout_core::progress::Reporter;
+use secret_rollout_core::rollout::ServiceRef;
+use secret_rollout_core::rotation::{self, Context, OnFailure, Report, Restore, Settings};
+use secret_rollout_core::secret;
+use secret_rollout_core::value::{self, SecretValue};
 use uuid::Uuid;
 
 use super::args::{self, Global, Output};
@@ -192,7 +192,7 @@ async fn final_values(
 
 /// Finds services by name in the target's clusters.
 async fn find_services(s: &Session, names: &[String]) -> Result<Vec<(ServiceRef, Option<String>)>> {
-    let inv = secret_rollout::discovery::inventory(
+    let inv = secret_rollout_core::discovery::inventory(
         &s.clients.ecs,
         &s.target.clusters,
         Some(names),

@@ -4,14 +4,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secret_rollout::aws::{self, AwsContext, AwsOptions};
-use secret_rollout::clients::Clients;
-use secret_rollout::config::{self, Config, Target, TargetFlags};
-use secret_rollout::credentials::MfaCodeSource;
-use secret_rollout::error::{Error, Result};
-use secret_rollout::journal;
-use secret_rollout::rotation::Caller;
-use secret_rollout::value::{Charset as CoreCharset, SecretValue, Source};
+use secret_rollout_core::aws::{self, AwsContext, AwsOptions};
+use secret_rollout_core::clients::Clients;
+use secret_rollout_core::config::{self, Config, Target, TargetFlags};
+use secret_rollout_core::credentials::MfaCodeSource;
+use secret_rollout_core::error::{Error, Result};
+use secret_rollout_core::journal;
+use secret_rollout_core::rotation::Caller;
+use secret_rollout_core::value::{Charset as CoreCharset, SecretValue, Source};
 
 use super::args::{self, Charset, Global};
 
@@ -122,8 +122,8 @@ pub fn check_credential_lifetime(
     if left < timeout && !allow_short {
         return Err(Error::credentials(format!(
             "the credentials expire in {}, before --timeout {} would end",
-            secret_rollout::credentials::format_duration(left),
-            secret_rollout::credentials::format_duration(timeout)
+            secret_rollout_core::credentials::format_duration(left),
+            secret_rollout_core::credentials::format_duration(timeout)
         ))
         .hint("get longer ones (aws-vault exec --duration=2h PROFILE, or duration_seconds in the profile), pass a shorter --timeout, or --allow-short-credentials"));
     }

@@ -4,8 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use secret_rollout::error::Result;
-use secret_rollout::status::{self, Status};
+use secret_rollout_core::error::Result;
+use secret_rollout_core::status::{self, Status};
 
 use super::args::{Global, Output, StatusArgs};
 use super::render::{hms, use_color};
@@ -379,7 +379,7 @@ impl Interrupt {
         {
             let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
                 .map_err(|e| {
-                    secret_rollout::error::Error::aws(format!("cannot watch for Ctrl-C: {e}"))
+                    secret_rollout_core::error::Error::aws(format!("cannot watch for Ctrl-C: {e}"))
                 })?;
             Ok(Self { signal })
         }
@@ -402,8 +402,10 @@ impl Interrupt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secret_rollout::rollout::verdict::DeploymentObs;
-    use secret_rollout::status::{PinnedRef, SecretRead, SecretState, ServiceStatus, TaskState};
+    use secret_rollout_core::rollout::verdict::DeploymentObs;
+    use secret_rollout_core::status::{
+        PinnedRef, SecretRead, SecretState, ServiceStatus, TaskState,
+    };
 
     fn st(stale: Vec<String>) -> Status {
         Status {

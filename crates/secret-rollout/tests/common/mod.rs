@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use sandbox::{Sandbox, SandboxOptions, Scenario};
-use secret_rollout::clients::Clients;
+use secret_rollout_core::clients::Clients;
 use serde_json::Value;
 
 /// The sample environment's cluster.
