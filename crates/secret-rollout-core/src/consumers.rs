@@ -1,7 +1,7 @@
 //! Who reads a secret, and what to do with each reader: pure decisions.
 //!
-//! The caller describes the environment's services and their task definitions (plain types
-//! below; `From` conversions from the ECS SDK types are provided) and [`classify`] decides:
+//! The caller describes the environment's services and their task definitions (the
+//! adapter's observations, `crate::aws::model`) and [`classify`] decides:
 //!
 //! - **redeploy**: a service reads a target secret through an unpinned reference and is
 //!   deployed by ECS with tasks wanted. Each service appears once, whatever number of
@@ -19,8 +19,10 @@
 //!   value at their next run.
 
 use std::collections::HashMap;
-use std::fmt;
 
+pub use crate::aws::model::{
+    name_from_arn, Controller, Place, RefSite, ServiceInfo, ServiceKey, TaskDef,
+};
 use crate::error::{Error, Result};
 use crate::reference::{parse_value_from, Pin};
 
@@ -31,214 +33,6 @@ pub struct TargetSecret {
     pub arn: String,
     /// Name, from DescribeSecret.
     pub name: String,
-}
-
-/// Where in a container definition a secret is referenced.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Place {
-    /// `secrets[]`: an environment variable.
-    Secret {
-        /// The environment variable's name.
-        env: String,
-    },
-    /// `logConfiguration.secretOptions[]`.
-    LogOption {
-        /// The log driver option's name.
-        name: String,
-    },
-    /// `repositoryCredentials.credentialsParameter`.
-    RepositoryCredentials,
-}
-
-impl fmt::Display for Place {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Place::Secret { env } => write!(f, "env {env}"),
-            Place::LogOption { name } => write!(f, "log option {name}"),
-            Place::RepositoryCredentials => f.write_str("repository credentials"),
-        }
-    }
-}
-
-/// One secret reference in a task definition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefSite {
-    /// Container name.
-    pub container: String,
-    /// Where in the container.
-    pub place: Place,
-    /// The `valueFrom` (or `credentialsParameter`) as written.
-    pub value_from: String,
-}
-
-/// The parts of a task definition revision that matter here.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskDef {
-    /// Task definition ARN (`...:task-definition/FAMILY:REVISION`).
-    pub arn: String,
-    /// Family.
-    pub family: String,
-    /// Revision.
-    pub revision: i32,
-    /// Every secret reference of every container (Secrets Manager or not).
-    pub refs: Vec<RefSite>,
-}
-
-/// A service's deployment controller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Controller {
-    /// `ECS` rolling deployments (the default).
-    Ecs,
-    /// `CODE_DEPLOY` blue/green.
-    CodeDeploy,
-    /// `EXTERNAL`.
-    External,
-}
-
-impl fmt::Display for Controller {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Controller::Ecs => "ECS",
-            Controller::CodeDeploy => "CODE_DEPLOY",
-            Controller::External => "EXTERNAL",
-        })
-    }
-}
-
-/// A service as described by DescribeServices.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceInfo {
-    /// Cluster name.
-    pub cluster: String,
-    /// Service name.
-    pub name: String,
-    /// Service ARN.
-    pub arn: String,
-    /// The task definition ARN the service runs.
-    pub task_definition_arn: String,
-    /// Desired count.
-    pub desired: i32,
-    /// Running count.
-    pub running: i32,
-    /// Pending count.
-    pub pending: i32,
-    /// Deployment controller.
-    pub controller: Controller,
-    /// `minimumHealthyPercent` (ECS default 100 when absent).
-    pub min_healthy_percent: i32,
-    /// `maximumPercent` (ECS default 200 when absent).
-    pub max_percent: i32,
-    /// `deploymentCircuitBreaker` as `(enable, rollback)`.
-    pub circuit_breaker: Option<(bool, bool)>,
-}
-
-impl ServiceInfo {
-    /// `cluster/name`, unique across the environment's clusters.
-    pub fn key(&self) -> ServiceKey {
-        ServiceKey {
-            cluster: self.cluster.clone(),
-            name: self.name.clone(),
-        }
-    }
-}
-
-/// Identifies a service across clusters.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceKey {
-    /// Cluster name.
-    pub cluster: String,
-    /// Service name.
-    pub name: String,
-}
-
-impl fmt::Display for ServiceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.cluster, self.name)
-    }
-}
-
-/// The last path segment of an ARN like `arn:aws:ecs:R:A:cluster/NAME`; the input itself
-/// when it is not an ARN (DescribeServices may be given names).
-pub fn name_from_arn(arn: &str) -> &str {
-    if arn.starts_with("arn:") {
-        arn.rsplit('/').next().unwrap_or(arn)
-    } else {
-        arn
-    }
-}
-
-impl From<&aws_sdk_ecs::types::TaskDefinition> for TaskDef {
-    fn from(td: &aws_sdk_ecs::types::TaskDefinition) -> Self {
-        let mut refs = Vec::new();
-        for c in td.container_definitions() {
-            let container = c.name().unwrap_or_default().to_string();
-            for s in c.secrets() {
-                refs.push(RefSite {
-                    container: container.clone(),
-                    place: Place::Secret {
-                        env: s.name().to_string(),
-                    },
-                    value_from: s.value_from().to_string(),
-                });
-            }
-            if let Some(log) = c.log_configuration() {
-                for s in log.secret_options() {
-                    refs.push(RefSite {
-                        container: container.clone(),
-                        place: Place::LogOption {
-                            name: s.name().to_string(),
-                        },
-                        value_from: s.value_from().to_string(),
-                    });
-                }
-            }
-            if let Some(creds) = c.repository_credentials() {
-                refs.push(RefSite {
-                    container: container.clone(),
-                    place: Place::RepositoryCredentials,
-                    value_from: creds.credentials_parameter().to_string(),
-                });
-            }
-        }
-        TaskDef {
-            arn: td.task_definition_arn().unwrap_or_default().to_string(),
-            family: td.family().unwrap_or_default().to_string(),
-            revision: td.revision(),
-            refs,
-        }
-    }
-}
-
-impl From<&aws_sdk_ecs::types::Service> for ServiceInfo {
-    /// The cluster name is taken from the service's `clusterArn`.
-    fn from(s: &aws_sdk_ecs::types::Service) -> Self {
-        use aws_sdk_ecs::types::DeploymentControllerType as T;
-        let controller = match s.deployment_controller().map(|c| c.r#type()) {
-            Some(T::CodeDeploy) => Controller::CodeDeploy,
-            Some(T::External) => Controller::External,
-            // ECS, absent (the default), or a type this SDK does not know: an unknown one
-            // is treated as ECS's own, since refusing it would block every rotation.
-            _ => Controller::Ecs,
-        };
-        let config = s.deployment_configuration();
-        ServiceInfo {
-            cluster: name_from_arn(s.cluster_arn().unwrap_or_default()).to_string(),
-            name: s.service_name().unwrap_or_default().to_string(),
-            arn: s.service_arn().unwrap_or_default().to_string(),
-            task_definition_arn: s.task_definition().unwrap_or_default().to_string(),
-            desired: s.desired_count(),
-            running: s.running_count(),
-            pending: s.pending_count(),
-            controller,
-            min_healthy_percent: config
-                .and_then(|c| c.minimum_healthy_percent())
-                .unwrap_or(100),
-            max_percent: config.and_then(|c| c.maximum_percent()).unwrap_or(200),
-            circuit_breaker: config
-                .and_then(|c| c.deployment_circuit_breaker())
-                .map(|b| (b.enable(), b.rollback())),
-        }
-    }
 }
 
 /// One reference to one target secret.
@@ -444,7 +238,7 @@ pub fn classify(
     let mut consumers: Vec<(Consumer, Fate)> = Vec::new();
     for service in services {
         let td = task_defs.get(&service.task_definition_arn).ok_or_else(|| {
-            Error::aws(format!(
+            Error::aws_call(format!(
                 "task definition {} of service {} was not described",
                 service.task_definition_arn,
                 service.key()
@@ -639,6 +433,7 @@ mod tests {
             min_healthy_percent: 50,
             max_percent: 200,
             circuit_breaker: Some((true, true)),
+            status: "ACTIVE".into(),
         }
     }
 
@@ -986,110 +781,5 @@ mod tests {
         let mut s = sample();
         s.task_defs.clear();
         assert!(run(&s, &[target("x")], None).is_err());
-    }
-
-    #[test]
-    fn converts_sdk_types() {
-        use aws_sdk_ecs::types as t;
-        let td = t::TaskDefinition::builder()
-            .task_definition_arn(
-                "arn:aws:ecs:eu-west-1:123456789012:task-definition/production-api:7",
-            )
-            .family("production-api")
-            .revision(7)
-            .container_definitions(
-                t::ContainerDefinition::builder()
-                    .name("app")
-                    .secrets(
-                        t::Secret::builder()
-                            .name("A")
-                            .value_from("/aws/reference/secretsmanager/a")
-                            .build()
-                            .unwrap(),
-                    )
-                    .log_configuration(
-                        t::LogConfiguration::builder()
-                            .log_driver(t::LogDriver::Awsfirelens)
-                            .secret_options(
-                                t::Secret::builder()
-                                    .name("key")
-                                    .value_from("b")
-                                    .build()
-                                    .unwrap(),
-                            )
-                            .build()
-                            .unwrap(),
-                    )
-                    .repository_credentials(
-                        t::RepositoryCredentials::builder()
-                            .credentials_parameter("c")
-                            .build()
-                            .unwrap(),
-                    )
-                    .build(),
-            )
-            .build();
-        let ours = TaskDef::from(&td);
-        assert_eq!(ours.family, "production-api");
-        assert_eq!(ours.revision, 7);
-        assert_eq!(
-            ours.refs,
-            vec![
-                RefSite {
-                    container: "app".into(),
-                    place: Place::Secret { env: "A".into() },
-                    value_from: "/aws/reference/secretsmanager/a".into()
-                },
-                RefSite {
-                    container: "app".into(),
-                    place: Place::LogOption { name: "key".into() },
-                    value_from: "b".into()
-                },
-                RefSite {
-                    container: "app".into(),
-                    place: Place::RepositoryCredentials,
-                    value_from: "c".into()
-                },
-            ]
-        );
-
-        let svc = t::Service::builder()
-            .service_name("api")
-            .service_arn("arn:aws:ecs:eu-west-1:123456789012:service/production-online-lpa/api")
-            .cluster_arn("arn:aws:ecs:eu-west-1:123456789012:cluster/production-online-lpa")
-            .task_definition("arn:aws:ecs:eu-west-1:123456789012:task-definition/production-api:7")
-            .desired_count(3)
-            .running_count(2)
-            .pending_count(1)
-            .deployment_controller(
-                t::DeploymentController::builder()
-                    .r#type(t::DeploymentControllerType::CodeDeploy)
-                    .build()
-                    .unwrap(),
-            )
-            .deployment_configuration(
-                t::DeploymentConfiguration::builder()
-                    .minimum_healthy_percent(50)
-                    .deployment_circuit_breaker(
-                        t::DeploymentCircuitBreaker::builder()
-                            .enable(true)
-                            .rollback(false)
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build();
-        let info = ServiceInfo::from(&svc);
-        assert_eq!(info.cluster, "production-online-lpa");
-        assert_eq!(info.name, "api");
-        assert_eq!((info.desired, info.running, info.pending), (3, 2, 1));
-        assert_eq!(info.controller, Controller::CodeDeploy);
-        assert_eq!((info.min_healthy_percent, info.max_percent), (50, 200));
-        assert_eq!(info.circuit_breaker, Some((true, false)));
-
-        let bare = ServiceInfo::from(&t::Service::builder().service_name("x").build());
-        assert_eq!(bare.controller, Controller::Ecs);
-        assert_eq!((bare.min_healthy_percent, bare.max_percent), (100, 200));
-        assert_eq!(bare.circuit_breaker, None);
     }
 }

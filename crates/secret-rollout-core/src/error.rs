@@ -5,6 +5,7 @@
 //! after "error: ". They never contain a secret value.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Documented exit codes (README "Exit codes"). Stable: scripts depend on them.
 pub mod exit {
@@ -29,7 +30,8 @@ pub mod exit {
     pub const FAILED_RESTORED: i32 = 8;
     /// The rollout failed and restoring the previous version failed too.
     pub const RESTORE_FAILED: i32 = 9;
-    /// AWS answered with an error we could not handle (after retries).
+    /// AWS answered with an error retries did not cure (never a local failure: those are
+    /// [`BAD_INPUT`], configuration).
     pub const AWS: i32 = 10;
     /// Interrupted (Ctrl-C); the rotation can be resumed.
     pub const INTERRUPTED: i32 = 130;
@@ -81,8 +83,12 @@ impl Kind {
     }
 }
 
-/// A user-facing error: headline, optional hint (what to do next), exit code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What caused an error: the SDK error, an I/O error. Shown by `-v` as `caused by:` lines.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
+/// A user-facing error: headline, optional hint (what to do next), exit code, and the
+/// underlying cause when there is one.
+#[derive(Clone)]
 pub struct Error {
     /// What kind of failure.
     pub kind: Kind,
@@ -92,7 +98,36 @@ pub struct Error {
     pub hint: Option<String>,
     /// Extra lines printed after the hint (e.g. the commands to restore by hand).
     pub details: Vec<String>,
+    /// The error underneath (an SDK error keeps its code, request id and chain). Its
+    /// `Debug` is never printed: only the `Display` of each link (see [`Error::causes`]),
+    /// because an SDK error's `Debug` holds the raw HTTP response.
+    pub source: Option<Cause>,
 }
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("hint", &self.hint)
+            .field("details", &self.details)
+            .field("causes", &self.causes())
+            .finish()
+    }
+}
+
+/// Equal when everything a user sees is equal, causes compared by their text.
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.message == other.message
+            && self.hint == other.hint
+            && self.details == other.details
+            && self.causes() == other.causes()
+    }
+}
+
+impl Eq for Error {}
 
 impl Error {
     /// An error of `kind` with a message.
@@ -102,7 +137,30 @@ impl Error {
             message: message.into(),
             hint: None,
             details: Vec::new(),
+            source: None,
         }
+    }
+
+    /// Keeps `cause` as the source (shown by `-v`).
+    pub fn caused_by<E: std::error::Error + Send + Sync + 'static>(self, cause: E) -> Self {
+        self.with_cause(Arc::new(cause))
+    }
+
+    /// Keeps an already shared cause as the source.
+    pub fn with_cause(mut self, cause: Cause) -> Self {
+        self.source = Some(cause);
+        self
+    }
+
+    /// The `Display` of every error in the source chain, outermost first.
+    pub fn causes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut next = std::error::Error::source(self);
+        while let Some(e) = next {
+            out.push(e.to_string());
+            next = e.source();
+        }
+        out
     }
 
     /// Adds the hint: what to do next.
@@ -132,9 +190,26 @@ impl Error {
         Self::new(Kind::Credentials, message)
     }
 
-    /// An AWS error.
-    pub fn aws(message: impl Into<String>) -> Self {
+    /// AWS answered an AWS call with an error that retries did not cure (exit 10). Only
+    /// for AWS's answers: a local failure is [`Error::local`].
+    pub fn aws_call(message: impl Into<String>) -> Self {
         Self::new(Kind::Aws, message)
+    }
+
+    /// A local failure (a file, a directory, the runtime, the terminal): configuration,
+    /// exit 2. Give a hint naming the path and the fix.
+    pub fn local(message: impl Into<String>) -> Self {
+        Self::new(Kind::BadInput, message)
+    }
+
+    /// A local I/O failure on `path`: configuration (exit 2), the `io::Error` kept as source.
+    pub fn local_io(what: &str, path: &std::path::Path, err: std::io::Error) -> Self {
+        Self::local(format!("cannot {what} {}: {}", path.display(), err.kind()))
+            .hint(format!(
+                "check that {} exists and that you may read and write it (or choose another directory)",
+                path.display()
+            ))
+            .caused_by(err)
     }
 
     /// The process exit code.
@@ -155,6 +230,19 @@ impl Error {
         }
         out
     }
+
+    /// [`Error::render`] followed, when `verbose`, by one `  caused by: ...` line per
+    /// error in the source chain. Causes are SDK and I/O errors: they never hold a value.
+    pub fn render_verbose(&self, verbose: bool) -> String {
+        let mut out = self.render();
+        if verbose {
+            for cause in self.causes() {
+                out.push_str("\n  caused by: ");
+                out.push_str(&cause);
+            }
+        }
+        out
+    }
 }
 
 impl fmt::Display for Error {
@@ -167,7 +255,13 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 /// Result with the user-facing error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -206,5 +300,47 @@ mod tests {
             "error: no region given\n  hint: pass --region or set AWS_REGION"
         );
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("service error")
+        }
+    }
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn verbose_render_prints_the_cause_chain() {
+        let e = Error::aws_call("DescribeServices failed")
+            .hint("rerun")
+            .caused_by(Outer(std::io::Error::other("connection reset")));
+        assert_eq!(e.render(), "error: DescribeServices failed\n  hint: rerun");
+        assert_eq!(
+            e.render_verbose(true),
+            "error: DescribeServices failed\n  hint: rerun\n  caused by: service error\n  caused by: connection reset"
+        );
+        assert_eq!(e.render_verbose(false), e.render());
+        assert!(format!("{e:?}").contains("connection reset"));
+        // Clone keeps the cause; equality compares it by text.
+        assert_eq!(e.clone(), e);
+        assert_ne!(e, Error::aws_call("DescribeServices failed").hint("rerun"));
+    }
+
+    #[test]
+    fn local_failures_are_configuration_not_aws() {
+        let e = Error::local_io(
+            "create the directory",
+            std::path::Path::new("/nope/state"),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        );
+        assert_eq!(e.exit_code(), exit::BAD_INPUT);
+        assert!(e.hint.as_deref().unwrap().contains("/nope/state"));
+        assert_eq!(e.causes().len(), 1);
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::aws::model::ServiceObs;
 use crate::clients::Clients;
 use crate::config::Target;
 use crate::consumers::{self, ServiceInfo, TargetSecret, TaskDef};
@@ -43,12 +44,10 @@ pub struct RotationPlan {
 }
 
 /// The PRIMARY deployment id of a described service.
-pub fn primary_of(s: &aws_sdk_ecs::types::Service) -> Option<String> {
-    s.deployments()
-        .iter()
-        .find(|d| d.status() == Some("PRIMARY"))
-        .and_then(|d| d.id())
-        .map(str::to_string)
+pub fn primary_of(s: &ServiceObs) -> Option<String> {
+    s.primary()
+        .map(|d| d.id.clone())
+        .filter(|id| !id.is_empty())
 }
 
 /// Reads the secrets and the environment and decides who will be redeployed. A consumer
@@ -119,18 +118,10 @@ pub async fn consumers_of(
     let services: Vec<ServiceInfo> = inv
         .services
         .iter()
-        .filter(|(_, s)| in_scope(s.service_name().unwrap_or_default()))
-        .map(|(cluster, s)| {
-            let mut info = ServiceInfo::from(s);
-            info.cluster = cluster.clone();
-            info
-        })
+        .filter(|s| in_scope(&s.info.name))
+        .map(|s| s.info.clone())
         .collect();
-    let task_defs: HashMap<String, TaskDef> = inv
-        .task_defs
-        .iter()
-        .map(|(arn, td)| (arn.clone(), TaskDef::from(td)))
-        .collect();
+    let task_defs: &HashMap<String, TaskDef> = &inv.task_defs;
     let one_off: Vec<TaskDef> = inv
         .one_off
         .iter()
@@ -143,7 +134,7 @@ pub async fn consumers_of(
             name: s.name.clone(),
         })
         .collect();
-    let plan = consumers::classify(&targets, &services, &task_defs, &one_off, only)?;
+    let plan = consumers::classify(&targets, &services, task_defs, &one_off, only)?;
     let redeploy = plan
         .redeploy
         .iter()
@@ -151,10 +142,8 @@ pub async fn consumers_of(
             let primary = inv
                 .services
                 .iter()
-                .find(|(cl, s)| {
-                    cl == &c.service.cluster && s.service_name() == Some(c.service.name.as_str())
-                })
-                .and_then(|(_, s)| primary_of(s));
+                .find(|s| s.info.cluster == c.service.cluster && s.info.name == c.service.name)
+                .and_then(primary_of);
             (
                 ServiceRef {
                     cluster: c.service.cluster.clone(),

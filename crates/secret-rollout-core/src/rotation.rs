@@ -1052,26 +1052,16 @@ impl Run<'_> {
         let mut out = BTreeMap::new();
         for (cluster, names) in by_cluster {
             if let Ok(services) =
-                rollout::ecs::describe_services(&self.clients.ecs, &cluster, &names).await
+                crate::aws::ecs::describe_services(&self.clients.ecs, &cluster, &names).await
             {
                 for s in services {
-                    let primary = s
-                        .deployments()
-                        .iter()
-                        .find(|d| d.status() == Some("PRIMARY"));
-                    if let (Some(name), Some(p)) = (s.service_name(), primary) {
+                    if let Some(p) = s.primary().filter(|_| !s.info.name.is_empty()) {
                         out.insert(
                             ServiceRef {
                                 cluster: cluster.clone(),
-                                service: name.to_string(),
+                                service: s.info.name.clone(),
                             },
-                            (
-                                p.id().unwrap_or_default().to_string(),
-                                p.created_at().map(|t| t.as_secs_f64()).unwrap_or(0.0),
-                                // ECS's wording for a circuit-breaker rollback in progress.
-                                p.rollout_state_reason()
-                                    .is_some_and(|r| r.contains("rolling back")),
-                            ),
+                            (p.id.clone(), p.created_at, s.rolling_back()),
                         );
                     }
                 }

@@ -15,15 +15,14 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::aws::ecs::running_tasks;
+use crate::aws::model::{DeploymentObs, TaskDef, TaskObs};
 use crate::clients::Clients;
 use crate::config::Target;
-use crate::consumers::{ServiceInfo, TaskDef};
 use crate::discovery;
 use crate::error::{Error, Kind, Result};
 use crate::journal;
 use crate::reference::{parse_value_from, RefForm};
-use crate::rollout::ecs::{running_tasks, service_obs};
-use crate::rollout::verdict::{DeploymentObs, TaskObs};
 use crate::secret;
 
 /// A secret whose readers are checked.
@@ -138,7 +137,7 @@ impl ServiceStatus {
             || self
                 .deployments
                 .iter()
-                .any(|d| d.status == "PRIMARY" && d.rollout_state == "IN_PROGRESS")
+                .any(|d| d.is_primary() && d.rollout_state == "IN_PROGRESS")
     }
 }
 
@@ -335,35 +334,31 @@ pub async fn gather(
         .services
         .iter()
         // An environment that lists its services is only those services.
-        .filter(|(_, s)| {
+        .filter(|s| {
             target
                 .services
                 .as_ref()
-                .is_none_or(|only| only.iter().any(|n| Some(n.as_str()) == s.service_name()))
+                .is_none_or(|only| only.iter().any(|n| *n == s.info.name))
         })
-        .map(|(cluster, s)| {
-            let info = ServiceInfo::from(s);
-            let obs = service_obs(cluster, s);
-            ServiceState {
-                cluster: cluster.clone(),
-                name: info.name,
-                desired: info.desired,
-                running: info.running,
-                pending: info.pending,
-                task_definition_arn: info.task_definition_arn,
-                deployments: obs.deployments,
-            }
+        .map(|s| ServiceState {
+            cluster: s.info.cluster.clone(),
+            name: s.info.name.clone(),
+            desired: s.info.desired,
+            running: s.info.running,
+            pending: s.info.pending,
+            task_definition_arn: s.info.task_definition_arn.clone(),
+            deployments: s.deployments.clone(),
         })
         .collect();
     let listed = futures::future::join_all(services.iter().map(|s| async move {
         let tasks = running_tasks(&clients.ecs, &s.cluster, &s.name)
             .await
             .map_err(|e| {
-                Error::aws(format!(
-                    "listing the tasks of {}/{}: {e}",
-                    s.cluster, s.name
-                ))
-                .hint("check the network and permissions (ecs:ListTasks, ecs:DescribeTasks)")
+                let message = format!("listing the tasks of {}/{}: {e}", s.cluster, s.name);
+                e.into_error(
+                    message,
+                    "check the network and permissions (ecs:ListTasks, ecs:DescribeTasks)",
+                )
             })?;
         Ok::<_, Error>(((s.cluster.clone(), s.name.clone()), tasks))
     }))
@@ -373,11 +368,7 @@ pub async fn gather(
         let (k, v) = r?;
         tasks.insert(k, v);
     }
-    let mut task_defs: HashMap<String, TaskDef> = inv
-        .task_defs
-        .iter()
-        .map(|(arn, td)| (arn.clone(), TaskDef::from(td)))
-        .collect();
+    let mut task_defs: HashMap<String, TaskDef> = inv.task_defs;
     // Tasks of a deployment in progress may run a revision the services no longer name.
     let missing: BTreeSet<String> = tasks
         .values()
@@ -385,13 +376,7 @@ pub async fn gather(
         .map(|t| t.task_definition_arn.clone())
         .filter(|a| !a.is_empty() && !task_defs.contains_key(a))
         .collect();
-    let mut described = HashMap::new();
-    discovery::describe_task_definitions(&clients.ecs, missing, &mut described).await?;
-    task_defs.extend(
-        described
-            .iter()
-            .map(|(arn, td)| (arn.clone(), TaskDef::from(td))),
-    );
+    discovery::describe_task_definitions(&clients.ecs, missing, &mut task_defs).await?;
 
     let explicit = !secret_ids.is_empty();
     let ids: Vec<String> = if explicit {

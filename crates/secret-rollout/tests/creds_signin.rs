@@ -1,4 +1,4 @@
-//! Signing in through `aws::load_with_env` against a fake STS with fixture config files:
+//! Signing in through `credentials::load_with_env` against a fake STS with fixture config files:
 //! MFA prompt, cache reuse and expiry, wrong codes, aws-vault, region precedence.
 //!
 //! Each test has its own files, cache dir, environment snapshot and STS on a free port,
@@ -9,8 +9,7 @@ mod creds_common;
 use std::sync::atomic::Ordering;
 
 use creds_common::*;
-use secret_rollout_core::aws::{self, AwsOptions};
-use secret_rollout_core::credentials::{self, CredentialSource, MfaCodeSource};
+use secret_rollout_core::credentials::{self, AwsOptions, CredentialSource, MfaCodeSource};
 use secret_rollout_core::error::exit;
 
 #[tokio::test]
@@ -21,7 +20,7 @@ async fn mfa_profile_asks_once_then_reuses_the_cached_session() {
     let mut opts = options(&sts, Some("production"), code);
     opts.expected_account = Some("123456789012".into());
 
-    let ctx = aws::load_with_env(&opts, &fx.env()).await.unwrap();
+    let ctx = credentials::load_with_env(&opts, &fx.env()).await.unwrap();
     assert_eq!(asked.load(Ordering::SeqCst), 1);
     assert_eq!(ctx.region, "eu-west-1", "the profile's region");
     assert_eq!(
@@ -84,7 +83,7 @@ async fn mfa_profile_asks_once_then_reuses_the_cached_session() {
 
     // Second command: no code, no AssumeRole, same session.
     let (code2, asked2) = counting_code(GOOD_CODE);
-    let ctx2 = aws::load_with_env(&options(&sts, Some("production"), code2), &fx.env())
+    let ctx2 = credentials::load_with_env(&options(&sts, Some("production"), code2), &fx.env())
         .await
         .unwrap();
     assert_eq!(
@@ -101,7 +100,10 @@ async fn mfa_profile_asks_once_then_reuses_the_cached_session() {
         ctx2.expires_at.map(|t| t.unix_timestamp()),
         ctx.expires_at.map(|t| t.unix_timestamp())
     );
-    assert_eq!(aws::caller(&ctx2).await.unwrap().account, "123456789012");
+    assert_eq!(
+        credentials::caller(&ctx2).await.unwrap().account,
+        "123456789012"
+    );
 
     // Logout forgets it: the next command asks again.
     assert_eq!(
@@ -110,7 +112,7 @@ async fn mfa_profile_asks_once_then_reuses_the_cached_session() {
     );
     assert!(fx.cache_files().is_empty());
     let (code3, asked3) = counting_code(GOOD_CODE);
-    aws::load_with_env(&options(&sts, Some("production"), code3), &fx.env())
+    credentials::load_with_env(&options(&sts, Some("production"), code3), &fx.env())
         .await
         .unwrap();
     assert_eq!(asked3.load(Ordering::SeqCst), 1);
@@ -123,7 +125,7 @@ async fn a_session_within_five_minutes_of_expiry_is_not_reused() {
     let fx = Fixture::new();
     for round in 1..=2 {
         let (code, asked) = counting_code(GOOD_CODE);
-        aws::load_with_env(&options(&sts, Some("production"), code), &fx.env())
+        credentials::load_with_env(&options(&sts, Some("production"), code), &fx.env())
             .await
             .unwrap();
         assert_eq!(asked.load(Ordering::SeqCst), 1, "round {round} must ask");
@@ -136,7 +138,7 @@ async fn wrong_code_fails_clearly_and_caches_nothing() {
     let sts = FakeSts::start().await;
     let fx = Fixture::new();
     let (code, _) = counting_code("000000");
-    let err = aws::load_with_env(&options(&sts, Some("production"), code), &fx.env())
+    let err = credentials::load_with_env(&options(&sts, Some("production"), code), &fx.env())
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), exit::CREDENTIALS);
@@ -158,7 +160,7 @@ async fn malformed_code_fails_before_calling_sts() {
     let sts = FakeSts::start().await;
     let fx = Fixture::new();
     let (code, _) = counting_code("12345");
-    let err = aws::load_with_env(&options(&sts, Some("production"), code), &fx.env())
+    let err = credentials::load_with_env(&options(&sts, Some("production"), code), &fx.env())
         .await
         .unwrap_err();
     assert!(err.message.contains("6 digits"));
@@ -170,7 +172,7 @@ async fn access_denied_names_the_role() {
     let sts = FakeSts::start().await;
     let fx = Fixture::new();
     let (code, _) = counting_code(GOOD_CODE);
-    let err = aws::load_with_env(&options(&sts, Some("forbidden"), code), &fx.env())
+    let err = credentials::load_with_env(&options(&sts, Some("forbidden"), code), &fx.env())
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), exit::CREDENTIALS);
@@ -186,7 +188,7 @@ async fn access_denied_names_the_role() {
 async fn unknown_profile_lists_the_known_ones() {
     let sts = FakeSts::start().await;
     let fx = Fixture::new();
-    let err = aws::load_with_env(
+    let err = credentials::load_with_env(
         &options(&sts, Some("prod"), MfaCodeSource::Stdin),
         &fx.env(),
     )
@@ -206,7 +208,7 @@ async fn role_without_mfa_is_assumed_without_a_code() {
     let sts = FakeSts::start().await;
     let fx = Fixture::new();
     let (code, asked) = counting_code(GOOD_CODE);
-    let ctx = aws::load_with_env(&options(&sts, Some("readonly"), code), &fx.env())
+    let ctx = credentials::load_with_env(&options(&sts, Some("readonly"), code), &fx.env())
         .await
         .unwrap();
     assert_eq!(asked.load(Ordering::SeqCst), 0);
@@ -246,7 +248,7 @@ async fn aws_vault_environment_is_used_without_reading_any_profile() {
         .with("AWS_CREDENTIAL_EXPIRATION", "2099-01-01T00:00:00Z");
     let (code, asked) = counting_code(GOOD_CODE);
     let opts = options(&sts, Some("production"), code);
-    let ctx = aws::load_with_env(&opts, &env).await.unwrap();
+    let ctx = credentials::load_with_env(&opts, &env).await.unwrap();
     assert_eq!(asked.load(Ordering::SeqCst), 0);
     assert_eq!(
         ctx.source,
@@ -277,7 +279,7 @@ async fn env_keys_without_aws_vault_are_used() {
         .with("AWS_SECRET_ACCESS_KEY", "env-secret");
     let mut opts = options(&sts, None, MfaCodeSource::Stdin);
     opts.expected_account = Some("123456789012".into());
-    let ctx = aws::load_with_env(&opts, &env).await.unwrap();
+    let ctx = credentials::load_with_env(&opts, &env).await.unwrap();
     assert_eq!(ctx.source, CredentialSource::Environment);
     assert_eq!(ctx.region, "us-east-1", "the default profile's region");
     assert!(credentials::time_left(&ctx).is_none());
@@ -299,7 +301,7 @@ async fn region_precedence_through_the_config_files() {
         region: region.map(str::to_string),
         ..options(&sts, None, MfaCodeSource::Stdin)
     };
-    let region = |ctx: &aws::AwsContext| {
+    let region = |ctx: &credentials::AwsContext| {
         assert_eq!(ctx.sdk_config.region().unwrap().as_ref(), ctx.region);
         ctx.region.clone()
     };
@@ -309,33 +311,39 @@ async fn region_precedence_through_the_config_files() {
         .with("AWS_DEFAULT_REGION", "us-west-2");
     assert_eq!(
         region(
-            &aws::load_with_env(&opts(Some("sa-east-1")), &both)
+            &credentials::load_with_env(&opts(Some("sa-east-1")), &both)
                 .await
                 .unwrap()
         ),
         "sa-east-1"
     );
     assert_eq!(
-        region(&aws::load_with_env(&opts(None), &both).await.unwrap()),
+        region(
+            &credentials::load_with_env(&opts(None), &both)
+                .await
+                .unwrap()
+        ),
         "ap-south-1"
     );
     let default_only = env.clone().with("AWS_DEFAULT_REGION", "us-west-2");
     assert_eq!(
         region(
-            &aws::load_with_env(&opts(None), &default_only)
+            &credentials::load_with_env(&opts(None), &default_only)
                 .await
                 .unwrap()
         ),
         "us-west-2"
     );
     assert_eq!(
-        region(&aws::load_with_env(&opts(None), &env).await.unwrap()),
+        region(&credentials::load_with_env(&opts(None), &env).await.unwrap()),
         "us-east-1"
     );
 
     // No region anywhere: bad input that names the ways to give one.
     std::fs::write(fx.dir.path().join("config"), "").unwrap();
-    let err = aws::load_with_env(&opts(None), &env).await.unwrap_err();
+    let err = credentials::load_with_env(&opts(None), &env)
+        .await
+        .unwrap_err();
     assert_eq!(err.exit_code(), exit::BAD_INPUT);
     assert!(err.hint.unwrap().contains("--region, set AWS_REGION"));
 }
@@ -346,10 +354,10 @@ async fn mfa_code_from_a_script_via_callback_never_touches_the_terminal() {
     let sts = FakeSts::start().await;
     let fx = Fixture::new();
     let (code, _) = counting_code(GOOD_CODE);
-    aws::load_with_env(&options(&sts, Some("production"), code), &fx.env())
+    credentials::load_with_env(&options(&sts, Some("production"), code), &fx.env())
         .await
         .unwrap();
-    let ctx = aws::load_with_env(
+    let ctx = credentials::load_with_env(
         &options(&sts, Some("production"), MfaCodeSource::Prompt),
         &fx.env(),
     )
@@ -374,7 +382,7 @@ async fn logout_all_forgets_every_cached_session() {
     std::fs::write(fx.dir.path().join("config"), config).unwrap();
     for p in ["production", "production-2"] {
         let (code, _) = counting_code(GOOD_CODE);
-        aws::load_with_env(&options(&sts, Some(p), code), &fx.env())
+        credentials::load_with_env(&options(&sts, Some(p), code), &fx.env())
             .await
             .unwrap();
     }
@@ -408,7 +416,7 @@ async fn credential_process_profiles_keep_working_through_the_sdk() {
     ));
     std::fs::write(fx.dir.path().join("config"), config).unwrap();
     let (code, asked) = counting_code(GOOD_CODE);
-    let ctx = aws::load_with_env(&options(&sts, Some("process"), code), &fx.env())
+    let ctx = credentials::load_with_env(&options(&sts, Some("process"), code), &fx.env())
         .await
         .unwrap();
     assert_eq!(asked.load(Ordering::SeqCst), 0);
@@ -426,7 +434,10 @@ async fn credential_process_profiles_keep_working_through_the_sdk() {
         2099,
         "expiry known from the process"
     );
-    assert_eq!(aws::caller(&ctx).await.unwrap().account, "123456789012");
+    assert_eq!(
+        credentials::caller(&ctx).await.unwrap().account,
+        "123456789012"
+    );
     assert_eq!(
         sts.seen().last().unwrap().access_key.as_deref(),
         Some("ASIAPROCESS00000")
@@ -441,7 +452,7 @@ async fn source_profile_loop_fails_before_any_call() {
     config.push_str("\n[profile x]\nregion = eu-west-1\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = y\nmfa_serial = arn:aws:iam::111111111111:mfa/alice\n[profile y]\nrole_arn = arn:aws:iam::1:role/y\nsource_profile = x\n");
     std::fs::write(fx.dir.path().join("config"), config).unwrap();
     let (code, asked) = counting_code(GOOD_CODE);
-    let err = aws::load_with_env(&options(&sts, Some("x"), code), &fx.env())
+    let err = credentials::load_with_env(&options(&sts, Some("x"), code), &fx.env())
         .await
         .unwrap_err();
     assert_eq!(err.exit_code(), exit::CREDENTIALS);
@@ -455,7 +466,7 @@ async fn no_credentials_anywhere_says_how_to_sign_in() {
     let sts = FakeSts::start().await;
     let fx = Fixture::new();
     std::fs::write(fx.dir.path().join("credentials"), "").unwrap();
-    let err = aws::load_with_env(
+    let err = credentials::load_with_env(
         &options(&sts, Some("production"), MfaCodeSource::Stdin),
         &fx.env(),
     )
@@ -487,7 +498,7 @@ async fn expired_and_rejected_tokens_say_what_to_do() {
             .with("AWS_REGION", "eu-west-1")
     };
     let opts = options(&sts, None, MfaCodeSource::Stdin);
-    let ctx = aws::load_with_env(&opts, &vault("ASIAEXPIRED00000"))
+    let ctx = credentials::load_with_env(&opts, &vault("ASIAEXPIRED00000"))
         .await
         .unwrap();
     let err = credentials::whoami(&ctx).await.unwrap_err();
@@ -500,10 +511,10 @@ async fn expired_and_rejected_tokens_say_what_to_do() {
     let hint = err.hint.unwrap();
     assert!(hint.contains("aws-vault exec") && hint.contains("secret-rollout logout"));
 
-    let ctx = aws::load_with_env(&opts, &vault("ASIAUNKNOWN00000"))
+    let ctx = credentials::load_with_env(&opts, &vault("ASIAUNKNOWN00000"))
         .await
         .unwrap();
-    let err = aws::caller(&ctx).await.unwrap_err();
+    let err = credentials::caller(&ctx).await.unwrap_err();
     assert_eq!(err.exit_code(), exit::CREDENTIALS);
     assert!(err.message.contains("AWS rejected the credentials from aws-vault (profile production) (InvalidClientTokenId)"), "{}", err.render());
 }
@@ -516,11 +527,11 @@ async fn sdk_config_retries_and_leaves_endpoints_to_the_sdk_without_the_flag() {
         .with("AWS_ACCESS_KEY_ID", "AKIAENV000000000")
         .with("AWS_SECRET_ACCESS_KEY", "env-secret-value")
         .with("AWS_SESSION_TOKEN", "env-token-value");
-    let ctx = aws::load_with_env(&AwsOptions::default(), &env)
+    let ctx = credentials::load_with_env(&AwsOptions::default(), &env)
         .await
         .unwrap();
     let retry = ctx.sdk_config.retry_config().unwrap();
-    assert_eq!(retry.max_attempts(), aws::DEFAULT_MAX_ATTEMPTS);
+    assert_eq!(retry.max_attempts(), credentials::DEFAULT_MAX_ATTEMPTS);
     assert_eq!(retry.mode(), aws_config::retry::RetryMode::Standard);
     assert_eq!(
         ctx.sdk_config.endpoint_url(),
@@ -531,7 +542,7 @@ async fn sdk_config_retries_and_leaves_endpoints_to_the_sdk_without_the_flag() {
         endpoint_url: Some("http://127.0.0.1:9".into()),
         ..AwsOptions::default()
     };
-    let ctx2 = aws::load_with_env(&with_flag, &env).await.unwrap();
+    let ctx2 = credentials::load_with_env(&with_flag, &env).await.unwrap();
     assert_eq!(ctx2.sdk_config.endpoint_url(), Some("http://127.0.0.1:9"));
     // Nothing secret in the context's Debug output (it may end up in logs).
     let debug = format!("{ctx:?}");

@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use sandbox::ecs::{HealthEffect, HealthRule};
 use sandbox::faults::{FaultKind, FaultRule};
-use secret_rollout_core::aws::{self, AwsOptions};
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::config::Target;
-use secret_rollout_core::credentials::{EnvVars, MfaCodeSource};
+use secret_rollout_core::credentials::{self, AwsOptions, EnvVars, MfaCodeSource};
 use secret_rollout_core::error::Result;
 use secret_rollout_core::journal::Outcome;
 use secret_rollout_core::plan;
@@ -49,8 +48,8 @@ async fn replace_in_process(env: &TestEnv, new_value: &str) -> Result<Report> {
         ("AWS_SECRET_ACCESS_KEY", "secret"),
         ("AWS_REGION", "eu-west-1"),
     ]);
-    let ctx = aws::load_with_env(&opts, &vars).await?;
-    let who = aws::caller(&ctx).await?;
+    let ctx = credentials::load_with_env(&opts, &vars).await?;
+    let who = credentials::caller(&ctx).await?;
     let clients = Clients::new(&ctx.sdk_config);
     let target = Target {
         environment: None,

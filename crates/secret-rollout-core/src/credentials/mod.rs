@@ -20,6 +20,7 @@
 pub mod cache;
 pub mod mfa;
 pub mod profile;
+pub mod signin;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,12 +34,16 @@ use aws_credential_types::Credentials;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::aws::{self, AwsContext, AwsOptions};
+use crate::aws::config::{default_chain, profile_provider};
 use crate::error::{Error, Result};
 use cache::{CachedSession, SessionCache};
 use profile::{Base, Chain, ProfilePaths, Profiles};
 
 pub use mfa::MfaCodeSource;
+pub use signin::{
+    caller, load, load_identified, load_with_env, resolve_region, AwsContext, AwsOptions, Caller,
+    DEFAULT_MAX_ATTEMPTS,
+};
 
 /// A snapshot of environment variables. Everything here reads the environment through
 /// it, so tests can run in parallel with their own variables. Debug shows names only.
@@ -263,7 +268,7 @@ pub(crate) async fn resolve(
             }
             // `aws-vault exec --server` serves credentials through
             // AWS_CONTAINER_CREDENTIALS_FULL_URI: the SDK's chain reads that.
-            let provider = aws::default_chain(opts, region).await;
+            let provider = default_chain(&opts.transport(), region).await;
             let (provider, sdk_expiry) = prime(provider, &source).await?;
             Ok(Resolved {
                 provider,
@@ -315,7 +320,7 @@ pub(crate) async fn resolve(
                     warnings,
                 });
             }
-            let provider = aws::profile_provider(opts, region, paths, &name);
+            let provider = profile_provider(&opts.transport(), region, paths.files(), &name);
             let (provider, expires_at) = prime(provider, &source).await?;
             Ok(Resolved {
                 provider,
@@ -327,7 +332,7 @@ pub(crate) async fn resolve(
         }
         Plan::Chain => {
             let source = CredentialSource::Chain;
-            let provider = aws::default_chain(opts, region).await;
+            let provider = default_chain(&opts.transport(), region).await;
             let (provider, expires_at) = prime(provider, &source).await?;
             Ok(Resolved {
                 provider,
@@ -355,7 +360,7 @@ async fn prime(
     let creds = provider
         .provide_credentials()
         .await
-        .map_err(|e| aws::credentials_error(&e, source))?;
+        .map_err(|e| signin::credentials_error(&e, source))?;
     let expires_at = creds.expiry().map(OffsetDateTime::from);
     let primed = Primed {
         first: std::sync::Mutex::new(Some(creds)),
@@ -443,7 +448,7 @@ async fn assume_chain(
             credentials,
         } => (credentials.clone(), profile.clone()),
         Base::Sdk { profile } => {
-            let provider = aws::profile_provider(opts, region, paths, profile);
+            let provider = profile_provider(&opts.transport(), region, paths.files(), profile);
             let source = CredentialSource::Profile {
                 name: profile.clone(),
                 assumed_role: None,
@@ -453,7 +458,7 @@ async fn assume_chain(
             let creds = provider
                 .provide_credentials()
                 .await
-                .map_err(|e| aws::credentials_error(&e, &source))?;
+                .map_err(|e| signin::credentials_error(&e, &source))?;
             (creds, profile.clone())
         }
     };
@@ -469,7 +474,7 @@ async fn assume_chain(
             }
             (Some(_), None) => None,
         };
-        creds = aws::assume_role(
+        creds = signin::assume_role(
             opts,
             region,
             creds,
@@ -532,7 +537,7 @@ pub struct WhoAmI {
 
 /// Asks STS who the credentials of `ctx` are.
 pub async fn whoami(ctx: &AwsContext) -> Result<WhoAmI> {
-    let caller = aws::caller(ctx).await?;
+    let caller = caller(ctx).await?;
     let matches = ctx.expected_account.as_ref().map(|a| *a == caller.account);
     Ok(WhoAmI {
         account: caller.account,

@@ -27,6 +27,14 @@ pub struct ProfilePaths {
 }
 
 impl ProfilePaths {
+    /// The two files, for the SDK's profile provider.
+    pub fn files(&self) -> crate::aws::config::ProfileFilePaths<'_> {
+        crate::aws::config::ProfileFilePaths {
+            config: &self.config,
+            credentials: &self.credentials,
+        }
+    }
+
     /// The paths the SDK and the aws CLI would use in this environment.
     pub fn from_env(env: &EnvVars) -> Self {
         let home = env

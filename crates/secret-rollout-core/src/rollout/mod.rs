@@ -2,7 +2,6 @@
 //! prove every running task fresh. The same mechanism serves `replace`, `redeploy`, the
 //! restore after a failure, `rollback` and `resume`.
 
-pub mod ecs;
 pub mod verdict;
 
 use std::collections::{BTreeMap, HashSet};
@@ -12,8 +11,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::aws::ecs;
+use crate::aws::errors::AwsError;
 use crate::progress::{Event, Phase, Reporter};
-use ecs::EcsError;
 use verdict::{judge, Proof, Stage};
 
 /// A service to redeploy.
@@ -87,7 +87,7 @@ pub async fn redeploy_all(
     phase: Phase,
     reporter: &dyn Reporter,
     on_deployed: &mut (dyn FnMut(&Tracked) + Send),
-) -> (Vec<Tracked>, Vec<(ServiceRef, EcsError)>) {
+) -> (Vec<Tracked>, Vec<(ServiceRef, AwsError)>) {
     let mut pending: FuturesUnordered<_> = services
         .iter()
         .map(|(svc, previous)| async move {
@@ -207,17 +207,13 @@ pub async fn follow(
             };
             for &i in idx.iter() {
                 let t = &tracked[i];
-                let Some(svc) = services
-                    .iter()
-                    .find(|s| s.service_name() == Some(t.service.as_str()))
-                else {
+                let Some(obs) = services.iter().find(|s| s.info.name == t.service) else {
                     watches[i].stage = Stage::Failed {
                         reason: format!("service {} no longer exists", t.service),
                     };
                     continue;
                 };
-                let obs = ecs::service_obs(cluster, svc);
-                observe(client, t, &obs, &mut watches[i], phase, reporter).await;
+                observe(client, t, obs, &mut watches[i], phase, reporter).await;
             }
         }
         if throttled {
@@ -323,10 +319,10 @@ pub async fn verify(
     version_id: &str,
     phase: Phase,
     reporter: &dyn Reporter,
-) -> Result<Vec<(Tracked, Proof)>, EcsError> {
+) -> Result<Vec<(Tracked, Proof)>, AwsError> {
     let checks = tracked.iter().map(|t| async move {
         let tasks = ecs::running_tasks(client, &t.cluster, &t.service).await?;
-        Ok::<_, EcsError>((t.clone(), verdict::prove(&tasks, &t.deployment_id, since)))
+        Ok::<_, AwsError>((t.clone(), verdict::prove(&tasks, &t.deployment_id, since)))
     });
     let mut out = Vec::with_capacity(tracked.len());
     for result in futures::future::join_all(checks).await {

@@ -3,50 +3,7 @@
 
 use serde::Serialize;
 
-/// One deployment of a service, as `DescribeServices` reported it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeploymentObs {
-    /// `ecs-svc/<digits>`.
-    pub id: String,
-    /// `PRIMARY`, `ACTIVE` or `INACTIVE`.
-    pub status: String,
-    /// `IN_PROGRESS`, `COMPLETED`, `FAILED` (empty when ECS gave none).
-    pub rollout_state: String,
-    /// `rolloutStateReason`.
-    pub reason: String,
-    /// Desired task count of this deployment.
-    pub desired: i32,
-    /// Running task count.
-    pub running: i32,
-    /// Pending task count.
-    pub pending: i32,
-    /// Failed task launches (circuit-breaker count).
-    pub failed_tasks: i32,
-    /// Epoch seconds.
-    pub created_at: f64,
-}
-
-/// One service as `DescribeServices` reported it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServiceObs {
-    /// Cluster name or ARN as asked.
-    pub cluster: String,
-    /// Service name.
-    pub name: String,
-    /// Service-level desired count.
-    pub desired: i32,
-    /// Deployments, PRIMARY first as ECS lists them.
-    pub deployments: Vec<DeploymentObs>,
-    /// Events, newest first: (epoch seconds, message).
-    pub events: Vec<(f64, String)>,
-}
-
-impl ServiceObs {
-    /// The PRIMARY deployment, if any.
-    pub fn primary(&self) -> Option<&DeploymentObs> {
-        self.deployments.iter().find(|d| d.status == "PRIMARY")
-    }
-}
+pub use crate::aws::model::{DeploymentObs, ServiceObs, TaskObs};
 
 /// Where one service's rollout stands.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,32 +76,6 @@ pub fn judge(obs: &ServiceObs, ours: &str, init_failure: Option<&str>) -> Stage 
         return Stage::Draining;
     }
     Stage::Starting
-}
-
-/// One task as `DescribeTasks` reported it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TaskObs {
-    /// Task ARN.
-    pub arn: String,
-    /// `startedBy`: the deployment id for service tasks.
-    pub started_by: String,
-    /// `lastStatus`.
-    pub last_status: String,
-    /// `desiredStatus`.
-    pub desired_status: String,
-    /// `createdAt`, epoch seconds.
-    pub created_at: f64,
-    /// `startedAt`, epoch seconds, when it has started.
-    pub started_at: Option<f64>,
-    /// Task definition ARN.
-    pub task_definition_arn: String,
-}
-
-impl TaskObs {
-    /// The 32-hex task id at the end of the ARN.
-    pub fn id(&self) -> &str {
-        self.arn.rsplit('/').next().unwrap_or(&self.arn)
-    }
 }
 
 /// Why a running task is not proven fresh.
@@ -236,6 +167,7 @@ pub fn init_failure<'a>(stopped_reasons: impl IntoIterator<Item = &'a str>) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::model::ServiceInfo;
 
     fn dep(id: &str, status: &str, state: &str, desired: i32, running: i32) -> DeploymentObs {
         DeploymentObs {
@@ -248,14 +180,18 @@ mod tests {
             pending: 0,
             failed_tasks: 0,
             created_at: 0.0,
+            ..Default::default()
         }
     }
 
     fn svc(deployments: Vec<DeploymentObs>) -> ServiceObs {
         ServiceObs {
-            cluster: "c".into(),
-            name: "api".into(),
-            desired: 3,
+            info: ServiceInfo {
+                cluster: "c".into(),
+                name: "api".into(),
+                desired: 3,
+                ..Default::default()
+            },
             deployments,
             events: vec![],
         }

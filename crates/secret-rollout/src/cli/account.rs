@@ -2,8 +2,7 @@
 
 use std::io::Write;
 
-use secret_rollout_core::aws::{self, AwsOptions};
-use secret_rollout_core::credentials::{self, MfaCodeSource};
+use secret_rollout_core::credentials::{self, AwsOptions, MfaCodeSource};
 use secret_rollout_core::error::{exit, Result};
 use serde_json::json;
 
@@ -45,7 +44,7 @@ pub async fn whoami(global: &Global, a: &WhoamiArgs) -> Result<i32> {
         expected_account: env.as_ref().and_then(|e| e.account_id.clone()),
         max_attempts: None,
     };
-    let (ctx, _) = aws::load_identified(&opts).await?;
+    let (ctx, _) = credentials::load_identified(&opts).await?;
     for w in &ctx.warnings {
         eprintln!("warning: {w}");
     }

@@ -26,7 +26,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         seed: None,
     })
     .await
-    .map_err(|e| Error::aws(format!("cannot start the embedded sandbox: {e}")))?;
+    .map_err(|e| Error::local(format!("cannot start the embedded sandbox: {e}")))?;
     eprintln!(
         "demo: a sandbox of the sample environment is running on {} (Secrets Manager, ECS, STS)",
         sb.endpoint()
@@ -73,13 +73,15 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         };
         sb.world()
             .lock()
-            .map_err(|_| Error::aws("sandbox state poisoned"))?
+            .map_err(|_| Error::local("sandbox state poisoned"))?
             .ecs
             .set_health_rules(vec![rule]);
         eprintln!("demo: api will reject the new value (a health rule), to show the restore");
     }
-    let state = tempfile::tempdir()
-        .map_err(|e| Error::aws(format!("cannot make a temporary directory: {e}")))?;
+    let state = tempfile::tempdir().map_err(|e| {
+        Error::local(format!("cannot make a temporary directory: {e}"))
+            .hint("check that the temporary directory (TMPDIR) exists and is writable")
+    })?;
     let settings = Settings {
         timeout: Duration::from_secs(600),
         max_poll: Duration::from_millis(250),

@@ -48,13 +48,15 @@ pub fn main() -> i32 {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return exit::AWS;
+            return exit::BAD_INPUT;
         }
     };
+    let verbose = cli.global.verbose > 0;
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{}", e.render());
+            // `-v`: one `caused by:` line per error underneath (the SDK's error chain).
+            eprintln!("{}", e.render_verbose(verbose));
             e.exit_code()
         }
     }
@@ -73,7 +75,9 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             let mut out = Vec::new();
             clap_mangen::Man::new(Cli::command())
                 .render(&mut out)
-                .map_err(|e| Error::aws(format!("cannot render the man page: {e}")))?;
+                .map_err(|e| {
+                    Error::local(format!("cannot render the man page: {e}")).caused_by(e)
+                })?;
             use std::io::Write;
             let _ = std::io::stdout().write_all(&out);
             Ok(exit::OK)

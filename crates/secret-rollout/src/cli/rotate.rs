@@ -202,14 +202,10 @@ async fn find_services(s: &Session, names: &[String]) -> Result<Vec<(ServiceRef,
     let mut out = Vec::new();
     let mut missing = Vec::new();
     for name in names {
-        match inv
-            .services
-            .iter()
-            .find(|(_, svc)| svc.service_name() == Some(name.as_str()))
-        {
-            Some((cluster, svc)) => out.push((
+        match inv.services.iter().find(|svc| svc.info.name == *name) {
+            Some(svc) => out.push((
                 ServiceRef {
-                    cluster: cluster.clone(),
+                    cluster: svc.info.cluster.clone(),
                     service: name.clone(),
                 },
                 plan::primary_of(svc),

@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secret_rollout_core::aws::{self, AwsContext, AwsOptions};
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::config::{self, Config, Target, TargetFlags};
-use secret_rollout_core::credentials::MfaCodeSource;
+use secret_rollout_core::credentials::{self, AwsContext, AwsOptions, MfaCodeSource};
 use secret_rollout_core::error::{Error, Result};
 use secret_rollout_core::journal;
 use secret_rollout_core::rotation::Caller;
@@ -73,7 +72,7 @@ pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
         expected_account: target.account_id.clone(),
         max_attempts: None,
     };
-    let (ctx, caller) = aws::load_identified(&opts).await?;
+    let (ctx, caller) = credentials::load_identified(&opts).await?;
     for w in &ctx.warnings {
         eprintln!("warning: {w}");
     }

@@ -379,7 +379,9 @@ impl Interrupt {
         {
             let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
                 .map_err(|e| {
-                    secret_rollout_core::error::Error::aws(format!("cannot watch for Ctrl-C: {e}"))
+                    secret_rollout_core::error::Error::local(format!(
+                        "cannot watch for Ctrl-C: {e}"
+                    ))
                 })?;
             Ok(Self { signal })
         }
@@ -431,6 +433,7 @@ mod tests {
                     pending: 0,
                     failed_tasks: 0,
                     created_at: 0.0,
+                    ..Default::default()
                 }],
                 tasks: vec![TaskState {
                     id: "t1".into(),

@@ -19,8 +19,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use secret_rollout_core::aws::AwsOptions;
-use secret_rollout_core::credentials::{EnvVars, MfaCodeSource};
+use secret_rollout_core::credentials::{AwsOptions, EnvVars, MfaCodeSource};
 
 /// The identity account's long-term key (in the credentials fixture).
 pub const SOURCE_KEY: &str = "AKIAIDENTITY0000";

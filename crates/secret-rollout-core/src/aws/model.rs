@@ -1,0 +1,292 @@
+//! The core's own observations of AWS: what ECS and Secrets Manager said, in plain types
+//! with no SDK in them. Made from the SDK's shapes in one place ([`super::convert`]); every
+//! decision (`consumers`, `rollout::verdict`, `status`, `secret`) reads these.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+// ---- ECS: task definitions --------------------------------------------------------------
+
+/// Where in a container definition a secret is referenced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// `secrets[]`: an environment variable.
+    Secret {
+        /// The environment variable's name.
+        env: String,
+    },
+    /// `logConfiguration.secretOptions[]`.
+    LogOption {
+        /// The log driver option's name.
+        name: String,
+    },
+    /// `repositoryCredentials.credentialsParameter`.
+    RepositoryCredentials,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Secret { env } => write!(f, "env {env}"),
+            Place::LogOption { name } => write!(f, "log option {name}"),
+            Place::RepositoryCredentials => f.write_str("repository credentials"),
+        }
+    }
+}
+
+/// One secret reference in a task definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefSite {
+    /// Container name.
+    pub container: String,
+    /// Where in the container.
+    pub place: Place,
+    /// The `valueFrom` (or `credentialsParameter`) as written.
+    pub value_from: String,
+}
+
+/// The parts of a task definition revision that matter here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskDef {
+    /// Task definition ARN (`...:task-definition/FAMILY:REVISION`).
+    pub arn: String,
+    /// Family.
+    pub family: String,
+    /// Revision.
+    pub revision: i32,
+    /// Every secret reference of every container (Secrets Manager or not).
+    pub refs: Vec<RefSite>,
+}
+
+/// A service's deployment controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Controller {
+    /// `ECS` rolling deployments (the default).
+    #[default]
+    Ecs,
+    /// `CODE_DEPLOY` blue/green.
+    CodeDeploy,
+    /// `EXTERNAL`.
+    External,
+}
+
+impl fmt::Display for Controller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Controller::Ecs => "ECS",
+            Controller::CodeDeploy => "CODE_DEPLOY",
+            Controller::External => "EXTERNAL",
+        })
+    }
+}
+
+// ---- ECS: services ----------------------------------------------------------------------
+
+/// A service as described by DescribeServices: identity, configuration, counts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceInfo {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+    /// Service ARN.
+    pub arn: String,
+    /// `ACTIVE`, `DRAINING` or `INACTIVE`.
+    pub status: String,
+    /// The task definition ARN the service runs.
+    pub task_definition_arn: String,
+    /// Desired count.
+    pub desired: i32,
+    /// Running count.
+    pub running: i32,
+    /// Pending count.
+    pub pending: i32,
+    /// Deployment controller.
+    pub controller: Controller,
+    /// `minimumHealthyPercent` (ECS default 100 when absent).
+    pub min_healthy_percent: i32,
+    /// `maximumPercent` (ECS default 200 when absent).
+    pub max_percent: i32,
+    /// `deploymentCircuitBreaker` as `(enable, rollback)`.
+    pub circuit_breaker: Option<(bool, bool)>,
+}
+
+impl ServiceInfo {
+    /// `cluster/name`, unique across the environment's clusters.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey {
+            cluster: self.cluster.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// Identifies a service across clusters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.cluster, self.name)
+    }
+}
+
+/// The last path segment of an ARN like `arn:aws:ecs:R:A:cluster/NAME`; the input itself
+/// when it is not an ARN (DescribeServices may be given names).
+pub fn name_from_arn(arn: &str) -> &str {
+    if arn.starts_with("arn:") {
+        arn.rsplit('/').next().unwrap_or(arn)
+    } else {
+        arn
+    }
+}
+
+// ---- ECS: deployments and tasks ---------------------------------------------------------
+
+/// One deployment of a service, as `DescribeServices` reported it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct DeploymentObs {
+    /// `ecs-svc/<digits>`.
+    pub id: String,
+    /// `PRIMARY`, `ACTIVE` or `INACTIVE`.
+    pub status: String,
+    /// `IN_PROGRESS`, `COMPLETED`, `FAILED` (empty when ECS gave none).
+    pub rollout_state: String,
+    /// `rolloutStateReason`.
+    pub reason: String,
+    /// Desired task count of this deployment.
+    pub desired: i32,
+    /// Running task count.
+    pub running: i32,
+    /// Pending task count.
+    pub pending: i32,
+    /// Failed task launches (circuit-breaker count).
+    pub failed_tasks: i32,
+    /// Epoch seconds.
+    pub created_at: f64,
+    /// Epoch seconds (not in `status --output json`).
+    #[serde(skip)]
+    pub updated_at: f64,
+    /// The task definition it deploys (not in `status --output json`).
+    #[serde(skip)]
+    pub task_definition_arn: String,
+}
+
+/// ECS's status of the deployment that is the service's current target.
+const PRIMARY: &str = "PRIMARY";
+
+impl DeploymentObs {
+    /// The service's current target (`status` `PRIMARY`).
+    pub fn is_primary(&self) -> bool {
+        self.status == PRIMARY
+    }
+}
+
+/// One service as `DescribeServices` reported it: the service, its deployments, its events.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceObs {
+    /// Identity, configuration and counts (cluster: the name as asked).
+    pub info: ServiceInfo,
+    /// Deployments, as ECS lists them (PRIMARY first).
+    pub deployments: Vec<DeploymentObs>,
+    /// Events, newest first: (epoch seconds, message).
+    pub events: Vec<(f64, String)>,
+}
+
+impl ServiceObs {
+    /// The PRIMARY deployment, if any: the one place it is looked for.
+    pub fn primary(&self) -> Option<&DeploymentObs> {
+        self.deployments.iter().find(|d| d.is_primary())
+    }
+
+    /// Whether the PRIMARY is a deployment-circuit-breaker rollback in progress: ECS
+    /// started it itself and it reuses the id of the deployment before the failed one.
+    ///
+    /// DescribeServices has no field for it. The structural signal: the PRIMARY is
+    /// `IN_PROGRESS` while another listed deployment's rollout `FAILED`, on a service whose
+    /// breaker has rollback on. Fallback, once the failed deployment has left the list:
+    /// ECS's wording in the PRIMARY's `rolloutStateReason` ("ECS deployment circuit
+    /// breaker: rolling back to deploymentId ecs-svc/ID."), which is text, not contract.
+    pub fn rolling_back(&self) -> bool {
+        let Some(primary) = self.primary() else {
+            return false;
+        };
+        let breaker_rolls_back = matches!(self.info.circuit_breaker, Some((true, true)));
+        let another_failed = self
+            .deployments
+            .iter()
+            .any(|d| !d.is_primary() && d.rollout_state == "FAILED");
+        let structural =
+            primary.rollout_state == "IN_PROGRESS" && breaker_rolls_back && another_failed;
+        structural || primary.reason.contains("rolling back")
+    }
+}
+
+/// One task as `DescribeTasks` reported it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskObs {
+    /// Task ARN.
+    pub arn: String,
+    /// `startedBy`: the deployment id for service tasks.
+    pub started_by: String,
+    /// `lastStatus`.
+    pub last_status: String,
+    /// `desiredStatus`.
+    pub desired_status: String,
+    /// `createdAt`, epoch seconds.
+    pub created_at: f64,
+    /// `startedAt`, epoch seconds, when it has started.
+    pub started_at: Option<f64>,
+    /// Task definition ARN.
+    pub task_definition_arn: String,
+}
+
+impl TaskObs {
+    /// The 32-hex task id at the end of the ARN.
+    pub fn id(&self) -> &str {
+        self.arn.rsplit('/').next().unwrap_or(&self.arn)
+    }
+}
+
+// ---- Secrets Manager ---------------------------------------------------------------------
+
+/// What `DescribeSecret` says about a secret (no value).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretInfo {
+    /// Full ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// Version holding AWSCURRENT.
+    pub current: Option<String>,
+    /// Version holding AWSPREVIOUS.
+    pub previous: Option<String>,
+    /// Labelled versions and their stages.
+    pub stages: BTreeMap<String, Vec<String>>,
+    /// Rotation is configured and on.
+    pub rotation_enabled: bool,
+    /// Scheduled for deletion at (epoch seconds).
+    pub deleted_date: Option<f64>,
+    /// Managed by another AWS service.
+    pub owning_service: Option<String>,
+    /// Last change to the secret (a write or a label move), epoch seconds.
+    pub last_changed: Option<f64>,
+}
+
+/// One version, as `ListSecretVersionIds` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VersionInfo {
+    /// Version id.
+    pub id: String,
+    /// Its staging labels (empty: deprecated).
+    pub stages: Vec<String>,
+    /// Creation date, epoch seconds.
+    pub created: Option<f64>,
+}
