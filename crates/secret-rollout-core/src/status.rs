@@ -338,7 +338,7 @@ pub async fn gather(
             target
                 .services
                 .as_ref()
-                .is_none_or(|only| only.iter().any(|n| *n == s.info.name))
+                .is_none_or(|only| only.contains(&s.info.name))
         })
         .map(|s| ServiceState {
             cluster: s.info.cluster.clone(),
