@@ -102,11 +102,16 @@ pub enum Source {
     Prompt,
     /// All of stdin.
     Stdin {
-        /// Drop one trailing `\n` (or `\r\n`).
-        trim_newline: bool,
+        /// What to do with a trailing newline.
+        newline: Newline,
     },
-    /// A file's whole content, as is.
-    File(PathBuf),
+    /// A file's whole content.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What to do with a trailing newline.
+        newline: Newline,
+    },
     /// Random, from the operating system's generator.
     Generate {
         /// Bytes for base64url, characters for the others.
@@ -114,6 +119,36 @@ pub enum Source {
         /// Character set.
         charset: Charset,
     },
+}
+
+/// What to do with a value (from stdin or a file) that ends in a newline, as `echo` and
+/// most editors leave one. Never silently: a password with a stray `\n` fails to log in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Newline {
+    /// Refuse the value and ask which is meant (the default).
+    #[default]
+    Refuse,
+    /// Drop one trailing `\n` (or `\r\n`): `--trim-newline`.
+    Trim,
+    /// Store it as given: `--keep-newline`.
+    Keep,
+}
+
+impl Newline {
+    /// Applies the policy to what was read from `what` (stdin, the value file ...).
+    fn apply(self, buf: &mut Zeroizing<Vec<u8>>, what: &str) -> Result<()> {
+        match self {
+            Newline::Trim => trim_one_newline(buf),
+            Newline::Keep => {}
+            Newline::Refuse if buf.ends_with(b"\n") && buf.len() <= MAX_BYTES + 1 => {
+                return Err(Error::bad_input(format!("{what} ends with a newline")).hint(
+                    "add --trim-newline to drop it (echo and most editors add one), or --keep-newline to store it as is",
+                ))
+            }
+            Newline::Refuse => {}
+        }
+        Ok(())
+    }
 }
 
 /// Prompts for a hidden line; `None` when there is no terminal to prompt on.
@@ -164,14 +199,12 @@ impl Source {
                 }
                 Ok(SecretValue::new(first.to_string()))
             }
-            Source::Stdin { trim_newline } => {
+            Source::Stdin { newline } => {
                 let mut text = read_limited(stdin).map_err(|e| {
                     Error::bad_input(format!("could not read the value from stdin: {}", e.kind()))
                         .hint(SOURCES_HINT)
                 })?;
-                if *trim_newline {
-                    trim_one_newline(&mut text);
-                }
+                newline.apply(&mut text, "the value on stdin")?;
                 let text = utf8(text, "stdin")?;
                 if text.is_empty() {
                     return Err(Error::bad_input("no value on stdin: it was closed or empty")
@@ -179,7 +212,7 @@ impl Source {
                 }
                 Ok(SecretValue::new(text.to_string()))
             }
-            Source::File(path) => {
+            Source::File { path, newline } => {
                 let mut file = std::fs::File::open(path).map_err(|e| {
                     Error::bad_input(format!(
                         "cannot read the value file {}: {}",
@@ -196,6 +229,8 @@ impl Source {
                     ))
                     .hint("check the path and its permissions")
                 })?;
+                let mut text = text;
+                newline.apply(&mut text, &format!("the value file {}", path.display()))?;
                 let text = utf8(text, &format!("the value file {}", path.display()))?;
                 Ok(SecretValue::new(text.to_string()))
             }
@@ -235,7 +270,19 @@ fn trim_one_newline(buf: &mut Zeroizing<Vec<u8>>) {
     }
 }
 
+/// The value is larger than Secrets Manager stores.
+fn too_large() -> Error {
+    // No byte count: reading stops just past the limit, so it would understate.
+    Error::bad_input("the new value is over the 65536-byte limit of secrets manager")
+        .hint("store a smaller value (or a reference to where the large one is kept)")
+}
+
 fn utf8(buf: Zeroizing<Vec<u8>>, what: &str) -> Result<Zeroizing<String>> {
+    // Size first: reading stops just past the limit, which can cut a multi-byte character
+    // in two, and a large valid text must not be called "not utf-8".
+    if buf.len() > MAX_BYTES {
+        return Err(too_large());
+    }
     if std::str::from_utf8(&buf).is_err() {
         return Err(Error::bad_input(format!("{what} is not utf-8 text")).hint(
             "secret-rollout writes SecretString values: give text, e.g. base64 of binary data",
@@ -297,7 +344,8 @@ pub fn generate(length: usize, charset: Charset) -> Result<SecretValue> {
     Ok(SecretValue::new(out.to_string()))
 }
 
-/// Refuses an empty value, one over 65,536 bytes, and one equal to the current value.
+/// Refuses an empty value, one over 65,536 bytes, one with a NUL byte (ECS passes secrets
+/// as environment variables), and one equal to the current value.
 pub fn validate(new: &SecretValue, current: Option<&SecretValue>) -> Result<()> {
     if new.is_empty() {
         return Err(Error::bad_input("the new value is empty").hint(
@@ -305,11 +353,12 @@ pub fn validate(new: &SecretValue, current: Option<&SecretValue>) -> Result<()> 
         ));
     }
     if new.len() > MAX_BYTES {
-        // No byte count: reading stops just past the limit, so it would understate.
-        return Err(Error::bad_input(
-            "the new value is over the 65536-byte limit of secrets manager",
-        )
-        .hint("store a smaller value (or a reference to where the large one is kept)"));
+        return Err(too_large());
+    }
+    if new.expose().contains('\0') {
+        return Err(Error::bad_input("the new value contains a NUL byte").hint(
+            "ECS hands secrets to containers as environment variables, which cannot hold NUL: base64-encode binary data",
+        ));
     }
     if current.is_some_and(|c| c.same_as(new)) {
         return Err(Error::bad_input("the new value equals the current one")
@@ -318,66 +367,123 @@ pub fn validate(new: &SecretValue, current: Option<&SecretValue>) -> Result<()> 
     Ok(())
 }
 
-/// Wipes every string of a parsed JSON document (keys too).
-fn scrub(value: serde_json::Value) {
-    match value {
-        serde_json::Value::String(mut s) => s.zeroize(),
-        serde_json::Value::Array(items) => items.into_iter().for_each(scrub),
-        serde_json::Value::Object(map) => {
-            for (mut k, v) in map {
-                k.zeroize();
-                scrub(v);
-            }
-        }
-        _ => {}
+/// The top level of a JSON object, in its own order, each member's value as written.
+///
+/// `serde_json::Value` would sort the keys and normalise numbers (`5432.0`, `1e3`, big
+/// integers); raw values leave every member but the replaced one exactly as it was, without
+/// turning on `arbitrary_precision` for the whole workspace (which changes how every other
+/// `Value` in the tool and the sandbox deserialises numbers).
+type RawObject = indexmap::IndexMap<String, Box<serde_json::value::RawValue>>;
+
+/// Wipes the keys and raw values of a parsed object.
+fn scrub_raw(object: RawObject) {
+    for (mut k, v) in object {
+        k.zeroize();
+        let mut text: Box<str> = v.into();
+        text.zeroize();
     }
 }
 
-/// Replaces `key` of the JSON object in `current` with the string `new` and keeps the
-/// other keys. Refuses when `current` is not a JSON object, when it has no such key (a
-/// typo would otherwise add a key and leave the real one unchanged), and when the key
-/// already holds `new`. Keys come out sorted (serde_json's map), which Secrets Manager
-/// consumers do not depend on.
+/// The JSON type a member holds, for messages (never the value).
+fn json_type(raw: &serde_json::value::RawValue) -> &'static str {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'"') => "string",
+        Some(b'{') => "object",
+        Some(b'[') => "array",
+        Some(b't' | b'f') => "boolean",
+        Some(b'n') => "null",
+        _ => "number",
+    }
+}
+
+/// `new` as a member of the type `old` holds: a string stays a string (escaped), a number
+/// must be a JSON number, a boolean `true`/`false`, an object or array the same kind of
+/// JSON; null takes a string. `None` when `new` cannot be that type.
+fn as_member_of_type(
+    old: &'static str,
+    new: &SecretValue,
+) -> Option<Box<serde_json::value::RawValue>> {
+    let text = new.expose().trim();
+    let raw_of = |s: String| serde_json::value::RawValue::from_string(s).ok();
+    match old {
+        "string" | "null" => {
+            raw_of(serde_json::Value::String(new.expose().to_string()).to_string())
+        }
+        "number" => serde_json::from_str::<serde_json::Number>(text)
+            .ok()
+            .and_then(|_| raw_of(text.to_string())),
+        "boolean" => matches!(text, "true" | "false").then(|| raw_of(text.to_string()))?,
+        kind => {
+            let parsed = serde_json::from_str::<Box<serde_json::value::RawValue>>(text).ok()?;
+            (json_type(&parsed) == kind).then_some(parsed)
+        }
+    }
+}
+
+/// Replaces `key` of the JSON object in `current` with `new` and keeps every other member
+/// exactly as it was (order and number formatting included). The member keeps its JSON
+/// type: a string gets `new` as a string, a number, boolean, object or array must be given
+/// as one (`--json-key port` with `5433` writes the number 5433). Refuses when `current`
+/// is not a JSON object, when it has no such key (a typo would otherwise add a key and
+/// leave the real one unchanged), when `new` cannot be the member's type, and when the key
+/// already holds `new`.
 pub fn merge_json_key(current: &SecretValue, key: &str, new: &SecretValue) -> Result<SecretValue> {
-    let parsed: Option<serde_json::Map<String, serde_json::Value>> =
-        match serde_json::from_str::<serde_json::Value>(current.expose()) {
-            Ok(serde_json::Value::Object(map)) => Some(map),
-            Ok(other) => {
-                scrub(other);
-                None
-            }
-            Err(_) => None,
-        };
-    let Some(mut map) = parsed else {
+    let Ok(mut map) = serde_json::from_str::<RawObject>(current.expose()) else {
         return Err(Error::bad_input(format!(
             "--json-key {key}: the current value is not a json object"
         ))
         .hint("drop --json-key to replace the whole value"));
     };
-    if !map.contains_key(key) {
-        let keys: Vec<String> = map.keys().cloned().collect();
-        scrub(serde_json::Value::Object(map));
+    let Some(old) = map.get(key) else {
+        let mut keys: Vec<String> = map.keys().cloned().collect();
+        keys.sort();
+        scrub_raw(map);
         return Err(Error::bad_input(format!(
             "--json-key {key}: the current json object has no such key"
         ))
         .hint(format!("its keys are: {}", keys.join(", "))));
-    }
-    if map.get(key).and_then(|v| v.as_str()) == Some(new.expose()) {
-        scrub(serde_json::Value::Object(map));
+    };
+    let kind = json_type(old);
+    let Some(member) = as_member_of_type(kind, new) else {
+        scrub_raw(map);
+        let article = if kind == "object" || kind == "array" {
+            "an"
+        } else {
+            "a"
+        };
+        return Err(Error::bad_input(format!(
+            "--json-key {key}: the key holds {article} {kind} and the new value is not {article} {kind}"
+        ))
+        .hint(format!("give {article} {kind} in json, or drop --json-key to replace the whole value")));
+    };
+    let same = match kind {
+        "string" => serde_json::from_str::<String>(old.get()).is_ok_and(|mut s| {
+            let same = s == new.expose();
+            s.zeroize();
+            same
+        }),
+        _ => old.get().trim() == member.get(),
+    };
+    if same {
+        scrub_raw(map);
+        let mut text: Box<str> = member.into();
+        text.zeroize();
         return Err(Error::bad_input(format!(
             "--json-key {key}: the new value equals the current one"
         ))
         .hint("nothing to rotate: give a different value, or use `secret-rollout redeploy` to restart the services"));
     }
-    if let Some(old) = map.insert(
-        key.to_string(),
-        serde_json::Value::String(new.expose().to_string()),
-    ) {
-        scrub(old);
+    if let Some(old) = map.insert(key.to_string(), member) {
+        let mut text: Box<str> = old.into();
+        text.zeroize();
     }
-    let object = serde_json::Value::Object(map);
-    let merged = Zeroizing::new(object.to_string());
-    scrub(object);
+    let merged = Zeroizing::new(serde_json::to_string(&map).map_err(|_| {
+        Error::bad_input(format!(
+            "--json-key {key}: the merged object cannot be written as json"
+        ))
+        .hint("drop --json-key to replace the whole value")
+    })?);
+    scrub_raw(map);
     Ok(SecretValue::new(merged.to_string()))
 }
 
@@ -450,7 +556,7 @@ mod tests {
         for (input, trim, expected) in cases {
             let mut r: &[u8] = input;
             let got = Source::Stdin {
-                trim_newline: *trim,
+                newline: if *trim { Newline::Trim } else { Newline::Keep },
             }
             .read_with("x", &mut r, None)
             .unwrap();
@@ -466,9 +572,11 @@ mod tests {
             (&[0xff, 0xfe][..], false, "not utf-8"),
         ] {
             let mut r: &[u8] = input;
-            let e = Source::Stdin { trim_newline: trim }
-                .read_with("x", &mut r, None)
-                .unwrap_err();
+            let e = Source::Stdin {
+                newline: if trim { Newline::Trim } else { Newline::Keep },
+            }
+            .read_with("x", &mut r, None)
+            .unwrap_err();
             assert_eq!(e.kind, Kind::BadInput);
             assert!(e.message.contains(message), "{}", e.message);
             assert!(e.hint.is_some());
@@ -476,20 +584,26 @@ mod tests {
     }
 
     #[test]
-    fn oversized_stdin_is_read_to_the_limit_and_refused_by_validate() {
+    fn oversized_stdin_is_refused_at_the_limit() {
         let big = vec![b'a'; MAX_BYTES + 100];
         let mut r: &[u8] = &big;
-        let value = Source::Stdin {
-            trim_newline: false,
+        let e = Source::Stdin {
+            newline: Newline::Keep,
         }
         .read_with("x", &mut r, None)
-        .unwrap();
-        assert_eq!(value.len(), MAX_BYTES + 3);
-        let e = validate(&value, None).unwrap_err();
+        .unwrap_err();
         assert!(e.message.contains("65536"), "{}", e.message);
-        // Exactly the limit is fine.
+        // Exactly the limit is fine, also with a trailing newline trimmed.
         let exact = v(&"a".repeat(MAX_BYTES));
         validate(&exact, None).unwrap();
+        let mut line = vec![b'a'; MAX_BYTES];
+        line.push(b'\n');
+        let value = Source::Stdin {
+            newline: Newline::Trim,
+        }
+        .read_with("x", &mut &line[..], None)
+        .unwrap();
+        assert_eq!(value.len(), MAX_BYTES);
     }
 
     #[test]
@@ -497,9 +611,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("value");
         std::fs::write(&path, format!("{KNOWN}\n")).unwrap();
-        let got = Source::File(path.clone())
-            .read_with("x", &mut &b""[..], None)
-            .unwrap();
+        let got = Source::File {
+            path: path.clone(),
+            newline: Newline::Keep,
+        }
+        .read_with("x", &mut &b""[..], None)
+        .unwrap();
         assert_eq!(
             got.expose(),
             format!("{KNOWN}\n"),
@@ -507,18 +624,58 @@ mod tests {
         );
 
         let missing = dir.path().join("missing");
-        let e = Source::File(missing)
-            .read_with("x", &mut &b""[..], None)
-            .unwrap_err();
+        let e = Source::File {
+            path: missing,
+            newline: Newline::Keep,
+        }
+        .read_with("x", &mut &b""[..], None)
+        .unwrap_err();
         assert_eq!(e.kind, Kind::BadInput);
         assert!(e.message.contains("missing"), "{}", e.message);
 
         // A directory is unreadable as a value; the message names it, never content.
-        let e = Source::File(dir.path().to_path_buf())
-            .read_with("x", &mut &b""[..], None)
-            .unwrap_err();
+        let e = Source::File {
+            path: dir.path().to_path_buf(),
+            newline: Newline::Keep,
+        }
+        .read_with("x", &mut &b""[..], None)
+        .unwrap_err();
         assert!(e.message.contains(&dir.path().display().to_string()));
         assert_no_leak(&e);
+    }
+
+    #[test]
+    fn a_trailing_newline_is_never_taken_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pw.txt");
+        std::fs::write(&path, format!("{KNOWN}\r\n")).unwrap();
+        let file = |newline| {
+            Source::File {
+                path: path.clone(),
+                newline,
+            }
+            .read_with("x", &mut &b""[..], None)
+        };
+        let e = file(Newline::Refuse).unwrap_err();
+        assert_eq!(
+            e.message,
+            format!("the value file {} ends with a newline", path.display())
+        );
+        assert!(e.hint.as_deref().unwrap().contains("--trim-newline"));
+        assert!(e.hint.as_deref().unwrap().contains("--keep-newline"));
+        assert_no_leak(&e);
+        assert_eq!(file(Newline::Trim).unwrap().expose(), KNOWN);
+        assert_eq!(
+            file(Newline::Keep).unwrap().expose(),
+            format!("{KNOWN}\r\n")
+        );
+        let stdin =
+            |input: &[u8], newline| Source::Stdin { newline }.read_with("x", &mut &input[..], None);
+        let e = stdin(b"abc\n", Newline::Refuse).unwrap_err();
+        assert_eq!(e.message, "the value on stdin ends with a newline");
+        assert_eq!(stdin(b"abc", Newline::Refuse).unwrap().expose(), "abc");
+        // A newline inside the value is the value's own.
+        assert_eq!(stdin(b"a\nb", Newline::Refuse).unwrap().expose(), "a\nb");
     }
 
     #[test]
@@ -647,6 +804,99 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn json_key_keeps_every_other_member_as_written_and_the_member_type() {
+        let current = v(
+            r#"{"username":"app","port":5432,"ratio":1.50,"big":123456789012345678901234567890,"tls":true,"password":"old"}"#,
+        );
+        let merged = merge_json_key(&current, "password", &v(KNOWN)).unwrap();
+        assert_eq!(
+            merged.expose(),
+            format!(
+                r#"{{"username":"app","port":5432,"ratio":1.50,"big":123456789012345678901234567890,"tls":true,"password":"{KNOWN}"}}"#
+            )
+        );
+        // A number stays a number, a boolean a boolean, an object an object.
+        let cases: &[(&str, &str, &str)] = &[
+            ("port", "5433", r#""port":5433"#),
+            ("port", " 5433\n", r#""port":5433"#),
+            ("ratio", "2.50", r#""ratio":2.50"#),
+            ("tls", "false", r#""tls":false"#),
+        ];
+        for (key, new, expect) in cases {
+            let new = new.replace("\\n", "\n");
+            let merged = merge_json_key(&current, key, &v(&new)).unwrap();
+            assert!(
+                merged.expose().contains(expect),
+                "{key}: {}",
+                merged.expose()
+            );
+            assert!(merged.expose().starts_with(r#"{"username":"app","#));
+        }
+        let nested = v(r#"{"db":{"host":"h"},"tags":["a"],"note":null}"#);
+        let merged = merge_json_key(&nested, "db", &v(r#"{"host": "h2"}"#)).unwrap();
+        assert_eq!(
+            merged.expose(),
+            r#"{"db":{"host": "h2"},"tags":["a"],"note":null}"#
+        );
+        let merged = merge_json_key(&nested, "note", &v("text")).unwrap();
+        assert_eq!(
+            merged.expose(),
+            r#"{"db":{"host":"h"},"tags":["a"],"note":"text"}"#
+        );
+        // A string member takes any text, escaped.
+        let merged = merge_json_key(&current, "username", &v("a\"b")).unwrap();
+        assert!(merged.expose().starts_with(r#"{"username":"a\"b","port""#));
+    }
+
+    #[test]
+    fn json_key_refuses_a_value_of_another_type_without_showing_it() {
+        let current = v(
+            r#"{"port":5432,"tls":true,"db":{"host":"h"},"tags":[],"password":"hunter2-very-secret"}"#,
+        );
+        for (key, new, kind) in [
+            ("port", KNOWN, "a number"),
+            ("port", "5432x", "a number"),
+            ("tls", "yes", "a boolean"),
+            ("db", "[1]", "an object"),
+            ("tags", "{}", "an array"),
+        ] {
+            let e = merge_json_key(&current, key, &v(new)).unwrap_err();
+            assert_eq!(e.kind, Kind::BadInput);
+            assert_eq!(
+                e.message,
+                format!("--json-key {key}: the key holds {kind} and the new value is not {kind}")
+            );
+            assert_no_leak(&e);
+        }
+        for (key, same) in [("port", "5432"), ("tls", "true"), ("password", KNOWN)] {
+            let e = merge_json_key(&current, key, &v(same)).unwrap_err();
+            assert!(
+                e.message.contains("equals the current one"),
+                "{}",
+                e.message
+            );
+            assert_no_leak(&e);
+        }
+    }
+
+    #[test]
+    fn large_utf8_is_refused_for_its_size_and_nul_for_itself() {
+        // 80 KB of a two-byte character: reading stops mid-character past the limit.
+        let big = "é".repeat(40_000);
+        let e = Source::Stdin {
+            newline: Newline::Keep,
+        }
+        .read_with("x", &mut big.as_bytes(), None)
+        .unwrap_err();
+        assert!(e.message.contains("65536-byte limit"), "{}", e.message);
+        let e = validate(&v("a\0b"), None).unwrap_err();
+        assert_eq!(e.message, "the new value contains a NUL byte");
+        assert!(e.hint.unwrap().contains("environment variables"));
+        // Exactly at the limit is fine.
+        validate(&v(&"é".repeat(32_768)), None).unwrap();
     }
 
     #[test]

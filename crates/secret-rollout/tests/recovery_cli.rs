@@ -1447,7 +1447,7 @@ async fn timeout_then_resume_follows_the_same_deployments() {
     // Slow ECS right down: the rollout cannot finish within the timeout.
     env.sandbox.world().lock().unwrap().set_speed(1.0).unwrap();
     let out = env
-        .run(&replace_args(&["--generate", "--timeout", "2s"]), None)
+        .run(&replace_args(&["--generate", "--timeout", "10s"]), None)
         .await;
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     assert_eq!(json(&out)["outcome"], "timeout");
@@ -1689,7 +1689,7 @@ async fn a_timed_out_rotation_rolled_back_no_longer_blocks_the_secret() {
     let before = env.current_version(SHARED);
     env.sandbox.world().lock().unwrap().set_speed(1.0).unwrap();
     let out = env
-        .run(&replace_args(&["--generate", "--timeout", "2s"]), None)
+        .run(&replace_args(&["--generate", "--timeout", "10s"]), None)
         .await;
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     let id = json(&out)["rotation_id"].as_str().unwrap().to_string();
@@ -1739,7 +1739,7 @@ async fn resume_keeps_the_on_failure_choice_of_the_interrupted_run() {
     env.sandbox.world().lock().unwrap().set_speed(0.0).unwrap();
     let out = env
         .run(
-            &replace_args(&["--value-stdin", "--on-failure", "keep", "--timeout", "1s"]),
+            &replace_args(&["--value-stdin", "--on-failure", "keep", "--timeout", "10s"]),
             Some(bad.as_bytes()),
         )
         .await;

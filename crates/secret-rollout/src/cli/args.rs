@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::parse;
+
 /// Replace a secret in AWS Secrets Manager, roll it out to every ECS service that reads
 /// it, and prove every running task has it.
 #[derive(Debug, Parser)]
@@ -79,9 +81,13 @@ pub struct ValueArgs {
     /// Read the new value from stdin (all of it).
     #[arg(long, conflicts_with_all = ["value_file", "generate"])]
     pub value_stdin: bool,
-    /// With --value-stdin: drop one trailing newline.
-    #[arg(long, requires = "value_stdin")]
+    /// With --value-stdin or --value-file: drop one trailing newline (a value that ends in
+    /// a newline is refused unless --trim-newline or --keep-newline says what is meant).
+    #[arg(long, conflicts_with = "keep_newline")]
     pub trim_newline: bool,
+    /// With --value-stdin or --value-file: store a trailing newline as part of the value.
+    #[arg(long)]
+    pub keep_newline: bool,
     /// Read the new value from a file (once per secret, in order).
     #[arg(long, value_name = "PATH", conflicts_with = "generate")]
     pub value_file: Vec<PathBuf>,
@@ -89,7 +95,7 @@ pub struct ValueArgs {
     #[arg(long)]
     pub generate: bool,
     /// With --generate: bytes for base64url, characters otherwise.
-    #[arg(long, value_name = "N", requires = "generate")]
+    #[arg(long, value_name = "N", requires = "generate", value_parser = parse::length)]
     pub length: Option<usize>,
     /// With --generate: the alphabet.
     #[arg(long, value_enum, requires = "generate")]
@@ -123,7 +129,7 @@ pub enum OnFailure {
 #[derive(Debug, Args, Clone)]
 pub struct RolloutArgs {
     /// Give up after this long, for the whole command (e.g. 30m, 90s, 1h).
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse::timeout)]
     pub timeout: std::time::Duration,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
@@ -132,7 +138,7 @@ pub struct RolloutArgs {
     #[arg(long)]
     pub allow_short_credentials: bool,
     /// Poll interval ceiling (tests and demos use less).
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, hide = true)]
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse::max_poll, hide = true)]
     pub max_poll: std::time::Duration,
 }
 
@@ -353,7 +359,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
     /// Virtual seconds per real second.
-    #[arg(long, value_name = "FACTOR")]
+    #[arg(long, value_name = "FACTOR", value_parser = parse::speed)]
     pub speed: Option<f64>,
     /// Seed for ids and random rules.
     #[arg(long)]
@@ -364,7 +370,7 @@ pub struct SandboxArgs {
 #[derive(Debug, Args, Clone)]
 pub struct DemoArgs {
     /// Virtual seconds per real second (a rollout takes a few seconds at the default).
-    #[arg(long, default_value_t = 20.0, value_name = "FACTOR")]
+    #[arg(long, default_value_t = 20.0, value_name = "FACTOR", value_parser = parse::speed)]
     pub speed: f64,
     /// Make api reject the new value, to see the failure and the restore.
     #[arg(long)]
@@ -377,44 +383,4 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
-}
-
-/// Parses `90s`, `30m`, `1h`, `1h30m`, `500ms`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(n));
-    }
-    let mut total = 0.0f64;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let unit = if c == 'm' && chars.peek() == Some(&'s') {
-            chars.next();
-            "ms".to_string()
-        } else {
-            c.to_string()
-        };
-        let n: f64 = num
-            .parse()
-            .map_err(|_| format!("invalid duration {s:?}: use e.g. 90s, 30m, 1h"))?;
-        num.clear();
-        total += n * match unit.as_str() {
-            "ms" => 0.001,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return Err(format!("invalid duration {s:?}: units are ms, s, m, h")),
-        };
-        any = true;
-    }
-    if !num.is_empty() || !any {
-        return Err(format!("invalid duration {s:?}: use e.g. 90s, 30m, 1h"));
-    }
-    Ok(std::time::Duration::from_secs_f64(total))
 }

@@ -6,6 +6,7 @@ pub mod args;
 pub mod demo;
 pub mod history;
 pub mod output;
+pub mod parse;
 pub mod render;
 pub mod rotate;
 pub mod session;
@@ -255,7 +256,23 @@ mod tests {
             ("replace x --cluster c --generate --yes", true),
             ("replace --cluster c --generate", false),
             ("replace x --value-stdin --generate", false),
-            ("replace x --trim-newline", false),
+            // Parsed, then refused by session::check_value_flags before any AWS call
+            // (its own test): clap cannot say "requires --value-stdin or --value-file".
+            ("replace x --trim-newline", true),
+            ("replace x --keep-newline", true),
+            ("replace x --value-file f --trim-newline", true),
+            ("replace x --value-stdin --keep-newline", true),
+            (
+                "replace x --value-stdin --keep-newline --trim-newline",
+                false,
+            ),
+            ("replace x --generate --timeout 0s", false),
+            (
+                "replace x --generate --timeout 18446744073709551616s",
+                false,
+            ),
+            ("replace x --generate --length 0", false),
+            ("sandbox --speed 1e308", false),
             ("replace x --length 10", false),
             (
                 "replace x --generate --charset hex --length 10 --timeout 1h30m",

@@ -105,7 +105,7 @@ pub async fn replace(
     a: &args::ReplaceArgs,
     reporter: &dyn Reporter,
 ) -> Result<i32> {
-    session::one_reader_of_stdin(&a.target, &a.value)?;
+    session::check_value_flags(&a.target, &a.value)?;
     if a.dry_run {
         return plan_cmd(global, &a.secrets, &a.target, &a.services).await;
     }
@@ -464,7 +464,7 @@ pub async fn rollback(
 
 /// `resume`.
 pub async fn resume(global: &Global, a: &args::ResumeArgs, reporter: &dyn Reporter) -> Result<i32> {
-    session::one_reader_of_stdin(&a.target, &a.value)?;
+    session::check_value_flags(&a.target, &a.value)?;
     let mut settings = settings(
         &a.rollout,
         a.on_failure.unwrap_or(args::OnFailure::Rollback),

@@ -10,7 +10,7 @@ use secret_rollout_core::credentials::{self, AwsContext, AwsOptions, MfaCodeSour
 use secret_rollout_core::error::{Error, Result};
 use secret_rollout_core::journal;
 use secret_rollout_core::rotation::Caller;
-use secret_rollout_core::value::{Charset as CoreCharset, SecretValue, Source};
+use secret_rollout_core::value::{Charset as CoreCharset, Newline, SecretValue, Source};
 
 use super::args::{self, Charset, Global};
 
@@ -134,14 +134,51 @@ pub fn state_dir() -> Result<PathBuf> {
     journal::state_dir()
 }
 
-/// Refuses `--mfa-code-stdin` with `--value-stdin`: both would read the same stdin, and
-/// the code could end up in the secret (or the value sent as the code).
-pub fn one_reader_of_stdin(t: &args::Target, v: &args::ValueArgs) -> Result<()> {
+/// Refuses value flags that cannot work together, before anything else runs:
+/// `--mfa-code-stdin` with `--value-stdin` (both would read the same stdin, and the code
+/// could end up in the secret), and flags that would be silently ignored (`--trim-newline`
+/// without `--value-stdin`, `--length`/`--charset` without `--generate`). clap's
+/// `requires` does not fire for these: a `SetTrue` flag's default counts as present.
+pub fn check_value_flags(t: &args::Target, v: &args::ValueArgs) -> Result<()> {
     if t.mfa_code_stdin && v.value_stdin {
         return Err(Error::bad_input("--mfa-code-stdin and --value-stdin would both read stdin")
             .hint("give the value with --value-file or --generate, or type the MFA code at the prompt"));
     }
+    let reads_text = v.value_stdin || !v.value_file.is_empty();
+    for (given, flag) in [
+        (v.trim_newline, "--trim-newline"),
+        (v.keep_newline, "--keep-newline"),
+    ] {
+        if given && !reads_text {
+            return Err(Error::bad_input(format!(
+                "{flag} applies to --value-stdin and --value-file only"
+            ))
+            .hint(format!("drop {flag}")));
+        }
+    }
+    if !v.generate {
+        for (given, flag) in [
+            (v.length.is_some(), "--length"),
+            (v.charset.is_some(), "--charset"),
+        ] {
+            if given {
+                return Err(
+                    Error::bad_input(format!("{flag} applies to --generate only"))
+                        .hint(format!("add --generate, or drop {flag}")),
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+/// What `--trim-newline` / `--keep-newline` say of a trailing newline.
+fn newline(v: &args::ValueArgs) -> Newline {
+    match (v.trim_newline, v.keep_newline) {
+        (true, _) => Newline::Trim,
+        (_, true) => Newline::Keep,
+        _ => Newline::Refuse,
+    }
 }
 
 /// How the new value is read, from the flags; `index` picks the n-th `--value-file`.
@@ -154,7 +191,7 @@ pub fn value_source(v: &args::ValueArgs, index: usize, count: usize) -> Result<S
             .hint("give one --value-file per secret, in order, or --generate"));
         }
         return Ok(Source::Stdin {
-            trim_newline: v.trim_newline,
+            newline: newline(v),
         });
     }
     if !v.value_file.is_empty() {
@@ -165,7 +202,10 @@ pub fn value_source(v: &args::ValueArgs, index: usize, count: usize) -> Result<S
             ))
             .hint("give one --value-file per secret, in the order the secrets are named"));
         }
-        return Ok(Source::File(v.value_file[index].clone()));
+        return Ok(Source::File {
+            path: v.value_file[index].clone(),
+            newline: newline(v),
+        });
     }
     if v.generate {
         let charset = match v.charset.unwrap_or(Charset::Base64url) {
@@ -190,4 +230,76 @@ pub fn read_value(
 ) -> Result<SecretValue> {
     let source = value_source(v, index, count)?;
     source.read(label, &mut std::io::stdin().lock())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Flag combinations that would be ignored or fight over stdin are refused with one
+    /// line that names the flag; the others pass.
+    #[test]
+    fn value_flag_combinations() {
+        let target = args::Target::default();
+        let v = |f: &dyn Fn(&mut args::ValueArgs)| {
+            let mut a = args::ValueArgs::default();
+            f(&mut a);
+            a
+        };
+        let refused: Vec<(args::ValueArgs, &str)> = vec![
+            (
+                v(&|a| a.trim_newline = true),
+                "--trim-newline applies to --value-stdin and --value-file only",
+            ),
+            (
+                v(&|a| {
+                    a.trim_newline = true;
+                    a.generate = true
+                }),
+                "--trim-newline applies to --value-stdin and --value-file only",
+            ),
+            (
+                v(&|a| a.keep_newline = true),
+                "--keep-newline applies to --value-stdin and --value-file only",
+            ),
+            (
+                v(&|a| {
+                    a.value_stdin = true;
+                    a.length = Some(8)
+                }),
+                "--length applies to --generate only",
+            ),
+            (
+                v(&|a| {
+                    a.value_file = vec!["f".into()];
+                    a.charset = Some(args::Charset::Hex)
+                }),
+                "--charset applies to --generate only",
+            ),
+        ];
+        for (a, message) in refused {
+            let e = check_value_flags(&target, &a).unwrap_err();
+            assert_eq!(e.message, message);
+            assert_eq!(e.exit_code(), 2);
+            assert!(e.hint.is_some());
+        }
+        for a in [
+            v(&|a| {
+                a.value_stdin = true;
+                a.trim_newline = true
+            }),
+            v(&|a| {
+                a.value_file = vec!["f".into()];
+                a.keep_newline = true
+            }),
+            v(&|a| {
+                a.generate = true;
+                a.length = Some(8);
+                a.charset = Some(args::Charset::Hex)
+            }),
+            v(&|_| {}),
+        ] {
+            check_value_flags(&target, &a).unwrap();
+        }
+    }
 }
