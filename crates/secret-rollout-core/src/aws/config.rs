@@ -5,6 +5,7 @@
 //! Every client retries throttling, transient and 5xx errors in standard mode, 5 attempts
 //! with exponential backoff and jitter.
 
+use crate::error::{Error, Result};
 use std::path::Path;
 use std::time::Duration;
 
@@ -69,6 +70,36 @@ fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
+/// Refuses a region no AWS endpoint can be formed from (`mars-1;rm`, `eu west 1`):
+/// configuration (exit 2), before the SDK turns it into a kilobyte of endpoint errors.
+/// Unknown but well-formed names pass: new regions appear, and AWS says the rest.
+pub fn check_region(region: &str) -> Result<()> {
+    let well_formed = region.split('-').count() >= 2
+        && region.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if well_formed {
+        return Ok(());
+    }
+    Err(
+        Error::bad_input(format!("{region:?} is not an AWS region name")).hint(
+            "give a region such as eu-west-1 (--region, AWS_REGION, or the environment's region)",
+        ),
+    )
+}
+
+/// Refuses an `--endpoint-url` that is not an absolute http(s) URL with a host.
+pub fn check_endpoint_url(endpoint: &str) -> Result<()> {
+    match url::Url::parse(endpoint) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(Error::bad_input(format!("--endpoint-url {endpoint:?} is not an http(s) URL"))
+            .hint("give a URL such as http://127.0.0.1:4566 (a sandbox) or https://ecs.eu-west-1.amazonaws.com")),
+    }
+}
+
 /// The SDK config loader for `region`: our retries, timeouts, endpoint and profile files.
 pub fn base_loader(
     t: &Transport,
@@ -117,4 +148,54 @@ pub async fn default_chain(t: &Transport, region: &str) -> SharedCredentialsProv
         .build()
         .await;
     SharedCredentialsProvider::new(chain)
+}
+
+#[cfg(test)]
+mod checks {
+    use super::*;
+
+    #[test]
+    fn regions_and_endpoints_that_cannot_form_an_endpoint_are_configuration_errors() {
+        for good in [
+            "eu-west-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "il-central-1",
+            "us-isob-east-1",
+        ] {
+            check_region(good).unwrap();
+        }
+        for bad in [
+            "mars-1;rm",
+            "eu west 1",
+            "",
+            "EU-WEST-1",
+            "eu--west-1",
+            "-eu-west-1",
+            "eu",
+        ] {
+            let e = check_region(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(e.message.contains("is not an AWS region name"), "{bad}");
+        }
+        for good in [
+            "http://127.0.0.1:4566",
+            "https://ecs.eu-west-1.amazonaws.com",
+            "http://localhost:1/",
+        ] {
+            check_endpoint_url(good).unwrap();
+        }
+        for bad in [
+            "not a url::",
+            "127.0.0.1:4566",
+            "ftp://host",
+            "http://",
+            "file:///etc/passwd",
+            "",
+        ] {
+            let e = check_endpoint_url(bad).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{bad}");
+            assert!(!e.render().contains('\n') || e.render().lines().count() == 2);
+        }
+    }
 }

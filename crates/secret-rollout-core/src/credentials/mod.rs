@@ -360,7 +360,7 @@ async fn prime(
     let creds = provider
         .provide_credentials()
         .await
-        .map_err(|e| signin::credentials_error(&e, source))?;
+        .map_err(|e| signin::credentials_error(e, source))?;
     let expires_at = creds.expiry().map(OffsetDateTime::from);
     let primed = Primed {
         first: std::sync::Mutex::new(Some(creds)),
@@ -458,7 +458,7 @@ async fn assume_chain(
             let creds = provider
                 .provide_credentials()
                 .await
-                .map_err(|e| signin::credentials_error(&e, &source))?;
+                .map_err(|e| signin::credentials_error(e, &source))?;
             (creds, profile.clone())
         }
     };

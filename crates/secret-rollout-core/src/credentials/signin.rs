@@ -81,6 +81,9 @@ pub async fn load(opts: &AwsOptions) -> Result<AwsContext> {
 /// [`load`] reading `env` instead of the process environment for everything this crate
 /// decides (the SDK itself still sees the process environment for endpoints).
 pub async fn load_with_env(opts: &AwsOptions, env: &EnvVars) -> Result<AwsContext> {
+    if let Some(url) = &opts.endpoint_url {
+        crate::aws::config::check_endpoint_url(url)?;
+    }
     let paths = ProfilePaths::from_env(env);
     let vault = env.get("AWS_VAULT").is_some();
     // Under aws-vault the profiles are never read: aws-vault already chose and its
@@ -97,6 +100,7 @@ pub async fn load_with_env(opts: &AwsOptions, env: &EnvVars) -> Result<AwsContex
         plan.region_profile(profiles.as_ref(), env),
         &paths,
     )?;
+    crate::aws::config::check_region(&region)?;
     let files = if vault { None } else { Some(paths.files()) };
     let resolved = super::resolve(plan, opts, env, &region, &paths).await?;
     let mut loader =
@@ -213,9 +217,9 @@ fn assume_role_error(e: AwsError, hop: &RoleHop, from_profile: &str) -> Error {
 }
 
 /// Maps a credential provider failure to a message that says how to sign in.
-pub(crate) fn credentials_error(err: &CredentialsError, source: &CredentialSource) -> Error {
-    let detail = DisplayErrorContext(err).to_string();
-    match err {
+pub(crate) fn credentials_error(err: CredentialsError, source: &CredentialSource) -> Error {
+    let detail = DisplayErrorContext(&err).to_string();
+    match &err {
         CredentialsError::CredentialsNotLoaded(_) => Error::credentials(format!(
             "no AWS credentials found (tried {source})"
         ))
@@ -223,10 +227,23 @@ pub(crate) fn credentials_error(err: &CredentialsError, source: &CredentialSourc
         _ if detail.contains("ExpiredToken") => {
             Error::credentials(format!("cannot get AWS credentials from {source}: {detail}")).hint(EXPIRED_HINT)
         }
-        _ => Error::credentials(format!("cannot get AWS credentials from {source}: {detail}"))
-            .hint("check the profile in ~/.aws/config (for SSO: `aws sso login --profile NAME`)"),
+        // The default chain ends with the instance metadata service, whose refusal (or
+        // time-out) off EC2 is the error it reports; the SDK's dump of it is a kilobyte of
+        // debug output about a source the operator never meant to use. Name what was tried,
+        // in one line, and keep the SDK's error for `-v`.
+        _ if matches!(source, CredentialSource::Chain) => Error::credentials(format!(
+            "no AWS credentials found: tried {CHAIN_SOURCES}"
+        ))
+        .hint("sign in with `--profile NAME` (a profile in ~/.aws/config), run under `aws-vault exec PROFILE -- secret-rollout ...`, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+        .caused_by(err),
+        _ => Error::credentials(format!("cannot get AWS credentials from {source}: {err}"))
+            .hint("check the profile in ~/.aws/config (for SSO: `aws sso login --profile NAME`)")
+            .caused_by(err),
     }
 }
+
+/// The sources of the SDK's default credential chain, in its order.
+const CHAIN_SOURCES: &str = "the environment (AWS_ACCESS_KEY_ID), the shared config and credentials files, a web identity token, the ECS container endpoint and the EC2 instance metadata service";
 
 /// Signs in ([`load`]) and asks STS who that is ([`caller`]). A cached MFA session that AWS
 /// no longer accepts (revoked, or expired early) is forgotten and the sign-in done again,
