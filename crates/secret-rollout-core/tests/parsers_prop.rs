@@ -70,7 +70,7 @@ proptest! {
     #[test]
     fn json_key_merges(
         members in prop::collection::btree_map("[a-z]{1,6}", prop_oneof![
-            "[a-zA-Z0-9 ]{0,10}".prop_map(|s| serde_json::Value::String(s)),
+            "[a-zA-Z0-9 ]{0,10}".prop_map(serde_json::Value::String),
             any::<i32>().prop_map(serde_json::Value::from),
             any::<bool>().prop_map(serde_json::Value::from),
         ], 1..6),
