@@ -564,3 +564,57 @@ async fn services_not_described_before_the_redeploy_are_deployed_once_with_a_war
     }
     assert!(warnings[0].contains("deployed twice"), "{}", warnings[0]);
 }
+
+/// Verification of the rollout cannot list the tasks (every attempt of each service's
+/// ListTasks fails): that is a verification error of its own, not a retry, nothing is
+/// proven, the report says why, and the previous version is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_that_cannot_list_tasks_is_reported_as_such_and_restored() {
+    let env = start(2000.0).await;
+    let before = env.current_version(SHARED);
+    let attempts = u64::from(secret_rollout_core::aws::DEFAULT_MAX_ATTEMPTS);
+    // Three services, each one ListTasks call with its retries; none before verification.
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_faults(vec![rule(
+            "ecs",
+            "ListTasks",
+            FaultKind::Internal,
+            1..=3 * attempts,
+        )])
+        .expect("valid rule");
+    let events = Recorder::default();
+    let r = replace_reporting(&env, "a-brand-new-value-for-the-matrix", &events).await;
+    assert_eq!(judge(&env, &before, &r), None);
+    let report = r.expect("a report");
+    assert_eq!(report.outcome, Outcome::FailedRestored);
+    let rollout = report.rollout.as_ref().expect("a rollout phase");
+    assert!(rollout.verify_error.is_some(), "{rollout:?}");
+    assert!(
+        report
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("verification could not finish")),
+        "{:?}",
+        report.message
+    );
+    let events = events.0.into_inner().expect("events");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::VerifyError {
+                phase: secret_rollout_core::progress::Phase::Rollout,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Retrying { what, .. } if what.contains("verif"))),
+        "{events:?}"
+    );
+}
