@@ -149,3 +149,54 @@ pub fn target_from_journal(
         secret_prefix: env.and_then(|e| e.secret_prefix.clone()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    fn person<'a>(yes: bool, values: Option<&'a ValueArgs>, armed: &'a Notify) -> Person<'a> {
+        Person {
+            yes,
+            output: Output::Json,
+            values,
+            armed,
+        }
+    }
+
+    #[test]
+    fn yes_confirms_and_arms_ctrl_c() {
+        let armed = Notify::new();
+        assert!(armed.notified().now_or_never().is_none());
+        let p = person(true, None, &armed);
+        assert!(p.confirm("redeploy api?", None).unwrap());
+        assert!(armed.notified().now_or_never().is_some());
+    }
+
+    #[test]
+    fn a_value_comes_from_the_value_flags_only() {
+        let armed = Notify::new();
+        let err = person(true, None, &armed)
+            .new_value("production/x", 0, 1)
+            .unwrap_err();
+        assert!(err.message.contains("takes no value"), "{}", err.message);
+        let generate = ValueArgs {
+            generate: true,
+            length: Some(12),
+            charset: Some(args::Charset::Hex),
+            ..ValueArgs::default()
+        };
+        let value = person(true, Some(&generate), &armed)
+            .new_value("production/x", 0, 1)
+            .unwrap();
+        assert_eq!(value.len(), 12);
+        assert!(value.expose().chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn on_failure_flags_map_to_the_core() {
+        assert_eq!(on_failure(args::OnFailure::Rollback), OnFailure::Rollback);
+        assert_eq!(on_failure(args::OnFailure::Keep), OnFailure::Keep);
+    }
+}
