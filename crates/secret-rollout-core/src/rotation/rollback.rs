@@ -133,3 +133,29 @@ async fn restore_version(
     let mut run = Run::start(ctx, started, vec![state], services, locks)?;
     run.restore_and_finish(Outcome::Verified, None, None).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_names_a_rotation_or_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        for secret in [
+            "production/api_rds_password",
+            "short",
+            "deadbeef/x",
+            "notahexname",
+        ] {
+            match rollback_of(dir.path(), secret).unwrap() {
+                RollbackOf::Secret(s) => assert_eq!(s, secret),
+                other => panic!("{secret}: {other:?}"),
+            }
+        }
+        // Eight or more hex digits and dashes name a rotation, which must be in the journal.
+        for id in ["0123abcd", "0123abcd-0000-0000-0000-000000000000"] {
+            let err = rollback_of(dir.path(), id).unwrap_err();
+            assert!(err.message.contains("no rotation"), "{id}: {}", err.message);
+        }
+    }
+}
