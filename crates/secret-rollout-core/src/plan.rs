@@ -10,7 +10,7 @@ use crate::clients::Clients;
 use crate::config::Target;
 use crate::consumers::{self, ServiceInfo, TargetSecret, TaskDef};
 use crate::discovery;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rollout::ServiceRef;
 use crate::secret::{self, SecretInfo};
 
@@ -154,4 +154,37 @@ pub async fn consumers_of(
         })
         .collect();
     Ok((plan, redeploy))
+}
+
+/// Finds services by name in the target's clusters, each with its PRIMARY deployment id
+/// now. Every name must be found.
+pub async fn find_services(
+    clients: &Clients,
+    target: &Target,
+    names: &[String],
+) -> Result<Vec<(ServiceRef, Option<String>)>> {
+    let inv = discovery::inventory(&clients.ecs, &target.clusters, Some(names), false).await?;
+    let mut out = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        match inv.services.iter().find(|svc| svc.info.name == *name) {
+            Some(svc) => out.push((
+                ServiceRef {
+                    cluster: svc.info.cluster.clone(),
+                    service: name.clone(),
+                },
+                primary_of(svc),
+            )),
+            None => missing.push(name.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::bad_input(format!(
+            "no service {} in cluster(s) {}",
+            missing.join(", "),
+            target.clusters.join(", ")
+        ))
+        .hint("check the names with aws ecs list-services --cluster CLUSTER"));
+    }
+    Ok(out)
 }

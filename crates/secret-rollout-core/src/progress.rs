@@ -83,6 +83,19 @@ pub enum Event {
         /// The proof.
         proof: Proof,
     },
+    /// Verification could not finish (ECS could not list or describe the tasks): nothing
+    /// of this phase is proven.
+    VerifyError {
+        /// Which phase.
+        phase: Phase,
+        /// The error.
+        error: String,
+    },
+    /// Something the operator should know that does not stop the run (e.g. a risk taken).
+    Warning {
+        /// The text.
+        text: String,
+    },
     /// A transient AWS error the follow loop rode out.
     Retrying {
         /// What failed.

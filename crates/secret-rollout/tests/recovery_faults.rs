@@ -1,7 +1,7 @@
 //! The fault matrix: every fault kind on every operation `replace` calls, at the first, a
-//! middle and the last call of that operation in a clean run. Each case runs the same
-//! steps as the CLI's `replace` (sign-in, GetCallerIdentity, plan, write, redeploy,
-//! follow, verify) in-process against its own sandbox, and must end either verified or as
+//! middle and the last call of that operation in a clean run. Each case runs the CLI's
+//! `replace` in-process (sign-in, GetCallerIdentity, then the core's `rotation::replace`:
+//! plan, write, redeploy, follow, verify) against its own sandbox, and must end either verified or as
 //! a clean failure with the previous version restored; never with two new versions, and
 //! never with a service redeployed twice in one phase (ground truth: the sandbox's call
 //! log, where a successful UpdateService is exactly one deployment).
@@ -23,18 +23,29 @@ use secret_rollout_core::config::Target;
 use secret_rollout_core::credentials::{self, AwsOptions, EnvVars, MfaCodeSource};
 use secret_rollout_core::error::Result;
 use secret_rollout_core::journal::Outcome;
-use secret_rollout_core::plan;
-use secret_rollout_core::progress::Silent;
-use secret_rollout_core::rotation::{self, Caller, Context, OnFailure, Report, Settings};
-use secret_rollout_core::secret;
-use secret_rollout_core::value::{self, SecretValue};
+use secret_rollout_core::progress::{Event, Reporter, Silent};
+use secret_rollout_core::rotation::{
+    self, Caller, Context, OnFailure, ReplaceRequest, Report, Settings, Unattended,
+};
+use secret_rollout_core::value::SecretValue;
 use serde_json::Value;
 use uuid::Uuid;
 
 use common::{start, TestEnv, CLUSTER, SHARED};
 
-/// What the CLI's `replace` does, minus argument parsing and rendering.
+/// The CLI's `replace` in-process: sign-in, GetCallerIdentity, then the same core use case
+/// (plan, merge and check the value, write, redeploy, follow, verify, restore), confirmed
+/// as with `--yes`.
 async fn replace_in_process(env: &TestEnv, new_value: &str) -> Result<Report> {
+    replace_reporting(env, new_value, &Silent).await
+}
+
+/// [`replace_in_process`], with progress sent to `reporter`.
+async fn replace_reporting(
+    env: &TestEnv,
+    new_value: &str,
+    reporter: &dyn Reporter,
+) -> Result<Report> {
     let opts = AwsOptions {
         region: Some("eu-west-1".into()),
         profile: None,
@@ -60,11 +71,6 @@ async fn replace_in_process(env: &TestEnv, new_value: &str) -> Result<Report> {
         services: None,
         secret_prefix: None,
     };
-    let p = plan::plan(&clients, &target, &[SHARED.to_string()], None, false).await?;
-    let planned = &p.secrets[0];
-    let current = secret::value(&clients.sm, &planned.info.arn, planned.previous_version()).await?;
-    let new = SecretValue::new(new_value.to_string());
-    value::validate(&new, Some(&current))?;
     let settings = Settings {
         timeout: Duration::from_secs(60),
         max_poll: Duration::from_millis(50),
@@ -79,10 +85,17 @@ async fn replace_in_process(env: &TestEnv, new_value: &str) -> Result<Report> {
         clients: &clients,
         caller: &caller,
         settings: &settings,
-        reporter: &Silent,
+        reporter,
         rotation_id: Uuid::new_v4(),
     };
-    rotation::replace(&ctx, &p, vec![new], None).await
+    let request = ReplaceRequest {
+        secrets: vec![SHARED.to_string()],
+        values: vec![SecretValue::new(new_value.to_string())],
+        json_key: None,
+        only_services: Vec::new(),
+        allow_rotation: false,
+    };
+    rotation::replace(&ctx, &target, request, &Unattended).await
 }
 
 /// Calls per operation in the call log.
@@ -501,4 +514,106 @@ async fn persistent_faults_end_restored_or_stopped_cleanly() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Keeps every event.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Event>>);
+
+impl Reporter for Recorder {
+    fn report(&self, event: &Event) {
+        self.0.lock().expect("events").push(event.clone());
+    }
+}
+
+/// ECS cannot describe the services just before the redeploy (every attempt of that one
+/// DescribeServices call fails; the plan's own call is the first): the run says so with a
+/// warning naming the services, deploys each once all the same, and still proves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_not_described_before_the_redeploy_are_deployed_once_with_a_warning() {
+    let env = start(2000.0).await;
+    let before = env.current_version(SHARED);
+    let attempts = u64::from(secret_rollout_core::aws::DEFAULT_MAX_ATTEMPTS);
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_faults(vec![rule(
+            "ecs",
+            "DescribeServices",
+            FaultKind::Unavailable,
+            2..=1 + attempts,
+        )])
+        .expect("valid rule");
+    let events = Recorder::default();
+    let r = replace_reporting(&env, "a-brand-new-value-for-the-matrix", &events).await;
+    assert_eq!(judge(&env, &before, &r), None);
+    assert_eq!(r.as_ref().map(|r| r.outcome).ok(), Some(Outcome::Verified));
+    let events = events.0.into_inner().expect("events");
+    let warnings: Vec<&String> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Warning { text } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    for svc in ["front", "api", "admin"] {
+        assert!(warnings[0].contains(svc), "{}", warnings[0]);
+    }
+    assert!(warnings[0].contains("deployed twice"), "{}", warnings[0]);
+}
+
+/// Verification of the rollout cannot list the tasks (every attempt of each service's
+/// ListTasks fails): that is a verification error of its own, not a retry, nothing is
+/// proven, the report says why, and the previous version is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verification_that_cannot_list_tasks_is_reported_as_such_and_restored() {
+    let env = start(2000.0).await;
+    let before = env.current_version(SHARED);
+    let attempts = u64::from(secret_rollout_core::aws::DEFAULT_MAX_ATTEMPTS);
+    // Three services, each one ListTasks call with its retries; none before verification.
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_faults(vec![rule(
+            "ecs",
+            "ListTasks",
+            FaultKind::Internal,
+            1..=3 * attempts,
+        )])
+        .expect("valid rule");
+    let events = Recorder::default();
+    let r = replace_reporting(&env, "a-brand-new-value-for-the-matrix", &events).await;
+    assert_eq!(judge(&env, &before, &r), None);
+    let report = r.expect("a report");
+    assert_eq!(report.outcome, Outcome::FailedRestored);
+    let rollout = report.rollout.as_ref().expect("a rollout phase");
+    assert!(rollout.verify_error.is_some(), "{rollout:?}");
+    assert!(
+        report
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("verification could not finish")),
+        "{:?}",
+        report.message
+    );
+    let events = events.0.into_inner().expect("events");
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::VerifyError {
+                phase: secret_rollout_core::progress::Phase::Rollout,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Retrying { what, .. } if what.contains("verif"))),
+        "{events:?}"
+    );
 }

@@ -151,27 +151,27 @@ pub enum Command {
   printf '%s' \"$NEW\" | secret-rollout replace production/api_rds_password --region eu-west-1 --cluster production-online-lpa --value-stdin --yes
   secret-rollout replace production/api_rds_credentials --env production --json-key password --value-file pw.txt
   aws-vault exec prod -- secret-rollout replace notify_key --env production --generate --yes")]
-    Replace(ReplaceArgs),
+    Replace(super::replace::ReplaceArgs),
     /// Show what `replace` would do, and write nothing (the same as replace --dry-run).
     #[command(
         after_help = "Example:\n  secret-rollout plan opg_lpa_common_account_cleanup_notification_recipients --env production"
     )]
-    Plan(PlanArgs),
+    Plan(super::plan::PlanArgs),
     /// Force a new deployment of services (by name or by the secret they read), follow and verify.
     #[command(
         after_help = "Examples:\n  secret-rollout redeploy --env production --services api,front\n  secret-rollout redeploy --env production --secret api_rds_password"
     )]
-    Redeploy(RedeployArgs),
+    Redeploy(super::redeploy::RedeployArgs),
     /// Restore the previous value of a rotation (or of a secret) and redeploy its consumers.
     #[command(
         after_help = "Examples:\n  secret-rollout rollback 5f0c...  # a rotation id from `history`\n  secret-rollout rollback production/opg_lpa_front_csrf_salt --env production"
     )]
-    Rollback(RollbackArgs),
+    Rollback(super::rollback::RollbackArgs),
     /// Finish a rotation that was interrupted (Ctrl-C, lost connection, crash).
     #[command(
         after_help = "Examples:\n  secret-rollout resume\n  secret-rollout resume 5f0c3b1e-..."
     )]
-    Resume(ResumeArgs),
+    Resume(super::resume::ResumeArgs),
     /// Show which services still run tasks that hold an old value.
     #[command(
         after_help = "Examples:\n  secret-rollout status --env production\n  secret-rollout status --env production opg_lpa_front_csrf_salt --output json"
@@ -208,104 +208,6 @@ pub enum Command {
     /// Print the man page (roff).
     #[command(after_help = "Example:\n  secret-rollout man | man -l -")]
     Man,
-}
-
-/// `replace`.
-#[derive(Debug, Args, Clone)]
-pub struct ReplaceArgs {
-    /// Secret names (the environment's prefix is added) or ARNs.
-    #[arg(required = true, value_name = "SECRET")]
-    pub secrets: Vec<String>,
-    /// Where.
-    #[command(flatten)]
-    pub target: Target,
-    /// The new value.
-    #[command(flatten)]
-    pub value: ValueArgs,
-    /// Only these consumers (comma-separated service names).
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
-    pub services: Vec<String>,
-    /// Show the plan and stop.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// What to do when the rollout fails.
-    #[arg(long, value_enum, default_value_t = OnFailure::Rollback)]
-    pub on_failure: OnFailure,
-    /// Write even though the secret has rotation enabled.
-    #[arg(long)]
-    pub force_with_rotation: bool,
-    /// Rollout options.
-    #[command(flatten)]
-    pub rollout: RolloutArgs,
-}
-
-/// `plan`.
-#[derive(Debug, Args, Clone)]
-pub struct PlanArgs {
-    /// Secret names or ARNs.
-    #[arg(required = true, value_name = "SECRET")]
-    pub secrets: Vec<String>,
-    /// Where.
-    #[command(flatten)]
-    pub target: Target,
-    /// Only these consumers.
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
-    pub services: Vec<String>,
-}
-
-/// `redeploy`.
-#[derive(Debug, Args, Clone)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["services", "secret"])))]
-pub struct RedeployArgs {
-    /// Where.
-    #[command(flatten)]
-    pub target: Target,
-    /// These services (comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
-    pub services: Vec<String>,
-    /// Every service that reads this secret.
-    #[arg(long, value_name = "SECRET")]
-    pub secret: Option<String>,
-    /// Rollout options.
-    #[command(flatten)]
-    pub rollout: RolloutArgs,
-}
-
-/// `rollback`.
-#[derive(Debug, Args, Clone)]
-pub struct RollbackArgs {
-    /// A rotation id (from `history`) or a secret name/ARN (its last rotation).
-    #[arg(value_name = "ROTATION_ID|SECRET")]
-    pub what: Option<String>,
-    /// Where.
-    #[command(flatten)]
-    pub target: Target,
-    /// Restore even though AWSCURRENT has moved on since that rotation.
-    #[arg(long)]
-    pub force: bool,
-    /// Rollout options.
-    #[command(flatten)]
-    pub rollout: RolloutArgs,
-}
-
-/// `resume`.
-#[derive(Debug, Args, Clone)]
-pub struct ResumeArgs {
-    /// The rotation to finish (default: the only unfinished one).
-    #[arg(value_name = "ROTATION_ID")]
-    pub rotation: Option<String>,
-    /// Where (credentials; region and clusters come from the journal).
-    #[command(flatten)]
-    pub target: Target,
-    /// The value, if the write had not happened yet.
-    #[command(flatten)]
-    pub value: ValueArgs,
-    /// What to do when the rollout fails (default: what the interrupted run was told).
-    #[arg(long, value_enum)]
-    pub on_failure: Option<OnFailure>,
-    /// Rollout options.
-    #[command(flatten)]
-    pub rollout: RolloutArgs,
 }
 
 /// `status`.

@@ -99,7 +99,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         reporter,
         rotation_id: uuid::Uuid::new_v4(),
     };
-    let report = rotation::replace(&ctx, &p, vec![new], None).await?;
+    let report = rotation::replace_planned(&ctx, &p, vec![new], None).await?;
     eprintln!();
     output::report(global.output, &report);
     eprintln!();

@@ -7,8 +7,13 @@ pub mod demo;
 pub mod history;
 pub mod output;
 pub mod parse;
+pub mod plan;
+pub mod redeploy;
 pub mod render;
-pub mod rotate;
+pub mod replace;
+pub mod resume;
+pub mod rollback;
+pub mod rotating;
 pub mod session;
 pub mod status;
 
@@ -84,15 +89,11 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
             Ok(exit::OK)
         }
         Command::Demo(a) => demo::run(&global, &a, reporter(global.output).as_ref()).await,
-        Command::Plan(a) => rotate::plan_cmd(&global, &a.secrets, &a.target, &a.services).await,
-        Command::Replace(a) => rotate::replace(&global, &a, reporter(global.output).as_ref()).await,
-        Command::Redeploy(a) => {
-            rotate::redeploy(&global, &a, reporter(global.output).as_ref()).await
-        }
-        Command::Rollback(a) => {
-            rotate::rollback(&global, &a, reporter(global.output).as_ref()).await
-        }
-        Command::Resume(a) => rotate::resume(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Plan(a) => plan::run(&global, &a).await,
+        Command::Replace(a) => replace::run(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Redeploy(a) => redeploy::run(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Rollback(a) => rollback::run(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Resume(a) => resume::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Status(a) => status::status(&global, &a).await,
         Command::History(a) => history::history(&global, &a).await,
         Command::Whoami(a) => account::whoami(&global, &a).await,

@@ -6,12 +6,11 @@ use secret_rollout_core::clients::Clients;
 use secret_rollout_core::consumers::Consumer;
 use secret_rollout_core::plan::RotationPlan;
 use secret_rollout_core::rollout::verdict::Stage;
-use secret_rollout_core::rotation::{PhaseReport, Report};
+use secret_rollout_core::rotation::{outcome_word, PhaseReport, Report};
 use serde_json::json;
 
 use super::args::Output;
 use super::render::hms;
-use super::rotate::outcome_word;
 
 fn age(created: Option<f64>) -> String {
     let Some(c) = created else {

@@ -137,6 +137,13 @@ pub fn line(event: &Event) -> Option<String> {
             s
         }
         Event::Retrying { what, error } => format!("retrying {what}: {error}"),
+        Event::VerifyError { phase, error } => {
+            format!(
+                "verification{} could not finish: {error}",
+                phase_tag(*phase)
+            )
+        }
+        Event::Warning { text } => format!("warning: {text}"),
         Event::Note { text } => text.clone(),
     })
 }

@@ -1,0 +1,1059 @@
+//! The rotation's decisions, as pure functions of what the journal and AWS said: which
+//! deployment a phase follows, how a phase and a restore end, what a rollback restores,
+//! and the one-line why. The run code gathers the facts and acts; these decide.
+
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::journal::{OnFailure, Outcome, Phase, PhaseOutcome, RotationKind, RotationSummary};
+use crate::rollout::verdict::Stage;
+use crate::secret::SecretInfo;
+
+use super::report::PhaseReport;
+
+/// A service's PRIMARY deployment as ECS describes it now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Primary {
+    /// Deployment id.
+    pub id: String,
+    /// `createdAt`, epoch seconds on AWS's clock.
+    pub created: f64,
+    /// ECS says it is a circuit-breaker rollback in progress.
+    pub rolling_back: bool,
+}
+
+/// What one phase knows about one service before it redeploys anything.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceFacts<'a> {
+    /// The phase.
+    pub phase: Phase,
+    /// This run picks up an interrupted one (a deployment may have lost its journal line).
+    pub resumed: bool,
+    /// Our deployment of this phase, as the journal recorded it.
+    pub journaled: Option<&'a str>,
+    /// The service's PRIMARY now (`None`: not described, or it has none).
+    pub primary: Option<&'a Primary>,
+    /// Only a deployment created at or after this moment (AWS's clock) can be ours: see
+    /// [`adopt_after`].
+    pub after: f64,
+    /// The service's PRIMARY before the rotation, from the start record (never ours).
+    pub previous_deployment: Option<&'a str>,
+    /// Our rollout deployment, as journaled (in the restore phase never ours either).
+    pub rollout_deployment: Option<&'a str>,
+}
+
+/// What a phase does with one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Follow our journaled deployment.
+    Follow(String),
+    /// Journal and follow this deployment: ours, whose journal line a crash lost.
+    Adopt(String),
+    /// Force a new deployment. `previous_primary` lets UpdateService recognise its own lost
+    /// answer (a PRIMARY other than this one is the deployment it started).
+    Deploy {
+        /// The PRIMARY now, if known.
+        previous_primary: Option<String>,
+    },
+}
+
+/// The moment after which a PRIMARY can only be ours: `since`, when the value this phase
+/// delivers became current on AWS's clock (the write, or the stage move back). Only when
+/// nothing was written (`since` is 0) the rotation's local start, `started_at`: it would
+/// also take a deployment made between the start and the write for ours, and it is on
+/// another clock. Without either, nothing is ever adopted.
+pub fn adopt_after(since: f64, started_at: Option<f64>) -> f64 {
+    if since > 0.0 {
+        since
+    } else {
+        started_at.unwrap_or(f64::MAX)
+    }
+}
+
+/// Follow, adopt, or deploy anew. A PRIMARY is adopted only on resume, only when created
+/// at or after [`ServiceFacts::after`] (so it delivers this phase's value), and never when
+/// it is a circuit-breaker rollback: ECS marks one as rolling back, and it reuses an older
+/// id (the one before the rotation, or in the restore phase our rollout's) with a fresh
+/// date, and takes over that deployment's old tasks.
+pub fn service_step(f: &ServiceFacts<'_>) -> Step {
+    if let Some(id) = f.journaled {
+        return Step::Follow(id.to_string());
+    }
+    let deploy = Step::Deploy {
+        previous_primary: f.primary.map(|p| p.id.clone()),
+    };
+    let Some(primary) = f.primary.filter(|_| f.resumed) else {
+        return deploy;
+    };
+    let older = f.previous_deployment == Some(primary.id.as_str())
+        || (f.phase == Phase::Restore && f.rollout_deployment == Some(primary.id.as_str()));
+    if primary.created >= f.after && !older && !primary.rolling_back {
+        Step::Adopt(primary.id.clone())
+    } else {
+        deploy
+    }
+}
+
+/// What a phase saw, in the order it looks: following, then verification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseFacts {
+    /// The deadline passed while following.
+    pub timed_out: bool,
+    /// Services whose deployment could not be started.
+    pub failed_launches: usize,
+    /// Every followed deployment completed.
+    pub all_completed: bool,
+    /// The verification, when it ran.
+    pub verification: Option<Verification>,
+}
+
+/// How verification went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// ECS listed the tasks; whether every service's proof holds.
+    Proofs {
+        /// Every proof holds.
+        all_hold: bool,
+    },
+    /// The tasks could not be listed: nothing is proven.
+    Error(String),
+}
+
+impl PhaseFacts {
+    /// Verification is worth running: every deployment started and completed in time.
+    pub fn ready_to_verify(&self) -> bool {
+        !self.timed_out && self.failed_launches == 0 && self.all_completed
+    }
+}
+
+/// How a phase ended. Verified only with proofs that all hold.
+pub fn phase_outcome(f: &PhaseFacts) -> PhaseOutcome {
+    if f.timed_out {
+        return PhaseOutcome::Timeout;
+    }
+    if !f.ready_to_verify() {
+        return PhaseOutcome::DeployFailed;
+    }
+    match &f.verification {
+        Some(Verification::Proofs { all_hold: true }) => PhaseOutcome::Verified,
+        Some(Verification::Proofs { all_hold: false } | Verification::Error(_)) | None => {
+            PhaseOutcome::VerifyFailed
+        }
+    }
+}
+
+/// The rotation's outcome when it stops after its rollout phase without a restore
+/// (`redeploy`, or `--on-failure keep`; `None`: the rollout never ran).
+pub fn kept_outcome(rollout: Option<PhaseOutcome>) -> Outcome {
+    match rollout {
+        Some(PhaseOutcome::Verified) => Outcome::Verified,
+        Some(PhaseOutcome::VerifyFailed) => Outcome::VerifyFailed,
+        Some(PhaseOutcome::Timeout) => Outcome::Timeout,
+        Some(PhaseOutcome::Interrupted) => Outcome::Interrupted,
+        Some(PhaseOutcome::DeployFailed) | None => Outcome::DeployFailed,
+    }
+}
+
+/// How a rotation ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Why, in one line.
+    pub message: Option<String>,
+    /// Commands to finish by hand.
+    pub manual_restore: Vec<String>,
+}
+
+/// How a rotation ends after a restore phase: `on_success` when the restore is verified
+/// (`FailedRestored` after a failed rollout, `Verified` for a rollback), otherwise
+/// `RestoreFailed` with the commands to finish by hand. `why` is the rollout's failure, if
+/// one led to the restore.
+pub fn restore_ending(
+    restore: &Result<PhaseReport>,
+    on_success: Outcome,
+    why: Option<String>,
+    manual: Vec<String>,
+) -> Ending {
+    let restore_failure = match restore {
+        Ok(p) if p.outcome == PhaseOutcome::Verified => {
+            return Ending {
+                outcome: on_success,
+                message: why,
+                manual_restore: Vec::new(),
+            }
+        }
+        Ok(p) => failure_message(p),
+        Err(e) => Some(e.message.clone()),
+    };
+    let message = match (why, restore_failure) {
+        (Some(w), Some(r)) => Some(format!("{w}; restore failed too: {r}")),
+        (Some(w), None) => Some(format!("{w}; restore failed too")),
+        (None, r) => r,
+    };
+    Ending {
+        outcome: Outcome::RestoreFailed,
+        message,
+        manual_restore: manual,
+    }
+}
+
+/// Why a phase did not verify, in one line: the services that failed explain the outcome
+/// (the others may only have been left in progress because of them), then a verification
+/// that could not finish, then the services still in progress.
+pub fn failure_message(phase: &PhaseReport) -> Option<String> {
+    let failed: Vec<String> = phase
+        .services
+        .iter()
+        .filter_map(|s| match (&s.stage, &s.proof) {
+            (Stage::Failed { reason }, _) => Some(format!("{}: {reason}", s.service)),
+            (_, Some(p)) if !p.stale.is_empty() => Some(format!(
+                "{}: {} task(s) not proven new",
+                s.service,
+                p.stale.len()
+            )),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        return Some(failed.join("; "));
+    }
+    if let Some(e) = &phase.verify_error {
+        return Some(format!("verification could not finish: {e}"));
+    }
+    let open: Vec<&str> = phase
+        .services
+        .iter()
+        .filter(|s| s.stage != Stage::Completed)
+        .map(|s| s.service.as_str())
+        .collect();
+    (!open.is_empty()).then(|| format!("still in progress: {}", open.join(", ")))
+}
+
+/// What a rollback is asked to undo.
+#[derive(Debug, Clone, Copy)]
+pub enum RollbackSource<'a> {
+    /// A rotation, by id.
+    Rotation(&'a RotationSummary),
+    /// A secret: its last rotation that wrote a version (`last`), or else its
+    /// AWSPREVIOUS.
+    Secret {
+        /// What DescribeSecret says now.
+        info: &'a SecretInfo,
+        /// The latest rotation that wrote a version of it, if any.
+        last: Option<&'a RotationSummary>,
+    },
+}
+
+/// The version change a rollback makes: AWSCURRENT of `arn` from `from` back to `to`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreChoice {
+    /// The secret.
+    pub arn: String,
+    /// The version to make AWSCURRENT again.
+    pub to: String,
+    /// The version that should hold AWSCURRENT now (the one written).
+    pub from: String,
+    /// The rotation being undone, if known.
+    pub rolls_back: Option<Uuid>,
+}
+
+/// The latest of `rotations` (oldest first) that wrote a version of `arn`.
+pub fn last_write_of<'a>(
+    rotations: &'a [RotationSummary],
+    arn: &str,
+) -> Option<&'a RotationSummary> {
+    rotations.iter().rev().find(|r| {
+        r.secrets
+            .iter()
+            .any(|x| x.arn == arn && x.written_version_id.is_some())
+    })
+}
+
+/// What a rollback restores. A version id that is not known is an error, never a guess.
+pub fn rollback_restores(source: RollbackSource<'_>) -> Result<RestoreChoice> {
+    let rotation = match source {
+        RollbackSource::Rotation(r) => r,
+        RollbackSource::Secret {
+            info,
+            last: Some(r),
+        } if r.touches(&info.arn) => r,
+        RollbackSource::Secret { info, .. } => {
+            let (Some(to), Some(from)) = (info.previous.clone(), info.current.clone()) else {
+                return Err(Error::refused(format!(
+                    "secret {} has no AWSPREVIOUS version to go back to",
+                    info.name
+                ))
+                .hint("there is no earlier value to restore"));
+            };
+            return Ok(RestoreChoice {
+                arn: info.arn.clone(),
+                to,
+                from,
+                rolls_back: None,
+            });
+        }
+    };
+    let id = rotation.rotation_id();
+    let secret = match source {
+        RollbackSource::Secret { info, .. } => rotation.secrets.iter().find(|x| x.arn == info.arn),
+        RollbackSource::Rotation(_) => rotation.secrets.first(),
+    };
+    let Some(secret) = secret else {
+        return Err(Error::bad_input(format!("rotation {id} changed no secret"))
+            .hint("it was a redeploy: roll back a secret by name instead (secret-rollout rollback SECRET)"));
+    };
+    let Some(from) = secret.written_version_id.clone() else {
+        return Err(Error::refused(format!(
+            "rotation {id} wrote no new version: there is nothing to roll back"
+        ))
+        .hint("see `secret-rollout history` for what it did"));
+    };
+    let Some(to) = secret.previous_version_id.clone() else {
+        return Err(Error::refused(format!(
+            "rotation {id} recorded no previous version of {}: there is no earlier value to restore",
+            secret.name
+        ))
+        .hint("move AWSCURRENT by hand with aws secretsmanager update-secret-version-stage"));
+    };
+    Ok(RestoreChoice {
+        arn: secret.arn.clone(),
+        to,
+        from,
+        rolls_back: Some(id),
+    })
+}
+
+/// Refuses to restore over a change made since the rotation, unless forced.
+pub fn check_not_moved_on(info: &SecretInfo, from: &str, force: bool) -> Result<()> {
+    if force || info.current.as_deref() == Some(from) {
+        return Ok(());
+    }
+    Err(Error::refused(format!(
+        "AWSCURRENT of {} has moved on since that rotation (it is {}, not {from})",
+        info.name,
+        info.current.as_deref().unwrap_or("none"),
+    ))
+    .hint("pass --force to restore the earlier version anyway"))
+}
+
+/// Whether resuming `summary` finishes a restore (rather than the rollout): a restore had
+/// started, or it is a rollback, which is all restore.
+pub fn resume_restores(summary: &RotationSummary) -> bool {
+    summary.started.kind == RotationKind::Rollback
+        || summary
+            .secrets
+            .iter()
+            .any(|s| s.restored_version_id.is_some())
+        || summary
+            .services
+            .iter()
+            .any(|s| s.restore_deployment.is_some())
+}
+
+/// What a resumed rotation does on failure: what it is told now, else what the
+/// interrupted run was told, else restore.
+pub fn resume_on_failure(given: Option<OnFailure>, recorded: Option<OnFailure>) -> OnFailure {
+    given.or(recorded).unwrap_or(OnFailure::Rollback)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::journal::{
+        PlannedService, SecretSummary, ServiceSummary, Started, StartedSecret, Status,
+    };
+    use crate::rollout::verdict::{Proof, StaleTask};
+    use crate::rotation::report::ServiceReport;
+
+    const WRITE: f64 = 1_000.0;
+
+    type AdoptRow<'a> = (
+        &'a str,
+        Phase,
+        bool,
+        Option<&'a str>,
+        Option<Primary>,
+        Option<&'a str>,
+        Option<&'a str>,
+        Step,
+    );
+
+    type EndingRow<'a> = (
+        Result<PhaseReport>,
+        Outcome,
+        Option<String>,
+        Outcome,
+        Option<&'a str>,
+        bool,
+    );
+
+    fn primary(id: &str, created: f64, rolling_back: bool) -> Primary {
+        Primary {
+            id: id.into(),
+            created,
+            rolling_back,
+        }
+    }
+
+    /// Every case the adoption fixes were about (0a40693, 32eaba0, 0708719, a085e47).
+    #[test]
+    fn adopt_on_resume() {
+        use Phase::{Restore, Rollout};
+        let deploy = |p: Option<&str>| Step::Deploy {
+            previous_primary: p.map(str::to_string),
+        };
+        let adopt = |p: &str| Step::Adopt(p.into());
+        // (why, phase, resumed, journaled, primary, previous, rollout, expected)
+        let table: Vec<AdoptRow<'_>> = vec![
+            (
+                "a fresh run never adopts, even a deployment made after the write",
+                Rollout,
+                false,
+                None,
+                Some(primary("other", WRITE + 5.0, false)),
+                Some("before"),
+                None,
+                deploy(Some("other")),
+            ),
+            (
+                "a journaled deployment is followed, not deployed again",
+                Rollout,
+                true,
+                Some("ours"),
+                Some(primary("ours", WRITE + 1.0, false)),
+                Some("before"),
+                None,
+                Step::Follow("ours".into()),
+            ),
+            (
+                "journaled wins even when ECS shows another PRIMARY",
+                Restore,
+                true,
+                Some("ours-restore"),
+                Some(primary("newer", WRITE + 9.0, false)),
+                Some("before"),
+                Some("ours-rollout"),
+                Step::Follow("ours-restore".into()),
+            ),
+            (
+                "resume, ECS not described: nothing to adopt, nothing to recognise",
+                Rollout,
+                true,
+                None,
+                None,
+                Some("before"),
+                None,
+                deploy(None),
+            ),
+            (
+                "resume: a PRIMARY created after the write is ours, its journal line lost",
+                Rollout,
+                true,
+                None,
+                Some(primary("lost", WRITE + 2.0, false)),
+                Some("before"),
+                None,
+                adopt("lost"),
+            ),
+            (
+                "created exactly at the write still delivers it",
+                Rollout,
+                true,
+                None,
+                Some(primary("lost", WRITE, false)),
+                Some("before"),
+                None,
+                adopt("lost"),
+            ),
+            (
+                "32eaba0: a readers' deployment made before the write holds the old value",
+                Rollout,
+                true,
+                None,
+                Some(primary("recent", WRITE - 1.0, false)),
+                Some("before"),
+                None,
+                deploy(Some("recent")),
+            ),
+            (
+                "0708719: a restore deployment whose journal line was lost is adopted",
+                Restore,
+                true,
+                None,
+                Some(primary("lost-restore", WRITE + 3.0, false)),
+                Some("before"),
+                Some("ours-rollout"),
+                adopt("lost-restore"),
+            ),
+            (
+                "a085e47: the pre-rotation id with a fresh date is a circuit-breaker rollback",
+                Rollout,
+                true,
+                None,
+                Some(primary("before", WRITE + 4.0, false)),
+                Some("before"),
+                None,
+                deploy(Some("before")),
+            ),
+            (
+                "a085e47: in the restore, the pre-rotation id is never ours either",
+                Restore,
+                true,
+                None,
+                Some(primary("before", WRITE + 4.0, false)),
+                Some("before"),
+                Some("ours-rollout"),
+                deploy(Some("before")),
+            ),
+            (
+                "a085e47: in the restore, our rollout's id with a fresh date is a rollback",
+                Restore,
+                true,
+                None,
+                Some(primary("ours-rollout", WRITE + 4.0, false)),
+                Some("before"),
+                Some("ours-rollout"),
+                deploy(Some("ours-rollout")),
+            ),
+            (
+                "a085e47: ECS marks it rolling back: never ours",
+                Rollout,
+                true,
+                None,
+                Some(primary("fresh-id", WRITE + 4.0, true)),
+                Some("before"),
+                None,
+                deploy(Some("fresh-id")),
+            ),
+            (
+                "no previous deployment recorded (older journal): the date decides",
+                Rollout,
+                true,
+                None,
+                Some(primary("lost", WRITE + 2.0, false)),
+                None,
+                None,
+                adopt("lost"),
+            ),
+        ];
+        for (why, phase, resumed, journaled, primary, previous, rollout, expected) in &table {
+            let facts = ServiceFacts {
+                phase: *phase,
+                resumed: *resumed,
+                journaled: *journaled,
+                primary: primary.as_ref(),
+                after: WRITE,
+                previous_deployment: *previous,
+                rollout_deployment: *rollout,
+            };
+            assert_eq!(&service_step(&facts), expected, "{why}");
+        }
+    }
+
+    /// 0a40693 and 32eaba0: AWS's date of the write decides; the local start only when
+    /// nothing was written, and nothing is adopted without either.
+    #[test]
+    fn adopt_after_prefers_aws_dates() {
+        let table = [
+            // (since, started_at, after)
+            (WRITE, Some(WRITE - 100.0), WRITE),
+            (WRITE, Some(WRITE + 100.0), WRITE),
+            (WRITE, None, WRITE),
+            (0.0, Some(500.0), 500.0),
+            (0.0, None, f64::MAX),
+        ];
+        for (since, started, after) in table {
+            assert_eq!(adopt_after(since, started), after, "{since} {started:?}");
+        }
+        // With the fallback, a deployment from before the local start is not adopted.
+        let p = primary("x", 499.0, false);
+        let facts = ServiceFacts {
+            phase: Phase::Rollout,
+            resumed: true,
+            journaled: None,
+            primary: Some(&p),
+            after: adopt_after(0.0, Some(500.0)),
+            previous_deployment: None,
+            rollout_deployment: None,
+        };
+        assert!(matches!(service_step(&facts), Step::Deploy { .. }));
+    }
+
+    #[test]
+    fn phase_outcomes() {
+        use PhaseOutcome::*;
+        let proofs = |all_hold| Some(Verification::Proofs { all_hold });
+        let err = Some(Verification::Error("ListTasks: throttled".into()));
+        // (timed_out, failed_launches, all_completed, verification, outcome)
+        let table = [
+            (true, 0, false, None, Timeout),
+            (true, 1, false, None, Timeout),
+            (false, 1, true, None, DeployFailed),
+            (false, 1, true, proofs(true), DeployFailed),
+            (false, 0, false, None, DeployFailed),
+            (false, 0, true, proofs(true), Verified),
+            (false, 0, true, proofs(false), VerifyFailed),
+            (false, 0, true, err, VerifyFailed),
+            // Never verified without proofs.
+            (false, 0, true, None, VerifyFailed),
+        ];
+        for (timed_out, failed_launches, all_completed, verification, outcome) in table {
+            let facts = PhaseFacts {
+                timed_out,
+                failed_launches,
+                all_completed,
+                verification: verification.clone(),
+            };
+            assert_eq!(phase_outcome(&facts), outcome, "{facts:?}");
+            assert_eq!(
+                facts.ready_to_verify(),
+                !timed_out && failed_launches == 0 && all_completed
+            );
+        }
+    }
+
+    #[test]
+    fn kept_outcomes() {
+        use PhaseOutcome as P;
+        let table = [
+            (Some(P::Verified), Outcome::Verified),
+            (Some(P::VerifyFailed), Outcome::VerifyFailed),
+            (Some(P::DeployFailed), Outcome::DeployFailed),
+            (Some(P::Timeout), Outcome::Timeout),
+            (Some(P::Interrupted), Outcome::Interrupted),
+            (None, Outcome::DeployFailed),
+        ];
+        for (phase, outcome) in table {
+            assert_eq!(kept_outcome(phase), outcome, "{phase:?}");
+        }
+    }
+
+    fn service(name: &str, stage: Stage, stale: usize) -> ServiceReport {
+        ServiceReport {
+            cluster: "c".into(),
+            service: name.into(),
+            deployment_id: Some(format!("ecs-svc/{name}")),
+            stage,
+            proof: (stale > 0).then(|| Proof {
+                fresh: 1,
+                total: 1 + stale,
+                started: None,
+                stale: (0..stale)
+                    .map(|i| StaleTask {
+                        task: format!("t{i}"),
+                        reason: "old".into(),
+                    })
+                    .collect(),
+            }),
+        }
+    }
+
+    fn phase(services: Vec<ServiceReport>, outcome: PhaseOutcome) -> PhaseReport {
+        PhaseReport {
+            services,
+            outcome,
+            verify_error: None,
+        }
+    }
+
+    fn failed(reason: &str) -> Stage {
+        Stage::Failed {
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn failure_messages() {
+        let verify_error = PhaseReport {
+            verify_error: Some("ListTasks: throttled".into()),
+            ..phase(
+                vec![service("api", Stage::Completed, 0)],
+                PhaseOutcome::VerifyFailed,
+            )
+        };
+        let table = [
+            (
+                phase(
+                    vec![service("api", Stage::Completed, 0)],
+                    PhaseOutcome::Verified,
+                ),
+                None,
+            ),
+            (
+                phase(
+                    vec![
+                        service("front", Stage::Draining, 0),
+                        service("api", failed("circuit breaker"), 0),
+                    ],
+                    PhaseOutcome::DeployFailed,
+                ),
+                Some("api: circuit breaker"),
+            ),
+            (
+                phase(
+                    vec![
+                        service("api", failed("a"), 0),
+                        service("admin", Stage::Completed, 2),
+                    ],
+                    PhaseOutcome::DeployFailed,
+                ),
+                Some("api: a; admin: 2 task(s) not proven new"),
+            ),
+            (
+                verify_error,
+                Some("verification could not finish: ListTasks: throttled"),
+            ),
+            (
+                phase(
+                    vec![
+                        service("front", Stage::Draining, 0),
+                        service("api", Stage::Starting, 0),
+                        service("admin", Stage::Completed, 0),
+                    ],
+                    PhaseOutcome::Timeout,
+                ),
+                Some("still in progress: front, api"),
+            ),
+        ];
+        for (p, want) in table {
+            assert_eq!(failure_message(&p).as_deref(), want, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn restore_endings() {
+        let manual = vec!["aws secretsmanager update-secret-version-stage ...".to_string()];
+        let verified = Ok(phase(
+            vec![service("api", Stage::Completed, 0)],
+            PhaseOutcome::Verified,
+        ));
+        let failed_phase = Ok(phase(
+            vec![service("api", failed("tasks failed to start"), 0)],
+            PhaseOutcome::DeployFailed,
+        ));
+        let quiet_failure = Ok(phase(
+            vec![service("api", Stage::Completed, 0)],
+            PhaseOutcome::VerifyFailed,
+        ));
+        let error = Err(Error::refused("AWSCURRENT of x is now v3"));
+        let why = || Some("api: bad value".to_string());
+        // (restore, on_success, why, outcome, message, manual commands)
+        let table: Vec<EndingRow<'_>> = vec![
+            (
+                verified.clone(),
+                Outcome::FailedRestored,
+                why(),
+                Outcome::FailedRestored,
+                Some("api: bad value"),
+                false,
+            ),
+            (
+                verified,
+                Outcome::Verified,
+                None,
+                Outcome::Verified,
+                None,
+                false,
+            ),
+            (
+                failed_phase.clone(),
+                Outcome::FailedRestored,
+                why(),
+                Outcome::RestoreFailed,
+                Some("api: bad value; restore failed too: api: tasks failed to start"),
+                true,
+            ),
+            (
+                failed_phase,
+                Outcome::Verified,
+                None,
+                Outcome::RestoreFailed,
+                Some("api: tasks failed to start"),
+                true,
+            ),
+            (
+                quiet_failure.clone(),
+                Outcome::FailedRestored,
+                why(),
+                Outcome::RestoreFailed,
+                Some("api: bad value; restore failed too"),
+                true,
+            ),
+            (
+                quiet_failure,
+                Outcome::Verified,
+                None,
+                Outcome::RestoreFailed,
+                None,
+                true,
+            ),
+            (
+                error.clone(),
+                Outcome::FailedRestored,
+                why(),
+                Outcome::RestoreFailed,
+                Some("api: bad value; restore failed too: AWSCURRENT of x is now v3"),
+                true,
+            ),
+            (
+                error,
+                Outcome::Verified,
+                None,
+                Outcome::RestoreFailed,
+                Some("AWSCURRENT of x is now v3"),
+                true,
+            ),
+        ];
+        for (restore, on_success, why, outcome, message, needs_manual) in table {
+            let e = restore_ending(&restore, on_success, why, manual.clone());
+            assert_eq!(e.outcome, outcome, "{restore:?}");
+            assert_eq!(e.message.as_deref(), message, "{restore:?}");
+            assert_eq!(e.manual_restore.is_empty(), !needs_manual, "{restore:?}");
+        }
+    }
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:1:secret:s-AbCdEf";
+
+    fn info(current: Option<&str>, previous: Option<&str>) -> SecretInfo {
+        SecretInfo {
+            arn: ARN.into(),
+            name: "s".into(),
+            current: current.map(str::to_string),
+            previous: previous.map(str::to_string),
+            stages: BTreeMap::new(),
+            rotation_enabled: false,
+            deleted_date: None,
+            owning_service: None,
+            last_changed: None,
+        }
+    }
+
+    fn rotation(
+        n: u128,
+        kind: RotationKind,
+        secret: Option<(&str, Option<&str>, Option<&str>)>,
+    ) -> RotationSummary {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let secrets: Vec<SecretSummary> = secret
+            .into_iter()
+            .map(|(arn, previous, written)| SecretSummary {
+                arn: arn.into(),
+                name: "s".into(),
+                previous_version_id: previous.map(str::to_string),
+                request_token: None,
+                json_key: None,
+                written_version_id: written.map(str::to_string),
+                written_at: None,
+                restored_version_id: None,
+                restored_at: None,
+            })
+            .collect();
+        RotationSummary {
+            path: PathBuf::new(),
+            started: Started {
+                rotation_id: Uuid::from_u128(n),
+                kind,
+                environment: "e".into(),
+                region: "eu-west-1".into(),
+                clusters: vec!["c".into()],
+                caller_arn: "arn".into(),
+                account: "1".into(),
+                rolls_back: None,
+                secrets: secrets
+                    .iter()
+                    .map(|s| StartedSecret {
+                        arn: s.arn.clone(),
+                        name: s.name.clone(),
+                        previous_version_id: s.previous_version_id.clone(),
+                        request_token: None,
+                        json_key: None,
+                    })
+                    .collect(),
+                services: vec![PlannedService {
+                    cluster: "c".into(),
+                    name: "api".into(),
+                    previous_deployment: None,
+                }],
+                started_at: at,
+                tool_version: String::new(),
+                on_failure: None,
+            },
+            secrets,
+            services: vec![ServiceSummary {
+                cluster: "c".into(),
+                name: "api".into(),
+                planned: true,
+                rollout_deployment: None,
+                restore_deployment: None,
+            }],
+            phases: Vec::new(),
+            status: Status::Finished(Outcome::Verified),
+            message: None,
+            finished_at: None,
+            updated_at: at,
+        }
+    }
+
+    #[test]
+    fn what_a_rollback_restores() {
+        let replace = rotation(
+            1,
+            RotationKind::Replace,
+            Some((ARN, Some("v1"), Some("v2"))),
+        );
+        let redeploy = rotation(2, RotationKind::Redeploy, None);
+        let unwritten = rotation(3, RotationKind::Replace, Some((ARN, Some("v1"), None)));
+        let no_previous = rotation(4, RotationKind::Replace, Some((ARN, None, Some("v2"))));
+        let now = info(Some("v2"), Some("v1"));
+        let lone = info(Some("v9"), None);
+        let choice = |to: &str, from: &str, by: Option<u128>| RestoreChoice {
+            arn: ARN.into(),
+            to: to.into(),
+            from: from.into(),
+            rolls_back: by.map(Uuid::from_u128),
+        };
+        // (case, source, Ok(choice) or Err(message part))
+        let table: Vec<(
+            &str,
+            RollbackSource<'_>,
+            std::result::Result<RestoreChoice, &str>,
+        )> = vec![
+            (
+                "a rotation that wrote",
+                RollbackSource::Rotation(&replace),
+                Ok(choice("v1", "v2", Some(1))),
+            ),
+            (
+                "a redeploy",
+                RollbackSource::Rotation(&redeploy),
+                Err("changed no secret"),
+            ),
+            (
+                "a rotation that never wrote",
+                RollbackSource::Rotation(&unwritten),
+                Err("wrote no new version"),
+            ),
+            (
+                "a rotation without a previous version",
+                RollbackSource::Rotation(&no_previous),
+                Err("recorded no previous version"),
+            ),
+            (
+                "a secret's last rotation",
+                RollbackSource::Secret {
+                    info: &now,
+                    last: Some(&replace),
+                },
+                Ok(choice("v1", "v2", Some(1))),
+            ),
+            (
+                "a secret without rotations: AWSPREVIOUS",
+                RollbackSource::Secret {
+                    info: &now,
+                    last: None,
+                },
+                Ok(choice("v1", "v2", None)),
+            ),
+            (
+                "a secret without AWSPREVIOUS",
+                RollbackSource::Secret {
+                    info: &lone,
+                    last: None,
+                },
+                Err("no AWSPREVIOUS"),
+            ),
+            (
+                "a secret's last rotation lost its previous version",
+                RollbackSource::Secret {
+                    info: &now,
+                    last: Some(&no_previous),
+                },
+                Err("recorded no previous version"),
+            ),
+        ];
+        for (case, source, want) in table {
+            match (rollback_restores(source), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{case}"),
+                (Err(e), Err(part)) => assert!(e.message.contains(part), "{case}: {}", e.message),
+                (got, want) => panic!("{case}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_write_of_a_secret() {
+        let old = rotation(
+            1,
+            RotationKind::Replace,
+            Some((ARN, Some("v1"), Some("v2"))),
+        );
+        let newer = rotation(
+            2,
+            RotationKind::Replace,
+            Some((ARN, Some("v2"), Some("v3"))),
+        );
+        let unwritten = rotation(3, RotationKind::Replace, Some((ARN, Some("v3"), None)));
+        let other = rotation(
+            4,
+            RotationKind::Replace,
+            Some(("other", Some("a"), Some("b"))),
+        );
+        let all = [old, newer, unwritten, other];
+        let found = last_write_of(&all, ARN).map(RotationSummary::rotation_id);
+        assert_eq!(found, Some(Uuid::from_u128(2)));
+        assert!(last_write_of(&all[2..], ARN).is_none());
+    }
+
+    #[test]
+    fn moved_on_is_refused_unless_forced() {
+        let table = [
+            (Some("v2"), false, true),
+            (Some("v3"), false, false),
+            (Some("v3"), true, true),
+            (None, false, false),
+            (None, true, true),
+        ];
+        for (current, force, ok) in table {
+            let r = check_not_moved_on(&info(current, Some("v1")), "v2", force);
+            assert_eq!(r.is_ok(), ok, "{current:?} force={force}");
+        }
+    }
+
+    #[test]
+    fn resume_finishes_the_restore_once_one_started() {
+        let written = rotation(
+            1,
+            RotationKind::Replace,
+            Some((ARN, Some("v1"), Some("v2"))),
+        );
+        assert!(!resume_restores(&written));
+        let mut restored = written.clone();
+        restored.secrets[0].restored_version_id = Some("v1".into());
+        assert!(resume_restores(&restored));
+        let mut redeploying = written.clone();
+        redeploying.services[0].restore_deployment = Some("ecs-svc/2".into());
+        assert!(resume_restores(&redeploying));
+        let rollback = rotation(2, RotationKind::Rollback, Some((ARN, Some("v1"), None)));
+        assert!(resume_restores(&rollback));
+    }
+
+    #[test]
+    fn resume_on_failure_choice() {
+        use OnFailure::{Keep, Rollback};
+        let table = [
+            (None, None, Rollback),
+            (None, Some(Keep), Keep),
+            (Some(Rollback), Some(Keep), Rollback),
+            (Some(Keep), None, Keep),
+        ];
+        for (given, recorded, want) in table {
+            assert_eq!(resume_on_failure(given, recorded), want);
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The rotating use cases: `replace`, `plan`, `redeploy`, `rollback` and `resume`.
+//!
+//! Each takes plain inputs, a [`Context`] (clients, caller, settings, where progress goes)
+//! and an [`Operator`] for what needs a person (a confirmation, a value given again), and
+//! returns a [`Report`]. The journaled run is in `run`, its decisions, pure and tested, in
+//! [`decide`], and the one ECS read that uses the SDK's types in `observe`.
+
+pub mod decide;
+mod observe;
+mod phase;
+mod replace;
+mod report;
+mod resume;
+mod rollback;
+mod run;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::clients::Clients;
+use crate::error::{Error, Result};
+use crate::journal::{Journal, Outcome, Record};
+use crate::plan::RotationPlan;
+use crate::progress::Reporter;
+use crate::value::SecretValue;
+
+pub use crate::journal::OnFailure;
+pub use replace::{plan, redeploy, replace, replace_planned, RedeployRequest, ReplaceRequest};
+pub use report::{
+    outcome_exit_code, outcome_word, PhaseReport, Report, SecretReport, ServiceReport,
+};
+pub use resume::{find_resumable, find_rotation, resume, ResumeRequest};
+pub use rollback::{rollback, rollback_of, RollbackOf, RollbackRequest};
+
+/// How a rotation runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// For the rollout phase (the restore phase gets as long again).
+    pub timeout: Duration,
+    /// Longest pause between polls.
+    pub max_poll: Duration,
+    /// On failure.
+    pub on_failure: OnFailure,
+    /// Where the journal and locks live.
+    pub state_dir: PathBuf,
+}
+
+/// Who is acting (STS GetCallerIdentity).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Caller {
+    /// Account id.
+    pub account: String,
+    /// Caller ARN.
+    pub arn: String,
+}
+
+/// Who runs a rotation, with which clients and settings, and where its progress goes.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The AWS clients.
+    pub clients: &'a Clients,
+    /// Who is acting (recorded in the journal).
+    pub caller: &'a Caller,
+    /// How it runs.
+    pub settings: &'a Settings,
+    /// Where progress goes.
+    pub reporter: &'a dyn Reporter,
+    /// The id of the rotation to start (chosen by the caller, so Ctrl-C can name it).
+    pub rotation_id: Uuid,
+}
+
+/// What a use case needs from a person.
+///
+/// Synchronous on purpose: an operator only talks to the person (a prompt, stdin, a file,
+/// a generator) and never calls AWS, so it needs no runtime. The use cases ask it at
+/// points where nothing else of theirs is in flight (before they start changing things, or
+/// between two steps of a resume), do every AWS read around it themselves (the current
+/// value a `--json-key` merges into, for one), and never re-enter the runtime.
+pub trait Operator: Send + Sync {
+    /// The new value of `secret` (the `index`-th of `count` secrets), asked for when a
+    /// resumed rotation finds its write never happened: values are never stored.
+    fn new_value(&self, secret: &str, index: usize, count: usize) -> Result<SecretValue>;
+
+    /// Asks before anything is changed; `plan`, when there is one, is what will happen.
+    /// `Ok(false)`: the person said no.
+    fn confirm(&self, question: &str, plan: Option<&RotationPlan>) -> Result<bool>;
+}
+
+/// An operator with no one behind it: confirms everything (like `--yes`) and has no value
+/// to give. For embedding and tests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unattended;
+
+impl Operator for Unattended {
+    fn new_value(&self, secret: &str, _: usize, _: usize) -> Result<SecretValue> {
+        Err(Error::bad_input(format!(
+            "no one to ask for the new value of {secret}"
+        )))
+    }
+
+    fn confirm(&self, _: &str, _: Option<&RotationPlan>) -> Result<bool> {
+        Ok(true)
+    }
+}
+
+/// Asks `operator`; a no is a refusal that changed nothing.
+fn confirmed(operator: &dyn Operator, question: &str, plan: Option<&RotationPlan>) -> Result<()> {
+    if operator.confirm(question, plan)? {
+        Ok(())
+    } else {
+        Err(Error::refused("not confirmed: nothing was changed")
+            .hint("rerun and answer y, or pass --yes"))
+    }
+}
+
+/// Records that a rotation was interrupted (Ctrl-C), so `resume` picks it up.
+pub fn mark_interrupted(settings: &Settings, rotation_id: Uuid) -> Result<()> {
+    let mut journal = Journal::open(&settings.state_dir, rotation_id)?;
+    journal.append(&Record::Finished {
+        outcome: Outcome::Interrupted,
+        at: run::now(),
+        message: Some("interrupted (Ctrl-C)".into()),
+    })
+}

@@ -1,0 +1,271 @@
+//! `plan`, `replace` and `redeploy`: from names to a plan, from a plan to a journaled run.
+
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::clients::Clients;
+use crate::config::Target;
+use crate::error::{Error, Result};
+use crate::journal::{self, Phase, RotationKind};
+use crate::plan::{self, RotationPlan};
+use crate::rollout::ServiceRef;
+use crate::secret::{self, SecretInfo};
+use crate::value::{self, SecretValue};
+
+use super::decide;
+use super::run::{lock_all, start_record, Run, SecretState};
+use super::{confirmed, Context, Operator, Report};
+
+fn only(names: &[String]) -> Option<&[String]> {
+    (!names.is_empty()).then_some(names)
+}
+
+/// What `replace` is asked to do.
+#[derive(Debug)]
+pub struct ReplaceRequest {
+    /// Secret names (the target's prefix is added) or ARNs.
+    pub secrets: Vec<String>,
+    /// One new value per secret, in order, as given (before any `json_key` merge).
+    pub values: Vec<SecretValue>,
+    /// Replace this key of a JSON secret and keep the others.
+    pub json_key: Option<String>,
+    /// Only these consumers (empty: all).
+    pub only_services: Vec<String>,
+    /// Write even though the secret has rotation enabled.
+    pub allow_rotation: bool,
+}
+
+/// What `plan` and `replace --dry-run` show: the plan, with nothing written. Consumers that
+/// cannot be redeployed are in it (`consumers.refusal()` says why `replace` would stop).
+pub async fn plan(
+    clients: &Clients,
+    target: &Target,
+    secrets: &[String],
+    only_services: &[String],
+) -> Result<RotationPlan> {
+    let ids: Vec<String> = secrets.iter().map(|s| target.secret_id(s)).collect();
+    plan::plan(clients, target, &ids, only(only_services), true).await
+}
+
+/// `replace`: plans, refuses what cannot be redeployed, merges and checks the values
+/// against the current ones, asks, then writes, redeploys, follows, verifies, and restores
+/// on failure.
+pub async fn replace(
+    ctx: &Context<'_>,
+    target: &Target,
+    request: ReplaceRequest,
+    operator: &dyn Operator,
+) -> Result<Report> {
+    if request.values.len() != request.secrets.len() {
+        return Err(Error::bad_input(format!(
+            "{} value(s) given for {} secret(s)",
+            request.values.len(),
+            request.secrets.len()
+        ))
+        .hint("give one value per secret, in the order the secrets are named"));
+    }
+    let ids: Vec<String> = request
+        .secrets
+        .iter()
+        .map(|s| target.secret_id(s))
+        .collect();
+    let p = plan::plan(
+        ctx.clients,
+        target,
+        &ids,
+        only(&request.only_services),
+        request.allow_rotation,
+    )
+    .await?;
+    if let Some(refusal) = p.consumers.refusal() {
+        return Err(refusal);
+    }
+    let json_key = request.json_key.as_deref();
+    let mut values = Vec::with_capacity(p.secrets.len());
+    for (planned, given) in p.secrets.iter().zip(request.values) {
+        let info = &planned.info;
+        let current = current_value(ctx.clients, &info.arn, info.current.as_deref()).await?;
+        let new = merged(&info.name, current.as_ref(), json_key, given)?;
+        value::validate(&new, current.as_ref()).map_err(|e| Error {
+            message: format!("{}: {}", info.name, e.message),
+            ..e
+        })?;
+        values.push(new);
+    }
+    confirmed(
+        operator,
+        &format!(
+            "write a new version and redeploy {} service(s)?",
+            p.redeploy.len()
+        ),
+        Some(&p),
+    )?;
+    replace_planned(ctx, &p, values, json_key).await
+}
+
+/// The value of `version` (the current one), if there is one.
+pub(super) async fn current_value(
+    clients: &Clients,
+    arn: &str,
+    version: Option<&str>,
+) -> Result<Option<SecretValue>> {
+    match version {
+        Some(version) => Ok(Some(secret::value(&clients.sm, arn, version).await?)),
+        None => Ok(None),
+    }
+}
+
+/// The value to write: `given`, or with `json_key`, `current` with that key replaced.
+pub(super) fn merged(
+    name: &str,
+    current: Option<&SecretValue>,
+    json_key: Option<&str>,
+    given: SecretValue,
+) -> Result<SecretValue> {
+    match (json_key, current) {
+        (None, _) => Ok(given),
+        (Some(key), Some(current)) => value::merge_json_key(current, key, &given),
+        (Some(_), None) => Err(Error::bad_input(format!(
+            "{name} has no current value to replace a JSON key in"
+        ))
+        .hint("give the whole value, without --json-key")),
+    }
+}
+
+/// Replaces the planned secrets with `values` (one per planned secret, final: JSON keys
+/// already merged), redeploys, follows, verifies, and restores on failure. Asks nothing.
+pub async fn replace_planned(
+    ctx: &Context<'_>,
+    plan: &RotationPlan,
+    values: Vec<SecretValue>,
+    json_key: Option<&str>,
+) -> Result<Report> {
+    let Context { settings, .. } = *ctx;
+    let arns: Vec<String> = plan.secrets.iter().map(|s| s.info.arn.clone()).collect();
+    let locks = lock_all(settings, &plan.target.label(), &arns, None)?;
+    let secrets = plan
+        .secrets
+        .iter()
+        .map(|s| journal::StartedSecret {
+            arn: s.info.arn.clone(),
+            name: s.info.name.clone(),
+            previous_version_id: s.info.current.clone(),
+            request_token: Some(Uuid::new_v4()),
+            json_key: json_key.map(str::to_string),
+        })
+        .collect();
+    let services: Vec<ServiceRef> = plan.redeploy.iter().map(|(s, _)| s.clone()).collect();
+    let mut started = journal::Started {
+        on_failure: Some(settings.on_failure),
+        ..start_record(ctx, RotationKind::Replace, &plan.target, secrets, &services)
+    };
+    for (planned, (_, previous)) in started.services.iter_mut().zip(&plan.redeploy) {
+        planned.previous_deployment = previous.clone();
+    }
+    let states = started
+        .secrets
+        .iter()
+        .map(|s| SecretState {
+            arn: s.arn.clone(),
+            name: s.name.clone(),
+            previous: s.previous_version_id.clone(),
+            token: s.request_token.map(|t| t.to_string()),
+            written: false,
+            restored: false,
+        })
+        .collect();
+    let mut run = Run::start(ctx, started, states, services, locks)?;
+    let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
+    run.rotate(values).await
+}
+
+/// What `redeploy` is asked to do: these services, or every consumer of a secret.
+#[derive(Debug, Clone, Default)]
+pub struct RedeployRequest {
+    /// Services by name (with `secret`: only these of its consumers).
+    pub services: Vec<String>,
+    /// Every service that reads this secret; the proof is then "holds its current version".
+    pub secret: Option<String>,
+}
+
+/// `redeploy`: forces new deployments, follows and verifies them (no write). With a
+/// secret, the new tasks must have started after its current version was created; without
+/// one, the proof is "started by the new deployment".
+pub async fn redeploy(
+    ctx: &Context<'_>,
+    target: &Target,
+    request: RedeployRequest,
+    operator: &dyn Operator,
+) -> Result<Report> {
+    let clients = ctx.clients;
+    let (services, info) = match &request.secret {
+        Some(name) => {
+            let info = secret::describe(&clients.sm, &target.secret_id(name)).await?;
+            let (consumers, redeploy) = plan::consumers_of(
+                clients,
+                target,
+                std::slice::from_ref(&info),
+                only(&request.services),
+            )
+            .await?;
+            if let Some(refusal) = consumers.refusal() {
+                return Err(refusal);
+            }
+            (redeploy, Some(info))
+        }
+        None => (
+            plan::find_services(clients, target, &request.services).await?,
+            None,
+        ),
+    };
+    if services.is_empty() {
+        return Err(
+            Error::refused("nothing to redeploy: no running service reads that secret").hint(
+                "check the name with secret-rollout plan SECRET, or name services with --services",
+            ),
+        );
+    }
+    let names: Vec<String> = services.iter().map(|(r, _)| r.service.clone()).collect();
+    confirmed(operator, &format!("redeploy {}?", names.join(", ")), None)?;
+    let refs = services.into_iter().map(|(r, _)| r).collect();
+    redeploy_services(ctx, target, refs, info.as_ref()).await
+}
+
+async fn redeploy_services(
+    ctx: &Context<'_>,
+    target: &Target,
+    services: Vec<ServiceRef>,
+    secret: Option<&SecretInfo>,
+) -> Result<Report> {
+    let Context {
+        clients, settings, ..
+    } = *ctx;
+    let secrets = secret
+        .map(|s| journal::StartedSecret {
+            arn: s.arn.clone(),
+            name: s.name.clone(),
+            previous_version_id: s.current.clone(),
+            request_token: None,
+            json_key: None,
+        })
+        .into_iter()
+        .collect();
+    let started = start_record(ctx, RotationKind::Redeploy, target, secrets, &services);
+    let mut run = Run::start(ctx, started, Vec::new(), services, Vec::new())?;
+    let (since, version) = match secret.and_then(|s| Some((s, s.current.clone()?))) {
+        Some((s, current)) => {
+            let created = secret::versions(&clients.sm, &s.arn)
+                .await?
+                .into_iter()
+                .find(|v| v.id == current)
+                .and_then(|v| v.created);
+            (created.unwrap_or(0.0), current)
+        }
+        None => (0.0, "current".to_string()),
+    };
+    let deadline = Instant::now() + settings.timeout;
+    let phase = run.phase(Phase::Rollout, since, &version, deadline).await?;
+    let outcome = decide::kept_outcome(Some(phase.outcome));
+    let message = decide::failure_message(&phase);
+    run.finish(outcome, message, Some(phase), None, Vec::new())
+}

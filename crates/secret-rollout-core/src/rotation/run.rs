@@ -1,0 +1,490 @@
+//! The journaled run: write the new versions, redeploy, follow, verify; on failure restore
+//! the previous versions, redeploy, follow, verify.
+//!
+//! Every step is recorded before the next one starts, so `resume` can rebuild the state
+//! from the journal and from AWS itself (the request token is the version id; a
+//! deployment created after the write delivers the new value) and finish the job without a
+//! second version or a second deployment of a service in one phase. The decisions are in
+//! [`super::decide`]; this file gathers their facts and acts on them.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::clients::Clients;
+use crate::error::{Error, Result};
+use crate::journal::{self, Journal, Outcome, Phase, PhaseOutcome, Record, RotationKind};
+use crate::lock::Lock;
+use crate::progress::{Event, Reporter};
+use crate::rollout::ServiceRef;
+use crate::secret;
+use crate::value::SecretValue;
+
+use super::decide;
+use super::report::{PhaseReport, Report, SecretReport};
+use super::{Context, OnFailure, Settings};
+
+pub(super) fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+pub(super) fn short(v: &str) -> &str {
+    v.get(..8).unwrap_or(v)
+}
+
+/// A secret as the rotation tracks it.
+#[derive(Debug, Clone)]
+pub(super) struct SecretState {
+    pub arn: String,
+    pub name: String,
+    pub previous: Option<String>,
+    /// The request token = the new version id (None: this rotation writes nothing).
+    pub token: Option<String>,
+    pub written: bool,
+    pub restored: bool,
+}
+
+/// Everything a rotation needs to go on, rebuilt from the journal on resume.
+pub(super) struct Run<'a> {
+    pub(super) clients: &'a Clients,
+    pub(super) settings: &'a Settings,
+    pub(super) reporter: &'a dyn Reporter,
+    pub(super) journal: Journal,
+    pub(super) kind: RotationKind,
+    pub(super) environment: String,
+    pub(super) secrets: Vec<SecretState>,
+    pub(super) services: Vec<ServiceRef>,
+    /// Deployments already started, per phase.
+    pub(super) deployed: BTreeMap<(Phase, ServiceRef), String>,
+    /// After a crash, a deployment may have started without its journal line.
+    pub(super) resumed: bool,
+    pub(super) started: std::time::Instant,
+    /// When the rotation started, epoch seconds on the local clock.
+    pub(super) started_at: f64,
+    /// For a rollback: the rotation it undoes.
+    pub(super) rolls_back: Option<Uuid>,
+    /// Each service's PRIMARY deployment before the rotation (never ours).
+    pub(super) previous_deployments: BTreeMap<ServiceRef, String>,
+    pub(super) _locks: Vec<Lock>,
+}
+
+/// Takes the per-secret locks and refuses when a secret has an unfinished rotation.
+pub(super) fn lock_all(
+    settings: &Settings,
+    environment: &str,
+    arns: &[String],
+    resuming: Option<Uuid>,
+) -> Result<Vec<Lock>> {
+    let mut locks = Vec::new();
+    for arn in arns {
+        locks.push(Lock::acquire(&settings.state_dir, environment, arn)?);
+        if let Some(open) = journal::unfinished(&settings.state_dir, environment, arn)? {
+            if Some(open.rotation_id()) != resuming {
+                return Err(Error::refused(format!(
+                    "secret {arn} has an unfinished rotation {} started {}",
+                    open.rotation_id(),
+                    open.started.started_at
+                ))
+                .hint(format!("finish it with `secret-rollout resume {}` (or roll it back with `secret-rollout rollback {}`)", open.rotation_id(), open.rotation_id())));
+            }
+        }
+    }
+    Ok(locks)
+}
+
+/// Each planned service's PRIMARY deployment before the rotation, from the start record.
+fn previous_deployments(started: &journal::Started) -> BTreeMap<ServiceRef, String> {
+    started
+        .services
+        .iter()
+        .filter_map(|s| {
+            let id = s.previous_deployment.clone()?;
+            Some((
+                ServiceRef {
+                    cluster: s.cluster.clone(),
+                    service: s.name.clone(),
+                },
+                id,
+            ))
+        })
+        .collect()
+}
+
+fn epoch_secs(t: OffsetDateTime) -> f64 {
+    t.unix_timestamp_nanos() as f64 / 1e9
+}
+
+/// The first journal record of a rotation started by `ctx` on `target`.
+pub(super) fn start_record(
+    ctx: &Context<'_>,
+    kind: RotationKind,
+    target: &crate::config::Target,
+    secrets: Vec<journal::StartedSecret>,
+    services: &[ServiceRef],
+) -> journal::Started {
+    journal::Started {
+        rotation_id: ctx.rotation_id,
+        kind,
+        environment: target.label(),
+        region: target.region.clone(),
+        clusters: target.clusters.clone(),
+        caller_arn: ctx.caller.arn.clone(),
+        account: ctx.caller.account.clone(),
+        rolls_back: None,
+        secrets,
+        services: services
+            .iter()
+            .map(|s| journal::PlannedService {
+                cluster: s.cluster.clone(),
+                name: s.service.clone(),
+                previous_deployment: None,
+            })
+            .collect(),
+        started_at: now(),
+        tool_version: journal::TOOL_VERSION.to_string(),
+        on_failure: None,
+    }
+}
+
+impl<'a> Run<'a> {
+    /// Writes the start record (before anything is changed) and sets up the run.
+    pub fn start(
+        ctx: &Context<'a>,
+        started: journal::Started,
+        secrets: Vec<SecretState>,
+        services: Vec<ServiceRef>,
+        locks: Vec<Lock>,
+    ) -> Result<Run<'a>> {
+        let journal = Journal::create(&ctx.settings.state_dir, &started)?;
+        let previous_deployments = previous_deployments(&started);
+        Ok(Run {
+            clients: ctx.clients,
+            settings: ctx.settings,
+            reporter: ctx.reporter,
+            journal,
+            kind: started.kind,
+            environment: started.environment,
+            secrets,
+            services,
+            deployed: BTreeMap::new(),
+            resumed: false,
+            started: std::time::Instant::now(),
+            started_at: epoch_secs(started.started_at),
+            rolls_back: started.rolls_back,
+            previous_deployments,
+            _locks: locks,
+        })
+    }
+
+    /// Rebuilds an interrupted run from its journal.
+    pub fn resume(
+        clients: &'a Clients,
+        settings: &'a Settings,
+        reporter: &'a dyn Reporter,
+        summary: &journal::RotationSummary,
+        locks: Vec<Lock>,
+    ) -> Result<Run<'a>> {
+        let started = &summary.started;
+        let journal = Journal::open(&settings.state_dir, summary.rotation_id())?;
+        let mut deployed = BTreeMap::new();
+        for s in &summary.services {
+            let key = ServiceRef {
+                cluster: s.cluster.clone(),
+                service: s.name.clone(),
+            };
+            if let Some(d) = &s.rollout_deployment {
+                deployed.insert((Phase::Rollout, key.clone()), d.clone());
+            }
+            if let Some(d) = &s.restore_deployment {
+                deployed.insert((Phase::Restore, key), d.clone());
+            }
+        }
+        Ok(Run {
+            clients,
+            settings,
+            reporter,
+            journal,
+            kind: started.kind,
+            environment: started.environment.clone(),
+            secrets: summary
+                .secrets
+                .iter()
+                .map(|s| SecretState {
+                    arn: s.arn.clone(),
+                    name: s.name.clone(),
+                    previous: s.previous_version_id.clone(),
+                    token: s
+                        .request_token
+                        .map(|t| t.to_string())
+                        .or_else(|| s.written_version_id.clone()),
+                    written: s.written_version_id.is_some(),
+                    restored: s.restored_version_id.is_some(),
+                })
+                .collect(),
+            services: summary
+                .services
+                .iter()
+                .map(|s| ServiceRef {
+                    cluster: s.cluster.clone(),
+                    service: s.name.clone(),
+                })
+                .collect(),
+            deployed,
+            resumed: true,
+            started: std::time::Instant::now(),
+            started_at: epoch_secs(started.started_at),
+            rolls_back: started.rolls_back,
+            previous_deployments: previous_deployments(started),
+            _locks: locks,
+        })
+    }
+}
+
+impl Run<'_> {
+    pub(super) fn record(&mut self, record: Record) -> Result<()> {
+        self.journal.append(&record)
+    }
+
+    /// Write (what is not written yet), roll out, verify, restore on failure.
+    pub async fn rotate(&mut self, mut values: Vec<Option<SecretValue>>) -> Result<Report> {
+        let deadline = Instant::now() + self.settings.timeout;
+        for i in 0..self.secrets.len() {
+            if let Err(e) = self
+                .write(i, values.get_mut(i).and_then(Option::take))
+                .await
+            {
+                let written_any = self.secrets.iter().any(|s| s.written);
+                if !written_any {
+                    self.record(Record::Finished {
+                        outcome: Outcome::Aborted,
+                        at: now(),
+                        message: Some(e.message.clone()),
+                    })?;
+                    return Err(e);
+                }
+                // Some secrets are written and this one failed: treat as a failed rollout.
+                self.reporter.report(&Event::Note {
+                    text: format!("write failed: {}", e.message),
+                });
+                return self.after_failure(None, Some(e.message)).await;
+            }
+        }
+        let mut since = 0.0f64;
+        let mut labels = Vec::new();
+        for s in &self.secrets {
+            let Some(token) = &s.token else { continue };
+            let created = secret::versions(&self.clients.sm, &s.arn)
+                .await?
+                .into_iter()
+                .find(|v| &v.id == token)
+                .and_then(|v| v.created);
+            since = since.max(created.unwrap_or(0.0));
+            labels.push(short(token).to_string());
+        }
+        let label = labels.join("+");
+        let phase = self.phase(Phase::Rollout, since, &label, deadline).await?;
+        match phase.outcome {
+            PhaseOutcome::Verified => {
+                self.finish(Outcome::Verified, None, Some(phase), None, Vec::new())
+            }
+            PhaseOutcome::Timeout => {
+                let message = format!(
+                    "timed out after {:?}: the new value is written; run `secret-rollout resume {}` to keep following, or `secret-rollout rollback {}`",
+                    self.settings.timeout,
+                    self.journal.rotation_id(),
+                    self.journal.rotation_id()
+                );
+                self.finish(
+                    Outcome::Timeout,
+                    Some(message),
+                    Some(phase),
+                    None,
+                    Vec::new(),
+                )
+            }
+            _ => {
+                let message = decide::failure_message(&phase);
+                self.after_failure(Some(phase), message).await
+            }
+        }
+    }
+
+    /// The rollout failed: keep the new value, or restore the previous one.
+    async fn after_failure(
+        &mut self,
+        rollout: Option<PhaseReport>,
+        message: Option<String>,
+    ) -> Result<Report> {
+        if self.settings.on_failure == OnFailure::Keep {
+            let outcome = decide::kept_outcome(rollout.as_ref().map(|p| p.outcome));
+            return self.finish(outcome, message, rollout, None, Vec::new());
+        }
+        self.reporter.report(&Event::Note {
+            text: "rollout failed: restoring the previous version".to_string(),
+        });
+        self.restore_and_finish(Outcome::FailedRestored, message, rollout)
+            .await
+    }
+
+    /// Restores, then finishes with `on_success` or, if the restore fails, with the
+    /// commands to finish by hand. `why` is the rollout's failure, if any.
+    pub async fn restore_and_finish(
+        &mut self,
+        on_success: Outcome,
+        why: Option<String>,
+        rollout: Option<PhaseReport>,
+    ) -> Result<Report> {
+        let restore = self.restore().await;
+        let ending = decide::restore_ending(&restore, on_success, why, self.manual_commands());
+        self.finish(
+            ending.outcome,
+            ending.message,
+            rollout,
+            restore.ok(),
+            ending.manual_restore,
+        )
+    }
+
+    fn manual_commands(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in &self.secrets {
+            if let (Some(prev), Some(new)) = (&s.previous, &s.token) {
+                if !s.restored {
+                    out.extend(secret::manual_restore_commands(&s.arn, prev, new, &[]));
+                }
+            }
+        }
+        for s in &self.services {
+            out.push(format!(
+                "aws ecs update-service --cluster {} --service {} --force-new-deployment",
+                s.cluster, s.service
+            ));
+        }
+        out
+    }
+
+    /// Writes secret `i` unless it is written; checks AWSCURRENT has not moved since the plan.
+    async fn write(&mut self, i: usize, value: Option<SecretValue>) -> Result<()> {
+        let s = self.secrets[i].clone();
+        let Some(token) = s.token.clone() else {
+            return Ok(());
+        };
+        if s.written {
+            return Ok(());
+        }
+        let versions = secret::versions(&self.clients.sm, &s.arn).await?;
+        if versions.iter().any(|v| v.id == token) {
+            // The write happened before an interruption: never write it twice.
+            self.record(Record::Written {
+                secret_arn: s.arn.clone(),
+                version_id: token.clone(),
+                at: now(),
+            })?;
+            self.secrets[i].written = true;
+            self.reporter.report(&Event::SecretWritten {
+                secret: s.name.clone(),
+                version_id: token,
+                already: true,
+            });
+            return Ok(());
+        }
+        let current = versions
+            .iter()
+            .find(|v| v.stages.iter().any(|x| x == "AWSCURRENT"))
+            .map(|v| v.id.clone());
+        if current != s.previous {
+            return Err(Error::refused(format!(
+                "AWSCURRENT of {} moved from {} to {} since the plan: someone else changed the secret",
+                s.name,
+                s.previous.as_deref().unwrap_or("none"),
+                current.as_deref().unwrap_or("none")
+            ))
+            .hint("check who changed it (secret-rollout history), then plan again"));
+        }
+        let Some(value) = value else {
+            return Err(Error::bad_input(format!(
+                "the new value of {} was never written and is needed again",
+                s.name
+            ))
+            .hint("give it with --value-stdin, --value-file or --generate"));
+        };
+        let version = secret::put(&self.clients.sm, &s.arn, &token, &value).await?;
+        self.record(Record::Written {
+            secret_arn: s.arn.clone(),
+            version_id: version.clone(),
+            at: now(),
+        })?;
+        self.secrets[i].written = true;
+        self.reporter.report(&Event::SecretWritten {
+            secret: s.name.clone(),
+            version_id: version,
+            already: false,
+        });
+        Ok(())
+    }
+
+    /// Once a rollback has put the previous version back, the rotation it undid is over:
+    /// left open (it timed out, was interrupted or killed), it would block every later
+    /// `replace` of the secret and `resume` would roll its new value out again.
+    fn close_rolled_back(&self) -> Result<()> {
+        let Some(id) = self.rolls_back else {
+            return Ok(());
+        };
+        let mut undone = Journal::open(&self.settings.state_dir, id)?;
+        if undone.summary()?.is_resumable() {
+            undone.append(&Record::Finished {
+                outcome: Outcome::FailedRestored,
+                at: now(),
+                message: Some(format!(
+                    "rolled back by rotation {}",
+                    self.journal.rotation_id()
+                )),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Records how the rotation ended and builds the report.
+    pub fn finish(
+        &mut self,
+        outcome: Outcome,
+        message: Option<String>,
+        rollout: Option<PhaseReport>,
+        restore: Option<PhaseReport>,
+        manual_restore: Vec<String>,
+    ) -> Result<Report> {
+        if self.kind == RotationKind::Rollback && self.secrets.iter().all(|s| s.restored) {
+            self.close_rolled_back()?;
+        }
+        self.record(Record::Finished {
+            outcome,
+            at: now(),
+            message: message.clone(),
+        })?;
+        Ok(Report {
+            rotation_id: self.journal.rotation_id(),
+            kind: self.kind,
+            environment: self.environment.clone(),
+            outcome,
+            message,
+            secrets: self
+                .secrets
+                .iter()
+                .map(|s| SecretReport {
+                    name: s.name.clone(),
+                    arn: s.arn.clone(),
+                    previous_version: s.previous.clone(),
+                    new_version: s.token.clone().filter(|_| s.written),
+                    restored: s.restored,
+                })
+                .collect(),
+            rollout,
+            restore,
+            manual_restore,
+            aws_calls: self.clients.calls.snapshot(),
+            elapsed_ms: self.started.elapsed().as_millis(),
+        })
+    }
+}

@@ -1,0 +1,74 @@
+//! `rollback`: the previous value of a rotation (or of a secret) restored, rolled out and
+//! proven.
+
+use clap::Args;
+use secret_rollout_core::error::{Error, Result};
+use secret_rollout_core::progress::Reporter;
+use secret_rollout_core::rotation::{self, Context, RollbackOf, RollbackRequest};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::args::{self, Global, OnFailure, RolloutArgs};
+use super::rotating::{self, Person};
+use super::session;
+
+/// `rollback`.
+#[derive(Debug, Args, Clone)]
+pub struct RollbackArgs {
+    /// A rotation id (from `history`) or a secret name/ARN (its last rotation).
+    #[arg(value_name = "ROTATION_ID|SECRET")]
+    pub what: Option<String>,
+    /// Where.
+    #[command(flatten)]
+    pub target: args::Target,
+    /// Restore even though AWSCURRENT has moved on since that rotation.
+    #[arg(long)]
+    pub force: bool,
+    /// Rollout options.
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
+}
+
+/// `rollback`.
+pub async fn run(global: &Global, a: &RollbackArgs, reporter: &dyn Reporter) -> Result<i32> {
+    let settings = rotating::settings(&a.rollout, OnFailure::Keep)?;
+    let what = a.what.as_deref().ok_or_else(|| {
+        Error::bad_input("name a rotation id or a secret to roll back")
+            .hint("see `secret-rollout history` for rotation ids")
+    })?;
+    let of = rotation::rollback_of(&settings.state_dir, what)?;
+    let target = match &of {
+        RollbackOf::Rotation(r) => rotating::target_from_journal(global, &a.target, r)?,
+        RollbackOf::Secret(_) => session::target(global, &a.target)?,
+    };
+    let s = session::sign_in(target, &a.target).await?;
+    session::check_credential_lifetime(
+        &s.ctx,
+        a.rollout.timeout,
+        a.rollout.allow_short_credentials,
+    )?;
+    let armed = Notify::new();
+    let person = Person {
+        yes: a.rollout.yes,
+        output: global.output,
+        values: None,
+        armed: &armed,
+    };
+    let rotation_id = Uuid::new_v4();
+    let ctx = Context {
+        clients: &s.clients,
+        caller: &s.caller,
+        settings: &settings,
+        reporter,
+        rotation_id,
+    };
+    let request = RollbackRequest { of, force: a.force };
+    let report = rotating::interruptible(
+        &settings,
+        rotation_id,
+        &armed,
+        rotation::rollback(&ctx, &s.target, request, &person),
+    )
+    .await?;
+    Ok(rotating::finish(global, &report))
+}
