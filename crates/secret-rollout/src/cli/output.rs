@@ -1,17 +1,33 @@
-//! What goes to stdout: the plan and the report, as text for people or JSON for machines.
+//! What goes to stdout: the plan and the report, as text for people, JSON for machines, or
+//! one JSON line (`--output ndjson`, after the progress lines).
 
 use std::io::Write;
 
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::consumers::Consumer;
+use secret_rollout_core::journal::Outcome;
 use secret_rollout_core::plan::RotationPlan;
 use secret_rollout_core::rollout::verdict::Stage;
 use secret_rollout_core::rotation::{PhaseReport, Report};
 use serde_json::json;
 
 use super::args::Output;
+use super::ndjson;
 use super::render::hms;
-use super::rotate::outcome_word;
+
+/// One word for an outcome.
+pub fn outcome_word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Verified => "verified",
+        Outcome::FailedRestored => "failed, previous version restored",
+        Outcome::RestoreFailed => "failed, and the restore failed too",
+        Outcome::DeployFailed => "deployment failed",
+        Outcome::VerifyFailed => "verification failed",
+        Outcome::Timeout => "timed out",
+        Outcome::Interrupted => "interrupted",
+        Outcome::Aborted => "aborted before any write",
+    }
+}
 
 fn age(created: Option<f64>) -> String {
     let Some(c) = created else {
@@ -158,6 +174,7 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
 /// Prints the plan to stdout.
 pub fn plan(output: Output, p: &RotationPlan, clients: &Clients) {
     match output {
+        Output::Ndjson => ndjson::print_document("plan", &plan_json(p, clients)),
         Output::Text => plan_text(p, &mut std::io::stdout().lock()),
         Output::Json => println!(
             "{}",
@@ -256,9 +273,10 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
     );
 }
 
-/// Prints the report to stdout.
+/// Prints the report to stdout (with `--output ndjson`: the last line, `"type": "report"`).
 pub fn report(output: Output, r: &Report) {
     match output {
+        Output::Ndjson => ndjson::print_document("report", r),
         Output::Text => report_text(r, &mut std::io::stdout().lock()),
         Output::Json => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
     }

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 
 use secret_rollout_core::config::Target;
 use secret_rollout_core::error::{exit, Error, Kind, Result};
-use secret_rollout_core::journal::{self, Outcome, RotationSummary, Status};
+use secret_rollout_core::journal::{self, RotationSummary, Status};
 use secret_rollout_core::plan::{self, RotationPlan};
 use secret_rollout_core::progress::Reporter;
 use secret_rollout_core::rollout::ServiceRef;
@@ -14,7 +14,7 @@ use secret_rollout_core::value::{self, SecretValue};
 use uuid::Uuid;
 
 use super::args::{self, Global, Output};
-use super::output;
+use super::output::{self, outcome_word};
 use super::session::{self, Session};
 
 fn settings(r: &args::RolloutArgs, on_failure: args::OnFailure) -> Result<Settings> {
@@ -559,18 +559,4 @@ pub async fn resume(global: &Global, a: &args::ResumeArgs, reporter: &dyn Report
     )
     .await?;
     Ok(finish(global, &report))
-}
-
-/// One word for an outcome.
-pub fn outcome_word(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Verified => "verified",
-        Outcome::FailedRestored => "failed, previous version restored",
-        Outcome::RestoreFailed => "failed, and the restore failed too",
-        Outcome::DeployFailed => "deployment failed",
-        Outcome::VerifyFailed => "verification failed",
-        Outcome::Timeout => "timed out",
-        Outcome::Interrupted => "interrupted",
-        Outcome::Aborted => "aborted before any write",
-    }
 }
