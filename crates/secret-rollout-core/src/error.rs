@@ -222,6 +222,21 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_exit_code() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("### Exit codes")
+            .nth(1)
+            .expect("an Exit codes section");
+        for code in std::iter::once(exit::OK).chain(Kind::ALL.iter().map(|k| k.exit_code())) {
+            assert!(
+                section.contains(&format!("\n| {code} | ")),
+                "exit code {code} in the README"
+            );
+        }
+    }
+
+    #[test]
     fn render_puts_hint_on_its_own_line() {
         let e = Error::bad_input("no region given").hint("pass --region or set AWS_REGION");
         assert_eq!(
