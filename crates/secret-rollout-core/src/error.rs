@@ -7,22 +7,25 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// Documented exit codes (README "Exit codes"). Stable: scripts depend on them.
+/// The one table of exit codes (README "Exit codes"). Stable: scripts depend on them. Work
+/// that needs a new code adds it here and to the README, nowhere else.
 pub mod exit {
-    /// Success: written, rolled out and verified (or: nothing stale, for `status`).
+    /// Success: written, rolled out and every running task proven new (`status`: nothing
+    /// stale).
     pub const OK: i32 = 0;
-    /// `status`: some running tasks still hold an old value.
+    /// `status` found stale tasks: some running tasks still hold an old value.
     pub const STALE: i32 = 1;
-    /// Bad input: arguments, config, value. Nothing was written.
+    /// Bad input or configuration (arguments, config, value). Nothing was written.
     pub const BAD_INPUT: i32 = 2;
     /// Credentials missing, expired, too short-lived, or for the wrong account.
     pub const CREDENTIALS: i32 = 3;
     /// Refused before any write: a guard said no (CODE_DEPLOY consumer, rotation enabled,
     /// secret being deleted, lock held, unfinished rotation, no confirmation).
     pub const REFUSED: i32 = 4;
-    /// A deployment failed and the previous value was kept on purpose (`--on-failure keep`).
+    /// A deployment failed and the value was kept (`--on-failure keep`), or there was
+    /// nothing to restore.
     pub const DEPLOY_FAILED: i32 = 5;
-    /// Deployments finished but a running task was not proven fresh (`--on-failure keep`).
+    /// Not proven: a running task was not proven to hold the new value.
     pub const VERIFY_FAILED: i32 = 6;
     /// `--timeout` elapsed; the rotation can be resumed.
     pub const TIMEOUT: i32 = 7;
@@ -33,6 +36,12 @@ pub mod exit {
     /// AWS answered with an error retries did not cure (never a local failure: those are
     /// [`BAD_INPUT`], configuration).
     pub const AWS: i32 = 10;
+    /// Superseded: another change became current during the run and nothing was restored
+    /// over it. (Reserved: used by the work that detects it.)
+    pub const SUPERSEDED: i32 = 11;
+    /// Waiting at a paused lifecycle hook: nothing failed, `resume` goes on. (Reserved:
+    /// used by the work that adds lifecycle hooks.)
+    pub const PAUSED: i32 = 12;
     /// Interrupted (Ctrl-C); the rotation can be resumed.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -58,6 +67,10 @@ pub enum Kind {
     RestoreFailed,
     /// See [`exit::AWS`].
     Aws,
+    /// See [`exit::SUPERSEDED`].
+    Superseded,
+    /// See [`exit::PAUSED`].
+    Paused,
     /// See [`exit::INTERRUPTED`].
     Interrupted,
     /// See [`exit::STALE`].
@@ -65,6 +78,23 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, for tables and tests.
+    pub const ALL: [Kind; 13] = [
+        Kind::Stale,
+        Kind::BadInput,
+        Kind::Credentials,
+        Kind::Refused,
+        Kind::DeployFailed,
+        Kind::VerifyFailed,
+        Kind::Timeout,
+        Kind::FailedRestored,
+        Kind::RestoreFailed,
+        Kind::Aws,
+        Kind::Superseded,
+        Kind::Paused,
+        Kind::Interrupted,
+    ];
+
     /// The process exit code.
     pub fn exit_code(self) -> i32 {
         match self {
@@ -77,6 +107,8 @@ impl Kind {
             Kind::FailedRestored => exit::FAILED_RESTORED,
             Kind::RestoreFailed => exit::RESTORE_FAILED,
             Kind::Aws => exit::AWS,
+            Kind::Superseded => exit::SUPERSEDED,
+            Kind::Paused => exit::PAUSED,
             Kind::Interrupted => exit::INTERRUPTED,
             Kind::Stale => exit::STALE,
         }
@@ -272,24 +304,30 @@ mod tests {
 
     #[test]
     fn exit_codes_are_distinct() {
-        let kinds = [
-            Kind::BadInput,
-            Kind::Credentials,
-            Kind::Refused,
-            Kind::DeployFailed,
-            Kind::VerifyFailed,
-            Kind::Timeout,
-            Kind::FailedRestored,
-            Kind::RestoreFailed,
-            Kind::Aws,
-            Kind::Interrupted,
-            Kind::Stale,
-        ];
-        let mut codes: Vec<i32> = kinds.iter().map(|k| k.exit_code()).collect();
+        let mut codes: Vec<i32> = Kind::ALL.iter().map(|k| k.exit_code()).collect();
         codes.sort();
         codes.dedup();
-        assert_eq!(codes.len(), kinds.len());
+        assert_eq!(codes.len(), Kind::ALL.len());
         assert!(!codes.contains(&exit::OK));
+        // The table as documented: 1 to 12, and 130.
+        let mut table: Vec<i32> = (1..=12).collect();
+        table.push(130);
+        assert_eq!(codes, table);
+    }
+
+    #[test]
+    fn the_readme_documents_every_exit_code() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("### Exit codes")
+            .nth(1)
+            .expect("an Exit codes section");
+        for code in std::iter::once(exit::OK).chain(Kind::ALL.iter().map(|k| k.exit_code())) {
+            assert!(
+                section.contains(&format!("\n| {code} | ")),
+                "exit code {code} in the README"
+            );
+        }
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! Progress as data. The core emits [`Event`]s; the CLI draws them (bars on a terminal,
-//! timestamped lines otherwise, JSON lines on request). The core never draws.
+//! timestamped lines otherwise, JSON lines with `--output ndjson`). The core never draws.
+//!
+//! Each variant is one kind of event, and its serde tag (`type`, snake_case) is the stable
+//! name machines read: adding a variant adds a kind, renaming one breaks readers. Every
+//! event reaches a [`Reporter`] with the moment it happened on the tool's own clock.
 
 use serde::Serialize;
+use time::OffsetDateTime;
 
 pub use crate::journal::Phase;
 use crate::rollout::verdict::{Proof, Stage};
 
 /// Something worth telling the operator. Never carries a secret value.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A new secret version was written (or found already written, on resume).
     SecretWritten {
@@ -27,6 +32,7 @@ pub enum Event {
         version_id: String,
     },
     /// A forced deployment was started (or adopted, on resume).
+    #[serde(rename = "deployment_started")]
     Redeployed {
         /// Which phase.
         phase: Phase,
@@ -37,7 +43,8 @@ pub enum Event {
         /// The new deployment's id.
         deployment_id: String,
     },
-    /// Counts of one service's rollout, after a poll.
+    /// Counts of one service's rollout, after a poll (sent when they change).
+    #[serde(rename = "counts")]
     Progress {
         /// Which phase.
         phase: Phase,
@@ -55,24 +62,52 @@ pub enum Event {
         failed: i32,
     },
     /// A new ECS service event (as ECS worded it).
+    #[serde(rename = "ecs_event")]
     ServiceEvent {
         /// Service.
         service: String,
-        /// Epoch seconds.
+        /// When ECS says it happened (epoch seconds, AWS's clock).
+        #[serde(rename = "ecs_at")]
         at: f64,
         /// ECS's message.
         message: String,
     },
-    /// A service's rollout moved to a new stage (draining = all traffic on the new value).
-    Stage {
+    /// A service's rollout went back to starting: a new task is missing again, or an old
+    /// one serves again (after [`Event::TrafficOnNew`]; a rollout starts in this stage
+    /// without an event).
+    DeploymentStarting {
         /// Which phase.
         phase: Phase,
         /// Service.
         service: String,
-        /// The new stage.
-        stage: Stage,
     },
-    /// The proof for one service.
+    /// The traffic moment: every old task has been told to stop, all traffic is on new
+    /// tasks, old ones drain.
+    TrafficOnNew {
+        /// Which phase.
+        phase: Phase,
+        /// Service.
+        service: String,
+    },
+    /// Our deployment is COMPLETED and the service's only one: old tasks are gone.
+    DeploymentComplete {
+        /// Which phase.
+        phase: Phase,
+        /// Service.
+        service: String,
+    },
+    /// The service's rollout failed.
+    DeploymentFailed {
+        /// Which phase.
+        phase: Phase,
+        /// Service.
+        service: String,
+        /// Why, in words for the operator.
+        reason: String,
+    },
+    /// The proof for one service: which running tasks are proven to hold `version_id`
+    /// (it holds only when `proof.stale` is empty).
+    #[serde(rename = "proof")]
     Verified {
         /// Which phase.
         phase: Phase,
@@ -110,14 +145,174 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The event for a service's rollout reaching `stage`.
+    pub fn stage(phase: Phase, service: &str, stage: &Stage) -> Event {
+        let service = service.to_string();
+        match stage {
+            Stage::Starting => Event::DeploymentStarting { phase, service },
+            Stage::Draining => Event::TrafficOnNew { phase, service },
+            Stage::Completed => Event::DeploymentComplete { phase, service },
+            Stage::Failed { reason } => Event::DeploymentFailed {
+                phase,
+                service,
+                reason: reason.clone(),
+            },
+        }
+    }
+}
+
 /// Where the core sends events.
 pub trait Reporter: Send + Sync {
-    /// One event.
-    fn report(&self, event: &Event);
+    /// One event, with the moment it happened (the tool's clock, UTC).
+    fn report_at(&self, at: OffsetDateTime, event: &Event);
+
+    /// One event, happening now.
+    fn report(&self, event: &Event) {
+        self.report_at(OffsetDateTime::now_utc(), event);
+    }
 }
 
 /// Discards events.
 pub struct Silent;
 impl Reporter for Silent {
-    fn report(&self, _: &Event) {}
+    fn report_at(&self, _: OffsetDateTime, _: &Event) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Keep(Mutex<Vec<(OffsetDateTime, Event)>>);
+    impl Reporter for Keep {
+        fn report_at(&self, at: OffsetDateTime, event: &Event) {
+            self.0.lock().unwrap().push((at, event.clone()));
+        }
+    }
+
+    #[test]
+    fn report_stamps_the_event_with_the_tools_clock() {
+        let keep = Keep(Mutex::new(Vec::new()));
+        let before = OffsetDateTime::now_utc();
+        keep.report(&Event::Note { text: "hi".into() });
+        let after = OffsetDateTime::now_utc();
+        let got = keep.0.lock().unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(before <= got[0].0 && got[0].0 <= after);
+        assert_eq!(got[0].0.offset(), time::UtcOffset::UTC);
+    }
+
+    #[test]
+    fn each_stage_is_its_own_kind() {
+        let kind = |s: Stage| {
+            serde_json::to_value(Event::stage(Phase::Restore, "api", &s)).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(kind(Stage::Starting), "deployment_starting");
+        assert_eq!(kind(Stage::Draining), "traffic_on_new");
+        assert_eq!(kind(Stage::Completed), "deployment_complete");
+        let failed = serde_json::to_value(Event::stage(
+            Phase::Restore,
+            "api",
+            &Stage::Failed {
+                reason: "boom".into(),
+            },
+        ))
+        .unwrap();
+        assert_eq!(
+            failed,
+            serde_json::json!({"type": "deployment_failed", "phase": "restore", "service": "api", "reason": "boom"})
+        );
+    }
+
+    #[test]
+    fn type_names_are_stable() {
+        let p = Phase::Rollout;
+        let s = || "api".to_string();
+        let cases = [
+            (
+                Event::SecretWritten {
+                    secret: s(),
+                    version_id: s(),
+                    already: false,
+                },
+                "secret_written",
+            ),
+            (
+                Event::SecretRestored {
+                    secret: s(),
+                    version_id: s(),
+                },
+                "secret_restored",
+            ),
+            (
+                Event::Redeployed {
+                    phase: p,
+                    cluster: s(),
+                    service: s(),
+                    deployment_id: s(),
+                },
+                "deployment_started",
+            ),
+            (
+                Event::Progress {
+                    phase: p,
+                    service: s(),
+                    desired: 1,
+                    running: 0,
+                    pending: 1,
+                    old: 1,
+                    failed: 0,
+                },
+                "counts",
+            ),
+            (
+                Event::ServiceEvent {
+                    service: s(),
+                    at: 1.0,
+                    message: s(),
+                },
+                "ecs_event",
+            ),
+            (
+                Event::Verified {
+                    phase: p,
+                    service: s(),
+                    version_id: s(),
+                    proof: Proof {
+                        fresh: 1,
+                        total: 1,
+                        started: None,
+                        stale: vec![],
+                    },
+                },
+                "proof",
+            ),
+            (
+                Event::VerifyError {
+                    phase: p,
+                    error: s(),
+                },
+                "verify_error",
+            ),
+            (Event::Warning { text: s() }, "warning"),
+            (
+                Event::Retrying {
+                    what: s(),
+                    error: s(),
+                },
+                "retrying",
+            ),
+            (Event::Note { text: s() }, "note"),
+        ];
+        for (event, name) in cases {
+            let v = serde_json::to_value(&event).unwrap();
+            assert_eq!(v["type"], name, "{event:?}");
+            // `at` is the line's timestamp: no event may use the name for itself.
+            assert!(v.get("at").is_none() && v.get("v").is_none(), "{v}");
+        }
+    }
 }

@@ -521,7 +521,7 @@ async fn persistent_faults_end_restored_or_stopped_cleanly() {
 struct Recorder(std::sync::Mutex<Vec<Event>>);
 
 impl Reporter for Recorder {
-    fn report(&self, event: &Event) {
+    fn report_at(&self, _: time::OffsetDateTime, event: &Event) {
         self.0.lock().expect("events").push(event.clone());
     }
 }

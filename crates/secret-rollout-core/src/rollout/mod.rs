@@ -300,11 +300,7 @@ async fn observe(
     }
     let stage = judge(obs, &t.deployment_id, w.init_failure.as_deref());
     if stage != w.stage {
-        reporter.report(&Event::Stage {
-            phase,
-            service: t.service.clone(),
-            stage: stage.clone(),
-        });
+        reporter.report(&Event::stage(phase, &t.service, &stage));
         w.stage = stage;
     }
 }

@@ -153,12 +153,10 @@ impl Run<'_> {
             })
             .collect();
         for (svc, e) in &failed {
-            self.reporter.report(&Event::Stage {
+            self.reporter.report(&Event::DeploymentFailed {
                 phase,
                 service: svc.service.clone(),
-                stage: Stage::Failed {
-                    reason: e.message.clone(),
-                },
+                reason: e.message.clone(),
             });
             services.push(ServiceReport {
                 cluster: svc.cluster.clone(),

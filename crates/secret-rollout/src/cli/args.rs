@@ -1,37 +1,17 @@
-//! The command line as given: clap definitions only. Validation into core types happens in
-//! each command's module; the core never sees clap.
+//! Option groups shared by several commands: clap definitions only. Each command's own
+//! arguments live in its module; validation into core types happens there; the core never
+//! sees clap. This module uses no command module.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 
 use super::parse;
-
-/// Replace a secret in AWS Secrets Manager, roll it out to every ECS service that reads
-/// it, and prove every running task has it.
-#[derive(Debug, Parser)]
-#[command(
-    name = "secret-rollout",
-    version,
-    propagate_version = true,
-    arg_required_else_help = true
-)]
-#[command(
-    after_help = "Start with `secret-rollout demo`: the whole job on a local sandbox, no AWS account needed."
-)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-    /// Options shared by every command.
-    #[command(flatten)]
-    pub global: Global,
-}
 
 /// Options shared by every command.
 #[derive(Debug, Args, Clone)]
 pub struct Global {
-    /// Output format: human text, or JSON on stdout for machines.
+    /// Output format: human text, one JSON document on stdout, or JSON lines as it happens.
     #[arg(long, global = true, value_enum, default_value_t = Output::Text, env = "SECRET_ROLLOUT_OUTPUT")]
     pub output: Output,
     /// Path of secret-rollout.toml (default: ./secret-rollout.toml, then the user's config dir).
@@ -50,6 +30,9 @@ pub enum Output {
     Text,
     /// One JSON document on stdout.
     Json,
+    /// One JSON object per line on stdout: each progress event as it happens, the result
+    /// (`"type": "report"` for rollouts) last.
+    Ndjson,
 }
 
 /// Where to act: an environment from the config, or flags.
@@ -140,149 +123,4 @@ pub struct RolloutArgs {
     /// Poll interval ceiling (tests and demos use less).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse::max_poll, hide = true)]
     pub max_poll: std::time::Duration,
-}
-
-/// Commands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Replace a secret's value and roll it out to every ECS service that reads it.
-    #[command(after_help = "Examples:
-  secret-rollout replace opg_lpa_front_csrf_salt --env production --generate
-  printf '%s' \"$NEW\" | secret-rollout replace production/api_rds_password --region eu-west-1 --cluster production-online-lpa --value-stdin --yes
-  secret-rollout replace production/api_rds_credentials --env production --json-key password --value-file pw.txt
-  aws-vault exec prod -- secret-rollout replace notify_key --env production --generate --yes")]
-    Replace(super::replace::ReplaceArgs),
-    /// Show what `replace` would do, and write nothing (the same as replace --dry-run).
-    #[command(
-        after_help = "Example:\n  secret-rollout plan opg_lpa_common_account_cleanup_notification_recipients --env production"
-    )]
-    Plan(super::plan::PlanArgs),
-    /// Force a new deployment of services (by name or by the secret they read), follow and verify.
-    #[command(
-        after_help = "Examples:\n  secret-rollout redeploy --env production --services api,front\n  secret-rollout redeploy --env production --secret api_rds_password"
-    )]
-    Redeploy(super::redeploy::RedeployArgs),
-    /// Restore the previous value of a rotation (or of a secret) and redeploy its consumers.
-    #[command(
-        after_help = "Examples:\n  secret-rollout rollback 5f0c...  # a rotation id from `history`\n  secret-rollout rollback production/opg_lpa_front_csrf_salt --env production"
-    )]
-    Rollback(super::rollback::RollbackArgs),
-    /// Finish a rotation that was interrupted (Ctrl-C, lost connection, crash).
-    #[command(
-        after_help = "Examples:\n  secret-rollout resume\n  secret-rollout resume 5f0c3b1e-..."
-    )]
-    Resume(super::resume::ResumeArgs),
-    /// Show which services still run tasks that hold an old value.
-    #[command(
-        after_help = "Examples:\n  secret-rollout status --env production\n  secret-rollout status --env production opg_lpa_front_csrf_salt --output json"
-    )]
-    Status(StatusArgs),
-    /// List past rotations and secret versions (never values).
-    #[command(
-        after_help = "Examples:\n  secret-rollout history\n  secret-rollout history opg_lpa_front_csrf_salt --env production"
-    )]
-    History(HistoryArgs),
-    /// Show who the credentials belong to and how long they last.
-    #[command(
-        after_help = "Examples:\n  secret-rollout whoami --profile production\n  secret-rollout whoami --env production"
-    )]
-    Whoami(WhoamiArgs),
-    /// Forget cached MFA sessions.
-    #[command(
-        after_help = "Examples:\n  secret-rollout logout\n  secret-rollout logout --profile production"
-    )]
-    Logout(LogoutArgs),
-    /// Run the local AWS sandbox (Secrets Manager, ECS, STS) until Ctrl-C.
-    #[command(
-        after_help = "Examples:\n  secret-rollout sandbox --port 4566\n  AWS_ENDPOINT_URL=http://127.0.0.1:4566 aws ecs describe-services --cluster production-online-lpa --services api"
-    )]
-    Sandbox(SandboxArgs),
-    /// The whole job on an embedded sandbox: no AWS account needed.
-    #[command(after_help = "Example:\n  secret-rollout demo")]
-    Demo(DemoArgs),
-    /// Print shell completions.
-    #[command(
-        after_help = "Example:\n  secret-rollout completions bash > /etc/bash_completion.d/secret-rollout"
-    )]
-    Completions(CompletionsArgs),
-    /// Print the man page (roff).
-    #[command(after_help = "Example:\n  secret-rollout man | man -l -")]
-    Man,
-}
-
-/// `status`.
-#[derive(Debug, Args, Clone)]
-pub struct StatusArgs {
-    /// Secrets to check (default: every secret the services read).
-    #[arg(value_name = "SECRET")]
-    pub secrets: Vec<String>,
-    /// Where.
-    #[command(flatten)]
-    pub target: Target,
-    /// Refresh in place every few seconds until Ctrl-C.
-    #[arg(long)]
-    pub watch: bool,
-}
-
-/// `history`.
-#[derive(Debug, Args, Clone)]
-pub struct HistoryArgs {
-    /// Only this secret; with it, its versions are read from Secrets Manager too.
-    #[arg(value_name = "SECRET")]
-    pub secret: Option<String>,
-    /// Where.
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// `whoami`.
-#[derive(Debug, Args, Clone)]
-pub struct WhoamiArgs {
-    /// Where.
-    #[command(flatten)]
-    pub target: Target,
-}
-
-/// `logout`.
-#[derive(Debug, Args, Clone)]
-pub struct LogoutArgs {
-    /// Only this profile's session (default: all).
-    #[arg(long, value_name = "NAME")]
-    pub profile: Option<String>,
-}
-
-/// `sandbox`.
-#[derive(Debug, Args, Clone)]
-pub struct SandboxArgs {
-    /// Port on 127.0.0.1 (0: any free port).
-    #[arg(long, default_value_t = 4566)]
-    pub port: u16,
-    /// Scenario file (TOML); default: the built-in sample environment.
-    #[arg(long, value_name = "FILE")]
-    pub scenario: Option<PathBuf>,
-    /// Virtual seconds per real second.
-    #[arg(long, value_name = "FACTOR", value_parser = parse::speed)]
-    pub speed: Option<f64>,
-    /// Seed for ids and random rules.
-    #[arg(long)]
-    pub seed: Option<u64>,
-}
-
-/// `demo`.
-#[derive(Debug, Args, Clone)]
-pub struct DemoArgs {
-    /// Virtual seconds per real second (a rollout takes a few seconds at the default).
-    #[arg(long, default_value_t = 20.0, value_name = "FACTOR", value_parser = parse::speed)]
-    pub speed: f64,
-    /// Make api reject the new value, to see the failure and the restore.
-    #[arg(long)]
-    pub bad_value: bool,
-}
-
-/// `completions`.
-#[derive(Debug, Args, Clone)]
-pub struct CompletionsArgs {
-    /// The shell.
-    #[arg(value_enum)]
-    pub shell: clap_complete::Shell,
 }

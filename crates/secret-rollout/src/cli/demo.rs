@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use clap::Args;
 use sandbox::ecs::{HealthEffect, HealthRule};
 use sandbox::{Sandbox, SandboxOptions, Scenario};
 use secret_rollout_core::clients::Clients;
@@ -12,12 +13,24 @@ use secret_rollout_core::progress::Reporter;
 use secret_rollout_core::rotation::{self, Caller, Context, OnFailure, Settings};
 use secret_rollout_core::value::{self, Charset};
 
-use super::args::{DemoArgs, Global};
+use super::args::Global;
 use super::output;
+
+/// `demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Virtual seconds per real second (a rollout takes a few seconds at the default).
+    #[arg(long, default_value_t = 20.0, value_name = "FACTOR", value_parser = super::parse::speed)]
+    pub speed: f64,
+    /// Make api reject the new value, to see the failure and the restore.
+    #[arg(long)]
+    pub bad_value: bool,
+}
 
 /// The secret the demo replaces: shared by front, api and admin in the sample.
 const SECRET: &str = "production/opg_lpa_common_account_cleanup_notification_recipients";
 
+/// `demo`.
 pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Result<i32> {
     let sb = Sandbox::start(SandboxOptions {
         port: 0,

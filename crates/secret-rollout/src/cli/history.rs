@@ -3,13 +3,26 @@
 
 use std::io::Write;
 
+use clap::Args;
 use secret_rollout_core::error::{exit, Result};
 use secret_rollout_core::history::{self, History};
 use secret_rollout_core::journal;
 use secret_rollout_core::secret;
 
-use super::args::{Global, HistoryArgs, Output};
+use super::args::{Global, Output, Target};
+use super::ndjson;
 use super::session;
+
+/// `history`.
+#[derive(Debug, Args, Clone)]
+pub struct HistoryArgs {
+    /// Only this secret; with it, its versions are read from Secrets Manager too.
+    #[arg(value_name = "SECRET")]
+    pub secret: Option<String>,
+    /// Where.
+    #[command(flatten)]
+    pub target: Target,
+}
 
 fn date(epoch: Option<f64>) -> String {
     epoch
@@ -108,7 +121,7 @@ pub fn text(h: &History) -> String {
 }
 
 /// `history`.
-pub async fn history(global: &Global, a: &HistoryArgs) -> Result<i32> {
+pub async fn run(global: &Global, a: &HistoryArgs) -> Result<i32> {
     let state_dir = session::state_dir()?;
     let rotations = journal::list(&state_dir)?;
     let (secret_arn, versions) = match &a.secret {
@@ -136,6 +149,7 @@ pub async fn history(global: &Global, a: &HistoryArgs) -> Result<i32> {
     };
     let mut stdout = std::io::stdout().lock();
     match global.output {
+        Output::Ndjson => ndjson::print_document("history", &h),
         Output::Json => {
             let _ = writeln!(
                 stdout,

@@ -1,10 +1,18 @@
 //! The command-line layer: parse, set up logging, dispatch, render, map errors to exit
 //! codes. Everything else lives in the library.
+//!
+//! Modules depend downwards only, never in a circle: this root holds the command line
+//! ([`Cli`], [`Command`]) and dispatches to one module per subcommand (its arguments and
+//! its `run`); those use the shared pieces (`args`, `session`, `output`, `render`,
+//! `ndjson`), which use no command module.
 
-pub mod account;
 pub mod args;
+pub mod completions;
 pub mod demo;
 pub mod history;
+pub mod logout;
+pub mod man;
+pub mod ndjson;
 pub mod output;
 pub mod parse;
 pub mod plan;
@@ -14,16 +22,119 @@ pub mod replace;
 pub mod resume;
 pub mod rollback;
 pub mod rotating;
+pub mod sandbox;
 pub mod session;
 pub mod status;
+pub mod whoami;
 
 use std::io::IsTerminal;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, Parser, Subcommand};
 use secret_rollout_core::error::{exit, Error};
 use secret_rollout_core::progress::Reporter;
 
-use args::{Cli, Command, Output};
+use args::{Global, Output};
+use completions::CompletionsArgs;
+use demo::DemoArgs;
+use history::HistoryArgs;
+use logout::LogoutArgs;
+use plan::PlanArgs;
+use redeploy::RedeployArgs;
+use replace::ReplaceArgs;
+use resume::ResumeArgs;
+use rollback::RollbackArgs;
+use sandbox::SandboxArgs;
+use status::StatusArgs;
+use whoami::WhoamiArgs;
+
+/// Replace a secret in AWS Secrets Manager, roll it out to every ECS service that reads
+/// it, and prove every running task has it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "secret-rollout",
+    version,
+    propagate_version = true,
+    arg_required_else_help = true
+)]
+#[command(
+    after_help = "Start with `secret-rollout demo`: the whole job on a local sandbox, no AWS account needed."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: Global,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replace a secret's value and roll it out to every ECS service that reads it.
+    #[command(after_help = "Examples:
+  secret-rollout replace opg_lpa_front_csrf_salt --env production --generate
+  printf '%s' \"$NEW\" | secret-rollout replace production/api_rds_password --region eu-west-1 --cluster production-online-lpa --value-stdin --yes
+  secret-rollout replace production/api_rds_credentials --env production --json-key password --value-file pw.txt
+  aws-vault exec prod -- secret-rollout replace notify_key --env production --generate --yes")]
+    Replace(ReplaceArgs),
+    /// Show what `replace` would do, and write nothing (the same as replace --dry-run).
+    #[command(
+        after_help = "Example:\n  secret-rollout plan opg_lpa_common_account_cleanup_notification_recipients --env production"
+    )]
+    Plan(PlanArgs),
+    /// Force a new deployment of services (by name or by the secret they read), follow and verify.
+    #[command(
+        after_help = "Examples:\n  secret-rollout redeploy --env production --services api,front\n  secret-rollout redeploy --env production --secret api_rds_password"
+    )]
+    Redeploy(RedeployArgs),
+    /// Restore the previous value of a rotation (or of a secret) and redeploy its consumers.
+    #[command(
+        after_help = "Examples:\n  secret-rollout rollback 5f0c...  # a rotation id from `history`\n  secret-rollout rollback production/opg_lpa_front_csrf_salt --env production"
+    )]
+    Rollback(RollbackArgs),
+    /// Finish a rotation that was interrupted (Ctrl-C, lost connection, crash).
+    #[command(
+        after_help = "Examples:\n  secret-rollout resume\n  secret-rollout resume 5f0c3b1e-..."
+    )]
+    Resume(ResumeArgs),
+    /// Show which services still run tasks that hold an old value.
+    #[command(
+        after_help = "Examples:\n  secret-rollout status --env production\n  secret-rollout status --env production opg_lpa_front_csrf_salt --output json"
+    )]
+    Status(StatusArgs),
+    /// List past rotations and secret versions (never values).
+    #[command(
+        after_help = "Examples:\n  secret-rollout history\n  secret-rollout history opg_lpa_front_csrf_salt --env production"
+    )]
+    History(HistoryArgs),
+    /// Show who the credentials belong to and how long they last.
+    #[command(
+        after_help = "Examples:\n  secret-rollout whoami --profile production\n  secret-rollout whoami --env production"
+    )]
+    Whoami(WhoamiArgs),
+    /// Forget cached MFA sessions.
+    #[command(
+        after_help = "Examples:\n  secret-rollout logout\n  secret-rollout logout --profile production"
+    )]
+    Logout(LogoutArgs),
+    /// Run the local AWS sandbox (Secrets Manager, ECS, STS) until Ctrl-C.
+    #[command(
+        after_help = "Examples:\n  secret-rollout sandbox --port 4566\n  AWS_ENDPOINT_URL=http://127.0.0.1:4566 aws ecs describe-services --cluster production-online-lpa --services api"
+    )]
+    Sandbox(SandboxArgs),
+    /// The whole job on an embedded sandbox: no AWS account needed.
+    #[command(after_help = "Example:\n  secret-rollout demo")]
+    Demo(DemoArgs),
+    /// Print shell completions.
+    #[command(
+        after_help = "Example:\n  secret-rollout completions bash > /etc/bash_completion.d/secret-rollout"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  secret-rollout man | man -l -")]
+    Man,
+}
 
 /// Runs the command line and returns the exit code.
 pub fn main() -> i32 {
@@ -47,6 +158,7 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.global.verbose);
+    let output = cli.global.output;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -61,6 +173,9 @@ pub fn main() -> i32 {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
+            if output == Output::Ndjson {
+                ndjson::print_error(&e);
+            }
             // `-v`: one `caused by:` line per error underneath (the SDK's error chain).
             eprintln!("{}", e.render_verbose(verbose));
             e.exit_code()
@@ -71,46 +186,33 @@ pub fn main() -> i32 {
 async fn dispatch(cli: Cli) -> Result<i32, Error> {
     let global = cli.global;
     match cli.command {
-        Command::Sandbox(a) => sandbox(a).await,
-        Command::Completions(a) => {
-            let mut cmd = Cli::command();
-            clap_complete::generate(a.shell, &mut cmd, "secret-rollout", &mut std::io::stdout());
-            Ok(exit::OK)
-        }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
-                .map_err(|e| {
-                    Error::local(format!("cannot render the man page: {e}")).caused_by(e)
-                })?;
-            use std::io::Write;
-            let _ = std::io::stdout().write_all(&out);
-            Ok(exit::OK)
-        }
+        Command::Sandbox(a) => sandbox::run(&a).await,
+        Command::Completions(a) => completions::run(&a, Cli::command()),
+        Command::Man => man::run(Cli::command()),
         Command::Demo(a) => demo::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Plan(a) => plan::run(&global, &a).await,
         Command::Replace(a) => replace::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Redeploy(a) => redeploy::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Rollback(a) => rollback::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Resume(a) => resume::run(&global, &a, reporter(global.output).as_ref()).await,
-        Command::Status(a) => status::status(&global, &a).await,
-        Command::History(a) => history::history(&global, &a).await,
-        Command::Whoami(a) => account::whoami(&global, &a).await,
-        Command::Logout(a) => account::logout(&global, &a),
+        Command::Status(a) => status::run(&global, &a).await,
+        Command::History(a) => history::run(&global, &a).await,
+        Command::Whoami(a) => whoami::run(&global, &a).await,
+        Command::Logout(a) => logout::run(&global, &a),
     }
 }
 
-/// The reporter for this run: bars on an interactive terminal, lines otherwise.
+/// The reporter for this run: JSON lines on stdout with `--output ndjson`; else bars on an
+/// interactive terminal, timestamped lines otherwise (both on stderr).
 pub fn reporter(output: Output) -> Box<dyn Reporter> {
     let term = std::env::var("TERM").ok();
     let ci = std::env::var_os("CI").is_some();
-    if output == Output::Text
-        && render::use_bars(std::io::stderr().is_terminal(), ci, term.as_deref())
-    {
-        Box::new(render::Bars::default())
-    } else {
-        Box::new(render::Lines)
+    match output {
+        Output::Ndjson => Box::new(ndjson::Ndjson),
+        Output::Text if render::use_bars(std::io::stderr().is_terminal(), ci, term.as_deref()) => {
+            Box::new(render::Bars::default())
+        }
+        Output::Text | Output::Json => Box::new(render::Lines),
     }
 }
 
@@ -160,46 +262,6 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
-async fn sandbox(a: args::SandboxArgs) -> Result<i32, Error> {
-    let scenario = match &a.scenario {
-        Some(path) => sandbox::Scenario::load(path).map_err(|e| {
-            Error::bad_input(e).hint("fix the scenario file (see crates/sandbox/SCENARIOS.md)")
-        })?,
-        None => sandbox::Scenario::sample(),
-    };
-    let options = sandbox::SandboxOptions {
-        port: a.port,
-        scenario,
-        speed: a.speed,
-        seed: a.seed,
-    };
-    let sb = sandbox::Sandbox::start(options).await.map_err(|e| {
-        Error::bad_input(format!("cannot start the sandbox: {e}"))
-            .hint("pick another port with --port (0 picks a free one)")
-    })?;
-    let state = sb.snapshot();
-    println!("sandbox listening on {}", sb.endpoint());
-    println!(
-        "  region:      {}",
-        state["region"].as_str().unwrap_or_default()
-    );
-    println!(
-        "  account:     {}",
-        state["account"].as_str().unwrap_or_default()
-    );
-    println!("  credentials: any access key (unless the scenario lists some)");
-    println!();
-    println!("  export AWS_ENDPOINT_URL={}", sb.endpoint());
-    println!(
-        "  export AWS_REGION={} AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox",
-        state["region"].as_str().unwrap_or_default()
-    );
-    println!("  state: curl {}/_sandbox/state", sb.endpoint());
-    println!("Ctrl-C stops it.");
-    let _ = tokio::signal::ctrl_c().await;
-    Ok(exit::OK)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +297,8 @@ mod tests {
                 true,
             ),
             ("status --output yaml", false),
+            ("status --output ndjson", true),
+            ("replace x --generate --yes --output ndjson", true),
             ("status --watch=yes", false),
             ("history", true),
             ("history production/x --env production --output json", true),

@@ -1,4 +1,5 @@
-//! What goes to stdout: the plan and the report, as text for people or JSON for machines.
+//! What goes to stdout: the plan and the report, as text for people, JSON for machines, or
+//! one JSON line (`--output ndjson`, after the progress lines).
 
 use std::io::Write;
 
@@ -10,6 +11,7 @@ use secret_rollout_core::rotation::{outcome_word, PhaseReport, Report};
 use serde_json::json;
 
 use super::args::Output;
+use super::ndjson;
 use super::render::hms;
 
 fn age(created: Option<f64>) -> String {
@@ -157,6 +159,7 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
 /// Prints the plan to stdout.
 pub fn plan(output: Output, p: &RotationPlan, clients: &Clients) {
     match output {
+        Output::Ndjson => ndjson::print_document("plan", &plan_json(p, clients)),
         Output::Text => plan_text(p, &mut std::io::stdout().lock()),
         Output::Json => println!(
             "{}",
@@ -255,9 +258,10 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
     );
 }
 
-/// Prints the report to stdout.
+/// Prints the report to stdout (with `--output ndjson`: the last line, `"type": "report"`).
 pub fn report(output: Output, r: &Report) {
     match output {
+        Output::Ndjson => ndjson::print_document("report", r),
         Output::Text => report_text(r, &mut std::io::stdout().lock()),
         Output::Json => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
     }

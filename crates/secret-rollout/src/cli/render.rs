@@ -1,6 +1,7 @@
-//! Drawing progress: indicatif bars on a terminal, timestamped lines otherwise. Both go to
-//! stderr, so stdout carries only the result. Whether to draw bars is a plain function of
-//! the terminal and CI, tested below.
+//! Drawing progress for people: indicatif bars on a terminal, timestamped lines otherwise.
+//! Both go to stderr, so stdout carries only the result (the third renderer, JSON lines on
+//! stdout, is [`super::ndjson`]). Whether to draw bars is a plain function of the terminal
+//! and CI, tested below.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -8,7 +9,7 @@ use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use secret_rollout_core::progress::{Event, Phase, Reporter};
-use secret_rollout_core::rollout::verdict::Stage;
+use time::OffsetDateTime;
 
 /// Bars only on an interactive terminal, never in CI or on a dumb terminal.
 pub fn use_bars(stderr_is_terminal: bool, ci: bool, term: Option<&str>) -> bool {
@@ -96,24 +97,20 @@ pub fn line(event: &Event) -> Option<String> {
             at,
             message,
         } => format!("{service}: [ecs {}] {message}", hms(*at)),
-        Event::Stage {
+        Event::DeploymentStarting { .. } => return None,
+        Event::TrafficOnNew { phase, service } => format!(
+            "{service}{}: every old task told to stop: all traffic on new tasks",
+            phase_tag(*phase)
+        ),
+        Event::DeploymentComplete { phase, service } => format!(
+            "{service}{}: rollout complete: old tasks gone",
+            phase_tag(*phase)
+        ),
+        Event::DeploymentFailed {
             phase,
             service,
-            stage,
-        } => match stage {
-            Stage::Starting => return None,
-            Stage::Draining => {
-                format!(
-                    "{service}{}: every old task told to stop: all traffic on new tasks",
-                    phase_tag(*phase)
-                )
-            }
-            Stage::Completed => format!(
-                "{service}{}: rollout complete: old tasks gone",
-                phase_tag(*phase)
-            ),
-            Stage::Failed { reason } => format!("{service}{}: FAILED: {reason}", phase_tag(*phase)),
-        },
+            reason,
+        } => format!("{service}{}: FAILED: {reason}", phase_tag(*phase)),
         Event::Verified {
             phase,
             service,
@@ -148,21 +145,30 @@ pub fn line(event: &Event) -> Option<String> {
     })
 }
 
-fn now_hms() -> String {
-    let t = time::OffsetDateTime::now_utc();
+fn time_of_day(at: OffsetDateTime) -> String {
+    let t = at.to_offset(time::UtcOffset::UTC);
     format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+}
+
+/// The lines of an event, each prefixed with the moment it happened (`HH:MM:SS` UTC).
+pub fn stamped(at: OffsetDateTime, event: &Event) -> Vec<String> {
+    line(event)
+        .map(|text| {
+            text.lines()
+                .map(|l| format!("{} {l}", time_of_day(at)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Timestamped lines on stderr.
 pub struct Lines;
 
 impl Reporter for Lines {
-    fn report(&self, event: &Event) {
-        if let Some(text) = line(event) {
-            let mut err = std::io::stderr().lock();
-            for l in text.lines() {
-                let _ = writeln!(err, "{} {l}", now_hms());
-            }
+    fn report_at(&self, at: OffsetDateTime, event: &Event) {
+        let mut err = std::io::stderr().lock();
+        for l in stamped(at, event) {
+            let _ = writeln!(err, "{l}");
         }
     }
 }
@@ -203,7 +209,7 @@ impl Bars {
 }
 
 impl Reporter for Bars {
-    fn report(&self, event: &Event) {
+    fn report_at(&self, _: OffsetDateTime, event: &Event) {
         match event {
             Event::Progress {
                 service,
@@ -222,26 +228,26 @@ impl Reporter for Bars {
                     msg.push_str(&format!(", failed {failed}"));
                 }
                 pb.set_message(msg);
+                return;
             }
-            Event::Stage { service, stage, .. } => {
-                let pb = self.bar(service, 1);
-                match stage {
-                    Stage::Completed => pb.finish_with_message("complete"),
-                    Stage::Draining => pb.set_message("old tasks draining"),
-                    Stage::Failed { reason } => {
-                        pb.abandon_with_message(format!("FAILED: {reason}"))
-                    }
-                    Stage::Starting => {}
-                }
-                if let Some(text) = line(event) {
-                    let _ = self.multi.println(text);
-                }
+            Event::TrafficOnNew { service, .. } => {
+                self.bar(service, 1).set_message("old tasks draining")
             }
-            other => {
-                if let Some(text) = line(other) {
-                    let _ = self.multi.println(text);
-                }
+            Event::DeploymentComplete { service, .. } => {
+                self.bar(service, 1).finish_with_message("complete")
             }
+            Event::DeploymentFailed {
+                service, reason, ..
+            } => self
+                .bar(service, 1)
+                .abandon_with_message(format!("FAILED: {reason}")),
+            Event::DeploymentStarting { service, .. } => {
+                self.bar(service, 1);
+            }
+            _ => {}
+        }
+        if let Some(text) = line(event) {
+            let _ = self.multi.println(text);
         }
     }
 }
@@ -249,7 +255,7 @@ impl Reporter for Bars {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secret_rollout_core::rollout::verdict::Proof;
+    use secret_rollout_core::rollout::verdict::{Proof, StaleTask};
 
     #[test]
     fn bars_only_on_an_interactive_terminal() {
@@ -286,13 +292,169 @@ mod tests {
         );
     }
 
+    /// One row per kind of event: the event and the line it prints (None: silent).
     #[test]
-    fn starting_stage_is_silent() {
-        let e = Event::Stage {
+    fn every_event_has_its_line() {
+        let restore = Phase::Restore;
+        let rollout = Phase::Rollout;
+        let rows: Vec<(Event, Option<&str>)> = vec![
+            (
+                Event::SecretWritten {
+                    secret: "db".into(),
+                    version_id: "v2".into(),
+                    already: false,
+                },
+                Some("db: wrote version v2 (now AWSCURRENT)"),
+            ),
+            (
+                Event::SecretWritten {
+                    secret: "db".into(),
+                    version_id: "v2".into(),
+                    already: true,
+                },
+                Some("db: version v2 was already written"),
+            ),
+            (
+                Event::SecretRestored {
+                    secret: "db".into(),
+                    version_id: "v1".into(),
+                },
+                Some("db: AWSCURRENT moved back to version v1"),
+            ),
+            (
+                Event::Redeployed {
+                    phase: restore,
+                    cluster: "c".into(),
+                    service: "api".into(),
+                    deployment_id: "ecs-svc/9".into(),
+                },
+                Some("api [restore]: deployment ecs-svc/9 started in c"),
+            ),
+            (
+                Event::Progress {
+                    phase: rollout,
+                    service: "api".into(),
+                    desired: 3,
+                    running: 1,
+                    pending: 2,
+                    old: 3,
+                    failed: 1,
+                },
+                Some("api: new 1/3 running, 2 pending, 3 old, 1 failed"),
+            ),
+            (
+                Event::Progress {
+                    phase: rollout,
+                    service: "api".into(),
+                    desired: 3,
+                    running: 3,
+                    pending: 0,
+                    old: 0,
+                    failed: 0,
+                },
+                Some("api: new 3/3 running, 0 old"),
+            ),
+            (
+                Event::ServiceEvent {
+                    service: "api".into(),
+                    at: 43267.0,
+                    message: "(service api) has reached a steady state.".into(),
+                },
+                Some("api: [ecs 12:01:07] (service api) has reached a steady state."),
+            ),
+            (
+                Event::DeploymentStarting {
+                    phase: rollout,
+                    service: "api".into(),
+                },
+                None,
+            ),
+            (
+                Event::TrafficOnNew {
+                    phase: rollout,
+                    service: "api".into(),
+                },
+                Some("api: every old task told to stop: all traffic on new tasks"),
+            ),
+            (
+                Event::DeploymentComplete {
+                    phase: restore,
+                    service: "api".into(),
+                },
+                Some("api [restore]: rollout complete: old tasks gone"),
+            ),
+            (
+                Event::DeploymentFailed {
+                    phase: rollout,
+                    service: "api".into(),
+                    reason: "circuit breaker".into(),
+                },
+                Some("api: FAILED: circuit breaker"),
+            ),
+            (
+                Event::Verified {
+                    phase: restore,
+                    service: "api".into(),
+                    version_id: "v1".into(),
+                    proof: Proof {
+                        fresh: 1,
+                        total: 2,
+                        started: None,
+                        stale: vec![StaleTask {
+                            task: "t1".into(),
+                            reason: "started before the version existed".into(),
+                        }],
+                    },
+                },
+                Some("api [restore]: 1/2 tasks on version v1\n  stale task t1: started before the version existed"),
+            ),
+            (
+                Event::Retrying {
+                    what: "following services in c".into(),
+                    error: "throttled".into(),
+                },
+                Some("retrying following services in c: throttled"),
+            ),
+            (
+                Event::Note {
+                    text: "resuming rotation x".into(),
+                },
+                Some("resuming rotation x"),
+            ),
+        ];
+        for (event, want) in rows {
+            assert_eq!(line(&event).as_deref(), want, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn lines_are_stamped_with_the_events_moment_in_utc() {
+        let at = time::macros::datetime!(2025-03-01 12:00:07.9 +02:00);
+        let e = Event::Verified {
             phase: Phase::Rollout,
             service: "api".into(),
-            stage: Stage::Starting,
+            version_id: "v2".into(),
+            proof: Proof {
+                fresh: 1,
+                total: 2,
+                started: None,
+                stale: vec![StaleTask {
+                    task: "t1".into(),
+                    reason: "old".into(),
+                }],
+            },
         };
-        assert_eq!(line(&e), None);
+        assert_eq!(
+            stamped(at, &e),
+            [
+                "10:00:07 api: 1/2 tasks on version v2",
+                "10:00:07   stale task t1: old"
+            ]
+        );
+        let silent = Event::DeploymentStarting {
+            phase: Phase::Rollout,
+            service: "api".into(),
+        };
+        assert!(stamped(at, &silent).is_empty());
     }
 }

@@ -1,15 +1,32 @@
 //! `status`: a table per environment of deployments, secrets read and stale tasks; JSON
-//! with `--output json`; `--watch` refreshes every 2 s until Ctrl-C.
+//! with `--output json` (one line per refresh with `--output ndjson`); `--watch` refreshes
+//! every 2 s until Ctrl-C.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use clap::Args;
 use secret_rollout_core::error::Result;
 use secret_rollout_core::status::{self, Status};
 
-use super::args::{Global, Output, StatusArgs};
+use super::args::{Global, Output, Target};
+use super::ndjson;
 use super::render::{hms, use_color};
 use super::session;
+
+/// `status`.
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    /// Secrets to check (default: every secret the services read).
+    #[arg(value_name = "SECRET")]
+    pub secrets: Vec<String>,
+    /// Where.
+    #[command(flatten)]
+    pub target: Target,
+    /// Refresh in place every few seconds until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+}
 
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
@@ -310,6 +327,7 @@ pub fn text(st: &Status, color: bool) -> String {
 fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool) {
     let mut stdout = std::io::stdout().lock();
     match global.output {
+        Output::Ndjson => ndjson::print_document("status", st),
         Output::Json => {
             // Watching gives one document per line, so a reader can take them one by one.
             let doc = if watch {
@@ -340,7 +358,7 @@ fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool)
 }
 
 /// `status`.
-pub async fn status(global: &Global, a: &StatusArgs) -> Result<i32> {
+pub async fn run(global: &Global, a: &StatusArgs) -> Result<i32> {
     let target = session::target(global, &a.target)?;
     let ids: Vec<String> = a.secrets.iter().map(|s| target.secret_id(s)).collect();
     let s = session::sign_in(target.clone(), &a.target).await?;

@@ -1,17 +1,27 @@
-//! `whoami` and `logout`: who the credentials are, and forgetting cached MFA sessions.
+//! `whoami`: who the credentials are, and how long they last.
 
 use std::io::Write;
 
+use clap::Args;
 use secret_rollout_core::credentials::{self, AwsOptions, MfaCodeSource};
 use secret_rollout_core::error::{exit, Result};
 use serde_json::json;
 
-use super::args::{Global, LogoutArgs, Output, WhoamiArgs};
+use super::args::{Global, Output, Target};
+use super::ndjson;
 use super::session;
+
+/// `whoami`.
+#[derive(Debug, Args, Clone)]
+pub struct WhoamiArgs {
+    /// Where.
+    #[command(flatten)]
+    pub target: Target,
+}
 
 /// `whoami`. Needs no cluster: only the region, profile and expected account of the
 /// environment (when `--env` is given), with the flags on top.
-pub async fn whoami(global: &Global, a: &WhoamiArgs) -> Result<i32> {
+pub async fn run(global: &Global, a: &WhoamiArgs) -> Result<i32> {
     let t = &a.target;
     let env = match &t.env {
         Some(name) => {
@@ -49,22 +59,25 @@ pub async fn whoami(global: &Global, a: &WhoamiArgs) -> Result<i32> {
         eprintln!("warning: {w}");
     }
     let who = credentials::whoami(&ctx).await?;
+    let doc = || {
+        json!({
+            "account": who.account,
+            "arn": who.arn,
+            "source": who.source.to_string(),
+            "expires_at": who.expires_at.map(secret_rollout_core::history::rfc3339),
+            "seconds_left": who.time_left.map(|d| d.as_secs()),
+            "expected_account": who.expected_account,
+            "matches": who.matches,
+        })
+    };
     let mut stdout = std::io::stdout().lock();
     match global.output {
+        Output::Ndjson => ndjson::print_document("whoami", &doc()),
         Output::Json => {
-            let doc = json!({
-                "account": who.account,
-                "arn": who.arn,
-                "source": who.source.to_string(),
-                "expires_at": who.expires_at.map(secret_rollout_core::history::rfc3339),
-                "seconds_left": who.time_left.map(|d| d.as_secs()),
-                "expected_account": who.expected_account,
-                "matches": who.matches,
-            });
             let _ = writeln!(
                 stdout,
                 "{}",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
+                serde_json::to_string_pretty(&doc()).unwrap_or_default()
             );
         }
         Output::Text => {
@@ -81,19 +94,4 @@ pub async fn whoami(global: &Global, a: &WhoamiArgs) -> Result<i32> {
     } else {
         exit::OK
     })
-}
-
-/// `logout`.
-pub fn logout(global: &Global, a: &LogoutArgs) -> Result<i32> {
-    let n = credentials::logout(a.profile.as_deref())?;
-    match global.output {
-        Output::Json => println!("{}", json!({ "forgotten": n, "profile": a.profile })),
-        Output::Text => match (&a.profile, n) {
-            (Some(p), 0) => println!("no cached session for profile {p}"),
-            (Some(p), _) => println!("forgot the cached session of profile {p}"),
-            (None, 0) => println!("no cached sessions"),
-            (None, n) => println!("forgot {n} cached session(s)"),
-        },
-    }
-    Ok(exit::OK)
 }
