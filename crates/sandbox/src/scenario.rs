@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::ecs::{HealthRule, Timing};
+use crate::ecs::{HealthRule, HookRule, Timing};
 use crate::faults::FaultRule;
 use crate::sts::{Sts, StsConfig};
 use crate::{clock, Ctx, World};
@@ -63,6 +63,13 @@ pub struct Scenario {
     /// Fault rules.
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// Answers of `AWS_LAMBDA` lifecycle hooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_rules: Vec<HookRule>,
+    /// CloudWatch alarm states at the start (name -> `OK` | `ALARM` |
+    /// `INSUFFICIENT_DATA`), set once the initial deployments have settled.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alarms: BTreeMap<String, String>,
 }
 
 fn default_region() -> String {
@@ -270,6 +277,13 @@ impl Scenario {
                     .map_err(|e| format!("sts.roles[{i}] ({}): {e}", r.arn))?;
             }
         }
+        for (name, state) in &self.alarms {
+            if !crate::ecs::ALARM_STATES.contains(&state.as_str()) {
+                return Err(format!(
+                    "alarms.{name}: state {state:?} must be one of OK, ALARM, INSUFFICIENT_DATA"
+                ));
+            }
+        }
         for (i, s) in self.services.iter().enumerate() {
             if !s.request.contains_key("serviceName") {
                 return Err(format!("services[{i}]: serviceName is missing"));
@@ -352,6 +366,8 @@ impl Scenario {
             timing: None,
             health_rules: Vec::new(),
             faults: Vec::new(),
+            hook_rules: Vec::new(),
+            alarms: BTreeMap::new(),
         }
     }
 
@@ -498,6 +514,8 @@ pub fn build_world(
     world.advance();
     // Health rules only now, so the initial deployments are not hit by them.
     world.ecs.set_health_rules(scenario.health_rules.clone());
+    world.ecs.set_hook_rules(scenario.hook_rules.clone());
+    world.set_alarm_states(&scenario.alarms)?;
     world.faults.set(scenario.faults.clone())?;
     Ok(world)
 }

@@ -74,11 +74,11 @@ fn str_list(body: &Value, key: &str) -> Result<Option<Vec<String>>, AwsError> {
 }
 
 /// An opaque pagination token for "start at position N".
-fn encode_token(n: usize) -> String {
+pub(crate) fn encode_token(n: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("sandbox-next:{n}"))
 }
 
-fn decode_token(body: &Value) -> Result<usize, AwsError> {
+pub(crate) fn decode_token(body: &Value) -> Result<usize, AwsError> {
     let Some(tok) = opt_str(body, "nextToken") else {
         return Ok(0);
     };
@@ -139,6 +139,12 @@ impl Ecs {
             "DescribeTasks" => self.describe_tasks(body),
             "RunTask" => self.run_task(ctx, secrets, body),
             "StopTask" => self.stop_task_op(body),
+            "DeleteService" => self.delete_service(body),
+            "ListServiceDeployments" => self.list_service_deployments(body),
+            "DescribeServiceDeployments" => self.describe_service_deployments(body),
+            "DescribeServiceRevisions" => self.describe_service_revisions(body),
+            "StopServiceDeployment" => self.stop_service_deployment(body),
+            "ContinueServiceDeployment" => self.continue_service_deployment(body),
             _ => Err(AwsError::new(
                 "UnknownOperationException",
                 format!("Unknown operation {operation}"),
@@ -365,10 +371,12 @@ impl Ecs {
         let td = self.task_def_or_err(td_ref)?;
         let desired =
             desired_count(body)?.ok_or_else(|| AwsError::missing_field("desiredCount"))?;
-        if self.clusters[c].service_by_name.contains_key(name) {
-            return Err(AwsError::invalid_parameter(
-                "Creation of service was not idempotent.",
-            ));
+        if let Some(&old) = self.clusters[c].service_by_name.get(name) {
+            if self.services[old].status != "INACTIVE" {
+                return Err(AwsError::invalid_parameter(
+                    "Creation of service was not idempotent.",
+                ));
+            }
         }
         let controller = body
             .get("deploymentController")
@@ -431,6 +439,9 @@ impl Ecs {
             last_completed: None,
             tasks: Default::default(),
             extra,
+            strategy: Default::default(),
+            status: "ACTIVE",
+            current_sd: None,
         };
         if let Some(dc) = body.get("deploymentConfiguration") {
             apply_deployment_configuration(&mut svc, dc)?;
@@ -439,15 +450,22 @@ impl Ecs {
         let s = self.services.len() - 1;
         let cl = &mut self.clusters[c];
         cl.services.push(s);
+        // A deleted (INACTIVE) service of the same name is no longer found by name.
         cl.service_by_name.insert(name.to_string(), s);
         self.new_deployment(ctx, s);
         let arn = &self.clusters[c].arn;
-        Ok(json!({ "service": self.services[s].to_json(arn) }))
+        Ok(json!({ "service": self.service_json(s, arn) }))
     }
 
     fn update_service(&mut self, ctx: &mut Ctx<'_>, body: &Value) -> OpResult {
         let c = self.cluster_of(body)?;
         let s = self.service_idx(c, req_str(body, "service")?)?;
+        if self.services[s].status != "ACTIVE" {
+            return Err(AwsError::new(
+                "ServiceNotActiveException",
+                "Service was not ACTIVE.",
+            ));
+        }
         let force = opt_bool(body, "forceNewDeployment");
         let td = match opt_str(body, "taskDefinition") {
             Some(r) => Some(self.task_def_or_err(r)?),
@@ -475,6 +493,7 @@ impl Ecs {
             svc.max_pct = copy.max_pct;
             svc.breaker = copy.breaker;
             svc.rollback = copy.rollback;
+            svc.strategy = copy.strategy;
         }
         let mut deploy = force;
         if let Some(td) = td {
@@ -505,7 +524,75 @@ impl Ecs {
             self.new_deployment(ctx, s);
         }
         let arn = &self.clusters[c].arn;
-        Ok(json!({ "service": self.services[s].to_json(arn) }))
+        Ok(json!({ "service": self.service_json(s, arn) }))
+    }
+
+    /// A service as DescribeServices shows it, with its current service deployment and
+    /// the revisions that run tasks.
+    pub(crate) fn service_json(&self, s: usize, cluster_arn: &str) -> Value {
+        let svc = &self.services[s];
+        let mut v = svc.to_json(cluster_arn);
+        if let Some(sd) = svc.current_sd {
+            v["currentServiceDeployment"] = json!(self.sds[sd].arn);
+        }
+        let mut revs: Vec<usize> = Vec::new();
+        for d in &svc.deployments {
+            if !revs.contains(&d.revision) && (d.counts.present > 0 || d.desired > 0) {
+                revs.push(d.revision);
+            }
+        }
+        let summaries: Vec<Value> = revs
+            .iter()
+            .map(|&r| {
+                let deps = svc.deployments.iter().filter(|d| d.revision == r);
+                let (mut req, mut run, mut pend) = (0, 0, 0);
+                for d in deps {
+                    req += d.desired;
+                    run += d.counts.running;
+                    pend += d.counts.pending;
+                }
+                json!({"arn": self.revisions[r].arn, "requestedTaskCount": req,
+                       "runningTaskCount": run, "pendingTaskCount": pend})
+            })
+            .collect();
+        v["currentServiceRevisions"] = Value::Array(summaries);
+        v
+    }
+
+    /// DeleteService: the service turns DRAINING, its tasks stop, then it is INACTIVE
+    /// (still described, no longer listed; its name can be used again).
+    fn delete_service(&mut self, body: &Value) -> OpResult {
+        let c = self.cluster_of(body)?;
+        let s = self.service_idx(c, req_str(body, "service")?)?;
+        if self.services[s].status != "ACTIVE" {
+            return Err(AwsError::new(
+                "ServiceNotActiveException",
+                "Service was not ACTIVE.",
+            ));
+        }
+        if self.services[s].desired > 0 && !opt_bool(body, "force") {
+            return Err(AwsError::invalid_parameter(
+                "The service cannot be stopped while it is scaled above 0.",
+            ));
+        }
+        let now = self.now;
+        if let Some(sd) = self.services[s].current_sd {
+            self.finish_sd(
+                sd,
+                super::service_deployments::SdStatus::Stopped,
+                Some("The service was deleted.".to_string()),
+            );
+        }
+        let svc = &mut self.services[s];
+        svc.status = "DRAINING";
+        svc.desired = 0;
+        for d in &mut svc.deployments {
+            d.desired = 0;
+            d.updated_at = now;
+        }
+        self.dirty.insert(s);
+        let arn = &self.clusters[c].arn;
+        Ok(json!({ "service": self.service_json(s, arn) }))
     }
 
     fn describe_services(&self, ctx: &Ctx<'_>, body: &Value) -> OpResult {
@@ -526,7 +613,7 @@ impl Ecs {
                 && !w.contains(&format!(":service/{}/", self.clusters[c].name))
                 && w.matches('/').count() >= 2;
             match self.service_idx(c, w) {
-                Ok(s) if !other_cluster => services.push(self.services[s].to_json(arn)),
+                Ok(s) if !other_cluster => services.push(self.service_json(s, arn)),
                 _ => {
                     let missing = if w.starts_with("arn:") {
                         w.clone()
@@ -549,6 +636,7 @@ impl Ecs {
             .services
             .iter()
             .map(|&s| &self.services[s])
+            .filter(|s| s.status != "INACTIVE")
             .filter(|s| launch_type.is_none_or(|l| l == s.launch_type))
             .map(|s| s.arn.as_str())
             .collect();
@@ -664,6 +752,7 @@ impl Ecs {
                     cluster: c,
                     service: None,
                     dep_uid: None,
+                    revision: None,
                     started_by: started_by.clone(),
                     group: group.clone(),
                     task_def: &td,
@@ -720,6 +809,12 @@ fn apply_deployment_configuration(svc: &mut Service, dc: &Value) -> Result<(), A
     if let Some(cb) = dc.get("deploymentCircuitBreaker") {
         svc.breaker = opt_bool(cb, "enable");
         svc.rollback = opt_bool(cb, "rollback");
+    }
+    svc.strategy.apply(dc)?;
+    if svc.strategy.strategy.staged() && svc.controller != "ECS" {
+        return Err(AwsError::invalid_parameter(
+            "The deployment strategy requires the ECS deployment controller.",
+        ));
     }
     Ok(())
 }

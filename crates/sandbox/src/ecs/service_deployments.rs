@@ -1,0 +1,624 @@
+//! Service deployments and service revisions (the API since 2024-10): one record per
+//! deployment a service starts, whatever its strategy, kept beside `deployments[]`.
+//!
+//! Operations: `ListServiceDeployments`, `DescribeServiceDeployments`,
+//! `StopServiceDeployment`, `ContinueServiceDeployment`, `DescribeServiceRevisions`. Shapes
+//! and enums as in the botocore model. Choices where AWS was not observed (inferred):
+//! - a deployment superseded by a newer one ends `STOPPED` with the reason
+//!   [`SUPERSEDED`]; a deployment that fails without rollback ends `STOPPED` too (the
+//!   status enum has no `FAILED`), its reason saying why;
+//! - a rollback stays in the same service deployment (`ROLLBACK_IN_PROGRESS`, then
+//!   `ROLLBACK_SUCCESSFUL` when the old revision runs alone): no new revision is made;
+//! - rolling deployments have no `lifecycleStage` and no traffic weights.
+
+use serde_json::{json, Map, Value};
+
+use super::model::ts;
+use super::strategy::{HookAction, Stage};
+use super::Ecs;
+use crate::{AwsError, Ctx, OpResult};
+
+/// `statusReason` of a deployment superseded by a newer one (inferred wording).
+pub(crate) const SUPERSEDED: &str =
+    "Service deployment stopped: a newer service deployment started.";
+
+/// `ServiceDeploymentStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SdStatus {
+    InProgress,
+    Successful,
+    Stopped,
+    RollbackInProgress,
+    RollbackSuccessful,
+}
+
+impl SdStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SdStatus::InProgress => "IN_PROGRESS",
+            SdStatus::Successful => "SUCCESSFUL",
+            SdStatus::Stopped => "STOPPED",
+            SdStatus::RollbackInProgress => "ROLLBACK_IN_PROGRESS",
+            SdStatus::RollbackSuccessful => "ROLLBACK_SUCCESSFUL",
+        }
+    }
+
+    pub(crate) fn finished(self) -> bool {
+        !matches!(self, SdStatus::InProgress | SdStatus::RollbackInProgress)
+    }
+}
+
+/// A service revision: what a deployment runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Revision {
+    pub arn: String,
+    pub service: usize,
+    pub task_def: String,
+    pub created_at: f64,
+    pub launch_type: String,
+    /// loadBalancers, networkConfiguration, ... as the service had them.
+    pub extra: Map<String, Value>,
+}
+
+/// `DeploymentLifecycleHookStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HookStatus {
+    AwaitingAction,
+    InProgress,
+    Succeeded,
+    Failed,
+    TimedOut,
+}
+
+impl HookStatus {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            HookStatus::AwaitingAction => "AWAITING_ACTION",
+            HookStatus::InProgress => "IN_PROGRESS",
+            HookStatus::Succeeded => "SUCCEEDED",
+            HookStatus::Failed => "FAILED",
+            HookStatus::TimedOut => "TIMED_OUT",
+        }
+    }
+}
+
+/// One invocation of a lifecycle hook at one stage.
+#[derive(Debug, Clone)]
+pub(crate) struct HookRun {
+    pub hook_id: String,
+    pub pause: bool,
+    pub target_arn: Option<String>,
+    pub stage: super::strategy::HookStage,
+    pub status: HookStatus,
+    pub expires_at: f64,
+    pub timeout_action: HookAction,
+    /// A Lambda's answer: (when, succeeded); `None`: it never answers.
+    pub answer: Option<(f64, bool)>,
+}
+
+/// A rollback: `Rollback` of the API.
+#[derive(Debug, Clone)]
+pub(crate) struct RollbackInfo {
+    pub reason: String,
+    pub started_at: f64,
+    pub revision: usize,
+}
+
+/// One service deployment.
+#[derive(Debug, Clone)]
+pub(crate) struct SvcDeployment {
+    pub arn: String,
+    pub service: usize,
+    pub created_at: f64,
+    pub finished_at: Option<f64>,
+    pub stopped_at: Option<f64>,
+    pub updated_at: f64,
+    pub status: SdStatus,
+    pub reason: Option<String>,
+    /// `deploymentConfiguration` as it was when the deployment started.
+    pub config: Value,
+    /// Blue/green, linear or canary.
+    pub staged: bool,
+    pub stage: Stage,
+    pub stage_since: f64,
+    /// Index into the current stage's hook stages whose hooks run now.
+    pub hook_phase: usize,
+    pub hooks_started: bool,
+    /// Production traffic steps done (PRODUCTION_TRAFFIC_SHIFT).
+    pub step: usize,
+    pub step_since: f64,
+    pub target_rev: usize,
+    /// uid of the `deployments[]` entry of the target revision (green).
+    pub target_dep: u64,
+    pub source_revs: Vec<usize>,
+    /// uid of the entry that keeps production traffic until the shift (blue).
+    pub blue_dep: Option<u64>,
+    pub hooks: Vec<HookRun>,
+    pub rollback: Option<RollbackInfo>,
+    pub breaker_enabled: bool,
+    pub breaker_tripped: bool,
+    pub breaker_threshold: u32,
+    pub alarms_enabled: bool,
+    pub alarm_names: Vec<String>,
+    pub triggered_alarms: Vec<String>,
+}
+
+/// 22 characters of [A-Za-z0-9_-], like a service deployment id.
+fn short_id(ctx: &mut Ctx<'_>) -> String {
+    use rand::Rng;
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    (0..22)
+        .map(|_| ABC[ctx.rng.random_range(0..ABC.len())] as char)
+        .collect()
+}
+
+impl Ecs {
+    /// Records a new service revision of service `s` running its current task definition.
+    pub(crate) fn new_revision(&mut self, ctx: &mut Ctx<'_>, s: usize) -> usize {
+        use rand::Rng;
+        let n = ctx.rng.random_range(0..10_000_000_000_000_000_000u64);
+        let svc = &self.services[s];
+        let cluster = &self.clusters[svc.cluster].name;
+        let arn = format!(
+            "arn:aws:ecs:{}:{}:service-revision/{cluster}/{}/{n:019}",
+            ctx.region, ctx.account, svc.name,
+        );
+        let mut extra = Map::new();
+        for k in ["loadBalancers", "networkConfiguration", "serviceRegistries"] {
+            if let Some(v) = svc.extra.get(k) {
+                extra.insert(k.to_string(), v.clone());
+            }
+        }
+        self.revisions.push(super::service_deployments::Revision {
+            arn: arn.clone(),
+            service: s,
+            task_def: svc.task_def.clone(),
+            created_at: self.now,
+            launch_type: svc.launch_type.clone(),
+            extra,
+        });
+        self.revision_index.insert(arn, self.revisions.len() - 1);
+        self.revisions.len() - 1
+    }
+
+    /// Records a new service deployment; older unfinished ones of the service end
+    /// `STOPPED` (superseded).
+    pub(crate) fn new_service_deployment(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        s: usize,
+        target_rev: usize,
+        target_dep: u64,
+    ) -> usize {
+        let now = self.now;
+        for sd in self.sds.iter_mut().filter(|d| d.service == s) {
+            if !sd.status.finished() {
+                sd.status = SdStatus::Stopped;
+                sd.reason = Some(SUPERSEDED.to_string());
+                sd.stopped_at = Some(now);
+                sd.finished_at = Some(now);
+                sd.updated_at = now;
+                for h in &mut sd.hooks {
+                    if matches!(
+                        h.status,
+                        HookStatus::AwaitingAction | HookStatus::InProgress
+                    ) {
+                        h.status = HookStatus::Failed;
+                    }
+                }
+            }
+        }
+        let id = short_id(ctx);
+        let svc = &self.services[s];
+        let cluster = &self.clusters[svc.cluster].name;
+        let arn = format!(
+            "arn:aws:ecs:{}:{}:service-deployment/{cluster}/{}/{id}",
+            ctx.region, ctx.account, svc.name,
+        );
+        let source_revs: Vec<usize> = svc
+            .deployments
+            .iter()
+            .filter(|d| d.uid != target_dep && d.counts.present > 0)
+            .map(|d| d.revision)
+            .collect();
+        let staged = svc.strategy.strategy.staged();
+        let alarms = svc.strategy.alarms.clone();
+        let threshold = (svc.desired.div_ceil(2)).clamp(3, 200);
+        self.sds.push(SvcDeployment {
+            arn: arn.clone(),
+            service: s,
+            created_at: now,
+            finished_at: None,
+            stopped_at: None,
+            updated_at: now,
+            status: SdStatus::InProgress,
+            reason: None,
+            config: svc.deployment_configuration(),
+            staged,
+            stage: Stage::PreScaleUp,
+            stage_since: now,
+            hook_phase: 0,
+            hooks_started: false,
+            step: 0,
+            step_since: now,
+            target_rev,
+            target_dep,
+            source_revs,
+            blue_dep: None,
+            hooks: Vec::new(),
+            rollback: None,
+            breaker_enabled: svc.breaker,
+            breaker_tripped: false,
+            breaker_threshold: threshold,
+            alarms_enabled: alarms.as_ref().is_some_and(|a| a.enable),
+            alarm_names: alarms.map(|a| a.alarm_names).unwrap_or_default(),
+            triggered_alarms: Vec::new(),
+        });
+        let idx = self.sds.len() - 1;
+        self.sd_index.insert(arn, idx);
+        self.services[s].current_sd = Some(idx);
+        idx
+    }
+
+    /// Ends a service deployment.
+    pub(crate) fn finish_sd(&mut self, sd: usize, status: SdStatus, reason: Option<String>) {
+        let now = self.now;
+        let d = &mut self.sds[sd];
+        if d.status.finished() {
+            return;
+        }
+        d.status = status;
+        if reason.is_some() {
+            d.reason = reason;
+        }
+        d.finished_at = Some(now);
+        d.updated_at = now;
+        if status == SdStatus::Stopped {
+            d.stopped_at = Some(now);
+        }
+    }
+
+    fn rev_summary(&self, sd: &SvcDeployment, rev: usize, target: bool) -> Value {
+        let svc = &self.services[sd.service];
+        let deps: Vec<&super::model::Deployment> = svc
+            .deployments
+            .iter()
+            .filter(|d| d.revision == rev)
+            .collect();
+        let running: u32 = deps.iter().map(|d| d.counts.running).sum();
+        let pending: u32 = deps.iter().map(|d| d.counts.pending).sum();
+        let requested: u32 = deps.iter().map(|d| d.desired).sum();
+        let mut m = Map::new();
+        m.insert("arn".into(), json!(self.revisions[rev].arn));
+        m.insert("requestedTaskCount".into(), json!(requested));
+        m.insert("runningTaskCount".into(), json!(running));
+        m.insert("pendingTaskCount".into(), json!(pending));
+        if sd.staged {
+            let (p, t) = deps
+                .first()
+                .map(|d| (d.prod_weight, d.test_weight))
+                .unwrap_or((0.0, 0.0));
+            m.insert("requestedProductionTrafficWeight".into(), json!(p));
+            m.insert("requestedTestTrafficWeight".into(), json!(t));
+        }
+        let _ = target;
+        Value::Object(m)
+    }
+
+    pub(crate) fn sd_to_json(&self, i: usize) -> Value {
+        let sd = &self.sds[i];
+        let svc = &self.services[sd.service];
+        let mut m = Map::new();
+        m.insert("serviceDeploymentArn".into(), json!(sd.arn));
+        m.insert("serviceArn".into(), json!(svc.arn));
+        m.insert("clusterArn".into(), json!(self.clusters[svc.cluster].arn));
+        m.insert("createdAt".into(), ts(sd.created_at));
+        m.insert("startedAt".into(), ts(sd.created_at));
+        m.insert("updatedAt".into(), ts(sd.updated_at));
+        if let Some(t) = sd.finished_at {
+            m.insert("finishedAt".into(), ts(t));
+        }
+        if let Some(t) = sd.stopped_at {
+            m.insert("stoppedAt".into(), ts(t));
+        }
+        m.insert(
+            "sourceServiceRevisions".into(),
+            Value::Array(
+                sd.source_revs
+                    .iter()
+                    .map(|&r| self.rev_summary(sd, r, false))
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "targetServiceRevision".into(),
+            self.rev_summary(sd, sd.target_rev, true),
+        );
+        m.insert("status".into(), json!(sd.status.as_str()));
+        if let Some(r) = &sd.reason {
+            m.insert("statusReason".into(), json!(r));
+        }
+        if sd.staged {
+            m.insert("lifecycleStage".into(), json!(sd.stage.as_str()));
+            let hooks: Vec<Value> = sd
+                .hooks
+                .iter()
+                .map(|h| {
+                    let mut o = Map::new();
+                    o.insert("hookId".into(), json!(h.hook_id));
+                    o.insert(
+                        "targetType".into(),
+                        json!(if h.pause { "PAUSE" } else { "AWS_LAMBDA" }),
+                    );
+                    if let Some(a) = &h.target_arn {
+                        o.insert("targetArn".into(), json!(a));
+                    }
+                    o.insert("status".into(), json!(h.status.as_str()));
+                    o.insert("expiresAt".into(), ts(h.expires_at));
+                    o.insert("timeoutAction".into(), json!(h.timeout_action.as_str()));
+                    Value::Object(o)
+                })
+                .collect();
+            m.insert("lifecycleHookDetails".into(), Value::Array(hooks));
+        }
+        m.insert("deploymentConfiguration".into(), sd.config.clone());
+        if let Some(r) = &sd.rollback {
+            m.insert(
+                "rollback".into(),
+                json!({"reason": r.reason, "startedAt": ts(r.started_at),
+                       "serviceRevisionArn": self.revisions[r.revision].arn}),
+            );
+        }
+        let monitor = |enabled: bool, tripped: bool| {
+            if !enabled {
+                "DISABLED"
+            } else if tripped {
+                "TRIGGERED"
+            } else if sd.status.finished() {
+                "MONITORING_COMPLETE"
+            } else {
+                "MONITORING"
+            }
+        };
+        let failures: u32 = svc
+            .deployments
+            .iter()
+            .filter(|d| d.uid == sd.target_dep)
+            .map(|d| d.failed)
+            .sum();
+        m.insert(
+            "deploymentCircuitBreaker".into(),
+            json!({"status": monitor(sd.breaker_enabled, sd.breaker_tripped),
+                   "failureCount": failures, "threshold": sd.breaker_threshold}),
+        );
+        m.insert(
+            "alarms".into(),
+            json!({"status": monitor(sd.alarms_enabled, !sd.triggered_alarms.is_empty()),
+                   "alarmNames": sd.alarm_names, "triggeredAlarmNames": sd.triggered_alarms}),
+        );
+        Value::Object(m)
+    }
+
+    fn sd_brief(&self, i: usize) -> Value {
+        let sd = &self.sds[i];
+        let svc = &self.services[sd.service];
+        let mut m = Map::new();
+        m.insert("serviceDeploymentArn".into(), json!(sd.arn));
+        m.insert("serviceArn".into(), json!(svc.arn));
+        m.insert("clusterArn".into(), json!(self.clusters[svc.cluster].arn));
+        m.insert("createdAt".into(), ts(sd.created_at));
+        m.insert("startedAt".into(), ts(sd.created_at));
+        if let Some(t) = sd.finished_at {
+            m.insert("finishedAt".into(), ts(t));
+        }
+        m.insert(
+            "targetServiceRevisionArn".into(),
+            json!(self.revisions[sd.target_rev].arn),
+        );
+        m.insert("status".into(), json!(sd.status.as_str()));
+        if let Some(r) = &sd.reason {
+            m.insert("statusReason".into(), json!(r));
+        }
+        Value::Object(m)
+    }
+
+    pub(crate) fn list_service_deployments(&self, body: &Value) -> OpResult {
+        let c = self.cluster_idx(
+            body.get("cluster")
+                .and_then(Value::as_str)
+                .unwrap_or("default"),
+        )?;
+        let name = body
+            .get("service")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AwsError::missing_field("service"))?;
+        let s = self.service_idx(c, name)?;
+        let statuses: Option<Vec<&str>> = body
+            .get("status")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect());
+        let after = body.pointer("/createdAt/after").and_then(Value::as_f64);
+        let before = body.pointer("/createdAt/before").and_then(Value::as_f64);
+        let max = match body.get("maxResults").and_then(Value::as_u64) {
+            None => 20,
+            Some(n @ 1..=100) => n as usize,
+            Some(_) => {
+                return Err(AwsError::invalid_parameter(
+                    "maxResults must be between 1 and 100.",
+                ))
+            }
+        };
+        let start = super::ops::decode_token(body)?;
+        // Newest first.
+        let all: Vec<usize> = (0..self.sds.len())
+            .rev()
+            .filter(|&i| self.sds[i].service == s)
+            .filter(|&i| {
+                statuses
+                    .as_ref()
+                    .is_none_or(|st| st.contains(&self.sds[i].status.as_str()))
+            })
+            .filter(|&i| after.is_none_or(|a| self.sds[i].created_at >= a))
+            .filter(|&i| before.is_none_or(|b| self.sds[i].created_at <= b))
+            .collect();
+        let page: Vec<Value> = all
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(|&i| self.sd_brief(i))
+            .collect();
+        let mut out = json!({ "serviceDeployments": page });
+        if start + max < all.len() {
+            out["nextToken"] = json!(super::ops::encode_token(start + max));
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn describe_service_deployments(&self, body: &Value) -> OpResult {
+        let arns = body
+            .get("serviceDeploymentArns")
+            .and_then(Value::as_array)
+            .ok_or_else(|| AwsError::missing_field("serviceDeploymentArns"))?;
+        if arns.is_empty() || arns.len() > 20 {
+            return Err(AwsError::invalid_parameter(
+                "serviceDeploymentArns must have between 1 and 20 items.",
+            ));
+        }
+        let mut found = Vec::new();
+        let mut failures = Vec::new();
+        for a in arns {
+            let a = a.as_str().unwrap_or_default();
+            match self.sd_index.get(a) {
+                Some(&i) => found.push(self.sd_to_json(i)),
+                None => failures.push(json!({"arn": a, "reason": "MISSING"})),
+            }
+        }
+        Ok(json!({"serviceDeployments": found, "failures": failures}))
+    }
+
+    pub(crate) fn describe_service_revisions(&self, body: &Value) -> OpResult {
+        let arns = body
+            .get("serviceRevisionArns")
+            .and_then(Value::as_array)
+            .ok_or_else(|| AwsError::missing_field("serviceRevisionArns"))?;
+        if arns.is_empty() || arns.len() > 20 {
+            return Err(AwsError::invalid_parameter(
+                "serviceRevisionArns must have between 1 and 20 items.",
+            ));
+        }
+        let mut found = Vec::new();
+        let mut failures = Vec::new();
+        for a in arns {
+            let a = a.as_str().unwrap_or_default();
+            match self.revision_index.get(a) {
+                Some(&i) => {
+                    let r = &self.revisions[i];
+                    let svc = &self.services[r.service];
+                    let mut m = Map::new();
+                    m.insert("serviceRevisionArn".into(), json!(r.arn));
+                    m.insert("serviceArn".into(), json!(svc.arn));
+                    m.insert("clusterArn".into(), json!(self.clusters[svc.cluster].arn));
+                    m.insert("taskDefinition".into(), json!(r.task_def));
+                    m.insert("launchType".into(), json!(r.launch_type));
+                    m.insert("createdAt".into(), ts(r.created_at));
+                    for (k, v) in &r.extra {
+                        m.insert(k.clone(), v.clone());
+                    }
+                    found.push(Value::Object(m));
+                }
+                None => failures.push(json!({"arn": a, "reason": "MISSING"})),
+            }
+        }
+        Ok(json!({"serviceRevisions": found, "failures": failures}))
+    }
+
+    fn sd_by_arn(&self, body: &Value) -> Result<usize, AwsError> {
+        let arn = body
+            .get("serviceDeploymentArn")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AwsError::missing_field("serviceDeploymentArn"))?;
+        self.sd_index.get(arn).copied().ok_or_else(|| {
+            AwsError::new(
+                "ServiceDeploymentNotFoundException",
+                "The service deployment does not exist.",
+            )
+        })
+    }
+
+    /// StopServiceDeployment: `ROLLBACK` (the only documented value; it works even when
+    /// the service never configured rollback). `ABORT` is refused: what it does on AWS
+    /// is unconfirmed.
+    pub(crate) fn stop_service_deployment(&mut self, body: &Value) -> OpResult {
+        let sd = self.sd_by_arn(body)?;
+        match body
+            .get("stopType")
+            .and_then(Value::as_str)
+            .unwrap_or("ROLLBACK")
+        {
+            "ROLLBACK" => {}
+            other => {
+                return Err(AwsError::invalid_parameter(format!(
+                    "stopType {other} is not supported; the valid value is ROLLBACK."
+                )))
+            }
+        }
+        if self.sds[sd].status != SdStatus::InProgress {
+            return Err(AwsError::new(
+                "ConflictException",
+                format!(
+                    "The service deployment is {}: only a deployment in progress can be stopped.",
+                    self.sds[sd].status.as_str()
+                ),
+            ));
+        }
+        let reason = "Service deployment rolled back because of a StopServiceDeployment request."
+            .to_string();
+        self.roll_back(sd, reason, None);
+        Ok(json!({"serviceDeploymentArn": self.sds[sd].arn}))
+    }
+
+    /// ContinueServiceDeployment: answers a `PAUSE` hook that awaits action.
+    pub(crate) fn continue_service_deployment(&mut self, body: &Value) -> OpResult {
+        let sd = self.sd_by_arn(body)?;
+        let hook_id = body
+            .get("hookId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AwsError::missing_field("hookId"))?;
+        let action = match body
+            .get("action")
+            .and_then(Value::as_str)
+            .unwrap_or("CONTINUE")
+        {
+            "CONTINUE" => HookAction::Continue,
+            "ROLLBACK" => HookAction::Rollback,
+            other => {
+                return Err(AwsError::invalid_parameter(format!(
+                    "Invalid action {other}: CONTINUE or ROLLBACK."
+                )))
+            }
+        };
+        let d = &mut self.sds[sd];
+        let Some(h) = d.hooks.iter_mut().find(|h| h.hook_id == hook_id) else {
+            return Err(AwsError::invalid_parameter(format!(
+                "The lifecycle hook {hook_id} is not part of this service deployment."
+            )));
+        };
+        if h.status != HookStatus::AwaitingAction || d.status != SdStatus::InProgress {
+            return Err(AwsError::new(
+                "ConflictException",
+                format!(
+                    "The lifecycle hook {hook_id} is {}, not AWAITING_ACTION.",
+                    h.status.as_str()
+                ),
+            ));
+        }
+        h.status = match action {
+            HookAction::Continue => HookStatus::Succeeded,
+            HookAction::Rollback => HookStatus::Failed,
+        };
+        d.updated_at = self.now;
+        let s = d.service;
+        self.dirty.insert(s);
+        Ok(json!({"serviceDeploymentArn": self.sds[sd].arn}))
+    }
+}
