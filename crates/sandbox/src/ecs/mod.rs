@@ -277,6 +277,9 @@ impl Ecs {
                             "arn": d.arn,
                             "status": d.status.as_str(),
                             "lifecycleStage": d.staged.then(|| d.stage.as_str()),
+                            "stages": d.stage_log.iter()
+                                .map(|(st, at)| json!({"stage": st.as_str(), "at": at}))
+                                .collect::<Vec<_>>(),
                         })
                     })
                     .collect();

@@ -121,6 +121,8 @@ pub(crate) struct SvcDeployment {
     pub staged: bool,
     pub stage: Stage,
     pub stage_since: f64,
+    /// Every stage entered, with when (ground truth for `/_sandbox/state`).
+    pub stage_log: Vec<(Stage, f64)>,
     /// Index into the current stage's hook stages whose hooks run now.
     pub hook_phase: usize,
     pub hooks_started: bool,
@@ -138,6 +140,8 @@ pub(crate) struct SvcDeployment {
     pub breaker_enabled: bool,
     pub breaker_tripped: bool,
     pub breaker_threshold: u32,
+    /// Failed launches of the target revision (kept after its entry leaves the list).
+    pub failures: u32,
     pub alarms_enabled: bool,
     pub alarm_names: Vec<String>,
     pub triggered_alarms: Vec<String>,
@@ -237,6 +241,7 @@ impl Ecs {
             staged,
             stage: Stage::PreScaleUp,
             stage_since: now,
+            stage_log: Vec::new(),
             hook_phase: 0,
             hooks_started: false,
             step: 0,
@@ -250,6 +255,7 @@ impl Ecs {
             breaker_enabled: svc.breaker,
             breaker_tripped: false,
             breaker_threshold: threshold,
+            failures: 0,
             alarms_enabled: alarms.as_ref().is_some_and(|a| a.enable),
             alarm_names: alarms.map(|a| a.alarm_names).unwrap_or_default(),
             triggered_alarms: Vec::new(),
@@ -380,12 +386,7 @@ impl Ecs {
                 "MONITORING"
             }
         };
-        let failures: u32 = svc
-            .deployments
-            .iter()
-            .filter(|d| d.uid == sd.target_dep)
-            .map(|d| d.failed)
-            .sum();
+        let failures = sd.failures;
         m.insert(
             "deploymentCircuitBreaker".into(),
             json!({"status": monitor(sd.breaker_enabled, sd.breaker_tripped),

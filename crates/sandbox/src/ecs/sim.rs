@@ -474,6 +474,9 @@ impl Ecs {
         {
             d.failed += 1;
             d.updated_at = now;
+            if let Some(sd) = d.sd.filter(|&sd| self.sds[sd].target_dep == uid) {
+                self.sds[sd].failures = d.failed;
+            }
         }
         self.unable_to_start(s, uid);
         self.circuit_breaker(s);

@@ -175,6 +175,7 @@ impl Ecs {
         let d = &mut self.sds[sd];
         d.stage = stage;
         d.stage_since = now;
+        d.stage_log.push((stage, now));
         d.hook_phase = 0;
         d.hooks_started = false;
         d.step = 0;
