@@ -27,6 +27,7 @@
 //! - a [`HealthEffect::FailToStart`] task stops before RUNNING with `Essential container in
 //!   task exited` / `EssentialContainerExited` (the pair ecs-observed.md lists).
 
+mod deployment_api;
 mod hooks;
 mod model;
 mod ops;

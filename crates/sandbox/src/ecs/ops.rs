@@ -16,7 +16,7 @@ fn opt_str<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
     body.get(key).and_then(Value::as_str)
 }
 
-fn req_str<'a>(body: &'a Value, key: &str) -> Result<&'a str, AwsError> {
+pub(crate) fn req_str<'a>(body: &'a Value, key: &str) -> Result<&'a str, AwsError> {
     match body.get(key) {
         None | Some(Value::Null) => Err(AwsError::missing_field(key)),
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
@@ -160,7 +160,7 @@ impl Ecs {
             .ok_or_else(|| AwsError::new("ClusterNotFoundException", "Cluster not found."))
     }
 
-    fn cluster_of(&self, body: &Value) -> Result<usize, AwsError> {
+    pub(crate) fn cluster_of(&self, body: &Value) -> Result<usize, AwsError> {
         self.cluster_idx(opt_str(body, "cluster").unwrap_or("default"))
     }
 
@@ -523,74 +523,6 @@ impl Ecs {
         if deploy {
             self.new_deployment(ctx, s);
         }
-        let arn = &self.clusters[c].arn;
-        Ok(json!({ "service": self.service_json(s, arn) }))
-    }
-
-    /// A service as DescribeServices shows it, with its current service deployment and
-    /// the revisions that run tasks.
-    pub(crate) fn service_json(&self, s: usize, cluster_arn: &str) -> Value {
-        let svc = &self.services[s];
-        let mut v = svc.to_json(cluster_arn);
-        if let Some(sd) = svc.current_sd {
-            v["currentServiceDeployment"] = json!(self.sds[sd].arn);
-        }
-        let mut revs: Vec<usize> = Vec::new();
-        for d in &svc.deployments {
-            if !revs.contains(&d.revision) && (d.counts.present > 0 || d.desired > 0) {
-                revs.push(d.revision);
-            }
-        }
-        let summaries: Vec<Value> = revs
-            .iter()
-            .map(|&r| {
-                let deps = svc.deployments.iter().filter(|d| d.revision == r);
-                let (mut req, mut run, mut pend) = (0, 0, 0);
-                for d in deps {
-                    req += d.desired;
-                    run += d.counts.running;
-                    pend += d.counts.pending;
-                }
-                json!({"arn": self.revisions[r].arn, "requestedTaskCount": req,
-                       "runningTaskCount": run, "pendingTaskCount": pend})
-            })
-            .collect();
-        v["currentServiceRevisions"] = Value::Array(summaries);
-        v
-    }
-
-    /// DeleteService: the service turns DRAINING, its tasks stop, then it is INACTIVE
-    /// (still described, no longer listed; its name can be used again).
-    fn delete_service(&mut self, body: &Value) -> OpResult {
-        let c = self.cluster_of(body)?;
-        let s = self.service_idx(c, req_str(body, "service")?)?;
-        if self.services[s].status != "ACTIVE" {
-            return Err(AwsError::new(
-                "ServiceNotActiveException",
-                "Service was not ACTIVE.",
-            ));
-        }
-        if self.services[s].desired > 0 && !opt_bool(body, "force") {
-            return Err(AwsError::invalid_parameter(
-                "The service cannot be stopped while it is scaled above 0.",
-            ));
-        }
-        let now = self.now;
-        if let Some(sd) = self.services[s].current_sd {
-            self.finish_sd(
-                sd,
-                super::service_deployments::SdStatus::Stopped,
-                Some("The service was deleted.".to_string()),
-            );
-        }
-        let svc = &mut self.services[s];
-        svc.status = "DRAINING";
-        svc.desired = 0;
-        for d in &mut svc.deployments {
-            d.desired = 0;
-            d.updated_at = now;
-        }
-        self.dirty.insert(s);
         let arn = &self.clusters[c].arn;
         Ok(json!({ "service": self.service_json(s, arn) }))
     }
