@@ -235,6 +235,19 @@ impl Scenario {
         Scenario::from_toml(SAMPLE_TOML).expect("the built-in sample scenario parses")
     }
 
+    /// The sample plus a blue/green service, `viewer` (see
+    /// `scenarios/sample-blue-green.toml`): same secrets, one more task definition and
+    /// service on cluster `production-online-lpa`, reading the secret front, api and admin
+    /// share (`production/opg_lpa_common_account_cleanup_notification_recipients`).
+    pub fn sample_with_blue_green() -> Scenario {
+        let mut s = Scenario::sample();
+        let extra = Scenario::from_toml(SAMPLE_BLUE_GREEN_TOML)
+            .expect("the built-in blue/green addition parses");
+        s.task_definitions.extend(extra.task_definitions);
+        s.services.extend(extra.services);
+        s
+    }
+
     /// Parses a scenario. `Err` says what is wrong and where.
     pub fn from_toml(text: &str) -> Result<Scenario, String> {
         let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -422,6 +435,9 @@ fn obj(v: Value) -> Map<String, Value> {
 
 /// The sample scenario's text.
 pub const SAMPLE_TOML: &str = include_str!("../scenarios/sample.toml");
+
+/// What [`Scenario::sample_with_blue_green`] adds to the sample.
+pub const SAMPLE_BLUE_GREEN_TOML: &str = include_str!("../scenarios/sample-blue-green.toml");
 
 /// Builds a world from a scenario; `speed` and `seed` override the scenario's.
 pub fn build_world(

@@ -796,3 +796,38 @@ fn delete_service_drains_then_turns_inactive() {
     assert_eq!(h.describe("api")["status"], "ACTIVE");
     assert_eq!(h.describe("api")["runningCount"], 1);
 }
+
+#[test]
+fn an_alarm_fails_a_rolling_deployment_too() {
+    for rollback in [true, false] {
+        let mut h = H::new(51);
+        h.service("api", 2, 100, 200, no_breaker());
+        h.call_ok(
+            "UpdateService",
+            json!({"cluster": "prod", "service": "api", "deploymentConfiguration":
+                   {"alarms": {"alarmNames": ["api-errors"], "enable": true, "rollback": rollback}}}),
+        );
+        h.wait(600.0);
+        let old = h.describe("api")["deployments"][0]["id"].clone();
+        let new = h.force("api");
+        h.wait(10.0);
+        h.ecs.set_alarm_state("api-errors", "ALARM").unwrap();
+        h.wait(1.0);
+        let svc = h.describe("api");
+        let failed = deployments(&svc)
+            .into_iter()
+            .find(|d| d["id"] == json!(new))
+            .unwrap();
+        assert_eq!(failed["rolloutState"], "FAILED");
+        let sd = h.current_sd("api");
+        assert_eq!(sd["alarms"]["status"], "TRIGGERED");
+        if rollback {
+            assert_eq!(svc["deployments"][0]["id"], old);
+            h.wait(600.0);
+            assert_eq!(h.current_sd("api")["status"], "ROLLBACK_SUCCESSFUL");
+        } else {
+            assert_eq!(sd["status"], "STOPPED");
+            assert_eq!(svc["deployments"][0]["id"], json!(new));
+        }
+    }
+}
