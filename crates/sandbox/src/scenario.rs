@@ -851,6 +851,37 @@ mod tests {
     }
 
     #[test]
+    fn documented_strategy_example_builds() {
+        let doc = include_str!("../SCENARIOS.md");
+        let section = doc.split("### Deployment strategies").nth(1).unwrap();
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let text = format!(
+            "[[clusters]]\nclusterName = \"production-online-lpa\"\n\
+             [[task_definitions]]\nfamily = \"production-viewer\"\n\
+             containerDefinitions = [{{ name = \"app\", image = \"x\" }}]\n\
+             [alarms]\nviewer-5xx = \"OK\"\n{example}"
+        );
+        let s = Scenario::from_toml(&text).unwrap();
+        let mut w = build_world(&s, Some(0.0), None).unwrap();
+        let state = w.snapshot();
+        let svc = &state["ecs"]["services"][0];
+        assert_eq!(svc["strategy"], "LINEAR");
+        // The PAUSE hook holds the initial deployment too, as SCENARIOS.md warns.
+        let sd = &svc["serviceDeployments"][0];
+        assert_eq!(sd["status"], "IN_PROGRESS");
+        assert_eq!(sd["lifecycleStage"], "POST_TEST_TRAFFIC_SHIFT");
+        assert!(Scenario::from_toml("[alarms]\nx = \"RED\"\n")
+            .unwrap_err()
+            .contains("alarms.x"));
+    }
+
+    #[test]
     fn service_timing_is_split_from_the_request() {
         let s = Scenario::from_toml(
             r#"
