@@ -26,6 +26,14 @@
 //!   0 and the breaker stops evaluating it (API reference, `Deployment.failedTasks`);
 //! - a [`HealthEffect::FailToStart`] task stops before RUNNING with `Essential container in
 //!   task exited` / `EssentialContainerExited` (the pair ecs-observed.md lists).
+//!
+//! Deployment strategies (`strategy.rs`): `BLUE_GREEN`, `LINEAR` and `CANARY` services run
+//! the staged lifecycle of `staged.rs` instead of the rolling scheduler while a deployment
+//! is in progress (green beside blue, traffic weights, bake, clean-up), with lifecycle
+//! hooks and deployment alarms (`hooks.rs`) and rollbacks to blue (`rollback.rs`). Every
+//! deployment, rolling included, has a service revision and a service deployment record
+//! (`service_deployments.rs`), served by the service deployments API
+//! (`deployment_api.rs`).
 
 mod deployment_api;
 mod hooks;

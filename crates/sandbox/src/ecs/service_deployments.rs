@@ -284,7 +284,7 @@ impl Ecs {
         }
     }
 
-    fn rev_summary(&self, sd: &SvcDeployment, rev: usize, target: bool) -> Value {
+    fn rev_summary(&self, sd: &SvcDeployment, rev: usize) -> Value {
         let svc = &self.services[sd.service];
         let deps: Vec<&super::model::Deployment> = svc
             .deployments
@@ -307,7 +307,6 @@ impl Ecs {
             m.insert("requestedProductionTrafficWeight".into(), json!(p));
             m.insert("requestedTestTrafficWeight".into(), json!(t));
         }
-        let _ = target;
         Value::Object(m)
     }
 
@@ -332,13 +331,13 @@ impl Ecs {
             Value::Array(
                 sd.source_revs
                     .iter()
-                    .map(|&r| self.rev_summary(sd, r, false))
+                    .map(|&r| self.rev_summary(sd, r))
                     .collect(),
             ),
         );
         m.insert(
             "targetServiceRevision".into(),
-            self.rev_summary(sd, sd.target_rev, true),
+            self.rev_summary(sd, sd.target_rev),
         );
         m.insert("status".into(), json!(sd.status.as_str()));
         if let Some(r) = &sd.reason {
