@@ -271,16 +271,19 @@ impl Ecs {
                 })
             })
             .collect();
+        let mut by_service: Vec<Vec<usize>> = vec![Vec::new(); self.services.len()];
+        for (i, d) in self.sds.iter().enumerate() {
+            by_service[d.service].push(i);
+        }
         let services: Vec<Value> = self
             .services
             .iter()
             .enumerate()
             .map(|(si, svc)| {
                 let counts = svc.counts();
-                let service_deployments: Vec<Value> = self
-                    .sds
+                let service_deployments: Vec<Value> = by_service[si]
                     .iter()
-                    .filter(|d| d.service == si)
+                    .map(|&i| &self.sds[i])
                     .map(|d| {
                         json!({
                             "arn": d.arn,
