@@ -7,7 +7,7 @@ use hyper::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
-use crate::ecs::{HealthRule, Timing};
+use crate::ecs::{HealthRule, HookRule, Timing};
 use crate::faults::FaultRule;
 use crate::{scenario, Scenario, Shared, World};
 
@@ -30,6 +30,26 @@ impl World {
     pub fn set_health_rules(&mut self, rules: Vec<HealthRule>) {
         self.advance();
         self.ecs.set_health_rules(rules);
+    }
+
+    /// Replaces the rules that answer `AWS_LAMBDA` lifecycle hooks (from now on).
+    pub fn set_hook_rules(&mut self, rules: Vec<HookRule>) {
+        self.advance();
+        self.ecs.set_hook_rules(rules);
+    }
+
+    /// Sets CloudWatch alarm states (name -> `OK` | `ALARM` | `INSUFFICIENT_DATA`);
+    /// deployments watching an alarm in `ALARM` fail at once. `Err` names a bad state.
+    pub fn set_alarm_states(
+        &mut self,
+        states: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        self.advance();
+        for (name, state) in states {
+            self.ecs.set_alarm_state(name, state)?;
+        }
+        self.advance();
+        Ok(())
     }
 
     /// Sets the task timing of one service (`cluster` and `service` given) or the default
@@ -185,6 +205,18 @@ pub fn handle(
             w.set_health_rules(rules);
             Ok(ok(json!({ "rules": n })))
         })(),
+        (&Method::PUT, "/_sandbox/hook-rules") => (|| {
+            let rules: Vec<HookRule> = parse(body)?;
+            let n = rules.len();
+            w.set_hook_rules(rules);
+            Ok(ok(json!({ "rules": n })))
+        })(),
+        (&Method::GET, "/_sandbox/alarms") => Ok((StatusCode::OK, json!(w.ecs.alarm_states()))),
+        (&Method::PUT, "/_sandbox/alarms") => (|| {
+            let states: std::collections::BTreeMap<String, String> = parse(body)?;
+            w.set_alarm_states(&states).map_err(bad)?;
+            Ok(ok(json!({ "alarms": w.ecs.alarm_states() })))
+        })(),
         (&Method::PUT, "/_sandbox/timing") => (|| {
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]
@@ -223,6 +255,8 @@ pub fn handle(
             | "/_sandbox/scenario"
             | "/_sandbox/faults"
             | "/_sandbox/health-rules"
+            | "/_sandbox/hook-rules"
+            | "/_sandbox/alarms"
             | "/_sandbox/timing"
             | "/_sandbox/clock"
             | "/_sandbox/clock/advance"

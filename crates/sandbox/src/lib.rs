@@ -5,7 +5,9 @@
 //! `AWS_ENDPOINT_URL`. Unlike other emulators its ECS services really roll out: a forced
 //! deployment starts tasks that read their secrets at launch, stops old ones within the
 //! deployment's min/max percent, trips the circuit breaker and rolls back, all on a
-//! virtual clock (see [`clock`]). The whole state, every task with the secret versions it
+//! virtual clock (see [`clock`]); blue/green, linear and canary services run green beside
+//! blue through the documented lifecycle stages, with hooks, alarms and the service
+//! deployments API. The whole state, every task with the secret versions it
 //! resolved, is readable as ground truth ([`World::snapshot`], control API).
 //!
 //! Layout: [`server`] (HTTP, routing, auth, faults) calls [`World::call`], which advances

@@ -12,7 +12,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::ecs::{HealthRule, Timing};
+use crate::ecs::{HealthRule, HookRule, Timing};
 use crate::faults::FaultRule;
 use crate::sts::{Sts, StsConfig};
 use crate::{clock, Ctx, World};
@@ -63,6 +63,13 @@ pub struct Scenario {
     /// Fault rules.
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// Answers of `AWS_LAMBDA` lifecycle hooks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hook_rules: Vec<HookRule>,
+    /// CloudWatch alarm states at the start (name -> `OK` | `ALARM` |
+    /// `INSUFFICIENT_DATA`), set once the initial deployments have settled.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub alarms: BTreeMap<String, String>,
 }
 
 fn default_region() -> String {
@@ -228,6 +235,19 @@ impl Scenario {
         Scenario::from_toml(SAMPLE_TOML).expect("the built-in sample scenario parses")
     }
 
+    /// The sample plus a blue/green service, `viewer` (see
+    /// `scenarios/sample-blue-green.toml`): same secrets, one more task definition and
+    /// service on cluster `production-online-lpa`, reading the secret front, api and admin
+    /// share (`production/opg_lpa_common_account_cleanup_notification_recipients`).
+    pub fn sample_with_blue_green() -> Scenario {
+        let mut s = Scenario::sample();
+        let extra = Scenario::from_toml(SAMPLE_BLUE_GREEN_TOML)
+            .expect("the built-in blue/green addition parses");
+        s.task_definitions.extend(extra.task_definitions);
+        s.services.extend(extra.services);
+        s
+    }
+
     /// Parses a scenario. `Err` says what is wrong and where.
     pub fn from_toml(text: &str) -> Result<Scenario, String> {
         let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -268,6 +288,13 @@ impl Scenario {
             if let Some(seed) = &r.totp_seed {
                 crate::sts::totp_code(seed, 0)
                     .map_err(|e| format!("sts.roles[{i}] ({}): {e}", r.arn))?;
+            }
+        }
+        for (name, state) in &self.alarms {
+            if !crate::ecs::ALARM_STATES.contains(&state.as_str()) {
+                return Err(format!(
+                    "alarms.{name}: state {state:?} must be one of OK, ALARM, INSUFFICIENT_DATA"
+                ));
             }
         }
         for (i, s) in self.services.iter().enumerate() {
@@ -352,6 +379,8 @@ impl Scenario {
             timing: None,
             health_rules: Vec::new(),
             faults: Vec::new(),
+            hook_rules: Vec::new(),
+            alarms: BTreeMap::new(),
         }
     }
 
@@ -406,6 +435,9 @@ fn obj(v: Value) -> Map<String, Value> {
 
 /// The sample scenario's text.
 pub const SAMPLE_TOML: &str = include_str!("../scenarios/sample.toml");
+
+/// What [`Scenario::sample_with_blue_green`] adds to the sample.
+pub const SAMPLE_BLUE_GREEN_TOML: &str = include_str!("../scenarios/sample-blue-green.toml");
 
 /// Builds a world from a scenario; `speed` and `seed` override the scenario's.
 pub fn build_world(
@@ -498,6 +530,8 @@ pub fn build_world(
     world.advance();
     // Health rules only now, so the initial deployments are not hit by them.
     world.ecs.set_health_rules(scenario.health_rules.clone());
+    world.ecs.set_hook_rules(scenario.hook_rules.clone());
+    world.set_alarm_states(&scenario.alarms)?;
     world.faults.set(scenario.faults.clone())?;
     Ok(world)
 }
@@ -814,6 +848,37 @@ mod tests {
             .secrets
             .resolve_for_ecs(&refs[0].2, "eu-west-1", "123456789012")
             .is_ok());
+    }
+
+    #[test]
+    fn documented_strategy_example_builds() {
+        let doc = include_str!("../SCENARIOS.md");
+        let section = doc.split("### Deployment strategies").nth(1).unwrap();
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .unwrap()
+            .split("```")
+            .next()
+            .unwrap();
+        let text = format!(
+            "[[clusters]]\nclusterName = \"production-online-lpa\"\n\
+             [[task_definitions]]\nfamily = \"production-viewer\"\n\
+             containerDefinitions = [{{ name = \"app\", image = \"x\" }}]\n\
+             [alarms]\nviewer-5xx = \"OK\"\n{example}"
+        );
+        let s = Scenario::from_toml(&text).unwrap();
+        let mut w = build_world(&s, Some(0.0), None).unwrap();
+        let state = w.snapshot();
+        let svc = &state["ecs"]["services"][0];
+        assert_eq!(svc["strategy"], "LINEAR");
+        // The PAUSE hook holds the initial deployment too, as SCENARIOS.md warns.
+        let sd = &svc["serviceDeployments"][0];
+        assert_eq!(sd["status"], "IN_PROGRESS");
+        assert_eq!(sd["lifecycleStage"], "POST_TEST_TRAFFIC_SHIFT");
+        assert!(Scenario::from_toml("[alarms]\nx = \"RED\"\n")
+            .unwrap_err()
+            .contains("alarms.x"));
     }
 
     #[test]

@@ -196,3 +196,30 @@ async fn in_process_methods() {
     world.lock().unwrap().clear_faults();
     assert_eq!(sm(&sb, "ListSecrets", json!({})).await.status, 200);
 }
+
+#[tokio::test]
+async fn alarms_and_hook_rules_are_set_and_checked() {
+    let sb = start(SCENARIO).await;
+    let (status, out) = control(&sb, "PUT", "/_sandbox/alarms", r#"{"web-5xx": "ALARM"}"#).await;
+    assert_eq!(status, 200, "{out}");
+    let (_, out) = control(&sb, "GET", "/_sandbox/alarms", "").await;
+    assert_eq!(out, json!({"web-5xx": "ALARM"}));
+    let (status, out) = control(&sb, "PUT", "/_sandbox/alarms", r#"{"web-5xx": "RED"}"#).await;
+    assert_eq!(status, 400);
+    assert!(out["error"].as_str().unwrap().contains("RED"), "{out}");
+    let rules =
+        r#"[{"service": "web", "stage": "POST_SCALE_UP", "result": "fail", "after_seconds": 30}]"#;
+    let (status, out) = control(&sb, "PUT", "/_sandbox/hook-rules", rules).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["rules"], 1);
+    let (status, _) = control(
+        &sb,
+        "PUT",
+        "/_sandbox/hook-rules",
+        r#"[{"result": "maybe"}]"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = control(&sb, "DELETE", "/_sandbox/alarms", "").await;
+    assert_eq!(status, 405);
+}

@@ -170,3 +170,53 @@ async fn sample_tasks_read_current_versions_and_a_rollout_picks_up_a_put() {
         assert_eq!(*vid == new_vid, svc == "front", "{svc}");
     }
 }
+
+#[tokio::test]
+async fn sample_with_blue_green_adds_viewer_and_keeps_the_sample_as_it_was() {
+    let plain = Scenario::sample();
+    let s = Scenario::sample_with_blue_green();
+    assert_eq!(plain.services.len(), 4);
+    assert_eq!(s.services.len(), 5);
+    assert_eq!(s.secrets.len(), plain.secrets.len(), "no new secret");
+    // The four services read exactly what they read before.
+    let refs = |sc: &Scenario| {
+        let mut r: Vec<_> = sc
+            .secret_references()
+            .into_iter()
+            .filter(|(f, _, _)| f != "production-viewer")
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(refs(&s), refs(&plain));
+    let sb = Sandbox::start(SandboxOptions {
+        port: 0,
+        scenario: s,
+        speed: Some(0.0),
+        seed: Some(2),
+    })
+    .await
+    .unwrap();
+    let state = sb.snapshot();
+    let viewer = state["ecs"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "viewer")
+        .unwrap()
+        .clone();
+    assert_eq!(viewer["strategy"], "BLUE_GREEN");
+    assert_eq!(viewer["runningCount"], 2);
+    assert_eq!(viewer["serviceDeployments"][0]["status"], "SUCCESSFUL");
+    let serving: Vec<&Value> = state["ecs"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["service"] == "viewer" && t["traffic"] == "production")
+        .collect();
+    assert_eq!(serving.len(), 2);
+    assert_eq!(
+        serving[0]["secrets"][0]["name"],
+        "production/opg_lpa_common_account_cleanup_notification_recipients"
+    );
+}

@@ -26,12 +26,28 @@
 //!   0 and the breaker stops evaluating it (API reference, `Deployment.failedTasks`);
 //! - a [`HealthEffect::FailToStart`] task stops before RUNNING with `Essential container in
 //!   task exited` / `EssentialContainerExited` (the pair ecs-observed.md lists).
+//!
+//! Deployment strategies (`strategy.rs`): `BLUE_GREEN`, `LINEAR` and `CANARY` services run
+//! the staged lifecycle of `staged.rs` instead of the rolling scheduler while a deployment
+//! is in progress (green beside blue, traffic weights, bake, clean-up), with lifecycle
+//! hooks and deployment alarms (`hooks.rs`) and rollbacks to blue (`rollback.rs`). Every
+//! deployment, rolling included, has a service revision and a service deployment record
+//! (`service_deployments.rs`), served by the service deployments API
+//! (`deployment_api.rs`).
 
+mod deployment_api;
+mod hooks;
 mod model;
 mod ops;
+mod rollback;
+mod service_deployments;
 mod sim;
+mod staged;
+mod strategy;
 #[cfg(test)]
 mod tests;
+
+pub use hooks::{HookResult, HookRule, ALARM_STATES};
 
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 
@@ -147,6 +163,16 @@ pub struct Ecs {
     default_timing: Timing,
     /// The simulation's own "now": the time of the event being processed.
     now: f64,
+    /// Service revisions, and their index by ARN.
+    revisions: Vec<service_deployments::Revision>,
+    revision_index: HashMap<String, usize>,
+    /// Service deployments, and their index by ARN.
+    sds: Vec<service_deployments::SvcDeployment>,
+    sd_index: HashMap<String, usize>,
+    /// CloudWatch alarm states by alarm name.
+    alarms: BTreeMap<String, String>,
+    /// Answers of `AWS_LAMBDA` lifecycle hooks.
+    hook_rules: Vec<HookRule>,
 }
 
 impl Ecs {
@@ -201,6 +227,31 @@ impl Ecs {
         Ok(())
     }
 
+    /// A task's service revision ARN and the traffic it receives now: `production` (its
+    /// revision has production weight and the task is RUNNING, healthy and not told to
+    /// stop), else `test` (the same with test weight), else `none`.
+    fn task_traffic(&self, t: &Task) -> (Option<&str>, &'static str) {
+        let rev = t.revision.map(|r| self.revisions[r].arn.as_str());
+        let (Some(s), Some(uid)) = (t.service, t.dep_uid) else {
+            return (rev, "none");
+        };
+        let Some(d) = self.services[s].deployments.iter().find(|d| d.uid == uid) else {
+            return (rev, "none");
+        };
+        let serving =
+            t.desired_running && t.last == model::Status::Running && t.healthy == Some(true);
+        let traffic = if !serving {
+            "none"
+        } else if d.prod_weight > 0.0 {
+            "production"
+        } else if d.test_weight > 0.0 {
+            "test"
+        } else {
+            "none"
+        };
+        (rev, traffic)
+    }
+
     /// State as JSON, the ground truth tests compare against: `clusters` (counts, service
     /// names), `services` (each with its `cluster`, counts, `deployments` as DescribeServices
     /// shows them and the 20 newest event messages), `taskDefinitions` (ARNs) and `tasks`: every
@@ -220,11 +271,30 @@ impl Ecs {
                 })
             })
             .collect();
+        let mut by_service: Vec<Vec<usize>> = vec![Vec::new(); self.services.len()];
+        for (i, d) in self.sds.iter().enumerate() {
+            by_service[d.service].push(i);
+        }
         let services: Vec<Value> = self
             .services
             .iter()
-            .map(|svc| {
+            .enumerate()
+            .map(|(si, svc)| {
                 let counts = svc.counts();
+                let service_deployments: Vec<Value> = by_service[si]
+                    .iter()
+                    .map(|&i| &self.sds[i])
+                    .map(|d| {
+                        json!({
+                            "arn": d.arn,
+                            "status": d.status.as_str(),
+                            "lifecycleStage": d.staged.then(|| d.stage.as_str()),
+                            "stages": d.stage_log.iter()
+                                .map(|(st, at)| json!({"stage": st.as_str(), "at": at}))
+                                .collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
                 let deployments: Vec<Value> = svc
                     .deployments
                     .iter()
@@ -240,6 +310,10 @@ impl Ecs {
                     "runningCount": counts.running,
                     "pendingCount": counts.pending,
                     "deploymentController": svc.controller,
+                    "status": svc.status,
+                    "strategy": svc.strategy.strategy,
+                    "currentServiceDeployment": svc.current_sd.map(|i| &self.sds[i].arn),
+                    "serviceDeployments": service_deployments,
                     "deployments": deployments,
                     "events": svc
                         .events
@@ -263,7 +337,11 @@ impl Ecs {
             .map(|t| {
                 let cluster = &self.clusters[t.cluster].name;
                 let service = t.service.map(|s| self.services[s].name.as_str());
-                t.snapshot(cluster, service)
+                let mut v = t.snapshot(cluster, service);
+                let (revision, traffic) = self.task_traffic(t);
+                v["serviceRevision"] = json!(revision);
+                v["traffic"] = json!(traffic);
+                v
             })
             .collect();
         json!({

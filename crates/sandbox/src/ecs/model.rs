@@ -61,6 +61,8 @@ pub(crate) struct Task {
     pub service: Option<usize>,
     /// Internal uid of the deployment that owns the task (rollbacks reuse public ids).
     pub dep_uid: Option<u64>,
+    /// Service revision (`Ecs::revisions`) it was launched for.
+    pub revision: Option<usize>,
     pub started_by: Option<String>,
     pub group: String,
     pub task_def: String,
@@ -180,6 +182,15 @@ pub(crate) struct Deployment {
     pub succeeded: bool,
     /// A desired-0 deployment completes no earlier than this.
     pub earliest_complete: f64,
+    /// Index of its service revision in `Ecs::revisions`.
+    pub revision: usize,
+    /// Index of the service deployment (`Ecs::sds`) it belongs to: the one that started
+    /// it, or the one rolling back to it.
+    pub sd: Option<usize>,
+    /// Share of production traffic its healthy tasks receive (100 under rolling).
+    pub prod_weight: f64,
+    /// Share of test traffic (blue/green, linear, canary).
+    pub test_weight: f64,
 }
 
 /// A service event.
@@ -208,8 +219,14 @@ pub(crate) struct Service {
     pub events: VecDeque<SvcEvent>,
     pub created_at: f64,
     pub timing: Timing,
-    /// (deployment id, task definition) of the last deployment that completed.
-    pub last_completed: Option<(String, String)>,
+    /// (deployment id, task definition, revision) of the last deployment that completed.
+    pub last_completed: Option<(String, String, usize)>,
+    /// `strategy` and the fields that go with it.
+    pub strategy: super::strategy::StrategyConfig,
+    /// `ACTIVE`, `DRAINING` (deleted, tasks stopping) or `INACTIVE`.
+    pub status: &'static str,
+    /// The newest service deployment (`Ecs::sds`).
+    pub current_sd: Option<usize>,
     /// Listable tasks (stopped ones until they expire).
     pub tasks: BTreeSet<usize>,
     /// Request fields kept as given (networkConfiguration, loadBalancers, ...).
@@ -369,6 +386,19 @@ impl Deployment {
 }
 
 impl Service {
+    /// `deploymentConfiguration` as DescribeServices shows it.
+    pub(crate) fn deployment_configuration(&self) -> Value {
+        let mut dc = Map::new();
+        dc.insert(
+            "deploymentCircuitBreaker".into(),
+            json!({"enable": self.breaker, "rollback": self.rollback}),
+        );
+        dc.insert("maximumPercent".into(), json!(self.max_pct));
+        dc.insert("minimumHealthyPercent".into(), json!(self.min_pct));
+        self.strategy.render(&mut dc);
+        Value::Object(dc)
+    }
+
     pub(crate) fn counts(&self) -> Counts {
         let mut c = Counts::default();
         for d in &self.deployments {
@@ -394,7 +424,7 @@ impl Service {
         m.insert("serviceArn".into(), json!(self.arn));
         m.insert("serviceName".into(), json!(self.name));
         m.insert("clusterArn".into(), json!(cluster_arn));
-        m.insert("status".into(), json!("ACTIVE"));
+        m.insert("status".into(), json!(self.status));
         m.insert("desiredCount".into(), json!(self.desired));
         m.insert("runningCount".into(), json!(c.running));
         m.insert("pendingCount".into(), json!(c.pending));
@@ -402,11 +432,7 @@ impl Service {
         m.insert("taskDefinition".into(), json!(self.task_def));
         m.insert(
             "deploymentConfiguration".into(),
-            json!({
-                "deploymentCircuitBreaker": {"enable": self.breaker, "rollback": self.rollback},
-                "maximumPercent": self.max_pct,
-                "minimumHealthyPercent": self.min_pct,
-            }),
+            self.deployment_configuration(),
         );
         m.insert(
             "deploymentController".into(),

@@ -16,7 +16,7 @@ fn opt_str<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
     body.get(key).and_then(Value::as_str)
 }
 
-fn req_str<'a>(body: &'a Value, key: &str) -> Result<&'a str, AwsError> {
+pub(crate) fn req_str<'a>(body: &'a Value, key: &str) -> Result<&'a str, AwsError> {
     match body.get(key) {
         None | Some(Value::Null) => Err(AwsError::missing_field(key)),
         Some(Value::String(s)) if !s.is_empty() => Ok(s),
@@ -74,11 +74,11 @@ fn str_list(body: &Value, key: &str) -> Result<Option<Vec<String>>, AwsError> {
 }
 
 /// An opaque pagination token for "start at position N".
-fn encode_token(n: usize) -> String {
+pub(crate) fn encode_token(n: usize) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("sandbox-next:{n}"))
 }
 
-fn decode_token(body: &Value) -> Result<usize, AwsError> {
+pub(crate) fn decode_token(body: &Value) -> Result<usize, AwsError> {
     let Some(tok) = opt_str(body, "nextToken") else {
         return Ok(0);
     };
@@ -139,6 +139,12 @@ impl Ecs {
             "DescribeTasks" => self.describe_tasks(body),
             "RunTask" => self.run_task(ctx, secrets, body),
             "StopTask" => self.stop_task_op(body),
+            "DeleteService" => self.delete_service(body),
+            "ListServiceDeployments" => self.list_service_deployments(body),
+            "DescribeServiceDeployments" => self.describe_service_deployments(body),
+            "DescribeServiceRevisions" => self.describe_service_revisions(body),
+            "StopServiceDeployment" => self.stop_service_deployment(body),
+            "ContinueServiceDeployment" => self.continue_service_deployment(body),
             _ => Err(AwsError::new(
                 "UnknownOperationException",
                 format!("Unknown operation {operation}"),
@@ -154,7 +160,7 @@ impl Ecs {
             .ok_or_else(|| AwsError::new("ClusterNotFoundException", "Cluster not found."))
     }
 
-    fn cluster_of(&self, body: &Value) -> Result<usize, AwsError> {
+    pub(crate) fn cluster_of(&self, body: &Value) -> Result<usize, AwsError> {
         self.cluster_idx(opt_str(body, "cluster").unwrap_or("default"))
     }
 
@@ -365,10 +371,12 @@ impl Ecs {
         let td = self.task_def_or_err(td_ref)?;
         let desired =
             desired_count(body)?.ok_or_else(|| AwsError::missing_field("desiredCount"))?;
-        if self.clusters[c].service_by_name.contains_key(name) {
-            return Err(AwsError::invalid_parameter(
-                "Creation of service was not idempotent.",
-            ));
+        if let Some(&old) = self.clusters[c].service_by_name.get(name) {
+            if self.services[old].status != "INACTIVE" {
+                return Err(AwsError::invalid_parameter(
+                    "Creation of service was not idempotent.",
+                ));
+            }
         }
         let controller = body
             .get("deploymentController")
@@ -431,6 +439,9 @@ impl Ecs {
             last_completed: None,
             tasks: Default::default(),
             extra,
+            strategy: Default::default(),
+            status: "ACTIVE",
+            current_sd: None,
         };
         if let Some(dc) = body.get("deploymentConfiguration") {
             apply_deployment_configuration(&mut svc, dc)?;
@@ -439,15 +450,22 @@ impl Ecs {
         let s = self.services.len() - 1;
         let cl = &mut self.clusters[c];
         cl.services.push(s);
+        // A deleted (INACTIVE) service of the same name is no longer found by name.
         cl.service_by_name.insert(name.to_string(), s);
         self.new_deployment(ctx, s);
         let arn = &self.clusters[c].arn;
-        Ok(json!({ "service": self.services[s].to_json(arn) }))
+        Ok(json!({ "service": self.service_json(s, arn) }))
     }
 
     fn update_service(&mut self, ctx: &mut Ctx<'_>, body: &Value) -> OpResult {
         let c = self.cluster_of(body)?;
         let s = self.service_idx(c, req_str(body, "service")?)?;
+        if self.services[s].status != "ACTIVE" {
+            return Err(AwsError::new(
+                "ServiceNotActiveException",
+                "Service was not ACTIVE.",
+            ));
+        }
         let force = opt_bool(body, "forceNewDeployment");
         let td = match opt_str(body, "taskDefinition") {
             Some(r) => Some(self.task_def_or_err(r)?),
@@ -475,6 +493,7 @@ impl Ecs {
             svc.max_pct = copy.max_pct;
             svc.breaker = copy.breaker;
             svc.rollback = copy.rollback;
+            svc.strategy = copy.strategy;
         }
         let mut deploy = force;
         if let Some(td) = td {
@@ -505,7 +524,7 @@ impl Ecs {
             self.new_deployment(ctx, s);
         }
         let arn = &self.clusters[c].arn;
-        Ok(json!({ "service": self.services[s].to_json(arn) }))
+        Ok(json!({ "service": self.service_json(s, arn) }))
     }
 
     fn describe_services(&self, ctx: &Ctx<'_>, body: &Value) -> OpResult {
@@ -526,7 +545,7 @@ impl Ecs {
                 && !w.contains(&format!(":service/{}/", self.clusters[c].name))
                 && w.matches('/').count() >= 2;
             match self.service_idx(c, w) {
-                Ok(s) if !other_cluster => services.push(self.services[s].to_json(arn)),
+                Ok(s) if !other_cluster => services.push(self.service_json(s, arn)),
                 _ => {
                     let missing = if w.starts_with("arn:") {
                         w.clone()
@@ -549,6 +568,7 @@ impl Ecs {
             .services
             .iter()
             .map(|&s| &self.services[s])
+            .filter(|s| s.status != "INACTIVE")
             .filter(|s| launch_type.is_none_or(|l| l == s.launch_type))
             .map(|s| s.arn.as_str())
             .collect();
@@ -664,6 +684,7 @@ impl Ecs {
                     cluster: c,
                     service: None,
                     dep_uid: None,
+                    revision: None,
                     started_by: started_by.clone(),
                     group: group.clone(),
                     task_def: &td,
@@ -720,6 +741,12 @@ fn apply_deployment_configuration(svc: &mut Service, dc: &Value) -> Result<(), A
     if let Some(cb) = dc.get("deploymentCircuitBreaker") {
         svc.breaker = opt_bool(cb, "enable");
         svc.rollback = opt_bool(cb, "rollback");
+    }
+    svc.strategy.apply(dc)?;
+    if svc.strategy.strategy.staged() && svc.controller != "ECS" {
+        return Err(AwsError::invalid_parameter(
+            "The deployment strategy requires the ECS deployment controller.",
+        ));
     }
     Ok(())
 }

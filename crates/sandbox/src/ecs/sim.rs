@@ -22,6 +22,13 @@ const MAX_EVENTS: usize = 100;
 const TROUBLESHOOTING: &str =
     "For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.";
 
+/// Why a deployment failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cause {
+    Breaker,
+    Alarm,
+}
+
 /// A scheduled simulation event.
 #[derive(Debug, Clone)]
 pub(crate) struct Ev {
@@ -77,6 +84,7 @@ pub(crate) struct Launch<'a> {
     pub cluster: usize,
     pub service: Option<usize>,
     pub dep_uid: Option<u64>,
+    pub revision: Option<usize>,
     pub started_by: Option<String>,
     pub group: String,
     pub task_def: &'a Value,
@@ -178,6 +186,10 @@ pub(crate) fn deployment_id(ctx: &mut Ctx<'_>) -> String {
 }
 
 impl Ecs {
+    pub(crate) fn push_wake(&mut self, at: f64, svc: usize) {
+        self.push(at, EvKind::Wake { svc });
+    }
+
     fn push(&mut self, at: f64, kind: EvKind) {
         self.seq += 1;
         self.heap.push(Reverse(Ev {
@@ -462,92 +474,12 @@ impl Ecs {
         {
             d.failed += 1;
             d.updated_at = now;
-        }
-        self.circuit_breaker(s);
-    }
-
-    fn circuit_breaker(&mut self, s: usize) {
-        let now = self.now;
-        let svc = &mut self.services[s];
-        if !svc.breaker {
-            return;
-        }
-        let Some(p) = svc.deployments.first_mut() else {
-            return;
-        };
-        if p.rollout != Rollout::InProgress || p.is_rollback || p.succeeded {
-            return;
-        }
-        let threshold = (p.desired.div_ceil(2)).clamp(3, 200);
-        if p.failed < threshold {
-            return;
-        }
-        p.rollout = Rollout::Failed;
-        p.reason = "ECS deployment circuit breaker: tasks failed to start.".to_string();
-        p.updated_at = now;
-        let failed_id = p.id.clone();
-        let name = svc.name.clone();
-        self.svc_event(
-            s,
-            now,
-            format!("(service {name}) (deployment {failed_id}) deployment failed: tasks failed to start."),
-        );
-        let svc = &self.services[s];
-        let Some((old_id, old_td)) = svc.last_completed.clone().filter(|_| svc.rollback) else {
-            return;
-        };
-        let uid = self.new_uid();
-        let svc = &mut self.services[s];
-        for d in &mut svc.deployments {
-            d.desired = 0;
-            d.updated_at = now;
-        }
-        let mut dep = Deployment {
-            uid,
-            id: old_id.clone(),
-            task_def: old_td.clone(),
-            desired: svc.desired,
-            failed: 0,
-            rollout: Rollout::InProgress,
-            reason: format!(
-                "ECS deployment circuit breaker: rolling back to deploymentId {old_id}."
-            ),
-            created_at: now,
-            updated_at: now,
-            launch_type: svc.launch_type.clone(),
-            tasks: Default::default(),
-            counts: Counts::default(),
-            is_rollback: true,
-            succeeded: false,
-            earliest_complete: now,
-        };
-        // The deployment rolled back to may still be listed with tasks of its own: they are
-        // that deployment's tasks (same id, same task definition), so the rollback adopts them.
-        let mut adopted = Vec::new();
-        svc.deployments.retain(|d| {
-            if d.id == old_id {
-                adopted.push(d.clone());
-                false
-            } else {
-                true
+            if let Some(sd) = d.sd.filter(|&sd| self.sds[sd].target_dep == uid) {
+                self.sds[sd].failures = d.failed;
             }
-        });
-        for d in adopted {
-            dep.counts.add(d.counts);
-            dep.tasks.extend(d.tasks.iter().copied());
         }
-        let moved: Vec<usize> = dep.tasks.iter().copied().collect();
-        svc.deployments.insert(0, dep);
-        svc.task_def = old_td;
-        for t in moved {
-            self.tasks[t].dep_uid = Some(uid);
-        }
-        self.svc_event(
-            s,
-            now,
-            format!("(service {name}) rolling back to deployment {old_id}."),
-        );
-        self.dirty.insert(s);
+        self.unable_to_start(s, uid);
+        self.circuit_breaker(s);
     }
 
     pub(crate) fn svc_event(&mut self, s: usize, at: f64, message: String) {
@@ -562,12 +494,17 @@ impl Ecs {
         events.truncate(MAX_EVENTS);
     }
 
-    /// Starts a new PRIMARY deployment of a service: older ones go ACTIVE with desired 0.
+    /// Starts a new PRIMARY deployment of a service, with a new service revision and
+    /// service deployment: older entries go ACTIVE with desired 0 (rolling), or stay as
+    /// they are until the staged lifecycle cleans them up (blue/green, linear, canary).
     pub(crate) fn new_deployment(&mut self, ctx: &mut Ctx<'_>, s: usize) {
         let now = self.now;
         let id = deployment_id(ctx);
         let uid = self.new_uid();
+        let revision = self.new_revision(ctx, s);
         let svc = &mut self.services[s];
+        let staged = svc.strategy.strategy.staged();
+        let desired_before: Vec<u32> = svc.deployments.iter().map(|d| d.desired).collect();
         for d in &mut svc.deployments {
             d.desired = 0;
             d.updated_at = now;
@@ -591,9 +528,17 @@ impl Ecs {
                 is_rollback: false,
                 succeeded: false,
                 earliest_complete: if zero { now + ZERO_DEPLOYMENT } else { now },
+                revision,
+                sd: None,
+                prod_weight: if staged { 0.0 } else { 100.0 },
+                test_weight: 0.0,
             },
         );
-        if zero {
+        let sd = self.new_service_deployment(ctx, s, revision, uid);
+        self.services[s].deployments[0].sd = Some(sd);
+        if staged {
+            self.staged_start(s, sd, &desired_before);
+        } else if zero {
             self.push(now + ZERO_DEPLOYMENT, EvKind::Wake { svc: s });
         }
         self.dirty.insert(s);
@@ -659,6 +604,7 @@ impl Ecs {
             cluster: l.cluster,
             service: l.service,
             dep_uid: l.dep_uid,
+            revision: l.revision,
             started_by: l.started_by,
             group: l.group,
             task_def: l
@@ -734,6 +680,15 @@ impl Ecs {
     /// old tasks within minimumHealthyPercent, repeat until nothing changes; then check
     /// whether the deployment completed.
     fn schedule_service(&mut self, ctx: &mut Ctx<'_>, secrets: &dyn SecretSource, s: usize) {
+        if self.services[s].deployments.is_empty() {
+            return;
+        }
+        if let Some(sd) = self.staged_in_progress(s) {
+            self.staged_pass(ctx, secrets, s, sd);
+            return;
+        }
+        self.check_deleted(s);
+        self.check_alarms(s);
         let Some(p) = self.services[s].deployments.first() else {
             return;
         };
@@ -759,11 +714,23 @@ impl Ecs {
             .max(u32::from(p.desired > 0));
         let need = p.desired.saturating_sub(p.counts.live);
         let room = max_total.saturating_sub(total_live);
-        let n = need.min(room);
+        self.launch_n(ctx, secrets, s, need.min(room))
+    }
+
+    /// Launches `n` tasks for the PRIMARY deployment (one "has started" event).
+    pub(crate) fn launch_n(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        secrets: &dyn SecretSource,
+        s: usize,
+        n: u32,
+    ) -> bool {
         if n == 0 {
             return false;
         }
-        let (uid, dep_id, td_arn) = (p.uid, p.id.clone(), p.task_def.clone());
+        let svc = &self.services[s];
+        let p = &svc.deployments[0];
+        let (uid, dep_id, td_arn, revision) = (p.uid, p.id.clone(), p.task_def.clone(), p.revision);
         let Some(td) = self.find_task_def(&td_arn).cloned() else {
             return false;
         };
@@ -782,6 +749,7 @@ impl Ecs {
                     cluster,
                     service: Some(s),
                     dep_uid: Some(uid),
+                    revision: Some(revision),
                     started_by: Some(dep_id.clone()),
                     group: format!("service:{name}"),
                     task_def: &td,
@@ -912,6 +880,18 @@ impl Ecs {
             .unwrap_or_default()
     }
 
+    /// A DRAINING (deleted) service whose tasks are all gone turns INACTIVE and leaves its
+    /// cluster's list.
+    fn check_deleted(&mut self, s: usize) {
+        let svc = &self.services[s];
+        if svc.status != "DRAINING" || svc.counts().present > 0 {
+            return;
+        }
+        let c = svc.cluster;
+        self.services[s].status = "INACTIVE";
+        self.clusters[c].services.retain(|&x| x != s);
+    }
+
     fn check_complete(&mut self, s: usize) {
         let now = self.now;
         let svc = &mut self.services[s];
@@ -936,17 +916,36 @@ impl Ecs {
             && p.counts.pending == 0
             && now >= p.earliest_complete
             && svc.deployments[1..].iter().all(|d| d.counts.present == 0);
-        if !done {
-            return;
+        if done {
+            self.finish_primary(s);
         }
+    }
+
+    /// The PRIMARY deployment completed: it is the only entry left; its service deployment
+    /// ends `SUCCESSFUL` (`ROLLBACK_SUCCESSFUL` for a rollback).
+    pub(crate) fn finish_primary(&mut self, s: usize) {
+        let now = self.now;
+        let svc = &mut self.services[s];
         svc.deployments.truncate(1);
         let p = &mut svc.deployments[0];
         p.rollout = Rollout::Completed;
         p.reason = format!("ECS deployment {} completed.", p.id);
         p.updated_at = now;
+        p.prod_weight = 100.0;
+        p.test_weight = 0.0;
         let id = p.id.clone();
-        svc.last_completed = Some((id.clone(), p.task_def.clone()));
+        let sd = p.sd;
+        svc.last_completed = Some((id.clone(), p.task_def.clone(), p.revision));
         let name = svc.name.clone();
+        if let Some(sd) = sd {
+            use super::service_deployments::SdStatus;
+            let status = if self.sds[sd].status == SdStatus::RollbackInProgress {
+                SdStatus::RollbackSuccessful
+            } else {
+                SdStatus::Successful
+            };
+            self.finish_sd(sd, status, None);
+        }
         self.svc_event(
             s,
             now,

@@ -1428,3 +1428,5 @@ fn instant_timings_roll_out_in_milliseconds() {
     assert_eq!(svc["deployments"][0]["rolloutState"], "COMPLETED");
     h.ecs.assert_counts_consistent();
 }
+
+mod strategies;
