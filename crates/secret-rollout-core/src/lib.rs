@@ -23,3 +23,4 @@ pub mod rotation;
 pub mod secret;
 pub mod status;
 pub mod value;
+pub mod verdict;

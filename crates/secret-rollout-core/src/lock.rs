@@ -61,8 +61,11 @@ impl Lock {
     pub fn acquire(state_dir: &Path, environment: &str, secret: &str) -> Result<Lock> {
         let path = lock_path(state_dir, environment, secret);
         let io = |what: &str, e: std::io::Error| {
-            Error::refused(format!("cannot {what} the lock file {}: {}", path.display(), e.kind()))
+            // A local failure: configuration (exit 2); a lock held by someone else is the
+            // refusal (exit 4) below.
+            Error::local(format!("cannot {what} the lock file {}: {}", path.display(), e.kind()))
                 .hint("check the permissions of the state directory, or point SECRET_ROLLOUT_STATE_DIR at a writable directory")
+                .caused_by(e)
         };
         if let Some(dir) = path.parent() {
             ensure_private_dir(dir)?;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 pub use crate::journal::Phase;
-use crate::rollout::verdict::{Proof, Stage};
+use crate::verdict::{Proof, Stage};
 
 /// Something worth telling the operator. Never carries a secret value.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,6 +1,6 @@
 //! The core's own observations of AWS: what ECS and Secrets Manager said, in plain types
 //! with no SDK in them. Made from the SDK's shapes in one place ([`super::convert`]); every
-//! decision (`consumers`, `rollout::verdict`, `status`, `secret`) reads these.
+//! decision (`consumers`, `verdict`, `status`, `secret`) reads these.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -2,8 +2,6 @@
 //! prove every running task fresh. The same mechanism serves `replace`, `redeploy`, the
 //! restore after a failure, `rollback` and `resume`.
 
-pub mod verdict;
-
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -14,7 +12,7 @@ use tokio::time::Instant;
 use crate::aws::ecs;
 use crate::aws::errors::AwsError;
 use crate::progress::{Event, Phase, Reporter};
-use verdict::{judge, Proof, Stage};
+use crate::verdict::{self, judge, Proof, Stage};
 
 /// A service to redeploy.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]

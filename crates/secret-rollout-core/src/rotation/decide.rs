@@ -6,8 +6,8 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::journal::{OnFailure, Outcome, Phase, PhaseOutcome, RotationKind, RotationSummary};
-use crate::rollout::verdict::Stage;
 use crate::secret::SecretInfo;
+use crate::verdict::Stage;
 
 use super::report::PhaseReport;
 
@@ -368,8 +368,8 @@ mod tests {
     use crate::journal::{
         PlannedService, SecretSummary, ServiceSummary, Started, StartedSecret, Status,
     };
-    use crate::rollout::verdict::{Proof, StaleTask};
     use crate::rotation::report::ServiceReport;
+    use crate::verdict::{Proof, StaleTask};
 
     const WRITE: f64 = 1_000.0;
 

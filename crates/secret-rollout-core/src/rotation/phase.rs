@@ -8,9 +8,9 @@ use tokio::time::Instant;
 use crate::error::{Error, Result};
 use crate::journal::{Phase, Record, RotationKind};
 use crate::progress::Event;
-use crate::rollout::verdict::Stage;
 use crate::rollout::{self, FollowOptions, ServiceRef, Tracked};
 use crate::secret;
+use crate::verdict::Stage;
 
 use super::decide::{self, PhaseFacts, ServiceFacts, Step, Verification};
 use super::observe;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::error::exit;
 use crate::journal::{Outcome, PhaseOutcome, RotationKind};
-use crate::rollout::verdict::{Proof, Stage};
+use crate::verdict::{Proof, Stage};
 
 /// One secret in the report (never a value).
 #[derive(Debug, Clone, PartialEq, Serialize)]

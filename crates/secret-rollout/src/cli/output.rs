@@ -6,8 +6,8 @@ use std::io::Write;
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::consumers::Consumer;
 use secret_rollout_core::plan::RotationPlan;
-use secret_rollout_core::rollout::verdict::Stage;
 use secret_rollout_core::rotation::{outcome_word, PhaseReport, Report};
+use secret_rollout_core::verdict::Stage;
 use serde_json::json;
 
 use super::args::Output;

@@ -255,7 +255,7 @@ impl Reporter for Bars {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secret_rollout_core::rollout::verdict::{Proof, StaleTask};
+    use secret_rollout_core::verdict::{Proof, StaleTask};
 
     #[test]
     fn bars_only_on_an_interactive_terminal() {

@@ -422,10 +422,10 @@ impl Interrupt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secret_rollout_core::rollout::verdict::DeploymentObs;
     use secret_rollout_core::status::{
         PinnedRef, SecretRead, SecretState, ServiceStatus, TaskState,
     };
+    use secret_rollout_core::verdict::DeploymentObs;
 
     fn st(stale: Vec<String>) -> Status {
         Status {
