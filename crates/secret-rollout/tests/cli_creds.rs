@@ -303,6 +303,33 @@ async fn aws_vault_keys_are_used_and_a_missing_profile_only_warns() {
     assert_eq!(env.calls("AssumeRole"), 0);
 }
 
+/// Credentials past their `AWS_CREDENTIAL_EXPIRATION` are not "who you are": exit 3 with
+/// one line and the way to sign in again, instead of "(expired)" and exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoami_with_expired_credentials_exits_3() {
+    let env = start_with(scenario(), 1.0).await;
+    let out = run_user(
+        &env,
+        &["whoami"],
+        None,
+        &[
+            ("AWS_VAULT", "production"),
+            ("AWS_ACCESS_KEY_ID", "ASIAVAULT00000000000"),
+            ("AWS_SECRET_ACCESS_KEY", "not-checked"),
+            ("AWS_SESSION_TOKEN", "vault-session-token"),
+            ("AWS_CREDENTIAL_EXPIRATION", "2020-01-01T00:00:00Z"),
+        ],
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        err.contains("error: these credentials expired at 2020-01-01"),
+        "{err}"
+    );
+    assert!(err.contains("hint: sign in again"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whoami_checks_the_environment_account_without_needing_clusters() {
     let env = start_with(scenario(), 1.0).await;

@@ -338,6 +338,8 @@ mod tests {
             ),
             ("replace x --generate --length 0", false),
             ("sandbox --speed 1e308", false),
+            ("redeploy --services , --cluster c", false),
+            ("redeploy --services a,,b --cluster c", false),
             ("replace x --length 10", false),
             (
                 "replace x --generate --charset hex --length 10 --timeout 1h30m",

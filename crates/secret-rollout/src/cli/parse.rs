@@ -79,6 +79,24 @@ pub fn speed(s: &str) -> Result<f64, String> {
     }
 }
 
+/// One name of `--services A,B`: not blank (`--services ""` or `a,,b` would otherwise
+/// name a service called "").
+pub fn service_name(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    if name.is_empty() {
+        return Err(
+            "a service name is empty: give names separated by commas, e.g. --services api,front"
+                .into(),
+        );
+    }
+    if name.chars().any(char::is_whitespace) {
+        return Err(format!(
+            "{name:?} is not a service name: names have no spaces"
+        ));
+    }
+    Ok(name.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +153,17 @@ mod tests {
             assert!(speed(text).is_err(), "{text}");
         }
         assert_eq!(speed("20"), Ok(20.0));
+    }
+
+    #[test]
+    fn service_names_are_not_blank() {
+        assert_eq!(service_name(" api "), Ok("api".to_string()));
+        for blank in ["", " ", "\t"] {
+            assert!(service_name(blank)
+                .unwrap_err()
+                .contains("a service name is empty"));
+        }
+        assert!(service_name("a b").is_err());
     }
 
     proptest! {

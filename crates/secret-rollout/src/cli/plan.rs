@@ -18,7 +18,7 @@ pub struct PlanArgs {
     #[command(flatten)]
     pub target: args::Target,
     /// Only these consumers.
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    #[arg(long, value_delimiter = ',', value_name = "A,B", value_parser = super::parse::service_name)]
     pub services: Vec<String>,
 }
 

@@ -20,7 +20,7 @@ pub struct RedeployArgs {
     #[command(flatten)]
     pub target: args::Target,
     /// These services (comma-separated).
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    #[arg(long, value_delimiter = ',', value_name = "A,B", value_parser = super::parse::service_name)]
     pub services: Vec<String>,
     /// Every service that reads this secret.
     #[arg(long, value_name = "SECRET")]

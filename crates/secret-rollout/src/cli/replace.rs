@@ -24,7 +24,7 @@ pub struct ReplaceArgs {
     #[command(flatten)]
     pub value: ValueArgs,
     /// Only these consumers (comma-separated service names).
-    #[arg(long, value_delimiter = ',', value_name = "A,B")]
+    #[arg(long, value_delimiter = ',', value_name = "A,B", value_parser = super::parse::service_name)]
     pub services: Vec<String>,
     /// Show the plan and stop.
     #[arg(long)]

@@ -84,6 +84,18 @@ pub async fn run(global: &Global, a: &WhoamiArgs) -> Result<i32> {
             let _ = writeln!(stdout, "{who}");
         }
     }
+    // Credentials past their expiry (aws-vault's AWS_CREDENTIAL_EXPIRATION, a cached
+    // session) answer GetCallerIdentity no more than any other call will: say so, exit 3.
+    if let Some(at) = who
+        .expires_at
+        .filter(|at| *at <= time::OffsetDateTime::now_utc())
+    {
+        eprintln!(
+            "error: these credentials expired at {}\n  hint: sign in again (`aws-vault exec PROFILE -- secret-rollout ...`, or `secret-rollout logout` and rerun)",
+            secret_rollout_core::history::rfc3339(at)
+        );
+        return Ok(exit::CREDENTIALS);
+    }
     Ok(if who.matches == Some(false) {
         eprintln!(
             "error: these credentials are for account {}, not the environment's {}\n  hint: sign in to the right account (check --profile or aws-vault exec PROFILE), or fix account_id in secret-rollout.toml",
