@@ -73,7 +73,8 @@ async fn demo_runs_the_whole_job_and_shows_the_restore() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(": verified"), "{}", text(&out));
-    for service in ["front", "api", "admin"] {
+    // viewer deploys blue/green: the demo shows that strategy verified too.
+    for service in ["front", "api", "admin", "viewer"] {
         assert!(
             stdout.contains(&format!("{service:<10} ")),
             "{service} in the proof: {}",

@@ -27,14 +27,14 @@ pub struct DemoArgs {
     pub bad_value: bool,
 }
 
-/// The secret the demo replaces: shared by front, api and admin in the sample.
+/// The secret the demo replaces: shared by front, api, admin and the blue/green viewer.
 const SECRET: &str = "production/opg_lpa_common_account_cleanup_notification_recipients";
 
 /// `demo`.
 pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Result<i32> {
     let sb = Sandbox::start(SandboxOptions {
         port: 0,
-        scenario: Scenario::sample(),
+        scenario: Scenario::sample_with_blue_green(),
         speed: Some(a.speed),
         seed: None,
     })
@@ -45,7 +45,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         sb.endpoint()
     );
     eprintln!(
-        "demo: cluster production-online-lpa runs front (3 tasks), api (3), pdf (2) and admin (1)"
+        "demo: cluster production-online-lpa runs front (3 tasks), api (3), pdf (2), admin (1) and viewer (2, blue/green)"
     );
     // The demo signs in with throwaway keys that the sandbox accepts, whatever the
     // machine's own AWS settings are.
