@@ -765,6 +765,8 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
     let value_file = env.dir.path().join("value.txt");
     std::fs::write(&value_file, "a-fine-new-value").unwrap();
     let cfg = config.to_str().unwrap().to_string();
+    let newline_file = env.dir.path().join("pw.txt");
+    std::fs::write(&newline_file, "a-fine-new-value\n").unwrap();
     let versions_before: Vec<(String, usize)> = env.state()["secrets"]
         .as_array()
         .unwrap()
@@ -1092,6 +1094,124 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
             2,
             "no unfinished rotation",
         ),
+        // Issue 11: numbers out of range, values a store or ECS cannot hold, configuration
+        // that cannot form an endpoint, flags that would be ignored.
+        case(
+            "zero timeout",
+            &[
+                R,
+                SHARED,
+                C,
+                CLUSTER,
+                "--generate",
+                "--yes",
+                "--timeout",
+                "0s",
+            ],
+            2,
+            "the timeout must be from 10s to 7days",
+        ),
+        case(
+            "huge timeout",
+            &[
+                R,
+                SHARED,
+                C,
+                CLUSTER,
+                "--generate",
+                "--yes",
+                "--timeout",
+                "18446744073709551616s",
+            ],
+            2,
+            "the timeout must be from 10s to 7days",
+        ),
+        case(
+            "80 KB of valid utf-8",
+            &[R, SHARED, C, CLUSTER, "--value-stdin", "--yes"],
+            2,
+            "65536-byte limit",
+        )
+        .stdin("é".repeat(40_000).as_bytes()),
+        case(
+            "a NUL byte in the value",
+            &[R, SHARED, C, CLUSTER, "--value-stdin", "--yes"],
+            2,
+            "NUL byte",
+        )
+        .stdin(b"hunter2\0x"),
+        case(
+            "a value file ending in a newline",
+            &[
+                R,
+                SHARED,
+                C,
+                CLUSTER,
+                "--value-file",
+                newline_file.to_str().unwrap(),
+                "--yes",
+            ],
+            2,
+            "ends with a newline",
+        ),
+        case(
+            "--trim-newline with --generate",
+            &[
+                R,
+                SHARED,
+                C,
+                CLUSTER,
+                "--generate",
+                "--trim-newline",
+                "--yes",
+            ],
+            2,
+            "--trim-newline applies to --value-stdin and --value-file only",
+        ),
+        case(
+            "--length with --value-stdin",
+            &[
+                R,
+                SHARED,
+                C,
+                CLUSTER,
+                "--value-stdin",
+                "--length",
+                "8",
+                "--yes",
+            ],
+            2,
+            "--length applies to --generate only",
+        )
+        .stdin(b"hunter2-new"),
+        case(
+            "a blank service name",
+            &["redeploy", C, CLUSTER, "--services", "", "--yes"],
+            2,
+            "a service name is empty",
+        ),
+        case(
+            "an endpoint that is not a url",
+            &[
+                R,
+                SHARED,
+                C,
+                CLUSTER,
+                "--generate",
+                "--yes",
+                "--endpoint-url",
+                "not a url::",
+            ],
+            2,
+            "is not an http(s) URL",
+        ),
+        case(
+            "a region that cannot be one",
+            &[R, SHARED, C, CLUSTER, "--generate", "--yes"],
+            2,
+            "is not an AWS region name",
+        )
+        .env("AWS_REGION", "mars-1;rm"),
         case(
             "rollback of an unknown rotation",
             &["rollback", "0123abcd-0000-0000-0000-000000000000", "--yes"],

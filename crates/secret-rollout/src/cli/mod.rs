@@ -147,14 +147,16 @@ pub fn main() -> i32 {
     }
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help/version to stdout (exit 0) and usage errors to stderr (2).
+        Err(e) if !e.use_stderr() => {
+            // Help and version go to stdout, exit 0.
             let _ = e.print();
-            return if e.use_stderr() {
-                exit::BAD_INPUT
-            } else {
-                exit::OK
-            };
+            return exit::OK;
+        }
+        Err(e) => {
+            // A usage error: one line naming the problem and a hint, like every other bad
+            // input (clap's own layout adds a usage block and blank lines).
+            eprintln!("{}", usage_error(&e.render().to_string(), &argv));
+            return exit::BAD_INPUT;
         }
     };
     init_logging(cli.global.verbose);
@@ -181,6 +183,25 @@ pub fn main() -> i32 {
             e.exit_code()
         }
     }
+}
+
+/// clap's rendered usage error as `error: ...` and `  hint: ...`: its first line, then its
+/// own tip when it has one, else where the accepted forms are listed.
+fn usage_error(rendered: &str, argv: &[std::ffi::OsString]) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: invalid command line");
+    let tip = lines.find_map(|l| l.strip_prefix("tip: "));
+    let command = argv
+        .get(1)
+        .and_then(|a| a.to_str())
+        .filter(|a| !a.starts_with('-'))
+        .map(|a| format!(" {a}"))
+        .unwrap_or_default();
+    let hint = tip.map_or_else(
+        || format!("see `secret-rollout{command} --help`"),
+        str::to_string,
+    );
+    format!("{first}\n  hint: {hint}")
 }
 
 async fn dispatch(cli: Cli) -> Result<i32, Error> {
@@ -280,6 +301,39 @@ mod tests {
         ));
         assert!(loggable(&Level::TRACE, "secret_rollout_core::rotation"));
         assert!(loggable(&Level::TRACE, "hyperlocal_other_crate"));
+    }
+
+    #[test]
+    fn usage_errors_are_one_line_and_a_hint() {
+        let argv: Vec<std::ffi::OsString> = ["secret-rollout", "replace", "x", "--timeout", "0s"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let e = Cli::try_parse_from(&argv).unwrap_err();
+        let text = usage_error(&e.render().to_string(), &argv);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(
+            lines[0].starts_with("error: invalid value '0s' for '--timeout"),
+            "{text}"
+        );
+        assert!(
+            lines[0].ends_with("the timeout must be from 10s to 7days"),
+            "{text}"
+        );
+        assert_eq!(lines[1], "  hint: see `secret-rollout replace --help`");
+        // clap's own tip becomes the hint.
+        let argv: Vec<std::ffi::OsString> = ["secret-rollout", "replace", "x", "--value-fil", "f"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let e = Cli::try_parse_from(&argv).unwrap_err();
+        let text = usage_error(&e.render().to_string(), &argv);
+        assert!(
+            text.contains("  hint: a similar argument exists: '--value-file'"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 2, "{text}");
     }
 
     #[test]
