@@ -420,10 +420,13 @@ async fn plan_writes_nothing_and_lists_consumers_and_one_off_families() {
         p["secrets"][0]["current_version"],
         env.current_version(SHARED).as_str()
     );
-    assert!(
-        p["aws_calls"]["ECS.DescribeServices"].as_u64().unwrap() >= 1,
+    // The plan is the only thing that has run: its count is the sandbox's.
+    assert_eq!(
+        p["aws_calls"]["ECS.DescribeServices"].as_u64(),
+        Some(env.calls("DescribeServices") as u64),
         "{p}"
     );
+    assert_eq!(env.calls("DescribeServices"), 1, "one cluster, one call");
     for op in [
         "PutSecretValue",
         "UpdateSecretVersionStage",
