@@ -77,6 +77,24 @@ fn assert_tree_clean(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// How many records of `kind` the journals in the state dir hold (which must exist).
+fn journal_count(env: &TestEnv, kind: &str) -> usize {
+    let dir = env.state_dir().join("rotations");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.expect("directory entry").path();
+        if p.extension().is_some_and(|e| e == "jsonl") {
+            let text = std::fs::read_to_string(&p).expect("journal readable");
+            n += text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|r| r["type"] == kind)
+                .count();
+        }
+    }
+    n
+}
+
 /// The processes whose parent is `pid`, from `/proc/*/stat` (needs no kernel option).
 fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
@@ -193,6 +211,8 @@ async fn no_command_shows_a_value_even_at_trace() {
 
     // replace killed before its write (held there), its process inspected while it runs;
     // then resume, which reads the value again and writes it.
+    let started = journal_count(&env, "started");
+    let written = journal_count(&env, "written");
     let listed = env.calls_of("ListSecretVersionIds").len();
     env.sandbox
         .world()
@@ -226,6 +246,19 @@ async fn no_command_shows_a_value_even_at_trace() {
         assert!(t0.elapsed() < Duration::from_secs(60), "never held");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The hold is found by call order (the 2nd ListSecretVersionIds, the write's check);
+    // the journal says whether that really is before the write: this run started, and
+    // wrote nothing.
+    assert_eq!(
+        journal_count(&env, "started"),
+        started + 1,
+        "the run started"
+    );
+    assert_eq!(
+        journal_count(&env, "written"),
+        written,
+        "held before the write"
+    );
     // The process is held in a call, so it is alive: its /proc entry must be there (on
     // Linux, where these tests run), else nothing below would be checked.
     assert_eq!(
