@@ -100,9 +100,20 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 /// Every running task of `service` resolved `secret` to exactly `version`.
 fn assert_reads(env: &TestEnv, service: &str, secret: &str, version: &str) {
-    assert!(
-        !env.running_tasks(service).is_empty(),
-        "{service} runs tasks"
+    // As many tasks as the service (of that name, in any cluster) wants, and at least one:
+    // a rollout that left a service short, or a name that matches nothing, fails here.
+    let desired: u64 = env.state()["ecs"]["services"]
+        .as_array()
+        .expect("ecs services in the state")
+        .iter()
+        .filter(|s| s["name"] == service)
+        .map(|s| s["desiredCount"].as_u64().expect("desiredCount"))
+        .sum();
+    assert!(desired > 0, "{service} wants tasks");
+    assert_eq!(
+        env.running_tasks(service).len() as u64,
+        desired,
+        "{service} runs its desired tasks"
     );
     assert_eq!(
         env.versions_read(service, secret),
@@ -420,10 +431,13 @@ async fn plan_writes_nothing_and_lists_consumers_and_one_off_families() {
         p["secrets"][0]["current_version"],
         env.current_version(SHARED).as_str()
     );
-    assert!(
-        p["aws_calls"]["ECS.DescribeServices"].as_u64().unwrap() >= 1,
+    // The plan is the only thing that has run: its count is the sandbox's.
+    assert_eq!(
+        p["aws_calls"]["ECS.DescribeServices"].as_u64(),
+        Some(env.calls("DescribeServices") as u64),
         "{p}"
     );
+    assert_eq!(env.calls("DescribeServices"), 1, "one cluster, one call");
     for op in [
         "PutSecretValue",
         "UpdateSecretVersionStage",

@@ -57,11 +57,29 @@ async fn replace_shared_secret_reaches_every_reader_and_only_them() {
         .map(|t| t["id"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(pdf_tasks, pdf_now, "pdf untouched");
+    // The report's call counts are the sandbox's, exactly: every call the tool made to
+    // ECS and Secrets Manager, as many times as the sandbox answered it (no faults, so no
+    // retries). The scenario fixes the writes: one new version, one update per reader.
+    let calls = env.state()["calls"].as_array().cloned().unwrap_or_default();
+    let mut answered = std::collections::BTreeMap::<String, u64>::new();
+    for c in &calls {
+        let service = match c["service"].as_str().expect("call has a service") {
+            "Ecs" => "ECS",
+            "SecretsManager" => "SecretsManager",
+            "Sts" => continue,
+            other => panic!("unknown service {other}"),
+        };
+        let op = c["operation"].as_str().expect("call has an operation");
+        *answered.entry(format!("{service}.{op}")).or_default() += 1;
+    }
+    let reported: std::collections::BTreeMap<String, u64> =
+        serde_json::from_value(report["aws_calls"].clone()).expect("aws_calls is a count map");
+    assert_eq!(reported, answered, "the report counts every call once");
+    assert_eq!(reported.get("SecretsManager.PutSecretValue"), Some(&1));
+    assert_eq!(reported.get("ECS.UpdateService"), Some(&3));
     assert!(
-        report["aws_calls"]["ECS.DescribeServices"]
-            .as_u64()
-            .unwrap()
-            >= 1
+        reported.contains_key("ECS.DescribeServices"),
+        "the deployments were followed: {reported:?}"
     );
 }
 

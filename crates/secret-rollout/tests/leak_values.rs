@@ -3,12 +3,14 @@
 //! file under the state and cache directories, and not in the arguments or environment of
 //! the running process (the tool starts no child process; checked while it runs).
 //!
-//! `status` and `history` are not dispatched in this build (they answer "not available"),
-//! so they are run too but only to show they print nothing secret.
+//! Every command run must succeed (or fail) with the exit code its step expects and print
+//! what it is for, so a command that fails at once, printing nothing, cannot pass the leak
+//! check; and the state directory must hold the journals the runs wrote, so a state
+//! directory that moved cannot look clean.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,21 +58,67 @@ fn assert_clean(what: &str, bytes: &[u8]) {
     }
 }
 
-fn assert_tree_clean(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
+/// Checks every file under `dir`, which must exist, and returns the files it checked.
+fn assert_tree_clean(dir: &Path) -> Vec<PathBuf> {
+    let entries = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{} must exist and be readable: {e}", dir.display()));
+    let mut files = Vec::new();
+    for e in entries {
+        let p = e.expect("directory entry").path();
         if p.is_dir() {
-            assert_tree_clean(&p);
+            files.extend(assert_tree_clean(&p));
         } else {
-            assert_clean(
-                &p.display().to_string(),
-                &std::fs::read(&p).unwrap_or_default(),
-            );
+            let bytes =
+                std::fs::read(&p).unwrap_or_else(|e| panic!("{} is readable: {e}", p.display()));
+            assert_clean(&p.display().to_string(), &bytes);
+            files.push(p);
         }
     }
+    files
+}
+
+/// How many records of `kind` the journals in the state dir hold (which must exist).
+fn journal_count(env: &TestEnv, kind: &str) -> usize {
+    let dir = env.state_dir().join("rotations");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = e.expect("directory entry").path();
+        if p.extension().is_some_and(|e| e == "jsonl") {
+            let text = std::fs::read_to_string(&p).expect("journal readable");
+            n += text
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter(|r| r["type"] == kind)
+                .count();
+        }
+    }
+    n
+}
+
+/// The processes whose parent is `pid`, from `/proc/*/stat` (needs no kernel option).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        // A process may end while we look; its stat is then gone, which is no child.
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after
+        // its last ')'.
+        let after = &stat[stat.rfind(')').expect("stat has (comm)") + 1..];
+        let ppid: u32 = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|x| x.parse().ok())
+            .expect("stat has a ppid");
+        if ppid == pid {
+            out.push(child);
+        }
+    }
+    out
 }
 
 fn output_clean(what: &str, o: &Output) {
@@ -97,24 +145,57 @@ async fn no_command_shows_a_value_even_at_trace() {
     );
     all.push(("replace", out));
 
-    // plan; the JSON report of replace --dry-run; status and history (not in this build).
-    for args in [
-        vec!["plan", SHARED, "--cluster", CLUSTER],
-        vec![
-            "replace",
-            SHARED,
-            "--cluster",
-            CLUSTER,
-            "--dry-run",
-            "--output",
-            "json",
-        ],
-        vec!["status", "--cluster", CLUSTER],
-        vec!["history"],
-    ] {
-        let out = run(traced(&env, &args), None).await;
-        all.push(("read-only command", out));
-    }
+    // The read-only commands: each must succeed and print its report, so that one failing
+    // at once (printing nothing) cannot pass the leak check.
+    // plan: the secret and the three services that read it.
+    let out = run(traced(&env, &["plan", SHARED, "--cluster", CLUSTER]), None).await;
+    assert_eq!(out.status.code(), Some(0), "plan: {}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains(SHARED) && plan.contains("redeploy (3)"),
+        "plan shows the secret and its 3 readers: {}",
+        text(&out)
+    );
+    all.push(("plan", out));
+    // The JSON report of replace --dry-run: a document naming the 3 services to redeploy.
+    let args = [
+        "replace",
+        SHARED,
+        "--cluster",
+        CLUSTER,
+        "--dry-run",
+        "--output",
+        "json",
+    ];
+    let out = run(traced(&env, &args), None).await;
+    assert_eq!(out.status.code(), Some(0), "dry run: {}", text(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("dry run JSON: {e}"));
+    assert_eq!(
+        report["redeploy"].as_array().map(Vec::len),
+        Some(3),
+        "dry run plans the 3 readers: {report}"
+    );
+    all.push(("replace --dry-run --output json", out));
+    // status: after the verified replace, no task is stale (exit 0) and it says so.
+    let out = run(traced(&env, &["status", "--cluster", CLUSTER]), None).await;
+    assert_eq!(out.status.code(), Some(0), "status: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("No stale tasks"),
+        "status reports: {}",
+        text(&out)
+    );
+    all.push(("status", out));
+    // history: the one rotation so far, verified.
+    let out = run(traced(&env, &["history"]), None).await;
+    assert_eq!(out.status.code(), Some(0), "history: {}", text(&out));
+    let hist = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        hist.contains("replace") && hist.contains("verified") && hist.contains(SHARED),
+        "history lists the verified replace: {}",
+        text(&out)
+    );
+    all.push(("history", out));
 
     // redeploy of the secret's readers, then rollback to the original value.
     let mut args = vec!["redeploy", "--secret", SHARED, "--cluster", CLUSTER];
@@ -130,6 +211,8 @@ async fn no_command_shows_a_value_even_at_trace() {
 
     // replace killed before its write (held there), its process inspected while it runs;
     // then resume, which reads the value again and writes it.
+    let started = journal_count(&env, "started");
+    let written = journal_count(&env, "written");
     let listed = env.calls_of("ListSecretVersionIds").len();
     env.sandbox
         .world()
@@ -163,23 +246,46 @@ async fn no_command_shows_a_value_even_at_trace() {
         assert!(t0.elapsed() < Duration::from_secs(60), "never held");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The hold is found by call order (the 2nd ListSecretVersionIds, the write's check);
+    // the journal says whether that really is before the write: this run started, and
+    // wrote nothing.
+    assert_eq!(
+        journal_count(&env, "started"),
+        started + 1,
+        "the run started"
+    );
+    assert_eq!(
+        journal_count(&env, "written"),
+        written,
+        "held before the write"
+    );
+    // The process is held in a call, so it is alive: its /proc entry must be there (on
+    // Linux, where these tests run), else nothing below would be checked.
+    assert_eq!(
+        child.try_wait().expect("try_wait"),
+        None,
+        "the held replace is still running"
+    );
     let proc_dir = format!("/proc/{}", child.id());
-    if Path::new(&proc_dir).exists() {
-        let cmdline = std::fs::read(format!("{proc_dir}/cmdline")).unwrap();
-        assert_clean("the process's arguments", &cmdline);
-        assert_clean(
-            "the process's environment",
-            &std::fs::read(format!("{proc_dir}/environ")).unwrap_or_default(),
-        );
-        // No child processes: every thread's children list is empty.
-        for t in std::fs::read_dir(format!("{proc_dir}/task"))
-            .unwrap()
-            .flatten()
-        {
-            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            assert!(children.trim().is_empty(), "the tool started a process");
-        }
-    }
+    assert!(
+        Path::new(&proc_dir).is_dir(),
+        "{proc_dir} exists while the tool runs"
+    );
+    let cmdline = std::fs::read(format!("{proc_dir}/cmdline")).expect("cmdline");
+    assert!(!cmdline.is_empty(), "the process's arguments were read");
+    assert_clean("the process's arguments", &cmdline);
+    let environ = std::fs::read(format!("{proc_dir}/environ")).expect("environ");
+    assert!(
+        String::from_utf8_lossy(&environ).contains("RUST_LOG=trace"),
+        "the process's environment was read"
+    );
+    assert_clean("the process's environment", &environ);
+    // No child processes.
+    let children = children_of(child.id());
+    assert!(
+        children.is_empty(),
+        "the tool started a process: {children:?}"
+    );
     child.kill().unwrap();
     let _ = child.wait();
     env.sandbox.world().lock().unwrap().clear_faults();
@@ -226,9 +332,46 @@ async fn no_command_shows_a_value_even_at_trace() {
     for (what, out) in &all {
         output_clean(what, out);
     }
-    assert_clean("killed run's log", &std::fs::read(&log).unwrap());
-    // The state dir (journal, locks), the cache dir, and everything else the runs wrote.
-    assert_tree_clean(env.dir.path());
+    let killed_log = std::fs::read(&log).unwrap();
+    assert!(!killed_log.is_empty(), "the killed run logged at trace");
+    assert_clean("killed run's log", &killed_log);
+    // The state dir (journals, locks) and everything else the runs wrote. The state dir
+    // must hold what the runs wrote: one journal per rotation (replace, redeploy,
+    // rollback, the killed replace that resume finished, the two failing replaces; the
+    // dry run and the read-only commands write none) and the secret's lock file. The
+    // cache dir is not written here (static keys from the environment are not cached);
+    // whatever else is under the test's directory is checked too.
+    let state_files = assert_tree_clean(&env.state_dir());
+    let journals: Vec<_> = state_files
+        .iter()
+        .filter(|p| {
+            p.parent() == Some(&env.state_dir().join("rotations"))
+                && p.extension().is_some_and(|e| e == "jsonl")
+        })
+        .collect();
+    assert_eq!(
+        journals.len(),
+        6,
+        "one journal per rotation: {state_files:?}"
+    );
+    for j in &journals {
+        assert!(
+            std::fs::metadata(j).unwrap().len() > 0,
+            "{} holds records",
+            j.display()
+        );
+    }
+    assert!(
+        state_files
+            .iter()
+            .any(|p| p.parent() == Some(&env.state_dir().join("locks"))),
+        "the secret's lock file is in the state dir: {state_files:?}"
+    );
+    let all_files = assert_tree_clean(env.dir.path());
+    assert!(
+        all_files.iter().any(|p| p == &log),
+        "the whole tree was walked: {all_files:?}"
+    );
     // The values really went to AWS: V2 was written by resume and is current.
     // The first, V1, V2, and V3 twice (a failing replace keeps its version as history).
     assert_eq!(

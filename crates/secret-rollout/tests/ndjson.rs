@@ -326,6 +326,7 @@ async fn other_commands_print_their_document_as_one_line() {
             None,
         )
         .await;
+    assert_eq!(plan_json.status.code(), Some(0), "{}", text(&plan_json));
     let plan_line = env
         .run(
             &["plan", SHARED, "--cluster", CLUSTER, "--output", "ndjson"],

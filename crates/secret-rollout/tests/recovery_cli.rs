@@ -71,32 +71,60 @@ fn bad_value_rule(value: &str) -> HealthRule {
 }
 
 /// Every journal record written so far, in file order, across rotations.
+/// Every journal record, oldest journal first. The rotations directory must exist (a run
+/// has written its journal), else a moved state dir would read as "no records".
 fn journal_records(env: &TestEnv) -> Vec<Value> {
+    read_journals(env, false)
+}
+
+/// Like [`journal_records`], but before any run has written a journal (a baseline, or a
+/// poll while the tool starts) no rotations directory yet means no records.
+fn records_so_far(env: &TestEnv) -> Vec<Value> {
+    read_journals(env, true)
+}
+
+fn read_journals(env: &TestEnv, may_be_absent: bool) -> Vec<Value> {
     let dir = env.state_dir().join("rotations");
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return out;
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if may_be_absent && e.kind() == std::io::ErrorKind::NotFound => return out,
+        Err(e) => panic!("{}: {e}", dir.display()),
     };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut paths: Vec<PathBuf> = entries
+        .map(|e| e.expect("directory entry").path())
+        .collect();
     paths.sort();
     for p in paths {
         if p.extension().is_some_and(|e| e == "jsonl") {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            // A line cut by a kill is not a record yet.
-            out.extend(
-                text.lines()
-                    .filter_map(|l| serde_json::from_str::<Value>(l).ok()),
-            );
+            let text =
+                std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, l) in lines.iter().enumerate() {
+                match serde_json::from_str::<Value>(l) {
+                    Ok(v) => out.push(v),
+                    // A line cut by a kill (or still being written) is not a record yet;
+                    // only the last line can be such a line.
+                    Err(_) if i + 1 == lines.len() => {}
+                    Err(e) => panic!("{} line {}: {e}: {l}", p.display(), i + 1),
+                }
+            }
         }
     }
     out
 }
 
 fn count_records(env: &TestEnv, kind: &str) -> usize {
-    journal_records(env)
-        .iter()
-        .filter(|r| r["type"] == kind)
-        .count()
+    count_of(&journal_records(env), kind)
+}
+
+/// [`count_records`] for polls and baselines: see [`records_so_far`].
+fn count_records_so_far(env: &TestEnv, kind: &str) -> usize {
+    count_of(&records_so_far(env), kind)
+}
+
+fn count_of(records: &[Value], kind: &str) -> usize {
+    records.iter().filter(|r| r["type"] == kind).count()
 }
 
 /// Polls until `done` holds; panics after a generous limit (the step is held by a fault,
@@ -133,10 +161,12 @@ fn spawn(env: &TestEnv, args: &[&str], stdin: Option<&[u8]>, tag: &str) -> Child
 }
 
 fn read_tag(env: &TestEnv, tag: &str) -> (String, String) {
-    (
-        std::fs::read_to_string(env.dir.path().join(format!("{tag}.out"))).unwrap_or_default(),
-        std::fs::read_to_string(env.dir.path().join(format!("{tag}.err"))).unwrap_or_default(),
-    )
+    // spawn created both files: a missing one is a test bug, not empty output.
+    let read = |ext: &str| {
+        let p = env.dir.path().join(format!("{tag}.{ext}"));
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    (read("out"), read("err"))
 }
 
 async fn run_cmd(mut cmd: Command, stdin: Option<Vec<u8>>) -> Output {
@@ -356,7 +386,7 @@ async fn kill_at(boundary: Boundary) {
     let held_from = env.calls_of(op).len();
     let baseline: Vec<(&str, usize)> = ["started", "written", "redeployed"]
         .into_iter()
-        .map(|k| (k, count_records(&env, k)))
+        .map(|k| (k, count_records_so_far(&env, k)))
         .collect();
     let base = |k: &str| {
         baseline
@@ -372,7 +402,7 @@ async fn kill_at(boundary: Boundary) {
     );
     let (kind, n) = boundary.reached;
     wait_until(boundary.name, || {
-        count_records(&env, kind) >= base(kind) + n
+        count_records_so_far(&env, kind) >= base(kind) + n
     })
     .await;
     // Give the held call time to be in flight at the sandbox.
@@ -567,7 +597,10 @@ async fn ctrl_c_stops_marks_the_journal_and_resume_finishes() {
         )],
     );
     let child = spawn(&env, &replace_args(&["--generate"]), None, "first");
-    wait_until("following", || count_records(&env, "redeployed") >= 3).await;
+    wait_until("following", || {
+        count_records_so_far(&env, "redeployed") >= 3
+    })
+    .await;
     wait_until("held poll", || env.calls_of("DescribeServices").len() >= 3).await;
     let pid = child.id().to_string();
     let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
@@ -619,12 +652,20 @@ async fn a_second_concurrent_replace_of_the_same_secret_is_refused() {
     );
     let mut first = spawn(&env, &replace_args(&["--generate"]), None, "first");
     let first_pid = first.id();
-    wait_until("first started", || count_records(&env, "started") >= 1).await;
+    wait_until("first started", || {
+        count_records_so_far(&env, "started") >= 1
+    })
+    .await;
     let second = env.run(&replace_args(&["--generate"]), None).await;
     // Nor can the running rotation be resumed from elsewhere while it runs.
     let resumed = env.run(&["resume", "--yes", "--generate"], None).await;
     first.kill().unwrap();
-    let _ = first.wait();
+    let status = first.wait().expect("reaped");
+    assert_eq!(
+        status.code(),
+        None,
+        "killed by a signal, not exited by itself"
+    );
     assert_eq!(second.status.code(), Some(4), "{}", text(&second));
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -1219,7 +1260,8 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
             "no rotation",
         ),
     ];
-    assert!(cases.len() >= 20);
+    // Every case above is run: a list that lost some by mistake fails here.
+    assert_eq!(cases.len(), 29);
     let runs = cases.into_iter().map(|c| {
         let mut cmd = env.cli();
         cmd.args(&c.args)
@@ -1311,12 +1353,17 @@ async fn kill_9_with_redeploys_in_flight_then_resume_adopts_them() {
     );
     let mut child = spawn(&env, &replace_args(&["--generate"]), None, "first");
     wait_until("one redeploy journalled", || {
-        count_records(&env, "redeployed") >= 1
+        count_records_so_far(&env, "redeployed") >= 1
     })
     .await;
     wait_until("two in flight", || env.calls_of("UpdateService").len() >= 3).await;
     child.kill().unwrap();
-    let _ = child.wait();
+    let status = child.wait().expect("reaped");
+    assert_eq!(
+        status.code(),
+        None,
+        "killed by a signal, not exited by itself"
+    );
     set_faults(&env, Vec::new());
     // The sandbox drops a held request when its client goes away; AWS would have acted on
     // it. Act on the two in-flight requests the way AWS would have.
@@ -1433,7 +1480,7 @@ async fn kill_9_during_the_restore_then_resume_finishes_it() {
         } else {
             // Once the previous version is current again, hold every DescribeServices: the
             // run stops either before the restore's redeploys or while following them.
-            wait_until("restored", || count_records(&env, "restored") == 1).await;
+            wait_until("restored", || count_records_so_far(&env, "restored") == 1).await;
             let seen = env.calls_of("DescribeServices").len();
             set_faults(
                 &env,
@@ -1451,7 +1498,12 @@ async fn kill_9_during_the_restore_then_resume_finishes_it() {
             .await;
         }
         child.kill().unwrap();
-        let _ = child.wait();
+        let status = child.wait().expect("reaped");
+        assert_eq!(
+            status.code(),
+            None,
+            "killed by a signal, not exited by itself"
+        );
         set_faults(&env, Vec::new());
         assert_eq!(count_records(&env, "finished"), 0, "killed before the end");
         let out = env
@@ -1516,12 +1568,17 @@ async fn kill_9_with_restore_redeploys_in_flight_then_resume_adopts_them() {
         "first",
     );
     wait_until("one restore redeploy journalled", || {
-        count_records(&env, "redeployed") >= 4
+        count_records_so_far(&env, "redeployed") >= 4
     })
     .await;
     wait_until("two in flight", || env.calls_of("UpdateService").len() >= 6).await;
     child.kill().unwrap();
-    let _ = child.wait();
+    let status = child.wait().expect("reaped");
+    assert_eq!(
+        status.code(),
+        None,
+        "killed by a signal, not exited by itself"
+    );
     set_faults(&env, Vec::new());
     // What AWS would have done with the two requests the sandbox dropped with the client.
     let held: Vec<String> = env.calls_of("UpdateService")[4..6]
@@ -1664,10 +1721,15 @@ async fn a_torn_last_journal_line_does_not_stop_resume() {
         )],
     );
     let mut child = spawn(&env, &replace_args(&["--generate"]), None, "first");
-    wait_until("written", || count_records(&env, "written") == 1).await;
+    wait_until("written", || count_records_so_far(&env, "written") == 1).await;
     wait_until("held", || env.calls_of("DescribeServices").len() >= 2).await;
     child.kill().unwrap();
-    let _ = child.wait();
+    let status = child.wait().expect("reaped");
+    assert_eq!(
+        status.code(),
+        None,
+        "killed by a signal, not exited by itself"
+    );
     set_faults(&env, Vec::new());
     let journal = std::fs::read_dir(env.state_dir().join("rotations"))
         .unwrap()
