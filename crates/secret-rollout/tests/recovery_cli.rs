@@ -1261,7 +1261,7 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
         ),
     ];
     // Every case above is run: a list that lost some by mistake fails here.
-    assert_eq!(cases.len(), 29);
+    assert_eq!(cases.len(), 39);
     let runs = cases.into_iter().map(|c| {
         let mut cmd = env.cli();
         cmd.args(&c.args)
