@@ -213,10 +213,15 @@ pub async fn redeploy(
             }
             (redeploy, Some(info))
         }
-        None => (
-            plan::find_services(clients, target, &request.services).await?,
-            None,
-        ),
+        None => {
+            let found = plan::find_services(clients, target, &request.services).await?;
+            let infos: Vec<_> = found.iter().map(|(_, _, info)| info.clone()).collect();
+            if let Some(refusal) = decide::redeploy_refusal(&infos) {
+                return Err(refusal);
+            }
+            let found = found.into_iter().map(|(r, p, _)| (r, p)).collect();
+            (found, None)
+        }
     };
     if services.is_empty() {
         return Err(
