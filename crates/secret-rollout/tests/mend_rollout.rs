@@ -189,3 +189,98 @@ async fn a_rotation_that_excluded_code_deploy_is_undone_by_rollback() {
     assert_eq!(env.versions_read("mixed-ecs", SECRET), [before].into());
     assert_eq!(env.calls_of("UpdateSecretVersionStage").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_scaled_to_0_has_nothing_to_prove_and_does_not_fail_the_run() {
+    let env = env().await;
+    assert!(env.running_tasks("mixed-idle").is_empty());
+
+    // redeploy: both deployed, the idle one has nothing to prove, the other is verified.
+    let o = env
+        .run(
+            &args(
+                "redeploy",
+                &["--services", "mixed-ecs,mixed-idle", "--output", "json"],
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let mut deployed = updated(&env);
+    deployed.sort();
+    assert_eq!(deployed, ["mixed-ecs", "mixed-idle"]);
+    let report = json(&o);
+    let services = report["rollout"]["services"].as_array().unwrap();
+    let of = |name: &str| {
+        services
+            .iter()
+            .find(|s| s["service"] == name)
+            .unwrap_or_else(|| panic!("{name} in {report}"))
+            .clone()
+    };
+    assert_eq!(of("mixed-idle")["proof"]["nothing_to_prove"], true);
+    assert_eq!(of("mixed-idle")["proof"]["total"], 0);
+    assert_eq!(of("mixed-ecs")["proof"]["nothing_to_prove"], false);
+    assert_eq!(of("mixed-ecs")["proof"]["fresh"], 2);
+    // Ground truth: the idle one really runs nothing, the other runs only new tasks.
+    assert!(env.running_tasks("mixed-idle").is_empty());
+    let primary = env.state()["ecs"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["serviceName"] == "mixed-ecs")
+        .and_then(|s| s["deployments"][0]["id"].as_str().map(str::to_string));
+    let tasks = env.running_tasks("mixed-ecs");
+    assert_eq!(tasks.len(), 2);
+    if let Some(primary) = primary {
+        assert!(
+            tasks.iter().all(|t| t["startedBy"] == primary.as_str()),
+            "{tasks:?}"
+        );
+    }
+    let o = env
+        .run(&args("redeploy", &["--services", "mixed-idle"]), None)
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("nothing to prove"), "{}", text(&o));
+    assert!(!text(&o).contains("0/0 tasks"), "{}", text(&o));
+
+    // replace: the idle consumer is named, the others are verified on the new version.
+    let o = env
+        .run(
+            &args(
+                "replace",
+                &[
+                    SECRET,
+                    "--generate",
+                    "--services",
+                    "mixed-ecs,mixed-idle",
+                    "--output",
+                    "json",
+                ],
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let report = json(&o);
+    assert_eq!(
+        report["nothing_to_prove"],
+        serde_json::json!([{"cluster": CLUSTER, "service": "mixed-idle"}])
+    );
+    let written = env.current_version(SECRET);
+    assert_eq!(env.versions_read("mixed-ecs", SECRET), [written].into());
+    assert!(env.running_tasks("mixed-idle").is_empty());
+    let o = env
+        .run(
+            &args(
+                "replace",
+                &[SECRET, "--generate", "--services", "mixed-ecs,mixed-idle"],
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("mixed-idle"), "{}", text(&o));
+    assert!(text(&o).contains("nothing to prove"), "{}", text(&o));
+}

@@ -704,6 +704,7 @@ mod tests {
             deployment_id: Some(format!("ecs-svc/{name}")),
             stage,
             proof: (stale > 0).then(|| Proof {
+                nothing_to_prove: false,
                 fresh: 1,
                 total: 1 + stale,
                 started: None,
@@ -1134,7 +1135,8 @@ mod tests {
     fn redeploy_refuses_what_ecs_does_not_deploy() {
         use Controller::{CodeDeploy, Ecs, External};
         // (services asked for, refused?, words in the message, the hint)
-        let table: &[(&[(&str, Controller)], bool, &str, &str)] = &[
+        type Row<'a> = (&'a [(&'a str, Controller)], bool, &'a str, &'a str);
+        let table: &[Row] = &[
             (&[("api", Ecs), ("worker", Ecs)], false, "", ""),
             (
                 &[("svc-cd", CodeDeploy)],
