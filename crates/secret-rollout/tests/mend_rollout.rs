@@ -283,4 +283,46 @@ async fn a_service_scaled_to_0_has_nothing_to_prove_and_does_not_fail_the_run() 
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("mixed-idle"), "{}", text(&o));
     assert!(text(&o).contains("nothing to prove"), "{}", text(&o));
+
+    // status says the same: nothing to prove for the idle one; the only stale tasks are
+    // those of the CODE_DEPLOY service the rotations left out (exit 1), none of the idle
+    // one's.
+    let o = env
+        .run(
+            &["status", SECRET, "--cluster", CLUSTER, "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let status = json(&o);
+    let services = status["services"].as_array().unwrap();
+    let of = |name: &str| services.iter().find(|s| s["name"] == name).cloned();
+    assert_eq!(of("mixed-idle").unwrap()["nothing_to_prove"], true);
+    assert_eq!(of("mixed-ecs").unwrap()["nothing_to_prove"], false);
+    assert_eq!(of("mixed-cd").unwrap()["nothing_to_prove"], false);
+    let stale_services: Vec<&str> = services
+        .iter()
+        .filter(|s| {
+            s["secrets"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|r| r["stale_tasks"].as_array().is_some_and(|t| !t.is_empty()))
+            })
+        })
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(stale_services, ["mixed-cd"]);
+    assert_eq!(
+        status["stale"].as_u64(),
+        Some(env.running_tasks("mixed-cd").len() as u64)
+    );
+    let o = env
+        .run(&["status", SECRET, "--cluster", CLUSTER], None)
+        .await;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let line = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find(|l| l.contains("mixed-idle"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{}", text(&o)));
+    assert!(line.contains("nothing to prove"), "{line}");
 }
