@@ -157,12 +157,12 @@ pub async fn consumers_of(
 }
 
 /// Finds services by name in the target's clusters, each with its PRIMARY deployment id
-/// now. Every name must be found.
+/// now and its description. Every name must be found.
 pub async fn find_services(
     clients: &Clients,
     target: &Target,
     names: &[String],
-) -> Result<Vec<(ServiceRef, Option<String>)>> {
+) -> Result<Vec<(ServiceRef, Option<String>, ServiceInfo)>> {
     let inv = discovery::inventory(&clients.ecs, &target.clusters, Some(names), false).await?;
     let mut out = Vec::new();
     let mut missing = Vec::new();
@@ -174,6 +174,7 @@ pub async fn find_services(
                     service: name.clone(),
                 },
                 primary_of(svc),
+                svc.info.clone(),
             )),
             None => missing.push(name.clone()),
         }

@@ -283,6 +283,7 @@ mod tests {
                     service: s(),
                     version_id: s(),
                     proof: Proof {
+                        nothing_to_prove: false,
                         fresh: 1,
                         total: 1,
                         started: None,

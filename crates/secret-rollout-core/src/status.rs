@@ -120,6 +120,9 @@ pub struct ServiceStatus {
     pub tasks: Vec<TaskState>,
     /// The checked secrets it reads.
     pub secrets: Vec<SecretRead>,
+    /// Scaled to 0 with no task running, starting or listed: there is no task to hold
+    /// any version (see [`crate::verdict::nothing_to_prove`]).
+    pub nothing_to_prove: bool,
 }
 
 impl ServiceStatus {
@@ -264,6 +267,20 @@ pub fn assess(
                 })
                 .collect(),
             secrets: reads,
+            nothing_to_prove: running.is_empty()
+                && crate::verdict::nothing_to_prove(
+                    &crate::verdict::ServiceObs {
+                        info: crate::aws::model::ServiceInfo {
+                            desired: svc.desired,
+                            running: svc.running,
+                            pending: svc.pending,
+                            ..Default::default()
+                        },
+                        deployments: svc.deployments.clone(),
+                        events: Vec::new(),
+                    },
+                    &[],
+                ),
         };
         stale_total += status.stale_tasks().len();
         out.push(status);

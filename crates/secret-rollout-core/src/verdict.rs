@@ -98,13 +98,40 @@ pub struct Proof {
     pub started: Option<(f64, f64)>,
     /// Tasks that are not proven fresh.
     pub stale: Vec<StaleTask>,
+    /// The service is scaled to 0 and no task of it runs or starts: there is no task to
+    /// prove anything about (the next one launched reads the current value). See
+    /// [`nothing_to_prove`].
+    pub nothing_to_prove: bool,
 }
 
 impl Proof {
-    /// Every running task is proven fresh (and there is at least one when any is desired).
+    /// Every running task is proven fresh (and there is at least one when any is desired,
+    /// unless the service really has nothing to prove).
     pub fn holds(&self, desired: i32) -> bool {
-        self.stale.is_empty() && (desired == 0 || self.fresh > 0)
+        self.stale.is_empty() && (desired == 0 || self.fresh > 0 || self.nothing_to_prove)
     }
+}
+
+/// Whether a service has nothing to prove: desired 0 for the service and every deployment
+/// of it, nothing running or pending anywhere, and no task ECS means to run (`tasks`: the
+/// tasks listed with desiredStatus RUNNING). A task that exists, even a draining one
+/// (counted in `running`), is never "nothing to prove".
+pub fn nothing_to_prove(obs: &ServiceObs, tasks: &[TaskObs]) -> bool {
+    let info = &obs.info;
+    info.desired == 0
+        && info.running == 0
+        && info.pending == 0
+        && obs
+            .deployments
+            .iter()
+            .all(|d| d.desired == 0 && d.running == 0 && d.pending == 0)
+        && tasks.is_empty()
+}
+
+/// Whether a consumer left out of a rollout because it is scaled to 0 (idle) has nothing
+/// to prove: no task runs or starts. One still draining tasks holds the old value.
+pub fn idle_has_nothing_to_prove(info: &crate::aws::model::ServiceInfo) -> bool {
+    info.desired == 0 && info.running == 0 && info.pending == 0
 }
 
 /// Proves freshness: every task still meant to run must have been started by our deployment
@@ -154,6 +181,7 @@ pub fn prove(tasks: &[TaskObs], ours: &str, since: f64) -> Proof {
         total,
         started,
         stale,
+        nothing_to_prove: false,
     }
 }
 
@@ -328,5 +356,70 @@ mod tests {
         let p = prove(&[], "ecs-svc/2", 100.0);
         assert!(!p.holds(2));
         assert!(p.holds(0));
+    }
+
+    #[test]
+    fn nothing_to_prove_only_when_nothing_runs_and_nothing_is_wanted() {
+        let quiet = |desired: i32, running: i32, pending: i32| ServiceObs {
+            info: ServiceInfo {
+                desired,
+                running,
+                pending,
+                ..ServiceInfo::default()
+            },
+            deployments: vec![dep("ecs-svc/2", "PRIMARY", "COMPLETED", desired, running)],
+            events: vec![],
+        };
+        let task = TaskObs {
+            arn: "arn:aws:ecs:eu-west-1:1:task/c/t1".into(),
+            started_by: "ecs-svc/1".into(),
+            last_status: "RUNNING".into(),
+            desired_status: "RUNNING".into(),
+            created_at: 1.0,
+            started_at: Some(1.0),
+            task_definition_arn: "td".into(),
+        };
+        let mut draining_old = quiet(0, 0, 0);
+        draining_old
+            .deployments
+            .push(dep("ecs-svc/1", "ACTIVE", "COMPLETED", 1, 1));
+        // (case, service, tasks listed, nothing to prove?)
+        let table: Vec<(&str, ServiceObs, Vec<TaskObs>, bool)> = vec![
+            ("scaled to 0, nothing runs", quiet(0, 0, 0), vec![], true),
+            ("tasks wanted", quiet(2, 0, 0), vec![], false),
+            (
+                "desired 0 but a task still runs",
+                quiet(0, 1, 0),
+                vec![],
+                false,
+            ),
+            (
+                "desired 0 but a task is pending",
+                quiet(0, 0, 1),
+                vec![],
+                false,
+            ),
+            (
+                "desired 0, a task listed",
+                quiet(0, 0, 0),
+                vec![task.clone()],
+                false,
+            ),
+            (
+                "an old deployment still serves",
+                draining_old,
+                vec![],
+                false,
+            ),
+        ];
+        for (case, obs, tasks, want) in table {
+            assert_eq!(nothing_to_prove(&obs, &tasks), want, "{case}");
+            let proof = Proof {
+                nothing_to_prove: nothing_to_prove(&obs, &tasks),
+                ..prove(&tasks, "ecs-svc/2", 0.0)
+            };
+            // The rollout asks every proof to hold as if tasks were desired.
+            assert_eq!(proof.holds(1), want, "{case}");
+        }
     }
 }

@@ -316,7 +316,18 @@ pub async fn verify(
 ) -> Result<Vec<(Tracked, Proof)>, AwsError> {
     let checks = tracked.iter().map(|t| async move {
         let tasks = ecs::running_tasks(client, &t.cluster, &t.service).await?;
-        Ok::<_, AwsError>((t.clone(), verdict::prove(&tasks, &t.deployment_id, since)))
+        let mut proof = verdict::prove(&tasks, &t.deployment_id, since);
+        if tasks.is_empty() {
+            // No task to prove: only a service scaled to 0 with nothing running has nothing
+            // to prove; anything else stays unproven.
+            let obs = ecs::describe_services(client, &t.cluster, std::slice::from_ref(&t.service))
+                .await?;
+            proof.nothing_to_prove = obs
+                .iter()
+                .find(|o| o.info.name == t.service)
+                .is_some_and(|o| verdict::nothing_to_prove(o, &tasks));
+        }
+        Ok::<_, AwsError>((t.clone(), proof))
     });
     let mut out = Vec::with_capacity(tracked.len());
     for result in futures::future::join_all(checks).await {

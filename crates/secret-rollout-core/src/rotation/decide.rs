@@ -4,8 +4,10 @@
 
 use uuid::Uuid;
 
+use crate::aws::model::{Controller, ServiceInfo};
 use crate::error::{Error, Result};
 use crate::journal::{OnFailure, Outcome, Phase, PhaseOutcome, RotationKind, RotationSummary};
+use crate::rollout::ServiceRef;
 use crate::secret::SecretInfo;
 use crate::verdict::Stage;
 
@@ -357,6 +359,67 @@ pub fn resume_on_failure(given: Option<OnFailure>, recorded: Option<OnFailure>) 
     given.or(recorded).unwrap_or(OnFailure::Rollback)
 }
 
+/// The services a rollback of `rotation` redeploys: exactly those it planned or redeployed,
+/// as its journal says. Consumers it left out (`--services`, or CODE_DEPLOY / EXTERNAL
+/// ones it was told to skip) were never moved to the new value by it, so its undo leaves
+/// them alone too, and a rotation that excluded them can be undone.
+pub fn rollback_services(rotation: &RotationSummary) -> Vec<ServiceRef> {
+    rotation
+        .services
+        .iter()
+        .map(|s| ServiceRef {
+            cluster: s.cluster.clone(),
+            service: s.name.clone(),
+        })
+        .collect()
+}
+
+/// The refusal `redeploy` gives, before any call that changes anything, when a service it
+/// is asked to redeploy is not deployed by ECS: a forced new deployment does not roll out
+/// CODE_DEPLOY or EXTERNAL services. The hint names only commands that can run.
+pub fn redeploy_refusal(services: &[ServiceInfo]) -> Option<Error> {
+    let unsupported: Vec<&ServiceInfo> = services
+        .iter()
+        .filter(|s| s.controller != Controller::Ecs)
+        .collect();
+    let first = unsupported.first()?;
+    let list = unsupported
+        .iter()
+        .map(|s| format!("{} ({})", s.name, s.controller))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let message = if unsupported.len() == 1 {
+        format!(
+            "service {} in cluster {} is deployed by {}, which a forced new deployment does not roll out",
+            first.name, first.cluster, first.controller
+        )
+    } else {
+        format!("{list} are not deployed by ECS, which a forced new deployment does not roll out")
+    };
+    let controller = if unsupported
+        .iter()
+        .all(|s| s.controller == Controller::CodeDeploy)
+    {
+        "CodeDeploy"
+    } else {
+        "their own controller"
+    };
+    let others: Vec<&str> = services
+        .iter()
+        .filter(|s| s.controller == Controller::Ecs)
+        .map(|s| s.name.as_str())
+        .collect();
+    let hint = if others.is_empty() {
+        format!("deploy {list} with {controller}: nothing was changed")
+    } else {
+        format!(
+            "deploy {list} with {controller}; redeploy the others with --services {}",
+            others.join(",")
+        )
+    };
+    Some(Error::refused(message).hint(hint))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -641,6 +704,7 @@ mod tests {
             deployment_id: Some(format!("ecs-svc/{name}")),
             stage,
             proof: (stale > 0).then(|| Proof {
+                nothing_to_prove: false,
                 fresh: 1,
                 total: 1 + stale,
                 started: None,
@@ -1055,5 +1119,92 @@ mod tests {
         for (given, recorded, want) in table {
             assert_eq!(resume_on_failure(given, recorded), want);
         }
+    }
+
+    fn svc(name: &str, controller: Controller) -> ServiceInfo {
+        ServiceInfo {
+            cluster: "c".into(),
+            name: name.into(),
+            controller,
+            desired: 1,
+            ..ServiceInfo::default()
+        }
+    }
+
+    #[test]
+    fn redeploy_refuses_what_ecs_does_not_deploy() {
+        use Controller::{CodeDeploy, Ecs, External};
+        // (services asked for, refused?, words in the message, the hint)
+        type Row<'a> = (&'a [(&'a str, Controller)], bool, &'a str, &'a str);
+        let table: &[Row] = &[
+            (&[("api", Ecs), ("worker", Ecs)], false, "", ""),
+            (
+                &[("svc-cd", CodeDeploy)],
+                true,
+                "service svc-cd in cluster c is deployed by CODE_DEPLOY",
+                "deploy svc-cd (CODE_DEPLOY) with CodeDeploy: nothing was changed",
+            ),
+            (
+                &[("api", Ecs), ("svc-cd", CodeDeploy), ("worker", Ecs)],
+                true,
+                "svc-cd in cluster c",
+                "deploy svc-cd (CODE_DEPLOY) with CodeDeploy; redeploy the others with --services api,worker",
+            ),
+            (
+                &[("svc-cd", CodeDeploy), ("svc-ext", External), ("api", Ecs)],
+                true,
+                "svc-cd (CODE_DEPLOY), svc-ext (EXTERNAL) are not deployed by ECS",
+                "deploy svc-cd (CODE_DEPLOY), svc-ext (EXTERNAL) with their own controller; redeploy the others with --services api",
+            ),
+        ];
+        for (services, refused, message, hint) in table {
+            let infos: Vec<ServiceInfo> = services.iter().map(|(n, c)| svc(n, *c)).collect();
+            match redeploy_refusal(&infos) {
+                None => assert!(!refused, "{services:?}"),
+                Some(e) => {
+                    assert!(refused, "{services:?}");
+                    assert_eq!(
+                        e.kind.exit_code(),
+                        crate::error::exit::REFUSED,
+                        "{services:?}"
+                    );
+                    assert!(e.message.contains(message), "{}", e.message);
+                    assert_eq!(e.hint.as_deref(), Some(*hint));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_rollback_redeploys_what_the_rotation_redeployed() {
+        let mut r = rotation(
+            1,
+            RotationKind::Replace,
+            Some((ARN, Some("v1"), Some("v2"))),
+        );
+        // Planned and redeployed; redeployed only in a phase (a resume adopted it).
+        r.services[0].rollout_deployment = Some("ecs-svc/1".into());
+        r.services.push(ServiceSummary {
+            cluster: "c2".into(),
+            name: "worker".into(),
+            planned: false,
+            rollout_deployment: Some("ecs-svc/2".into()),
+            restore_deployment: None,
+        });
+        let got = rollback_services(&r);
+        let want = vec![
+            ServiceRef {
+                cluster: "c".into(),
+                service: "api".into(),
+            },
+            ServiceRef {
+                cluster: "c2".into(),
+                service: "worker".into(),
+            },
+        ];
+        assert_eq!(got, want);
+        // A rotation that redeployed nothing redeploys nothing on the way back.
+        r.services.clear();
+        assert!(rollback_services(&r).is_empty());
     }
 }

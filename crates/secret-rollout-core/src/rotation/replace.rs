@@ -176,7 +176,18 @@ pub async fn replace_planned(
         .collect();
     let mut run = Run::start(ctx, started, states, services, locks)?;
     let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
-    run.rotate(values).await
+    let mut report = run.rotate(values).await?;
+    report.nothing_to_prove = plan
+        .consumers
+        .idle
+        .iter()
+        .filter(|c| crate::verdict::idle_has_nothing_to_prove(&c.service))
+        .map(|c| ServiceRef {
+            cluster: c.service.cluster.clone(),
+            service: c.service.name.clone(),
+        })
+        .collect();
+    Ok(report)
 }
 
 /// What `redeploy` is asked to do: these services, or every consumer of a secret.
@@ -213,10 +224,15 @@ pub async fn redeploy(
             }
             (redeploy, Some(info))
         }
-        None => (
-            plan::find_services(clients, target, &request.services).await?,
-            None,
-        ),
+        None => {
+            let found = plan::find_services(clients, target, &request.services).await?;
+            let infos: Vec<_> = found.iter().map(|(_, _, info)| info.clone()).collect();
+            if let Some(refusal) = decide::redeploy_refusal(&infos) {
+                return Err(refusal);
+            }
+            let found = found.into_iter().map(|(r, p, _)| (r, p)).collect();
+            (found, None)
+        }
     };
     if services.is_empty() {
         return Err(

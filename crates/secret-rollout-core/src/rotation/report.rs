@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::exit;
 use crate::journal::{Outcome, PhaseOutcome, RotationKind};
+use crate::rollout::ServiceRef;
 use crate::verdict::{Proof, Stage};
 
 /// One secret in the report (never a value).
@@ -71,6 +72,11 @@ pub struct Report {
     pub rollout: Option<PhaseReport>,
     /// The restore phase, if one ran.
     pub restore: Option<PhaseReport>,
+    /// Consumers left out because they are scaled to 0 with no task running or starting:
+    /// there is nothing to prove about them (the next task launched reads the current
+    /// value). Services that were redeployed say so in their proof instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nothing_to_prove: Vec<ServiceRef>,
     /// Commands to restore by hand, when our restore failed.
     pub manual_restore: Vec<String>,
     /// AWS calls made, by operation.

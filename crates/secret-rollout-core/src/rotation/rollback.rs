@@ -57,26 +57,43 @@ pub async fn rollback(
     operator: &dyn Operator,
 ) -> Result<Report> {
     let sm = &ctx.clients.sm;
-    let (choice, info) = match &request.of {
+    let rotations;
+    let (choice, info, undone) = match &request.of {
         RollbackOf::Rotation(r) => {
             let choice = decide::rollback_restores(RollbackSource::Rotation(r))?;
             let info = secret::describe(sm, &choice.arn).await?;
-            (choice, info)
+            (choice, info, Some(&**r))
         }
         RollbackOf::Secret(name) => {
             let info = secret::describe(sm, &target.secret_id(name)).await?;
-            let rotations = journal::list(&ctx.settings.state_dir)?;
+            rotations = journal::list(&ctx.settings.state_dir)?;
             let last = decide::last_write_of(&rotations, &info.arn);
             let choice = decide::rollback_restores(RollbackSource::Secret { info: &info, last })?;
-            (choice, info)
+            let undone = last.filter(|r| Some(r.rotation_id()) == choice.rolls_back);
+            (choice, info, undone)
         }
     };
     decide::check_not_moved_on(&info, &choice.from, request.force)?;
-    let (consumers, redeploy) =
-        plan::consumers_of(ctx.clients, target, std::slice::from_ref(&info), None).await?;
-    if let Some(refusal) = consumers.refusal() {
-        return Err(refusal);
-    }
+    // Undoing a rotation redeploys what it redeployed, as its journal says: the consumers
+    // it left out never got its value. Without a rotation, every consumer of the secret.
+    let redeploy: Vec<ServiceRef> = match undone {
+        Some(r) => decide::rollback_services(r),
+        None => {
+            let (consumers, redeploy) =
+                plan::consumers_of(ctx.clients, target, std::slice::from_ref(&info), None).await?;
+            if let Some(refusal) = consumers.refusal() {
+                // `rollback` has no --services: name what can run.
+                return Err(Error {
+                    hint: Some(
+                        "move AWSCURRENT back by hand (aws secretsmanager update-secret-version-stage), deploy those services with their controller, and the others with secret-rollout redeploy --services"
+                            .to_string(),
+                    ),
+                    ..refusal
+                });
+            }
+            redeploy.into_iter().map(|(r, _)| r).collect()
+        }
+    };
     confirmed(
         operator,
         &format!(
@@ -87,8 +104,7 @@ pub async fn rollback(
         ),
         None,
     )?;
-    let services = redeploy.into_iter().map(|(r, _)| r).collect();
-    restore_version(ctx, target, &info, &choice, services).await
+    restore_version(ctx, target, &info, &choice, redeploy).await
 }
 
 /// Moves AWSCURRENT of `info` as `choice` says, redeploys `services` and verifies.

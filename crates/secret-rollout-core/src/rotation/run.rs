@@ -482,6 +482,7 @@ impl Run<'_> {
                 .collect(),
             rollout,
             restore,
+            nothing_to_prove: Vec::new(),
             manual_restore,
             aws_calls: self.clients.calls.snapshot(),
             elapsed_ms: self.started.elapsed().as_millis(),

@@ -178,6 +178,14 @@ fn phase_text(out: &mut dyn Write, title: &str, p: &PhaseReport) {
             Stage::Failed { reason } => format!("FAILED: {reason}"),
         };
         match &s.proof {
+            Some(proof) if proof.nothing_to_prove => {
+                let _ = writeln!(
+                    out,
+                    "  {:<10} nothing to prove: desired 0, no task runs ({})",
+                    s.service,
+                    s.deployment_id.as_deref().unwrap_or("-")
+                );
+            }
             Some(proof) => {
                 let range = proof
                     .started
@@ -239,6 +247,13 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
     }
     if let Some(p) = &r.restore {
         phase_text(out, "restore", p);
+    }
+    for s in &r.nothing_to_prove {
+        let _ = writeln!(
+            out,
+            "  {:<10} nothing to prove: desired 0, no task runs (not redeployed)",
+            s.service
+        );
     }
     if let Some(m) = &r.message {
         let _ = writeln!(out, "why: {m}");

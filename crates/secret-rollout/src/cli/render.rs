@@ -121,6 +121,12 @@ pub fn line(event: &Event) -> Option<String> {
                 .started
                 .map(|(a, b)| format!(" (started {}-{})", hms(a), hms(b)))
                 .unwrap_or_default();
+            if proof.nothing_to_prove {
+                return Some(format!(
+                    "{service}{}: nothing to prove: desired 0, no task runs",
+                    phase_tag(*phase)
+                ));
+            }
             let mut s = format!(
                 "{service}{}: {}/{} tasks on version {}{range}",
                 phase_tag(*phase),
@@ -280,6 +286,7 @@ mod tests {
             service: "api".into(),
             version_id: "6a1f0000-1111-2222-3333-444455556666".into(),
             proof: Proof {
+                nothing_to_prove: false,
                 fresh: 3,
                 total: 3,
                 started: Some((43267.0, 43360.0)),
@@ -397,6 +404,7 @@ mod tests {
                     service: "api".into(),
                     version_id: "v1".into(),
                     proof: Proof {
+                        nothing_to_prove: false,
                         fresh: 1,
                         total: 2,
                         started: None,
@@ -435,6 +443,7 @@ mod tests {
             service: "api".into(),
             version_id: "v2".into(),
             proof: Proof {
+                nothing_to_prove: false,
                 fresh: 1,
                 total: 2,
                 started: None,

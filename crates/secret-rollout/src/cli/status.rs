@@ -125,6 +125,8 @@ pub fn text(st: &Status, color: bool) -> String {
             let first = i == 0;
             let stale = if r.tasks == 0 && !r.pinned.is_empty() {
                 "pinned".to_string()
+            } else if s.nothing_to_prove {
+                "nothing to prove".to_string()
             } else {
                 r.stale_tasks.len().to_string()
             };
@@ -158,7 +160,7 @@ pub fn text(st: &Status, color: bool) -> String {
         }
         match raw {
             "0" => format!("\x1b[32m{cell}\x1b[0m"),
-            "-" | "pinned" => cell,
+            "-" | "pinned" | "nothing to prove" => cell,
             _ => format!("\x1b[31m{cell}\x1b[0m"),
         }
     };
@@ -460,6 +462,7 @@ mod tests {
                     task_definition_arn: "td:1".into(),
                     created_at: 50.0,
                 }],
+                nothing_to_prove: false,
                 secrets: vec![SecretRead {
                     secret_arn: "arn:s".into(),
                     secret_name: "production/x".into(),
