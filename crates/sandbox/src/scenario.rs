@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use crate::ecs::{HealthRule, HookRule, Timing};
 use crate::faults::FaultRule;
 use crate::sts::{Sts, StsConfig};
-use crate::{clock, Ctx, World};
+use crate::{clock, limits, Ctx, World};
 
 /// How long before the clock's start the scenario is built (virtual seconds).
 const BUILD_LEAD: f64 = 3600.0;
@@ -265,11 +265,30 @@ impl Scenario {
 
     /// Checks what parsing cannot: value fields, rules, names.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.speed.is_finite() || self.speed < 0.0 {
-            return Err(format!("speed {} must be 0 or more", self.speed));
-        }
+        limits::SPEED.check("speed", self.speed)?;
         if let Some(s) = &self.start {
-            s.epoch()?;
+            limits::EPOCH_SECONDS.check("start", s.epoch()?)?;
+        }
+        if let Some(t) = &self.timing {
+            t.validate("timing")?;
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            if let Some(t) = &s.timing {
+                t.validate(&format!("services[{i}].timing"))?;
+            }
+        }
+        for (i, r) in self.health_rules.iter().enumerate() {
+            r.validate(&format!("health_rules[{i}]"))?;
+        }
+        for (i, r) in self.hook_rules.iter().enumerate() {
+            r.validate(&format!("hook_rules[{i}]"))?;
+        }
+        let sessions = limits::SESSION_SECONDS;
+        let min_session = self.sts.min_session_seconds.map(|v| v as f64);
+        sessions.check_opt("sts.min_session_seconds", min_session)?;
+        for (i, r) in self.sts.roles.iter().enumerate() {
+            let max = r.max_session_seconds.map(|v| v as f64);
+            sessions.check_opt(&format!("sts.roles[{i}].max_session_seconds"), max)?;
         }
         let mut seen = std::collections::HashSet::new();
         for s in &self.secrets {

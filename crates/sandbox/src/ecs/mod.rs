@@ -56,6 +56,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::limits;
 use crate::secrets::SecretSource;
 use crate::{AwsError, Ctx, OpResult};
 
@@ -88,6 +89,30 @@ impl Default for Timing {
             draining: 30.0,
             stopping: 5.0,
         }
+    }
+}
+
+impl Timing {
+    /// Checks every phase is within [`limits::PHASE_SECONDS`]; errors name the key as
+    /// `{prefix}.pending` etc.
+    pub fn validate(&self, prefix: &str) -> Result<(), String> {
+        for (key, v) in [
+            ("provisioning", self.provisioning),
+            ("pending", self.pending),
+            ("health_check", self.health_check),
+            ("draining", self.draining),
+            ("stopping", self.stopping),
+        ] {
+            limits::PHASE_SECONDS.check(&format!("{prefix}.{key}"), v)?;
+        }
+        Ok(())
+    }
+}
+
+impl HealthRule {
+    /// Checks the rule's numbers; errors name the key as `{prefix}.probability`.
+    pub fn validate(&self, prefix: &str) -> Result<(), String> {
+        limits::PROBABILITY.check_opt(&format!("{prefix}.probability"), self.probability)
     }
 }
 
