@@ -7,6 +7,17 @@
 
 use std::time::Instant;
 
+use crate::limits::SPEED;
+
+/// A speed within [`SPEED`] (0 for one that is not finite), so `now` stays finite.
+fn sane(speed: f64) -> f64 {
+    if speed.is_finite() {
+        speed.clamp(SPEED.min, SPEED.max)
+    } else {
+        0.0
+    }
+}
+
 /// A clock whose time is `base_virtual + (now - base_real) * speed`.
 #[derive(Debug, Clone)]
 pub struct Clock {
@@ -22,8 +33,12 @@ impl Clock {
     pub fn new(start_epoch: f64, speed: f64) -> Self {
         Self {
             base_real: Instant::now(),
-            base_virtual: start_epoch,
-            speed: speed.max(0.0),
+            base_virtual: if start_epoch.is_finite() {
+                start_epoch
+            } else {
+                0.0
+            },
+            speed: sane(speed),
             offset: 0.0,
         }
     }
@@ -49,17 +64,19 @@ impl Clock {
         self.speed
     }
 
-    /// Changes the speed from now on.
+    /// Changes the speed from now on (clamped to [`SPEED`]; callers refuse others first).
     pub fn set_speed(&mut self, speed: f64) {
         let now = self.now() - self.offset;
         self.base_real = Instant::now();
         self.base_virtual = now;
-        self.speed = speed.max(0.0);
+        self.speed = sane(speed);
     }
 
-    /// Jumps virtual time forward by `seconds`.
+    /// Jumps virtual time forward by `seconds` (a negative or non-finite jump is ignored).
     pub fn advance(&mut self, seconds: f64) {
-        self.offset += seconds.max(0.0);
+        if seconds.is_finite() {
+            self.offset += seconds.max(0.0);
+        }
     }
 
     /// Real seconds until virtual time reaches `t` (None if the clock is stopped).
@@ -68,5 +85,28 @@ impl Clock {
             return None;
         }
         Some(((t - self.now()) / self.speed).max(0.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speeds_and_jumps_that_would_break_now_are_clamped() {
+        let mut c = Clock::new(1_700_000_000.0, 1e308);
+        assert_eq!(c.speed(), SPEED.max);
+        c.set_speed(f64::NAN);
+        assert_eq!(c.speed(), 0.0);
+        c.set_speed(f64::INFINITY);
+        assert_eq!(c.speed(), 0.0, "not a usable number: stopped");
+        c.set_speed(0.0);
+        let t = c.now();
+        assert!(t.is_finite());
+        c.advance(f64::INFINITY);
+        c.advance(f64::NAN);
+        c.advance(-5.0);
+        assert_eq!(c.now(), t);
+        assert_eq!(Clock::new(f64::NAN, 0.0).now(), 0.0);
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::ecs::{HealthRule, HookRule, Timing};
 use crate::faults::FaultRule;
-use crate::{scenario, Scenario, Shared, World};
+use crate::{limits, scenario, Scenario, Shared, World};
 
 /// Path prefix reserved for the control API.
 pub const PREFIX: &str = "/_sandbox/";
@@ -60,6 +60,7 @@ impl World {
         service: Option<&str>,
         timing: Timing,
     ) -> Result<(), String> {
+        timing.validate("timing")?;
         self.advance();
         match (cluster, service) {
             (None, None) => {
@@ -74,20 +75,24 @@ impl World {
         }
     }
 
-    /// Changes the clock's speed from now on.
+    /// Changes the clock's speed from now on. `Err` outside [`limits::SPEED`].
     pub fn set_speed(&mut self, speed: f64) -> Result<(), String> {
-        if !speed.is_finite() || speed < 0.0 {
-            return Err(format!("speed {speed} must be a number, 0 or more"));
-        }
+        limits::SPEED.check("speed", speed)?;
         self.advance();
         self.clock.set_speed(speed);
         Ok(())
     }
 
-    /// Jumps virtual time forward and runs the simulation to the new now.
+    /// Jumps virtual time forward and runs the simulation to the new now. `Err` outside
+    /// [`limits::ADVANCE_SECONDS`], or past the last time served ([`limits::EPOCH_SECONDS`]).
     pub fn advance_clock(&mut self, seconds: f64) -> Result<(), String> {
-        if !seconds.is_finite() || seconds < 0.0 {
-            return Err(format!("seconds {seconds} must be a number, 0 or more"));
+        limits::ADVANCE_SECONDS.check("seconds", seconds)?;
+        let now = self.clock.now();
+        if now + seconds > limits::EPOCH_SECONDS.max {
+            return Err(format!(
+                "seconds: the clock would pass {} (epoch seconds), the last time served",
+                limits::EPOCH_SECONDS.max
+            ));
         }
         self.clock.advance(seconds);
         self.advance();
@@ -201,12 +206,18 @@ pub fn handle(
         }
         (&Method::PUT, "/_sandbox/health-rules") => (|| {
             let rules: Vec<HealthRule> = parse(body)?;
+            for (i, r) in rules.iter().enumerate() {
+                r.validate(&format!("[{i}]")).map_err(bad)?;
+            }
             let n = rules.len();
             w.set_health_rules(rules);
             Ok(ok(json!({ "rules": n })))
         })(),
         (&Method::PUT, "/_sandbox/hook-rules") => (|| {
             let rules: Vec<HookRule> = parse(body)?;
+            for (i, r) in rules.iter().enumerate() {
+                r.validate(&format!("[{i}]")).map_err(bad)?;
+            }
             let n = rules.len();
             w.set_hook_rules(rules);
             Ok(ok(json!({ "rules": n })))

@@ -101,6 +101,7 @@ impl FaultRule {
                 return Err(format!("fault probability {p} is not between 0 and 1"));
             }
         }
+        crate::limits::LATENCY_MS.check_opt("latency_ms", self.latency_ms.map(|ms| ms as f64))?;
         if let Some(nth) = &self.nth {
             if nth.contains(&0) {
                 return Err("fault nth counts from 1".to_string());

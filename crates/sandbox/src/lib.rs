@@ -21,6 +21,7 @@ pub mod control;
 pub mod ecs;
 pub mod error;
 pub mod faults;
+pub mod limits;
 pub mod scenario;
 pub mod secrets;
 pub mod server;

@@ -15,7 +15,9 @@ use serde_json::{json, Map, Value};
 use crate::ecs::{HealthRule, HookRule, Timing};
 use crate::faults::FaultRule;
 use crate::sts::{Sts, StsConfig};
-use crate::{clock, Ctx, World};
+use crate::{clock, limits, Ctx, World};
+
+mod generated;
 
 /// How long before the clock's start the scenario is built (virtual seconds).
 const BUILD_LEAD: f64 = 3600.0;
@@ -265,11 +267,30 @@ impl Scenario {
 
     /// Checks what parsing cannot: value fields, rules, names.
     pub fn validate(&self) -> Result<(), String> {
-        if !self.speed.is_finite() || self.speed < 0.0 {
-            return Err(format!("speed {} must be 0 or more", self.speed));
-        }
+        limits::SPEED.check("speed", self.speed)?;
         if let Some(s) = &self.start {
-            s.epoch()?;
+            limits::EPOCH_SECONDS.check("start", s.epoch()?)?;
+        }
+        if let Some(t) = &self.timing {
+            t.validate("timing")?;
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            if let Some(t) = &s.timing {
+                t.validate(&format!("services[{i}].timing"))?;
+            }
+        }
+        for (i, r) in self.health_rules.iter().enumerate() {
+            r.validate(&format!("health_rules[{i}]"))?;
+        }
+        for (i, r) in self.hook_rules.iter().enumerate() {
+            r.validate(&format!("hook_rules[{i}]"))?;
+        }
+        let sessions = limits::SESSION_SECONDS;
+        let min_session = self.sts.min_session_seconds.map(|v| v as f64);
+        sessions.check_opt("sts.min_session_seconds", min_session)?;
+        for (i, r) in self.sts.roles.iter().enumerate() {
+            let max = r.max_session_seconds.map(|v| v as f64);
+            sessions.check_opt(&format!("sts.roles[{i}].max_session_seconds"), max)?;
         }
         let mut seen = std::collections::HashSet::new();
         for s in &self.secrets {
@@ -303,85 +324,6 @@ impl Scenario {
             }
         }
         Ok(())
-    }
-
-    /// A large generated scenario for benchmarks: `services` services of
-    /// `tasks_per_service` tasks spread over `clusters` clusters, reading secrets from a
-    /// pool of one secret per ten services plus one shared secret, by reference path and
-    /// by full ARN.
-    pub fn generated(services: usize, tasks_per_service: usize, clusters: usize) -> Scenario {
-        let clusters = clusters.max(1);
-        let pool = (services / 10).max(1);
-        let mut secrets = vec![SecretSpec {
-            name: "generated/shared".into(),
-            value: Some("shared-value".into()),
-            arn_suffix: Some("Shared".into()),
-            ..Default::default()
-        }];
-        for i in 0..pool {
-            secrets.push(SecretSpec {
-                name: format!("generated/secret-{i}"),
-                value: Some(format!("value-{i}")),
-                ..Default::default()
-            });
-        }
-        let shared_arn =
-            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:generated/shared-Shared";
-        let mut task_definitions = Vec::with_capacity(services);
-        let mut service_specs = Vec::with_capacity(services);
-        for i in 0..services {
-            let family = format!("svc-{i}");
-            task_definitions.push(obj(json!({
-                "family": family,
-                "requiresCompatibilities": ["FARGATE"],
-                "networkMode": "awsvpc",
-                "cpu": "256",
-                "memory": "512",
-                "containerDefinitions": [{
-                    "name": "app",
-                    "image": "example/app:1",
-                    "essential": true,
-                    "secrets": [
-                        {"name": "SHARED", "valueFrom": shared_arn},
-                        {"name": "OWN", "valueFrom": format!("/aws/reference/secretsmanager/generated/secret-{}", i % pool)},
-                    ],
-                }],
-            })));
-            service_specs.push(ServiceSpec {
-                timing: None,
-                request: obj(json!({
-                    "cluster": format!("cluster-{}", i % clusters),
-                    "serviceName": family,
-                    "taskDefinition": family,
-                    "desiredCount": tasks_per_service,
-                    "launchType": "FARGATE",
-                    "deploymentConfiguration": {
-                        "minimumHealthyPercent": 50,
-                        "maximumPercent": 200,
-                        "deploymentCircuitBreaker": {"enable": true, "rollback": true},
-                    },
-                })),
-            });
-        }
-        Scenario {
-            region: default_region(),
-            account: default_account(),
-            seed: 1,
-            speed: 1.0,
-            start: None,
-            sts: StsConfig::default(),
-            secrets,
-            clusters: (0..clusters)
-                .map(|c| obj(json!({"clusterName": format!("cluster-{c}")})))
-                .collect(),
-            task_definitions,
-            services: service_specs,
-            timing: None,
-            health_rules: Vec::new(),
-            faults: Vec::new(),
-            hook_rules: Vec::new(),
-            alarms: BTreeMap::new(),
-        }
     }
 
     /// Every `valueFrom` in the scenario's task definitions, as (family, container,

@@ -307,7 +307,7 @@ async fn no_command_shows_a_value_even_at_trace() {
             value: Some(V3.into()),
             version_id: None,
             probability: None,
-            effect: HealthEffect::FailToStart,
+            effect: HealthEffect::AppRejectsValue,
         }]);
     let mut args = vec!["replace", SHARED, "--cluster", CLUSTER, "--value-stdin"];
     args.extend(rollout);

@@ -126,7 +126,7 @@ fn reject_value(env: &TestEnv) {
             value: Some(VALUE.into()),
             version_id: None,
             probability: None,
-            effect: HealthEffect::FailToStart,
+            effect: HealthEffect::AppRejectsValue,
         }]);
 }
 

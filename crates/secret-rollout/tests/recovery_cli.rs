@@ -66,7 +66,7 @@ fn bad_value_rule(value: &str) -> HealthRule {
         value: Some(value.into()),
         version_id: None,
         probability: None,
-        effect: HealthEffect::FailToStart,
+        effect: HealthEffect::AppRejectsValue,
     }
 }
 

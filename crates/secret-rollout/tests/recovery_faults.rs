@@ -203,7 +203,7 @@ async fn case_env(rejecting: bool) -> TestEnv {
                 value: Some(REJECTED.into()),
                 version_id: None,
                 probability: None,
-                effect: HealthEffect::FailToStart,
+                effect: HealthEffect::AppRejectsValue,
             }]);
     }
     env

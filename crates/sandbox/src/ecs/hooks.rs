@@ -55,6 +55,14 @@ pub struct HookRule {
     pub after_seconds: f64,
 }
 
+impl HookRule {
+    /// Checks the rule's numbers; errors name the key as `{prefix}.after_seconds`.
+    pub fn validate(&self, prefix: &str) -> Result<(), String> {
+        crate::limits::HOOK_ANSWER_SECONDS
+            .check(&format!("{prefix}.after_seconds"), self.after_seconds)
+    }
+}
+
 /// A CloudWatch alarm state.
 pub const ALARM_STATES: [&str; 3] = ["OK", "ALARM", "INSUFFICIENT_DATA"];
 

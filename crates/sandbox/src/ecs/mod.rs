@@ -24,8 +24,10 @@
 //!   remaining tasks of the deployment it rolls back to (same id, same task definition);
 //! - once one task of a deployment has passed its health check, its `failedTasks` resets to
 //!   0 and the breaker stops evaluating it (API reference, `Deployment.failedTasks`);
-//! - a [`HealthEffect::FailToStart`] task stops before RUNNING with `Essential container in
-//!   task exited` / `EssentialContainerExited` (the pair ecs-observed.md lists).
+//! - a [`HealthEffect::AppRejectsValue`] task stops before RUNNING with `Essential container
+//!   in task exited` / `EssentialContainerExited` (the pair ecs-observed.md lists); a
+//!   [`HealthEffect::SecretUnavailable`] task stops there with `TaskFailedToStart` and a
+//!   `ResourceInitializationError` reason, as when a secret cannot be fetched.
 //!
 //! Deployment strategies (`strategy.rs`): `BLUE_GREEN`, `LINEAR` and `CANARY` services run
 //! the staged lifecycle of `staged.rs` instead of the rolling scheduler while a deployment
@@ -54,6 +56,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::limits;
 use crate::secrets::SecretSource;
 use crate::{AwsError, Ctx, OpResult};
 
@@ -86,6 +89,30 @@ impl Default for Timing {
             draining: 30.0,
             stopping: 5.0,
         }
+    }
+}
+
+impl Timing {
+    /// Checks every phase is within [`limits::PHASE_SECONDS`]; errors name the key as
+    /// `{prefix}.pending` etc.
+    pub fn validate(&self, prefix: &str) -> Result<(), String> {
+        for (key, v) in [
+            ("provisioning", self.provisioning),
+            ("pending", self.pending),
+            ("health_check", self.health_check),
+            ("draining", self.draining),
+            ("stopping", self.stopping),
+        ] {
+            limits::PHASE_SECONDS.check(&format!("{prefix}.{key}"), v)?;
+        }
+        Ok(())
+    }
+}
+
+impl HealthRule {
+    /// Checks the rule's numbers; errors name the key as `{prefix}.probability`.
+    pub fn validate(&self, prefix: &str) -> Result<(), String> {
+        limits::PROBABILITY.check_opt(&format!("{prefix}.probability"), self.probability)
     }
 }
 
@@ -130,13 +157,22 @@ impl std::fmt::Debug for HealthRule {
     }
 }
 
-/// What a [`HealthRule`] does to a task.
+/// What a [`HealthRule`] does to a task, named after what it models.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthEffect {
-    /// The task stops before RUNNING (`TaskFailedToStart`, essential container exited).
-    FailToStart,
-    /// The task reaches RUNNING, then fails its container health check and is stopped.
+    /// `app_rejects_value`: the application reads the value, rejects it and exits before
+    /// the task is RUNNING: stop code `EssentialContainerExited`, reason `Essential
+    /// container in task exited`. `fail_to_start` is its older spelling, still accepted.
+    #[serde(alias = "fail_to_start")]
+    AppRejectsValue,
+    /// `secret_unavailable`: ECS cannot fetch the secret at launch (the execution role may
+    /// not read it): the task stops before RUNNING with stop code `TaskFailedToStart` and a
+    /// `ResourceInitializationError: unable to pull secrets ...` reason, as for a secret
+    /// that does not resolve.
+    SecretUnavailable,
+    /// `fail_health_check`: the task reaches RUNNING, then fails its container health
+    /// check and is stopped.
     FailHealthCheck,
 }
 

@@ -46,7 +46,8 @@ pub(crate) struct TaskSecret {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Fate {
     Healthy,
-    FailToStart,
+    /// The application exits on the value it read.
+    AppRejectsValue,
     FailHealthCheck,
     /// A secret could not be resolved: the full stoppedReason.
     SecretError(String),

@@ -143,6 +143,22 @@ retrieval failed: unable to retrieve secret from asm: {detail}"
     )
 }
 
+/// The error Secrets Manager gives a task execution role that may not read a secret.
+fn access_denied(account: &str, task_id: &str, secret_arn: &str) -> String {
+    format!(
+        "AccessDeniedException: User: arn:aws:sts::{account}:assumed-role/ecsTaskExecutionRole/\
+{task_id} is not authorized to perform: secretsmanager:GetSecretValue on resource: {secret_arn} \
+because no identity-based policy allows the secretsmanager:GetSecretValue action"
+    )
+}
+
+/// Whether the rule's secret, value and version filters name this resolved secret.
+fn rule_names(rule: &HealthRule, r: &Resolved) -> bool {
+    rule.secret.as_deref().is_none_or(|s| secret_matches(s, r))
+        && rule.value.as_deref().is_none_or(|v| v == r.value)
+        && rule.version_id.as_deref().is_none_or(|v| v == r.version_id)
+}
+
 fn secret_matches(wanted: &str, r: &Resolved) -> bool {
     wanted == r.name
         || wanted == r.secret_arn
@@ -161,11 +177,7 @@ fn rule_hits(rule: &HealthRule, cluster: &str, service: Option<&str>, got: &[Res
     if rule.secret.is_none() && rule.value.is_none() && rule.version_id.is_none() {
         return true;
     }
-    got.iter().any(|r| {
-        rule.secret.as_deref().is_none_or(|s| secret_matches(s, r))
-            && rule.value.as_deref().is_none_or(|v| v == r.value)
-            && rule.version_id.as_deref().is_none_or(|v| v == r.version_id)
-    })
+    got.iter().any(|r| rule_names(rule, r))
 }
 
 /// 32 lowercase hex digits, like an ECS task id.
@@ -293,7 +305,7 @@ impl Ecs {
                         );
                         }
                     }
-                    Fate::FailToStart => {
+                    Fate::AppRejectsValue => {
                         self.mutate(idx, |t| t.pull_stopped_at = Some(now));
                         self.fail(
                             idx,
@@ -582,8 +594,15 @@ impl Ecs {
                     }
                 }
                 fate = match rule.effect {
-                    HealthEffect::FailToStart => Fate::FailToStart,
+                    HealthEffect::AppRejectsValue => Fate::AppRejectsValue,
                     HealthEffect::FailHealthCheck => Fate::FailHealthCheck,
+                    HealthEffect::SecretUnavailable => {
+                        // The task never got that secret: it resolved only those before it.
+                        let at = got.iter().position(|r| rule_names(rule, r)).unwrap_or(0);
+                        let arn = got.get(at).map_or("*", |r| r.secret_arn.as_str());
+                        resolved.truncate(at);
+                        Fate::SecretError(secret_failure(&access_denied(ctx.account, &id, arn)))
+                    }
                 };
                 break;
             }

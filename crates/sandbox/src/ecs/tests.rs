@@ -623,7 +623,7 @@ fn bad_value_rule(effect: HealthEffect) -> Vec<HealthRule> {
 fn circuit_breaker_rolls_back_and_the_rollback_rereads_the_bad_secret() {
     let mut h = H::new(9);
     h.ecs
-        .set_health_rules(bad_value_rule(HealthEffect::FailToStart));
+        .set_health_rules(bad_value_rule(HealthEffect::AppRejectsValue));
     h.service("api", 2, 50, 200, breaker(true));
     h.wait(600.0);
     let old = h.describe("api")["deployments"][0]["id"]
@@ -734,7 +734,7 @@ fn circuit_breaker_without_rollback_leaves_the_primary_failed_and_idle() {
 fn without_the_breaker_a_failing_deployment_retries_forever() {
     let mut h = H::new(11);
     h.ecs
-        .set_health_rules(bad_value_rule(HealthEffect::FailToStart));
+        .set_health_rules(bad_value_rule(HealthEffect::AppRejectsValue));
     h.service("api", 1, 100, 200, no_breaker());
     h.wait(600.0);
     h.src.put("db_password", "v2", "bad-password");
@@ -756,7 +756,7 @@ fn probability_rules_hit_some_tasks() {
         value: None,
         version_id: None,
         probability: Some(0.5),
-        effect: HealthEffect::FailToStart,
+        effect: HealthEffect::AppRejectsValue,
     }]);
     h.service("api", 10, 100, 200, no_breaker());
     h.wait(600.0);
@@ -1255,7 +1255,7 @@ fn snapshot_lists_services_flat_and_hides_expired_tasks() {
 
 #[test]
 fn health_rule_debug_hides_the_value() {
-    let rules = bad_value_rule(HealthEffect::FailToStart);
+    let rules = bad_value_rule(HealthEffect::AppRejectsValue);
     let mut h = H::new(25);
     h.ecs.set_health_rules(rules.clone());
     let shown = format!("{:?} {:?}", rules[0], h.ecs);
@@ -1273,7 +1273,7 @@ fn breaker_stops_evaluating_once_a_task_of_the_deployment_ran_healthy() {
         value: None,
         version_id: Some("v2".into()),
         probability: None,
-        effect: HealthEffect::FailToStart,
+        effect: HealthEffect::AppRejectsValue,
     }]);
     // max 150% of 2: one new task at a time.
     h.service("api", 2, 100, 150, breaker(true));
@@ -1331,12 +1331,12 @@ fn absurd_counts_and_percentages_are_refused() {
 fn rollback_adopts_the_old_deployments_remaining_tasks() {
     let mut h = H::new(28);
     h.ecs
-        .set_health_rules(bad_value_rule(HealthEffect::FailToStart));
+        .set_health_rules(bad_value_rule(HealthEffect::AppRejectsValue));
     h.service("pdf", 2, 100, 200, breaker(true));
     // The rule names service api; this one is pdf.
     h.ecs.set_health_rules(vec![HealthRule {
         service: Some("pdf".into()),
-        ..bad_value_rule(HealthEffect::FailToStart)[0].clone()
+        ..bad_value_rule(HealthEffect::AppRejectsValue)[0].clone()
     }]);
     h.wait(600.0);
     let old = h.describe("pdf")["deployments"][0]["id"]
@@ -1429,4 +1429,5 @@ fn instant_timings_roll_out_in_milliseconds() {
     h.ecs.assert_counts_consistent();
 }
 
+mod health_effects;
 mod strategies;

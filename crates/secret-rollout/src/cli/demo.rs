@@ -82,7 +82,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
             value: Some(new.expose().to_string()),
             version_id: None,
             probability: None,
-            effect: HealthEffect::FailToStart,
+            effect: HealthEffect::AppRejectsValue,
         };
         sb.world()
             .lock()

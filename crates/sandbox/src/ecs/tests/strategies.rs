@@ -492,7 +492,7 @@ fn failing_green_tasks_trip_the_breaker_and_blue_keeps_serving() {
             value: Some("bad".into()),
             version_id: None,
             probability: None,
-            effect: HealthEffect::FailToStart,
+            effect: HealthEffect::AppRejectsValue,
         }]);
         let blue_ids = task_ids(&h, "web");
         h.src.put("db_password", "v2", "bad");
@@ -722,7 +722,7 @@ fn rolling_deployments_have_service_deployment_records_too() {
     assert_eq!(both["failures"][0]["reason"], "MISSING");
     // Breaker rollback: ROLLBACK_SUCCESSFUL once the old revision runs alone.
     h.ecs
-        .set_health_rules(bad_value_rule(HealthEffect::FailToStart));
+        .set_health_rules(bad_value_rule(HealthEffect::AppRejectsValue));
     h.src.put("db_password", "v2", "bad-password");
     h.force("api");
     h.wait(120.0);
@@ -759,7 +759,7 @@ fn without_a_breaker_failing_tasks_say_the_service_cannot_start_them() {
     h.service("api", 2, 100, 200, no_breaker());
     h.wait(600.0);
     h.ecs
-        .set_health_rules(bad_value_rule(HealthEffect::FailToStart));
+        .set_health_rules(bad_value_rule(HealthEffect::AppRejectsValue));
     h.src.put("db_password", "v2", "bad-password");
     h.force("api");
     h.wait(600.0);
