@@ -246,7 +246,7 @@ async fn rule_numbers_out_of_range_are_refused() {
         "PUT",
         "/_sandbox/faults",
         &[r#"[{"kind": "latency", "latency_ms": 1000000000000}]"#],
-        "latency_ms must be a number from 0 to 300000",
+        "latency_ms must be a number from 0 to 3600000",
     )
     .await;
     // A refused rule list leaves none in place: the deployment succeeds.
