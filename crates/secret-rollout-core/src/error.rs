@@ -36,8 +36,8 @@ pub mod exit {
     /// AWS answered with an error retries did not cure (never a local failure: those are
     /// [`BAD_INPUT`], configuration).
     pub const AWS: i32 = 10;
-    /// Superseded: another change became current during the run and nothing was restored
-    /// over it. (Reserved: used by the work that detects it.)
+    /// Superseded: another version became AWSCURRENT during the run and nothing was
+    /// restored over it (see `holding`).
     pub const SUPERSEDED: i32 = 11;
     /// Waiting at a paused lifecycle hook: nothing failed, `resume` goes on. (Reserved:
     /// used by the work that adds lifecycle hooks.)

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod discovery;
 pub mod error;
 pub mod history;
+pub mod holding;
 pub mod journal;
 pub mod lock;
 pub mod plan;

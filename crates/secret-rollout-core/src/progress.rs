@@ -131,6 +131,20 @@ pub enum Event {
         /// The text.
         text: String,
     },
+    /// A watched secret changed during the phase: another version is AWSCURRENT, or its
+    /// LastChangedDate moved (see [`crate::holding`]). Sent once per phase.
+    SecretChanged {
+        /// Which phase.
+        phase: Phase,
+        /// Secret name.
+        secret: String,
+        /// The version the tasks must hold.
+        expected: String,
+        /// The version AWSCURRENT is on now.
+        current: Option<String>,
+        /// Its LastChangedDate now (epoch seconds, AWS's clock).
+        last_changed: Option<f64>,
+    },
     /// A transient AWS error the follow loop rode out.
     Retrying {
         /// What failed.
@@ -300,6 +314,16 @@ mod tests {
                 "verify_error",
             ),
             (Event::Warning { text: s() }, "warning"),
+            (
+                Event::SecretChanged {
+                    phase: p,
+                    secret: s(),
+                    expected: s(),
+                    current: None,
+                    last_changed: None,
+                },
+                "secret_changed",
+            ),
             (
                 Event::Retrying {
                     what: s(),

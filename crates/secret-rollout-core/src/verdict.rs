@@ -134,47 +134,51 @@ pub fn idle_has_nothing_to_prove(info: &crate::aws::model::ServiceInfo) -> bool 
     info.desired == 0 && info.running == 0 && info.pending == 0
 }
 
-/// Proves freshness: every task still meant to run must have been started by our deployment
-/// and created after the moment the value it should hold existed (`since`: the new
-/// version's creation date, or the restore time in a restore phase).
-pub fn prove(tasks: &[TaskObs], ours: &str, since: f64) -> Proof {
+/// Proves freshness by the holding rule ([`crate::holding`]): every task still meant to
+/// run must be RUNNING and created at or after `since`, the moment from which the value it
+/// must hold has been current without a break (the caller judges the break with the
+/// watch). The deployment that launched a task does not matter then, except with `ours`:
+/// a `redeploy` without a secret can only prove "started by our deployment".
+pub fn prove(tasks: &[TaskObs], ours: Option<&str>, since: f64) -> Proof {
     let mut fresh = 0;
     let mut started: Option<(f64, f64)> = None;
     let mut stale = Vec::new();
     let mut total = 0;
+    let holding = crate::holding::Holding::Holds { since };
     for t in tasks.iter().filter(|t| t.desired_status == "RUNNING") {
         total += 1;
-        if t.started_by != ours {
+        let reason = if let Some(ours) = ours.filter(|o| t.started_by != *o) {
             let by = if t.started_by.is_empty() {
                 "not a deployment"
             } else {
                 &t.started_by
             };
-            stale.push(StaleTask {
-                task: t.id().to_string(),
-                reason: format!("started by {by}, not {ours}"),
-            });
-        } else if t.created_at < since {
-            stale.push(StaleTask {
-                task: t.id().to_string(),
-                reason: format!(
-                    "created {:.3}s before the value it must hold existed",
-                    since - t.created_at
-                ),
-            });
+            Some(format!("started by {by}, not {ours}"))
+        } else if crate::holding::task_holds(t.created_at, &holding, 0.0)
+            != crate::holding::TaskHolds::Ours
+        {
+            Some(format!(
+                "created {:.3}s before the value it must hold was current",
+                since - t.created_at
+            ))
         } else if t.last_status != "RUNNING" {
+            Some(format!("is {} not RUNNING", t.last_status))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
             stale.push(StaleTask {
                 task: t.id().to_string(),
-                reason: format!("is {} not RUNNING", t.last_status),
+                reason,
             });
-        } else {
-            fresh += 1;
-            let s = t.started_at.unwrap_or(t.created_at);
-            started = Some(match started {
-                None => (s, s),
-                Some((lo, hi)) => (lo.min(s), hi.max(s)),
-            });
+            continue;
         }
+        fresh += 1;
+        let s = t.started_at.unwrap_or(t.created_at);
+        started = Some(match started {
+            None => (s, s),
+            Some((lo, hi)) => (lo.min(s), hi.max(s)),
+        });
     }
     Proof {
         fresh,
@@ -317,7 +321,7 @@ mod tests {
             task("a", "ecs-svc/2", 110.0, "RUNNING"),
             task("b", "ecs-svc/2", 120.0, "RUNNING"),
         ];
-        let p = prove(&tasks, "ecs-svc/2", 100.0);
+        let p = prove(&tasks, Some("ecs-svc/2"), 100.0);
         assert!(p.holds(2));
         assert_eq!((p.fresh, p.total), (2, 2));
         assert_eq!(p.started, Some((115.0, 125.0)));
@@ -331,11 +335,17 @@ mod tests {
             task("c", "ecs-svc/2", 90.0, "RUNNING"),
             task("d", "ecs-svc/2", 130.0, "PENDING"),
         ];
-        let p = prove(&tasks, "ecs-svc/2", 100.0);
+        let p = prove(&tasks, Some("ecs-svc/2"), 100.0);
         assert!(!p.holds(4));
         let ids: Vec<&str> = p.stale.iter().map(|s| s.task.as_str()).collect();
         assert_eq!(ids, ["b", "c", "d"]);
         assert_eq!(p.fresh, 1);
+        // By the holding rule, the deployment does not matter: b was launched after the
+        // value was current, so it holds it.
+        let p = prove(&tasks, None, 100.0);
+        let ids: Vec<&str> = p.stale.iter().map(|s| s.task.as_str()).collect();
+        assert_eq!(ids, ["c", "d"]);
+        assert_eq!(p.fresh, 2);
     }
 
     #[test]
@@ -344,7 +354,7 @@ mod tests {
         draining.desired_status = "STOPPED".into();
         let p = prove(
             &[task("a", "ecs-svc/2", 110.0, "RUNNING"), draining],
-            "ecs-svc/2",
+            Some("ecs-svc/2"),
             100.0,
         );
         assert!(p.holds(1));
@@ -353,7 +363,7 @@ mod tests {
 
     #[test]
     fn no_task_at_all_is_no_proof_when_tasks_are_desired() {
-        let p = prove(&[], "ecs-svc/2", 100.0);
+        let p = prove(&[], None, 100.0);
         assert!(!p.holds(2));
         assert!(p.holds(0));
     }
@@ -416,7 +426,7 @@ mod tests {
             assert_eq!(nothing_to_prove(&obs, &tasks), want, "{case}");
             let proof = Proof {
                 nothing_to_prove: nothing_to_prove(&obs, &tasks),
-                ..prove(&tasks, "ecs-svc/2", 0.0)
+                ..prove(&tasks, Some("ecs-svc/2"), 0.0)
             };
             // The rollout asks every proof to hold as if tasks were desired.
             assert_eq!(proof.holds(1), want, "{case}");

@@ -65,6 +65,8 @@ pub enum PhaseOutcome {
     Timeout,
     /// Interrupted.
     Interrupted,
+    /// Another version became AWSCURRENT during the phase (see [`crate::holding`]).
+    Superseded,
 }
 
 /// How a rotation ended.
@@ -87,6 +89,9 @@ pub enum Outcome {
     Interrupted,
     /// Stopped before any write (a guard refused, the user said no).
     Aborted,
+    /// Another version became AWSCURRENT during the run: nothing was restored over it.
+    /// Not resumable: the rotation's version is no longer the one to deliver.
+    Superseded,
 }
 
 impl Outcome {

@@ -12,7 +12,11 @@ use tokio::time::Instant;
 use crate::aws::ecs;
 use crate::aws::errors::AwsError;
 use crate::progress::{Event, Phase, Reporter};
-use crate::verdict::{self, judge, Proof, Stage};
+use crate::verdict::{self, judge, Proof, Stage, TaskObs};
+
+pub mod watch;
+
+pub use watch::SecretWatch;
 
 /// A service to redeploy.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -143,12 +147,16 @@ struct Watch {
 /// Follows every tracked deployment until each is completed or failed, or the deadline.
 /// Polls DescribeServices in batches of ten per cluster; rides out transient errors (the
 /// SDK has already retried them) and backs off further under throttling.
+///
+/// With a `watch`, every poll also reads the secrets the phase delivers, and following
+/// stops as soon as one changed: no amount of waiting makes the proof true then.
 pub async fn follow(
     client: &aws_sdk_ecs::Client,
     tracked: &[Tracked],
     phase: Phase,
     options: &FollowOptions,
     reporter: &dyn Reporter,
+    mut watch: Option<&mut SecretWatch>,
 ) -> FollowResult {
     let mut watches: Vec<Watch> = tracked
         .iter()
@@ -212,6 +220,12 @@ pub async fn follow(
                     continue;
                 };
                 observe(client, t, obs, &mut watches[i], phase, reporter).await;
+            }
+        }
+        if let Some(w) = watch.as_deref_mut() {
+            w.look(phase, reporter).await;
+            if w.changed() {
+                break;
             }
         }
         if throttled {
@@ -303,20 +317,25 @@ async fn observe(
     }
 }
 
-/// Proves, for every tracked service, that each task ECS means to run was started by our
-/// deployment and created at or after `since` (epoch seconds: when the value it must hold
-/// existed). `version_id` names that value in the report.
+/// Proves, for every tracked service, that each task ECS means to run was created at or
+/// after `since` (epoch seconds, AWS's clock: from when the value it must hold has been
+/// current without a break; see [`crate::holding`]). With `by_deployment` (a redeploy
+/// without a secret: there is no value to place in time), a task must also have been
+/// started by our deployment. `version_id` names that value in the report. Returns the
+/// tasks listed with each proof.
 pub async fn verify(
     client: &aws_sdk_ecs::Client,
     tracked: &[Tracked],
     since: f64,
+    by_deployment: bool,
     version_id: &str,
     phase: Phase,
     reporter: &dyn Reporter,
-) -> Result<Vec<(Tracked, Proof)>, AwsError> {
+) -> Result<Vec<(Tracked, Vec<TaskObs>, Proof)>, AwsError> {
     let checks = tracked.iter().map(|t| async move {
         let tasks = ecs::running_tasks(client, &t.cluster, &t.service).await?;
-        let mut proof = verdict::prove(&tasks, &t.deployment_id, since);
+        let ours = by_deployment.then_some(t.deployment_id.as_str());
+        let mut proof = verdict::prove(&tasks, ours, since);
         if tasks.is_empty() {
             // No task to prove: only a service scaled to 0 with nothing running has nothing
             // to prove; anything else stays unproven.
@@ -327,18 +346,18 @@ pub async fn verify(
                 .find(|o| o.info.name == t.service)
                 .is_some_and(|o| verdict::nothing_to_prove(o, &tasks));
         }
-        Ok::<_, AwsError>((t.clone(), proof))
+        Ok::<_, AwsError>((t.clone(), tasks, proof))
     });
     let mut out = Vec::with_capacity(tracked.len());
     for result in futures::future::join_all(checks).await {
-        let (t, proof) = result?;
+        let (t, tasks, proof) = result?;
         reporter.report(&Event::Verified {
             phase,
             service: t.service.clone(),
             version_id: version_id.to_string(),
             proof: proof.clone(),
         });
-        out.push((t, proof));
+        out.push((t, tasks, proof));
     }
     Ok(out)
 }

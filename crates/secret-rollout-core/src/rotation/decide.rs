@@ -152,6 +152,7 @@ pub fn kept_outcome(rollout: Option<PhaseOutcome>) -> Outcome {
         Some(PhaseOutcome::VerifyFailed) => Outcome::VerifyFailed,
         Some(PhaseOutcome::Timeout) => Outcome::Timeout,
         Some(PhaseOutcome::Interrupted) => Outcome::Interrupted,
+        Some(PhaseOutcome::Superseded) => Outcome::Superseded,
         Some(PhaseOutcome::DeployFailed) | None => Outcome::DeployFailed,
     }
 }
@@ -168,15 +169,45 @@ pub struct Ending {
 }
 
 /// How a rotation ends after a restore phase: `on_success` when the restore is verified
-/// (`FailedRestored` after a failed rollout, `Verified` for a rollback), otherwise
-/// `RestoreFailed` with the commands to finish by hand. `why` is the rollout's failure, if
-/// one led to the restore.
+/// (`FailedRestored` after a failed rollout, `Verified` for a rollback); `Superseded`, with
+/// no command to run by hand, when someone else's version is current (the restore refused
+/// to move it, or it became current during the restore) or changed the secret during the
+/// restore; otherwise `RestoreFailed` with the commands to finish by hand. `why` is the
+/// rollout's failure, if one led to the restore.
 pub fn restore_ending(
     restore: &Result<PhaseReport>,
     on_success: Outcome,
     why: Option<String>,
     manual: Vec<String>,
 ) -> Ending {
+    let join = |w: Option<String>, r: Option<String>| match (w, r) {
+        (Some(w), Some(r)) => Some(format!("{w}; then {r}")),
+        (w, r) => w.or(r),
+    };
+    match restore {
+        Ok(p) if p.outcome == PhaseOutcome::Superseded => {
+            return Ending {
+                outcome: Outcome::Superseded,
+                message: join(why, p.superseded_message()),
+                manual_restore: Vec::new(),
+            }
+        }
+        Ok(p) if p.outcome != PhaseOutcome::Verified && p.changed_by_another() => {
+            return Ending {
+                outcome: Outcome::VerifyFailed,
+                message: join(why, p.unexplained_message()),
+                manual_restore: Vec::new(),
+            }
+        }
+        Err(e) if e.kind == crate::error::Kind::Superseded => {
+            return Ending {
+                outcome: Outcome::Superseded,
+                message: join(why, Some(e.message.clone())),
+                manual_restore: Vec::new(),
+            }
+        }
+        _ => {}
+    }
     let restore_failure = match restore {
         Ok(p) if p.outcome == PhaseOutcome::Verified => {
             return Ending {
@@ -723,6 +754,7 @@ mod tests {
             services,
             outcome,
             verify_error: None,
+            secrets: Vec::new(),
         }
     }
 
@@ -806,6 +838,14 @@ mod tests {
             PhaseOutcome::VerifyFailed,
         ));
         let error = Err(Error::refused("AWSCURRENT of x is now v3"));
+        let other = Err(Error::new(
+            crate::error::Kind::Superseded,
+            "AWSCURRENT of x is now v3, neither",
+        ));
+        let superseded = Ok(phase(
+            vec![service("api", Stage::Completed, 0)],
+            PhaseOutcome::Superseded,
+        ));
         let why = || Some("api: bad value".to_string());
         // (restore, on_success, why, outcome, message, manual commands)
         let table: Vec<EndingRow<'_>> = vec![
@@ -872,6 +912,31 @@ mod tests {
                 Outcome::RestoreFailed,
                 Some("AWSCURRENT of x is now v3"),
                 true,
+            ),
+            // Someone else's version: superseded, and no command that would move it.
+            (
+                other.clone(),
+                Outcome::FailedRestored,
+                why(),
+                Outcome::Superseded,
+                Some("api: bad value; then AWSCURRENT of x is now v3, neither"),
+                false,
+            ),
+            (
+                other,
+                Outcome::Verified,
+                None,
+                Outcome::Superseded,
+                Some("AWSCURRENT of x is now v3, neither"),
+                false,
+            ),
+            (
+                superseded,
+                Outcome::FailedRestored,
+                why(),
+                Outcome::Superseded,
+                Some("api: bad value"),
+                false,
             ),
         ];
         for (restore, on_success, why, outcome, message, needs_manual) in table {

@@ -30,7 +30,8 @@ use crate::value::SecretValue;
 pub use crate::journal::OnFailure;
 pub use replace::{plan, redeploy, replace, replace_planned, RedeployRequest, ReplaceRequest};
 pub use report::{
-    outcome_exit_code, outcome_word, PhaseReport, Report, SecretReport, ServiceReport,
+    outcome_exit_code, outcome_word, PhaseReport, Report, SecretHolding, SecretReport,
+    ServiceReport, TaskCounts,
 };
 pub use resume::{find_resumable, find_rotation, resume, ResumeRequest};
 pub use rollback::{rollback, rollback_of, RollbackOf, RollbackRequest};
@@ -46,7 +47,15 @@ pub struct Settings {
     pub on_failure: OnFailure,
     /// Where the journal and locks live.
     pub state_dir: PathBuf,
+    /// Secrets Manager is eventually consistent: the read of a secret that proves what
+    /// the tasks hold counts only when made this long after the tasks were listed (see
+    /// [`crate::holding`]). [`DEFAULT_CONSISTENCY_MARGIN`] unless set.
+    pub consistency_margin: Duration,
 }
+
+/// The default consistency margin: AWS says changes to a secret reach every reader
+/// "within seconds"; five of them is cheap next to a rollout's minutes.
+pub const DEFAULT_CONSISTENCY_MARGIN: Duration = Duration::from_secs(5);
 
 /// Who is acting (STS GetCallerIdentity).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -5,16 +5,17 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::{Error, Result};
-use crate::journal::{Phase, Record, RotationKind};
+use crate::error::{Error, Kind, Result};
+use crate::holding::{task_holds, Holding, TaskHolds};
+use crate::journal::{Phase, PhaseOutcome, Record, RotationKind};
 use crate::progress::Event;
-use crate::rollout::{self, FollowOptions, ServiceRef, Tracked};
+use crate::rollout::{self, FollowOptions, SecretWatch, ServiceRef, Tracked};
 use crate::secret;
 use crate::verdict::Stage;
 
 use super::decide::{self, PhaseFacts, ServiceFacts, Step, Verification};
 use super::observe;
-use super::report::{PhaseReport, ServiceReport};
+use super::report::{PhaseReport, SecretHolding, ServiceReport, TaskCounts};
 use super::run::{now, short, Run};
 use super::OnFailure;
 
@@ -72,14 +73,35 @@ impl Run<'_> {
         Ok(steps)
     }
 
-    /// Redeploys every service once in `phase`, follows, verifies against `since`.
+    /// Redeploys every service once in `phase`, follows, verifies. `watch`: the secrets
+    /// the phase delivers (`None`: a redeploy without a secret, proven by deployment id).
+    /// The watch's first look comes before any redeploy: a secret already on another
+    /// version ends the phase as superseded with nothing deployed.
     pub(super) async fn phase(
         &mut self,
         phase: Phase,
-        since: f64,
+        mut watch: Option<SecretWatch>,
         version: &str,
         deadline: Instant,
     ) -> Result<PhaseReport> {
+        let created = watch.as_ref().map_or(0.0, |w| {
+            w.secrets
+                .iter()
+                .filter_map(|s| s.created)
+                .fold(0.0, f64::max)
+        });
+        if let Some(w) = watch.as_mut() {
+            w.look(phase, self.reporter).await;
+            if w.changed() {
+                return self
+                    .end_phase(phase, Vec::new(), Vec::new(), None, watch)
+                    .await;
+            }
+        }
+        let since = watch
+            .as_ref()
+            .and_then(SecretWatch::since)
+            .unwrap_or(created);
         let mut tracked: Vec<Tracked> = Vec::new();
         let mut to_deploy: Vec<(ServiceRef, Option<String>)> = Vec::new();
         for (svc, step) in self.steps(phase, since).await? {
@@ -139,8 +161,15 @@ impl Run<'_> {
             stop_on_failure: phase == Phase::Rollout
                 && self.settings.on_failure == OnFailure::Rollback,
         };
-        let followed =
-            rollout::follow(&self.clients.ecs, &tracked, phase, &options, self.reporter).await;
+        let followed = rollout::follow(
+            &self.clients.ecs,
+            &tracked,
+            phase,
+            &options,
+            self.reporter,
+            watch.as_mut(),
+        )
+        .await;
         let mut services: Vec<ServiceReport> = followed
             .stages
             .iter()
@@ -168,28 +197,60 @@ impl Run<'_> {
                 proof: None,
             });
         }
-        let mut facts = PhaseFacts {
+        let facts = PhaseFacts {
             timed_out: followed.timed_out,
             failed_launches: failed.len(),
             all_completed: followed.all_completed(),
             verification: None,
         };
+        let changed = watch.as_ref().is_some_and(SecretWatch::changed);
+        // After someone else's change, verify anyway: the report says what tasks hold.
+        let to_verify = if facts.ready_to_verify() || changed {
+            tracked
+        } else {
+            Vec::new()
+        };
+        self.end_phase(phase, services, to_verify, Some((facts, version)), watch)
+            .await
+    }
+
+    /// Verifies `tracked` (when any), takes the watch's final look a margin after the
+    /// tasks were listed, judges the holdings and journals how the phase ended.
+    async fn end_phase(
+        &mut self,
+        phase: Phase,
+        mut services: Vec<ServiceReport>,
+        tracked: Vec<Tracked>,
+        facts: Option<(PhaseFacts, &str)>,
+        mut watch: Option<SecretWatch>,
+    ) -> Result<PhaseReport> {
         let mut verify_error = None;
-        if facts.ready_to_verify() {
+        let mut listed: Vec<crate::verdict::TaskObs> = Vec::new();
+        let mut facts = facts.map(|(f, v)| (f, v.to_string()));
+        if let (Some((f, version)), false) = (facts.as_mut(), tracked.is_empty()) {
+            let since = watch.as_ref().and_then(SecretWatch::since).unwrap_or(0.0);
             let verified = rollout::verify(
                 &self.clients.ecs,
                 &tracked,
                 since,
+                watch.is_none(),
                 version,
                 phase,
                 self.reporter,
             )
             .await;
-            facts.verification = Some(match verified {
+            if let Some(w) = watch.as_mut() {
+                w.listed_at = Some(w.now());
+                if !w.changed() {
+                    w.final_look(phase, self.reporter).await;
+                }
+            }
+            f.verification = Some(match verified {
                 Ok(proofs) => {
                     let mut all_hold = true;
-                    for (t, proof) in proofs {
+                    for (t, tasks, proof) in proofs {
                         all_hold &= proof.holds(1);
+                        listed.extend(tasks);
                         if let Some(r) = services
                             .iter_mut()
                             .find(|r| r.service == t.service && r.cluster == t.cluster)
@@ -209,7 +270,25 @@ impl Run<'_> {
                 }
             });
         }
-        let outcome = decide::phase_outcome(&facts);
+        let secrets = match &watch {
+            Some(w) => self.holdings(w, &listed).await,
+            None => Vec::new(),
+        };
+        if let Some((f, _)) = facts.as_mut() {
+            if let Some(Verification::Proofs { all_hold }) = f.verification.as_mut() {
+                *all_hold &= secrets.iter().all(|s| s.holding.proven());
+            }
+        }
+        let outcome = if secrets
+            .iter()
+            .any(|s| matches!(s.holding, Holding::Superseded { .. }))
+        {
+            PhaseOutcome::Superseded
+        } else {
+            facts.as_ref().map_or(PhaseOutcome::VerifyFailed, |(f, _)| {
+                decide::phase_outcome(f)
+            })
+        };
         self.record(Record::PhaseFinished {
             phase,
             outcome,
@@ -219,13 +298,75 @@ impl Run<'_> {
             services,
             outcome,
             verify_error,
+            secrets,
         })
     }
 
-    /// Moves AWSCURRENT back on every written secret, redeploys and verifies.
+    /// The holding rule's answer for each watched secret, with what the listed tasks hold
+    /// and the superseding version's creation date.
+    async fn holdings(
+        &self,
+        watch: &SecretWatch,
+        tasks: &[crate::verdict::TaskObs],
+    ) -> Vec<SecretHolding> {
+        let margin = watch.margin.as_secs_f64();
+        let mut out = Vec::new();
+        for (w, holding) in watch.holdings() {
+            let mut counts = TaskCounts::default();
+            for t in tasks.iter().filter(|t| t.desired_status == "RUNNING") {
+                match task_holds(t.created_at, &holding, margin) {
+                    TaskHolds::Ours => counts.ours += 1,
+                    TaskHolds::Other => counts.other += 1,
+                    TaskHolds::Before => counts.before += 1,
+                    TaskHolds::Unknown => counts.unknown += 1,
+                }
+            }
+            let other_created = match &holding {
+                Holding::Superseded { by, .. } => secret::versions(&self.clients.sm, &w.arn)
+                    .await
+                    .ok()
+                    .and_then(|v| v.into_iter().find(|x| &x.id == by))
+                    .and_then(|v| v.created),
+                _ => None,
+            };
+            let first = w.looks.first().map(|l| l.last_changed);
+            let changed = w.looks.iter().any(|l| {
+                l.current.as_deref() != Some(w.version.as_str()) || Some(l.last_changed) != first
+            });
+            out.push(SecretHolding {
+                secret: w.name.clone(),
+                arn: w.arn.clone(),
+                version: w.version.clone(),
+                holding,
+                other_created,
+                changed,
+                tasks: counts,
+            });
+        }
+        out
+    }
+
+    /// A watch of the secrets this run delivers in `phase`: the written versions in the
+    /// rollout (with their creation dates), the previous ones in the restore.
+    pub(super) fn watch(&self, versions: Vec<(usize, String, Option<f64>)>) -> SecretWatch {
+        SecretWatch::new(
+            self.clients.sm.clone(),
+            self.settings.consistency_margin,
+            versions
+                .into_iter()
+                .map(|(i, v, created)| {
+                    let s = &self.secrets[i];
+                    (s.arn.clone(), s.name.clone(), v, created)
+                })
+                .collect(),
+        )
+    }
+
+    /// Moves AWSCURRENT back on every written secret, redeploys and verifies. Never over a
+    /// version this run did not write: then the rotation is superseded.
     pub(super) async fn restore(&mut self) -> Result<PhaseReport> {
-        let mut since = 0.0f64;
         let mut labels = Vec::new();
+        let mut watched = Vec::new();
         for i in 0..self.secrets.len() {
             let s = self.secrets[i].clone();
             let (Some(prev), Some(new)) = (s.previous.clone(), s.token.clone()) else {
@@ -235,7 +376,7 @@ impl Run<'_> {
             if info.current.as_deref() == Some(prev.as_str()) {
                 // Already restored (resume, or the write never happened).
             } else if info.current.as_deref() == Some(new.as_str())
-                || self.kind == RotationKind::Rollback
+                || (self.kind == RotationKind::Rollback && self.force_restore)
             {
                 let from = info.current.clone().unwrap_or(new.clone());
                 secret::move_current(&self.clients.sm, &s.arn, &prev, &from).await?;
@@ -249,8 +390,8 @@ impl Run<'_> {
                     version_id: prev.clone(),
                 });
             } else {
-                return Err(Error::refused(format!(
-                    "AWSCURRENT of {} is now {}, neither the new version {} nor the previous {}: not restoring over someone else's change",
+                return Err(Error::new(Kind::Superseded, format!(
+                    "AWSCURRENT of {} is now {}, neither the new version {} nor the previous {}: someone else changed it, and nothing was restored over their change",
                     s.name,
                     info.current.as_deref().unwrap_or("none"),
                     short(&new),
@@ -259,12 +400,15 @@ impl Run<'_> {
                 .hint("decide which version should be current, then run `secret-rollout redeploy --secret NAME`"));
             }
             self.secrets[i].restored = true;
-            let after = secret::describe(&self.clients.sm, &s.arn).await?;
-            since = since.max(after.last_changed.unwrap_or(0.0));
+            // The version restored was current from the stage move on: the watch's first
+            // look bounds that moment (its LastChangedDate), not the old creation date.
+            watched.push((i, prev.clone(), None));
             labels.push(short(&prev).to_string());
         }
         let deadline = Instant::now() + self.settings.timeout;
         let label = labels.join("+");
-        self.phase(Phase::Restore, since, &label, deadline).await
+        let watch = self.watch(watched);
+        self.phase(Phase::Restore, Some(watch), &label, deadline)
+            .await
     }
 }

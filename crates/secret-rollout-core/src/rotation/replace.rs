@@ -8,7 +8,7 @@ use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::journal::{self, Phase, RotationKind};
 use crate::plan::{self, RotationPlan};
-use crate::rollout::ServiceRef;
+use crate::rollout::{SecretWatch, ServiceRef};
 use crate::secret::{self, SecretInfo};
 use crate::value::{self, SecretValue};
 
@@ -268,20 +268,31 @@ async fn redeploy_services(
         .collect();
     let started = start_record(ctx, RotationKind::Redeploy, target, secrets, &services);
     let mut run = Run::start(ctx, started, Vec::new(), services, Vec::new())?;
-    let (since, version) = match secret.and_then(|s| Some((s, s.current.clone()?))) {
+    // With a secret, the tasks must hold its version current at the start, by the
+    // holding rule; without one, the proof is "started by our deployment".
+    let (watch, version) = match secret.and_then(|s| Some((s, s.current.clone()?))) {
         Some((s, current)) => {
             let created = secret::versions(&clients.sm, &s.arn)
                 .await?
                 .into_iter()
                 .find(|v| v.id == current)
                 .and_then(|v| v.created);
-            (created.unwrap_or(0.0), current)
+            let watch = SecretWatch::new(
+                clients.sm.clone(),
+                settings.consistency_margin,
+                vec![(s.arn.clone(), s.name.clone(), current.clone(), created)],
+            );
+            (Some(watch), current)
         }
-        None => (0.0, "current".to_string()),
+        None => (None, "current".to_string()),
     };
     let deadline = Instant::now() + settings.timeout;
-    let phase = run.phase(Phase::Rollout, since, &version, deadline).await?;
+    let phase = run.phase(Phase::Rollout, watch, &version, deadline).await?;
+    let message = match phase.outcome {
+        crate::journal::PhaseOutcome::Superseded => phase.superseded_message(),
+        _ if phase.changed_by_another() => phase.unexplained_message(),
+        _ => decide::failure_message(&phase),
+    };
     let outcome = decide::kept_outcome(Some(phase.outcome));
-    let message = decide::failure_message(&phase);
     run.finish(outcome, message, Some(phase), None, Vec::new())
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::exit;
+use crate::holding::Holding;
 use crate::journal::{Outcome, PhaseOutcome, RotationKind};
 use crate::rollout::ServiceRef;
 use crate::verdict::{Proof, Stage};
@@ -41,6 +42,39 @@ pub struct ServiceReport {
     pub proof: Option<Proof>,
 }
 
+/// How many running tasks hold what, by the holding rule ([`crate::holding`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TaskCounts {
+    /// Hold the version the phase delivers.
+    pub ours: usize,
+    /// Hold the version that superseded it.
+    pub other: usize,
+    /// Launched before that version was (provably) current.
+    pub before: usize,
+    /// Cannot be told.
+    pub unknown: usize,
+}
+
+/// One secret a phase delivers, judged by the holding rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretHolding {
+    /// Name.
+    pub secret: String,
+    /// ARN.
+    pub arn: String,
+    /// The version the tasks must hold.
+    pub version: String,
+    /// The rule's answer.
+    pub holding: Holding,
+    /// The superseding version's CreatedDate (AWS's clock), when superseded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_created: Option<f64>,
+    /// Someone else changed the secret during the phase (the looks moved).
+    pub changed: bool,
+    /// What the running tasks of the phase's services hold.
+    pub tasks: TaskCounts,
+}
+
 /// One phase (rollout or restore) in the report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PhaseReport {
@@ -51,6 +85,65 @@ pub struct PhaseReport {
     /// Why verification could not finish (ECS could not be asked for the tasks), if so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_error: Option<String>,
+    /// The secrets the phase delivers, as the watch judged them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretHolding>,
+}
+
+impl PhaseReport {
+    /// Someone else changed a delivered secret during the phase: nothing may be restored
+    /// over that change.
+    pub fn changed_by_another(&self) -> bool {
+        self.secrets.iter().any(|s| s.changed)
+    }
+
+    /// One line naming every superseding version and what the tasks hold, if any.
+    pub fn superseded_message(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .secrets
+            .iter()
+            .filter_map(|s| {
+                let Holding::Superseded { by, .. } = &s.holding else {
+                    return None;
+                };
+                let created = s
+                    .other_created
+                    .map(|c| format!(" (created {})", when(c)))
+                    .unwrap_or_default();
+                let t = s.tasks;
+                Some(format!(
+                    "AWSCURRENT of {} is now {by}{created}, not {}: someone else changed it during the run and nothing was restored over it; running tasks: {} hold {}, {} hold {by}, {} launched before, {} cannot be told",
+                    s.secret, s.version, t.ours, s.version, t.other, t.before, t.unknown
+                ))
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// One line for a change that cannot be explained, if any.
+    pub fn unexplained_message(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .secrets
+            .iter()
+            .filter(|s| s.changed)
+            .filter_map(|s| match &s.holding {
+                Holding::NotProven { why, .. } => Some(format!("{}: not proven: {why}", s.secret)),
+                _ => None,
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+}
+
+/// An AWS-clock moment as RFC 3339 (UTC, seconds).
+pub fn when(epoch: f64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(epoch.floor() as i64)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| format!("{epoch:.0}"))
 }
 
 /// The result of a command that rolls something out, for people and machines.
@@ -103,6 +196,7 @@ pub fn outcome_exit_code(outcome: Outcome) -> i32 {
         Outcome::Timeout => exit::TIMEOUT,
         Outcome::Interrupted => exit::INTERRUPTED,
         Outcome::Aborted => exit::REFUSED,
+        Outcome::Superseded => exit::SUPERSEDED,
     }
 }
 
@@ -117,5 +211,8 @@ pub fn outcome_word(o: Outcome) -> &'static str {
         Outcome::Timeout => "timed out",
         Outcome::Interrupted => "interrupted",
         Outcome::Aborted => "aborted before any write",
+        Outcome::Superseded => {
+            "superseded: another version became current, nothing restored over it"
+        }
     }
 }

@@ -104,7 +104,7 @@ pub async fn rollback(
         ),
         None,
     )?;
-    restore_version(ctx, target, &info, &choice, redeploy).await
+    restore_version(ctx, target, &info, &choice, redeploy, request.force).await
 }
 
 /// Moves AWSCURRENT of `info` as `choice` says, redeploys `services` and verifies.
@@ -114,6 +114,7 @@ async fn restore_version(
     info: &SecretInfo,
     choice: &RestoreChoice,
     services: Vec<ServiceRef>,
+    force: bool,
 ) -> Result<Report> {
     if choice.arn != info.arn {
         return Err(Error::local(format!(
@@ -148,6 +149,7 @@ async fn restore_version(
         restored: false,
     };
     let mut run = Run::start(ctx, started, vec![state], services, locks)?;
+    run.force_restore = force;
     run.restore_and_finish(Outcome::Verified, None, None).await
 }
 

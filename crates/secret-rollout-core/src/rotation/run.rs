@@ -67,6 +67,9 @@ pub(super) struct Run<'a> {
     pub(super) rolls_back: Option<Uuid>,
     /// Each service's PRIMARY deployment before the rotation (never ours).
     pub(super) previous_deployments: BTreeMap<ServiceRef, String>,
+    /// A person typed `rollback --force`: the restore may move AWSCURRENT off a version
+    /// this run did not write. Never set otherwise (nor on resume).
+    pub(super) force_restore: bool,
     pub(super) _locks: Vec<Lock>,
 }
 
@@ -174,6 +177,7 @@ impl<'a> Run<'a> {
             started_at: epoch_secs(started.started_at),
             rolls_back: started.rolls_back,
             previous_deployments,
+            force_restore: false,
             _locks: locks,
         })
     }
@@ -237,6 +241,7 @@ impl<'a> Run<'a> {
             started_at: epoch_secs(started.started_at),
             rolls_back: started.rolls_back,
             previous_deployments: previous_deployments(started),
+            force_restore: false,
             _locks: locks,
         })
     }
@@ -271,23 +276,43 @@ impl Run<'_> {
                 return self.after_failure(None, Some(e.message)).await;
             }
         }
-        let mut since = 0.0f64;
         let mut labels = Vec::new();
-        for s in &self.secrets {
+        let mut watched = Vec::new();
+        for (i, s) in self.secrets.iter().enumerate() {
             let Some(token) = &s.token else { continue };
             let created = secret::versions(&self.clients.sm, &s.arn)
                 .await?
                 .into_iter()
                 .find(|v| &v.id == token)
                 .and_then(|v| v.created);
-            since = since.max(created.unwrap_or(0.0));
+            watched.push((i, token.clone(), created));
             labels.push(short(token).to_string());
         }
         let label = labels.join("+");
-        let phase = self.phase(Phase::Rollout, since, &label, deadline).await?;
+        let watch = self.watch(watched);
+        let phase = self
+            .phase(Phase::Rollout, Some(watch), &label, deadline)
+            .await?;
         match phase.outcome {
             PhaseOutcome::Verified => {
                 self.finish(Outcome::Verified, None, Some(phase), None, Vec::new())
+            }
+            // Someone else's version is current: never restore over it.
+            PhaseOutcome::Superseded => {
+                let message = phase.superseded_message();
+                self.finish(Outcome::Superseded, message, Some(phase), None, Vec::new())
+            }
+            // Someone else changed the secret and ours is current again: what tasks hold
+            // cannot be proven, and a restore would move a label the tool cannot explain.
+            _ if phase.changed_by_another() => {
+                let message = phase.unexplained_message();
+                self.finish(
+                    Outcome::VerifyFailed,
+                    message,
+                    Some(phase),
+                    None,
+                    Vec::new(),
+                )
             }
             PhaseOutcome::Timeout => {
                 let message = format!(

@@ -123,4 +123,8 @@ pub struct RolloutArgs {
     /// Poll interval ceiling (tests and demos use less).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse::max_poll, hide = true)]
     pub max_poll: std::time::Duration,
+    /// Secrets Manager is eventually consistent: the read of the secret that proves what
+    /// the tasks hold counts only this long after the tasks were listed (0s to 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5s", env = "SECRET_ROLLOUT_CONSISTENCY_MARGIN", value_parser = parse::consistency_margin)]
+    pub consistency_margin: std::time::Duration,
 }

@@ -14,6 +14,9 @@ pub const TIMEOUT_RANGE: (Duration, Duration) =
 pub const MAX_POLL_RANGE: (Duration, Duration) =
     (Duration::from_millis(10), Duration::from_secs(60));
 
+/// `--consistency-margin`: none at all (a test against a consistent emulator) to 5 minutes.
+pub const MARGIN_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(300));
+
 /// `--length` of a generated value.
 pub const LENGTH_RANGE: (usize, usize) = (1, 4096);
 
@@ -57,6 +60,11 @@ pub fn timeout(s: &str) -> Result<Duration, String> {
 /// `--max-poll`.
 pub fn max_poll(s: &str) -> Result<Duration, String> {
     in_range(s, MAX_POLL_RANGE, "the poll interval")
+}
+
+/// `--consistency-margin`.
+pub fn consistency_margin(s: &str) -> Result<Duration, String> {
+    in_range(s, MARGIN_RANGE, "the consistency margin")
 }
 
 /// `--length`.

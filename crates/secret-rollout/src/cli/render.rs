@@ -139,6 +139,24 @@ pub fn line(event: &Event) -> Option<String> {
             }
             s
         }
+        Event::SecretChanged {
+            phase,
+            secret,
+            expected,
+            current,
+            ..
+        } => match current.as_deref() {
+            Some(c) if c != expected => format!(
+                "{secret}{}: AWSCURRENT is now {c}, not {}: someone else changed the secret",
+                phase_tag(*phase),
+                short(expected)
+            ),
+            _ => format!(
+                "{secret}{}: the secret changed while {} stayed current: cannot prove what tasks hold",
+                phase_tag(*phase),
+                short(expected)
+            ),
+        },
         Event::Retrying { what, error } => format!("retrying {what}: {error}"),
         Event::VerifyError { phase, error } => {
             format!(

@@ -32,6 +32,7 @@ pub fn settings(r: &args::RolloutArgs, failure: args::OnFailure) -> Result<Setti
         max_poll: r.max_poll,
         on_failure: on_failure(failure),
         state_dir: session::state_dir()?,
+        consistency_margin: r.consistency_margin,
     })
 }
 

@@ -177,6 +177,9 @@ impl TestEnv {
                 self.dir.path().join("aws-credentials"),
             )
             .env("SECRET_ROLLOUT_STATE_DIR", self.state_dir())
+            // The sandbox is consistent at once: a short margin keeps the tests quick
+            // (the default is seconds). A test may set it again.
+            .env("SECRET_ROLLOUT_CONSISTENCY_MARGIN", "50ms")
             .env("SECRET_ROLLOUT_CACHE_DIR", self.dir.path().join("cache"))
             .env("XDG_CONFIG_HOME", self.dir.path().join("config"))
             .env("NO_COLOR", "1");

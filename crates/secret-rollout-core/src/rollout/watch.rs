@@ -1,0 +1,179 @@
+//! Watching the secrets a phase delivers: one `DescribeSecret` per secret at every follow
+//! poll, during verification and once more a margin after the tasks were listed. The
+//! looks are judged by the pure rule in [`crate::holding`].
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::aws::secrets;
+use crate::holding::{self, Holding, Look, Question};
+use crate::progress::{Event, Phase, Reporter};
+
+/// One secret whose version the tasks must hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Watched {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// The version the tasks must hold.
+    pub version: String,
+    /// Its CreatedDate (AWS's clock), when known.
+    pub created: Option<f64>,
+    /// Every look, oldest first.
+    pub looks: Vec<Look>,
+}
+
+/// The secrets of one phase and their looks.
+pub struct SecretWatch {
+    sm: aws_sdk_secretsmanager::Client,
+    epoch: Instant,
+    /// The consistency margin.
+    pub margin: Duration,
+    /// The watched secrets.
+    pub secrets: Vec<Watched>,
+    /// When the tasks were listed for verification (tool's clock), if they were.
+    pub listed_at: Option<f64>,
+    reported: usize,
+}
+
+impl SecretWatch {
+    /// A watch of `secrets` (arn, name, version, created).
+    pub fn new(
+        sm: aws_sdk_secretsmanager::Client,
+        margin: Duration,
+        secrets: Vec<(String, String, String, Option<f64>)>,
+    ) -> SecretWatch {
+        SecretWatch {
+            sm,
+            epoch: Instant::now(),
+            margin,
+            secrets: secrets
+                .into_iter()
+                .map(|(arn, name, version, created)| Watched {
+                    arn,
+                    name,
+                    version,
+                    created,
+                    looks: Vec::new(),
+                })
+                .collect(),
+            listed_at: None,
+            reported: 0,
+        }
+    }
+
+    /// Seconds on the tool's monotonic clock since the watch began.
+    pub fn now(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+
+    /// Reads every watched secret once. A failed read is no look: the next one (and the
+    /// final one, which is required) bridges the gap through `LastChangedDate`.
+    pub async fn look(&mut self, phase: Phase, reporter: &dyn Reporter) {
+        for i in 0..self.secrets.len() {
+            let arn = self.secrets[i].arn.clone();
+            match secrets::describe(&self.sm, &arn).await {
+                Ok(info) => {
+                    let pending = info
+                        .stages
+                        .iter()
+                        .find(|(_, s)| s.iter().any(|x| x == "AWSPENDING"))
+                        .map(|(v, _)| v.clone());
+                    let look = Look {
+                        at: self.now(),
+                        current: info.current,
+                        pending,
+                        last_changed: info.last_changed,
+                    };
+                    self.secrets[i].looks.push(look);
+                }
+                Err(e) => reporter.report(&Event::Retrying {
+                    what: format!("reading secret {}", self.secrets[i].name),
+                    error: e.message,
+                }),
+            }
+        }
+        self.report_change(phase, reporter);
+    }
+
+    /// Tells the operator, once, that a watched secret changed.
+    fn report_change(&mut self, phase: Phase, reporter: &dyn Reporter) {
+        if self.reported > 0 {
+            return;
+        }
+        for w in &self.secrets {
+            let Some(first) = w.looks.first() else {
+                continue;
+            };
+            let Some(last) = w.looks.last() else {
+                continue;
+            };
+            if last.current.as_deref() != Some(w.version.as_str())
+                || last.last_changed != first.last_changed
+            {
+                self.reported += 1;
+                reporter.report(&Event::SecretChanged {
+                    phase,
+                    secret: w.name.clone(),
+                    expected: w.version.clone(),
+                    current: last.current.clone(),
+                    last_changed: last.last_changed,
+                });
+            }
+        }
+    }
+
+    /// Someone else changed a watched secret since the first look (or it was not on its
+    /// version at the first look): following on cannot make the proof true.
+    pub fn changed(&self) -> bool {
+        self.secrets.iter().any(|w| {
+            let Some(first) = w.looks.first() else {
+                return false;
+            };
+            w.looks.iter().any(|l| {
+                l.current.as_deref() != Some(w.version.as_str())
+                    || l.last_changed != first.last_changed
+            })
+        })
+    }
+
+    /// Waits until a margin has passed since the tasks were listed, then reads again.
+    pub async fn final_look(&mut self, phase: Phase, reporter: &dyn Reporter) {
+        let listed = self.listed_at.unwrap_or_else(|| self.now());
+        let wait = listed + self.margin.as_secs_f64() - self.now();
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+        self.look(phase, reporter).await;
+    }
+
+    /// The rule's answer per secret.
+    pub fn holdings(&self) -> Vec<(&Watched, Holding)> {
+        self.secrets
+            .iter()
+            .map(|w| {
+                let h = holding::judge(&Question {
+                    version: &w.version,
+                    created: w.created,
+                    looks: &w.looks,
+                    listed_at: self.listed_at,
+                    margin: self.margin.as_secs_f64(),
+                });
+                (w, h)
+            })
+            .collect()
+    }
+
+    /// The moment every task must be created at or after: the latest `since` of the
+    /// secrets (their first looks). `None`: not known for one of them.
+    pub fn since(&self) -> Option<f64> {
+        let mut out: Option<f64> = None;
+        for (_, h) in self.holdings() {
+            let s = h.since()?;
+            out = Some(out.map_or(s, |o| o.max(s)));
+        }
+        out
+    }
+}
