@@ -345,6 +345,112 @@ async fn suite(endpoint: &str, target: Target) {
     }
 }
 
+/// `LastChangedDate` ("modified in any way"), which secret-rollout's holding rule reads
+/// at every poll. Both emulators move it on PutSecretValue. moto leaves it on stage
+/// moves and tag edits; the sandbox moves it there too, the conservative reading of the
+/// documentation (unconfirmed on AWS), so those assertions run on the sandbox only.
+async fn last_changed(endpoint: &str, target: Target) {
+    let sm = client(endpoint);
+    let name = "e2e/moto-compare/last_changed";
+    let changed = |sm: Client| async move {
+        let d = sm.describe_secret().secret_id(name).send().await.unwrap();
+        d.last_changed_date()
+            .expect("LastChangedDate")
+            .as_secs_f64()
+    };
+    sm.create_secret()
+        .name(name)
+        .secret_string("v1")
+        .client_request_token(T1)
+        .send()
+        .await
+        .unwrap();
+    let at_create = changed(sm.clone()).await;
+    // moto keeps whole seconds: wait past one so a move shows.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    sm.put_secret_value()
+        .secret_id(name)
+        .secret_string("v2")
+        .client_request_token(T2)
+        .send()
+        .await
+        .unwrap();
+    let at_put = changed(sm.clone()).await;
+    assert!(
+        at_put > at_create,
+        "{target:?}: a put moves LastChangedDate"
+    );
+    let versions = sm
+        .list_secret_version_ids()
+        .secret_id(name)
+        .send()
+        .await
+        .unwrap();
+    let created = versions
+        .versions()
+        .iter()
+        .find(|v| v.version_id() == Some(T2))
+        .and_then(|v| v.created_date())
+        .expect("CreatedDate of the new version")
+        .as_secs_f64();
+    assert!(
+        (at_put - created).abs() < 2.0,
+        "{target:?}: the put's LastChangedDate is its version's creation ({at_put} vs {created})"
+    );
+    if target == Target::Sandbox {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sm.update_secret_version_stage()
+            .secret_id(name)
+            .version_stage("AWSCURRENT")
+            .move_to_version_id(T1)
+            .remove_from_version_id(T2)
+            .send()
+            .await
+            .unwrap();
+        let at_move = changed(sm.clone()).await;
+        assert!(at_move > at_put, "a stage move moves LastChangedDate");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sm.tag_resource()
+            .secret_id(name)
+            .tags(
+                aws_sdk_secretsmanager::types::Tag::builder()
+                    .key("team")
+                    .value("lpa")
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let at_tag = changed(sm.clone()).await;
+        assert!(at_tag > at_move, "a tag edit moves LastChangedDate");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sm.update_secret()
+            .secret_id(name)
+            .description("the app key")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            changed(sm.clone()).await > at_tag,
+            "a description edit moves it"
+        );
+        assert_eq!(
+            stages_of(&sm, name).await,
+            labels(&[(T1, &["AWSCURRENT"]), (T2, &["AWSPREVIOUS"])]),
+            "metadata edits move no label"
+        );
+    }
+}
+
+async fn stages_of(sm: &Client, name: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let d = sm.describe_secret().secret_id(name).send().await.unwrap();
+    d.version_ids_to_stages()
+        .expect("VersionIdsToStages")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+        .collect()
+}
+
 #[tokio::test]
 async fn the_suite_passes_on_the_sandbox() {
     let sb = Sandbox::start(SandboxOptions {
@@ -356,6 +462,7 @@ async fn the_suite_passes_on_the_sandbox() {
     .await
     .expect("sandbox starts");
     suite(&sb.endpoint(), Target::Sandbox).await;
+    last_changed(&sb.endpoint(), Target::Sandbox).await;
 }
 
 #[tokio::test]
@@ -364,4 +471,5 @@ async fn the_suite_passes_on_moto_server() {
         .await
         .expect("join");
     suite(&moto.endpoint, Target::Moto).await;
+    last_changed(&moto.endpoint, Target::Moto).await;
 }

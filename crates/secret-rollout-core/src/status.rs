@@ -34,9 +34,21 @@ pub struct SecretState {
     pub name: String,
     /// The version holding AWSCURRENT.
     pub current: Option<String>,
-    /// Tasks created before this moment (epoch seconds) hold an older value. `None`: not
-    /// known (no current version), so no task is called stale for it.
+    /// Tasks created at or after this moment (epoch seconds) hold the current value: it
+    /// has been current since then at the latest. `None`: not known (no current version),
+    /// so no task is called stale for it.
     pub since: Option<f64>,
+    /// The current version's CreatedDate: a task created before it holds an older value.
+    /// One created between this and `since` cannot be told (the version may have been
+    /// current, or another one). `None`: every task before `since` is called stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<f64>,
+    /// When AWSCURRENT was moved back (its AWSPREVIOUS version is newer): that newer
+    /// version's CreatedDate. A task created from then until `since` is called stale: it
+    /// read the newer version, unless the secret changed yet again after the move back
+    /// (status assumes the last change was that move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_back_from: Option<f64>,
 }
 
 /// A service as described, with what `assess` needs.
@@ -95,8 +107,13 @@ pub struct SecretRead {
     pub current_version: Option<String>,
     /// Running tasks whose task definition follows AWSCURRENT of this secret.
     pub tasks: usize,
-    /// Ids of those created before the current value took effect.
+    /// Ids of those that hold an older value: created before the current value existed.
     pub stale_tasks: Vec<String>,
+    /// Ids of those that cannot be told: created after the current version existed but
+    /// before it provably became current (the secret changed since; status has no reads
+    /// from the past to place the change). Never called stale, never called fresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unproven_tasks: Vec<String>,
     /// Pinned references in the service's task definition.
     pub pinned: Vec<PinnedRef>,
 }
@@ -217,6 +234,7 @@ pub fn assess(
             let service_refs = refs_of(service_td);
             let mut following = 0;
             let mut stale = Vec::new();
+            let mut unproven = Vec::new();
             let mut any_task_reads = false;
             for t in &running {
                 let td = task_defs.get(&t.task_definition_arn).or(service_td);
@@ -226,7 +244,19 @@ pub fn assess(
                     continue;
                 }
                 following += 1;
-                if secret.since.is_some_and(|since| t.created_at < since) {
+                // The holding rule, with what status can see: no reads from the past,
+                // so the current version counts from `since` (see `effective_since`).
+                let holding = secret
+                    .since
+                    .map(|since| crate::holding::Holding::Holds { since });
+                let before = holding.is_some_and(|h| {
+                    crate::holding::task_holds(t.created_at, &h, 0.0)
+                        == crate::holding::TaskHolds::Before
+                });
+                let after_newer = secret.moved_back_from.is_some_and(|p| t.created_at >= p);
+                if before && !after_newer && secret.created.is_some_and(|c| t.created_at >= c) {
+                    unproven.push(t.id().to_string());
+                } else if before {
                     stale.push(t.id().to_string());
                 }
             }
@@ -239,6 +269,7 @@ pub fn assess(
                 current_version: secret.current.clone(),
                 tasks: following,
                 stale_tasks: stale,
+                unproven_tasks: unproven,
                 pinned: service_refs
                     .into_iter()
                     .filter(|(follows, _)| !follows)
@@ -415,10 +446,14 @@ pub async fn gather(
                 .and_then(|x| x.created)
         };
         let created = created_of(&info.current);
-        let moved_back_by = moved_back(created, created_of(&info.previous))
-            .then_some(info.last_changed)
+        // The current version has been current since its LastChangedDate at the latest:
+        // whatever the last change was, it left this version current.
+        let moved_back_by = info.last_changed;
+        let previous_created = created_of(&info.previous);
+        let moved_back_from = moved_back(created, previous_created)
+            .then_some(previous_created)
             .flatten();
-        Ok::<_, Error>((info, created, moved_back_by))
+        Ok::<_, Error>((info, created, moved_back_by, moved_back_from))
     }))
     .await;
     let restores: Vec<(String, String, f64)> = state_dir
@@ -436,7 +471,7 @@ pub async fn gather(
         .collect();
     let mut secrets: Vec<SecretState> = Vec::new();
     for (id, r) in ids.iter().zip(described) {
-        let (info, created, moved_back_by) = match r {
+        let (info, created, moved_back_by, moved_back_from) = match r {
             Ok(x) => x,
             // A task definition may name a secret that is gone: worth a note, not a failure.
             Err(e) if !explicit && e.kind == Kind::BadInput => {
@@ -467,6 +502,8 @@ pub async fn gather(
             name: info.name,
             current: info.current,
             since,
+            created,
+            moved_back_from,
         });
     }
     let mut status = assess(&secrets, &services, &tasks, &task_defs, explicit);
@@ -532,6 +569,8 @@ mod tests {
             name: name.into(),
             current: Some("v2".into()),
             since: Some(since),
+            created: None,
+            moved_back_from: None,
         }
     }
 
@@ -565,6 +604,41 @@ mod tests {
         assert_eq!(read.tasks, 2);
         assert_eq!(read.stale_tasks, vec!["old".to_string()]);
         assert_eq!(st.services[0].tasks.len(), 2);
+    }
+
+    #[test]
+    fn tasks_between_the_versions_creation_and_its_last_change_cannot_be_told() {
+        // v2 created at 100, the secret last changed at 200 (a label moved back to v2, or
+        // a tag edit): a task from before 100 holds an older value; one from between
+        // may hold v2 or the version that was current meanwhile; one after 200 holds v2.
+        // Moved back from v3 (created at 160): one from 160 on read v3.
+        let defs: HashMap<_, _> = [("td:1".to_string(), td("td:1", &[ARN]))].into();
+        let st = assess(
+            &[SecretState {
+                created: Some(100.0),
+                moved_back_from: Some(160.0),
+                ..secret(ARN, "production/db", 200.0)
+            }],
+            &[svc("api", "td:1")],
+            &tasks(vec![(
+                "api",
+                vec![
+                    task("older", "td:1", 50.0, "RUNNING"),
+                    task("between", "td:1", 150.0, "RUNNING"),
+                    task("read-v3", "td:1", 170.0, "RUNNING"),
+                    task("after", "td:1", 250.0, "RUNNING"),
+                ],
+            )]),
+            &defs,
+            false,
+        );
+        let read = &st.services[0].secrets[0];
+        assert_eq!(
+            read.stale_tasks,
+            vec!["older".to_string(), "read-v3".to_string()]
+        );
+        assert_eq!(read.unproven_tasks, vec!["between".to_string()]);
+        assert_eq!((st.stale, st.exit_code()), (2, 1));
     }
 
     #[test]

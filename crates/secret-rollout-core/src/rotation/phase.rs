@@ -93,8 +93,24 @@ impl Run<'_> {
         if let Some(w) = watch.as_mut() {
             w.look(phase, self.reporter).await;
             if w.changed() {
+                // Nothing is redeployed; the running tasks are listed to say what they hold.
+                let all: Vec<Tracked> = self
+                    .services
+                    .iter()
+                    .map(|s| Tracked {
+                        cluster: s.cluster.clone(),
+                        service: s.service.clone(),
+                        deployment_id: String::new(),
+                    })
+                    .collect();
+                let facts = PhaseFacts {
+                    timed_out: false,
+                    failed_launches: 0,
+                    all_completed: false,
+                    verification: None,
+                };
                 return self
-                    .end_phase(phase, Vec::new(), Vec::new(), None, watch)
+                    .end_phase(phase, Vec::new(), all, Some((facts, version)), watch)
                     .await;
             }
         }
@@ -229,6 +245,14 @@ impl Run<'_> {
         let mut facts = facts.map(|(f, v)| (f, v.to_string()));
         if let (Some((f, version)), false) = (facts.as_mut(), tracked.is_empty()) {
             let since = watch.as_ref().and_then(SecretWatch::since).unwrap_or(0.0);
+            // After someone else's change the tasks are listed only to say what they
+            // hold: no per-service proof is claimed, in progress or in the report.
+            let changed = watch.as_ref().is_some_and(SecretWatch::changed);
+            let reporter: &dyn crate::progress::Reporter = if changed {
+                &crate::progress::Silent
+            } else {
+                self.reporter
+            };
             let verified = rollout::verify(
                 &self.clients.ecs,
                 &tracked,
@@ -236,7 +260,7 @@ impl Run<'_> {
                 watch.is_none(),
                 version,
                 phase,
-                self.reporter,
+                reporter,
             )
             .await;
             if let Some(w) = watch.as_mut() {
@@ -253,7 +277,7 @@ impl Run<'_> {
                         listed.extend(tasks);
                         if let Some(r) = services
                             .iter_mut()
-                            .find(|r| r.service == t.service && r.cluster == t.cluster)
+                            .find(|r| !changed && r.service == t.service && r.cluster == t.cluster)
                         {
                             r.proof = Some(proof);
                         }

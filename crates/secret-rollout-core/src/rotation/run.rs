@@ -372,6 +372,10 @@ impl Run<'_> {
         )
     }
 
+    /// The commands to finish a failed restore by hand. The stage move names our version
+    /// in `--remove-from-version-id`, which AWS requires to be the one carrying AWSCURRENT:
+    /// it cannot move the label off a version someone else made current. (A restore that
+    /// finds someone else's version current ends superseded, with no commands at all.)
     fn manual_commands(&self) -> Vec<String> {
         let mut out = Vec::new();
         for s in &self.secrets {

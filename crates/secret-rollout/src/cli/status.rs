@@ -168,6 +168,7 @@ pub fn text(st: &Status, color: bool) -> String {
 
     let mut stale_lines = Vec::new();
     let mut pinned_lines = Vec::new();
+    let mut unproven_lines = Vec::new();
     for s in &st.services {
         for r in &s.secrets {
             for id in &r.stale_tasks {
@@ -187,6 +188,12 @@ pub fn text(st: &Status, color: bool) -> String {
                     since.map(hms).unwrap_or_default()
                 ));
             }
+            for id in &r.unproven_tasks {
+                unproven_lines.push(format!(
+                    "  {}/{} task {id} may hold the current {} or the version current before its last change: status cannot tell",
+                    s.cluster, s.name, r.secret_name
+                ));
+            }
             for p in &r.pinned {
                 pinned_lines.push(format!(
                     "  {}/{} container {} {} reads {} pinned to {}: it keeps that version",
@@ -198,6 +205,13 @@ pub fn text(st: &Status, color: bool) -> String {
     if !stale_lines.is_empty() {
         out.push_str("\nStale tasks:\n");
         for l in stale_lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    if !unproven_lines.is_empty() {
+        out.push_str("\nCannot be told (the secret changed after its version was created):\n");
+        for l in unproven_lines {
             out.push_str(&l);
             out.push('\n');
         }

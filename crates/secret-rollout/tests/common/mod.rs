@@ -155,7 +155,7 @@ impl TestEnv {
 
     /// A `secret-rollout` command with a clean environment aimed at the sandbox.
     pub fn cli(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_secret-rollout"));
+        let mut cmd = std::process::Command::new(binary());
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().to_string();
             if k.starts_with("AWS_")
@@ -211,6 +211,15 @@ impl TestEnv {
         .await
         .expect("join")
     }
+}
+
+/// The binary under test: `SECRET_ROLLOUT_TEST_BIN` when set, else cargo's. Cargo's path
+/// (`target/debug/secret-rollout`) is the one copy every build into a shared target
+/// directory overwrites, so builds of other branches running at the same time can swap
+/// it under a test; the hashed copy in `target/debug/deps` is this build's own.
+pub fn binary() -> std::ffi::OsString {
+    std::env::var_os("SECRET_ROLLOUT_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_secret-rollout").into())
 }
 
 /// stdout and stderr as text, for assertion messages.
