@@ -450,6 +450,8 @@ mod tests {
                 name: "production/x".into(),
                 current: Some("6a1f0000-1111".into()),
                 since: Some(100.0),
+                created: None,
+                moved_back_from: None,
             }],
             services: vec![ServiceStatus {
                 cluster: "c".into(),
@@ -483,6 +485,7 @@ mod tests {
                     current_version: Some("6a1f0000-1111".into()),
                     tasks: 2,
                     stale_tasks: stale.clone(),
+                    unproven_tasks: Vec::new(),
                     pinned: vec![PinnedRef {
                         container: "app".into(),
                         place: "env OLD".into(),
