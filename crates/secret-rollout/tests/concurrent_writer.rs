@@ -601,3 +601,32 @@ async fn without_another_writer_replace_is_verified_and_every_task_holds_ours() 
     assert!(held(&env).iter().all(|v| v == ours));
     check_truth(&env, code, &report).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_text_report_of_a_superseded_run_names_the_other_version_and_claims_nothing() {
+    let env = start(2000.0).await;
+    hold(&env, "secretsmanager", "ListSecretVersionIds", 3, 1500);
+    let args: Vec<&str> = replace_args(&[])
+        .into_iter()
+        .filter(|a| *a != "--output" && *a != "json")
+        .collect();
+    let child = spawn(&env, &args, b"our-new-value", "text");
+    wait_until("written", || count(&env, "written") == 1).await;
+    let other = put_other(&env).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.wait().expect("reaped")
+    })
+    .await
+    .unwrap();
+    let out = std::fs::read_to_string(env.dir.path().join("text.out")).unwrap();
+    assert_eq!(status.code(), Some(11), "{out}");
+    assert!(out.contains("superseded"), "{out}");
+    assert!(out.contains(&other), "names the other version: {out}");
+    assert!(
+        !out.contains("(AWSCURRENT)"),
+        "never says ours is current: {out}"
+    );
+    assert!(!out.contains("proven new"), "claims no proof: {out}");
+    assert!(!out.contains("update-secret-version-stage"), "{out}");
+}

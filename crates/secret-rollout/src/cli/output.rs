@@ -5,6 +5,7 @@ use std::io::Write;
 
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::consumers::Consumer;
+use secret_rollout_core::journal::Outcome;
 use secret_rollout_core::plan::RotationPlan;
 use secret_rollout_core::rotation::{outcome_word, PhaseReport, Report};
 use secret_rollout_core::verdict::Stage;
@@ -227,6 +228,13 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
     for s in &r.secrets {
         let prev = s.previous_version.as_deref().unwrap_or("-");
         match (&s.new_version, s.restored) {
+            (Some(new), false) if r.outcome == Outcome::Superseded => {
+                let _ = writeln!(
+                    out,
+                    "  {}: {prev} -> {new} written, then someone else's version became AWSCURRENT",
+                    s.name
+                );
+            }
             (Some(new), false) => {
                 let _ = writeln!(out, "  {}: {prev} -> {new} (AWSCURRENT)", s.name);
             }
