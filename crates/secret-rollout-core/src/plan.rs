@@ -41,6 +41,9 @@ pub struct RotationPlan {
     pub consumers: consumers::Plan,
     /// Services to redeploy, each once, with their PRIMARY deployment id now.
     pub redeploy: Vec<(ServiceRef, Option<String>)>,
+    /// Consumers to redeploy that are in the middle of a deployment the tool did not
+    /// start (filled by `plan` and `replace --dry-run`, which warn: `replace` refuses).
+    pub busy: Vec<crate::rotation::decide::Busy>,
 }
 
 /// The PRIMARY deployment id of a described service.
@@ -96,6 +99,7 @@ pub async fn plan(
         secrets,
         consumers,
         redeploy,
+        busy: Vec::new(),
     })
 }
 

@@ -46,6 +46,21 @@ pub struct Settings {
     pub on_failure: OnFailure,
     /// Where the journal and locks live.
     pub state_dir: PathBuf,
+    /// What to do when a consumer is in the middle of a deployment the tool did not start.
+    pub concurrent: ConcurrentDeploy,
+}
+
+/// What a rotation does, before it writes, about a consumer in the middle of a deployment
+/// it did not start (someone deploying, or a rotation of another secret it shares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConcurrentDeploy {
+    /// Refuse (exit 4), naming the service and since when: the default.
+    #[default]
+    Refuse,
+    /// Wait for it to settle (`--wait`), up to the timeout, then go on.
+    Wait,
+    /// Go on anyway, with a warning (`--allow-concurrent-deploy`).
+    Allow,
 }
 
 /// Who is acting (STS GetCallerIdentity).

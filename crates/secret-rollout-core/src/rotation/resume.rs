@@ -6,11 +6,12 @@ use crate::clients::Clients;
 use crate::error::{Error, Result};
 use crate::journal::{self, Outcome, RotationKind, RotationSummary, Status};
 use crate::progress::{Event, Reporter};
+use crate::rollout::ServiceRef;
 use crate::secret;
 use crate::value::{self, SecretValue};
 
 use super::decide;
-use super::replace::{current_value, merged};
+use super::replace::{current_value, merged, settle_first};
 use super::report::outcome_word;
 use super::run::{lock_all, Run};
 use super::{Operator, Report, Settings};
@@ -102,6 +103,39 @@ pub async fn resume(
         &arns,
         Some(summary.rotation_id()),
     )?;
+    // Someone else's deployment on one of its services: the same guard as before a first
+    // write; the rotation's own deployments (journaled, or adoptable) are not someone else's.
+    let services: Vec<ServiceRef> = summary
+        .services
+        .iter()
+        .map(|s| ServiceRef {
+            cluster: s.cluster.clone(),
+            service: s.name.clone(),
+        })
+        .collect();
+    let mut written = None;
+    for s in &summary.secrets {
+        let Some(id) = s.written_version_id.as_deref() else {
+            continue;
+        };
+        let created = secret::versions(&clients.sm, &s.arn)
+            .await?
+            .into_iter()
+            .find(|v| v.id == id)
+            .and_then(|v| v.created);
+        written = match (written, created) {
+            (Some(a), Some(b)) => Some(f64::min(a, b)),
+            (a, b) => a.or(b),
+        };
+    }
+    settle_first(
+        clients,
+        &settings,
+        reporter,
+        &services,
+        &decide::resumed_deployments(summary, written),
+    )
+    .await?;
     let mut run = Run::resume(clients, &settings, reporter, summary, locks)?;
     reporter.report(&Event::Note {
         text: format!("resuming rotation {}", summary.rotation_id()),

@@ -11,6 +11,7 @@ use crate::rollout::ServiceRef;
 use crate::secret::{self, SecretInfo};
 
 use super::decide::{self, RestoreChoice, RollbackSource};
+use super::replace;
 use super::resume::find_rotation;
 use super::run::{lock_all, start_record, Run, SecretState};
 use super::{confirmed, Context, Operator, Report};
@@ -94,6 +95,12 @@ pub async fn rollback(
             redeploy.into_iter().map(|(r, _)| r).collect()
         }
     };
+    // The undone rotation's own deployments (one killed mid-rollout, say) are not
+    // someone else's.
+    let ours = undone
+        .map(decide::journaled_deployments)
+        .unwrap_or_default();
+    replace::settle_first(ctx.clients, ctx.settings, ctx.reporter, &redeploy, &ours).await?;
     confirmed(
         operator,
         &format!(
