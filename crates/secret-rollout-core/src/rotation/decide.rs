@@ -329,6 +329,30 @@ pub fn rollback_restores(source: RollbackSource<'_>) -> Result<RestoreChoice> {
     })
 }
 
+/// The hint of a `rollback SECRET` that cannot run because a consumer is not deployed by
+/// ECS (and, with no rotation in the journal, there is no smaller set to redeploy): the
+/// exact command that moves AWSCURRENT back, then the deployments, `others` (the consumers
+/// ECS deploys) with the one `redeploy` that can run.
+pub fn rollback_by_hand_hint(
+    info: &SecretInfo,
+    choice: &RestoreChoice,
+    others: &[String],
+) -> String {
+    let by_hand = format!(
+        "move AWSCURRENT back by hand (aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSCURRENT --move-to-version-id {} --remove-from-version-id {}), deploy those services with their controller",
+        info.name, choice.to, choice.from
+    );
+    if others.is_empty() {
+        by_hand
+    } else {
+        format!(
+            "{by_hand}, and the others with secret-rollout redeploy --secret {} --services {}",
+            info.name,
+            others.join(",")
+        )
+    }
+}
+
 /// Refuses to restore over a change made since the rotation, unless forced.
 pub fn check_not_moved_on(info: &SecretInfo, from: &str, force: bool) -> Result<()> {
     if force || info.current.as_deref() == Some(from) {

@@ -83,12 +83,10 @@ pub async fn rollback(
             let (consumers, redeploy) =
                 plan::consumers_of(ctx.clients, target, std::slice::from_ref(&info), None).await?;
             if let Some(refusal) = consumers.refusal() {
-                // `rollback` has no --services: name what can run.
+                // `rollback` has no --services: name what can run, as it can be typed.
+                let others: Vec<String> = redeploy.iter().map(|(r, _)| r.service.clone()).collect();
                 return Err(Error {
-                    hint: Some(
-                        "move AWSCURRENT back by hand (aws secretsmanager update-secret-version-stage), deploy those services with their controller, and the others with secret-rollout redeploy --services"
-                            .to_string(),
-                    ),
+                    hint: Some(decide::rollback_by_hand_hint(&info, &choice, &others)),
                     ..refusal
                 });
             }
