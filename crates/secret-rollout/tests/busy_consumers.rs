@@ -331,9 +331,13 @@ async fn a_second_tool_process_refuses_while_the_first_deploys() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let first = cmd.spawn().expect("first binary starts");
-    // Wait until the first has written and its deployment of the slow service is under way.
+    // Wait until the first has written and deployed all three readers (front, api,
+    // admin), its deployment of the slow one still under way.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !(env.version_count(SHARED) == versions + 1 && deployments(&env, SERVICE) == 2) {
+    while !(env.version_count(SHARED) == versions + 1
+        && env.calls("UpdateService") == 3
+        && deployments(&env, SERVICE) == 2)
+    {
         assert!(
             std::time::Instant::now() < deadline,
             "the first run never got going"

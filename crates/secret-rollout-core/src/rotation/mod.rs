@@ -140,3 +140,29 @@ pub fn mark_interrupted(settings: &Settings, rotation_id: Uuid) -> Result<()> {
         message: Some("interrupted (Ctrl-C)".into()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct No;
+    impl Operator for No {
+        fn new_value(&self, secret: &str, _: usize, _: usize) -> Result<SecretValue> {
+            Err(Error::bad_input(secret.to_string()))
+        }
+        fn confirm(&self, _: &str, _: Option<&RotationPlan>) -> Result<bool> {
+            Ok(false)
+        }
+    }
+
+    /// A "no" changes nothing and says how to say yes (`--yes` is a flag of every
+    /// rotating command: see `RolloutArgs`).
+    #[test]
+    fn a_no_is_a_refusal_that_says_how_to_say_yes() {
+        let e = confirmed(&No, "redeploy api?", None).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Refused);
+        assert_eq!(e.message, "not confirmed: nothing was changed");
+        assert_eq!(e.hint.as_deref(), Some("rerun and answer y, or pass --yes"));
+        assert!(confirmed(&Unattended, "redeploy api?", None).is_ok());
+    }
+}

@@ -15,7 +15,7 @@ use crate::rollout::ServiceRef;
 use crate::secret::{self, SecretInfo};
 use crate::value::{self, SecretValue};
 
-use super::decide::{self, Busy, Ours};
+use super::decide::{self, Activity, Busy, Ours};
 use super::observe;
 use super::run::{lock_all, start_record, Run, SecretState};
 use super::{confirmed, ConcurrentDeploy, Context, Operator, Report, Settings};
@@ -49,9 +49,7 @@ pub async fn plan(
 ) -> Result<RotationPlan> {
     let ids: Vec<String> = secrets.iter().map(|s| target.secret_id(s)).collect();
     let mut p = plan::plan(clients, target, &ids, only(only_services), true).await?;
-    let services: Vec<ServiceRef> = p.redeploy.iter().map(|(s, _)| s.clone()).collect();
-    let observed = observe::activity(&clients.ecs, &services).await?;
-    p.busy = decide::busy_consumers(&observed, &Ours::default());
+    p.busy = decide::busy_consumers(&p.activity, &Ours::default());
     Ok(p)
 }
 
@@ -60,18 +58,23 @@ pub async fn plan(
 /// says: refuse (exit 4, naming the service and since when), go on with a warning, or
 /// wait for it to settle, reporting what it waits for, for at most `settings.timeout`
 /// (the rollout that follows has its own). `Ok(true)`: it waited, so what was read
-/// before is stale and should be read again.
+/// before is stale and should be read again. `seen`: what ECS said a moment ago (the
+/// plan's), so the first look asks ECS nothing more.
 pub(super) async fn settle_first(
     clients: &Clients,
     settings: &Settings,
     reporter: &dyn Reporter,
     services: &[ServiceRef],
     ours: &Ours,
+    mut seen: Option<Vec<Activity>>,
 ) -> Result<bool> {
     let start = Instant::now();
     let mut told: Vec<(String, String, String)> = Vec::new();
     loop {
-        let observed = observe::activity(&clients.ecs, services).await?;
+        let observed = match seen.take() {
+            Some(seen) => seen,
+            None => observe::activity(&clients.ecs, services).await?,
+        };
         let busy = decide::busy_consumers(&observed, ours);
         let waited = start.elapsed();
         let Some(refusal) = decide::busy_refusal(&busy, None) else {
@@ -164,6 +167,7 @@ pub async fn replace(
             ctx.reporter,
             &services,
             &Ours::default(),
+            Some(p.activity.clone()),
         )
         .await?
         {
@@ -302,7 +306,16 @@ pub async fn redeploy(
     let (services, info) = loop {
         let (services, info) = redeploy_targets(clients, target, &request).await?;
         let refs: Vec<ServiceRef> = services.iter().map(|(r, _)| r.clone()).collect();
-        if !settle_first(clients, ctx.settings, ctx.reporter, &refs, &Ours::default()).await? {
+        if !settle_first(
+            clients,
+            ctx.settings,
+            ctx.reporter,
+            &refs,
+            &Ours::default(),
+            None,
+        )
+        .await?
+        {
             break (services, info);
         }
     };

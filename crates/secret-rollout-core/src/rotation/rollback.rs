@@ -98,7 +98,15 @@ pub async fn rollback(
     let ours = undone
         .map(decide::journaled_deployments)
         .unwrap_or_default();
-    replace::settle_first(ctx.clients, ctx.settings, ctx.reporter, &redeploy, &ours).await?;
+    replace::settle_first(
+        ctx.clients,
+        ctx.settings,
+        ctx.reporter,
+        &redeploy,
+        &ours,
+        None,
+    )
+    .await?;
     confirmed(
         operator,
         &format!(
