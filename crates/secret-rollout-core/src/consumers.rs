@@ -434,6 +434,7 @@ mod tests {
             max_percent: 200,
             circuit_breaker: Some((true, true)),
             status: "ACTIVE".into(),
+            strategy: String::new(),
         }
     }
 

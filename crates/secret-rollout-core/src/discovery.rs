@@ -25,7 +25,7 @@ pub struct Inventory {
 }
 
 /// What an ECS failure in `cluster` means for the user.
-fn ecs_error(cluster: &str, e: AwsError) -> Error {
+pub(crate) fn ecs_error(cluster: &str, e: AwsError) -> Error {
     match e.fault {
         Fault::NotFound => {
             let err = Error::bad_input(format!("cluster {cluster} not found"))
@@ -34,7 +34,7 @@ fn ecs_error(cluster: &str, e: AwsError) -> Error {
         }
         Fault::AccessDenied => {
             let err = Error::credentials(format!("not allowed to {} in cluster {cluster}", e.operation))
-                .hint("use a role allowed ecs:ListServices, DescribeServices, DescribeTaskDefinition, UpdateService, ListTasks and DescribeTasks");
+                .hint("use a role allowed ecs:ListServices, DescribeServices, DescribeTaskDefinition, UpdateService, ListTasks, DescribeTasks and ListServiceDeployments");
             e.attach(err)
         }
         _ => {

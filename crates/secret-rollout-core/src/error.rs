@@ -19,8 +19,9 @@ pub mod exit {
     pub const BAD_INPUT: i32 = 2;
     /// Credentials missing, expired, too short-lived, or for the wrong account.
     pub const CREDENTIALS: i32 = 3;
-    /// Refused before any write: a guard said no (CODE_DEPLOY consumer, rotation enabled,
-    /// secret being deleted, lock held, unfinished rotation, no confirmation).
+    /// Refused before any write: a guard said no (a consumer in the middle of a deployment
+    /// the tool did not start, CODE_DEPLOY consumer, rotation enabled, secret being deleted,
+    /// lock held, unfinished rotation, no confirmation).
     pub const REFUSED: i32 = 4;
     /// A deployment failed and the value was kept (`--on-failure keep`), or there was
     /// nothing to restore.

@@ -12,6 +12,7 @@ use crate::consumers::{self, ServiceInfo, TargetSecret, TaskDef};
 use crate::discovery;
 use crate::error::{Error, Result};
 use crate::rollout::ServiceRef;
+use crate::rotation::decide::Activity;
 use crate::secret::{self, SecretInfo};
 
 /// One target secret as planned.
@@ -41,6 +42,13 @@ pub struct RotationPlan {
     pub consumers: consumers::Plan,
     /// Services to redeploy, each once, with their PRIMARY deployment id now.
     pub redeploy: Vec<(ServiceRef, Option<String>)>,
+    /// Consumers to redeploy that are in the middle of a deployment the tool did not
+    /// start (filled by `plan` and `replace --dry-run`, which warn: `replace` refuses).
+    pub busy: Vec<crate::rotation::decide::Busy>,
+    /// What ECS said of the services to redeploy when the plan was made (their
+    /// deployments; for staged strategies their service deployments under way): read once
+    /// with the plan, so the check before the write asks ECS nothing more.
+    pub activity: Vec<Activity>,
 }
 
 /// The PRIMARY deployment id of a described service.
@@ -84,7 +92,7 @@ pub async fn plan(
             current_created,
         });
     }
-    let (consumers, redeploy) = consumers_of(
+    let (consumers, redeploy, activity) = consumers_and_activity(
         clients,
         target,
         &secrets.iter().map(|s| s.info.clone()).collect::<Vec<_>>(),
@@ -96,6 +104,8 @@ pub async fn plan(
         secrets,
         consumers,
         redeploy,
+        busy: Vec::new(),
+        activity,
     })
 }
 
@@ -106,6 +116,22 @@ pub async fn consumers_of(
     secrets: &[SecretInfo],
     only: Option<&[String]>,
 ) -> Result<(consumers::Plan, Vec<(ServiceRef, Option<String>)>)> {
+    let (plan, redeploy, _) = consumers_and_activity(clients, target, secrets, only).await?;
+    Ok((plan, redeploy))
+}
+
+/// [`consumers_of`], with what ECS said of the services to redeploy (see
+/// [`RotationPlan::activity`]).
+async fn consumers_and_activity(
+    clients: &Clients,
+    target: &Target,
+    secrets: &[SecretInfo],
+    only: Option<&[String]>,
+) -> Result<(
+    consumers::Plan,
+    Vec<(ServiceRef, Option<String>)>,
+    Vec<Activity>,
+)> {
     let inv = discovery::inventory(&clients.ecs, &target.clusters, None, true).await?;
     // The environment's `services` list narrows what is considered at all; `only`
     // (`--services`) must name consumers, and an unknown name there is an error.
@@ -153,7 +179,37 @@ pub async fn consumers_of(
             )
         })
         .collect();
-    Ok((plan, redeploy))
+    let mut activity = Vec::with_capacity(plan.redeploy.len());
+    for c in &plan.redeploy {
+        let Some(obs) = inv
+            .services
+            .iter()
+            .find(|s| s.info.cluster == c.service.cluster && s.info.name == c.service.name)
+        else {
+            continue;
+        };
+        let service_deployments = if obs.info.staged() {
+            crate::aws::ecs::service_deployments_under_way(
+                &clients.ecs,
+                &obs.info.cluster,
+                &obs.info.name,
+            )
+            .await
+            .map_err(|e| discovery::ecs_error(&obs.info.cluster, e))?
+        } else {
+            Vec::new()
+        };
+        activity.push(Activity {
+            service: ServiceRef {
+                cluster: obs.info.cluster.clone(),
+                service: obs.info.name.clone(),
+            },
+            staged: obs.info.staged(),
+            deployments: obs.deployments.clone(),
+            service_deployments,
+        });
+    }
+    Ok((plan, redeploy, activity))
 }
 
 /// Finds services by name in the target's clusters, each with its PRIMARY deployment id

@@ -145,6 +145,23 @@ pub enum Event {
         /// Its LastChangedDate now (epoch seconds, AWS's clock).
         last_changed: Option<f64>,
     },
+    /// Before writing, with `--wait`: a consumer is in the middle of a deployment the tool
+    /// did not start, and the run waits for it to settle (sent when what it waits for
+    /// changes).
+    #[serde(rename = "waiting")]
+    WaitingForDeployment {
+        /// Cluster.
+        cluster: String,
+        /// Service.
+        service: String,
+        /// The deployment under way (`ecs-svc/...` or a service deployment ARN).
+        deployment_id: String,
+        /// What ECS says of it (`IN_PROGRESS`, `2 deployments`, ...).
+        state: String,
+        /// Since when, epoch seconds on AWS's clock.
+        #[serde(rename = "ecs_since")]
+        since: f64,
+    },
     /// A transient AWS error the follow loop rode out.
     Retrying {
         /// What failed.

@@ -362,7 +362,7 @@ pub fn validate(new: &SecretValue, current: Option<&SecretValue>) -> Result<()> 
     }
     if current.is_some_and(|c| c.same_as(new)) {
         return Err(Error::bad_input("the new value equals the current one")
-            .hint("nothing to rotate: give a different value, or use `secret-rollout redeploy` to restart the services"));
+            .hint("nothing to rotate: give a different value, or restart its consumers with `secret-rollout redeploy --secret NAME`"));
     }
     Ok(())
 }
@@ -471,7 +471,7 @@ pub fn merge_json_key(current: &SecretValue, key: &str, new: &SecretValue) -> Re
         return Err(Error::bad_input(format!(
             "--json-key {key}: the new value equals the current one"
         ))
-        .hint("nothing to rotate: give a different value, or use `secret-rollout redeploy` to restart the services"));
+        .hint("nothing to rotate: give a different value, or restart its consumers with `secret-rollout redeploy --secret NAME`"));
     }
     if let Some(old) = map.insert(key.to_string(), member) {
         let mut text: Box<str> = old.into();

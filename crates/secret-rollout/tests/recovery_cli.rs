@@ -902,6 +902,22 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
         )
         .stdin(b"a-new-password"),
         case(
+            "json key whose new value is not of the key's type (text for a number)",
+            &[
+                R,
+                "production/api_rds_credentials",
+                C,
+                CLUSTER,
+                "--value-stdin",
+                "--json-key",
+                "port",
+                "--yes",
+            ],
+            2,
+            "--json-key port: the key holds a number and the new value is not a number",
+        )
+        .stdin(b"abc"),
+        case(
             "value equal to the current one",
             &[R, SHARED, C, CLUSTER, "--value-stdin", "--yes"],
             2,
@@ -1261,7 +1277,7 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
         ),
     ];
     // Every case above is run: a list that lost some by mistake fails here.
-    assert_eq!(cases.len(), 39);
+    assert_eq!(cases.len(), 40);
     let runs = cases.into_iter().map(|c| {
         let mut cmd = env.cli();
         cmd.args(&c.args)

@@ -77,6 +77,7 @@ async fn replace_reporting(
         on_failure: OnFailure::Rollback,
         state_dir: env.state_dir(),
         consistency_margin: Duration::from_millis(50),
+        concurrent: Default::default(),
     };
     let caller = Caller {
         account: who.account,

@@ -87,6 +87,10 @@ impl From<&Service> for ServiceInfo {
             circuit_breaker: config
                 .and_then(|c| c.deployment_circuit_breaker())
                 .map(|b| (b.enable(), b.rollback())),
+            strategy: config
+                .and_then(|c| c.strategy())
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
         }
     }
 }

@@ -10,7 +10,9 @@ use futures::StreamExt;
 
 use super::convert;
 use super::errors::{AwsError, Fault};
-use super::model::{ServiceObs, TaskDef, TaskObs};
+use super::model::{
+    ServiceDeploymentObs, ServiceObs, TaskDef, TaskObs, SERVICE_DEPLOYMENT_UNDER_WAY,
+};
 
 /// DescribeTaskDefinition calls in flight at once.
 pub const DESCRIBE_CONCURRENCY: usize = 16;
@@ -77,6 +79,52 @@ pub async fn describe_services(
         out.extend(resp.services().iter().map(|s| convert::service(cluster, s)));
     }
     Ok(out)
+}
+
+/// The service deployments of one service that are still under way (pending, in
+/// progress, being stopped or rolled back): what a blue/green, linear or canary deployment
+/// shows while it shifts traffic or bakes. One page of twenty: one under way is enough to
+/// know the service is busy.
+pub async fn service_deployments_under_way(
+    ecs: &Client,
+    cluster: &str,
+    service: &str,
+) -> Result<Vec<ServiceDeploymentObs>, AwsError> {
+    use aws_sdk_ecs::types::ServiceDeploymentStatus;
+    let statuses = SERVICE_DEPLOYMENT_UNDER_WAY
+        .iter()
+        .map(|s| ServiceDeploymentStatus::from(*s))
+        .collect();
+    let resp = ecs
+        .list_service_deployments()
+        .cluster(cluster)
+        .service(service)
+        .set_status(Some(statuses))
+        .max_results(20)
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("ListServiceDeployments", "ListServiceDeployments", e, |e| {
+                (e.is_cluster_not_found_exception() || e.is_service_not_found_exception())
+                    .then_some(Fault::NotFound)
+            })
+        })?;
+    Ok(resp
+        .service_deployments()
+        .iter()
+        .map(|d| ServiceDeploymentObs {
+            arn: d.service_deployment_arn().unwrap_or_default().to_string(),
+            status: d
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            started_at: d
+                .started_at()
+                .or(d.created_at())
+                .map(|t| t.as_secs_f64())
+                .unwrap_or(0.0),
+        })
+        .collect())
 }
 
 /// Describes task definitions by ARN, once each (those already in `into` are not asked

@@ -111,9 +111,19 @@ pub struct ServiceInfo {
     pub max_percent: i32,
     /// `deploymentCircuitBreaker` as `(enable, rollback)`.
     pub circuit_breaker: Option<(bool, bool)>,
+    /// `deploymentConfiguration.strategy` as ECS wrote it (`ROLLING`, `BLUE_GREEN`,
+    /// `LINEAR`, `CANARY`); empty when ECS gave none (rolling, the default).
+    pub strategy: String,
 }
 
 impl ServiceInfo {
+    /// Deployed in stages (blue/green, linear, canary): green runs beside blue through
+    /// traffic shifts and a bake time, and `rolloutState` is documented for rolling
+    /// deployments only, so whether one is under way is asked of the service deployments.
+    pub fn staged(&self) -> bool {
+        !self.strategy.is_empty() && self.strategy != "ROLLING"
+    }
+
     /// `cluster/name`, unique across the environment's clusters.
     pub fn key(&self) -> ServiceKey {
         ServiceKey {
@@ -226,6 +236,35 @@ impl ServiceObs {
         let structural =
             primary.rollout_state == "IN_PROGRESS" && breaker_rolls_back && another_failed;
         structural || primary.reason.contains("rolling back")
+    }
+}
+
+/// One service deployment as `ListServiceDeployments` reported it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceDeploymentObs {
+    /// `serviceDeploymentArn`.
+    pub arn: String,
+    /// `PENDING`, `IN_PROGRESS`, `STOP_REQUESTED`, `ROLLBACK_REQUESTED`,
+    /// `ROLLBACK_IN_PROGRESS`, `SUCCESSFUL`, `STOPPED`, `ROLLBACK_SUCCESSFUL`,
+    /// `ROLLBACK_FAILED`.
+    pub status: String,
+    /// `startedAt` (else `createdAt`), epoch seconds (0: not given).
+    pub started_at: f64,
+}
+
+/// The service deployment statuses of a deployment still under way.
+pub const SERVICE_DEPLOYMENT_UNDER_WAY: [&str; 5] = [
+    "PENDING",
+    "IN_PROGRESS",
+    "STOP_REQUESTED",
+    "ROLLBACK_REQUESTED",
+    "ROLLBACK_IN_PROGRESS",
+];
+
+impl ServiceDeploymentObs {
+    /// Still under way (not finished, stopped or rolled back).
+    pub fn under_way(&self) -> bool {
+        SERVICE_DEPLOYMENT_UNDER_WAY.contains(&self.status.as_str())
     }
 }
 

@@ -2,9 +2,12 @@
 //! deployment a phase follows, how a phase and a restore end, what a rollback restores,
 //! and the one-line why. The run code gathers the facts and acts; these decide.
 
+use std::collections::BTreeSet;
+
+use serde::Serialize;
 use uuid::Uuid;
 
-use crate::aws::model::{Controller, ServiceInfo};
+use crate::aws::model::{Controller, DeploymentObs, ServiceDeploymentObs, ServiceInfo};
 use crate::error::{Error, Result};
 use crate::journal::{OnFailure, Outcome, Phase, PhaseOutcome, RotationKind, RotationSummary};
 use crate::rollout::ServiceRef;
@@ -357,6 +360,30 @@ pub fn rollback_restores(source: RollbackSource<'_>) -> Result<RestoreChoice> {
     })
 }
 
+/// The hint of a `rollback SECRET` that cannot run because a consumer is not deployed by
+/// ECS (and, with no rotation in the journal, there is no smaller set to redeploy): the
+/// exact command that moves AWSCURRENT back, then the deployments, `others` (the consumers
+/// ECS deploys) with the one `redeploy` that can run.
+pub fn rollback_by_hand_hint(
+    info: &SecretInfo,
+    choice: &RestoreChoice,
+    others: &[String],
+) -> String {
+    let by_hand = format!(
+        "move AWSCURRENT back by hand (aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSCURRENT --move-to-version-id {} --remove-from-version-id {}), deploy those services with their controller",
+        info.name, choice.to, choice.from
+    );
+    if others.is_empty() {
+        by_hand
+    } else {
+        format!(
+            "{by_hand}, and the others with secret-rollout redeploy --secret {} --services {}",
+            info.name,
+            others.join(",")
+        )
+    }
+}
+
 /// Refuses to restore over a change made since the rotation, unless forced.
 pub fn check_not_moved_on(info: &SecretInfo, from: &str, force: bool) -> Result<()> {
     if force || info.current.as_deref() == Some(from) {
@@ -449,6 +476,185 @@ pub fn redeploy_refusal(services: &[ServiceInfo]) -> Option<Error> {
         )
     };
     Some(Error::refused(message).hint(hint))
+}
+
+/// One consumer as ECS describes it just before a write: what [`busy_consumers`] reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Activity {
+    /// The service.
+    pub service: ServiceRef,
+    /// Blue/green, linear or canary (see [`ServiceInfo::staged`]).
+    pub staged: bool,
+    /// Its deployments, as DescribeServices listed them.
+    pub deployments: Vec<DeploymentObs>,
+    /// Its service deployments still under way (asked only of staged services).
+    pub service_deployments: Vec<ServiceDeploymentObs>,
+}
+
+/// The deployments that are the tool's own, so never "someone else's": those the journal
+/// of a resumed or undone rotation names, and on resume those created at or after `after`
+/// (AWS's clock), which `service_step` would adopt as ours whose journal line was lost.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ours {
+    /// Deployment ids.
+    pub ids: BTreeSet<String>,
+    /// On resume: see [`adopt_after`].
+    pub after: Option<f64>,
+}
+
+impl Ours {
+    fn owns(&self, d: &DeploymentObs) -> bool {
+        self.ids.contains(&d.id) || self.after.is_some_and(|a| d.created_at >= a)
+    }
+}
+
+/// The deployments a rotation's journal names as its own (rollout and restore).
+pub fn journaled_deployments(rotation: &RotationSummary) -> Ours {
+    Ours {
+        ids: rotation
+            .services
+            .iter()
+            .flat_map(|s| [&s.rollout_deployment, &s.restore_deployment])
+            .flatten()
+            .cloned()
+            .collect(),
+        after: None,
+    }
+}
+
+/// What a resumed rotation takes for its own: what its journal names, and any deployment
+/// created at or after `written` (when its version became current, AWS's clock; else its
+/// start on the tool's clock), which `service_step` would adopt as ours whose journal line
+/// a crash lost ([`adopt_after`]).
+pub fn resumed_deployments(rotation: &RotationSummary, written: Option<f64>) -> Ours {
+    let started = rotation.started.started_at.unix_timestamp_nanos() as f64 / 1e9;
+    Ours {
+        after: Some(adopt_after(written.unwrap_or(0.0), Some(started))),
+        ..journaled_deployments(rotation)
+    }
+}
+
+/// A consumer in the middle of a deployment the tool did not start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Busy {
+    /// Cluster.
+    pub cluster: String,
+    /// Service.
+    pub service: String,
+    /// The deployment under way: `ecs-svc/...`, or a service deployment ARN.
+    pub deployment: String,
+    /// What ECS says of it (`IN_PROGRESS`, `2 deployments`, a service deployment status).
+    pub state: String,
+    /// Since when (its `createdAt` or `startedAt`), epoch seconds on AWS's clock.
+    pub since: f64,
+    /// Its `updatedAt`, epoch seconds (0: ECS gave none).
+    pub updated: f64,
+}
+
+/// The consumers in the middle of a deployment that is not `ours`. A service is busy when
+/// it lists more than one deployment (one replaces another), when its PRIMARY's
+/// `rolloutState` is `IN_PROGRESS`, or, for blue/green, linear and canary services (whose
+/// `rolloutState` is documented for rolling only), when a service deployment is under way.
+/// A service whose PRIMARY is ours is not busy: the older deployments listed beside it are
+/// the ones ours replaces.
+pub fn busy_consumers(observed: &[Activity], ours: &Ours) -> Vec<Busy> {
+    let mut out = Vec::new();
+    for a in observed {
+        let primary = a.deployments.iter().find(|d| d.is_primary());
+        if primary.is_some_and(|p| ours.owns(p)) {
+            continue;
+        }
+        let busy = |d: &DeploymentObs, state: String| Busy {
+            cluster: a.service.cluster.clone(),
+            service: a.service.service.clone(),
+            deployment: d.id.clone(),
+            state,
+            since: d.created_at,
+            updated: d.updated_at,
+        };
+        // The one to name: the PRIMARY (the target ECS moves to), else the newest.
+        let newest = primary.or_else(|| {
+            a.deployments
+                .iter()
+                .max_by(|x, y| x.created_at.total_cmp(&y.created_at))
+        });
+        if a.deployments.len() > 1 {
+            if let Some(d) = newest {
+                out.push(busy(d, format!("{} deployments", a.deployments.len())));
+                continue;
+            }
+        }
+        if let Some(p) = primary.filter(|p| p.rollout_state == "IN_PROGRESS") {
+            out.push(busy(p, p.rollout_state.clone()));
+            continue;
+        }
+        if a.staged {
+            if let Some(sd) = a.service_deployments.iter().find(|d| d.under_way()) {
+                out.push(Busy {
+                    cluster: a.service.cluster.clone(),
+                    service: a.service.service.clone(),
+                    deployment: sd.arn.clone(),
+                    state: sd.status.clone(),
+                    since: sd.started_at,
+                    updated: 0.0,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// An epoch second on AWS's clock, as RFC 3339 (UTC, whole seconds).
+fn at(epoch: f64) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::from_unix_timestamp(epoch.floor() as i64)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "an unknown time".to_string())
+}
+
+/// One busy consumer in words: "api (cluster c): deployment ecs-svc/1 IN_PROGRESS since
+/// T, updated T".
+pub fn busy_line(b: &Busy) -> String {
+    let updated = if b.updated > 0.0 {
+        format!(", updated {}", at(b.updated))
+    } else {
+        String::new()
+    };
+    format!(
+        "{} (cluster {}): deployment {} {} since {}{updated}",
+        b.service,
+        b.cluster,
+        b.deployment,
+        b.state,
+        at(b.since)
+    )
+}
+
+/// The refusal when consumers are mid-deployment (`None`: none is). `waited`: how long
+/// `--wait` waited before giving up, if it did.
+pub fn busy_refusal(busy: &[Busy], waited: Option<std::time::Duration>) -> Option<Error> {
+    let first = busy.first()?;
+    let what = if busy.len() == 1 {
+        format!(
+            "service {} is in the middle of a deployment secret-rollout did not start: {}",
+            first.service,
+            busy_line(first)
+        )
+    } else {
+        format!(
+            "{} consumers are in the middle of deployments secret-rollout did not start: {}",
+            busy.len(),
+            busy.iter().map(busy_line).collect::<Vec<_>>().join("; ")
+        )
+    };
+    Some(match waited {
+        None => Error::refused(what).hint(
+            "wait for it to finish and rerun, or rerun with --wait (waits up to --timeout) or --allow-concurrent-deploy (go on anyway); nothing was written",
+        ),
+        Some(w) => Error::refused(format!("still deploying after waiting {}s: {what}", w.as_secs()))
+            .hint("rerun with a longer --timeout, or with --allow-concurrent-deploy to go on anyway; nothing was written"),
+    })
 }
 
 #[cfg(test)]
@@ -1271,5 +1477,261 @@ mod tests {
         // A rotation that redeployed nothing redeploys nothing on the way back.
         r.services.clear();
         assert!(rollback_services(&r).is_empty());
+    }
+
+    fn dep(id: &str, status: &str, state: &str, created: f64) -> DeploymentObs {
+        DeploymentObs {
+            id: id.into(),
+            status: status.into(),
+            rollout_state: state.into(),
+            created_at: created,
+            updated_at: created + 5.0,
+            ..DeploymentObs::default()
+        }
+    }
+
+    fn sd(status: &str) -> ServiceDeploymentObs {
+        ServiceDeploymentObs {
+            arn: "arn:aws:ecs:eu-west-1:1:service-deployment/c/api/sd1".into(),
+            status: status.into(),
+            started_at: 900.0,
+        }
+    }
+
+    #[test]
+    fn busy_consumers_are_those_mid_deployment_that_is_not_ours() {
+        let steady = || vec![dep("ecs-svc/1", "PRIMARY", "COMPLETED", 100.0)];
+        let replacing = || {
+            vec![
+                dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 900.0),
+                dep("ecs-svc/1", "ACTIVE", "COMPLETED", 100.0),
+            ]
+        };
+        let ids = |ids: &[&str]| Ours {
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            after: None,
+        };
+        let none = Ours::default();
+        // (case, staged, deployments, service deployments, ours, busy: (deployment, state, since))
+        type Row = (
+            &'static str,
+            bool,
+            Vec<DeploymentObs>,
+            Vec<ServiceDeploymentObs>,
+            Ours,
+            Option<(&'static str, &'static str, f64)>,
+        );
+        let rows: Vec<Row> = vec![
+            (
+                "one completed PRIMARY",
+                false,
+                steady(),
+                vec![],
+                none.clone(),
+                None,
+            ),
+            (
+                "no deployments at all",
+                false,
+                vec![],
+                vec![],
+                none.clone(),
+                None,
+            ),
+            (
+                "a PRIMARY in progress alone (first rollout, or its old tasks gone)",
+                false,
+                vec![dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 900.0)],
+                vec![],
+                none.clone(),
+                Some(("ecs-svc/2", "IN_PROGRESS", 900.0)),
+            ),
+            (
+                "two deployments: someone is replacing the old one",
+                false,
+                replacing(),
+                vec![],
+                none.clone(),
+                Some(("ecs-svc/2", "2 deployments", 900.0)),
+            ),
+            (
+                "two deployments, the new one already COMPLETED, old tasks draining",
+                false,
+                vec![
+                    dep("ecs-svc/2", "PRIMARY", "COMPLETED", 900.0),
+                    dep("ecs-svc/1", "ACTIVE", "COMPLETED", 100.0),
+                ],
+                vec![],
+                none.clone(),
+                Some(("ecs-svc/2", "2 deployments", 900.0)),
+            ),
+            (
+                "a circuit-breaker rollback of someone's failed deployment",
+                false,
+                vec![
+                    dep("ecs-svc/1", "PRIMARY", "IN_PROGRESS", 950.0),
+                    dep("ecs-svc/2", "ACTIVE", "FAILED", 900.0),
+                ],
+                vec![],
+                none.clone(),
+                Some(("ecs-svc/1", "2 deployments", 950.0)),
+            ),
+            (
+                "our own deployment (the journal names it) replacing the old one",
+                false,
+                replacing(),
+                vec![],
+                ids(&["ecs-svc/2"]),
+                None,
+            ),
+            (
+                "ours is the old one; someone else's PRIMARY replaces it",
+                false,
+                replacing(),
+                vec![],
+                ids(&["ecs-svc/1"]),
+                Some(("ecs-svc/2", "2 deployments", 900.0)),
+            ),
+            (
+                "resume: a PRIMARY created after our write is ours (adopted)",
+                false,
+                replacing(),
+                vec![],
+                Ours {
+                    ids: BTreeSet::new(),
+                    after: Some(800.0),
+                },
+                None,
+            ),
+            (
+                "resume: a PRIMARY created before our write is not ours",
+                false,
+                replacing(),
+                vec![],
+                Ours {
+                    ids: BTreeSet::new(),
+                    after: Some(950.0),
+                },
+                Some(("ecs-svc/2", "2 deployments", 900.0)),
+            ),
+            (
+                "blue/green baking: PRIMARY completed, a service deployment in progress",
+                true,
+                steady(),
+                vec![sd("IN_PROGRESS")],
+                none.clone(),
+                Some((
+                    "arn:aws:ecs:eu-west-1:1:service-deployment/c/api/sd1",
+                    "IN_PROGRESS",
+                    900.0,
+                )),
+            ),
+            (
+                "canary being rolled back",
+                true,
+                steady(),
+                vec![sd("ROLLBACK_IN_PROGRESS")],
+                none.clone(),
+                Some((
+                    "arn:aws:ecs:eu-west-1:1:service-deployment/c/api/sd1",
+                    "ROLLBACK_IN_PROGRESS",
+                    900.0,
+                )),
+            ),
+            (
+                "linear: its last service deployment finished",
+                true,
+                steady(),
+                vec![sd("SUCCESSFUL"), sd("STOPPED")],
+                none.clone(),
+                None,
+            ),
+            (
+                "a rolling service's service deployments are not asked",
+                false,
+                steady(),
+                vec![sd("IN_PROGRESS")],
+                none.clone(),
+                None,
+            ),
+            (
+                "blue/green under way, but ours (resume)",
+                true,
+                vec![dep("ecs-svc/3", "PRIMARY", "IN_PROGRESS", 990.0)],
+                vec![sd("IN_PROGRESS")],
+                ids(&["ecs-svc/3"]),
+                None,
+            ),
+        ];
+        for (case, staged, deployments, service_deployments, ours, want) in rows {
+            let a = Activity {
+                service: ServiceRef {
+                    cluster: "c".into(),
+                    service: "api".into(),
+                },
+                staged,
+                deployments,
+                service_deployments,
+            };
+            let got = busy_consumers(std::slice::from_ref(&a), &ours);
+            match want {
+                None => assert!(got.is_empty(), "{case}: {got:?}"),
+                Some((deployment, state, since)) => {
+                    assert_eq!(got.len(), 1, "{case}: {got:?}");
+                    let b = &got[0];
+                    assert_eq!(
+                        (b.cluster.as_str(), b.service.as_str()),
+                        ("c", "api"),
+                        "{case}"
+                    );
+                    assert_eq!(b.deployment, deployment, "{case}");
+                    assert_eq!(b.state, state, "{case}");
+                    assert_eq!(b.since, since, "{case}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_busy_refusal_names_service_deployment_and_since_when() {
+        assert!(busy_refusal(&[], None).is_none());
+        let b = Busy {
+            cluster: "production".into(),
+            service: "api".into(),
+            deployment: "ecs-svc/2".into(),
+            state: "IN_PROGRESS".into(),
+            // 2026-11-30T12:00:00Z and twenty seconds later.
+            since: 1_796_040_000.0,
+            updated: 1_796_040_020.5,
+        };
+        let e = busy_refusal(std::slice::from_ref(&b), None).unwrap();
+        assert_eq!(e.kind, crate::error::Kind::Refused);
+        assert_eq!(
+            e.message,
+            "service api is in the middle of a deployment secret-rollout did not start: api (cluster production): deployment ecs-svc/2 IN_PROGRESS since 2026-11-30T12:00:00Z, updated 2026-11-30T12:00:20Z"
+        );
+        let hint = e.hint.unwrap();
+        assert!(
+            hint.contains("--wait") && hint.contains("--allow-concurrent-deploy"),
+            "{hint}"
+        );
+        let two = [
+            b.clone(),
+            Busy {
+                service: "front".into(),
+                updated: 0.0,
+                ..b
+            },
+        ];
+        let e = busy_refusal(&two, Some(std::time::Duration::from_secs(600))).unwrap();
+        assert!(
+            e.message
+                .starts_with("still deploying after waiting 600s: 2 consumers"),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("front (cluster production): deployment ecs-svc/2 IN_PROGRESS since 2026-11-30T12:00:00Z"), "{}", e.message);
+        assert!(!e.message.contains('\n'));
+        assert!(e.hint.unwrap().contains("--timeout"));
     }
 }

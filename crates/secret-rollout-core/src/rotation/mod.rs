@@ -51,6 +51,21 @@ pub struct Settings {
     /// the tasks hold counts only when made this long after the tasks were listed (see
     /// [`crate::holding`]). [`DEFAULT_CONSISTENCY_MARGIN`] unless set.
     pub consistency_margin: Duration,
+    /// What to do when a consumer is in the middle of a deployment the tool did not start.
+    pub concurrent: ConcurrentDeploy,
+}
+
+/// What a rotation does, before it writes, about a consumer in the middle of a deployment
+/// it did not start (someone deploying, or a rotation of another secret it shares).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConcurrentDeploy {
+    /// Refuse (exit 4), naming the service and since when: the default.
+    #[default]
+    Refuse,
+    /// Wait for it to settle (`--wait`), up to the timeout, then go on.
+    Wait,
+    /// Go on anyway, with a warning (`--allow-concurrent-deploy`).
+    Allow,
 }
 
 /// The default consistency margin: AWS says changes to a secret reach every reader
@@ -133,4 +148,30 @@ pub fn mark_interrupted(settings: &Settings, rotation_id: Uuid) -> Result<()> {
         at: run::now(),
         message: Some("interrupted (Ctrl-C)".into()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct No;
+    impl Operator for No {
+        fn new_value(&self, secret: &str, _: usize, _: usize) -> Result<SecretValue> {
+            Err(Error::bad_input(secret.to_string()))
+        }
+        fn confirm(&self, _: &str, _: Option<&RotationPlan>) -> Result<bool> {
+            Ok(false)
+        }
+    }
+
+    /// A "no" changes nothing and says how to say yes (`--yes` is a flag of every
+    /// rotating command: see `RolloutArgs`).
+    #[test]
+    fn a_no_is_a_refusal_that_says_how_to_say_yes() {
+        let e = confirmed(&No, "redeploy api?", None).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Refused);
+        assert_eq!(e.message, "not confirmed: nothing was changed");
+        assert_eq!(e.hint.as_deref(), Some("rerun and answer y, or pass --yes"));
+        assert!(confirmed(&Unattended, "redeploy api?", None).is_ok());
+    }
 }

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::rollout::ServiceRef;
 
-use super::decide::Primary;
+use crate::error::Result;
+
+use super::decide::{Activity, Primary};
 
 /// Each service's PRIMARY, and the clusters ECS could not describe (with why).
 #[derive(Debug, Default)]
@@ -52,4 +54,45 @@ pub(super) async fn primaries(ecs: &aws_sdk_ecs::Client, services: &[ServiceRef]
         }
     }
     out
+}
+
+/// Every service's deployments, and for blue/green, linear and canary services their
+/// service deployments under way: what [`super::decide::busy_consumers`] reads before a
+/// write. An error here stops the run before it writes.
+pub(super) async fn activity(
+    ecs: &aws_sdk_ecs::Client,
+    services: &[ServiceRef],
+) -> Result<Vec<Activity>> {
+    let mut by_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in services {
+        by_cluster
+            .entry(s.cluster.clone())
+            .or_default()
+            .push(s.service.clone());
+    }
+    let mut out = Vec::with_capacity(services.len());
+    for (cluster, names) in by_cluster {
+        let described = crate::aws::ecs::describe_services(ecs, &cluster, &names)
+            .await
+            .map_err(|e| crate::discovery::ecs_error(&cluster, e))?;
+        for s in described {
+            let service_deployments = if s.info.staged() {
+                crate::aws::ecs::service_deployments_under_way(ecs, &cluster, &s.info.name)
+                    .await
+                    .map_err(|e| crate::discovery::ecs_error(&cluster, e))?
+            } else {
+                Vec::new()
+            };
+            out.push(Activity {
+                service: ServiceRef {
+                    cluster: cluster.clone(),
+                    service: s.info.name.clone(),
+                },
+                staged: s.info.staged(),
+                deployments: s.deployments,
+                service_deployments,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -1,5 +1,7 @@
 //! `plan`, `replace` and `redeploy`: from names to a plan, from a plan to a journaled run.
 
+use std::time::Duration;
+
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -8,13 +10,15 @@ use crate::config::Target;
 use crate::error::{Error, Result};
 use crate::journal::{self, Phase, RotationKind};
 use crate::plan::{self, RotationPlan};
+use crate::progress::{Event, Reporter};
 use crate::rollout::{SecretWatch, ServiceRef};
 use crate::secret::{self, SecretInfo};
 use crate::value::{self, SecretValue};
 
-use super::decide;
+use super::decide::{self, Activity, Busy, Ours};
+use super::observe;
 use super::run::{lock_all, start_record, Run, SecretState};
-use super::{confirmed, Context, Operator, Report};
+use super::{confirmed, ConcurrentDeploy, Context, Operator, Report, Settings};
 
 fn only(names: &[String]) -> Option<&[String]> {
     (!names.is_empty()).then_some(names)
@@ -44,7 +48,79 @@ pub async fn plan(
     only_services: &[String],
 ) -> Result<RotationPlan> {
     let ids: Vec<String> = secrets.iter().map(|s| target.secret_id(s)).collect();
-    plan::plan(clients, target, &ids, only(only_services), true).await
+    let mut p = plan::plan(clients, target, &ids, only(only_services), true).await?;
+    p.busy = decide::busy_consumers(&p.activity, &Ours::default());
+    Ok(p)
+}
+
+/// Before any write: what to do when a consumer in `services` is in the middle of a
+/// deployment that is not `ours` ([`decide::busy_consumers`]), as `settings.concurrent`
+/// says: refuse (exit 4, naming the service and since when), go on with a warning, or
+/// wait for it to settle, reporting what it waits for, for at most `settings.timeout`
+/// (the rollout that follows has its own). `Ok(true)`: it waited, so what was read
+/// before is stale and should be read again. `seen`: what ECS said a moment ago (the
+/// plan's), so the first look asks ECS nothing more.
+pub(super) async fn settle_first(
+    clients: &Clients,
+    settings: &Settings,
+    reporter: &dyn Reporter,
+    services: &[ServiceRef],
+    ours: &Ours,
+    mut seen: Option<Vec<Activity>>,
+) -> Result<bool> {
+    let start = Instant::now();
+    let mut told: Vec<(String, String, String)> = Vec::new();
+    loop {
+        let observed = match seen.take() {
+            Some(seen) => seen,
+            None => observe::activity(&clients.ecs, services).await?,
+        };
+        let busy = decide::busy_consumers(&observed, ours);
+        let waited = start.elapsed();
+        let Some(refusal) = decide::busy_refusal(&busy, None) else {
+            return Ok(!told.is_empty());
+        };
+        match settings.concurrent {
+            ConcurrentDeploy::Refuse => return Err(refusal),
+            ConcurrentDeploy::Allow => {
+                for b in &busy {
+                    reporter.report(&Event::Warning {
+                        text: format!(
+                            "going on (--allow-concurrent-deploy) although {}",
+                            decide::busy_line(b)
+                        ),
+                    });
+                }
+                return Ok(false);
+            }
+            ConcurrentDeploy::Wait => {
+                if waited >= settings.timeout {
+                    return Err(decide::busy_refusal(&busy, Some(waited)).unwrap_or(refusal));
+                }
+                let now: Vec<(String, String, String)> = busy.iter().map(key).collect();
+                for b in busy.iter().filter(|b| !told.contains(&key(b))) {
+                    reporter.report(&Event::WaitingForDeployment {
+                        cluster: b.cluster.clone(),
+                        service: b.service.clone(),
+                        deployment_id: b.deployment.clone(),
+                        state: b.state.clone(),
+                        since: b.since,
+                    });
+                }
+                told = now;
+                let pause = settings
+                    .max_poll
+                    .min(settings.timeout.saturating_sub(waited))
+                    .max(Duration::from_millis(10));
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// What a waiting event is about: it is sent again only when this changes.
+fn key(b: &Busy) -> (String, String, String) {
+    (b.service.clone(), b.deployment.clone(), b.state.clone())
 }
 
 /// `replace`: plans, refuses what cannot be redeployed, merges and checks the values
@@ -69,17 +145,35 @@ pub async fn replace(
         .iter()
         .map(|s| target.secret_id(s))
         .collect();
-    let p = plan::plan(
-        ctx.clients,
-        target,
-        &ids,
-        only(&request.only_services),
-        request.allow_rotation,
-    )
-    .await?;
-    if let Some(refusal) = p.consumers.refusal() {
-        return Err(refusal);
-    }
+    // Plan, refuse what cannot be redeployed, and make sure no consumer is mid-deployment
+    // (someone else's); after waiting for one (--wait), plan again: its PRIMARY, and
+    // maybe the current version, have changed.
+    let p = loop {
+        let p = plan::plan(
+            ctx.clients,
+            target,
+            &ids,
+            only(&request.only_services),
+            request.allow_rotation,
+        )
+        .await?;
+        if let Some(refusal) = p.consumers.refusal() {
+            return Err(refusal);
+        }
+        let services: Vec<ServiceRef> = p.redeploy.iter().map(|(s, _)| s.clone()).collect();
+        if !settle_first(
+            ctx.clients,
+            ctx.settings,
+            ctx.reporter,
+            &services,
+            &Ours::default(),
+            Some(p.activity.clone()),
+        )
+        .await?
+        {
+            break p;
+        }
+    };
     let json_key = request.json_key.as_deref();
     let mut values = Vec::with_capacity(p.secrets.len());
     for (planned, given) in p.secrets.iter().zip(request.values) {
@@ -209,7 +303,43 @@ pub async fn redeploy(
     operator: &dyn Operator,
 ) -> Result<Report> {
     let clients = ctx.clients;
-    let (services, info) = match &request.secret {
+    let (services, info) = loop {
+        let (services, info) = redeploy_targets(clients, target, &request).await?;
+        let refs: Vec<ServiceRef> = services.iter().map(|(r, _)| r.clone()).collect();
+        if !settle_first(
+            clients,
+            ctx.settings,
+            ctx.reporter,
+            &refs,
+            &Ours::default(),
+            None,
+        )
+        .await?
+        {
+            break (services, info);
+        }
+    };
+    if services.is_empty() {
+        return Err(
+            Error::refused("nothing to redeploy: no running service reads that secret").hint(
+                "check the name with secret-rollout plan SECRET, or name services with --services",
+            ),
+        );
+    }
+    let names: Vec<String> = services.iter().map(|(r, _)| r.service.clone()).collect();
+    confirmed(operator, &format!("redeploy {}?", names.join(", ")), None)?;
+    let refs = services.into_iter().map(|(r, _)| r).collect();
+    redeploy_services(ctx, target, refs, info.as_ref()).await
+}
+
+/// The services `redeploy` is asked to redeploy, each with its PRIMARY now, and the secret
+/// whose consumers they are; refuses those a forced new deployment does not roll out.
+async fn redeploy_targets(
+    clients: &Clients,
+    target: &Target,
+    request: &RedeployRequest,
+) -> Result<(Vec<(ServiceRef, Option<String>)>, Option<SecretInfo>)> {
+    Ok(match &request.secret {
         Some(name) => {
             let info = secret::describe(&clients.sm, &target.secret_id(name)).await?;
             let (consumers, redeploy) = plan::consumers_of(
@@ -233,18 +363,7 @@ pub async fn redeploy(
             let found = found.into_iter().map(|(r, p, _)| (r, p)).collect();
             (found, None)
         }
-    };
-    if services.is_empty() {
-        return Err(
-            Error::refused("nothing to redeploy: no running service reads that secret").hint(
-                "check the name with secret-rollout plan SECRET, or name services with --services",
-            ),
-        );
-    }
-    let names: Vec<String> = services.iter().map(|(r, _)| r.service.clone()).collect();
-    confirmed(operator, &format!("redeploy {}?", names.join(", ")), None)?;
-    let refs = services.into_iter().map(|(r, _)| r).collect();
-    redeploy_services(ctx, target, refs, info.as_ref()).await
+    })
 }
 
 async fn redeploy_services(

@@ -6,11 +6,12 @@ use crate::clients::Clients;
 use crate::error::{Error, Result};
 use crate::journal::{self, Outcome, RotationKind, RotationSummary, Status};
 use crate::progress::{Event, Reporter};
+use crate::rollout::ServiceRef;
 use crate::secret;
 use crate::value::{self, SecretValue};
 
 use super::decide;
-use super::replace::{current_value, merged};
+use super::replace::{current_value, merged, settle_first};
 use super::report::outcome_word;
 use super::run::{lock_all, Run};
 use super::{Operator, Report, Settings};
@@ -102,6 +103,40 @@ pub async fn resume(
         &arns,
         Some(summary.rotation_id()),
     )?;
+    // Someone else's deployment on one of its services: the same guard as before a first
+    // write; the rotation's own deployments (journaled, or adoptable) are not someone else's.
+    let services: Vec<ServiceRef> = summary
+        .services
+        .iter()
+        .map(|s| ServiceRef {
+            cluster: s.cluster.clone(),
+            service: s.name.clone(),
+        })
+        .collect();
+    let mut written = None;
+    for s in &summary.secrets {
+        let Some(id) = s.written_version_id.as_deref() else {
+            continue;
+        };
+        let created = secret::versions(&clients.sm, &s.arn)
+            .await?
+            .into_iter()
+            .find(|v| v.id == id)
+            .and_then(|v| v.created);
+        written = match (written, created) {
+            (Some(a), Some(b)) => Some(f64::min(a, b)),
+            (a, b) => a.or(b),
+        };
+    }
+    settle_first(
+        clients,
+        &settings,
+        reporter,
+        &services,
+        &decide::resumed_deployments(summary, written),
+        None,
+    )
+    .await?;
     let mut run = Run::resume(clients, &settings, reporter, summary, locks)?;
     reporter.report(&Event::Note {
         text: format!("resuming rotation {}", summary.rotation_id()),
@@ -164,4 +199,114 @@ async fn value_again(
         )),
         ..e
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::journal::{Journal, Record, Started};
+
+    /// Writes a replace rotation with `id` to `dir`, finished with `outcome` (or open).
+    fn rotation(dir: &Path, id: &str, outcome: Option<Outcome>) -> Uuid {
+        let id = Uuid::parse_str(id).unwrap();
+        let started = Started {
+            rotation_id: id,
+            kind: RotationKind::Replace,
+            environment: "production".into(),
+            region: "eu-west-1".into(),
+            clusters: vec!["c".into()],
+            caller_arn: "arn:aws:iam::123456789012:user/op".into(),
+            account: "123456789012".into(),
+            rolls_back: None,
+            secrets: Vec::new(),
+            services: Vec::new(),
+            started_at: OffsetDateTime::now_utc(),
+            tool_version: String::new(),
+            on_failure: None,
+        };
+        let mut j = Journal::create(dir, &started).unwrap();
+        if let Some(outcome) = outcome {
+            j.append(&Record::Finished {
+                outcome,
+                at: OffsetDateTime::now_utc(),
+                message: None,
+            })
+            .unwrap();
+        }
+        id
+    }
+
+    /// Each refusal of `resume` and `rollback ID` names a next command, and that command
+    /// is one the CLI has, with arguments it takes (`ID`: a rotation id or a prefix).
+    #[test]
+    fn the_hints_of_finding_a_rotation_name_commands_that_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Nothing at all: `history` (which lists nothing, and exits 0).
+        let e = find_resumable(d, None).unwrap_err();
+        assert_eq!(e.message, "there is no unfinished rotation to resume");
+        assert_eq!(e.hint.as_deref(), Some("see `secret-rollout history`"));
+        let e = find_rotation(d, "0123abcd").unwrap_err();
+        assert!(
+            e.message.starts_with("no rotation 0123abcd in "),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("list rotations with `secret-rollout history`")
+        );
+
+        // Two open ones: name one, by the id `history` shows (a prefix is enough).
+        let a = rotation(d, "0123abcd-0000-4000-8000-000000000001", None);
+        let b = rotation(
+            d,
+            "0123abcd-0000-4000-8000-000000000002",
+            Some(Outcome::Timeout),
+        );
+        let e = find_resumable(d, None).unwrap_err();
+        assert!(e.message.contains(&a.to_string()) && e.message.contains(&b.to_string()));
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("name the one to resume: secret-rollout resume ID")
+        );
+        assert_eq!(
+            find_resumable(d, Some(&a.to_string()))
+                .unwrap()
+                .rotation_id(),
+            a
+        );
+        // A prefix both share: give more of it; the full id then works.
+        let e = find_rotation(d, "0123abcd").unwrap_err();
+        assert_eq!(e.message, "2 rotations start with 0123abcd");
+        assert_eq!(e.hint.as_deref(), Some("give more of the rotation id"));
+        assert_eq!(
+            find_rotation(d, "0123abcd-0000-4000-8000-000000000002")
+                .unwrap()
+                .rotation_id(),
+            b
+        );
+
+        // Finished for good: start anew, or undo it by its id (which rollback_of reads as a
+        // rotation, not a secret).
+        let v = rotation(
+            d,
+            "feedbeef-0000-4000-8000-000000000003",
+            Some(Outcome::Verified),
+        );
+        let e = find_resumable(d, Some("feedbeef")).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::Refused);
+        let hint = e.hint.unwrap();
+        assert_eq!(
+            hint,
+            "start a new one with secret-rollout replace, or undo it with secret-rollout rollback ID"
+        );
+        match crate::rotation::rollback_of(d, "feedbeef").unwrap() {
+            crate::rotation::RollbackOf::Rotation(r) => assert_eq!(r.rotation_id(), v),
+            other => panic!("rollback ID reads a rotation: {other:?}"),
+        }
+    }
 }

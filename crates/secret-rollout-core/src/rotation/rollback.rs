@@ -11,6 +11,7 @@ use crate::rollout::ServiceRef;
 use crate::secret::{self, SecretInfo};
 
 use super::decide::{self, RestoreChoice, RollbackSource};
+use super::replace;
 use super::resume::find_rotation;
 use super::run::{lock_all, start_record, Run, SecretState};
 use super::{confirmed, Context, Operator, Report};
@@ -82,18 +83,30 @@ pub async fn rollback(
             let (consumers, redeploy) =
                 plan::consumers_of(ctx.clients, target, std::slice::from_ref(&info), None).await?;
             if let Some(refusal) = consumers.refusal() {
-                // `rollback` has no --services: name what can run.
+                // `rollback` has no --services: name what can run, as it can be typed.
+                let others: Vec<String> = redeploy.iter().map(|(r, _)| r.service.clone()).collect();
                 return Err(Error {
-                    hint: Some(
-                        "move AWSCURRENT back by hand (aws secretsmanager update-secret-version-stage), deploy those services with their controller, and the others with secret-rollout redeploy --services"
-                            .to_string(),
-                    ),
+                    hint: Some(decide::rollback_by_hand_hint(&info, &choice, &others)),
                     ..refusal
                 });
             }
             redeploy.into_iter().map(|(r, _)| r).collect()
         }
     };
+    // The undone rotation's own deployments (one killed mid-rollout, say) are not
+    // someone else's.
+    let ours = undone
+        .map(decide::journaled_deployments)
+        .unwrap_or_default();
+    replace::settle_first(
+        ctx.clients,
+        ctx.settings,
+        ctx.reporter,
+        &redeploy,
+        &ours,
+        None,
+    )
+    .await?;
     confirmed(
         operator,
         &format!(

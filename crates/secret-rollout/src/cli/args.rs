@@ -120,6 +120,16 @@ pub struct RolloutArgs {
     /// Go on even if the credentials expire before --timeout would end.
     #[arg(long)]
     pub allow_short_credentials: bool,
+    /// When a service to redeploy is in the middle of a deployment secret-rollout did not
+    /// start (someone deploying, another rotation): wait for it to settle before writing,
+    /// for at most --timeout (the rollout then has its own --timeout). Without it (or
+    /// --allow-concurrent-deploy) such a run is refused before anything is written (exit 4).
+    #[arg(long, conflicts_with = "allow_concurrent_deploy")]
+    pub wait: bool,
+    /// Go on although a service to redeploy is in the middle of a deployment
+    /// secret-rollout did not start (its deployment is replaced by ours; a warning says so).
+    #[arg(long)]
+    pub allow_concurrent_deploy: bool,
     /// Poll interval ceiling (tests and demos use less).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse::max_poll, hide = true)]
     pub max_poll: std::time::Duration,

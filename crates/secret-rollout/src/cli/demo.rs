@@ -102,6 +102,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         state_dir: state.path().to_path_buf(),
         // The sandbox answers consistently; a short margin keeps the demo brisk.
         consistency_margin: Duration::from_millis(250),
+        concurrent: Default::default(),
     };
     let caller = Caller {
         account: "123456789012".into(),

@@ -122,6 +122,13 @@ pub fn plan_text(p: &RotationPlan, out: &mut dyn Write) {
             f.family, f.revision
         );
     }
+    for b in &p.busy {
+        let _ = writeln!(
+            out,
+            "  warning: mid-deployment: {} (replace refuses unless --wait or --allow-concurrent-deploy)",
+            secret_rollout_core::rotation::decide::busy_line(b)
+        );
+    }
     let _ = writeln!(
         out,
         "then: write a new version of {} secret(s), redeploy {} service(s), follow each deployment, prove every running task is new; on failure restore the previous version",
@@ -152,6 +159,10 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
         "unsupported": names(&p.consumers.unsupported),
         "idle": names(&p.consumers.idle),
         "excluded": names(&p.consumers.excluded),
+        "busy": p.busy.iter().map(|b| json!({
+            "cluster": b.cluster, "service": b.service, "deployment": b.deployment, "state": b.state,
+            "since": b.since, "updated": (b.updated > 0.0).then_some(b.updated),
+        })).collect::<Vec<_>>(),
         "one_off": p.consumers.one_off.iter().map(|f| json!({"family": f.family, "revision": f.revision})).collect::<Vec<_>>(),
         "aws_calls": clients.calls.snapshot(),
     })

@@ -14,12 +14,12 @@ use super::session;
 
 /// `redeploy`.
 #[derive(Debug, Args, Clone)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["services", "secret"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["services", "secret"])))]
 pub struct RedeployArgs {
     /// Where.
     #[command(flatten)]
     pub target: args::Target,
-    /// These services (comma-separated).
+    /// These services (comma-separated); with --secret, only these of its consumers.
     #[arg(long, value_delimiter = ',', value_name = "A,B", value_parser = super::parse::service_name)]
     pub services: Vec<String>,
     /// Every service that reads this secret.

@@ -157,6 +157,25 @@ pub fn line(event: &Event) -> Option<String> {
                 short(expected)
             ),
         },
+        Event::WaitingForDeployment {
+            cluster,
+            service,
+            deployment_id,
+            state,
+            since,
+        } => format!(
+            "waiting before writing: {}",
+            secret_rollout_core::rotation::decide::busy_line(
+                &secret_rollout_core::rotation::decide::Busy {
+                    cluster: cluster.clone(),
+                    service: service.clone(),
+                    deployment: deployment_id.clone(),
+                    state: state.clone(),
+                    since: *since,
+                    updated: 0.0,
+                }
+            )
+        ),
         Event::Retrying { what, error } => format!("retrying {what}: {error}"),
         Event::VerifyError { phase, error } => {
             format!(

@@ -8,7 +8,9 @@ use secret_rollout_core::config::Target;
 use secret_rollout_core::error::{Error, Kind, Result};
 use secret_rollout_core::journal::RotationSummary;
 use secret_rollout_core::plan::RotationPlan;
-use secret_rollout_core::rotation::{self, OnFailure, Operator, Report, Settings};
+use secret_rollout_core::rotation::{
+    self, ConcurrentDeploy, OnFailure, Operator, Report, Settings,
+};
 use secret_rollout_core::value::SecretValue;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -33,7 +35,17 @@ pub fn settings(r: &args::RolloutArgs, failure: args::OnFailure) -> Result<Setti
         on_failure: on_failure(failure),
         state_dir: session::state_dir()?,
         consistency_margin: r.consistency_margin,
+        concurrent: concurrent(r),
     })
+}
+
+/// What to do about a consumer mid-deployment, from `--wait` and `--allow-concurrent-deploy`.
+pub fn concurrent(r: &args::RolloutArgs) -> ConcurrentDeploy {
+    match (r.wait, r.allow_concurrent_deploy) {
+        (_, true) => ConcurrentDeploy::Allow,
+        (true, false) => ConcurrentDeploy::Wait,
+        (false, false) => ConcurrentDeploy::Refuse,
+    }
 }
 
 /// The person at the terminal: answers with `--yes` or a prompt, gives a value from the
