@@ -76,6 +76,7 @@ async fn replace_reporting(
         max_poll: Duration::from_millis(50),
         on_failure: OnFailure::Rollback,
         state_dir: env.state_dir(),
+        state: Default::default(),
     };
     let caller = Caller {
         account: who.account,

@@ -46,6 +46,8 @@ pub struct Settings {
     pub on_failure: OnFailure,
     /// Where the journal and locks live.
     pub state_dir: PathBuf,
+    /// Whether they are shared with a team in S3 too (see [`crate::state`]).
+    pub state: crate::state::Backend,
 }
 
 /// Who is acting (STS GetCallerIdentity).
@@ -119,6 +121,7 @@ fn confirmed(operator: &dyn Operator, question: &str, plan: Option<&RotationPlan
 /// Records that a rotation was interrupted (Ctrl-C), so `resume` picks it up.
 pub fn mark_interrupted(settings: &Settings, rotation_id: Uuid) -> Result<()> {
     let mut journal = Journal::open(&settings.state_dir, rotation_id)?;
+    journal.mirror_to(&settings.state, &settings.state_dir, &[])?;
     journal.append(&Record::Finished {
         outcome: Outcome::Interrupted,
         at: run::now(),

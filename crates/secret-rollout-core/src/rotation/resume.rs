@@ -101,6 +101,7 @@ pub async fn resume(
         &summary.started.environment,
         &arns,
         Some(summary.rotation_id()),
+        summary.rotation_id(),
     )?;
     let mut run = Run::resume(clients, &settings, reporter, summary, locks)?;
     reporter.report(&Event::Note {

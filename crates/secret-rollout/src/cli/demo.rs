@@ -100,6 +100,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         max_poll: Duration::from_millis(250),
         on_failure: OnFailure::Rollback,
         state_dir: state.path().to_path_buf(),
+        state: Default::default(),
     };
     let caller = Caller {
         account: "123456789012".into(),

@@ -32,6 +32,7 @@ pub fn settings(r: &args::RolloutArgs, failure: args::OnFailure) -> Result<Setti
         max_poll: r.max_poll,
         on_failure: on_failure(failure),
         state_dir: session::state_dir()?,
+        state: Default::default(),
     })
 }
 
@@ -71,7 +72,7 @@ impl Operator for Person<'_> {
 }
 
 /// Asks "proceed?" on the terminal; without one, refuses unless `--yes`.
-fn ask(yes: bool, question: &str) -> Result<bool> {
+pub fn ask(yes: bool, question: &str) -> Result<bool> {
     if yes {
         return Ok(true);
     }
