@@ -47,7 +47,7 @@ pub fn find_resumable(state_dir: &Path, id: Option<&str>) -> Result<RotationSumm
                 0 => {
                     return Err(
                         Error::bad_input("there is no unfinished rotation to resume")
-                            .hint("see `secret-rollout history`"),
+                            .hint("see `secret-rollout history`; for a team state in S3, pass --env NAME to see rotations started on other machines"),
                     )
                 }
                 1 => open.remove(0),
