@@ -11,6 +11,7 @@
 //! clusters = ["production-online-lpa"]
 //! services = ["front", "api", "admin"]   # optional: only these services are considered
 //! secret_prefix = "production/"          # optional: `replace csrf_salt` -> production/csrf_salt
+//! state = "s3://team-secret-rollout/production" # optional: lock and journal shared in S3
 //!
 //! [environments.development]
 //! region = "eu-west-1"
@@ -79,6 +80,10 @@ pub struct Environment {
     /// Prefix added to bare secret names.
     #[serde(default)]
     pub secret_prefix: Option<String>,
+    /// Where the lock and journal live for the team: `s3://BUCKET/PREFIX` (see
+    /// [`crate::state`]); the local state directory when absent.
+    #[serde(default)]
+    pub state: Option<String>,
 }
 
 /// Adds `prefix` to `name` unless it is an ARN or already has it.
@@ -163,7 +168,7 @@ impl Config {
                 Some(line) => config_error(path, format!("line {line}: {message}")),
                 None => config_error(path, message),
             }
-            .hint("fix the file: each [environments.NAME] takes region, profile, account_id, clusters, services, secret_prefix")
+            .hint("fix the file: each [environments.NAME] takes region, profile, account_id, clusters, services, secret_prefix, state")
         })?;
         let mut environments = file.environments;
         for (name, env) in &mut environments {
@@ -179,6 +184,16 @@ impl Config {
                     config_error(path, format!("environment {name} lists no clusters"))
                         .hint("set clusters, e.g. clusters = [\"production-online-lpa\"]"),
                 );
+            }
+            if let Some(state) = &env.state {
+                crate::state::S3Location::parse(state).map_err(|e| Error {
+                    message: format!(
+                        "config {}: environment {name}: {}",
+                        path.display(),
+                        e.message
+                    ),
+                    ..e
+                })?;
             }
             if let Some(account) = &env.account_id {
                 if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {

@@ -43,6 +43,9 @@ pub mod exit {
     /// Waiting at a paused lifecycle hook: nothing failed, `resume` goes on. (Reserved:
     /// used by the work that adds lifecycle hooks.)
     pub const PAUSED: i32 = 12;
+    /// The lock's lease on the team state (S3) was lost mid-run: the run stopped before its
+    /// next write and kept its journal locally; `resume` goes on.
+    pub const LEASE_LOST: i32 = 13;
     /// Interrupted (Ctrl-C); the rotation can be resumed.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -74,13 +77,15 @@ pub enum Kind {
     Paused,
     /// See [`exit::INTERRUPTED`].
     Interrupted,
+    /// See [`exit::LEASE_LOST`].
+    LeaseLost,
     /// See [`exit::STALE`].
     Stale,
 }
 
 impl Kind {
     /// Every kind, for tables and tests.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Stale,
         Kind::BadInput,
         Kind::Credentials,
@@ -93,6 +98,7 @@ impl Kind {
         Kind::Aws,
         Kind::Superseded,
         Kind::Paused,
+        Kind::LeaseLost,
         Kind::Interrupted,
     ];
 
@@ -111,6 +117,7 @@ impl Kind {
             Kind::Superseded => exit::SUPERSEDED,
             Kind::Paused => exit::PAUSED,
             Kind::Interrupted => exit::INTERRUPTED,
+            Kind::LeaseLost => exit::LEASE_LOST,
             Kind::Stale => exit::STALE,
         }
     }
@@ -310,8 +317,8 @@ mod tests {
         codes.dedup();
         assert_eq!(codes.len(), Kind::ALL.len());
         assert!(!codes.contains(&exit::OK));
-        // The table as documented: 1 to 12, and 130.
-        let mut table: Vec<i32> = (1..=12).collect();
+        // The table as documented: 1 to 13, and 130.
+        let mut table: Vec<i32> = (1..=13).collect();
         table.push(130);
         assert_eq!(codes, table);
     }

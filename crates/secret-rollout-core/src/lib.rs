@@ -22,6 +22,7 @@ pub mod reference;
 pub mod rollout;
 pub mod rotation;
 pub mod secret;
+pub mod state;
 pub mod status;
 pub mod value;
 pub mod verdict;

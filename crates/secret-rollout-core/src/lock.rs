@@ -6,6 +6,9 @@
 //! `kill -9`ed run never leaves the secret locked. The file itself stays (deleting it while
 //! another process opens it would let two processes lock two different files); it holds
 //! the holder's pid, for the message.
+//!
+//! With a team state in S3 ([`crate::state`]) a lock object in the bucket is taken too,
+//! with a lease renewed in the background; [`Lock::check`] says whether it is still ours.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -20,6 +23,8 @@ pub struct Lock {
     path: PathBuf,
     // Held for its lock: closing the file releases it.
     _file: File,
+    // The lock in the bucket, for a team state; released on drop too.
+    remote: Option<crate::state::s3::RemoteLock>,
 }
 
 /// FNV-1a: a stable short name for arbitrary secret ids (not for security: it only
@@ -43,16 +48,23 @@ fn sanitize(s: &str, max: usize) -> String {
         .collect()
 }
 
-/// The lock file for `secret` in `environment`.
-pub fn lock_path(state_dir: &Path, environment: &str, secret: &str) -> PathBuf {
+/// The name of the lock of `secret` in `environment`, without extension.
+pub fn lock_name(environment: &str, secret: &str) -> String {
     // The secret's name, not its whole ARN, keeps the file name readable and short.
     let short = secret.rsplit(':').next().unwrap_or(secret);
     let hash = fnv1a(&format!("{environment}\0{secret}"));
-    state_dir.join("locks").join(format!(
-        "{}--{}-{hash:016x}.lock",
+    format!(
+        "{}--{}-{hash:016x}",
         sanitize(environment, 60),
         sanitize(short, 100)
-    ))
+    )
+}
+
+/// The lock file for `secret` in `environment`.
+pub fn lock_path(state_dir: &Path, environment: &str, secret: &str) -> PathBuf {
+    state_dir
+        .join("locks")
+        .join(format!("{}.lock", lock_name(environment, secret)))
 }
 
 impl Lock {
@@ -95,7 +107,46 @@ impl Lock {
             .and_then(|_| file.seek(SeekFrom::Start(0)))
             .and_then(|_| writeln!(file, "{}", std::process::id()))
             .map_err(|e| io("write", e))?;
-        Ok(Lock { path, _file: file })
+        Ok(Lock {
+            path,
+            _file: file,
+            remote: None,
+        })
+    }
+
+    /// Takes the local lock and, for a team state, the lock in the bucket for
+    /// `rotation_id`; refuses naming the holder of either.
+    pub fn acquire_in(
+        state_dir: &Path,
+        backend: &crate::state::Backend,
+        environment: &str,
+        secret: &str,
+        rotation_id: uuid::Uuid,
+    ) -> Result<Lock> {
+        let mut lock = Lock::acquire(state_dir, environment, secret)?;
+        if let Some(s3) = backend.s3() {
+            lock.remote = Some(crate::state::blocking(crate::state::s3::acquire(
+                s3,
+                environment,
+                secret,
+                rotation_id,
+            ))??);
+        }
+        Ok(lock)
+    }
+
+    /// Before a write: is the lock still ours? Always for a local lock; for a lock in the
+    /// bucket, while its lease holds (a lost lease is exit 13).
+    pub fn check(&self) -> Result<()> {
+        match &self.remote {
+            Some(r) => r.lease.check(),
+            None => Ok(()),
+        }
+    }
+
+    /// The lease of the lock in the bucket, if any.
+    pub fn lease(&self) -> Option<std::sync::Arc<crate::state::Lease>> {
+        self.remote.as_ref().map(|r| r.lease.clone())
     }
 
     /// The lock file.

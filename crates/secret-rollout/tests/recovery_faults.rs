@@ -78,6 +78,7 @@ async fn replace_reporting(
         state_dir: env.state_dir(),
         consistency_margin: Duration::from_millis(50),
         concurrent: Default::default(),
+        state: Default::default(),
     };
     let caller = Caller {
         account: who.account,

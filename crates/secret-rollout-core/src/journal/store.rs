@@ -69,6 +69,8 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     rotation_id: Uuid,
+    // For a team state: pushes each record to the bucket after it is on disk here.
+    mirror: Option<crate::state::Mirror>,
 }
 
 impl Journal {
@@ -90,6 +92,7 @@ impl Journal {
             path,
             file,
             rotation_id: started.rotation_id,
+            mirror: None,
         };
         journal.append(&Record::Started(started.clone()))?;
         // The new directory entry must survive a crash too, or the file could vanish.
@@ -129,7 +132,25 @@ impl Journal {
             path,
             file,
             rotation_id,
+            mirror: None,
         })
+    }
+
+    /// From now on, pushes every record to the team state too (nothing for the local
+    /// backend), starting with those the bucket does not have yet. `locks`: the run's; once
+    /// one loses its lease nothing more is pushed.
+    pub fn mirror_to(
+        &mut self,
+        backend: &crate::state::Backend,
+        state_dir: &Path,
+        locks: &[crate::lock::Lock],
+    ) -> Result<()> {
+        let leases = locks.iter().filter_map(crate::lock::Lock::lease).collect();
+        self.mirror = crate::state::Mirror::new(backend, state_dir, self, leases)?;
+        if let Some(m) = &mut self.mirror {
+            m.flush(self.rotation_id);
+        }
+        Ok(())
     }
 
     /// Appends one record as one line and syncs it to disk.
@@ -143,7 +164,11 @@ impl Journal {
         self.file
             .write_all(&line)
             .and_then(|_| self.file.sync_data())
-            .map_err(|e| io_error("write the journal", &self.path, e))
+            .map_err(|e| io_error("write the journal", &self.path, e))?;
+        if let Some(m) = &mut self.mirror {
+            m.appended(self.rotation_id, record);
+        }
+        Ok(())
     }
 
     /// The file.

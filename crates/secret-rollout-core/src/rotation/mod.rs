@@ -53,6 +53,8 @@ pub struct Settings {
     pub consistency_margin: Duration,
     /// What to do when a consumer is in the middle of a deployment the tool did not start.
     pub concurrent: ConcurrentDeploy,
+    /// Whether they are shared with a team in S3 too (see [`crate::state`]).
+    pub state: crate::state::Backend,
 }
 
 /// What a rotation does, before it writes, about a consumer in the middle of a deployment
@@ -143,6 +145,7 @@ fn confirmed(operator: &dyn Operator, question: &str, plan: Option<&RotationPlan
 /// Records that a rotation was interrupted (Ctrl-C), so `resume` picks it up.
 pub fn mark_interrupted(settings: &Settings, rotation_id: Uuid) -> Result<()> {
     let mut journal = Journal::open(&settings.state_dir, rotation_id)?;
+    journal.mirror_to(&settings.state, &settings.state_dir, &[])?;
     journal.append(&Record::Finished {
         outcome: Outcome::Interrupted,
         at: run::now(),

@@ -132,6 +132,9 @@ impl Run<'_> {
         }
         // Journal each deployment the moment it is accepted: a crash right after still
         // leaves the record that stops `resume` from deploying the service again.
+        if !to_deploy.is_empty() {
+            self.hold()?;
+        }
         let mut journal_error = None;
         let (started, failed) = {
             let journal = &mut self.journal;
@@ -403,6 +406,7 @@ impl Run<'_> {
                 || (self.kind == RotationKind::Rollback && self.force_restore)
             {
                 let from = info.current.clone().unwrap_or(new.clone());
+                self.hold()?;
                 secret::move_current(&self.clients.sm, &s.arn, &prev, &from).await?;
                 self.record(Record::Restored {
                     secret_arn: s.arn.clone(),

@@ -236,7 +236,7 @@ pub async fn replace_planned(
 ) -> Result<Report> {
     let Context { settings, .. } = *ctx;
     let arns: Vec<String> = plan.secrets.iter().map(|s| s.info.arn.clone()).collect();
-    let locks = lock_all(settings, &plan.target.label(), &arns, None)?;
+    let locks = lock_all(settings, &plan.target.label(), &arns, None, ctx.rotation_id)?;
     let secrets = plan
         .secrets
         .iter()

@@ -48,7 +48,7 @@ pub fn find_resumable(state_dir: &Path, id: Option<&str>) -> Result<RotationSumm
                 0 => {
                     return Err(
                         Error::bad_input("there is no unfinished rotation to resume")
-                            .hint("see `secret-rollout history`"),
+                            .hint("see `secret-rollout history`; for a team state in S3, pass --env NAME to see rotations started on other machines"),
                     )
                 }
                 1 => open.remove(0),
@@ -102,6 +102,7 @@ pub async fn resume(
         &summary.started.environment,
         &arns,
         Some(summary.rotation_id()),
+        summary.rotation_id(),
     )?;
     // Someone else's deployment on one of its services: the same guard as before a first
     // write; the rotation's own deployments (journaled, or adoptable) are not someone else's.

@@ -141,6 +141,7 @@ async fn restore_version(
         &target.label(),
         std::slice::from_ref(&info.arn),
         choice.rolls_back,
+        ctx.rotation_id,
     )?;
     let secrets = vec![journal::StartedSecret {
         arn: info.arn.clone(),

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::clients::Clients;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
 use crate::journal::{self, Journal, Outcome, Phase, PhaseOutcome, Record, RotationKind};
 use crate::lock::Lock;
 use crate::progress::{Event, Reporter};
@@ -73,16 +73,28 @@ pub(super) struct Run<'a> {
     pub(super) _locks: Vec<Lock>,
 }
 
-/// Takes the per-secret locks and refuses when a secret has an unfinished rotation.
+/// Takes the per-secret locks (for `rotation_id`) and refuses when a secret has an
+/// unfinished rotation other than `resuming`. With a team state, the journal is synced
+/// with the bucket once the locks are held, so rotations started elsewhere count.
 pub(super) fn lock_all(
     settings: &Settings,
     environment: &str,
     arns: &[String],
     resuming: Option<Uuid>,
+    rotation_id: Uuid,
 ) -> Result<Vec<Lock>> {
     let mut locks = Vec::new();
     for arn in arns {
-        locks.push(Lock::acquire(&settings.state_dir, environment, arn)?);
+        locks.push(Lock::acquire_in(
+            &settings.state_dir,
+            &settings.state,
+            environment,
+            arn,
+            rotation_id,
+        )?);
+    }
+    crate::state::sync_blocking(&settings.state_dir, &settings.state)?;
+    for arn in arns {
         if let Some(open) = journal::unfinished(&settings.state_dir, environment, arn)? {
             if Some(open.rotation_id()) != resuming {
                 return Err(Error::refused(format!(
@@ -160,7 +172,8 @@ impl<'a> Run<'a> {
         services: Vec<ServiceRef>,
         locks: Vec<Lock>,
     ) -> Result<Run<'a>> {
-        let journal = Journal::create(&ctx.settings.state_dir, &started)?;
+        let mut journal = Journal::create(&ctx.settings.state_dir, &started)?;
+        journal.mirror_to(&ctx.settings.state, &ctx.settings.state_dir, &locks)?;
         let previous_deployments = previous_deployments(&started);
         Ok(Run {
             clients: ctx.clients,
@@ -191,7 +204,8 @@ impl<'a> Run<'a> {
         locks: Vec<Lock>,
     ) -> Result<Run<'a>> {
         let started = &summary.started;
-        let journal = Journal::open(&settings.state_dir, summary.rotation_id())?;
+        let mut journal = Journal::open(&settings.state_dir, summary.rotation_id())?;
+        journal.mirror_to(&settings.state, &settings.state_dir, &locks)?;
         let mut deployed = BTreeMap::new();
         for s in &summary.services {
             let key = ServiceRef {
@@ -252,6 +266,12 @@ impl Run<'_> {
         self.journal.append(&record)
     }
 
+    /// Before every write to Secrets Manager or ECS: are the locks still ours? (Only a
+    /// team state's lease can be lost: exit 13, nothing more written or journaled.)
+    pub(super) fn hold(&self) -> Result<()> {
+        self._locks.iter().try_for_each(Lock::check)
+    }
+
     /// Write (what is not written yet), roll out, verify, restore on failure.
     pub async fn rotate(&mut self, mut values: Vec<Option<SecretValue>>) -> Result<Report> {
         let deadline = Instant::now() + self.settings.timeout;
@@ -260,6 +280,9 @@ impl Run<'_> {
                 .write(i, values.get_mut(i).and_then(Option::take))
                 .await
             {
+                if e.kind == Kind::LeaseLost {
+                    return Err(e);
+                }
                 let written_any = self.secrets.iter().any(|s| s.written);
                 if !written_any {
                     self.record(Record::Finished {
@@ -362,6 +385,11 @@ impl Run<'_> {
         rollout: Option<PhaseReport>,
     ) -> Result<Report> {
         let restore = self.restore().await;
+        if let Err(e) = &restore {
+            if e.kind == Kind::LeaseLost {
+                return Err(e.clone());
+            }
+        }
         let ending = decide::restore_ending(&restore, on_success, why, self.manual_commands());
         self.finish(
             ending.outcome,
@@ -439,6 +467,7 @@ impl Run<'_> {
             ))
             .hint("give it with --value-stdin, --value-file or --generate"));
         };
+        self.hold()?;
         let version = secret::put(&self.clients.sm, &s.arn, &token, &value).await?;
         self.record(Record::Written {
             secret_arn: s.arn.clone(),
@@ -462,6 +491,7 @@ impl Run<'_> {
             return Ok(());
         };
         let mut undone = Journal::open(&self.settings.state_dir, id)?;
+        undone.mirror_to(&self.settings.state, &self.settings.state_dir, &self._locks)?;
         if undone.summary()?.is_resumable() {
             undone.append(&Record::Finished {
                 outcome: Outcome::FailedRestored,

@@ -103,6 +103,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         // The sandbox answers consistently; a short margin keeps the demo brisk.
         consistency_margin: Duration::from_millis(250),
         concurrent: Default::default(),
+        state: Default::default(),
     };
     let caller = Caller {
         account: "123456789012".into(),

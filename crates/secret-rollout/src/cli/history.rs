@@ -123,13 +123,31 @@ pub fn text(h: &History) -> String {
 /// `history`.
 pub async fn run(global: &Global, a: &HistoryArgs) -> Result<i32> {
     let state_dir = session::state_dir()?;
+    // An environment with a team state: sign in to read it (rotations of other machines).
+    let mut signed = None;
+    if let Some(env) = &a.target.env {
+        let config = session::load_config(global)?;
+        if config
+            .as_ref()
+            .and_then(|c| c.environments.get(env))
+            .is_some_and(|e| e.state.is_some())
+        {
+            let target = session::account_target(global, &a.target)?;
+            let s = session::sign_in(target, &a.target).await?;
+            session::synced_backend(global, &a.target, &s).await?;
+            signed = Some(s);
+        }
+    }
     let rotations = journal::list(&state_dir)?;
     let (secret_arn, versions) = match &a.secret {
         Some(name) => {
             // Only Secrets Manager is read here, so no cluster is needed.
             let target = session::account_target(global, &a.target)?;
             let id = target.secret_id(name);
-            let s = session::sign_in(target, &a.target).await?;
+            let s = match signed {
+                Some(s) => s,
+                None => session::sign_in(target, &a.target).await?,
+            };
             let info = secret::describe(&s.clients.sm, &id).await?;
             let versions = secret::versions(&s.clients.sm, &info.arn).await?;
             (

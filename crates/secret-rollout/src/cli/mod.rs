@@ -25,6 +25,7 @@ pub mod rotating;
 pub mod sandbox;
 pub mod session;
 pub mod status;
+pub mod unlock;
 pub mod whoami;
 
 use std::io::IsTerminal;
@@ -45,6 +46,7 @@ use resume::ResumeArgs;
 use rollback::RollbackArgs;
 use sandbox::SandboxArgs;
 use status::StatusArgs;
+use unlock::UnlockArgs;
 use whoami::WhoamiArgs;
 
 /// Replace a secret in AWS Secrets Manager, roll it out to every ECS service that reads
@@ -108,6 +110,11 @@ pub enum Command {
         after_help = "Examples:\n  secret-rollout history\n  secret-rollout history opg_lpa_front_csrf_salt --env production"
     )]
     History(HistoryArgs),
+    /// Remove a secret's lock left by a run that is gone, after showing its holder and age.
+    #[command(
+        after_help = "Examples:\n  secret-rollout unlock opg_lpa_front_csrf_salt --env production\n  secret-rollout unlock production/api_rds_password --env production --yes"
+    )]
+    Unlock(UnlockArgs),
     /// Show who the credentials belong to and how long they last.
     #[command(
         after_help = "Examples:\n  secret-rollout whoami --profile production\n  secret-rollout whoami --env production"
@@ -218,6 +225,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Resume(a) => resume::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Status(a) => status::run(&global, &a).await,
         Command::History(a) => history::run(&global, &a).await,
+        Command::Unlock(a) => unlock::run(&global, &a).await,
         Command::Whoami(a) => whoami::run(&global, &a).await,
         Command::Logout(a) => logout::run(&global, &a),
     }

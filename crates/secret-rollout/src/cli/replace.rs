@@ -53,8 +53,9 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
         let label = target.secret_id(name);
         values.push(session::read_value(&a.value, i, a.secrets.len(), &label)?);
     }
-    let settings = rotating::settings(&a.rollout, a.on_failure)?;
+    let mut settings = rotating::settings(&a.rollout, a.on_failure)?;
     let s = session::sign_in(target, &a.target).await?;
+    settings.state = session::backend(global, &a.target, &s)?;
     session::check_credential_lifetime(
         &s.ctx,
         a.rollout.timeout,

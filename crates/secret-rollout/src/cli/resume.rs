@@ -33,10 +33,26 @@ pub struct ResumeArgs {
 /// `resume`.
 pub async fn run(global: &Global, a: &ResumeArgs, reporter: &dyn Reporter) -> Result<i32> {
     session::check_value_flags(&a.target, &a.value)?;
-    let settings = rotating::settings(&a.rollout, a.on_failure.unwrap_or(OnFailure::Rollback))?;
+    let mut settings = rotating::settings(&a.rollout, a.on_failure.unwrap_or(OnFailure::Rollback))?;
+    // With --env, sign in first: a team state brings in rotations started elsewhere.
+    let early = match &a.target.env {
+        Some(_) => {
+            let s = session::sign_in(session::target(global, &a.target)?, &a.target).await?;
+            settings.state = session::synced_backend(global, &a.target, &s).await?;
+            Some(s)
+        }
+        None => None,
+    };
     let summary = rotation::find_resumable(&settings.state_dir, a.rotation.as_deref())?;
-    let target = rotating::target_from_journal(global, &a.target, &summary)?;
-    let s = session::sign_in(target, &a.target).await?;
+    let s = match early {
+        Some(s) => s,
+        None => {
+            let target = rotating::target_from_journal(global, &a.target, &summary)?;
+            let s = session::sign_in(target, &a.target).await?;
+            settings.state = session::backend(global, &a.target, &s)?;
+            s
+        }
+    };
     session::check_credential_lifetime(
         &s.ctx,
         a.rollout.timeout,

@@ -31,7 +31,7 @@ pub struct RollbackArgs {
 
 /// `rollback`.
 pub async fn run(global: &Global, a: &RollbackArgs, reporter: &dyn Reporter) -> Result<i32> {
-    let settings = rotating::settings(&a.rollout, OnFailure::Keep)?;
+    let mut settings = rotating::settings(&a.rollout, OnFailure::Keep)?;
     let what = a.what.as_deref().ok_or_else(|| {
         Error::bad_input("name a rotation id or a secret to roll back")
             .hint("see `secret-rollout history` for rotation ids")
@@ -42,6 +42,7 @@ pub async fn run(global: &Global, a: &RollbackArgs, reporter: &dyn Reporter) -> 
         RollbackOf::Secret(_) => session::target(global, &a.target)?,
     };
     let s = session::sign_in(target, &a.target).await?;
+    settings.state = session::synced_backend(global, &a.target, &s).await?;
     session::check_credential_lifetime(
         &s.ctx,
         a.rollout.timeout,

@@ -36,6 +36,7 @@ pub fn settings(r: &args::RolloutArgs, failure: args::OnFailure) -> Result<Setti
         state_dir: session::state_dir()?,
         consistency_margin: r.consistency_margin,
         concurrent: concurrent(r),
+        state: Default::default(),
     })
 }
 
@@ -84,7 +85,7 @@ impl Operator for Person<'_> {
 }
 
 /// Asks "proceed?" on the terminal; without one, refuses unless `--yes`.
-fn ask(yes: bool, question: &str) -> Result<bool> {
+pub fn ask(yes: bool, question: &str) -> Result<bool> {
     if yes {
         return Ok(true);
     }

@@ -2,6 +2,7 @@
 //! clients, caller, and the guards that must pass before any write.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secret_rollout_core::clients::Clients;
@@ -10,6 +11,7 @@ use secret_rollout_core::credentials::{self, AwsContext, AwsOptions, MfaCodeSour
 use secret_rollout_core::error::{Error, Result};
 use secret_rollout_core::journal;
 use secret_rollout_core::rotation::Caller;
+use secret_rollout_core::state::{self, Backend, S3Location, S3State};
 use secret_rollout_core::value::{Charset as CoreCharset, Newline, SecretValue, Source};
 
 use super::args::{self, Charset, Global};
@@ -132,6 +134,40 @@ pub fn check_credential_lifetime(
 /// The state directory (journal, locks).
 pub fn state_dir() -> Result<PathBuf> {
     journal::state_dir()
+}
+
+/// The team state (`state = "s3://..."`) of the session's environment, or the local one.
+pub fn backend(global: &Global, t: &args::Target, s: &Session) -> Result<Backend> {
+    let Some(env) = &s.target.environment else {
+        return Ok(Backend::Local);
+    };
+    let config = load_config(global)?;
+    let Some(url) = config
+        .as_ref()
+        .and_then(|c| c.environments.get(env))
+        .and_then(|e| e.state.clone())
+    else {
+        return Ok(Backend::Local);
+    };
+    let location = S3Location::parse(&url)?;
+    Ok(Backend::S3(Arc::new(S3State::new(
+        &s.ctx.sdk_config,
+        t.endpoint_url.as_deref(),
+        location,
+        env,
+        &s.target.region,
+        &s.caller.arn,
+    )?)))
+}
+
+/// [`backend`], with the local state directory brought level with it: rotations started
+/// on other machines are seen, records not pushed yet are pushed.
+pub async fn synced_backend(global: &Global, t: &args::Target, s: &Session) -> Result<Backend> {
+    let backend = backend(global, t, s)?;
+    if let Some(s3) = backend.s3() {
+        state::sync(&state_dir()?, s3).await?;
+    }
+    Ok(backend)
 }
 
 /// Refuses value flags that cannot work together, before anything else runs:

@@ -378,6 +378,8 @@ pub async fn run(global: &Global, a: &StatusArgs) -> Result<i32> {
     let target = session::target(global, &a.target)?;
     let ids: Vec<String> = a.secrets.iter().map(|s| target.secret_id(s)).collect();
     let s = session::sign_in(target.clone(), &a.target).await?;
+    // Restores recorded on other machines count too (a team state).
+    session::synced_backend(global, &a.target, &s).await?;
     let state_dir = session::state_dir().ok();
     let terminal = std::io::stdout().is_terminal();
     let no_color = std::env::var("NO_COLOR").ok();

@@ -1,0 +1,707 @@
+//! The team state in S3 (moto server) through the real binary, with the sandbox for
+//! Secrets Manager and ECS: two machines (two state directories) share one lock and one
+//! journal; a lost lease stops a run before its next write; records S3 did not take are
+//! pushed later; bad state settings are refused before any write.
+//!
+//! Leases are short here (`SECRET_ROLLOUT_LOCK_LEASE`, `SECRET_ROLLOUT_LOCK_RENEW`).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sandbox::faults::{FaultKind, FaultRule};
+use serde_json::Value;
+
+use common::moto::Moto;
+use common::{start, text, TestEnv, SHARED};
+
+const BUCKET: &str = "team-state";
+const READERS: [&str; 3] = ["front", "api", "admin"];
+
+struct Team {
+    env: TestEnv,
+    moto: Moto,
+    /// Where the tool sends S3 calls (moto, or a proxy in front of it).
+    s3_endpoint: String,
+    s3: aws_sdk_s3::Client,
+    lease: (&'static str, &'static str),
+}
+
+async fn s3_client(endpoint: &str) -> aws_sdk_s3::Client {
+    let sdk = common::sdk_config(endpoint).await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+fn write_config(env: &TestEnv, state: &str) {
+    std::fs::write(
+        env.dir.path().join("secret-rollout.toml"),
+        format!(
+            "[environments.production]\nregion = \"eu-west-1\"\nclusters = [\"production-online-lpa\"]\nstate = \"{state}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+async fn team(lease: (&'static str, &'static str)) -> Team {
+    let env = start(2000.0).await;
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    let s3 = s3_client(&moto.endpoint).await;
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("bucket created on moto");
+    write_config(&env, &format!("s3://{BUCKET}/rollout"));
+    Team {
+        s3_endpoint: moto.endpoint.clone(),
+        env,
+        moto,
+        s3,
+        lease,
+    }
+}
+
+impl Team {
+    fn state(&self, machine: &str) -> PathBuf {
+        let dir = self.env.dir.path().join(format!("state-{machine}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The binary on `machine` (its own state directory), S3 on moto.
+    fn cli(&self, machine: &str) -> Command {
+        let mut cmd = self.env.cli();
+        cmd.env("SECRET_ROLLOUT_STATE_DIR", self.state(machine))
+            .env("AWS_ENDPOINT_URL_S3", &self.s3_endpoint)
+            .env("SECRET_ROLLOUT_LOCK_LEASE", self.lease.0)
+            .env("SECRET_ROLLOUT_LOCK_RENEW", self.lease.1);
+        cmd
+    }
+
+    async fn run(&self, machine: &str, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut cmd = self.cli(machine);
+        cmd.args(args);
+        let input = stdin.map(<[u8]>::to_vec);
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            cmd.stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("binary starts");
+            if let Some(bytes) = input {
+                let _ = child.stdin.take().expect("stdin").write_all(&bytes);
+            }
+            child.wait_with_output().expect("binary finishes")
+        })
+        .await
+        .unwrap()
+    }
+
+    fn spawn(&self, machine: &str, args: &[&str], stdin: &[u8]) -> Child {
+        let mut cmd = self.cli(machine);
+        let dir = self.env.dir.path();
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(std::fs::File::create(dir.join(format!("{machine}.out"))).unwrap())
+            .stderr(std::fs::File::create(dir.join(format!("{machine}.err"))).unwrap());
+        let mut child = cmd.spawn().expect("binary starts");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child
+    }
+
+    fn output_of(&self, machine: &str) -> String {
+        let dir = self.env.dir.path();
+        format!(
+            "--- stdout\n{}\n--- stderr\n{}",
+            std::fs::read_to_string(dir.join(format!("{machine}.out"))).unwrap(),
+            std::fs::read_to_string(dir.join(format!("{machine}.err"))).unwrap()
+        )
+    }
+
+    async fn keys(&self, prefix: &str) -> Vec<String> {
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .send()
+            .await
+            .expect("list");
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    async fn get(&self, key: &str) -> Vec<u8> {
+        let out = self
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("get");
+        out.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+
+    /// The journal records in the bucket, in order.
+    async fn bucket_records(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for key in self.keys("rollout/journal/").await {
+            out.push(serde_json::from_slice(&self.get(&key).await).unwrap());
+        }
+        out
+    }
+
+    async fn lock_keys(&self) -> Vec<String> {
+        self.keys("rollout/locks/").await
+    }
+}
+
+/// The local journal records of `state`, in file order (a torn last line skipped).
+fn local_records(state: &Path) -> Vec<Value> {
+    let dir = state.join("rotations");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    paths.sort();
+    let mut out = Vec::new();
+    for p in paths {
+        for line in std::fs::read_to_string(&p).unwrap().lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(line) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+fn count(records: &[Value], kind: &str) -> usize {
+    records.iter().filter(|r| r["type"] == kind).count()
+}
+
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !done() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "never reached: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn clear(env: &TestEnv) {
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_faults(Vec::new())
+        .unwrap();
+}
+
+fn hold(env: &TestEnv, service: &str, op: &str, nth: Vec<u64>, latency_ms: u64) {
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_faults(vec![FaultRule {
+            service: Some(service.into()),
+            operation: Some(op.into()),
+            kind: FaultKind::Latency,
+            probability: None,
+            nth: Some(nth),
+            count: None,
+            latency_ms: Some(latency_ms),
+        }])
+        .unwrap();
+}
+
+fn replace_args(value_source: &str) -> Vec<&str> {
+    vec![
+        "replace",
+        SHARED,
+        "--env",
+        "production",
+        "--yes",
+        "--max-poll",
+        "50ms",
+        "--output",
+        "json",
+        value_source,
+    ]
+}
+
+fn rotation_ids(history: &Output) -> Vec<(String, String)> {
+    let v: Value = serde_json::from_slice(&history.stdout)
+        .unwrap_or_else(|_| panic!("history json: {}", text(history)));
+    v["rotations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn assert_readers_hold(env: &TestEnv, version: &str) {
+    for svc in READERS {
+        assert_eq!(
+            env.versions_read(svc, SHARED),
+            [version.to_string()].into(),
+            "{svc} runs the new value"
+        );
+    }
+}
+
+/// Two machines, one bucket: the second is refused before any write while the first holds
+/// the lock, naming the holder; after a `kill -9` of the first and once its lease ran out,
+/// the second resumes the rotation; `history` on both shows the same rotations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_machine_is_refused_then_resumes_after_kill_9() {
+    let t = team(("8s", "2s")).await;
+    let env = &t.env;
+    let before = env.current_version(SHARED);
+    // The first run stops after its write: the rollout's look before redeploying is held.
+    hold(env, "ecs", "DescribeServices", vec![2], 600_000);
+    let value = b"team-state-first-value";
+    let mut first = t.spawn("a", &replace_args("--value-stdin"), value);
+    let state_a = t.state("a");
+    wait_until("the first run wrote", || {
+        count(&local_records(&state_a), "written") == 1
+    })
+    .await;
+    let t0 = Instant::now();
+    while t.bucket_records().await.len() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "records pushed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rotation = local_records(&state_a)[0]["rotation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(t.lock_keys().await.len(), 1, "the lock is in the bucket");
+
+    let puts = env.calls_of("PutSecretValue").len();
+    let updates = env.calls_of("UpdateService").len();
+    let second = t.run("b", &replace_args("--generate"), None).await;
+    assert_eq!(second.status.code(), Some(4), "{}", text(&second));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.starts_with("error: another secret-rollout holds the lock of"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("rotation {rotation}")), "{err}");
+    assert!(err.contains("arn:aws:"), "the caller: {err}");
+    assert!(err.contains(&format!("(pid {})", first.id())), "{err}");
+    assert!(err.contains("last renewed"), "the age: {err}");
+    assert!(err.contains("hint: "), "{err}");
+    assert_eq!(
+        env.calls_of("PutSecretValue").len(),
+        puts,
+        "nothing written"
+    );
+    assert_eq!(
+        env.calls_of("UpdateService").len(),
+        updates,
+        "nothing deployed"
+    );
+    assert_eq!(env.version_count(SHARED), 2);
+
+    first.kill().unwrap();
+    assert_eq!(first.wait().unwrap().code(), None, "killed by a signal");
+    clear(env);
+
+    // Right after the kill the lease still runs: resume is refused too, writing nothing.
+    let early = t
+        .run(
+            "b",
+            &[
+                "resume",
+                "--env",
+                "production",
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(early.status.code(), Some(4), "{}", text(&early));
+    assert!(
+        String::from_utf8_lossy(&early.stderr).contains(&format!("rotation {rotation}")),
+        "{}",
+        text(&early)
+    );
+    assert_eq!(env.calls_of("UpdateService").len(), updates);
+
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let resumed = t
+        .run(
+            "b",
+            &[
+                "resume",
+                "--env",
+                "production",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    let report: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(report["outcome"], "verified");
+    assert_eq!(report["rotation_id"], rotation.as_str());
+    let after = env.current_version(SHARED);
+    assert_ne!(after, before);
+    assert_eq!(env.version_count(SHARED), 2, "exactly one new version");
+    assert_readers_hold(env, &after);
+    assert!(t.lock_keys().await.is_empty(), "the lock is released");
+
+    let on_a = t
+        .run(
+            "a",
+            &["history", "--env", "production", "--output", "json"],
+            None,
+        )
+        .await;
+    let on_b = t
+        .run(
+            "b",
+            &["history", "--env", "production", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(on_a.status.code(), Some(0), "{}", text(&on_a));
+    assert_eq!(
+        rotation_ids(&on_a),
+        vec![(rotation.clone(), "verified".into())]
+    );
+    assert_eq!(rotation_ids(&on_a), rotation_ids(&on_b));
+    // Both local copies are now the bucket's, record for record.
+    let bucket = t.bucket_records().await;
+    assert_eq!(local_records(&state_a), bucket);
+    assert_eq!(local_records(&t.state("b")), bucket);
+    assert!(!serde_json::to_string(&bucket)
+        .unwrap()
+        .contains("team-state-first-value"));
+}
+
+/// `unlock` from another machine shows the holder and removes the lock; the run that held
+/// it loses its lease and stops before its next write (exit 13), keeping its journal;
+/// `resume` then finishes the rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_is_lost_stops_before_its_next_write() {
+    let t = team(("3s", "1s")).await;
+    let env = &t.env;
+    // Held after the write, for much longer than the lease.
+    hold(env, "ecs", "DescribeServices", vec![2], 12_000);
+    let value = b"lease-lost-new-value";
+    let mut first = t.spawn("a", &replace_args("--value-stdin"), value);
+    let state_a = t.state("a");
+    wait_until("the first run wrote", || {
+        count(&local_records(&state_a), "written") == 1
+    })
+    .await;
+    let rotation = local_records(&state_a)[0]["rotation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Without a terminal or --yes, nothing is removed.
+    let asked = t
+        .run("b", &["unlock", SHARED, "--env", "production"], None)
+        .await;
+    assert_eq!(asked.status.code(), Some(4), "{}", text(&asked));
+    assert_eq!(t.lock_keys().await.len(), 1);
+    let unlocked = t
+        .run(
+            "b",
+            &["unlock", SHARED, "--env", "production", "--yes"],
+            None,
+        )
+        .await;
+    assert_eq!(unlocked.status.code(), Some(0), "{}", text(&unlocked));
+    let err = String::from_utf8_lossy(&unlocked.stderr);
+    assert!(err.contains(&format!("rotation {rotation}")), "{err}");
+    assert!(err.contains("last renewed"), "{err}");
+    assert!(err.contains("removed the lock"), "{err}");
+    assert!(t.lock_keys().await.is_empty());
+
+    let status = tokio::task::spawn_blocking(move || first.wait().unwrap())
+        .await
+        .unwrap();
+    let out = t.output_of("a");
+    assert_eq!(status.code(), Some(13), "{out}");
+    assert!(out.contains("error: lost the lock on"), "{out}");
+    assert!(
+        out.contains(&format!("secret-rollout resume {rotation}")),
+        "{out}"
+    );
+    assert!(
+        env.calls_of("UpdateService").is_empty(),
+        "no redeploy after the loss"
+    );
+    let local = local_records(&state_a);
+    assert_eq!(count(&local, "finished"), 0, "{local:?}");
+    assert_eq!(count(&local, "written"), 1);
+    assert_eq!(
+        t.bucket_records().await,
+        local,
+        "nothing pushed after the loss"
+    );
+
+    clear(env);
+    let resumed = t
+        .run(
+            "a",
+            &[
+                "resume",
+                "--env",
+                "production",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    assert_eq!(env.version_count(SHARED), 2);
+    assert_readers_hold(env, &env.current_version(SHARED));
+    assert_eq!(t.bucket_records().await, local_records(&state_a));
+}
+
+/// A TCP proxy in front of moto that can be cut: S3 unreachable on demand.
+struct Cut {
+    endpoint: String,
+    down: Arc<AtomicBool>,
+}
+
+async fn cut_proxy(target: &str) -> Cut {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let target = target.trim_start_matches("http://").to_string();
+    let down = Arc::new(AtomicBool::new(false));
+    let flag = down.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            if flag.load(Ordering::SeqCst) {
+                continue; // dropped: connection closed
+            }
+            let target = target.clone();
+            let flag = flag.clone();
+            tokio::spawn(async move {
+                let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    return;
+                };
+                let cut = async {
+                    while !flag.load(Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                    _ = cut => {}
+                }
+            });
+        }
+    });
+    Cut { endpoint, down }
+}
+
+/// S3 unreachable in the middle of a rotation: its records stay local, the rotation goes
+/// on, and the next record once S3 is back pushes them all; nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_made_while_s3_is_unreachable_are_pushed_by_the_next_record() {
+    unreachable_mid_rotation(true).await;
+}
+
+/// S3 still unreachable when the rotation ends: the next command (`history`) pushes what
+/// the run kept locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_kept_locally_at_exit_are_pushed_by_the_next_command() {
+    unreachable_mid_rotation(false).await;
+}
+
+async fn unreachable_mid_rotation(back_before_the_end: bool) {
+    let mut t = team(("30s", "1s")).await;
+    let cut = cut_proxy(&t.s3_endpoint).await;
+    t.s3_endpoint = cut.endpoint.clone();
+    let env = &t.env;
+    // After the write, the look before redeploying and the first poll of the follow are
+    // slow: S3 goes down in the first pause, comes back in the second.
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_faults(vec![FaultRule {
+            service: Some("ecs".into()),
+            operation: Some("DescribeServices".into()),
+            kind: FaultKind::Latency,
+            probability: None,
+            nth: Some(vec![2, 3]),
+            count: None,
+            latency_ms: Some(2_500),
+        }])
+        .unwrap();
+    let mut run = t.spawn("a", &replace_args("--generate"), b"");
+    let state_a = t.state("a");
+    let t0 = Instant::now();
+    while t.bucket_records().await.len() < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "{}",
+            t.output_of("a")
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cut.down.store(true, Ordering::SeqCst);
+    wait_until("redeployed while S3 is down", || {
+        count(&local_records(&state_a), "redeployed") == 3
+    })
+    .await;
+    let during = t.bucket_records().await;
+    assert_eq!(
+        count(&during, "redeployed"),
+        0,
+        "S3 was unreachable: {during:?}"
+    );
+    if back_before_the_end {
+        cut.down.store(false, Ordering::SeqCst);
+    }
+    let status = tokio::task::spawn_blocking(move || run.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", t.output_of("a"));
+    let local = local_records(&state_a);
+    assert_eq!(count(&local, "finished"), 1);
+    if !back_before_the_end {
+        assert_eq!(
+            t.bucket_records().await,
+            during,
+            "nothing reached S3 while down"
+        );
+        cut.down.store(false, Ordering::SeqCst);
+        let history = t
+            .run(
+                "a",
+                &["history", "--env", "production", "--output", "json"],
+                None,
+            )
+            .await;
+        assert_eq!(history.status.code(), Some(0), "{}", text(&history));
+    }
+    assert_eq!(
+        t.bucket_records().await,
+        local,
+        "every record reached the bucket"
+    );
+    assert_readers_hold(env, &env.current_version(SHARED));
+}
+
+/// A fake S3 that denies everything (moto does not enforce IAM by default).
+fn denying_s3() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut buf = [0u8; 65536];
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = s.read(&mut buf);
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>1</RequestId></Error>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    endpoint
+}
+
+/// Bad state settings: one error line naming the fix, exit 2 or 3, nothing written to
+/// Secrets Manager or ECS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_state_settings_are_refused_before_any_write() {
+    let mut t = team(("8s", "2s")).await;
+    let deny = denying_s3();
+    for (state, endpoint, code, says) in [
+        ("s3://", None, 2, "has no bucket name"),
+        ("s3:///prefix", None, 2, "has no bucket name"),
+        ("https://team-state/x", None, 2, "is not an s3:// URL"),
+        (
+            "s3://no-such-bucket/x",
+            None,
+            2,
+            "the state bucket no-such-bucket of environment production does not exist",
+        ),
+        (
+            "s3://team-state/x",
+            Some(deny.clone()),
+            3,
+            "access denied to the state bucket s3://team-state/x/",
+        ),
+    ] {
+        write_config(&t.env, state);
+        if let Some(e) = &endpoint {
+            t.s3_endpoint = e.clone();
+        }
+        let out = t.run("a", &replace_args("--generate"), None).await;
+        assert_eq!(out.status.code(), Some(code), "{state}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(errors.len(), 1, "{state}: {err}");
+        assert!(errors[0].contains(says), "{state}: {err}");
+        assert!(err.contains("\n  hint: "), "{state}: {err}");
+        assert!(t.env.calls_of("PutSecretValue").is_empty(), "{state}");
+        assert!(t.env.calls_of("UpdateService").is_empty(), "{state}");
+        assert_eq!(t.env.version_count(SHARED), 1, "{state}");
+    }
+    // history and status say the same for a missing bucket.
+    write_config(&t.env, "s3://no-such-bucket/x");
+    t.s3_endpoint = t.moto.endpoint.clone();
+    let out = t.run("a", &["history", "--env", "production"], None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
