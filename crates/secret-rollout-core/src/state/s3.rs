@@ -468,6 +468,7 @@ pub struct RemoteLock {
     key: String,
     /// The lease, checked before every write.
     pub lease: Arc<Lease>,
+    holder_id: Uuid,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -538,11 +539,13 @@ pub async fn acquire(
         etag,
         date,
     ));
+    let holder_id = holder.holder_id;
     let task = tokio::spawn(renew(s3.clone(), key.clone(), holder, lease.clone()));
     Ok(RemoteLock {
         s3: s3.clone(),
         key,
         lease,
+        holder_id,
         task,
     })
 }
@@ -603,6 +606,23 @@ impl Drop for RemoteLock {
         self.task.abort();
         // Only our own object: If-Match on the ETag we last wrote.
         let etag = self.lease.etag();
-        let _ = super::blocking(self.s3.delete_if(&self.key, &etag));
+        let _ = super::blocking(release(&self.s3, &self.key, &etag, self.holder_id));
     }
+}
+
+/// Deletes our own lock object. A renewal cancelled while its PUT was in flight may still
+/// have reached S3 and changed the ETag: then the object is read again and deleted if it
+/// still carries our `holder_id` (a takeover's object carries another, and stays).
+async fn release(s3: &S3State, key: &str, etag: &str, holder_id: Uuid) -> Result<()> {
+    if s3.delete_if(key, etag).await? {
+        return Ok(());
+    }
+    if let Some(got) = s3.get(key).await? {
+        let ours =
+            serde_json::from_slice::<Holder>(&got.body).is_ok_and(|h| h.holder_id == holder_id);
+        if ours {
+            s3.delete_if(key, &got.etag).await?;
+        }
+    }
+    Ok(())
 }
