@@ -221,6 +221,7 @@ async fn no_command_shows_a_value_even_at_trace() {
         .set_faults(vec![FaultRule {
             service: Some("secretsmanager".into()),
             operation: Some("ListSecretVersionIds".into()),
+            resource: None,
             kind: FaultKind::Latency,
             probability: None,
             nth: Some(vec![2]),

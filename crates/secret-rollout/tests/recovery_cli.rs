@@ -41,6 +41,7 @@ fn fault(service: &str, op: &str, kind: FaultKind, nth: Vec<u64>, latency_ms: u6
     FaultRule {
         service: Some(service.into()),
         operation: Some(op.into()),
+        resource: None,
         kind,
         probability: None,
         nth: Some(nth),

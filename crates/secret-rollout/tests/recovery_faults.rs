@@ -275,6 +275,7 @@ async fn matrix(rejecting: bool) {
                 cases.push(FaultRule {
                     service: Some(service_of_op(op).to_string()),
                     operation: Some(op.clone()),
+                    resource: None,
                     kind,
                     probability: None,
                     nth: Some(vec![nth]),
@@ -371,6 +372,7 @@ fn rule(service: &str, op: &str, kind: FaultKind, nth: std::ops::RangeInclusive<
     FaultRule {
         service: Some(service.to_string()),
         operation: Some(op.to_string()),
+        resource: None,
         kind,
         probability: None,
         nth: Some(nth.collect()),
