@@ -33,7 +33,15 @@ impl World {
     /// Lets held calls go, to run or to be dropped unrun; returns them. `Err` (nothing
     /// released) when `which` names calls that are not held.
     pub fn release_calls(&mut self, which: Which, how: Release) -> Result<Vec<HeldCall>, String> {
-        self.faults.release(which, how)
+        let released = self.faults.release(which, how)?;
+        if how == Release::Drop {
+            // Logged at once, not when the held task wakes: a reader of the call log right
+            // after the release sees the drop.
+            for c in &released {
+                self.set_call_error(c.call, "DroppedConnection");
+            }
+        }
+        Ok(released)
     }
 
     /// Replaces the ECS health rules (after running the simulation to now, so the rules
