@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::ecs::{HealthRule, HookRule, Timing};
-use crate::faults::FaultRule;
+use crate::faults::{FaultRule, HeldCall, Release, Which};
 use crate::{limits, scenario, Scenario, Shared, World};
 
 /// Path prefix reserved for the control API.
@@ -20,9 +20,28 @@ impl World {
         self.faults.set(rules)
     }
 
-    /// Removes every fault rule.
+    /// Removes every fault rule (releasing every call held at the gate).
     pub fn clear_faults(&mut self) {
         self.faults.clear();
+    }
+
+    /// The calls held at the gate now, oldest first.
+    pub fn held_calls(&self) -> Vec<HeldCall> {
+        self.faults.held()
+    }
+
+    /// Lets held calls go, to run or to be dropped unrun; returns them. `Err` (nothing
+    /// released) when `which` names calls that are not held.
+    pub fn release_calls(&mut self, which: Which, how: Release) -> Result<Vec<HeldCall>, String> {
+        let released = self.faults.release(which, how)?;
+        if how == Release::Drop {
+            // Logged at once, not when the held task wakes: a reader of the call log right
+            // after the release sees the drop.
+            for c in &released {
+                self.set_call_error(c.call, "DroppedConnection");
+            }
+        }
+        Ok(released)
     }
 
     /// Replaces the ECS health rules (after running the simulation to now, so the rules
@@ -177,7 +196,7 @@ pub fn handle(
             Ok((StatusCode::OK, json!({ "calls": calls })))
         }
         (&Method::DELETE, "/_sandbox/calls") => {
-            w.calls.clear();
+            w.clear_calls();
             Ok(ok(json!({})))
         }
         (&Method::POST, "/_sandbox/scenario") => (|| {
@@ -204,6 +223,42 @@ pub fn handle(
             w.clear_faults();
             Ok(ok(json!({})))
         }
+        (&Method::GET, "/_sandbox/gate") => Ok((StatusCode::OK, json!({ "held": w.held_calls() }))),
+        (&Method::POST, "/_sandbox/gate/release") => (|| {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Req {
+                count: Option<usize>,
+                id: Option<u64>,
+                #[serde(default)]
+                all: bool,
+                #[serde(default)]
+                drop: bool,
+            }
+            let r: Req = if body.iter().all(u8::is_ascii_whitespace) {
+                Req {
+                    count: None,
+                    id: None,
+                    all: false,
+                    drop: false,
+                }
+            } else {
+                parse(body)?
+            };
+            let which = match (r.count, r.id, r.all) {
+                (Some(0), None, false) => return Err(bad("count: release at least one call")),
+                (None, None, false) => Which::Oldest(1),
+                (Some(n), None, false) => Which::Oldest(n),
+                (None, Some(id), false) => Which::Id(id),
+                (None, None, true) => Which::All,
+                _ => return Err(bad("give one of count, id or all (none: the oldest call)")),
+            };
+            let how = if r.drop { Release::Drop } else { Release::Run };
+            let released = w
+                .release_calls(which, how)
+                .map_err(|e| error(StatusCode::CONFLICT, e))?;
+            Ok(ok(json!({ "released": released })))
+        })(),
         (&Method::PUT, "/_sandbox/health-rules") => (|| {
             let rules: Vec<HealthRule> = parse(body)?;
             for (i, r) in rules.iter().enumerate() {
@@ -265,6 +320,8 @@ pub fn handle(
             | "/_sandbox/calls"
             | "/_sandbox/scenario"
             | "/_sandbox/faults"
+            | "/_sandbox/gate"
+            | "/_sandbox/gate/release"
             | "/_sandbox/health-rules"
             | "/_sandbox/hook-rules"
             | "/_sandbox/alarms"

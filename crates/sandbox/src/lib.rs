@@ -96,6 +96,8 @@ pub struct World {
     pub faults: faults::Faults,
     /// Every call answered, in order.
     pub calls: Vec<CallRecord>,
+    /// Calls cleared from the log so far: a call's number is its index plus this.
+    calls_cleared: usize,
 }
 
 /// The world shared between connections.
@@ -114,6 +116,7 @@ impl World {
             sts: sts::Sts::default(),
             faults: faults::Faults::default(),
             calls: Vec::new(),
+            calls_cleared: 0,
         }
     }
 
@@ -154,8 +157,15 @@ impl World {
         result
     }
 
-    /// Records a call (the server does this for every request, faults included).
-    pub fn record(&mut self, service: Service, operation: &str, body: &Value, error: Option<&str>) {
+    /// Records a call (the server does this for every request, faults included); returns
+    /// its number, for [`World::set_call_error`].
+    pub fn record(
+        &mut self,
+        service: Service,
+        operation: &str,
+        body: &Value,
+        error: Option<&str>,
+    ) -> usize {
         let mut subject = serde_json::Map::new();
         for key in [
             "cluster",
@@ -176,6 +186,24 @@ impl World {
             subject: Value::Object(subject),
             error: error.map(str::to_string),
         });
+        self.calls_cleared + self.calls.len() - 1
+    }
+
+    /// Sets the error of call number `call` (as [`World::record`] returned it), if it is
+    /// still in the log.
+    pub fn set_call_error(&mut self, call: usize, code: &str) {
+        if let Some(r) = call
+            .checked_sub(self.calls_cleared)
+            .and_then(|i| self.calls.get_mut(i))
+        {
+            r.error = Some(code.to_string());
+        }
+    }
+
+    /// Empties the call log (call numbers go on counting).
+    pub fn clear_calls(&mut self) {
+        self.calls_cleared += self.calls.len();
+        self.calls.clear();
     }
 
     /// The whole state as JSON: the ground truth tests compare against. Holds no secret

@@ -16,8 +16,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-use crate::faults::FaultAction;
-use crate::{control, scenario, AwsError, Scenario, Service, Shared};
+use crate::faults::{FaultAction, Release};
+use crate::{control, scenario, AwsError, Scenario, Service, Shared, World};
 
 /// Largest request body accepted (Secrets Manager's own limit is 64 KiB of secret).
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -217,58 +217,112 @@ async fn handle_json(world: Shared, req: &ReadRequest, target: &str) -> Answer {
         }
     };
     let key = access_key_of(&req.headers);
-    match admit(&world, service, operation, &body, key.as_deref()).await? {
-        Err(e) => Ok(json_error(&e)),
-        Ok(()) => {
-            let mut w = world.lock().expect("sandbox state lock");
-            let result = w.call(service, operation, &body);
-            if let Err(e) = &result {
-                if let Some(last) = w.calls.last_mut() {
-                    last.error = Some(e.code.clone());
-                }
-            }
-            drop(w);
-            Ok(match result {
-                Ok(v) => json_response(StatusCode::OK, &v),
-                Err(e) => json_error(&e),
-            })
+    let admission = admit(&world, service, operation, &body, key.as_deref()).await?;
+    let operation = operation.to_string();
+    let run = move |w: &mut World, call: usize| match w.call(service, &operation, &body) {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => {
+            w.set_call_error(call, &e.code);
+            json_error(&e)
         }
+    };
+    match admission {
+        Admission::Refuse(e) => Ok(json_error(&e)),
+        Admission::Run(call) => Ok(run(&mut world.lock().expect("sandbox state lock"), call)),
+        Admission::Held(call, release) => run_when_released(world, call, release, run).await,
     }
 }
 
-/// Auth, call recording and faults, common to all protocols. The outer `Err` drops the
-/// connection; the inner one is an AWS error to answer with.
+/// What [`admit`] decided about a call (numbered as in the call log).
+enum Admission {
+    /// Run it now.
+    Run(usize),
+    /// Answer with this AWS error.
+    Refuse(AwsError),
+    /// It is held at the gate until released.
+    Held(usize, oneshot::Receiver<Release>),
+}
+
+/// Waits for a held call's release, then runs it with `run` (or drops it). The wait and the
+/// run happen in a task of their own: when the client goes away, hyper drops this future,
+/// but a released call still runs, as AWS acts on a request it received.
+async fn run_when_released<F>(
+    world: Shared,
+    call: usize,
+    release: oneshot::Receiver<Release>,
+    run: F,
+) -> Answer
+where
+    F: FnOnce(&mut World, usize) -> Response<Full<Bytes>> + Send + 'static,
+{
+    let (tx, answer) = oneshot::channel();
+    tokio::spawn(async move {
+        let response = match release.await {
+            Ok(Release::Run) => Some(run(&mut world.lock().expect("sandbox state lock"), call)),
+            Ok(Release::Drop) => {
+                world
+                    .lock()
+                    .expect("sandbox state lock")
+                    .set_call_error(call, DROPPED);
+                None
+            }
+            // The world was replaced (a new scenario): its calls are gone.
+            Err(_) => None,
+        };
+        // Nobody reads the answer when the client has gone: that is fine.
+        let _ = tx.send(response);
+    });
+    match answer.await {
+        Ok(Some(response)) => Ok(response),
+        _ => Err(DropConnection),
+    }
+}
+
+/// The error recorded for a call whose connection was closed without an answer.
+const DROPPED: &str = "DroppedConnection";
+
+/// Auth, call recording and faults, common to all protocols. `Err` drops the connection.
 async fn admit(
     world: &Shared,
     service: Service,
     operation: &str,
     body: &Value,
     access_key: Option<&str>,
-) -> Result<Result<(), AwsError>, DropConnection> {
-    let action = {
+) -> Result<Admission, DropConnection> {
+    let (action, call) = {
         let mut w = world.lock().expect("sandbox state lock");
         // Session expiry is checked on the real clock inside (credentials are real-world).
         if let Err(e) = w.sts.authenticate(service, access_key) {
             w.record(service, operation, body, Some(&e.code));
-            return Ok(Err(e));
+            return Ok(Admission::Refuse(e));
         }
         let crate::World { faults, rng, .. } = &mut *w;
-        let action = faults.check(service, operation, rng);
+        let action = faults.check(service, operation, body, rng);
         let code = match &action {
             Some(FaultAction::Error(e)) => Some(e.code.clone()),
-            Some(FaultAction::Drop) => Some("DroppedConnection".to_string()),
+            Some(FaultAction::Drop) => Some(DROPPED.to_string()),
             _ => None,
         };
-        w.record(service, operation, body, code.as_deref());
-        action
+        let call = w.record(service, operation, body, code.as_deref());
+        if let Some(FaultAction::Hold) = action {
+            let subject = w
+                .calls
+                .last()
+                .map(|c| c.subject.clone())
+                .unwrap_or_default();
+            let at = w.clock.now();
+            let (_, release) = w.faults.hold(service, operation, subject, at, call);
+            return Ok(Admission::Held(call, release));
+        }
+        (action, call)
     };
     match action {
-        None => Ok(Ok(())),
-        Some(FaultAction::Error(e)) => Ok(Err(e)),
+        None | Some(FaultAction::Hold) => Ok(Admission::Run(call)),
+        Some(FaultAction::Error(e)) => Ok(Admission::Refuse(e)),
         Some(FaultAction::Drop) => Err(DropConnection),
         Some(FaultAction::Latency(d)) => {
             tokio::time::sleep(d).await;
-            Ok(Ok(()))
+            Ok(Admission::Run(call))
         }
     }
 }
@@ -286,36 +340,36 @@ async fn handle_query(world: Shared, req: &ReadRequest) -> Answer {
     };
     let key = access_key_of(&req.headers);
     let subject = serde_json::json!({});
-    match admit(&world, Service::Sts, &action, &subject, key.as_deref()).await? {
-        Err(e) => Ok(xml_response(e.status, e.xml_body(&request_id))),
-        Ok(()) => {
-            let mut w = world.lock().expect("sandbox state lock");
-            w.advance();
-            let now = w.clock.now();
-            let crate::World {
-                sts,
-                rng,
-                region,
-                account,
-                ..
-            } = &mut *w;
-            let mut ctx = crate::Ctx {
-                now,
-                region,
-                account,
-                rng,
-            };
-            let result = sts.handle(&mut ctx, key.as_deref(), &action, &params);
-            if let Err(e) = &result {
-                if let Some(last) = w.calls.last_mut() {
-                    last.error = Some(e.code.clone());
-                }
+    let admission = admit(&world, Service::Sts, &action, &subject, key.as_deref()).await?;
+    let refused_id = request_id.clone();
+    let run = move |w: &mut World, call: usize| {
+        w.advance();
+        let now = w.clock.now();
+        let World {
+            sts,
+            rng,
+            region,
+            account,
+            ..
+        } = &mut *w;
+        let mut ctx = crate::Ctx {
+            now,
+            region,
+            account,
+            rng,
+        };
+        match sts.handle(&mut ctx, key.as_deref(), &action, &params) {
+            Ok(xml) => xml_response(200, xml),
+            Err(e) => {
+                w.set_call_error(call, &e.code);
+                xml_response(e.status, e.xml_body(&request_id))
             }
-            Ok(match result {
-                Ok(xml) => xml_response(200, xml),
-                Err(e) => xml_response(e.status, e.xml_body(&request_id)),
-            })
         }
+    };
+    match admission {
+        Admission::Refuse(e) => Ok(xml_response(e.status, e.xml_body(&refused_id))),
+        Admission::Run(call) => Ok(run(&mut world.lock().expect("sandbox state lock"), call)),
+        Admission::Held(call, release) => run_when_released(world, call, release, run).await,
     }
 }
 

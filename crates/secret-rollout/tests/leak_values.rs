@@ -12,10 +12,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
 
 use sandbox::ecs::{HealthEffect, HealthRule};
-use sandbox::faults::{FaultKind, FaultRule};
+use sandbox::faults::{FaultRule, Release, Which};
 
 use common::{start, text, TestEnv, CLUSTER, SHARED};
 
@@ -213,21 +212,7 @@ async fn no_command_shows_a_value_even_at_trace() {
     // then resume, which reads the value again and writes it.
     let started = journal_count(&env, "started");
     let written = journal_count(&env, "written");
-    let listed = env.calls_of("ListSecretVersionIds").len();
-    env.sandbox
-        .world()
-        .lock()
-        .unwrap()
-        .set_faults(vec![FaultRule {
-            service: Some("secretsmanager".into()),
-            operation: Some("ListSecretVersionIds".into()),
-            kind: FaultKind::Latency,
-            probability: None,
-            nth: Some(vec![2]),
-            count: None,
-            latency_ms: Some(600_000),
-        }])
-        .unwrap();
+    env.gate(vec![FaultRule::gate("secretsmanager", "PutSecretValue")]);
     let mut args = vec!["replace", SHARED, "--cluster", CLUSTER, "--value-stdin"];
     args.extend(rollout);
     let mut cmd = traced(&env, &args);
@@ -241,14 +226,8 @@ async fn no_command_shows_a_value_even_at_trace() {
         let mut s = child.stdin.take().unwrap();
         s.write_all(V2.as_bytes()).unwrap();
     }
-    let t0 = Instant::now();
-    while env.calls_of("ListSecretVersionIds").len() < listed + 2 {
-        assert!(t0.elapsed() < Duration::from_secs(60), "never held");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // The hold is found by call order (the 2nd ListSecretVersionIds, the write's check);
-    // the journal says whether that really is before the write: this run started, and
-    // wrote nothing.
+    // Held at its write: the journal says it started and wrote nothing.
+    env.wait_held(&mut child, "the write at the gate", 1).await;
     assert_eq!(
         journal_count(&env, "started"),
         started + 1,
@@ -288,7 +267,9 @@ async fn no_command_shows_a_value_even_at_trace() {
     );
     child.kill().unwrap();
     let _ = child.wait();
-    env.sandbox.world().lock().unwrap().clear_faults();
+    // The held write never reached AWS.
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
     let mut args = vec!["resume", "--value-stdin"];
     args.extend(rollout);
     let out = run(traced(&env, &args), Some(V2)).await;

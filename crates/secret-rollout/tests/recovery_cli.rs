@@ -6,13 +6,14 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use sandbox::ecs::{HealthEffect, HealthRule};
 use sandbox::faults::{FaultKind, FaultRule};
 use serde_json::Value;
 
+use common::gate::{service_of, wait_for};
 use common::{start, start_with, text, TestEnv, CLUSTER, SHARED};
+use sandbox::faults::{Release, Which};
 use sandbox::Scenario;
 
 const READERS: [&str; 3] = ["front", "api", "admin"];
@@ -41,6 +42,7 @@ fn fault(service: &str, op: &str, kind: FaultKind, nth: Vec<u64>, latency_ms: u6
     FaultRule {
         service: Some(service.into()),
         operation: Some(op.into()),
+        resource: None,
         kind,
         probability: None,
         nth: Some(nth),
@@ -127,19 +129,6 @@ fn count_of(records: &[Value], kind: &str) -> usize {
     records.iter().filter(|r| r["type"] == kind).count()
 }
 
-/// Polls until `done` holds; panics after a generous limit (the step is held by a fault,
-/// so reaching it takes well under a second).
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "never reached: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Starts the binary without waiting; output goes to files so a full pipe never blocks it.
 fn spawn(env: &TestEnv, args: &[&str], stdin: Option<&[u8]>, tag: &str) -> Child {
     let mut cmd = env.cli();
@@ -190,15 +179,12 @@ async fn run_cmd(mut cmd: Command, stdin: Option<Vec<u8>>) -> Output {
     .expect("join")
 }
 
-/// Successful UpdateService calls per service, leaving out the `skip` (1-based) calls
-/// held by a latency fault that would only land after the test.
-fn deployments_per_service(
-    env: &TestEnv,
-    skip: &[usize],
-) -> std::collections::BTreeMap<String, usize> {
+/// Successful UpdateService calls per service: each is one deployment (a call dropped at
+/// the gate is logged with an error, so it does not count).
+fn deployments_per_service(env: &TestEnv) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
-    for (i, c) in env.calls_of("UpdateService").iter().enumerate() {
-        if c["error"].is_null() && !skip.contains(&(i + 1)) {
+    for c in env.calls_of("UpdateService") {
+        if c["error"].is_null() {
             *out.entry(
                 c["subject"]["service"]
                     .as_str()
@@ -269,7 +255,7 @@ async fn bad_new_value_is_restored_and_every_task_restarted_after_the_restore() 
                 }
             }
         }
-        let n = deployments_per_service(&env, &[]);
+        let n = deployments_per_service(&env);
         assert_eq!(n.get(svc), Some(&2), "{svc}: one deployment per phase");
     }
 }
@@ -344,16 +330,85 @@ async fn a_failed_restore_exits_9_and_prints_the_commands_to_finish_by_hand() {
     assert!(!all.contains(bad), "value printed");
 }
 
-/// Where a `kill -9` lands, held there by a long latency on the next call.
+/// Where a `kill -9` lands, named by what the journal and the sandbox show there. The tool
+/// is brought there through the sandbox's gate (its calls held and let through one by
+/// one), so a change in the order or number of its calls does not move the kill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    /// The rotation is journalled as started and its PutSecretValue waits at the gate: no
+    /// version is written. The held write is dropped (it never reached AWS).
+    BeforeTheWrite,
+    /// The journal says written, and all three UpdateService calls wait at the gate: no
+    /// deployment has started. They are dropped.
+    AfterTheWrite,
+    /// api's UpdateService went through and is journalled; front's and admin's wait at
+    /// the gate and are dropped.
+    AfterOneRedeploy,
+    /// Three redeploys are journalled and the follow's first DescribeServices waits.
+    WhileFollowing,
+}
+
+impl Moment {
+    /// `redeployed` records the journal holds at this moment.
+    fn redeployed(self) -> usize {
+        match self {
+            Moment::BeforeTheWrite | Moment::AfterTheWrite => 0,
+            Moment::AfterOneRedeploy => 1,
+            Moment::WhileFollowing => READERS.len(),
+        }
+    }
+}
+
+/// Records of `kind` in the journals, less `base` (the count before the run).
+fn new_records(env: &TestEnv, kind: &str, base: usize) -> usize {
+    count_records_so_far(env, kind) - base
+}
+
+/// Brings the running `child` (a `replace` of SHARED) to `moment` through the gate. `base`
+/// counts the `redeployed` records from before this run.
+async fn bring_to(env: &TestEnv, child: &mut Child, moment: Moment, base: usize) {
+    match moment {
+        Moment::BeforeTheWrite => {
+            env.gate(vec![FaultRule::gate("secretsmanager", "PutSecretValue")]);
+            env.wait_held(child, "the write at the gate", 1).await;
+        }
+        Moment::AfterTheWrite => {
+            env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
+            env.wait_held(child, "the redeploys at the gate", READERS.len())
+                .await;
+        }
+        Moment::AfterOneRedeploy => {
+            env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
+            env.wait_held(child, "the redeploys at the gate", READERS.len())
+                .await;
+            env.release_where(|c| service_of(c) == "api");
+            wait_for("api's redeploy journalled", || {
+                records_so_far(env).iter().any(|r| {
+                    r["type"] == "redeployed" && r["service"] == "api" && r["phase"] == "rollout"
+                })
+            })
+            .await;
+        }
+        Moment::WhileFollowing => {
+            env.gate(vec![FaultRule::gate("ecs", "DescribeServices")]);
+            env.advance_until(child, "following", |env, _| {
+                new_records(env, "redeployed", base) == READERS.len()
+            })
+            .await;
+        }
+    }
+}
+
+/// Kills the child with SIGKILL and checks it died of it.
+fn kill_9(child: &mut Child, what: &str) {
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("reaped");
+    assert_eq!(status.code(), None, "{what}: killed by a signal");
+}
+
 struct Boundary {
     name: &'static str,
-    /// Held call: operation and its 1-based numbers after the rules are set.
-    hold: (&'static str, &'static str, Vec<u64>),
-    /// The journal shows this many records of a type when the child is at the boundary.
-    reached: (&'static str, usize),
-    /// UpdateService calls that are held (never land during the test).
-    held_updates: Vec<usize>,
-    written: bool,
+    moment: Moment,
     /// Redeploy the readers just before (their PRIMARY deployments are then recent).
     redeploy_first: bool,
 }
@@ -380,10 +435,6 @@ async fn kill_at(boundary: Boundary) {
             .await;
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     }
-    let updates_before = env.calls_of("UpdateService").len();
-    let (svc, op, nth) = boundary.hold.clone();
-    set_faults(&env, vec![fault(svc, op, FaultKind::Latency, nth, 600_000)]);
-    let held_from = env.calls_of(op).len();
     let baseline: Vec<(&str, usize)> = ["started", "written", "redeployed"]
         .into_iter()
         .map(|k| (k, count_records_so_far(&env, k)))
@@ -400,32 +451,37 @@ async fn kill_at(boundary: Boundary) {
         Some(value.as_bytes()),
         "first",
     );
-    let (kind, n) = boundary.reached;
-    wait_until(boundary.name, || {
-        count_records_so_far(&env, kind) >= base(kind) + n
-    })
-    .await;
-    // Give the held call time to be in flight at the sandbox.
-    wait_until("held call arrives", || {
-        env.calls_of(op).len() >= held_from + *boundary.hold.2.last().unwrap() as usize
-    })
-    .await;
-    child.kill().expect("SIGKILL");
-    let status = child.wait().expect("reaped");
-    assert_eq!(status.code(), None, "{}: killed by a signal", boundary.name);
-    set_faults(&env, Vec::new());
+    bring_to(&env, &mut child, boundary.moment, base("redeployed")).await;
+    kill_9(&mut child, boundary.name);
+    // What waits at the gate never reached AWS.
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    let written = boundary.moment != Moment::BeforeTheWrite;
+    assert_eq!(
+        count_records(&env, "started") - base("started"),
+        1,
+        "{}: the run started",
+        boundary.name
+    );
     assert_eq!(
         count_records(&env, "redeployed") - base("redeployed"),
-        boundary.reached.1 * usize::from(boundary.reached.0 == "redeployed"),
+        boundary.moment.redeployed(),
         "{}: the kill landed at the boundary",
         boundary.name
     );
     assert_eq!(
-        count_records(&env, "written") == 1,
-        boundary.written,
+        count_records(&env, "written") - base("written"),
+        usize::from(written),
         "{}: {:?}",
         boundary.name,
         journal_records(&env)
+    );
+    // Ground truth agrees with the journal: a version only once written.
+    assert_eq!(
+        env.version_count(SHARED),
+        1 + usize::from(written),
+        "{}",
+        boundary.name
     );
 
     // A new replace is refused and points to resume; it writes nothing.
@@ -441,7 +497,7 @@ async fn kill_at(boundary: Boundary) {
     );
     assert_eq!(env.calls_of("PutSecretValue").len(), puts);
 
-    if !boundary.written {
+    if !written {
         // The value was never stored: without it, resume says what it needs.
         let out = env.run(&["resume", "--yes"], None).await;
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -484,12 +540,8 @@ async fn kill_at(boundary: Boundary) {
     );
     let after = env.current_version(SHARED);
     assert_ne!(after, before);
-    let held: Vec<usize> = boundary
-        .held_updates
-        .iter()
-        .map(|n| n + updates_before)
-        .collect();
-    let mut deployed = deployments_per_service(&env, &held);
+    // Dropped calls are logged with an error, so every accepted UpdateService counts.
+    let mut deployed = deployments_per_service(&env);
     if boundary.redeploy_first {
         for n in deployed.values_mut() {
             *n -= 1;
@@ -511,18 +563,11 @@ async fn kill_at(boundary: Boundary) {
     }
 }
 
-// The sandbox's call numbers in a replace of SHARED: ListSecretVersionIds #1 is the plan's,
-// #2 the write's check; DescribeServices #1 is the plan's, #2 the rollout's look before
-// redeploying, #3 the first poll of the follow.
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_before_the_write_then_resume() {
     kill_at(Boundary {
         name: "before the write",
-        hold: ("secretsmanager", "ListSecretVersionIds", vec![2]),
-        reached: ("started", 1),
-        held_updates: vec![],
-        written: false,
+        moment: Moment::BeforeTheWrite,
         redeploy_first: false,
     })
     .await;
@@ -534,10 +579,7 @@ async fn kill_9_before_the_write_then_resume() {
 async fn kill_9_before_the_write_after_a_recent_deployment_then_resume() {
     kill_at(Boundary {
         name: "before the write, after a redeploy",
-        hold: ("secretsmanager", "ListSecretVersionIds", vec![2]),
-        reached: ("started", 1),
-        held_updates: vec![],
-        written: false,
+        moment: Moment::BeforeTheWrite,
         redeploy_first: true,
     })
     .await;
@@ -547,10 +589,7 @@ async fn kill_9_before_the_write_after_a_recent_deployment_then_resume() {
 async fn kill_9_after_the_write_then_resume() {
     kill_at(Boundary {
         name: "after the write",
-        hold: ("ecs", "DescribeServices", vec![2]),
-        reached: ("written", 1),
-        held_updates: vec![],
-        written: true,
+        moment: Moment::AfterTheWrite,
         redeploy_first: false,
     })
     .await;
@@ -560,10 +599,7 @@ async fn kill_9_after_the_write_then_resume() {
 async fn kill_9_after_one_of_three_redeploys_then_resume() {
     kill_at(Boundary {
         name: "after 1 of 3 redeploys",
-        hold: ("ecs", "UpdateService", vec![2, 3]),
-        reached: ("redeployed", 1),
-        held_updates: vec![2, 3],
-        written: true,
+        moment: Moment::AfterOneRedeploy,
         redeploy_first: false,
     })
     .await;
@@ -573,10 +609,7 @@ async fn kill_9_after_one_of_three_redeploys_then_resume() {
 async fn kill_9_while_following_then_resume() {
     kill_at(Boundary {
         name: "while following",
-        hold: ("ecs", "DescribeServices", vec![3]),
-        reached: ("redeployed", 3),
-        held_updates: vec![],
-        written: true,
+        moment: Moment::WhileFollowing,
         redeploy_first: false,
     })
     .await;
@@ -586,22 +619,8 @@ async fn kill_9_while_following_then_resume() {
 async fn ctrl_c_stops_marks_the_journal_and_resume_finishes() {
     let env = start(2000.0).await;
     let before = env.current_version(SHARED);
-    set_faults(
-        &env,
-        vec![fault(
-            "ecs",
-            "DescribeServices",
-            FaultKind::Latency,
-            vec![3],
-            600_000,
-        )],
-    );
-    let child = spawn(&env, &replace_args(&["--generate"]), None, "first");
-    wait_until("following", || {
-        count_records_so_far(&env, "redeployed") >= 3
-    })
-    .await;
-    wait_until("held poll", || env.calls_of("DescribeServices").len() >= 3).await;
+    let mut child = spawn(&env, &replace_args(&["--generate"]), None, "first");
+    bring_to(&env, &mut child, Moment::WhileFollowing, 0).await;
     let pid = child.id().to_string();
     let sent = Command::new("kill").args(["-INT", &pid]).status().unwrap();
     assert!(sent.success());
@@ -617,7 +636,8 @@ async fn ctrl_c_stops_marks_the_journal_and_resume_finishes() {
         .collect();
     assert_eq!(finished.len(), 1);
     assert_eq!(finished[0]["outcome"], "interrupted");
-    set_faults(&env, Vec::new());
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
     // No value is needed: the write happened.
     let out = env
         .run(
@@ -629,7 +649,7 @@ async fn ctrl_c_stops_marks_the_journal_and_resume_finishes() {
     assert_eq!(env.version_count(SHARED), 2);
     let after = env.current_version(SHARED);
     assert_ne!(after, before);
-    let deployed = deployments_per_service(&env, &[]);
+    let deployed = deployments_per_service(&env);
     for svc in READERS {
         assert_eq!(env.versions_read(svc, SHARED), [after.clone()].into());
         assert_eq!(deployed.get(svc), Some(&1), "{deployed:?}");
@@ -639,33 +659,19 @@ async fn ctrl_c_stops_marks_the_journal_and_resume_finishes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_concurrent_replace_of_the_same_secret_is_refused() {
     let env = start(2000.0).await;
-    // The first run holds before its write, lock taken.
-    set_faults(
-        &env,
-        vec![fault(
-            "secretsmanager",
-            "ListSecretVersionIds",
-            FaultKind::Latency,
-            vec![2],
-            600_000,
-        )],
-    );
+    // The first run waits at its write, lock taken.
+    env.gate(vec![FaultRule::gate("secretsmanager", "PutSecretValue")]);
     let mut first = spawn(&env, &replace_args(&["--generate"]), None, "first");
     let first_pid = first.id();
-    wait_until("first started", || {
-        count_records_so_far(&env, "started") >= 1
-    })
-    .await;
+    env.wait_held(&mut first, "the first run's write at the gate", 1)
+        .await;
+    assert_eq!(count_records(&env, "started"), 1, "the first run started");
     let second = env.run(&replace_args(&["--generate"]), None).await;
     // Nor can the running rotation be resumed from elsewhere while it runs.
     let resumed = env.run(&["resume", "--yes", "--generate"], None).await;
-    first.kill().unwrap();
-    let status = first.wait().expect("reaped");
-    assert_eq!(
-        status.code(),
-        None,
-        "killed by a signal, not exited by itself"
-    );
+    kill_9(&mut first, "the first run");
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
     assert_eq!(second.status.code(), Some(4), "{}", text(&second));
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
@@ -681,7 +687,10 @@ async fn a_second_concurrent_replace_of_the_same_secret_is_refused() {
         "{}",
         text(&resumed)
     );
-    assert!(env.calls_of("PutSecretValue").is_empty());
+    // One write reached the gate, the first run's, dropped there: no version was made.
+    let puts = env.calls_of("PutSecretValue");
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(puts[0]["error"], "DroppedConnection");
     assert_eq!(env.version_count(SHARED), 1);
     assert_eq!(
         count_records(&env, "started"),
@@ -1357,52 +1366,31 @@ fn primaries(env: &TestEnv) -> std::collections::BTreeMap<String, String> {
 async fn kill_9_with_redeploys_in_flight_then_resume_adopts_them() {
     let env = start(2000.0).await;
     let before = primaries(&env);
-    set_faults(
-        &env,
-        vec![fault(
-            "ecs",
-            "UpdateService",
-            FaultKind::Latency,
-            vec![2, 3],
-            600_000,
-        )],
-    );
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
     let mut child = spawn(&env, &replace_args(&["--generate"]), None, "first");
-    wait_until("one redeploy journalled", || {
-        count_records_so_far(&env, "redeployed") >= 1
+    let held = env
+        .wait_held(&mut child, "the redeploys at the gate", READERS.len())
+        .await;
+    let first = service_of(&env.release_where(|c| c.id == held[0].id)).to_string();
+    wait_for("one redeploy journalled", || {
+        count_records_so_far(&env, "redeployed") == 1
     })
     .await;
-    wait_until("two in flight", || env.calls_of("UpdateService").len() >= 3).await;
-    child.kill().unwrap();
-    let status = child.wait().expect("reaped");
-    assert_eq!(
-        status.code(),
-        None,
-        "killed by a signal, not exited by itself"
-    );
-    set_faults(&env, Vec::new());
-    // The sandbox drops a held request when its client goes away; AWS would have acted on
-    // it. Act on the two in-flight requests the way AWS would have.
-    let held: Vec<String> = env.calls_of("UpdateService")[1..3]
+    kill_9(&mut child, "two redeploys in flight");
+    // AWS acts on the two requests it received though their sender died.
+    let in_flight: Vec<String> = env
+        .release(Which::All, Release::Run)
         .iter()
-        .map(|c| c["subject"]["service"].as_str().unwrap().to_string())
+        .map(|c| service_of(c).to_string())
         .collect();
-    for svc in &held {
-        env.clients
-            .ecs
-            .update_service()
-            .cluster(CLUSTER)
-            .service(svc)
-            .force_new_deployment(true)
-            .send()
-            .await
-            .expect("orphaned deployment");
-    }
-    let now = primaries(&env);
-    assert!(
-        READERS.iter().all(|s| now.get(*s) != before.get(*s)),
-        "{before:?} {now:?}"
-    );
+    assert_eq!(in_flight.len(), 2, "{in_flight:?}");
+    assert!(!in_flight.contains(&first), "{first} {in_flight:?}");
+    env.open_gate();
+    wait_for("the orphaned deployments started", || {
+        let now = primaries(&env);
+        READERS.iter().all(|s| now.get(*s) != before.get(*s))
+    })
+    .await;
     assert_eq!(
         count_records(&env, "redeployed"),
         1,
@@ -1417,7 +1405,8 @@ async fn kill_9_with_redeploys_in_flight_then_resume_adopts_them() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let after = env.current_version(SHARED);
     assert_eq!(env.version_count(SHARED), 2);
-    let deployed = deployments_per_service(&env, &[2, 3]);
+    // Every UpdateService ran (none was dropped): one deployment each, none repeated.
+    let deployed = deployments_per_service(&env);
     for svc in READERS {
         assert_eq!(deployed.get(svc), Some(&1), "{svc}: {deployed:?}");
         assert_eq!(env.versions_read(svc, SHARED), [after.clone()].into());
@@ -1471,16 +1460,15 @@ async fn kill_9_during_the_restore_then_resume_finishes_it() {
             .unwrap()
             .set_health_rules(vec![bad_value_rule(bad)]);
         if before_the_move {
-            set_faults(
-                &env,
-                vec![fault(
-                    "secretsmanager",
-                    "UpdateSecretVersionStage",
-                    FaultKind::Latency,
-                    vec![1],
-                    600_000,
-                )],
-            );
+            env.gate(vec![FaultRule::gate(
+                "secretsmanager",
+                "UpdateSecretVersionStage",
+            )]);
+        } else {
+            env.gate(vec![
+                FaultRule::gate("secretsmanager", "UpdateSecretVersionStage"),
+                FaultRule::gate("ecs", "DescribeServices"),
+            ]);
         }
         let mut child = spawn(
             &env,
@@ -1489,38 +1477,23 @@ async fn kill_9_during_the_restore_then_resume_finishes_it() {
             "first",
         );
         if before_the_move {
-            wait_until("the stage move is held", || {
-                !env.calls_of("UpdateSecretVersionStage").is_empty()
-            })
-            .await;
+            env.wait_held(&mut child, "the stage move at the gate", 1)
+                .await;
+            assert_eq!(count_records(&env, "restored"), 0);
         } else {
-            // Once the previous version is current again, hold every DescribeServices: the
-            // run stops either before the restore's redeploys or while following them.
-            wait_until("restored", || count_records_so_far(&env, "restored") == 1).await;
-            let seen = env.calls_of("DescribeServices").len();
-            set_faults(
-                &env,
-                vec![fault(
-                    "ecs",
-                    "DescribeServices",
-                    FaultKind::Latency,
-                    (1..=1000).collect(),
-                    600_000,
-                )],
-            );
-            wait_until("a poll is held", || {
-                env.calls_of("DescribeServices").len() > seen
-            })
-            .await;
+            // The previous version is current again, and the restore's first look at the
+            // services (before its redeploys) waits.
+            let held = env
+                .advance_until(&mut child, "restored", |env, _| {
+                    count_records_so_far(env, "restored") == 1
+                })
+                .await;
+            assert_eq!(held[0].operation, "DescribeServices", "{held:?}");
+            assert_eq!(env.current_version(SHARED), before);
         }
-        child.kill().unwrap();
-        let status = child.wait().expect("reaped");
-        assert_eq!(
-            status.code(),
-            None,
-            "killed by a signal, not exited by itself"
-        );
-        set_faults(&env, Vec::new());
+        kill_9(&mut child, "in the restore");
+        env.release(Which::All, Release::Drop);
+        env.open_gate();
         assert_eq!(count_records(&env, "finished"), 0, "killed before the end");
         let out = env
             .run(
@@ -1555,8 +1528,8 @@ async fn kill_9_during_the_restore_then_resume_finishes_it() {
     }
 }
 
-/// As [`kill_9_with_redeploys_in_flight_then_resume_adopts_them`], in the restore: the
-/// restore's redeploys are UpdateService calls 4 to 6; 5 and 6 are in flight at the kill.
+/// As [`kill_9_with_redeploys_in_flight_then_resume_adopts_them`], in the restore: one
+/// of the restore's redeploys is journalled, two are in flight at the kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_with_restore_redeploys_in_flight_then_resume_adopts_them() {
     let env = start(2000.0).await;
@@ -1567,51 +1540,47 @@ async fn kill_9_with_restore_redeploys_in_flight_then_resume_adopts_them() {
         .lock()
         .unwrap()
         .set_health_rules(vec![bad_value_rule(bad)]);
-    set_faults(
-        &env,
-        vec![fault(
-            "ecs",
-            "UpdateService",
-            FaultKind::Latency,
-            vec![5, 6],
-            600_000,
-        )],
-    );
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
     let mut child = spawn(
         &env,
         &replace_args(&["--value-stdin"]),
         Some(bad.as_bytes()),
         "first",
     );
-    wait_until("one restore redeploy journalled", || {
-        count_records_so_far(&env, "redeployed") >= 4
+    env.wait_held(&mut child, "the rollout's redeploys", READERS.len())
+        .await;
+    assert_eq!(count_records_so_far(&env, "restored"), 0, "the rollout's");
+    env.release(Which::All, Release::Run);
+    let held = env
+        .wait_held(&mut child, "the restore's redeploys", READERS.len())
+        .await;
+    assert_eq!(
+        count_records(&env, "restored"),
+        1,
+        "the restore's: {held:?}"
+    );
+    env.release_where(|c| c.id == held[0].id);
+    wait_for("one restore redeploy journalled", || {
+        records_so_far(&env)
+            .iter()
+            .filter(|r| r["type"] == "redeployed" && r["phase"] == "restore")
+            .count()
+            == 1
     })
     .await;
-    wait_until("two in flight", || env.calls_of("UpdateService").len() >= 6).await;
-    child.kill().unwrap();
-    let status = child.wait().expect("reaped");
-    assert_eq!(
-        status.code(),
-        None,
-        "killed by a signal, not exited by itself"
-    );
-    set_faults(&env, Vec::new());
-    // What AWS would have done with the two requests the sandbox dropped with the client.
-    let held: Vec<String> = env.calls_of("UpdateService")[4..6]
-        .iter()
-        .map(|c| c["subject"]["service"].as_str().unwrap().to_string())
-        .collect();
-    for svc in &held {
-        env.clients
-            .ecs
-            .update_service()
-            .cluster(CLUSTER)
-            .service(svc)
-            .force_new_deployment(true)
-            .send()
-            .await
-            .expect("orphaned deployment");
-    }
+    let primaries_then = primaries(&env);
+    kill_9(&mut child, "two restore redeploys in flight");
+    // AWS acts on the two requests it received.
+    let in_flight = env.release(Which::All, Release::Run);
+    assert_eq!(in_flight.len(), 2, "{in_flight:?}");
+    env.open_gate();
+    wait_for("the orphaned deployments started", || {
+        let now = primaries(&env);
+        in_flight
+            .iter()
+            .all(|c| now.get(service_of(c)) != primaries_then.get(service_of(c)))
+    })
+    .await;
     let out = env
         .run(
             &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
@@ -1620,7 +1589,7 @@ async fn kill_9_with_restore_redeploys_in_flight_then_resume_adopts_them() {
         .await;
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     assert_eq!(env.current_version(SHARED), before);
-    let per_service = deployments_per_service(&env, &[5, 6]);
+    let per_service = deployments_per_service(&env);
     for svc in READERS {
         assert_eq!(
             per_service.get(svc),
@@ -1666,7 +1635,7 @@ async fn timeout_then_resume_follows_the_same_deployments() {
     let after = env.current_version(SHARED);
     assert_ne!(after, before);
     assert_eq!(env.version_count(SHARED), 2);
-    let deployed = deployments_per_service(&env, &[]);
+    let deployed = deployments_per_service(&env);
     for svc in READERS {
         assert_eq!(deployed.get(svc), Some(&1), "{deployed:?}");
         assert_eq!(env.versions_read(svc, SHARED), [after.clone()].into());
@@ -1726,27 +1695,12 @@ async fn rollback_of_a_rotation_refuses_when_the_secret_moved_on_unless_forced()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_last_journal_line_does_not_stop_resume() {
     let env = start(2000.0).await;
-    set_faults(
-        &env,
-        vec![fault(
-            "ecs",
-            "DescribeServices",
-            FaultKind::Latency,
-            vec![2],
-            600_000,
-        )],
-    );
     let mut child = spawn(&env, &replace_args(&["--generate"]), None, "first");
-    wait_until("written", || count_records_so_far(&env, "written") == 1).await;
-    wait_until("held", || env.calls_of("DescribeServices").len() >= 2).await;
-    child.kill().unwrap();
-    let status = child.wait().expect("reaped");
-    assert_eq!(
-        status.code(),
-        None,
-        "killed by a signal, not exited by itself"
-    );
-    set_faults(&env, Vec::new());
+    bring_to(&env, &mut child, Moment::AfterTheWrite, 0).await;
+    kill_9(&mut child, "after the write");
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    assert_eq!(count_records(&env, "written"), 1);
     let journal = std::fs::read_dir(env.state_dir().join("rotations"))
         .unwrap()
         .flatten()
@@ -1782,19 +1736,18 @@ async fn a_torn_last_journal_line_does_not_stop_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn awscurrent_moved_between_plan_and_write_stops_before_writing() {
     let env = start(2000.0).await;
-    // Hold the write's own look at the versions while someone else rotates.
-    set_faults(
-        &env,
-        vec![fault(
-            "secretsmanager",
-            "ListSecretVersionIds",
-            FaultKind::Latency,
-            vec![2],
-            1_500,
-        )],
-    );
-    let child = spawn(&env, &replace_args(&["--generate"]), None, "first");
-    wait_until("held", || env.calls_of("ListSecretVersionIds").len() >= 2).await;
+    // Hold the write's own look at the versions (the first after the rotation is
+    // journalled as started; the plan's comes before) while someone else rotates.
+    env.gate(vec![FaultRule::gate(
+        "secretsmanager",
+        "ListSecretVersionIds",
+    )]);
+    let mut child = spawn(&env, &replace_args(&["--generate"]), None, "first");
+    env.advance_until(&mut child, "the write's check", |env, _| {
+        count_records_so_far(env, "started") == 1
+    })
+    .await;
+    assert!(env.calls_of("PutSecretValue").is_empty(), "not written yet");
     env.clients
         .sm
         .put_secret_value()
@@ -1804,6 +1757,7 @@ async fn awscurrent_moved_between_plan_and_write_stops_before_writing() {
         .await
         .expect("someone else's put");
     let theirs = env.current_version(SHARED);
+    env.open_gate();
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -1832,27 +1786,21 @@ async fn ctrl_c_during_the_restore_then_resume_finishes_it() {
         .lock()
         .unwrap()
         .set_health_rules(vec![bad_value_rule(bad)]);
-    // Hold the restore's UpdateService calls (4 to 6): the run waits inside the restore.
-    set_faults(
-        &env,
-        vec![fault(
-            "ecs",
-            "UpdateService",
-            FaultKind::Latency,
-            vec![4, 5, 6],
-            600_000,
-        )],
-    );
-    let child = spawn(
+    // The rollout's redeploys go through; the restore's wait at the gate.
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
+    let mut child = spawn(
         &env,
         &replace_args(&["--value-stdin"]),
         Some(bad.as_bytes()),
         "first",
     );
-    wait_until("restore redeploys held", || {
-        env.calls_of("UpdateService").len() >= 6
-    })
-    .await;
+    env.wait_held(&mut child, "the rollout's redeploys", READERS.len())
+        .await;
+    assert_eq!(count_records_so_far(&env, "restored"), 0, "the rollout's");
+    env.release(Which::All, Release::Run);
+    env.wait_held(&mut child, "the restore's redeploys", READERS.len())
+        .await;
+    assert_eq!(count_records(&env, "restored"), 1, "in the restore");
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -1863,7 +1811,9 @@ async fn ctrl_c_during_the_restore_then_resume_finishes_it() {
         .unwrap();
     let (_, err) = read_tag(&env, "first");
     assert_eq!(out.status.code(), Some(130), "{err}");
-    set_faults(&env, Vec::new());
+    // The held redeploys never reached AWS.
+    assert_eq!(env.release(Which::All, Release::Drop).len(), READERS.len());
+    env.open_gate();
     let out = env
         .run(
             &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
@@ -1872,7 +1822,7 @@ async fn ctrl_c_during_the_restore_then_resume_finishes_it() {
         .await;
     assert_eq!(out.status.code(), Some(8), "{}", text(&out));
     assert_eq!(env.current_version(SHARED), before);
-    let per_service = deployments_per_service(&env, &[4, 5, 6]);
+    let per_service = deployments_per_service(&env);
     for svc in READERS {
         assert_eq!(per_service.get(svc), Some(&2), "{per_service:?}");
         assert_eq!(env.versions_read(svc, SHARED), [before.clone()].into());

@@ -3,6 +3,7 @@
 //! over the sandbox's state.
 #![allow(dead_code)]
 
+pub mod gate;
 pub mod moto;
 
 use std::collections::BTreeSet;
