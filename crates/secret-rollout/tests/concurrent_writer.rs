@@ -57,6 +57,7 @@ fn hold(env: &TestEnv, service: &str, op: &str, nth: u64, ms: u64) {
             nth: Some(vec![nth]),
             count: None,
             latency_ms: Some(ms),
+            resource: None,
         }])
         .expect("valid fault");
 }

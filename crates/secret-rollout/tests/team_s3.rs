@@ -239,6 +239,7 @@ fn hold(env: &TestEnv, service: &str, op: &str, nth: Vec<u64>, latency_ms: u64) 
             nth: Some(nth),
             count: None,
             latency_ms: Some(latency_ms),
+            resource: None,
         }])
         .unwrap();
 }
@@ -582,6 +583,7 @@ async fn unreachable_mid_rotation(back_before_the_end: bool) {
             nth: Some(vec![2, 3]),
             count: None,
             latency_ms: Some(2_500),
+            resource: None,
         }])
         .unwrap();
     let mut run = t.spawn("a", &replace_args("--generate"), b"");
