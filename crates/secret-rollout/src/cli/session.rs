@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::config::{self, Config, Target, TargetFlags};
-use secret_rollout_core::credentials::{self, AwsContext, AwsOptions, MfaCodeSource};
+use secret_rollout_core::credentials::{self, AwsContext, AwsOptions, MfaCodeSource, ProfileFrom};
 use secret_rollout_core::error::{Error, Result};
 use secret_rollout_core::journal;
 use secret_rollout_core::rotation::Caller;
@@ -63,6 +63,7 @@ pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
     let opts = AwsOptions {
         region: Some(target.region.clone()),
         profile: target.profile.clone(),
+        profile_from: profile_from(t, target.environment.as_deref()),
         endpoint_url: t.endpoint_url.clone(),
         mfa_code: if t.mfa_code_stdin {
             MfaCodeSource::Stdin
@@ -73,9 +74,7 @@ pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
         max_attempts: None,
     };
     let (ctx, caller) = credentials::load_identified(&opts).await?;
-    for w in &ctx.warnings {
-        eprintln!("warning: {w}");
-    }
+    print_sign_in_messages(&ctx);
     if let Some(expected) = &target.account_id {
         if expected != &caller.account {
             return Err(Error::credentials(format!(
@@ -96,6 +95,41 @@ pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
             arn: caller.arn,
         },
     })
+}
+
+/// Where a signed-in command acts and who it is, for questions and plans:
+/// `environment production (account 123456789012, region eu-west-1) as ARN`.
+pub fn place(s: &Session) -> String {
+    let environment = match &s.target.environment {
+        Some(name) => format!("environment {name}"),
+        None => format!("clusters {}", s.target.clusters.join(", ")),
+    };
+    format!(
+        "{environment} (account {}, region {}) as {}",
+        s.caller.account, s.target.region, s.caller.arn
+    )
+}
+
+/// Where the profile of a command comes from: `--profile` when typed, else the
+/// environment's `profile` in secret-rollout.toml (which credentials in the environment
+/// win over).
+pub fn profile_from(t: &args::Target, environment: Option<&str>) -> ProfileFrom {
+    match (&t.profile, environment) {
+        (None, Some(environment)) => ProfileFrom::Config {
+            environment: environment.to_string(),
+        },
+        _ => ProfileFrom::Flag,
+    }
+}
+
+/// Prints what the sign-in warns of and what it passed over, on stderr.
+pub fn print_sign_in_messages(ctx: &AwsContext) {
+    for w in &ctx.warnings {
+        eprintln!("warning: {w}");
+    }
+    for n in &ctx.notes {
+        eprintln!("note: {n}");
+    }
 }
 
 /// Refuses credentials that expire before `timeout` would end.

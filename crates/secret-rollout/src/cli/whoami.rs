@@ -45,6 +45,7 @@ pub async fn run(global: &Global, a: &WhoamiArgs) -> Result<i32> {
             .profile
             .clone()
             .or_else(|| env.as_ref().and_then(|e| e.profile.clone())),
+        profile_from: session::profile_from(t, env.as_ref().map(|e| e.name.as_str())),
         endpoint_url: t.endpoint_url.clone(),
         mfa_code: if t.mfa_code_stdin {
             MfaCodeSource::Stdin
@@ -55,9 +56,7 @@ pub async fn run(global: &Global, a: &WhoamiArgs) -> Result<i32> {
         max_attempts: None,
     };
     let (ctx, _) = credentials::load_identified(&opts).await?;
-    for w in &ctx.warnings {
-        eprintln!("warning: {w}");
-    }
+    session::print_sign_in_messages(&ctx);
     let who = credentials::whoami(&ctx).await?;
     let doc = || {
         json!({
