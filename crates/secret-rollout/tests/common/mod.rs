@@ -155,7 +155,7 @@ impl TestEnv {
 
     /// A `secret-rollout` command with a clean environment aimed at the sandbox.
     pub fn cli(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_secret-rollout"));
+        let mut cmd = std::process::Command::new(bin());
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().to_string();
             if k.starts_with("AWS_")
@@ -208,6 +208,17 @@ impl TestEnv {
         .await
         .expect("join")
     }
+}
+
+/// The binary under test: `SECRET_ROLLOUT_TEST_BIN` when set, else cargo's. Several
+/// worktrees building into one target directory share cargo's path
+/// (`target/debug/secret-rollout`, re-linked by every build), so a test run can pick up
+/// another worktree's binary; the variable names this worktree's own
+/// (`target/debug/deps/secret-rollout-HASH`).
+pub fn bin() -> PathBuf {
+    std::env::var_os("SECRET_ROLLOUT_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_secret-rollout")))
 }
 
 /// stdout and stderr as text, for assertion messages.
