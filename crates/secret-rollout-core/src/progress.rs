@@ -66,8 +66,8 @@ pub enum Event {
     ServiceEvent {
         /// Service.
         service: String,
-        /// When ECS says it happened (epoch seconds, AWS's clock).
-        #[serde(rename = "ecs_at")]
+        /// When ECS says it happened (epoch seconds, AWS's clock; RFC 3339 in JSON).
+        #[serde(rename = "ecs_at", serialize_with = "crate::history::ser_epoch")]
         at: f64,
         /// ECS's message.
         message: String,

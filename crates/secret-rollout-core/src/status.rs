@@ -35,7 +35,8 @@ pub struct SecretState {
     /// The version holding AWSCURRENT.
     pub current: Option<String>,
     /// Tasks created before this moment (epoch seconds) hold an older value. `None`: not
-    /// known (no current version), so no task is called stale for it.
+    /// known (no current version), so no task is called stale for it. RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::history::ser_opt_epoch")]
     pub since: Option<f64>,
 }
 
@@ -69,7 +70,8 @@ pub struct TaskState {
     pub last_status: String,
     /// Its task definition.
     pub task_definition_arn: String,
-    /// `createdAt`, epoch seconds.
+    /// `createdAt`, epoch seconds (RFC 3339 in JSON).
+    #[serde(serialize_with = "crate::history::ser_epoch")]
     pub created_at: f64,
 }
 

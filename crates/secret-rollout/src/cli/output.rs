@@ -2,17 +2,19 @@
 //! one JSON line (`--output ndjson`, after the progress lines).
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::consumers::Consumer;
+use secret_rollout_core::error::Error;
 use secret_rollout_core::plan::RotationPlan;
-use secret_rollout_core::rotation::{outcome_word, PhaseReport, Report};
+use secret_rollout_core::rotation::{outcome_word, Caller, PhaseReport, Report};
 use secret_rollout_core::verdict::Stage;
 use serde_json::json;
 
 use super::args::Output;
 use super::ndjson;
-use super::render::hms;
+use super::render::hms_range;
 
 fn age(created: Option<f64>) -> String {
     let Some(c) = created else {
@@ -140,7 +142,7 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
         "environment": p.target.label(),
         "region": p.target.region,
         "secrets": p.secrets.iter().map(|s| json!({
-            "name": s.info.name, "arn": s.info.arn, "current_version": s.info.current, "current_created": s.current_created,
+            "name": s.info.name, "arn": s.info.arn, "current_version": s.info.current, "current_created": s.current_created.map(secret_rollout_core::history::epoch_rfc3339),
         })).collect::<Vec<_>>(),
         "redeploy": p.consumers.redeploy.iter().map(|c| json!({
             "cluster": c.service.cluster, "service": c.service.name, "running": c.service.running, "desired": c.service.desired,
@@ -189,7 +191,7 @@ fn phase_text(out: &mut dyn Write, title: &str, p: &PhaseReport) {
             Some(proof) => {
                 let range = proof
                     .started
-                    .map(|(a, b)| format!(", started {}-{}", hms(a), hms(b)))
+                    .map(|(a, b)| format!(", started {}", hms_range(a, b)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
