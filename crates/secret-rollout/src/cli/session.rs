@@ -190,10 +190,14 @@ pub fn check_value_flags(t: &args::Target, v: &args::ValueArgs) -> Result<()> {
             .hint(format!("drop {flag}")));
         }
     }
-    if !v.generate {
+    if v.generate {
+        let (length, charset) = generate_settings(v);
+        secret_rollout_core::value::check_generated_strength(length, charset, v.allow_weak_value)?;
+    } else {
         for (given, flag) in [
             (v.length.is_some(), "--length"),
             (v.charset.is_some(), "--charset"),
+            (v.allow_weak_value, "--allow-weak-value"),
         ] {
             if given {
                 return Err(
@@ -242,17 +246,24 @@ pub fn value_source(v: &args::ValueArgs, index: usize, count: usize) -> Result<S
         });
     }
     if v.generate {
-        let charset = match v.charset.unwrap_or(Charset::Base64url) {
-            Charset::Base64url => CoreCharset::Base64Url,
-            Charset::Alphanumeric => CoreCharset::Alphanumeric,
-            Charset::Hex => CoreCharset::Hex,
-        };
-        return Ok(Source::Generate {
-            length: v.length.unwrap_or(32),
-            charset,
-        });
+        let (length, charset) = generate_settings(v);
+        return Ok(Source::Generate { length, charset });
     }
     Ok(Source::Prompt)
+}
+
+/// `--length` and `--charset` of `--generate`, defaults filled in.
+fn generate_settings(v: &args::ValueArgs) -> (usize, CoreCharset) {
+    let charset = match v.charset.unwrap_or(Charset::Base64url) {
+        Charset::Base64url => CoreCharset::Base64Url,
+        Charset::Alphanumeric => CoreCharset::Alphanumeric,
+        Charset::Hex => CoreCharset::Hex,
+    };
+    (
+        v.length
+            .unwrap_or(secret_rollout_core::value::DEFAULT_GENERATE_LENGTH),
+        charset,
+    )
 }
 
 /// Reads the value of the `index`-th secret from its source.
@@ -263,7 +274,16 @@ pub fn read_value(
     label: &str,
 ) -> Result<SecretValue> {
     let source = value_source(v, index, count)?;
-    source.read(label, &mut std::io::stdin().lock())
+    let value = source.read(label, &mut std::io::stdin().lock())?;
+    // Checked as soon as it is read (empty, too large, NUL), not after the sign-in and
+    // the plan; a `--json-key` member is checked once merged into the secret.
+    if v.json_key.is_none() {
+        secret_rollout_core::value::validate(&value, None).map_err(|e| Error {
+            message: format!("{label}: {}", e.message),
+            ..e
+        })?;
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -310,6 +330,21 @@ mod tests {
                 }),
                 "--charset applies to --generate only",
             ),
+            (
+                v(&|a| {
+                    a.value_stdin = true;
+                    a.allow_weak_value = true
+                }),
+                "--allow-weak-value applies to --generate only",
+            ),
+            (
+                v(&|a| {
+                    a.generate = true;
+                    a.length = Some(2);
+                    a.charset = Some(args::Charset::Hex)
+                }),
+                "--generate --length 2 --charset hex gives 8 bits of randomness, under the floor of 128",
+            ),
         ];
         for (a, message) in refused {
             let e = check_value_flags(&target, &a).unwrap_err();
@@ -328,8 +363,14 @@ mod tests {
             }),
             v(&|a| {
                 a.generate = true;
-                a.length = Some(8);
+                a.length = Some(32);
                 a.charset = Some(args::Charset::Hex)
+            }),
+            v(&|a| {
+                a.generate = true;
+                a.length = Some(8);
+                a.charset = Some(args::Charset::Hex);
+                a.allow_weak_value = true
             }),
             v(&|_| {}),
         ] {

@@ -26,12 +26,8 @@ pub async fn run(global: &Global, a: &WhoamiArgs) -> Result<i32> {
     let env = match &t.env {
         Some(name) => {
             let config = session::load_config(global)?;
-            let config = config.ok_or_else(|| {
-                secret_rollout_core::error::Error::bad_input(format!(
-                    "--env {name} given but no config file was found"
-                ))
-                .hint("create ./secret-rollout.toml with an [environments.NAME] table, or pass --config PATH")
-            })?;
+            let config =
+                config.ok_or_else(|| secret_rollout_core::config::no_config_error(name))?;
             Some(config.environment(name)?.clone())
         }
         None => None,
