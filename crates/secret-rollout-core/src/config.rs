@@ -106,6 +106,52 @@ fn config_error(path: &Path, what: impl std::fmt::Display) -> Error {
     Error::bad_input(format!("config {}: {what}", path.display()))
 }
 
+/// The files looked for without `--config`, in order (module doc, steps 2-4).
+fn candidates(env_override: Option<OsString>, local: &Path, user: Option<PathBuf>) -> Vec<PathBuf> {
+    match env_override {
+        Some(p) if p.is_empty() => vec![],
+        Some(p) => vec![PathBuf::from(p)],
+        None => std::iter::once(local.to_path_buf()).chain(user).collect(),
+    }
+}
+
+fn user_config() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("secret-rollout").join("config.toml"))
+}
+
+/// The error for `--env NAME` without a config file: it names every place looked.
+pub fn no_config_error(name: &str) -> Error {
+    no_config_error_in(
+        name,
+        &candidates(
+            std::env::var_os(CONFIG_ENV),
+            Path::new(FILE_NAME),
+            user_config(),
+        ),
+    )
+}
+
+fn no_config_error_in(name: &str, looked: &[PathBuf]) -> Error {
+    let places: Vec<String> = looked
+        .iter()
+        .map(|p| match p.to_str() {
+            Some(FILE_NAME) => format!("./{FILE_NAME}"),
+            _ => p.display().to_string(),
+        })
+        .collect();
+    let looked = if places.is_empty() {
+        format!("{CONFIG_ENV} is set empty, which means no config file")
+    } else {
+        format!("looked in {}", places.join(" and "))
+    };
+    Error::bad_input(format!(
+        "--env {name} given but no config file was found ({looked})"
+    ))
+    .hint(format!(
+        "create one of those with an [environments.{name}] table, or pass --config PATH"
+    ))
+}
+
 impl Config {
     /// Loads the configuration (see the module docs for where from). `Ok(None)` when there
     /// is no file and none was asked for.
@@ -114,7 +160,7 @@ impl Config {
             explicit,
             std::env::var_os(CONFIG_ENV),
             Path::new(FILE_NAME),
-            dirs::config_dir().map(|d| d.join("secret-rollout").join("config.toml")),
+            user_config(),
         )
     }
 
@@ -133,12 +179,7 @@ impl Config {
             }
             return Self::read(path).map(Some);
         }
-        let candidates: Vec<PathBuf> = match env_override {
-            Some(p) if p.is_empty() => vec![],
-            Some(p) => vec![PathBuf::from(p)],
-            None => std::iter::once(local.to_path_buf()).chain(user).collect(),
-        };
-        for path in candidates {
+        for path in candidates(env_override, local, user) {
             if path.is_file() {
                 return Self::read(&path).map(Some);
             }
@@ -311,12 +352,7 @@ pub fn resolve_account_target(
     let env = match &flags.env {
         Some(name) => Some(
             config
-                .ok_or_else(|| {
-                    Error::bad_input(format!("--env {name} given but no config file was found"))
-                        .hint(format!(
-                            "create ./{FILE_NAME} with an [environments.{name}] table, or pass --config PATH"
-                        ))
-                })?
+                .ok_or_else(|| no_config_error(name))?
                 .environment(name)?,
         ),
         None => None,
@@ -352,6 +388,43 @@ pub fn resolve_account_target(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Item 13 of issue 21: the no-config error names every place looked, not only ./.
+    #[test]
+    fn no_config_error_names_every_place_looked() {
+        let user = PathBuf::from("/home/u/.config/secret-rollout/config.toml");
+        let e = no_config_error_in(
+            "production",
+            &candidates(None, Path::new(FILE_NAME), Some(user)),
+        );
+        assert_eq!(e.kind, Kind::BadInput);
+        assert_eq!(
+            e.message,
+            "--env production given but no config file was found (looked in ./secret-rollout.toml and /home/u/.config/secret-rollout/config.toml)"
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("create one of those with an [environments.production] table, or pass --config PATH")
+        );
+        let e = no_config_error_in(
+            "p",
+            &candidates(Some("/etc/x.toml".into()), Path::new(FILE_NAME), None),
+        );
+        assert!(
+            e.message.ends_with("(looked in /etc/x.toml)"),
+            "{}",
+            e.message
+        );
+        let e = no_config_error_in(
+            "p",
+            &candidates(Some("".into()), Path::new(FILE_NAME), None),
+        );
+        assert!(
+            e.message.contains("SECRET_ROLLOUT_CONFIG is set empty"),
+            "{}",
+            e.message
+        );
+    }
     use crate::error::Kind;
 
     const EXAMPLE: &str = r#"

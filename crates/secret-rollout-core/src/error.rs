@@ -102,6 +102,25 @@ impl Kind {
         Kind::Interrupted,
     ];
 
+    /// Its name in JSON (`"outcome"` of an error document): `bad_input`, `credentials`, ...
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::BadInput => "bad_input",
+            Kind::Credentials => "credentials",
+            Kind::Refused => "refused",
+            Kind::DeployFailed => "deploy_failed",
+            Kind::VerifyFailed => "verify_failed",
+            Kind::Timeout => "timeout",
+            Kind::FailedRestored => "failed_restored",
+            Kind::RestoreFailed => "restore_failed",
+            Kind::Aws => "aws_error",
+            Kind::Superseded => "superseded",
+            Kind::Paused => "paused",
+            Kind::Interrupted => "interrupted",
+            Kind::Stale => "stale",
+        }
+    }
+
     /// The process exit code.
     pub fn exit_code(self) -> i32 {
         match self {

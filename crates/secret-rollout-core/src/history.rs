@@ -90,6 +90,42 @@ pub struct History {
     pub secret: Option<SecretVersions>,
 }
 
+/// Epoch seconds (AWS's dates) as RFC 3339 in UTC, to the millisecond: every time in
+/// JSON output is a string in this form, never a number.
+pub fn epoch_rfc3339(epoch: f64) -> String {
+    let nanos = (epoch * 1e3).round() as i128 * 1_000_000;
+    match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => t
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| t.unix_timestamp().to_string()),
+        Err(_) => epoch.to_string(),
+    }
+}
+
+/// `serialize_with` for an epoch-seconds field: an RFC 3339 string ([`epoch_rfc3339`]).
+pub fn ser_epoch<S: serde::Serializer>(epoch: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&epoch_rfc3339(*epoch))
+}
+
+/// `serialize_with` for an optional epoch-seconds field: a string, or null.
+pub fn ser_opt_epoch<S: serde::Serializer>(epoch: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match epoch {
+        Some(e) => s.serialize_str(&epoch_rfc3339(*e)),
+        None => s.serialize_none(),
+    }
+}
+
+/// `serialize_with` for an optional pair of epoch seconds (a range): two strings, or null.
+pub fn ser_opt_epoch_pair<S: serde::Serializer>(
+    range: &Option<(f64, f64)>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match range {
+        Some((a, b)) => (epoch_rfc3339(*a), epoch_rfc3339(*b)).serialize(s),
+        None => s.serialize_none(),
+    }
+}
+
 /// RFC 3339 in UTC.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
@@ -257,6 +293,9 @@ mod tests {
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].outcome, "in_progress");
         assert_eq!(e[0].started_at, "2026-11-24T12:00:00Z");
+        // Epoch floats in JSON become RFC 3339 strings, to the millisecond.
+        assert_eq!(epoch_rfc3339(1_796_049_336.917), "2026-11-30T14:35:36.917Z");
+        assert_eq!(epoch_rfc3339(1_796_049_336.0), "2026-11-30T14:35:36Z");
         assert_eq!(e[1].outcome, "failed_restored");
         assert_eq!(e[1].kind, "replace");
         assert_eq!(e[1].message.as_deref(), Some("why"));

@@ -64,11 +64,13 @@ pub enum Holding {
     /// launch: a task holds it exactly when created at or after `since`.
     Holds {
         /// When the version was current from, at the latest (AWS's clock).
+        #[serde(serialize_with = "crate::history::ser_epoch")]
         since: f64,
     },
     /// Nothing can be said for tasks created at or after `since`.
     NotProven {
         /// As in [`Holding::Holds`], when known.
+        #[serde(serialize_with = "crate::history::ser_opt_epoch")]
         since: Option<f64>,
         /// Why, in words for the operator.
         why: String,
@@ -76,11 +78,13 @@ pub enum Holding {
     /// Another version is current now.
     Superseded {
         /// As in [`Holding::Holds`], when known.
+        #[serde(serialize_with = "crate::history::ser_opt_epoch")]
         since: Option<f64>,
         /// The version current now.
         by: String,
         /// From when (AWS's clock) the other version has been current without a break, at
         /// the latest, when the looks show it.
+        #[serde(serialize_with = "crate::history::ser_opt_epoch")]
         by_since: Option<f64>,
     },
 }

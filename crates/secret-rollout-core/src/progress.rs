@@ -66,8 +66,8 @@ pub enum Event {
     ServiceEvent {
         /// Service.
         service: String,
-        /// When ECS says it happened (epoch seconds, AWS's clock).
-        #[serde(rename = "ecs_at")]
+        /// When ECS says it happened (epoch seconds, AWS's clock; RFC 3339 in JSON).
+        #[serde(rename = "ecs_at", serialize_with = "crate::history::ser_epoch")]
         at: f64,
         /// ECS's message.
         message: String,
@@ -143,6 +143,7 @@ pub enum Event {
         /// The version AWSCURRENT is on now.
         current: Option<String>,
         /// Its LastChangedDate now (epoch seconds, AWS's clock).
+        #[serde(serialize_with = "crate::history::ser_opt_epoch")]
         last_changed: Option<f64>,
     },
     /// Before writing, with `--wait`: a consumer is in the middle of a deployment the tool
@@ -159,7 +160,7 @@ pub enum Event {
         /// What ECS says of it (`IN_PROGRESS`, `2 deployments`, ...).
         state: String,
         /// Since when, epoch seconds on AWS's clock.
-        #[serde(rename = "ecs_since")]
+        #[serde(rename = "ecs_since", serialize_with = "crate::history::ser_epoch")]
         since: f64,
     },
     /// A transient AWS error the follow loop rode out.

@@ -36,18 +36,27 @@ pub struct SecretState {
     pub current: Option<String>,
     /// Tasks created at or after this moment (epoch seconds) hold the current value: it
     /// has been current since then at the latest. `None`: not known (no current version),
-    /// so no task is called stale for it.
+    /// so no task is called stale for it. RFC 3339 in JSON.
+    #[serde(serialize_with = "crate::history::ser_opt_epoch")]
     pub since: Option<f64>,
     /// The current version's CreatedDate: a task created before it holds an older value.
     /// One created between this and `since` cannot be told (the version may have been
     /// current, or another one). `None`: every task before `since` is called stale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::history::ser_opt_epoch"
+    )]
     pub created: Option<f64>,
     /// When AWSCURRENT was moved back (its AWSPREVIOUS version is newer): that newer
     /// version's CreatedDate. A task created from then until `since` is called stale: it
     /// read the newer version, unless the secret changed yet again after the move back
     /// (status assumes the last change was that move).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::history::ser_opt_epoch"
+    )]
     pub moved_back_from: Option<f64>,
 }
 
@@ -81,7 +90,8 @@ pub struct TaskState {
     pub last_status: String,
     /// Its task definition.
     pub task_definition_arn: String,
-    /// `createdAt`, epoch seconds.
+    /// `createdAt`, epoch seconds (RFC 3339 in JSON).
+    #[serde(serialize_with = "crate::history::ser_epoch")]
     pub created_at: f64,
 }
 

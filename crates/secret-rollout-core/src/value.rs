@@ -24,6 +24,11 @@ pub const MAX_BYTES: usize = 65_536;
 /// Default `--generate` length: 32 random bytes (43 characters of URL-safe base64).
 pub const DEFAULT_GENERATE_LENGTH: usize = 32;
 
+/// The least randomness a generated value may hold, in bits, unless the operator says
+/// `--allow-weak-value`: 128 bits cannot be guessed, fewer may be (`--length 2 --charset
+/// hex` is 8 bits, 256 guesses).
+pub const MIN_GENERATED_BITS: u32 = 128;
+
 const SOURCES_HINT: &str = "use --value-stdin, --value-file PATH or --generate";
 
 /// A secret value. Never printed: `Debug` is redacted, there is no `Display`.
@@ -79,6 +84,57 @@ pub enum Charset {
     Alphanumeric,
     /// `length` lowercase hexadecimal characters.
     Hex,
+}
+
+impl Charset {
+    /// Its `--charset` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Charset::Base64Url => "base64url",
+            Charset::Alphanumeric => "alphanumeric",
+            Charset::Hex => "hex",
+        }
+    }
+
+    /// Bits of randomness per unit of `--length`: a random byte for base64url,
+    /// log2(alphabet size) per character otherwise.
+    pub fn bits_per_unit(self) -> f64 {
+        match self {
+            Charset::Base64Url => 8.0,
+            Charset::Alphanumeric => 62f64.log2(),
+            Charset::Hex => 4.0,
+        }
+    }
+
+    /// Bits of randomness in a value of `length` (length x log2(charset size)).
+    pub fn bits(self, length: usize) -> f64 {
+        length as f64 * self.bits_per_unit()
+    }
+
+    /// The least `--length` that reaches [`MIN_GENERATED_BITS`].
+    pub fn min_length(self) -> usize {
+        (f64::from(MIN_GENERATED_BITS) / self.bits_per_unit()).ceil() as usize
+    }
+}
+
+/// Refuses a generated value with less than [`MIN_GENERATED_BITS`] of randomness unless
+/// `allow_weak` (`--allow-weak-value`): one line naming the bits, and the fix. Checked
+/// before any AWS call.
+pub fn check_generated_strength(length: usize, charset: Charset, allow_weak: bool) -> Result<()> {
+    let bits = charset.bits(length);
+    if allow_weak || bits >= f64::from(MIN_GENERATED_BITS) {
+        return Ok(());
+    }
+    Err(Error::bad_input(format!(
+        "--generate --length {length} --charset {} gives {} bits of randomness, under the floor of {MIN_GENERATED_BITS}",
+        charset.name(),
+        bits.floor() as u64
+    ))
+    .hint(format!(
+        "use --length {} or more with --charset {}, or pass --allow-weak-value if what reads the secret cannot take a longer value",
+        charset.min_length(),
+        charset.name()
+    )))
 }
 
 impl FromStr for Charset {
@@ -715,6 +771,50 @@ mod tests {
         assert_eq!(e.kind, Kind::BadInput);
         assert!(e.message.starts_with("no value given"));
         assert_eq!(e.hint.as_deref(), Some(SOURCES_HINT));
+    }
+
+    /// Item 7 of issue 21: every charset's floor, by length x log2(charset size).
+    #[test]
+    fn generated_values_have_a_floor_of_128_bits() {
+        let table: &[(usize, Charset, bool, u64)] = &[
+            // length, charset, accepted, bits
+            (2, Charset::Hex, false, 8),
+            (31, Charset::Hex, false, 124),
+            (32, Charset::Hex, true, 128),
+            (21, Charset::Alphanumeric, false, 125),
+            (22, Charset::Alphanumeric, true, 130),
+            (15, Charset::Base64Url, false, 120),
+            (16, Charset::Base64Url, true, 128),
+            (DEFAULT_GENERATE_LENGTH, Charset::Base64Url, true, 256),
+        ];
+        for (length, charset, ok, bits) in table.iter().copied() {
+            assert_eq!(
+                charset.bits(length).floor() as u64,
+                bits,
+                "{length} {charset:?}"
+            );
+            let r = check_generated_strength(length, charset, false);
+            assert_eq!(r.is_ok(), ok, "{length} {charset:?}");
+            if let Err(e) = r {
+                assert_eq!(e.kind, Kind::BadInput);
+                assert!(
+                    e.message.contains(&format!("gives {bits} bits")),
+                    "{}",
+                    e.message
+                );
+                assert!(!e.message.contains('\n'));
+                let hint = e.hint.unwrap();
+                assert!(hint.contains("--allow-weak-value"), "{hint}");
+                assert!(
+                    hint.contains(&format!("--length {}", charset.min_length())),
+                    "{hint}"
+                );
+            }
+            check_generated_strength(length, charset, true).unwrap();
+        }
+        assert_eq!(Charset::Hex.min_length(), 32);
+        assert_eq!(Charset::Alphanumeric.min_length(), 22);
+        assert_eq!(Charset::Base64Url.min_length(), 16);
     }
 
     #[test]

@@ -94,7 +94,8 @@ pub struct Proof {
     pub fresh: usize,
     /// Running tasks seen in all.
     pub total: usize,
-    /// Earliest and latest `startedAt` of the fresh tasks.
+    /// Earliest and latest `startedAt` of the fresh tasks (RFC 3339 in JSON).
+    #[serde(serialize_with = "crate::history::ser_opt_epoch_pair")]
     pub started: Option<(f64, f64)>,
     /// Tasks that are not proven fresh.
     pub stale: Vec<StaleTask>,

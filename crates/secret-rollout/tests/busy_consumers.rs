@@ -284,7 +284,13 @@ async fn wait_waits_for_the_deployment_to_settle_then_goes_on() {
         .position(|l| l["type"] == "secret_written")
         .unwrap_or_else(|| panic!("a write\n{}", text(&out)));
     assert!(waiting < written, "waited before writing");
-    assert!(all[waiting]["ecs_since"].as_f64().is_some_and(|s| s > 0.0));
+    assert!(
+        all[waiting]["ecs_since"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("20") && s.ends_with('Z')),
+        "ecs_since is RFC 3339: {}",
+        all[waiting]
+    );
     assert_eq!(env.version_count(SHARED), versions + 1, "one new version");
     assert_all_read_current(&env);
 }

@@ -262,7 +262,7 @@ async fn wrong_mfa_code_fails_clearly_and_caches_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aws_vault_keys_are_used_and_a_missing_profile_only_warns() {
+async fn aws_vault_keys_are_used_for_its_own_profile_without_reading_the_config() {
     let env = start_with(scenario(), 1.0).await;
     // A config file that would fail to parse: it must not be read under aws-vault.
     std::fs::write(
@@ -276,7 +276,7 @@ async fn aws_vault_keys_are_used_and_a_missing_profile_only_warns() {
         .unwrap();
     let out = run_user(
         &env,
-        &["whoami", "--profile", "no-such-profile"],
+        &["whoami", "--profile", "production"],
         None,
         &[
             ("AWS_VAULT", "production"),
@@ -296,11 +296,140 @@ async fn aws_vault_keys_are_used_and_a_missing_profile_only_warns() {
         "expiry from AWS_CREDENTIAL_EXPIRATION: {so}"
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("warning:") && err.contains("no-such-profile"),
-        "{err}"
-    );
+    assert!(err.is_empty(), "nothing passed over, nothing said: {err}");
     assert_eq!(env.calls("AssumeRole"), 0);
+}
+
+/// Issue 21, item 5: credential precedence through the binary, one row per case, the way
+/// the aws CLI decides it. Keys in the environment (CI, aws-vault, another credential
+/// helper) win over the environment's `profile` in secret-rollout.toml, with a note naming
+/// it; a typed `--profile` wins over both; no message mentions a `--profile` nobody typed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credential_precedence_table() {
+    let env = start_with(scenario(), 1.0).await;
+    write_profiles(&env);
+    let config = env.dir.path().join("secret-rollout.toml");
+    std::fs::write(
+        &config,
+        "[environments.production]\nregion = \"eu-west-1\"\nprofile = \"production\"\nclusters = [\"c\"]\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap().to_string();
+    let expires = (time::OffsetDateTime::now_utc() + time::Duration::hours(2))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let helper: Vec<(&str, &str)> = vec![
+        ("AWS_ACCESS_KEY_ID", "ASIAVAULT00000000000"),
+        ("AWS_SECRET_ACCESS_KEY", "not-checked"),
+        ("AWS_SESSION_TOKEN", "helper-session-token"),
+        ("AWS_CREDENTIAL_EXPIRATION", &expires),
+    ];
+    let vault = |profile: &'static str| {
+        let mut v = helper.clone();
+        v.push(("AWS_VAULT", profile));
+        v
+    };
+    struct Row<'a> {
+        what: &'a str,
+        args: Vec<&'a str>,
+        vars: Vec<(&'a str, &'a str)>,
+        mfa: bool,
+        source: &'a str,
+        note: Option<&'a str>,
+    }
+    let env_prod = vec!["--config", cfg.as_str(), "--env", "production"];
+    let with = |extra: &[&'static str]| {
+        let mut a = env_prod.clone();
+        a.extend_from_slice(extra);
+        a
+    };
+    let rows = vec![
+        Row {
+            what: "the config's MFA profile alone: signed in with it",
+            args: env_prod.clone(),
+            vars: vec![],
+            mfa: true,
+            source: "profile production, role arn:aws:iam::123456789012:role/operator, new MFA session",
+            note: None,
+        },
+        Row {
+            what: "keys of a credential helper win over the config's profile",
+            args: env_prod.clone(),
+            vars: helper.clone(),
+            mfa: false,
+            source: "environment variables (AWS_ACCESS_KEY_ID)",
+            note: Some("note: signing in with the credentials in the environment (AWS_ACCESS_KEY_ID), not with profile production (environment production in secret-rollout.toml); pass --profile production to use the profile"),
+        },
+        Row {
+            what: "aws-vault of another profile wins over the config's profile",
+            args: env_prod.clone(),
+            vars: vault("operator"),
+            mfa: false,
+            source: "aws-vault (profile operator)",
+            note: Some("note: signing in with the credentials aws-vault put in the environment (profile operator), not with profile production (environment production in secret-rollout.toml); pass --profile production to use the profile"),
+        },
+        Row {
+            what: "aws-vault of the config's profile: nothing to say",
+            args: env_prod.clone(),
+            vars: vault("production"),
+            mfa: false,
+            source: "aws-vault (profile production)",
+            note: None,
+        },
+        Row {
+            what: "a typed --profile wins over keys in the environment",
+            args: with(&["--profile", "identity"]),
+            vars: helper.clone(),
+            mfa: false,
+            source: "profile identity",
+            note: Some("note: signing in with profile identity (--profile), not with the credentials in the environment (AWS_ACCESS_KEY_ID)"),
+        },
+        Row {
+            what: "a typed --profile wins over aws-vault of another profile",
+            args: with(&["--profile", "identity"]),
+            vars: vault("operator"),
+            mfa: false,
+            source: "profile identity",
+            note: Some("note: signing in with profile identity (--profile), not with the credentials aws-vault put in the environment (profile operator)"),
+        },
+        Row {
+            what: "a typed --profile wins over the config's profile",
+            args: with(&["--profile", "identity"]),
+            vars: vec![],
+            mfa: false,
+            source: "profile identity",
+            note: None,
+        },
+    ];
+    for row in rows {
+        let mut args = vec!["whoami", "--output", "json"];
+        args.extend(row.args.iter().copied());
+        if row.mfa {
+            args.push("--mfa-code-stdin");
+        }
+        let before = env.calls("AssumeRole");
+        let stdin = row.mfa.then(good_code);
+        let out = run_user(&env, &args, stdin, &row.vars).await;
+        let what = row.what;
+        assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["source"], row.source, "{what}");
+        assert_eq!(
+            env.calls("AssumeRole") - before,
+            usize::from(row.mfa),
+            "{what}: an MFA sign-in exactly when the profile is used"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        match row.note {
+            Some(note) => assert_eq!(err.trim_end(), note, "{what}"),
+            None => assert!(err.is_empty(), "{what}: {err}"),
+        }
+        assert!(!err.contains("ignoring"), "{what}: {err}");
+        if !row.args.contains(&"--profile") {
+            assert!(!err.contains("--profile)"), "{what}: {err}");
+        }
+        let _ = std::fs::remove_dir_all(cache_dir(&env));
+    }
 }
 
 /// Credentials past their `AWS_CREDENTIAL_EXPIRATION` are not "who you are": exit 3 with

@@ -257,8 +257,10 @@ async fn aws_vault_environment_is_used_without_reading_any_profile() {
         }
     );
     assert_eq!(ctx.expires_at.unwrap().year(), 2099);
-    assert_eq!(ctx.warnings.len(), 1);
-    assert!(ctx.warnings[0].contains("ignoring --profile production"));
+    // `--profile production` under `aws-vault exec production`: the same profile, so
+    // nothing was passed over and nothing is said.
+    assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+    assert!(ctx.notes.is_empty(), "{:?}", ctx.notes);
     let who = credentials::whoami(&ctx).await.unwrap();
     assert_eq!(who.account, "123456789012");
     assert_eq!(
@@ -547,4 +549,66 @@ async fn sdk_config_retries_and_leaves_endpoints_to_the_sdk_without_the_flag() {
     // Nothing secret in the context's Debug output (it may end up in logs).
     let debug = format!("{ctx:?}");
     assert!(!debug.contains("env-secret-value") && !debug.contains("env-token-value"));
+}
+
+/// Item 5 of issue 21: keys in the environment (as CI or a credential helper provides
+/// them) win over the environment's `profile` from secret-rollout.toml, with a note that
+/// names the config; an explicit `--profile` wins over the keys.
+#[tokio::test]
+async fn env_keys_win_over_the_config_profile_and_a_typed_profile_wins_over_both() {
+    let sts = FakeSts::start().await;
+    sts.accept_key(
+        "ASIAHELPER000000",
+        "arn:aws:sts::123456789012:assumed-role/deploy/ci",
+    );
+    let fx = Fixture::new();
+    let env = fx
+        .env()
+        .with("AWS_ACCESS_KEY_ID", "ASIAHELPER000000")
+        .with("AWS_SECRET_ACCESS_KEY", "helper-secret")
+        .with("AWS_SESSION_TOKEN", "helper-token")
+        .with("AWS_CREDENTIAL_EXPIRATION", "2099-01-01T00:00:00Z");
+    let (code, asked) = counting_code(GOOD_CODE);
+    let from_config = AwsOptions {
+        profile_from: credentials::ProfileFrom::Config {
+            environment: "production".into(),
+        },
+        ..options(&sts, Some("production"), code)
+    };
+    let ctx = credentials::load_with_env(&from_config, &env)
+        .await
+        .unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "no MFA code asked");
+    assert_eq!(ctx.source, CredentialSource::Environment);
+    assert_eq!(ctx.expires_at.unwrap().year(), 2099);
+    assert!(ctx.warnings.is_empty(), "{:?}", ctx.warnings);
+    assert_eq!(ctx.notes.len(), 1, "{:?}", ctx.notes);
+    assert!(
+        ctx.notes[0].contains(
+            "not with profile production (environment production in secret-rollout.toml)"
+        ),
+        "{:?}",
+        ctx.notes
+    );
+    assert!(!ctx.notes[0].contains("--profile)"), "{:?}", ctx.notes);
+    assert!(sts.assume_roles().is_empty());
+
+    // The same profile typed as --profile: the profile, with the MFA code.
+    let (code, asked) = counting_code(GOOD_CODE);
+    let typed = options(&sts, Some("production"), code);
+    let ctx = credentials::load_with_env(&typed, &env).await.unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        ctx.source,
+        CredentialSource::Profile { mfa: true, .. }
+    ));
+    assert_eq!(ctx.notes.len(), 1, "{:?}", ctx.notes);
+    assert!(
+        ctx.notes[0].contains(
+            "profile production (--profile), not with the credentials in the environment"
+        ),
+        "{:?}",
+        ctx.notes
+    );
+    assert_eq!(sts.assume_roles().len(), 1);
 }

@@ -1315,9 +1315,16 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
             Some(format!("error line does not say {:?}", c.says))
         } else if !lines.get(1).is_some_and(|l| l.starts_with("  hint: ")) {
             Some("no hint line".to_string())
-        } else if !out.stdout.is_empty() {
-            Some("printed a report".to_string())
-        } else if err.contains("hunter2") {
+        } else if !error_document(&out.stdout, lines[0], c.code) {
+            // Issue 21, item 9: with --output json the error is a JSON document on stdout
+            // too (never a report), saying what the stderr line says.
+            Some(format!(
+                "stdout is not the error document: {}",
+                String::from_utf8_lossy(&out.stdout)
+            ))
+        } else if err.contains("hunter2")
+            || String::from_utf8_lossy(&out.stdout).contains("hunter2")
+        {
             Some("echoed the value".to_string())
         } else {
             None
@@ -1337,6 +1344,18 @@ async fn bad_inputs_are_refused_with_one_line_and_a_hint_and_write_nothing() {
         assert_eq!(env.version_count(&name), n, "{name} versions changed");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Whether `stdout` is the `--output json` document of the error whose stderr line is
+/// `line`, with exit code `code`, and not a report.
+fn error_document(stdout: &[u8], line: &str, code: i32) -> bool {
+    let Ok(doc) = serde_json::from_slice::<serde_json::Value>(stdout) else {
+        return false;
+    };
+    doc.get("rotation_id").is_none()
+        && doc["exit_code"] == code
+        && doc["outcome"].is_string()
+        && Some(line.trim_start_matches("error: ")) == doc["error"].as_str()
 }
 
 /// The PRIMARY deployment id of each reader, from the ground truth.

@@ -53,6 +53,7 @@ async fn replace_reporting(
         mfa_code: MfaCodeSource::Prompt,
         expected_account: None,
         max_attempts: None,
+        ..AwsOptions::default()
     };
     let vars = EnvVars::from_pairs([
         ("AWS_ACCESS_KEY_ID", "AKIDTEST"),

@@ -354,7 +354,8 @@ const PLAN_ORDER: [&str; 3] = ["front", "api", "admin"];
 /// make the snapshot flicker. Every other line keeps its place.
 fn plan_order_redeploys(text: &str) -> String {
     let rank = |l: &str| -> Option<usize> {
-        let (_, rest) = l.split_once(' ')?; // the wall-clock stamp
+        let (_, rest) = l.split_once(' ')?; // the wall-clock stamp, `HH:MM:SS UTC`
+        let rest = rest.strip_prefix("UTC ").unwrap_or(rest);
         let (name, rest) = rest.split_once(": deployment ")?;
         rest.contains(" started in ").then(|| {
             PLAN_ORDER
@@ -399,11 +400,11 @@ fn snapshot(name: &str, description: &str, text: &str) {
         (r"\d+ AWS calls in \d+\.\ds", "[N] AWS calls in [ELAPSED]"),
         // The journal's start and end of a rotation are wall-clock times.
         (
-            r"(?m)^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z  ",
+            r"(?m)^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC  ",
             "[STARTED]  ",
         ),
         (
-            r"finished \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z",
+            r"finished \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC",
             "finished [FINISHED]",
         ),
         // Belt and braces, should a future output name them another way.

@@ -180,6 +180,7 @@ pub struct DeploymentObs {
     /// Failed task launches (circuit-breaker count).
     pub failed_tasks: i32,
     /// Epoch seconds.
+    #[serde(serialize_with = "crate::history::ser_epoch")]
     pub created_at: f64,
     /// Epoch seconds (not in `status --output json`).
     #[serde(skip)]
@@ -280,8 +281,10 @@ pub struct TaskObs {
     /// `desiredStatus`.
     pub desired_status: String,
     /// `createdAt`, epoch seconds.
+    #[serde(serialize_with = "crate::history::ser_epoch")]
     pub created_at: f64,
     /// `startedAt`, epoch seconds, when it has started.
+    #[serde(serialize_with = "crate::history::ser_opt_epoch")]
     pub started_at: Option<f64>,
     /// Task definition ARN.
     pub task_definition_arn: String,
@@ -312,10 +315,12 @@ pub struct SecretInfo {
     /// Rotation is configured and on.
     pub rotation_enabled: bool,
     /// Scheduled for deletion at (epoch seconds).
+    #[serde(serialize_with = "crate::history::ser_opt_epoch")]
     pub deleted_date: Option<f64>,
     /// Managed by another AWS service.
     pub owning_service: Option<String>,
     /// Last change to the secret (a write or a label move), epoch seconds.
+    #[serde(serialize_with = "crate::history::ser_opt_epoch")]
     pub last_changed: Option<f64>,
 }
 
@@ -326,6 +331,7 @@ pub struct VersionInfo {
     pub id: String,
     /// Its staging labels (empty: deprecated).
     pub stages: Vec<String>,
-    /// Creation date, epoch seconds.
+    /// Creation date, epoch seconds (RFC 3339 in JSON).
+    #[serde(serialize_with = "crate::history::ser_opt_epoch")]
     pub created: Option<f64>,
 }

@@ -1,14 +1,14 @@
 //! Signing in the way our users do.
 //!
-//! Which credentials a command uses, first match wins:
-//! 1. `AWS_VAULT` is set (`aws-vault exec PROFILE -- ...`): the keys aws-vault put in the
-//!    environment (or its credential server), with `AWS_CREDENTIAL_EXPIRATION` as expiry.
-//!    No profile is read; a `--profile` given too is ignored with a warning.
-//! 2. `--profile NAME` (or the environment's profile from `secret-rollout.toml`).
-//! 3. `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (/ `AWS_SESSION_TOKEN`) in the environment.
-//! 4. `AWS_PROFILE`.
-//! 5. The `default` profile when it needs MFA, else the SDK's default chain (which also
-//!    covers ECS/EC2 roles).
+//! Which credentials a command uses is decided the way the aws CLI decides it, by the pure
+//! [`precedence::decide`] (its module doc has the table): an explicit `--profile` first,
+//! then credentials in the environment (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
+//! [/`AWS_SESSION_TOKEN`/`AWS_CREDENTIAL_EXPIRATION`], as CI, aws-vault or another
+//! credential helper put them there), then the environment's `profile` from
+//! secret-rollout.toml, then `AWS_PROFILE`, then the `default` profile when it needs MFA,
+//! else the SDK's default chain (which also covers ECS/EC2 roles). Whatever is passed over
+//! is named in a note. Under aws-vault no profile is read unless `--profile` names another
+//! one.
 //!
 //! A profile whose chain (`source_profile` ...) has a role with `mfa_serial` is signed in
 //! here, because the SDK cannot: the code is asked once (terminal or `--mfa-code-stdin`)
@@ -19,6 +19,7 @@
 
 pub mod cache;
 pub mod mfa;
+pub mod precedence;
 pub mod profile;
 pub mod signin;
 
@@ -40,6 +41,7 @@ use cache::{CachedSession, SessionCache};
 use profile::{Base, Chain, ProfilePaths, Profiles};
 
 pub use mfa::MfaCodeSource;
+pub use precedence::ProfileFrom;
 pub use signin::{
     caller, load, load_identified, load_with_env, resolve_region, AwsContext, AwsOptions, Caller,
     DEFAULT_MAX_ATTEMPTS,
@@ -158,7 +160,7 @@ pub(crate) struct Resolved {
     pub warnings: Vec<String>,
 }
 
-/// Which way to sign in (module doc, steps 1-5).
+/// Which way to sign in, with the profile chain read when one is used.
 pub(crate) enum Plan {
     Env { vault: Option<String> },
     Profile { chain: Chain },
@@ -166,34 +168,29 @@ pub(crate) enum Plan {
 }
 
 impl Plan {
-    /// Picks the way; `profiles` is `None` under aws-vault (never read there).
-    pub fn choose(opts: &AwsOptions, env: &EnvVars, profiles: Option<&Profiles>) -> Result<Self> {
-        let Some(profiles) = profiles else {
-            return Ok(Plan::Env {
-                vault: env.get("AWS_VAULT").map(str::to_string),
-            });
-        };
-        if let Some(name) = &opts.profile {
-            return Ok(Plan::Profile {
+    /// Turns the [`precedence::decide`]d way into a plan; `profiles` is `None` only when
+    /// the way is aws-vault's environment (never read there).
+    pub fn choose(way: &precedence::Way, profiles: Option<&Profiles>) -> Result<Self> {
+        use precedence::Way;
+        match (way, profiles) {
+            (Way::Environment { vault }, _) => Ok(Plan::Env {
+                vault: vault.clone(),
+            }),
+            (Way::Profile { name, .. }, Some(profiles)) => Ok(Plan::Profile {
                 chain: profiles.resolve(name)?,
-            });
-        }
-        if env.get("AWS_ACCESS_KEY_ID").is_some() {
-            return Ok(Plan::Env { vault: None });
-        }
-        if let Some(name) = env.get("AWS_PROFILE") {
-            return Ok(Plan::Profile {
-                chain: profiles.resolve(name)?,
-            });
-        }
-        if profiles.get("default").is_some() {
-            if let Ok(chain) = profiles.resolve("default") {
-                if chain.needs_mfa() {
-                    return Ok(Plan::Profile { chain });
+            }),
+            (Way::Default, Some(profiles)) => {
+                if profiles.get("default").is_some() {
+                    if let Ok(chain) = profiles.resolve("default") {
+                        if chain.needs_mfa() {
+                            return Ok(Plan::Profile { chain });
+                        }
+                    }
                 }
+                Ok(Plan::Chain)
             }
+            (_, None) => Ok(Plan::Chain),
         }
-        Ok(Plan::Chain)
     }
 
     /// The profile whose `region` applies, if any.
@@ -225,11 +222,6 @@ pub(crate) async fn resolve(
     let mut warnings = Vec::new();
     match plan {
         Plan::Env { vault } => {
-            if let (Some(vault), Some(flag)) = (&vault, &opts.profile) {
-                warnings.push(format!(
-                    "running under aws-vault (profile {vault}): using its credentials and ignoring --profile {flag}"
-                ));
-            }
             let expires_at = match env.get("AWS_CREDENTIAL_EXPIRATION") {
                 Some(raw) => match parse_expiration(raw) {
                     Some(t) => Some(t),

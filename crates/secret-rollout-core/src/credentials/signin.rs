@@ -8,8 +8,8 @@
 //! - **Endpoint**: `--endpoint-url` for every service; without it the SDK's own rules
 //!   (`AWS_ENDPOINT_URL_<SERVICE>` > `AWS_ENDPOINT_URL` > the profile's `endpoint_url`),
 //!   untouched, so the sandbox can be reached per service.
-//! - **Credentials**: see [`crate::credentials`] (aws-vault > `--profile` > env keys >
-//!   `AWS_PROFILE` > default).
+//! - **Credentials**: see [`crate::credentials::precedence`] (`--profile` > keys in the
+//!   environment, aws-vault's included > the config's `profile` > `AWS_PROFILE` > default).
 
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::Credentials;
@@ -21,7 +21,7 @@ pub use crate::aws::config::DEFAULT_MAX_ATTEMPTS;
 pub use crate::aws::sts::Caller;
 
 use super::profile::{ProfilePaths, Profiles, RoleHop};
-use super::{CredentialSource, EnvVars, MfaCodeSource, Plan};
+use super::{precedence, CredentialSource, EnvVars, MfaCodeSource, Plan, ProfileFrom};
 use crate::aws::config::{base_loader, Transport};
 use crate::aws::errors::{AwsError, Fault};
 use crate::aws::sts;
@@ -34,6 +34,9 @@ pub struct AwsOptions {
     pub region: Option<String>,
     /// `--profile` (or the environment's profile from the config file).
     pub profile: Option<String>,
+    /// Where [`AwsOptions::profile`] came from: a typed `--profile` wins over credentials
+    /// in the environment, the config's `profile` does not.
+    pub profile_from: ProfileFrom,
     /// `--endpoint-url`: one endpoint for every service (the sandbox).
     pub endpoint_url: Option<String>,
     /// Where an MFA code comes from (`--mfa-code-stdin` -> [`MfaCodeSource::Stdin`]).
@@ -67,8 +70,11 @@ pub struct AwsContext {
     pub region: String,
     /// [`AwsOptions::expected_account`], carried for `whoami`.
     pub expected_account: Option<String>,
-    /// Things the CLI should print as warnings (e.g. `--profile` ignored under aws-vault).
+    /// Things the CLI should print as warnings (e.g. an unreadable expiry).
     pub warnings: Vec<String>,
+    /// What the sign-in passed over and why (e.g. the config's profile, because keys are
+    /// in the environment): the CLI prints them as `note: ...`.
+    pub notes: Vec<String>,
 }
 
 /// Signs in and builds the SDK config, from the process environment. Asks for an MFA
@@ -85,15 +91,22 @@ pub async fn load_with_env(opts: &AwsOptions, env: &EnvVars) -> Result<AwsContex
         crate::aws::config::check_endpoint_url(url)?;
     }
     let paths = ProfilePaths::from_env(env);
-    let vault = env.get("AWS_VAULT").is_some();
-    // Under aws-vault the profiles are never read: aws-vault already chose and its
-    // credentials are the ones to use.
+    let decision = precedence::decide(
+        opts.profile.as_deref().map(|p| (p, &opts.profile_from)),
+        env,
+    );
+    // Under aws-vault the profiles are never read (unless --profile names another one):
+    // aws-vault already chose, and its credentials are the ones to use.
+    let vault = matches!(
+        decision.way,
+        precedence::Way::Environment { vault: Some(_) }
+    );
     let profiles = if vault {
         None
     } else {
         Some(Profiles::load(&paths)?)
     };
-    let plan = Plan::choose(opts, env, profiles.as_ref())?;
+    let plan = Plan::choose(&decision.way, profiles.as_ref())?;
     let region = resolve_region(
         opts.region.as_deref(),
         env,
@@ -116,6 +129,7 @@ pub async fn load_with_env(opts: &AwsOptions, env: &EnvVars) -> Result<AwsContex
         region,
         expected_account: opts.expected_account.clone(),
         warnings: resolved.warnings,
+        notes: decision.notes,
     })
 }
 

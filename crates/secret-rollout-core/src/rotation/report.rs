@@ -67,7 +67,11 @@ pub struct SecretHolding {
     /// The rule's answer.
     pub holding: Holding,
     /// The superseding version's CreatedDate (AWS's clock), when superseded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::history::ser_opt_epoch"
+    )]
     pub other_created: Option<f64>,
     /// Someone else changed the secret during the phase (the looks moved).
     pub changed: bool,

@@ -110,10 +110,17 @@ pub async fn rollback(
     confirmed(
         operator,
         &format!(
-            "move AWSCURRENT of {} back to {} and redeploy {} service(s)?",
+            "move AWSCURRENT of {} back to {} and redeploy {} service(s){}?",
             info.name,
             choice.to,
-            redeploy.len()
+            redeploy.len(),
+            // The services by name: a yes is given knowing what restarts.
+            if redeploy.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<&str> = redeploy.iter().map(|r| r.service.as_str()).collect();
+                format!(" ({})", names.join(", "))
+            }
         ),
         None,
     )?;

@@ -15,7 +15,6 @@ pub struct Global {
     #[arg(long, global = true, value_enum, default_value_t = Output::Text, env = "SECRET_ROLLOUT_OUTPUT")]
     pub output: Output,
     /// Path of secret-rollout.toml (default: ./secret-rollout.toml, then the user's config dir).
-    /// (SECRET_ROLLOUT_CONFIG is read by the config module itself: empty there means "none".)
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
@@ -83,6 +82,10 @@ pub struct ValueArgs {
     /// With --generate: the alphabet.
     #[arg(long, value_enum, requires = "generate")]
     pub charset: Option<Charset>,
+    /// With --generate: accept a value with less than 128 bits of randomness
+    /// (length x log2(charset size)), for a reader that cannot take a longer one.
+    #[arg(long)]
+    pub allow_weak_value: bool,
     /// Replace one key of a JSON secret and keep the others.
     #[arg(long, value_name = "KEY")]
     pub json_key: Option<String>,

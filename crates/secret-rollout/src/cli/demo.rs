@@ -120,15 +120,47 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
     eprintln!();
     output::report(global.output, &report);
     eprintln!();
-    eprintln!("what to try next:");
-    eprintln!(
-        "  secret-rollout demo --bad-value       # the new value breaks api: watch the restore"
-    );
-    eprintln!("  secret-rollout sandbox --port 4566    # then, in another terminal:");
-    eprintln!("    export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=eu-west-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x");
-    eprintln!("    secret-rollout plan {SECRET} --cluster production-online-lpa");
-    eprintln!("    secret-rollout replace {SECRET} --cluster production-online-lpa --generate");
-    eprintln!("    secret-rollout status --cluster production-online-lpa");
-    eprintln!("    secret-rollout history");
+    for line in next_steps(a.bad_value) {
+        eprintln!("{line}");
+    }
     Ok(report.exit_code())
+}
+
+/// "What to try next" after a demo: the other demo (never the one just run), then the
+/// sandbox and the everyday commands against it.
+fn next_steps(bad_value: bool) -> Vec<String> {
+    let other = if bad_value {
+        "  secret-rollout demo                   # every service accepts the new value: the proof"
+    } else {
+        "  secret-rollout demo --bad-value       # the new value breaks api: watch the restore"
+    };
+    vec![
+        "what to try next:".to_string(),
+        other.to_string(),
+        "  secret-rollout sandbox --port 4566    # then, in another terminal:".to_string(),
+        "    export AWS_ENDPOINT_URL=http://127.0.0.1:4566 AWS_REGION=eu-west-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x".to_string(),
+        format!("    secret-rollout plan {SECRET} --cluster production-online-lpa"),
+        format!("    secret-rollout replace {SECRET} --cluster production-online-lpa --generate"),
+        "    secret-rollout status --cluster production-online-lpa".to_string(),
+        "    secret-rollout history".to_string(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Item 13 of issue 21: the demo never suggests itself as the next thing to try.
+    #[test]
+    fn next_steps_suggest_the_other_demo() {
+        for bad_value in [false, true] {
+            let steps = next_steps(bad_value);
+            let demos: Vec<&String> = steps
+                .iter()
+                .filter(|l| l.trim_start().starts_with("secret-rollout demo"))
+                .collect();
+            assert_eq!(demos.len(), 1, "{steps:?}");
+            assert_eq!(demos[0].contains("--bad-value"), !bad_value, "{steps:?}");
+        }
+    }
 }

@@ -26,8 +26,7 @@ pub struct HistoryArgs {
 
 fn date(epoch: Option<f64>) -> String {
     epoch
-        .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e as i64).ok())
-        .map(history::rfc3339)
+        .map(super::render::datetime)
         .unwrap_or_else(|| "unknown".into())
 }
 
@@ -40,7 +39,10 @@ pub fn text(h: &History) -> String {
     for r in &h.rotations {
         out.push_str(&format!(
             "{}  {:<8}  {:<15}  {}\n",
-            r.started_at, r.kind, r.outcome, r.id
+            super::render::datetime_rfc3339(&r.started_at),
+            r.kind,
+            r.outcome,
+            r.id
         ));
         out.push_str(&format!(
             "  by {} in {} ({}, account {})\n",
@@ -88,7 +90,10 @@ pub fn text(h: &History) -> String {
             out.push_str(&format!("  message: {m}\n"));
         }
         if let Some(f) = &r.finished_at {
-            out.push_str(&format!("  finished {f}\n"));
+            out.push_str(&format!(
+                "  finished {}\n",
+                super::render::datetime_rfc3339(f)
+            ));
         }
     }
     if let Some(s) = &h.secret {

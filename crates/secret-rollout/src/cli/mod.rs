@@ -28,7 +28,7 @@ pub mod status;
 pub mod unlock;
 pub mod whoami;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use clap::{CommandFactory, Parser, Subcommand};
 use secret_rollout_core::error::{exit, Error};
@@ -149,6 +149,7 @@ pub fn main() -> i32 {
     // Before clap: a value given on the command line is refused with its own message
     // (clap would only say "unexpected argument"), and never echoed.
     if let Err(e) = secret_rollout_core::value::reject_value_flags(&argv[1.min(argv.len())..]) {
+        output::print_error(requested_output(&argv), &e);
         eprintln!("{}", e.render());
         return e.exit_code();
     }
@@ -156,13 +157,15 @@ pub fn main() -> i32 {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // Help and version go to stdout, exit 0.
-            let _ = e.print();
+            print_help(&e, &argv);
             return exit::OK;
         }
         Err(e) => {
             // A usage error: one line naming the problem and a hint, like every other bad
             // input (clap's own layout adds a usage block and blank lines).
-            eprintln!("{}", usage_error(&e.render().to_string(), &argv));
+            let text = usage_error(&e.render().to_string(), &argv);
+            output::print_error(requested_output(&argv), &usage_as_error(&text));
+            eprintln!("{text}");
             return exit::BAD_INPUT;
         }
     };
@@ -182,13 +185,104 @@ pub fn main() -> i32 {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(e) => {
-            if output == Output::Ndjson {
-                ndjson::print_error(&e);
-            }
+            // Scripts parse stdout: with --output json or ndjson the error is a document
+            // there too, besides the line on stderr.
+            output::print_error(output, &e);
             // `-v`: one `caused by:` line per error underneath (the SDK's error chain).
             eprintln!("{}", e.render_verbose(verbose));
             e.exit_code()
         }
+    }
+}
+
+/// Prints help (or the version) on stdout. clap wraps `after_help` to the terminal's
+/// width like prose, which would cut an example command in two so that pasting it runs
+/// half of it: the examples are put back exactly as written ([`unwrap_examples`]).
+fn print_help(e: &clap::Error, argv: &[std::ffi::OsString]) {
+    if e.kind() != clap::error::ErrorKind::DisplayHelp {
+        let _ = e.print();
+        return;
+    }
+    let rendered = e.render();
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let text = if color {
+        rendered.ansi().to_string()
+    } else {
+        rendered.to_string()
+    };
+    let examples = help_subcommand(argv).and_then(|name| {
+        Cli::command()
+            .find_subcommand(&name)
+            .and_then(|c| c.get_after_help().map(ToString::to_string))
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = write!(out, "{}", unwrap_examples(&text, examples.as_deref()));
+    let _ = out.flush();
+}
+
+/// The subcommand whose help was asked for: the first argument naming one
+/// (`secret-rollout replace --help`, `secret-rollout help replace`).
+fn help_subcommand(argv: &[std::ffi::OsString]) -> Option<String> {
+    let cmd = Cli::command();
+    argv.iter()
+        .skip(1)
+        .filter_map(|a| a.to_str())
+        .filter(|a| *a != "help")
+        .find(|a| cmd.find_subcommand(a).is_some())
+        .map(str::to_string)
+}
+
+/// `rendered` help with its examples section (from the last blank line before
+/// `Example`) replaced by `examples` as written, one command per line whatever the width.
+fn unwrap_examples(rendered: &str, examples: Option<&str>) -> String {
+    let (Some(examples), Some(at)) = (examples, rendered.rfind("\n\nExample")) else {
+        return rendered.to_string();
+    };
+    format!("{}\n\n{}\n", &rendered[..at], examples.trim_end())
+}
+
+/// The `--output` of a command line clap refused (`--output json`, `--output=ndjson`, or
+/// `SECRET_ROLLOUT_OUTPUT`), so even a usage error reaches a script as JSON. Text when
+/// none or an unknown one is given.
+fn requested_output(argv: &[std::ffi::OsString]) -> Output {
+    let parse = |v: &str| match v {
+        "json" => Some(Output::Json),
+        "ndjson" => Some(Output::Ndjson),
+        _ => None,
+    };
+    let mut from_argv = None;
+    let mut args = argv.iter().skip(1).filter_map(|a| a.to_str());
+    while let Some(a) = args.next() {
+        if a == "--" {
+            break;
+        }
+        if a == "--output" {
+            from_argv = args.next().map(parse);
+        } else if let Some(v) = a.strip_prefix("--output=") {
+            from_argv = Some(parse(v));
+        }
+    }
+    from_argv
+        .unwrap_or_else(|| {
+            std::env::var("SECRET_ROLLOUT_OUTPUT")
+                .ok()
+                .and_then(|v| parse(&v))
+        })
+        .unwrap_or(Output::Text)
+}
+
+/// A rendered usage error ([`usage_error`]) as an [`Error`], for the JSON document.
+fn usage_as_error(text: &str) -> Error {
+    let mut lines = text.lines();
+    let message = lines
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error: ")
+        .to_string();
+    let e = Error::bad_input(message);
+    match lines.next().and_then(|l| l.trim().strip_prefix("hint: ")) {
+        Some(hint) => e.hint(hint),
+        None => e,
     }
 }
 
@@ -342,6 +436,69 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.lines().count(), 2, "{text}");
+    }
+
+    /// Item 13 of issue 21: examples never wrap, however narrow the terminal.
+    #[test]
+    fn help_examples_are_put_back_as_written() {
+        let mut sub = Cli::command()
+            .find_subcommand("replace")
+            .unwrap()
+            .clone()
+            .term_width(40);
+        let wrapped = sub.render_help().to_string();
+        let raw = sub.get_after_help().unwrap().to_string();
+        let long = raw.lines().max_by_key(|l| l.len()).unwrap();
+        assert!(long.len() > 40 && !wrapped.contains(long), "clap wraps it");
+        let fixed = unwrap_examples(&wrapped, Some(&raw));
+        assert!(fixed.contains(long), "{fixed}");
+        assert!(fixed.ends_with(&format!("{}\n", raw.trim_end())));
+        assert!(fixed.starts_with(&wrapped[..wrapped.rfind("\n\nExample").unwrap()]));
+        assert_eq!(
+            unwrap_examples("no examples\n", Some(&raw)),
+            "no examples\n"
+        );
+        let argv = |line: &str| -> Vec<std::ffi::OsString> {
+            line.split_whitespace().map(Into::into).collect()
+        };
+        assert_eq!(
+            help_subcommand(&argv("secret-rollout --output json replace --help")).as_deref(),
+            Some("replace")
+        );
+        assert_eq!(
+            help_subcommand(&argv("secret-rollout help status")).as_deref(),
+            Some("status")
+        );
+        assert_eq!(help_subcommand(&argv("secret-rollout --help")), None);
+    }
+
+    /// Item 9 of issue 21: the `--output` of a refused command line is still found.
+    #[test]
+    fn requested_output_of_a_refused_command_line() {
+        let table: &[(&str, Output)] = &[
+            ("replace x --output json --timeout 0s", Output::Json),
+            ("replace x --timeout 0s --output=ndjson", Output::Ndjson),
+            ("--output json frobnicate", Output::Json),
+            ("replace x --output yaml", Output::Text),
+            ("replace x --output", Output::Text),
+            ("replace x -- --output json", Output::Text),
+        ];
+        for (line, want) in table {
+            let argv: Vec<std::ffi::OsString> = std::iter::once("secret-rollout")
+                .chain(line.split_whitespace())
+                .map(Into::into)
+                .collect();
+            // SECRET_ROLLOUT_OUTPUT is not set by the test runner.
+            if std::env::var_os("SECRET_ROLLOUT_OUTPUT").is_none() {
+                assert_eq!(requested_output(&argv), *want, "{line}");
+            }
+        }
+        let e = usage_as_error(
+            "error: unexpected argument 'x' found\n  hint: see `secret-rollout --help`",
+        );
+        assert_eq!(e.message, "unexpected argument 'x' found");
+        assert_eq!(e.hint.as_deref(), Some("see `secret-rollout --help`"));
+        assert_eq!(e.exit_code(), exit::BAD_INPUT);
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub fn error_line(at: OffsetDateTime, e: &Error) -> String {
         "error",
         at,
         &serde_json::json!({
+            "outcome": e.kind.name(),
+            "error": e.message,
             "message": e.message,
             "hint": e.hint,
             "details": e.details,

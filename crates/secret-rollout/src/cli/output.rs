@@ -2,18 +2,21 @@
 //! one JSON line (`--output ndjson`, after the progress lines).
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::consumers::Consumer;
+use secret_rollout_core::error::Error;
+use secret_rollout_core::history::epoch_rfc3339;
 use secret_rollout_core::journal::Outcome;
 use secret_rollout_core::plan::RotationPlan;
-use secret_rollout_core::rotation::{outcome_word, PhaseReport, Report};
+use secret_rollout_core::rotation::{outcome_word, Caller, PhaseReport, Report};
 use secret_rollout_core::verdict::Stage;
 use serde_json::json;
 
 use super::args::Output;
 use super::ndjson;
-use super::render::hms;
+use super::render::hms_range;
 
 fn age(created: Option<f64>) -> String {
     let Some(c) = created else {
@@ -148,7 +151,7 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
         "environment": p.target.label(),
         "region": p.target.region,
         "secrets": p.secrets.iter().map(|s| json!({
-            "name": s.info.name, "arn": s.info.arn, "current_version": s.info.current, "current_created": s.current_created,
+            "name": s.info.name, "arn": s.info.arn, "current_version": s.info.current, "current_created": s.current_created.map(secret_rollout_core::history::epoch_rfc3339),
         })).collect::<Vec<_>>(),
         "redeploy": p.consumers.redeploy.iter().map(|c| json!({
             "cluster": c.service.cluster, "service": c.service.name, "running": c.service.running, "desired": c.service.desired,
@@ -161,22 +164,96 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
         "excluded": names(&p.consumers.excluded),
         "busy": p.busy.iter().map(|b| json!({
             "cluster": b.cluster, "service": b.service, "deployment": b.deployment, "state": b.state,
-            "since": b.since, "updated": (b.updated > 0.0).then_some(b.updated),
+            "since": epoch_rfc3339(b.since), "updated": (b.updated > 0.0).then(|| epoch_rfc3339(b.updated)),
         })).collect::<Vec<_>>(),
         "one_off": p.consumers.one_off.iter().map(|f| json!({"family": f.family, "revision": f.revision})).collect::<Vec<_>>(),
         "aws_calls": clients.calls.snapshot(),
     })
 }
 
-/// Prints the plan to stdout.
-pub fn plan(output: Output, p: &RotationPlan, clients: &Clients) {
+/// Prints the plan to stdout, and who is signed in (`caller`: account and ARN). With
+/// `--output json` and a `refusal` (why `replace` would stop), the plan document carries
+/// the error's fields too, so stdout stays one document.
+pub fn plan(
+    output: Output,
+    p: &RotationPlan,
+    clients: &Clients,
+    caller: &Caller,
+    refusal: Option<&Error>,
+) {
+    let with_caller = || {
+        let mut doc = plan_json(p, clients);
+        if let Some(fields) = doc.as_object_mut() {
+            fields.insert(
+                "caller".into(),
+                json!({"account": caller.account, "arn": caller.arn}),
+            );
+        }
+        doc
+    };
     match output {
-        Output::Ndjson => ndjson::print_document("plan", &plan_json(p, clients)),
-        Output::Text => plan_text(p, &mut std::io::stdout().lock()),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&plan_json(p, clients)).unwrap_or_default()
-        ),
+        Output::Ndjson => ndjson::print_document("plan", &with_caller()),
+        Output::Text => {
+            let mut out = std::io::stdout().lock();
+            plan_text(p, &mut out);
+            let _ = writeln!(
+                out,
+                "signed in as {} (account {})",
+                caller.arn, caller.account
+            );
+        }
+        Output::Json => {
+            let mut doc = with_caller();
+            if let (Some(e), Some(fields)) = (refusal, doc.as_object_mut()) {
+                if let serde_json::Value::Object(error) = error_json(e) {
+                    fields.extend(error);
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+            mark_document_written();
+        }
+    }
+}
+
+/// Whether the command's one `--output json` document is already on stdout.
+static DOCUMENT_WRITTEN: AtomicBool = AtomicBool::new(false);
+
+/// Records that stdout holds the command's `--output json` document: an error after it
+/// is in it (a refused plan), not a second document.
+pub fn mark_document_written() {
+    DOCUMENT_WRITTEN.store(true, Ordering::SeqCst);
+}
+
+/// The JSON of an error that ended a command: `outcome` (the kind: `bad_input`,
+/// `credentials`, `refused`, ...), `exit_code`, `error` (the one line), `hint`, `details`.
+/// Errors never hold a secret value.
+pub fn error_json(e: &Error) -> serde_json::Value {
+    json!({
+        "outcome": e.kind.name(),
+        "exit_code": e.exit_code(),
+        "error": e.message,
+        "hint": e.hint,
+        "details": e.details,
+    })
+}
+
+/// With `--output json` or `ndjson`, the error as a document on stdout (the line on
+/// stderr is printed besides, by the caller); nothing for text.
+pub fn print_error(output: Output, e: &Error) {
+    match output {
+        Output::Text => {}
+        Output::Ndjson => ndjson::print_error(e),
+        Output::Json => {
+            if !DOCUMENT_WRITTEN.swap(true, Ordering::SeqCst) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&error_json(e)).unwrap_or_default()
+                );
+                let _ = out.flush();
+            }
+        }
     }
 }
 
@@ -201,7 +278,7 @@ fn phase_text(out: &mut dyn Write, title: &str, p: &PhaseReport) {
             Some(proof) => {
                 let range = proof
                     .started
-                    .map(|(a, b)| format!(", started {}-{}", hms(a), hms(b)))
+                    .map(|(a, b)| format!(", started {}", hms_range(a, b)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
@@ -297,6 +374,9 @@ pub fn report(output: Output, r: &Report) {
     match output {
         Output::Ndjson => ndjson::print_document("report", r),
         Output::Text => report_text(r, &mut std::io::stdout().lock()),
-        Output::Json => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
+        Output::Json => {
+            println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
+            mark_document_written();
+        }
     }
 }

@@ -37,8 +37,9 @@ pub async fn show(
     let target = session::target(global, t)?;
     let s = session::sign_in(target, t).await?;
     let p = rotation::plan(&s.clients, &s.target, secrets, services).await?;
-    output::plan(global.output, &p, &s.clients);
-    match p.consumers.refusal() {
+    let refusal = p.consumers.refusal();
+    output::plan(global.output, &p, &s.clients, &s.caller, refusal.as_ref());
+    match refusal {
         Some(refusal) => Err(refusal),
         None => Ok(exit::OK),
     }

@@ -46,6 +46,8 @@ pub async fn run(global: &Global, a: &RedeployArgs, reporter: &dyn Reporter) -> 
         output: global.output,
         values: None,
         armed: &armed,
+        place: session::place(&s),
+        plan_shown: false,
     };
     let rotation_id = Uuid::new_v4();
     let ctx = Context {

@@ -32,11 +32,58 @@ fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-/// Formats epoch seconds as `HH:MM:SS` UTC.
-pub fn hms(epoch: f64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(epoch as i64)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+// Times for people, one format everywhere (issue 21): UTC, always marked as UTC. A time of
+// the run (progress lines, ECS events, proofs) is `12:09:14 UTC`; a time that may be of
+// another day (status, history) is `2026-01-05 12:09:14 UTC`. JSON has RFC 3339 strings.
+
+fn utc(epoch: f64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(epoch.floor() as i64)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+fn clock(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
     format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+}
+
+/// Epoch seconds as the time of day: `12:09:14 UTC`.
+pub fn hms(epoch: f64) -> String {
+    format!("{} UTC", clock(utc(epoch)))
+}
+
+/// A range of epoch seconds: `12:09:14-12:10:02 UTC`, or once when both ends print the
+/// same: `12:09:14 UTC`.
+pub fn hms_range(from: f64, to: f64) -> String {
+    let (a, b) = (clock(utc(from)), clock(utc(to)));
+    if a == b {
+        format!("{a} UTC")
+    } else {
+        format!("{a}-{b} UTC")
+    }
+}
+
+/// Epoch seconds as a date and time: `2026-01-05 12:09:14 UTC`.
+pub fn datetime(epoch: f64) -> String {
+    datetime_of(utc(epoch))
+}
+
+/// A moment as a date and time: `2026-01-05 12:09:14 UTC`.
+pub fn datetime_of(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        clock(t)
+    )
+}
+
+/// An RFC 3339 time (the journal's) as [`datetime_of`] prints it; as given if unreadable.
+pub fn datetime_rfc3339(text: &str) -> String {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(datetime_of)
+        .unwrap_or_else(|_| text.to_string())
 }
 
 /// One line of text for an event (None: nothing worth a line).
@@ -119,7 +166,7 @@ pub fn line(event: &Event) -> Option<String> {
         } => {
             let range = proof
                 .started
-                .map(|(a, b)| format!(" (started {}-{})", hms(a), hms(b)))
+                .map(|(a, b)| format!(" (started {})", hms_range(a, b)))
                 .unwrap_or_default();
             if proof.nothing_to_prove {
                 return Some(format!(
@@ -189,11 +236,10 @@ pub fn line(event: &Event) -> Option<String> {
 }
 
 fn time_of_day(at: OffsetDateTime) -> String {
-    let t = at.to_offset(time::UtcOffset::UTC);
-    format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+    format!("{} UTC", clock(at))
 }
 
-/// The lines of an event, each prefixed with the moment it happened (`HH:MM:SS` UTC).
+/// The lines of an event, each prefixed with the moment it happened (`HH:MM:SS UTC`).
 pub fn stamped(at: OffsetDateTime, event: &Event) -> Vec<String> {
     line(event)
         .map(|text| {
@@ -332,7 +378,39 @@ mod tests {
         };
         assert_eq!(
             line(&e).unwrap(),
-            "api: 3/3 tasks on version 6a1f0000 (started 12:01:07-12:02:40)"
+            "api: 3/3 tasks on version 6a1f0000 (started 12:01:07-12:02:40 UTC)"
+        );
+    }
+
+    /// Item 12 of issue 21: one format for people, UTC marked as UTC; a range whose ends
+    /// print the same prints once.
+    #[test]
+    fn times_for_people_are_utc_and_say_so() {
+        assert_eq!(hms(43267.0), "12:01:07 UTC");
+        assert_eq!(hms_range(43267.0, 43360.0), "12:01:07-12:02:40 UTC");
+        assert_eq!(hms_range(43267.0, 43267.0), "12:01:07 UTC");
+        assert_eq!(hms_range(43267.2, 43267.9), "12:01:07 UTC");
+        assert_eq!(datetime(1_767_603_600.5), "2026-01-05 09:00:00 UTC");
+        assert_eq!(
+            datetime_rfc3339("2026-01-05T10:00:00+01:00"),
+            "2026-01-05 09:00:00 UTC"
+        );
+        assert_eq!(datetime_rfc3339("not a time"), "not a time");
+        let e = Event::Verified {
+            phase: Phase::Rollout,
+            service: "api".into(),
+            version_id: "6a1f0000".into(),
+            proof: Proof {
+                nothing_to_prove: false,
+                fresh: 3,
+                total: 3,
+                started: Some((43267.0, 43267.4)),
+                stale: vec![],
+            },
+        };
+        assert_eq!(
+            line(&e).unwrap(),
+            "api: 3/3 tasks on version 6a1f0000 (started 12:01:07 UTC)"
         );
     }
 
@@ -404,7 +482,7 @@ mod tests {
                     at: 43267.0,
                     message: "(service api) has reached a steady state.".into(),
                 },
-                Some("api: [ecs 12:01:07] (service api) has reached a steady state."),
+                Some("api: [ecs 12:01:07 UTC] (service api) has reached a steady state."),
             ),
             (
                 Event::DeploymentStarting {
@@ -493,8 +571,8 @@ mod tests {
         assert_eq!(
             stamped(at, &e),
             [
-                "10:00:07 api: 1/2 tasks on version v2",
-                "10:00:07   stale task t1: old"
+                "10:00:07 UTC api: 1/2 tasks on version v2",
+                "10:00:07 UTC   stale task t1: old"
             ]
         );
         let silent = Event::DeploymentStarting {

@@ -7,7 +7,12 @@ use secret_rollout_core::rotation::{self, Context, ReplaceRequest};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use std::io::IsTerminal;
+
+use secret_rollout_core::value::Source;
+
 use super::args::{self, Global, OnFailure, RolloutArgs, ValueArgs};
+use super::output;
 use super::rotating::{self, Person};
 use super::session;
 
@@ -47,11 +52,19 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
         return super::plan::show(global, &a.secrets, &a.target, &a.services).await;
     }
     let target = session::target(global, &a.target)?;
-    // The values come first: bad input must stop us before any AWS call.
-    let mut values = Vec::with_capacity(a.secrets.len());
-    for (i, name) in a.secrets.iter().enumerate() {
-        let label = target.secret_id(name);
-        values.push(session::read_value(&a.value, i, a.secrets.len(), &label)?);
+    let count = a.secrets.len();
+    // A value typed at the prompt comes after the sign-in (whose MFA code must not be
+    // typed into it) and after the plan (what it will change); every other source is read
+    // first, so that bad input stops us before any AWS call.
+    let typed = session::value_source(&a.value, 0, count)? == Source::Prompt
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal();
+    let mut values = Vec::with_capacity(count);
+    if !typed {
+        for (i, name) in a.secrets.iter().enumerate() {
+            let label = target.secret_id(name);
+            values.push(session::read_value(&a.value, i, count, &label)?);
+        }
     }
     let mut settings = rotating::settings(&a.rollout, a.on_failure)?;
     let s = session::sign_in(target, &a.target).await?;
@@ -61,12 +74,29 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
         a.rollout.timeout,
         a.rollout.allow_short_credentials,
     )?;
+    let mut plan_shown = false;
+    if typed {
+        let p = rotation::plan(&s.clients, &s.target, &a.secrets, &a.services).await?;
+        if global.output == args::Output::Text {
+            output::plan_text(&p, &mut std::io::stderr());
+            plan_shown = true;
+        }
+        if let Some(refusal) = p.consumers.refusal() {
+            return Err(refusal);
+        }
+        for (i, name) in a.secrets.iter().enumerate() {
+            let label = s.target.secret_id(name);
+            values.push(session::read_value(&a.value, i, count, &label)?);
+        }
+    }
     let armed = Notify::new();
     let person = Person {
         yes: a.rollout.yes,
         output: global.output,
         values: None,
         armed: &armed,
+        place: session::place(&s),
+        plan_shown,
     };
     let rotation_id = Uuid::new_v4();
     let ctx = Context {

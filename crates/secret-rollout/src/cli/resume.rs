@@ -67,6 +67,8 @@ pub async fn run(global: &Global, a: &ResumeArgs, reporter: &dyn Reporter) -> Re
         output: global.output,
         values: Some(&a.value),
         armed: &armed,
+        place: session::place(&s),
+        plan_shown: false,
     };
     let request = ResumeRequest {
         rotation: &summary,

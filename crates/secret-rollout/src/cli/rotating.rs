@@ -60,6 +60,11 @@ pub struct Person<'a> {
     pub values: Option<&'a ValueArgs>,
     /// Notified when the person says yes: from then on Ctrl-C marks the journal.
     pub armed: &'a Notify,
+    /// Where the command acts and who is signed in ([`session::place`]): every question
+    /// names it, so a yes is never given to the wrong account.
+    pub place: String,
+    /// The plan is on the screen already (shown before a value prompt): not again.
+    pub plan_shown: bool,
 }
 
 impl Operator for Person<'_> {
@@ -73,15 +78,25 @@ impl Operator for Person<'_> {
     }
 
     fn confirm(&self, question: &str, plan: Option<&RotationPlan>) -> Result<bool> {
-        if let (Some(p), Output::Text) = (plan, self.output) {
+        if let (Some(p), Output::Text, false) = (plan, self.output, self.plan_shown) {
             output::plan_text(p, &mut std::io::stderr());
         }
-        let yes = ask(self.yes, question)?;
+        let yes = ask(self.yes, &question_in(question, &self.place))?;
         if yes {
             self.armed.notify_one();
         }
         Ok(yes)
     }
+}
+
+/// `question` (ending in `?`) naming where: "redeploy api in environment production
+/// (account 123456789012, region eu-west-1) as arn:...?".
+fn question_in(question: &str, place: &str) -> String {
+    if place.is_empty() {
+        return question.to_string();
+    }
+    let q = question.trim_end().trim_end_matches('?');
+    format!("{q} in {place}?")
 }
 
 /// Asks "proceed?" on the terminal; without one, refuses unless `--yes`.
@@ -176,7 +191,23 @@ mod tests {
             output: Output::Json,
             values,
             armed,
+            place: String::new(),
+            plan_shown: false,
         }
+    }
+
+    /// Item 10 of issue 21: the question names the environment, account, region and
+    /// caller.
+    #[test]
+    fn questions_say_where() {
+        assert_eq!(
+            question_in(
+                "write a new version and redeploy 1 service(s)?",
+                "environment production (account 123456789012, region eu-west-1) as arn:aws:iam::123456789012:user/a"
+            ),
+            "write a new version and redeploy 1 service(s) in environment production (account 123456789012, region eu-west-1) as arn:aws:iam::123456789012:user/a?"
+        );
+        assert_eq!(question_in("redeploy api?", ""), "redeploy api?");
     }
 
     #[test]

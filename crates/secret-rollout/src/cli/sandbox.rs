@@ -30,6 +30,14 @@ pub async fn run(a: &SandboxArgs) -> Result<i32, Error> {
         })?,
         None => ::sandbox::Scenario::sample(),
     };
+    // The banner's keys: the scenario's first listed key when it lists any (it refuses
+    // every other), else any.
+    let keys: Vec<(String, String)> = scenario
+        .sts
+        .keys
+        .iter()
+        .map(|k| (k.access_key_id.clone(), k.secret_access_key.clone()))
+        .collect();
     let options = ::sandbox::SandboxOptions {
         port: a.port,
         scenario,
@@ -41,24 +49,80 @@ pub async fn run(a: &SandboxArgs) -> Result<i32, Error> {
             .hint("pick another port with --port (0 picks a free one)")
     })?;
     let state = sb.snapshot();
-    println!("sandbox listening on {}", sb.endpoint());
-    println!(
-        "  region:      {}",
-        state["region"].as_str().unwrap_or_default()
+    print!(
+        "{}",
+        banner(
+            &sb.endpoint(),
+            state["region"].as_str().unwrap_or_default(),
+            state["account"].as_str().unwrap_or_default(),
+            &keys,
+        )
     );
-    println!(
-        "  account:     {}",
-        state["account"].as_str().unwrap_or_default()
-    );
-    println!("  credentials: any access key (unless the scenario lists some)");
-    println!();
-    println!("  export AWS_ENDPOINT_URL={}", sb.endpoint());
-    println!(
-        "  export AWS_REGION={} AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox",
-        state["region"].as_str().unwrap_or_default()
-    );
-    println!("  state: curl {}/_sandbox/state", sb.endpoint());
     println!("Ctrl-C stops it.");
     let _ = tokio::signal::ctrl_c().await;
     Ok(exit::OK)
+}
+
+/// What the sandbox prints when it is up: where it listens and the exports that reach it,
+/// with keys it accepts (`keys`: the scenario's, id and secret; any key when empty).
+fn banner(endpoint: &str, region: &str, account: &str, keys: &[(String, String)]) -> String {
+    let (credentials, id, secret) = match keys.first() {
+        None => (
+            "any access key".to_string(),
+            "sandbox".to_string(),
+            "sandbox".to_string(),
+        ),
+        Some((id, secret)) => (
+            format!(
+                "only the scenario's keys: {}",
+                keys.iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            id.clone(),
+            if secret.is_empty() {
+                "sandbox".to_string()
+            } else {
+                secret.clone()
+            },
+        ),
+    };
+    format!(
+        "sandbox listening on {endpoint}\n  region:      {region}\n  account:     {account}\n  credentials: {credentials}\n\n  export AWS_ENDPOINT_URL={endpoint}\n  export AWS_REGION={region} AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret}\n  state: curl {endpoint}/_sandbox/state\n"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Item 13 of issue 21: the banner never suggests a key the scenario refuses.
+    #[test]
+    fn banner_suggests_a_key_the_scenario_accepts() {
+        let any = banner("http://127.0.0.1:4566", "eu-west-1", "123456789012", &[]);
+        assert!(any.contains("credentials: any access key\n"), "{any}");
+        assert!(
+            any.contains("export AWS_REGION=eu-west-1 AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox\n"),
+            "{any}"
+        );
+        let listed = banner(
+            "http://127.0.0.1:4566",
+            "eu-west-1",
+            "123456789012",
+            &[
+                ("AKIAALICE".into(), "alice-secret".into()),
+                ("AKIABOB".into(), String::new()),
+            ],
+        );
+        assert!(
+            listed.contains("credentials: only the scenario's keys: AKIAALICE, AKIABOB\n"),
+            "{listed}"
+        );
+        assert!(
+            listed.contains("AWS_ACCESS_KEY_ID=AKIAALICE AWS_SECRET_ACCESS_KEY=alice-secret\n"),
+            "{listed}"
+        );
+        assert!(!listed.contains("=sandbox AWS_SECRET"), "{listed}");
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::config::{self, Config, Target, TargetFlags};
-use secret_rollout_core::credentials::{self, AwsContext, AwsOptions, MfaCodeSource};
+use secret_rollout_core::credentials::{self, AwsContext, AwsOptions, MfaCodeSource, ProfileFrom};
 use secret_rollout_core::error::{Error, Result};
 use secret_rollout_core::journal;
 use secret_rollout_core::rotation::Caller;
@@ -65,6 +65,7 @@ pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
     let opts = AwsOptions {
         region: Some(target.region.clone()),
         profile: target.profile.clone(),
+        profile_from: profile_from(t, target.environment.as_deref()),
         endpoint_url: t.endpoint_url.clone(),
         mfa_code: if t.mfa_code_stdin {
             MfaCodeSource::Stdin
@@ -75,9 +76,7 @@ pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
         max_attempts: None,
     };
     let (ctx, caller) = credentials::load_identified(&opts).await?;
-    for w in &ctx.warnings {
-        eprintln!("warning: {w}");
-    }
+    print_sign_in_messages(&ctx);
     if let Some(expected) = &target.account_id {
         if expected != &caller.account {
             return Err(Error::credentials(format!(
@@ -98,6 +97,41 @@ pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
             arn: caller.arn,
         },
     })
+}
+
+/// Where a signed-in command acts and who it is, for questions and plans:
+/// `environment production (account 123456789012, region eu-west-1) as ARN`.
+pub fn place(s: &Session) -> String {
+    let environment = match &s.target.environment {
+        Some(name) => format!("environment {name}"),
+        None => format!("clusters {}", s.target.clusters.join(", ")),
+    };
+    format!(
+        "{environment} (account {}, region {}) as {}",
+        s.caller.account, s.target.region, s.caller.arn
+    )
+}
+
+/// Where the profile of a command comes from: `--profile` when typed, else the
+/// environment's `profile` in secret-rollout.toml (which credentials in the environment
+/// win over).
+pub fn profile_from(t: &args::Target, environment: Option<&str>) -> ProfileFrom {
+    match (&t.profile, environment) {
+        (None, Some(environment)) => ProfileFrom::Config {
+            environment: environment.to_string(),
+        },
+        _ => ProfileFrom::Flag,
+    }
+}
+
+/// Prints what the sign-in warns of and what it passed over, on stderr.
+pub fn print_sign_in_messages(ctx: &AwsContext) {
+    for w in &ctx.warnings {
+        eprintln!("warning: {w}");
+    }
+    for n in &ctx.notes {
+        eprintln!("note: {n}");
+    }
 }
 
 /// Refuses credentials that expire before `timeout` would end.
@@ -192,10 +226,14 @@ pub fn check_value_flags(t: &args::Target, v: &args::ValueArgs) -> Result<()> {
             .hint(format!("drop {flag}")));
         }
     }
-    if !v.generate {
+    if v.generate {
+        let (length, charset) = generate_settings(v);
+        secret_rollout_core::value::check_generated_strength(length, charset, v.allow_weak_value)?;
+    } else {
         for (given, flag) in [
             (v.length.is_some(), "--length"),
             (v.charset.is_some(), "--charset"),
+            (v.allow_weak_value, "--allow-weak-value"),
         ] {
             if given {
                 return Err(
@@ -244,17 +282,24 @@ pub fn value_source(v: &args::ValueArgs, index: usize, count: usize) -> Result<S
         });
     }
     if v.generate {
-        let charset = match v.charset.unwrap_or(Charset::Base64url) {
-            Charset::Base64url => CoreCharset::Base64Url,
-            Charset::Alphanumeric => CoreCharset::Alphanumeric,
-            Charset::Hex => CoreCharset::Hex,
-        };
-        return Ok(Source::Generate {
-            length: v.length.unwrap_or(32),
-            charset,
-        });
+        let (length, charset) = generate_settings(v);
+        return Ok(Source::Generate { length, charset });
     }
     Ok(Source::Prompt)
+}
+
+/// `--length` and `--charset` of `--generate`, defaults filled in.
+fn generate_settings(v: &args::ValueArgs) -> (usize, CoreCharset) {
+    let charset = match v.charset.unwrap_or(Charset::Base64url) {
+        Charset::Base64url => CoreCharset::Base64Url,
+        Charset::Alphanumeric => CoreCharset::Alphanumeric,
+        Charset::Hex => CoreCharset::Hex,
+    };
+    (
+        v.length
+            .unwrap_or(secret_rollout_core::value::DEFAULT_GENERATE_LENGTH),
+        charset,
+    )
 }
 
 /// Reads the value of the `index`-th secret from its source.
@@ -265,7 +310,16 @@ pub fn read_value(
     label: &str,
 ) -> Result<SecretValue> {
     let source = value_source(v, index, count)?;
-    source.read(label, &mut std::io::stdin().lock())
+    let value = source.read(label, &mut std::io::stdin().lock())?;
+    // Checked as soon as it is read (empty, too large, NUL), not after the sign-in and
+    // the plan; a `--json-key` member is checked once merged into the secret.
+    if v.json_key.is_none() {
+        secret_rollout_core::value::validate(&value, None).map_err(|e| Error {
+            message: format!("{label}: {}", e.message),
+            ..e
+        })?;
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -312,6 +366,21 @@ mod tests {
                 }),
                 "--charset applies to --generate only",
             ),
+            (
+                v(&|a| {
+                    a.value_stdin = true;
+                    a.allow_weak_value = true
+                }),
+                "--allow-weak-value applies to --generate only",
+            ),
+            (
+                v(&|a| {
+                    a.generate = true;
+                    a.length = Some(2);
+                    a.charset = Some(args::Charset::Hex)
+                }),
+                "--generate --length 2 --charset hex gives 8 bits of randomness, under the floor of 128",
+            ),
         ];
         for (a, message) in refused {
             let e = check_value_flags(&target, &a).unwrap_err();
@@ -330,8 +399,14 @@ mod tests {
             }),
             v(&|a| {
                 a.generate = true;
-                a.length = Some(8);
+                a.length = Some(32);
                 a.charset = Some(args::Charset::Hex)
+            }),
+            v(&|a| {
+                a.generate = true;
+                a.length = Some(8);
+                a.charset = Some(args::Charset::Hex);
+                a.allow_weak_value = true
             }),
             v(&|_| {}),
         ] {

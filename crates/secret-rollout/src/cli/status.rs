@@ -11,7 +11,7 @@ use secret_rollout_core::status::{self, Status};
 
 use super::args::{Global, Output, Target};
 use super::ndjson;
-use super::render::{hms, use_color};
+use super::render::{datetime, hms, use_color};
 use super::session;
 
 /// `status`.
@@ -183,9 +183,9 @@ pub fn text(st: &Status, color: bool) -> String {
                     s.cluster,
                     s.name,
                     t.map(|t| t.started_by.as_str()).unwrap_or("?"),
-                    t.map(|t| hms(t.created_at)).unwrap_or_default(),
+                    t.map(|t| datetime(t.created_at)).unwrap_or_default(),
                     r.secret_name,
-                    since.map(hms).unwrap_or_default()
+                    since.map(datetime).unwrap_or_default()
                 ));
             }
             for id in &r.unproven_tasks {
@@ -276,7 +276,7 @@ pub fn text(st: &Status, color: bool) -> String {
                         .next()
                         .unwrap_or_default()
                         .to_string(),
-                    hms(t.created_at),
+                    datetime(t.created_at),
                     if stale.contains(t.id.as_str()) {
                         "stale".to_string()
                     } else {
@@ -362,7 +362,7 @@ fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool)
                 let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
                 let _ = writeln!(
                     stdout,
-                    "status at {} UTC (every {}s, Ctrl-C stops)",
+                    "status at {} (every {}s, Ctrl-C stops)",
                     hms(now),
                     WATCH_EVERY.as_secs()
                 );
@@ -506,11 +506,15 @@ mod tests {
         assert!(out.contains("SERVICE"), "{out}");
         assert!(out.contains("6a1f0000"), "{out}");
         assert!(
-            out.contains("c/api task t1 (ecs-svc/1, created 00:00:50)"),
+            out.contains("c/api task t1 (ecs-svc/1, created 1970-01-01 00:00:50 UTC)"),
             "{out}"
         );
         assert!(out.contains("pinned to stage AWSPREVIOUS"), "{out}");
         assert!(out.contains("1 stale task(s) in 1 service(s)"), "{out}");
+        assert!(
+            out.contains("(current since 1970-01-01 00:01:40 UTC)"),
+            "{out}"
+        );
         assert!(out.contains("Tasks:"), "{out}");
         assert!(out.contains("td:1"), "{out}");
         assert!(!out.contains('\x1b'), "{out}");

@@ -26,12 +26,8 @@ pub async fn run(global: &Global, a: &WhoamiArgs) -> Result<i32> {
     let env = match &t.env {
         Some(name) => {
             let config = session::load_config(global)?;
-            let config = config.ok_or_else(|| {
-                secret_rollout_core::error::Error::bad_input(format!(
-                    "--env {name} given but no config file was found"
-                ))
-                .hint("create ./secret-rollout.toml with an [environments.NAME] table, or pass --config PATH")
-            })?;
+            let config =
+                config.ok_or_else(|| secret_rollout_core::config::no_config_error(name))?;
             Some(config.environment(name)?.clone())
         }
         None => None,
@@ -45,6 +41,7 @@ pub async fn run(global: &Global, a: &WhoamiArgs) -> Result<i32> {
             .profile
             .clone()
             .or_else(|| env.as_ref().and_then(|e| e.profile.clone())),
+        profile_from: session::profile_from(t, env.as_ref().map(|e| e.name.as_str())),
         endpoint_url: t.endpoint_url.clone(),
         mfa_code: if t.mfa_code_stdin {
             MfaCodeSource::Stdin
@@ -55,9 +52,7 @@ pub async fn run(global: &Global, a: &WhoamiArgs) -> Result<i32> {
         max_attempts: None,
     };
     let (ctx, _) = credentials::load_identified(&opts).await?;
-    for w in &ctx.warnings {
-        eprintln!("warning: {w}");
-    }
+    session::print_sign_in_messages(&ctx);
     let who = credentials::whoami(&ctx).await?;
     let doc = || {
         json!({

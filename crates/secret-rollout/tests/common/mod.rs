@@ -156,7 +156,7 @@ impl TestEnv {
 
     /// A `secret-rollout` command with a clean environment aimed at the sandbox.
     pub fn cli(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(binary());
+        let mut cmd = std::process::Command::new(bin());
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().to_string();
             if k.starts_with("AWS_")
@@ -214,13 +214,15 @@ impl TestEnv {
     }
 }
 
-/// The binary under test: `SECRET_ROLLOUT_TEST_BIN` when set, else cargo's. Cargo's path
-/// (`target/debug/secret-rollout`) is the one copy every build into a shared target
-/// directory overwrites, so builds of other branches running at the same time can swap
-/// it under a test; the hashed copy in `target/debug/deps` is this build's own.
-pub fn binary() -> std::ffi::OsString {
+/// The binary under test: `SECRET_ROLLOUT_TEST_BIN` when set, else cargo's. Several
+/// worktrees building into one target directory share cargo's path
+/// (`target/debug/secret-rollout`, re-linked by every build), so a test run can pick up
+/// another worktree's binary; the variable names this worktree's own
+/// (`target/debug/deps/secret-rollout-HASH`).
+pub fn bin() -> PathBuf {
     std::env::var_os("SECRET_ROLLOUT_TEST_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_secret-rollout").into())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_secret-rollout")))
 }
 
 /// stdout and stderr as text, for assertion messages.
