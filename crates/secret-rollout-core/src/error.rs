@@ -116,6 +116,7 @@ impl Kind {
             Kind::Aws => "aws_error",
             Kind::Superseded => "superseded",
             Kind::Paused => "paused",
+            Kind::LeaseLost => "lease_lost",
             Kind::Interrupted => "interrupted",
             Kind::Stale => "stale",
         }
