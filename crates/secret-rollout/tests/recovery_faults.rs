@@ -375,11 +375,17 @@ async fn matrix(rejecting: bool) {
     // one away. Except the last call of a polled operation: how many polls a run makes
     // depends on real time (a retry's backoff lets the deployments settle in fewer), so
     // that call may never come. The follow polls DescribeServices; following a failing
-    // deployment it also reads its tasks (ListTasks, DescribeTasks).
+    // deployment it also reads its tasks (ListTasks, DescribeTasks). The watch reads the
+    // secret at every poll (DescribeSecret).
     let polled: &[&str] = if rejecting {
-        &["DescribeServices", "ListTasks", "DescribeTasks"]
+        &[
+            "DescribeServices",
+            "DescribeSecret",
+            "ListTasks",
+            "DescribeTasks",
+        ]
     } else {
-        &["DescribeServices"]
+        &["DescribeServices", "DescribeSecret"]
     };
     let unexpected: Vec<String> = unfired
         .iter()

@@ -249,7 +249,10 @@ mod tests {
         // Nothing at all: `history` (which lists nothing, and exits 0).
         let e = find_resumable(d, None).unwrap_err();
         assert_eq!(e.message, "there is no unfinished rotation to resume");
-        assert_eq!(e.hint.as_deref(), Some("see `secret-rollout history`"));
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("see `secret-rollout history`; for a team state in S3, pass --env NAME to see rotations started on other machines")
+        );
         let e = find_rotation(d, "0123abcd").unwrap_err();
         assert!(
             e.message.starts_with("no rotation 0123abcd in "),
