@@ -375,8 +375,8 @@ async fn watch_prints_refreshes_until_interrupted() {
 #[test]
 fn completions_and_man_page_build_and_name_every_subcommand() {
     use clap::ValueEnum;
-    let bin = env!("CARGO_BIN_EXE_secret-rollout");
-    let help = std::process::Command::new(bin)
+    let bin = common::bin();
+    let help = std::process::Command::new(&bin)
         .arg("--help")
         .output()
         .unwrap();
@@ -423,7 +423,7 @@ fn completions_and_man_page_build_and_name_every_subcommand() {
         if !["bash", "zsh", "fish"].contains(&name.as_str()) {
             continue;
         }
-        let out = std::process::Command::new(bin)
+        let out = std::process::Command::new(&bin)
             .args(["completions", &name])
             .output()
             .unwrap();
@@ -433,7 +433,10 @@ fn completions_and_man_page_build_and_name_every_subcommand() {
             assert!(script.contains(c.as_str()), "{name} completions lack {c}");
         }
     }
-    let out = std::process::Command::new(bin).arg("man").output().unwrap();
+    let out = std::process::Command::new(&bin)
+        .arg("man")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     let man = String::from_utf8_lossy(&out.stdout);
     assert!(man.starts_with(".ie") || man.contains(".TH"), "roff");
