@@ -187,6 +187,52 @@ impl Plan {
         Some(Error::refused(message).hint(hint))
     }
 
+    /// The refusal to give before any write when services read the secrets but none would
+    /// be redeployed, and some would keep the old value (outside the environment's list,
+    /// left out by `--services`, pinned): the run would write a value no task picks up,
+    /// with nothing to follow or prove. A plan with something to redeploy, no readers at
+    /// all, or only services scaled to 0 and one-off families is not refused here.
+    pub fn stranded_refusal(&self) -> Option<Error> {
+        if !self.redeploy.is_empty() {
+            return None;
+        }
+        let stranded: Vec<String> = self
+            .outside
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} (outside the environment's services list)",
+                    c.service.name
+                )
+            })
+            .chain(
+                self.excluded
+                    .iter()
+                    .map(|c| format!("{} (left out by --services)", c.service.name)),
+            )
+            .chain(
+                self.pinned
+                    .iter()
+                    .map(|c| format!("{} (pinned)", c.service.name)),
+            )
+            .collect();
+        if stranded.is_empty() {
+            return None;
+        }
+        let hint = if self.outside.is_empty() {
+            "name a service that follows AWSCURRENT with --services, or repoint the pinned references first"
+        } else {
+            "add them to the environment's services in secret-rollout.toml, or rotate from an environment that lists them"
+        };
+        Some(
+            Error::refused(format!(
+                "nothing to redeploy: the services that read it would keep the old value: {}",
+                stranded.join(", ")
+            ))
+            .hint(hint),
+        )
+    }
+
     /// Every consumer service, whatever its fate.
     pub fn consumers(&self) -> impl Iterator<Item = &Consumer> {
         self.redeploy
@@ -844,6 +890,39 @@ mod tests {
         .unwrap();
         assert!(plan.redeploy.is_empty());
         assert_eq!(names(&plan.outside), ["front", "api", "admin"]);
+    }
+
+    /// Readers none of which would be redeployed refuse the write; a plan with something
+    /// to redeploy, no reader at all, or only one-off families does not.
+    #[test]
+    fn a_plan_that_redeploys_no_reader_is_refused() {
+        let mut s = sample();
+        let t = target("opg_lpa_pdf_owner_password");
+        let pdf = s.services[2].task_definition_arn.clone();
+        s.task_defs.get_mut(&pdf).unwrap().refs[0].value_from = format!("{}::AWSPREVIOUS:", t.arn);
+        let plan = run(&s, std::slice::from_ref(&t), None).unwrap();
+        let e = plan.stranded_refusal().unwrap();
+        assert_eq!(e.kind, Kind::Refused);
+        assert_eq!(
+            e.message,
+            "nothing to redeploy: the services that read it would keep the old value: pdf (pinned)"
+        );
+        assert!(e.hint.unwrap().contains("repoint the pinned references"));
+
+        let s = sample();
+        for secret in [
+            "nobody_reads_this",
+            "api_rds_password",
+            "opg_lpa_front_csrf_salt",
+        ] {
+            let plan = run(&s, &[target(secret)], None).unwrap();
+            assert!(plan.stranded_refusal().is_none(), "{secret}");
+        }
+        let mut s = sample();
+        s.services.retain(|x| x.name != "api");
+        let plan = run(&s, &[target("api_rds_password")], None).unwrap();
+        assert!(plan.redeploy.is_empty());
+        assert!(plan.stranded_refusal().is_none(), "one-off families only");
     }
 
     #[test]

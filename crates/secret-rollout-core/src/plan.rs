@@ -24,6 +24,17 @@ pub struct PlannedSecret {
     pub current_created: Option<f64>,
 }
 
+impl RotationPlan {
+    /// Why `replace` would stop before any write for its consumers: one it cannot
+    /// redeploy ([`consumers::Plan::refusal`]), or readers none of which would be
+    /// redeployed ([`consumers::Plan::stranded_refusal`]).
+    pub fn refusal(&self) -> Option<Error> {
+        self.consumers
+            .refusal()
+            .or_else(|| self.consumers.stranded_refusal())
+    }
+}
+
 impl PlannedSecret {
     /// The version that will be restored on failure.
     pub fn previous_version(&self) -> &str {
@@ -59,7 +70,7 @@ pub fn primary_of(s: &ServiceObs) -> Option<String> {
 }
 
 /// Reads the secrets and the environment and decides who will be redeployed. A consumer
-/// that cannot be redeployed is in the plan; callers refuse with `consumers.refusal()`.
+/// that cannot be redeployed is in the plan; callers refuse with [`RotationPlan::refusal`].
 /// `only` narrows consumers (`--services`); the environment's `services` list narrows
 /// which services are redeployed, and the readers outside it are in the plan
 /// (`consumers.outside`), named, never hidden.

@@ -631,3 +631,48 @@ async fn a_secret_nobody_reads_is_written_with_no_readers() {
         text(&out)
     );
 }
+
+/// Item 2, the far end: every reader of the secret is outside the environment's list, so
+/// none would be redeployed. `replace` refuses before any write (it used to write, follow
+/// an empty rollout, fail and restore: exit 9), naming them; `plan` and `--dry-run`
+/// show the plan and refuse the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_that_would_redeploy_no_reader_is_refused_before_the_write() {
+    let env = start(SPEED).await;
+    std::fs::write(
+        env.dir.path().join("secret-rollout.toml"),
+        FRONT_ONLY.replace(r#"["front"]"#, r#"["pdf"]"#),
+    )
+    .unwrap();
+    let short = SHARED.trim_start_matches("production/");
+    let line = "error: nothing to redeploy: the services that read it would keep the old value: \
+                front (outside the environment's services list), api (outside the environment's services list), \
+                admin (outside the environment's services list)\n  \
+                hint: add them to the environment's services in secret-rollout.toml, or rotate from an environment that lists them\n";
+    let versions = env.version_count(SHARED);
+    for args in [
+        vec![
+            "replace",
+            short,
+            "--env",
+            "production",
+            "--generate",
+            "--yes",
+        ],
+        vec![
+            "replace",
+            short,
+            "--env",
+            "production",
+            "--generate",
+            "--dry-run",
+        ],
+        vec!["plan", short, "--env", "production"],
+    ] {
+        let (got, err) = refused_without_a_write(&env, &args).await;
+        assert_eq!(got, Some(exit::REFUSED), "{args:?}: {err}");
+        assert_eq!(err, line, "{args:?}");
+    }
+    assert_eq!(env.version_count(SHARED), versions);
+    assert_eq!(env.calls("UpdateService"), 0);
+}

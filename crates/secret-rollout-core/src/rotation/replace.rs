@@ -40,7 +40,7 @@ pub struct ReplaceRequest {
 }
 
 /// What `plan` and `replace --dry-run` show: the plan, with nothing written. Consumers that
-/// cannot be redeployed are in it (`consumers.refusal()` says why `replace` would stop).
+/// cannot be redeployed are in it (`refusal()` says why `replace` would stop).
 /// A secret `replace` would refuse (scheduled for deletion, managed by another service,
 /// rotation enabled without `allow_rotation`, no current version) is refused here too.
 pub async fn plan(
@@ -160,7 +160,7 @@ pub async fn replace(
             request.allow_rotation,
         )
         .await?;
-        if let Some(refusal) = p.consumers.refusal() {
+        if let Some(refusal) = p.refusal() {
             return Err(refusal);
         }
         let services: Vec<ServiceRef> = p.redeploy.iter().map(|(s, _)| s.clone()).collect();

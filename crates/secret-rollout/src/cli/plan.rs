@@ -102,7 +102,7 @@ pub async fn show(global: &Global, r: &Request<'_>) -> Result<i32> {
         r.allow_rotation,
     )
     .await?;
-    let refusal = p.consumers.refusal();
+    let refusal = p.refusal();
     if refusal.is_none() {
         rotation::check_values(&s.clients, &p, given, r.value.json_key.as_deref()).await?;
     }

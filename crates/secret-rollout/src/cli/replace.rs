@@ -101,7 +101,7 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
             output::plan_text(&p, &mut std::io::stderr());
             plan_shown = true;
         }
-        if let Some(refusal) = p.consumers.refusal() {
+        if let Some(refusal) = p.refusal() {
             return Err(refusal);
         }
         // A --json-key that cannot work is refused before the value is typed.
