@@ -28,7 +28,9 @@ use crate::progress::Reporter;
 use crate::value::SecretValue;
 
 pub use crate::journal::OnFailure;
-pub use replace::{plan, redeploy, replace, replace_planned, RedeployRequest, ReplaceRequest};
+pub use replace::{
+    check_values, plan, redeploy, replace, replace_planned, RedeployRequest, ReplaceRequest,
+};
 pub use report::{
     outcome_exit_code, outcome_word, PhaseReport, Report, SecretHolding, SecretReport,
     ServiceReport, TaskCounts,

@@ -192,7 +192,7 @@ impl Report {
 /// Exit code of an outcome.
 pub fn outcome_exit_code(outcome: Outcome) -> i32 {
     match outcome {
-        Outcome::Verified => exit::OK,
+        Outcome::Verified | Outcome::WrittenNoReaders => exit::OK,
         Outcome::FailedRestored => exit::FAILED_RESTORED,
         Outcome::RestoreFailed => exit::RESTORE_FAILED,
         Outcome::DeployFailed => exit::DEPLOY_FAILED,
@@ -208,6 +208,7 @@ pub fn outcome_exit_code(outcome: Outcome) -> i32 {
 pub fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Verified => "verified",
+        Outcome::WrittenNoReaders => "written, no readers",
         Outcome::FailedRestored => "failed, previous version restored",
         Outcome::RestoreFailed => "failed, and the restore failed too",
         Outcome::DeployFailed => "deployment failed",

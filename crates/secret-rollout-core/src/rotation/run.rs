@@ -70,6 +70,10 @@ pub(super) struct Run<'a> {
     /// A person typed `rollback --force`: the restore may move AWSCURRENT off a version
     /// this run did not write. Never set otherwise (nor on resume).
     pub(super) force_restore: bool,
+    /// No service or task family reads any of the secrets (set by `replace` from its
+    /// plan): the run ends [`Outcome::WrittenNoReaders`] once written, with no rollout.
+    /// Not known on resume (the journal does not record it).
+    pub(super) no_readers: bool,
     pub(super) _locks: Vec<Lock>,
 }
 
@@ -191,6 +195,7 @@ impl<'a> Run<'a> {
             rolls_back: started.rolls_back,
             previous_deployments,
             force_restore: false,
+            no_readers: false,
             _locks: locks,
         })
     }
@@ -256,6 +261,7 @@ impl<'a> Run<'a> {
             rolls_back: started.rolls_back,
             previous_deployments: previous_deployments(started),
             force_restore: false,
+            no_readers: false,
             _locks: locks,
         })
     }
@@ -298,6 +304,11 @@ impl Run<'_> {
                 });
                 return self.after_failure(None, Some(e.message)).await;
             }
+        }
+        // Nobody reads the secrets: nothing to redeploy, no task to prove. The write moved
+        // AWSCURRENT; following an empty rollout would only fail to list tasks.
+        if self.no_readers && self.services.is_empty() {
+            return self.finish(Outcome::WrittenNoReaders, None, None, None, Vec::new());
         }
         let mut labels = Vec::new();
         let mut watched = Vec::new();

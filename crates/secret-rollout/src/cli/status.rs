@@ -94,6 +94,16 @@ fn deployments_cell(s: &status::ServiceStatus) -> String {
     cell
 }
 
+/// The service's name in the table: marked when it is outside the environment's
+/// `services` list (shown because it reads a checked secret).
+fn service_cell(s: &status::ServiceStatus) -> String {
+    if s.outside_services_list {
+        format!("{} (outside)", s.name)
+    } else {
+        s.name.clone()
+    }
+}
+
 /// The status as text. `color`: ANSI colours for the stale counts.
 pub fn text(st: &Status, color: bool) -> String {
     let header = [
@@ -111,7 +121,7 @@ pub fn text(st: &Status, color: bool) -> String {
         let counts = format!("{}/{}/{}", s.running, s.desired, s.pending);
         if s.secrets.is_empty() {
             rows.push(vec![
-                s.name.clone(),
+                service_cell(s),
                 s.cluster.clone(),
                 deployments_cell(s),
                 counts.clone(),
@@ -131,7 +141,11 @@ pub fn text(st: &Status, color: bool) -> String {
                 r.stale_tasks.len().to_string()
             };
             rows.push(vec![
-                if first { s.name.clone() } else { String::new() },
+                if first {
+                    service_cell(s)
+                } else {
+                    String::new()
+                },
                 if first {
                     s.cluster.clone()
                 } else {
@@ -219,6 +233,19 @@ pub fn text(st: &Status, color: bool) -> String {
     if !pinned_lines.is_empty() {
         out.push_str("\nPinned references:\n");
         for l in pinned_lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    let outside: Vec<String> = st
+        .services
+        .iter()
+        .filter(|s| s.outside_services_list)
+        .map(|s| format!("  {}/{}", s.cluster, s.name))
+        .collect();
+    if !outside.is_empty() {
+        out.push_str("\nOutside the environment's services list (they read a checked secret; a rotation of this environment does not redeploy them, so each keeps the old value until its next deployment):\n");
+        for l in outside {
             out.push_str(&l);
             out.push('\n');
         }
@@ -481,6 +508,7 @@ mod tests {
                     created_at: 50.0,
                 }],
                 nothing_to_prove: false,
+                outside_services_list: false,
                 secrets: vec![SecretRead {
                     secret_arn: "arn:s".into(),
                     secret_name: "production/x".into(),
