@@ -176,15 +176,36 @@ impl fmt::Display for Store {
 pub struct SessionCache {
     dir: PathBuf,
     use_keyring: bool,
+    /// The one store new sessions go to ([`Store::id`]); `None`: the first that works.
+    only: Option<&'static str>,
 }
 
+/// The variable that names the one store new sessions go to.
+pub const STORE_VAR: &str = "SECRET_ROLLOUT_SESSION_STORE";
+
 impl SessionCache {
-    /// The cache this environment uses (see the module doc).
-    pub fn from_env(env: &EnvVars) -> Self {
-        if let Some(dir) = env.get("SECRET_ROLLOUT_CACHE_DIR") {
-            return Self::in_dir(dir);
+    /// The cache this environment uses (see the module doc). `SECRET_ROLLOUT_SESSION_STORE`
+    /// names the one store new sessions go to (a [`Store::id`] this platform has); reads
+    /// and `logout` still look in every store.
+    pub fn from_env(env: &EnvVars) -> Result<Self> {
+        let mut cache = match env.get("SECRET_ROLLOUT_CACHE_DIR") {
+            Some(dir) => Self::in_dir(dir),
+            None => Self::with_keyring(cache_home(env).join("secret-rollout")),
+        };
+        if let Some(wanted) = env.get(STORE_VAR) {
+            let known = os::STORES.iter().copied().chain(["file"]);
+            let Some(id) = known.clone().find(|id| *id == wanted) else {
+                return Err(Error::bad_input(format!(
+                    "{STORE_VAR}={wanted} is not a session store on this system"
+                ))
+                .hint(format!(
+                    "use one of {}, or unset it to use the first store that persists",
+                    known.collect::<Vec<_>>().join(", ")
+                )));
+            };
+            cache.only = Some(id);
         }
-        Self::with_keyring(cache_home(env).join("secret-rollout"))
+        Ok(cache)
     }
 
     /// A cache in the OS keyring where one persists, with its files in `dir`.
@@ -192,6 +213,7 @@ impl SessionCache {
         Self {
             dir: dir.into(),
             use_keyring: os::AVAILABLE,
+            only: None,
         }
     }
 
@@ -200,7 +222,14 @@ impl SessionCache {
         Self {
             dir: dir.into(),
             use_keyring: false,
+            only: None,
         }
+    }
+
+    /// New sessions go only to the store `id` ([`Store::id`]), else to the file.
+    pub fn only(mut self, id: &'static str) -> Self {
+        self.only = Some(id);
+        self
     }
 
     /// The directory of the file cache.
@@ -259,20 +288,23 @@ impl SessionCache {
             // Defence in depth: from_credentials already refuses these.
             return Err(Error::credentials("refusing to cache long-term AWS keys"));
         }
-        let json = Zeroizing::new(serde_json::to_string(session).map_err(|e| {
-            Error::credentials(format!("cannot encode the session cache: {e}"))
-        })?);
+        let json =
+            Zeroizing::new(serde_json::to_string(session).map_err(|e| {
+                Error::credentials(format!("cannot encode the session cache: {e}"))
+            })?);
         let name = self.keyring_name(&session.profile);
-        if self.use_keyring {
+        if self.use_keyring && self.only != Some("file") {
             let left = session.expires_at() - OffsetDateTime::now_utc();
             let ttl = Duration::try_from(left).unwrap_or(Duration::ZERO);
-            match os::put(&name, &json, ttl) {
+            match os::put(&name, &json, ttl, self.only) {
                 Ok(store) => {
                     // A stale file must not outlive a logout of the keyring entry.
                     let _ = fs::remove_file(self.file_for(&session.profile));
                     return Ok(store);
                 }
-                Err(why) => tracing::debug!(%why, "no keyring takes the session; caching in a file"),
+                Err(why) => {
+                    tracing::debug!(%why, "no keyring takes the session; caching in a file")
+                }
             }
         }
         self.write_file(&session.profile, &json)?;
@@ -392,23 +424,30 @@ fn cache_home(env: &EnvVars) -> PathBuf {
 mod os {
     use std::time::Duration;
 
-    use linux_keyutils::{Key, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
+    use linux_keyutils::{Key, KeyRing, KeyRingIdentifier};
     use zeroize::Zeroizing;
 
     use super::Store;
 
     pub const AVAILABLE: bool = true;
+    pub const STORES: &[&str] = &["persistent-keyring", "user-keyring"];
 
     /// The keyrings that outlive this process, best first: the persistent keyring, then
-    /// the user keyring. The persistent keyring is linked into this process's own
-    /// keyring (gone at exit), which makes this process its possessor; the link to the
-    /// session keyring that the `keyring` crate made is what this module avoids.
+    /// the user keyring. Both are linked into this process's own keyring (gone at exit),
+    /// which makes this process their possessor, with a possessor's rights on the keys
+    /// in them, whatever session keyring it has (a fresh one is linked to neither).
+    /// Nothing goes to the session keyring, which may be this process's own.
     fn rings() -> Vec<(Store, KeyRing)> {
         let mut rings = Vec::new();
         if let Ok(ring) = KeyRing::get_persistent(KeyRingIdentifier::Process) {
             rings.push((Store::PersistentKeyring, ring));
         }
-        if let Ok(ring) = KeyRing::from_special_id(KeyRingIdentifier::User, true) {
+        let linked = KeyRing::from_special_id(KeyRingIdentifier::Process, true)
+            .and_then(|process| process.link_keyring_id(KeyRingIdentifier::User));
+        if let (Ok(()), Ok(ring)) = (
+            linked,
+            KeyRing::from_special_id(KeyRingIdentifier::User, true),
+        ) {
             rings.push((Store::UserKeyring, ring));
         }
         rings
@@ -428,11 +467,11 @@ mod os {
             .find_map(|(store, ring)| read(&ring, name).map(|json| (json, store)))
     }
 
-    pub fn put(name: &str, json: &str, ttl: Duration) -> Result<Store, String> {
+    pub fn put(name: &str, json: &str, ttl: Duration, only: Option<&str>) -> Result<Store, String> {
         let mut why = String::from("no kernel keyring");
         let mut stored: Option<Store> = None;
         for (store, ring) in rings() {
-            if stored.is_some() {
+            if stored.is_some() || only.is_some_and(|id| id != store.id()) {
                 // Taken by a better keyring: an older entry here must not linger.
                 if let Ok(key) = ring.search(name) {
                     let _ = key.invalidate();
@@ -456,22 +495,14 @@ mod os {
         json: &str,
         ttl: Duration,
     ) -> Result<(), linux_keyutils::KeyError> {
-        // A new key rather than an update of the old one: a key this process does not
-        // possess (user keyring, another session) could not be updated.
-        if let Ok(old) = ring.search(name) {
-            let _ = old.invalidate();
-        }
+        // add_key replaces an older key of the same name. The kernel's default rights
+        // stand: only a possessor (a process that linked the ring, as this one did) reads.
         let key: Key = ring.add_key(name, json.as_bytes())?;
-        // The user's own processes may use it whatever keyring they possess, as they may
-        // read a 0600 file; nobody else.
-        key.set_perms(
-            KeyPermissionsBuilder::builder()
-                .posessor(Permission::ALL)
-                .user(Permission::ALL)
-                .build(),
-        )?;
         let secs = usize::try_from(ttl.as_secs()).unwrap_or(usize::MAX).max(1);
-        key.set_timeout(secs)?;
+        if let Err(e) = key.set_timeout(secs) {
+            let _ = key.invalidate();
+            return Err(e);
+        }
         Ok(())
     }
 
@@ -520,6 +551,10 @@ mod os {
     use super::{Store, KEYRING_SERVICE};
 
     pub const AVAILABLE: bool = true;
+    #[cfg(target_os = "macos")]
+    pub const STORES: &[&str] = &["keychain"];
+    #[cfg(target_os = "windows")]
+    pub const STORES: &[&str] = &["credential-manager"];
 
     #[cfg(target_os = "macos")]
     const STORE: Store = Store::Keychain;
@@ -535,12 +570,14 @@ mod os {
         Some((Zeroizing::new(json), STORE))
     }
 
-    pub fn put(name: &str, json: &str, _ttl: Duration) -> Result<Store, String> {
+    pub fn put(
+        name: &str,
+        json: &str,
+        _ttl: Duration,
+        _only: Option<&str>,
+    ) -> Result<Store, String> {
         let entry = entry(name).ok_or_else(|| format!("no {STORE}"))?;
-        match entry
-            .set_password(json)
-            .and_then(|()| entry.get_password())
-        {
+        match entry.set_password(json).and_then(|()| entry.get_password()) {
             Ok(back) if Zeroizing::new(back).as_str() == json => Ok(STORE),
             Ok(_) => Err(format!("the {STORE} served another value back")),
             Err(e) => Err(format!("the {STORE} refused: {e}")),
@@ -569,12 +606,18 @@ mod os {
     use super::Store;
 
     pub const AVAILABLE: bool = false;
+    pub const STORES: &[&str] = &[];
 
     pub fn get(_name: &str) -> Option<(Zeroizing<String>, Store)> {
         None
     }
 
-    pub fn put(_name: &str, _json: &str, _ttl: Duration) -> Result<Store, String> {
+    pub fn put(
+        _name: &str,
+        _json: &str,
+        _ttl: Duration,
+        _only: Option<&str>,
+    ) -> Result<Store, String> {
         Err("no OS keyring on this platform".into())
     }
 
@@ -657,7 +700,10 @@ mod tests {
             .mode()
             & 0o777;
         assert_eq!(dmode, 0o700);
-        assert_eq!(cache.get("prod/eu").unwrap(), (s.clone(), Store::File(file)));
+        assert_eq!(
+            cache.get("prod/eu").unwrap(),
+            (s.clone(), Store::File(file))
+        );
         assert!(cache.get("prod_eu").is_none(), "entry of another profile");
         assert!(!format!("{s:?}").contains("temp-secret"));
         assert_eq!(cache.remove_all([]).unwrap(), 1);
@@ -668,7 +714,7 @@ mod tests {
     #[test]
     fn the_cache_home_follows_the_given_environment() {
         let env = EnvVars::from_pairs([("HOME", "/home/alice")]);
-        let cache = SessionCache::from_env(&env);
+        let cache = SessionCache::from_env(&env).unwrap();
         #[cfg(target_os = "linux")]
         assert_eq!(cache.dir(), Path::new("/home/alice/.cache/secret-rollout"));
         assert_eq!(
@@ -678,17 +724,54 @@ mod tests {
         #[cfg(target_os = "linux")]
         {
             let env = env.with("XDG_CACHE_HOME", "/x/cache");
-            let cache = SessionCache::from_env(&env);
+            let cache = SessionCache::from_env(&env).unwrap();
             assert_eq!(cache.dir(), Path::new("/x/cache/secret-rollout"));
         }
         let env = EnvVars::from_pairs([("HOME", "/h"), ("SECRET_ROLLOUT_CACHE_DIR", "/c")]);
-        let cache = SessionCache::from_env(&env);
+        let cache = SessionCache::from_env(&env).unwrap();
         assert_eq!(cache.dir(), Path::new("/c"));
         let s = session("p", 2_000_000_000);
         assert!(
-            matches!(SessionCache::in_dir(tempfile::tempdir().unwrap().path()).put(&s), Ok(Store::File(_))),
+            matches!(
+                SessionCache::in_dir(tempfile::tempdir().unwrap().path()).put(&s),
+                Ok(Store::File(_))
+            ),
             "SECRET_ROLLOUT_CACHE_DIR means the file"
         );
+        // SECRET_ROLLOUT_SESSION_STORE names a store of this system, or is refused.
+        let env = EnvVars::from_pairs([("HOME", "/h"), (STORE_VAR, "file")]);
+        assert_eq!(SessionCache::from_env(&env).unwrap().only, Some("file"));
+        let env = EnvVars::from_pairs([("HOME", "/h"), (STORE_VAR, "gnome-keyring")]);
+        let e = SessionCache::from_env(&env).unwrap_err();
+        assert_eq!(e.kind, crate::error::Kind::BadInput);
+        assert!(
+            e.render()
+                .contains("SECRET_ROLLOUT_SESSION_STORE=gnome-keyring is not a session store"),
+            "{}",
+            e.render()
+        );
+        assert!(e.render().contains("file"), "{}", e.render());
+        #[cfg(target_os = "linux")]
+        assert!(
+            e.render()
+                .contains("use one of persistent-keyring, user-keyring, file"),
+            "{}",
+            e.render()
+        );
+    }
+
+    /// The user keyring, possessed by this process, if it takes a key here.
+    #[cfg(target_os = "linux")]
+    fn user_keyring_here() -> Option<linux_keyutils::KeyRing> {
+        use linux_keyutils::{KeyRing, KeyRingIdentifier};
+        KeyRing::from_special_id(KeyRingIdentifier::Process, true)
+            .ok()?
+            .link_keyring_id(KeyRingIdentifier::User)
+            .ok()?;
+        let ring = KeyRing::from_special_id(KeyRingIdentifier::User, true).ok()?;
+        let probe = format!("secret-rollout-test-probe-{}", std::process::id());
+        ring.add_key(&probe, b"probe").ok()?.invalidate().ok()?;
+        Some(ring)
     }
 
     /// Which kernel keyring outlives a process here, asked of the kernel directly: the
@@ -699,11 +782,7 @@ mod tests {
         if let Ok(ring) = KeyRing::get_persistent(KeyRingIdentifier::Process) {
             return Some((Store::PersistentKeyring, ring));
         }
-        let ring = KeyRing::from_special_id(KeyRingIdentifier::User, true).ok()?;
-        let probe = format!("secret-rollout-test-probe-{}", std::process::id());
-        let key = ring.add_key(&probe, b"probe").ok()?;
-        key.invalidate().ok()?;
-        Some((Store::UserKeyring, ring))
+        user_keyring_here().map(|ring| (Store::UserKeyring, ring))
     }
 
     /// Forgets a test's entries even when it fails half-way.
@@ -758,6 +837,45 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
+    fn a_named_store_takes_new_sessions_and_the_others_are_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let any = SessionCache::with_keyring(dir.path().join("cache"));
+        let _forget = Forget(&any, "prod");
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let first = any.put(&session("prod", now + 3600)).unwrap();
+        // The user keyring when named, if it takes keys here; else the file.
+        let user = any.clone().only("user-keyring");
+        let mut s = session("prod", now + 3600);
+        s.access_key_id = "ASIAUSER".into();
+        let stored = user.put(&s).unwrap();
+        match user_keyring_here() {
+            Some(ring) => {
+                assert_eq!(stored, Store::UserKeyring);
+                let key = ring.search(&user.keyring_name("prod")).unwrap();
+                let held: CachedSession =
+                    serde_json::from_slice(&Zeroizing::new(key.read_to_vec().unwrap())).unwrap();
+                assert_eq!(held, s);
+            }
+            None => assert_eq!(stored, Store::File(user.file_for("prod"))),
+        }
+        // Whatever held the first session no longer serves it.
+        assert_eq!(any.get("prod").unwrap(), (s.clone(), stored.clone()));
+        if first != stored {
+            assert!(any.remove("prod").unwrap() == vec![stored.clone()]);
+        } else {
+            any.remove("prod").unwrap();
+        }
+        // "file" writes the file even where a keyring works, and removes keyring entries.
+        any.put(&session("prod", now + 3600)).unwrap();
+        let file = any.clone().only("file");
+        let stored = file.put(&s).unwrap();
+        assert_eq!(stored, Store::File(file.file_for("prod")));
+        assert_eq!(any.get("prod").unwrap(), (s, stored.clone()));
+        assert_eq!(any.remove("prod").unwrap(), vec![stored]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
     fn a_stale_file_never_shadows_the_keyring_nor_outlives_a_logout() {
         let dir = tempfile::tempdir().unwrap();
         let file_only = SessionCache::in_dir(dir.path().join("cache"));
@@ -775,7 +893,10 @@ mod tests {
         }
         file_only.put(&old).unwrap();
         let removed = cache.remove("prod").unwrap();
-        assert!(removed.contains(&Store::File(cache.file_for("prod"))), "{removed:?}");
+        assert!(
+            removed.contains(&Store::File(cache.file_for("prod"))),
+            "{removed:?}"
+        );
         assert!(cache.get("prod").is_none(), "gone from every store");
     }
 }

@@ -290,7 +290,7 @@ pub(crate) async fn resolve(
         Plan::Profile { chain } => {
             let name = chain.profile.clone();
             if chain.needs_mfa() {
-                let cache = SessionCache::from_env(env);
+                let cache = SessionCache::from_env(env)?;
                 let (creds, cached, store) =
                     mfa_session(&chain, opts, env, region, paths, &cache).await?;
                 let expires_at = creds.expiry().map(OffsetDateTime::from);
@@ -583,7 +583,7 @@ pub fn format_duration(d: Duration) -> String {
 /// ```text
 /// account:     123456789012
 /// arn:         arn:aws:sts::123456789012:assumed-role/deploy/secret-rollout-alice-1764100000
-/// signed in:   profile production, role arn:aws:iam::123456789012:role/deploy, cached MFA session
+/// signed in:   profile production, role arn:aws:iam::123456789012:role/deploy, cached MFA session from the kernel persistent keyring
 /// expires:     2026-11-25 21:00:00 UTC (47m left)
 /// environment: matches account 123456789012
 /// ```
@@ -637,7 +637,7 @@ pub fn logout(profile: Option<&str>) -> Result<usize> {
 
 /// [`logout`] with the given environment.
 pub fn logout_with_env(profile: Option<&str>, env: &EnvVars) -> Result<usize> {
-    let cache = SessionCache::from_env(env);
+    let cache = SessionCache::from_env(env)?;
     match profile {
         Some(name) => Ok(usize::from(!cache.remove(name)?.is_empty())),
         None => {
