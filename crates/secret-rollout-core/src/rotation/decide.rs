@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::aws::model::{Controller, DeploymentObs, ServiceDeploymentObs, ServiceInfo};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reach, Result};
 use crate::journal::{OnFailure, Outcome, Phase, PhaseOutcome, RotationKind, RotationSummary};
 use crate::rollout::ServiceRef;
 use crate::secret::SecretInfo;
@@ -160,6 +160,57 @@ pub fn kept_outcome(rollout: Option<PhaseOutcome>) -> Outcome {
     }
 }
 
+/// A secret as [`next_steps`] sees it at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSecret {
+    /// Name.
+    pub name: String,
+    /// This run wrote a new version of it (a rollback writes none).
+    pub written: bool,
+    /// AWSCURRENT was moved back (or found back) on the previous version.
+    pub restored: bool,
+    /// The journal knows the version before, so `rollback ID` can restore it.
+    pub has_previous: bool,
+}
+
+/// What to run next after a rotation ended with `outcome`, ready to paste (`reach`: the
+/// options that reach the environment). A kept failure (`--on-failure keep`, or a
+/// verification that failed) leaves a written value that broke something in place: its
+/// undo is `rollback ID`. A timeout can be followed further or undone. A change someone
+/// else made during the run is theirs to explain: `status` shows what the tasks hold, and
+/// nothing suggested moves the label. Nothing for a success, a restore (done, or with its
+/// own commands by hand), a superseded run, or a run that wrote nothing.
+pub fn next_steps(
+    kind: RotationKind,
+    outcome: Outcome,
+    rotation_id: Uuid,
+    secrets: &[KeptSecret],
+    changed_by_another: bool,
+    reach: &Reach,
+) -> Vec<String> {
+    let kept = secrets
+        .iter()
+        .any(|s| s.written && !s.restored && s.has_previous);
+    let rollback = || reach.command(&format!("rollback {rotation_id}"));
+    match outcome {
+        Outcome::DeployFailed | Outcome::VerifyFailed if changed_by_another => secrets
+            .iter()
+            .map(|s| reach.command(&format!("status {}", s.name)))
+            .collect(),
+        Outcome::DeployFailed | Outcome::VerifyFailed if kind == RotationKind::Replace && kept => {
+            vec![rollback()]
+        }
+        Outcome::Timeout | Outcome::Interrupted => {
+            let mut steps = vec![reach.command(&format!("resume {rotation_id}"))];
+            if kind == RotationKind::Replace && kept {
+                steps.push(rollback());
+            }
+            steps
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// How a rotation ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ending {
@@ -307,7 +358,8 @@ pub fn last_write_of<'a>(
 }
 
 /// What a rollback restores. A version id that is not known is an error, never a guess.
-pub fn rollback_restores(source: RollbackSource<'_>) -> Result<RestoreChoice> {
+/// `reach`: the options the commands its refusals suggest carry.
+pub fn rollback_restores(source: RollbackSource<'_>, reach: &Reach) -> Result<RestoreChoice> {
     let rotation = match source {
         RollbackSource::Rotation(r) => r,
         RollbackSource::Secret {
@@ -337,13 +389,13 @@ pub fn rollback_restores(source: RollbackSource<'_>) -> Result<RestoreChoice> {
     };
     let Some(secret) = secret else {
         return Err(Error::bad_input(format!("rotation {id} changed no secret"))
-            .hint("it was a redeploy: roll back a secret by name instead (secret-rollout rollback SECRET)"));
+            .hint(format!("it was a redeploy: roll back a secret by name instead ({})", reach.command("rollback SECRET"))));
     };
     let Some(from) = secret.written_version_id.clone() else {
         return Err(Error::refused(format!(
             "rotation {id} wrote no new version: there is nothing to roll back"
         ))
-        .hint("see `secret-rollout history` for what it did"));
+        .hint(format!("see `{}` for what it did", reach.command("history"))));
     };
     let Some(to) = secret.previous_version_id.clone() else {
         return Err(Error::refused(format!(
@@ -368,6 +420,7 @@ pub fn rollback_by_hand_hint(
     info: &SecretInfo,
     choice: &RestoreChoice,
     others: &[String],
+    reach: &Reach,
 ) -> String {
     let by_hand = format!(
         "move AWSCURRENT back by hand (aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSCURRENT --move-to-version-id {} --remove-from-version-id {}), deploy those services with their controller",
@@ -377,11 +430,138 @@ pub fn rollback_by_hand_hint(
         by_hand
     } else {
         format!(
-            "{by_hand}, and the others with secret-rollout redeploy --secret {} --services {}",
-            info.name,
-            others.join(",")
+            "{by_hand}, and the others with {}",
+            reach.command(&format!(
+                "redeploy --secret {} --services {}",
+                info.name,
+                others.join(",")
+            ))
         )
     }
+}
+
+/// The hint of a refusal over an unfinished rotation: finish it with `resume ID`, or, for
+/// one that wrote a version, roll it back with `rollback ID` (a rollback or a redeploy
+/// wrote none: `rollback ID` of it has nothing to undo).
+pub fn unfinished_hint(open: &RotationSummary, reach: &Reach) -> String {
+    let id = open.rotation_id();
+    let resume = reach.command(&format!("resume {id}"));
+    let wrote = open.started.kind == RotationKind::Replace
+        && open
+            .secrets
+            .iter()
+            .any(|s| s.written_version_id.is_some() && s.previous_version_id.is_some());
+    if wrote {
+        format!(
+            "finish it with `{resume}` (or roll it back with `{}`)",
+            reach.command(&format!("rollback {id}"))
+        )
+    } else {
+        format!("finish it with `{resume}`")
+    }
+}
+
+/// What the running tasks of a rollback's services hold when its version is current
+/// already (see [`current_held`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CurrentHeld {
+    /// Running tasks proven to hold the current version.
+    pub holding: usize,
+    /// Services with a task not proven on it (or not found reading the secret).
+    pub open: Vec<ServiceRef>,
+    /// Per open service, why.
+    pub why: Vec<String>,
+}
+
+impl CurrentHeld {
+    /// Every task of every service holds the current version.
+    pub fn proven(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+/// Whether every running task of `services` holds the current version of `arn`, by the
+/// rule of `status` (`st`): a stale task (created before that version became current) or
+/// one that cannot be told (created between its creation and the secret's last change)
+/// leaves its service open, and so does a service `status` does not find reading the
+/// secret: nothing is proven of it.
+pub fn current_held(st: &crate::status::Status, arn: &str, services: &[ServiceRef]) -> CurrentHeld {
+    let mut out = CurrentHeld::default();
+    for r in services {
+        let read = st
+            .services
+            .iter()
+            .find(|s| s.cluster == r.cluster && s.name == r.service)
+            .and_then(|s| s.secrets.iter().find(|x| x.secret_arn == arn));
+        let Some(read) = read else {
+            out.why.push(format!("{} is not found reading it", r.service));
+            out.open.push(r.clone());
+            continue;
+        };
+        let (stale, unknown) = (read.stale_tasks.len(), read.unproven_tasks.len());
+        if stale + unknown == 0 {
+            out.holding += read.tasks;
+            continue;
+        }
+        out.why.push(format!(
+            "{}: {stale} of {} task(s) started before it became current, {unknown} cannot be told",
+            r.service, read.tasks
+        ));
+        out.open.push(r.clone());
+    }
+    out
+}
+
+/// What `status` suggests for its stale tasks (see [`stale_advice`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StaleAdvice {
+    /// Services to redeploy: their stale tasks would be relaunched onto a good value.
+    pub redeploy: Vec<String>,
+    /// Secrets whose current version was kept after a failed rotation: roll that back
+    /// instead of relaunching its stale readers onto it. `(rotation, secret, services)`.
+    pub rollback: Vec<(Uuid, String, Vec<String>)>,
+}
+
+/// What to suggest for the stale tasks in `st`, given the journal's `rotations` (oldest
+/// first). A stale task of a secret whose latest rotation ended in a kept failure
+/// (`--on-failure keep`, or not proven) with its version still AWSCURRENT holds the value
+/// from before that rotation: a redeploy would relaunch it onto the value that failed, so
+/// that rotation's rollback is the next step. Any other stale task: redeploy its service.
+pub fn stale_advice(st: &crate::status::Status, rotations: &[RotationSummary]) -> StaleAdvice {
+    let mut out = StaleAdvice::default();
+    let kept_failure = |arn: &str, current: Option<&str>| -> Option<Uuid> {
+        let last = rotations.iter().rev().find(|r| r.touches(arn))?;
+        let kept = matches!(
+            last.status,
+            crate::journal::Status::Finished(Outcome::DeployFailed | Outcome::VerifyFailed)
+        );
+        let s = last.secrets.iter().find(|s| s.arn == arn)?;
+        (kept
+            && last.started.kind == RotationKind::Replace
+            && s.previous_version_id.is_some()
+            && s.restored_version_id.is_none()
+            && s.written_version_id.is_some()
+            && s.written_version_id.as_deref() == current)
+            .then(|| last.rotation_id())
+    };
+    for svc in &st.services {
+        let mut redeploy = false;
+        for read in svc.secrets.iter().filter(|r| !r.stale_tasks.is_empty()) {
+            match kept_failure(&read.secret_arn, read.current_version.as_deref()) {
+                Some(id) => match out.rollback.iter_mut().find(|(r, _, _)| *r == id) {
+                    Some((_, _, services)) => services.push(svc.name.clone()),
+                    None => out
+                        .rollback
+                        .push((id, read.secret_name.clone(), vec![svc.name.clone()])),
+                },
+                None => redeploy = true,
+            }
+        }
+        if redeploy {
+            out.redeploy.push(svc.name.clone());
+        }
+    }
+    out
 }
 
 /// Refuses to restore over a change made since the rotation, unless forced.
@@ -1313,7 +1493,7 @@ mod tests {
             ),
         ];
         for (case, source, want) in table {
-            match (rollback_restores(source), want) {
+            match (rollback_restores(source, &Reach::default()), want) {
                 (Ok(got), Ok(want)) => assert_eq!(got, want, "{case}"),
                 (Err(e), Err(part)) => assert!(e.message.contains(part), "{case}: {}", e.message),
                 (got, want) => panic!("{case}: got {got:?}, want {want:?}"),

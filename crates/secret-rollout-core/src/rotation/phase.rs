@@ -425,7 +425,10 @@ impl Run<'_> {
                     short(&new),
                     short(&prev)
                 ))
-                .hint("decide which version should be current, then run `secret-rollout redeploy --secret NAME`"));
+                .hint(format!(
+                    "decide which version should be current, then run `{}`",
+                    self.settings.reach.command(&format!("redeploy --secret {}", s.name))
+                )));
             }
             self.secrets[i].restored = true;
             // The version restored was current from the stage move on: the watch's first

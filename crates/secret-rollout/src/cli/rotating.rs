@@ -28,7 +28,11 @@ pub fn on_failure(o: args::OnFailure) -> OnFailure {
 }
 
 /// How a rotation runs, from the rollout flags.
-pub fn settings(r: &args::RolloutArgs, failure: args::OnFailure) -> Result<Settings> {
+pub fn settings(
+    r: &args::RolloutArgs,
+    failure: args::OnFailure,
+    reach: secret_rollout_core::error::Reach,
+) -> Result<Settings> {
     Ok(Settings {
         timeout: r.timeout,
         max_poll: r.max_poll,
@@ -37,6 +41,7 @@ pub fn settings(r: &args::RolloutArgs, failure: args::OnFailure) -> Result<Setti
         consistency_margin: r.consistency_margin,
         concurrent: concurrent(r),
         state: Default::default(),
+        reach,
     })
 }
 
@@ -139,7 +144,11 @@ pub async fn interruptible(
         _ = stop => {
             let _ = rotation::mark_interrupted(settings, rotation_id);
             Err(Error::new(Kind::Interrupted, format!("interrupted: rotation {rotation_id} stopped where it was"))
-                .hint(format!("finish it with `secret-rollout resume {rotation_id}`, or undo it with `secret-rollout rollback {rotation_id}`")))
+                .hint(format!(
+                    "finish it with `{}`, or undo it with `{}`",
+                    settings.reach.command(&format!("resume {rotation_id}")),
+                    settings.reach.command(&format!("rollback {rotation_id}")),
+                )))
         }
     }
 }
