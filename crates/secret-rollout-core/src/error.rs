@@ -371,17 +371,30 @@ mod tests {
     /// or expand them.
     #[test]
     fn a_command_carries_the_options_that_reach_the_environment() {
-        assert_eq!(Reach::default().command("history"), "secret-rollout history");
+        assert_eq!(
+            Reach::default().command("history"),
+            "secret-rollout history"
+        );
         let reach = Reach::new(
-            ["--config", "my dir/x.toml", "--env", "production", "--cluster", "c"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "--config",
+                "my dir/x.toml",
+                "--env",
+                "production",
+                "--cluster",
+                "c",
+            ]
+            .map(String::from)
+            .to_vec(),
         );
         assert_eq!(
             reach.command("rollback 0123abcd"),
             "secret-rollout rollback 0123abcd --config 'my dir/x.toml' --env production --cluster c"
         );
-        assert_eq!(reach.flags(), " --config 'my dir/x.toml' --env production --cluster c");
+        assert_eq!(
+            reach.flags(),
+            " --config 'my dir/x.toml' --env production --cluster c"
+        );
     }
 
     #[test]

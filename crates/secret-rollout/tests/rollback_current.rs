@@ -24,9 +24,11 @@ fn json(out: &Output) -> Value {
 
 /// Every journal record of rotation `id`, in order.
 fn records(env: &TestEnv, id: &str) -> Vec<Value> {
-    let path = env.state_dir().join("rotations").join(format!("{id}.jsonl"));
-    let body =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let path = env
+        .state_dir()
+        .join("rotations")
+        .join(format!("{id}.jsonl"));
+    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     body.lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect()
@@ -69,7 +71,11 @@ async fn replaced_and_rolled_back(env: &TestEnv) -> (String, String) {
         .run(&["rollback", &id, "--yes", "--max-poll", "50ms"], None)
         .await;
     assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
-    assert_eq!(env.current_version(SHARED), before, "the first rollback restored");
+    assert_eq!(
+        env.current_version(SHARED),
+        before,
+        "the first rollback restored"
+    );
     assert_eq!(
         writes(env),
         [1, 1, 2 * READERS.len()],
@@ -100,13 +106,21 @@ async fn a_second_rollback_finds_its_version_current_and_does_nothing() {
     );
     assert!(stdout.contains(&head), "{}", text(&out));
     assert!(stdout.contains(" holds it ("), "{}", text(&out));
-    assert!(!stdout.contains("next:"), "nothing to do next\n{}", text(&out));
+    assert!(
+        !stdout.contains("next:"),
+        "nothing to do next\n{}",
+        text(&out)
+    );
     assert!(
         !stdout.contains("written") && !stdout.contains("moved back from"),
         "the summary names no version it did not write or move\n{}",
         text(&out)
     );
-    assert_eq!(writes(&env), calls, "no write, no stage move, no deployment");
+    assert_eq!(
+        writes(&env),
+        calls,
+        "no write, no stage move, no deployment"
+    );
     assert_eq!(env.current_version(SHARED), before);
     for svc in READERS {
         assert_eq!(env.versions_read(svc, SHARED), [before.clone()].into());
@@ -162,7 +176,10 @@ async fn a_second_rollback_finds_its_version_current_and_does_nothing() {
         assert_eq!(r["services"], serde_json::json!([]), "{r}");
     }
     // The real rollback did move it back, and says so.
-    assert_eq!(rotations[1]["secrets"][0]["restored_version_id"], before.as_str());
+    assert_eq!(
+        rotations[1]["secrets"][0]["restored_version_id"],
+        before.as_str()
+    );
 }
 
 /// The version is current again because someone moved AWSCURRENT back by hand, without
@@ -213,7 +230,12 @@ async fn a_rollback_whose_version_is_current_but_not_held_points_to_the_redeploy
     let out = env
         .run(&["rollback", &id, "--cluster", CLUSTER, "--yes"], None)
         .await;
-    assert_eq!(out.status.code(), Some(exit::VERIFY_FAILED), "{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(exit::VERIFY_FAILED),
+        "{}",
+        text(&out)
+    );
     assert_eq!(writes(&env), calls, "nothing moved, nothing deployed");
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(

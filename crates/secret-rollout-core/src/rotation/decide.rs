@@ -388,14 +388,21 @@ pub fn rollback_restores(source: RollbackSource<'_>, reach: &Reach) -> Result<Re
         RollbackSource::Rotation(_) => rotation.secrets.first(),
     };
     let Some(secret) = secret else {
-        return Err(Error::bad_input(format!("rotation {id} changed no secret"))
-            .hint(format!("it was a redeploy: roll back a secret by name instead ({})", reach.command("rollback SECRET"))));
+        return Err(
+            Error::bad_input(format!("rotation {id} changed no secret")).hint(format!(
+                "it was a redeploy: roll back a secret by name instead ({})",
+                reach.command("rollback SECRET")
+            )),
+        );
     };
     let Some(from) = secret.written_version_id.clone() else {
         return Err(Error::refused(format!(
             "rotation {id} wrote no new version: there is nothing to roll back"
         ))
-        .hint(format!("see `{}` for what it did", reach.command("history"))));
+        .hint(format!(
+            "see `{}` for what it did",
+            reach.command("history")
+        )));
     };
     let Some(to) = secret.previous_version_id.clone() else {
         return Err(Error::refused(format!(
@@ -494,7 +501,8 @@ pub fn current_held(st: &crate::status::Status, arn: &str, services: &[ServiceRe
             .find(|s| s.cluster == r.cluster && s.name == r.service)
             .and_then(|s| s.secrets.iter().find(|x| x.secret_arn == arn));
         let Some(read) = read else {
-            out.why.push(format!("{} is not found reading it", r.service));
+            out.why
+                .push(format!("{} is not found reading it", r.service));
             out.open.push(r.clone());
             continue;
         };
@@ -530,7 +538,11 @@ pub struct StaleAdvice {
 pub fn stale_advice(st: &crate::status::Status, rotations: &[RotationSummary]) -> StaleAdvice {
     let mut out = StaleAdvice::default();
     let kept_failure = |arn: &str, current: Option<&str>| -> Option<Uuid> {
-        let last = rotations.iter().rev().find(|r| r.touches(arn))?;
+        // A redeploy changes no value: the last rotation that wrote or moved one decides.
+        let last = rotations
+            .iter()
+            .rev()
+            .find(|r| r.touches(arn) && r.started.kind != RotationKind::Redeploy)?;
         let kept = matches!(
             last.status,
             crate::journal::Status::Finished(Outcome::DeployFailed | Outcome::VerifyFailed)
@@ -550,9 +562,10 @@ pub fn stale_advice(st: &crate::status::Status, rotations: &[RotationSummary]) -
             match kept_failure(&read.secret_arn, read.current_version.as_deref()) {
                 Some(id) => match out.rollback.iter_mut().find(|(r, _, _)| *r == id) {
                     Some((_, _, services)) => services.push(svc.name.clone()),
-                    None => out
-                        .rollback
-                        .push((id, read.secret_name.clone(), vec![svc.name.clone()])),
+                    None => {
+                        out.rollback
+                            .push((id, read.secret_name.clone(), vec![svc.name.clone()]))
+                    }
                 },
                 None => redeploy = true,
             }
@@ -710,6 +723,18 @@ pub fn resumed_deployments(rotation: &RotationSummary, written: Option<f64>) -> 
     let started = rotation.started.started_at.unix_timestamp_nanos() as f64 / 1e9;
     Ours {
         after: Some(adopt_after(written.unwrap_or(0.0), Some(started))),
+        ..journaled_deployments(rotation)
+    }
+}
+
+/// What a rollback of `rotation` does not count as someone else's deployment: what its
+/// journal names, and any deployment created at or after `written` (when the version it
+/// undoes was created, AWS's clock): those launch tasks onto that version, ECS's
+/// circuit-breaker rollbacks of a kept failure first (they relaunch onto the value that
+/// failed, for ever), and replacing them is the undo. Without the date, only the journal's.
+pub fn undone_deployments(rotation: &RotationSummary, written: Option<f64>) -> Ours {
+    Ours {
+        after: written,
         ..journaled_deployments(rotation)
     }
 }
@@ -1412,6 +1437,320 @@ mod tests {
             message: None,
             finished_at: None,
             updated_at: at,
+        }
+    }
+
+    fn reach() -> Reach {
+        Reach::new(["--env", "production"].map(String::from).to_vec())
+    }
+
+    /// Issue 21 item 3: what a run prints as its next step, by outcome, each command
+    /// carrying the options that reach the environment.
+    #[test]
+    fn next_steps_by_outcome() {
+        let id = Uuid::from_u128(7);
+        let kept = |written, restored, has_previous| KeptSecret {
+            name: "production/x".into(),
+            written,
+            restored,
+            has_previous,
+        };
+        let rollback = format!("secret-rollout rollback {id} --env production");
+        let resume = format!("secret-rollout resume {id} --env production");
+        let status = "secret-rollout status production/x --env production".to_string();
+        use Outcome as O;
+        use RotationKind as K;
+        // (case, kind, outcome, secret, changed by another, steps)
+        let table: Vec<(&str, K, O, KeptSecret, bool, Vec<String>)> = vec![
+            (
+                "kept deploy failure",
+                K::Replace,
+                O::DeployFailed,
+                kept(true, false, true),
+                false,
+                vec![rollback.clone()],
+            ),
+            (
+                "kept, not proven",
+                K::Replace,
+                O::VerifyFailed,
+                kept(true, false, true),
+                false,
+                vec![rollback.clone()],
+            ),
+            (
+                "changed by someone else: look, move nothing",
+                K::Replace,
+                O::VerifyFailed,
+                kept(true, false, true),
+                true,
+                vec![status],
+            ),
+            (
+                "nothing to go back to",
+                K::Replace,
+                O::DeployFailed,
+                kept(true, false, false),
+                false,
+                vec![],
+            ),
+            (
+                "failed before writing",
+                K::Replace,
+                O::DeployFailed,
+                kept(false, false, true),
+                false,
+                vec![],
+            ),
+            (
+                "a redeploy wrote nothing",
+                K::Redeploy,
+                O::DeployFailed,
+                kept(false, false, false),
+                false,
+                vec![],
+            ),
+            (
+                "a rollback's redeploy failed",
+                K::Rollback,
+                O::DeployFailed,
+                kept(false, true, true),
+                false,
+                vec![],
+            ),
+            (
+                "timed out after the write",
+                K::Replace,
+                O::Timeout,
+                kept(true, false, true),
+                false,
+                vec![resume.clone(), rollback.clone()],
+            ),
+            (
+                "a rollback timed out",
+                K::Rollback,
+                O::Timeout,
+                kept(false, true, true),
+                false,
+                vec![resume.clone()],
+            ),
+            (
+                "verified",
+                K::Replace,
+                O::Verified,
+                kept(true, false, true),
+                false,
+                vec![],
+            ),
+            (
+                "restored",
+                K::Replace,
+                O::FailedRestored,
+                kept(true, true, true),
+                false,
+                vec![],
+            ),
+            (
+                "restore failed: its own commands",
+                K::Replace,
+                O::RestoreFailed,
+                kept(true, false, true),
+                false,
+                vec![],
+            ),
+            (
+                "superseded: nothing moves it",
+                K::Replace,
+                O::Superseded,
+                kept(true, false, true),
+                false,
+                vec![],
+            ),
+        ];
+        for (case, kind, outcome, secret, changed, want) in table {
+            assert_eq!(
+                next_steps(kind, outcome, id, &[secret], changed, &reach()),
+                want,
+                "{case}"
+            );
+        }
+    }
+
+    /// A refusal over an unfinished rotation suggests its rollback only when it wrote a
+    /// version there is something to roll back from.
+    #[test]
+    fn the_unfinished_hint_names_rollback_only_when_there_is_something_to_undo() {
+        let wrote = rotation(
+            1,
+            RotationKind::Replace,
+            Some((ARN, Some("v1"), Some("v2"))),
+        );
+        let id = Uuid::from_u128(1);
+        assert_eq!(
+            unfinished_hint(&wrote, &reach()),
+            format!("finish it with `secret-rollout resume {id} --env production` (or roll it back with `secret-rollout rollback {id} --env production`)")
+        );
+        let only = |r: &RotationSummary| {
+            format!(
+                "finish it with `secret-rollout resume {} --env production`",
+                r.rotation_id()
+            )
+        };
+        for r in [
+            rotation(2, RotationKind::Replace, Some((ARN, Some("v1"), None))),
+            rotation(3, RotationKind::Rollback, Some((ARN, Some("v1"), None))),
+            rotation(4, RotationKind::Redeploy, None),
+        ] {
+            assert_eq!(unfinished_hint(&r, &reach()), only(&r));
+        }
+    }
+
+    fn read(stale: usize, unproven: usize, tasks: usize) -> crate::status::SecretRead {
+        crate::status::SecretRead {
+            secret_arn: ARN.into(),
+            secret_name: "production/x".into(),
+            current_version: Some("v2".into()),
+            tasks,
+            stale_tasks: (0..stale).map(|i| format!("s{i}")).collect(),
+            unproven_tasks: (0..unproven).map(|i| format!("u{i}")).collect(),
+            pinned: Vec::new(),
+        }
+    }
+
+    fn status_of(
+        services: Vec<(&str, Option<crate::status::SecretRead>)>,
+    ) -> crate::status::Status {
+        let stale = services
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().map(|r| r.stale_tasks.len()))
+            .sum();
+        crate::status::Status {
+            secrets: Vec::new(),
+            services: services
+                .into_iter()
+                .map(|(name, r)| crate::status::ServiceStatus {
+                    cluster: "c".into(),
+                    name: name.into(),
+                    desired: 2,
+                    running: 2,
+                    pending: 0,
+                    deployments: Vec::new(),
+                    tasks: Vec::new(),
+                    secrets: r.into_iter().collect(),
+                    nothing_to_prove: false,
+                })
+                .collect(),
+            stale,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Issue 21 item 4: a rollback whose version is current is proven only when every task
+    /// of every service it would redeploy holds it.
+    #[test]
+    fn current_held_needs_every_task_of_every_service() {
+        let svc = |n: &str| ServiceRef {
+            cluster: "c".into(),
+            service: n.into(),
+        };
+        let all = [svc("front"), svc("api")];
+        let st = status_of(vec![
+            ("front", Some(read(0, 0, 3))),
+            ("api", Some(read(0, 0, 2))),
+        ]);
+        let held = current_held(&st, ARN, &all);
+        assert!(held.proven());
+        assert_eq!(held.holding, 5);
+        let st = status_of(vec![
+            ("front", Some(read(1, 1, 3))),
+            ("api", Some(read(0, 0, 2))),
+        ]);
+        let held = current_held(&st, ARN, &all);
+        assert_eq!(held.open, [svc("front")]);
+        assert_eq!(
+            held.why,
+            ["front: 1 of 3 task(s) started before it became current, 1 cannot be told"]
+        );
+        // A service not found reading it: nothing is proven of it.
+        let st = status_of(vec![("front", Some(read(0, 0, 3))), ("api", None)]);
+        let held = current_held(&st, ARN, &all);
+        assert_eq!(held.open, [svc("api")]);
+        assert_eq!(held.why, ["api is not found reading it"]);
+        assert!(current_held(&st, ARN, &[]).proven());
+    }
+
+    /// Issue 21 item 3: `status` suggests the rollback of a kept failure whose version is
+    /// still current, and a redeploy for anything else stale.
+    #[test]
+    fn stale_advice_rolls_back_a_kept_failure_and_redeploys_the_rest() {
+        let finished = |mut r: RotationSummary, o: Outcome| {
+            r.status = Status::Finished(o);
+            r
+        };
+        let kept = finished(
+            rotation(
+                1,
+                RotationKind::Replace,
+                Some((ARN, Some("v1"), Some("v2"))),
+            ),
+            Outcome::DeployFailed,
+        );
+        let st = status_of(vec![
+            ("front", Some(read(2, 0, 2))),
+            ("api", Some(read(1, 0, 2))),
+            ("pdf", Some(read(0, 0, 1))),
+        ]);
+        let advice = stale_advice(&st, std::slice::from_ref(&kept));
+        assert_eq!(advice.redeploy, Vec::<String>::new());
+        assert_eq!(
+            advice.rollback,
+            [(
+                Uuid::from_u128(1),
+                "production/x".to_string(),
+                vec!["front".to_string(), "api".to_string()]
+            )]
+        );
+        // Not a kept failure (verified, restored), or its version is no longer current,
+        // or a later rotation: redeploy.
+        let verified = finished(
+            rotation(
+                2,
+                RotationKind::Replace,
+                Some((ARN, Some("v1"), Some("v2"))),
+            ),
+            Outcome::Verified,
+        );
+        let elsewhere = finished(
+            rotation(
+                3,
+                RotationKind::Replace,
+                Some((ARN, Some("v0"), Some("v9"))),
+            ),
+            Outcome::DeployFailed,
+        );
+        // A redeploy since (onto the kept value) changes nothing of that.
+        let redeploy = finished(
+            rotation(4, RotationKind::Redeploy, Some((ARN, None, None))),
+            Outcome::DeployFailed,
+        );
+        assert_eq!(
+            stale_advice(&st, &[kept.clone(), redeploy]).rollback.len(),
+            1
+        );
+        // A rollback since: the value is the earlier one again.
+        let rolled_back = finished(
+            rotation(5, RotationKind::Rollback, Some((ARN, Some("v1"), None))),
+            Outcome::Verified,
+        );
+        for rotations in [
+            vec![],
+            vec![verified],
+            vec![elsewhere],
+            vec![kept.clone(), rolled_back],
+        ] {
+            let advice = stale_advice(&st, &rotations);
+            assert_eq!(advice.redeploy, ["front", "api"], "{rotations:?}");
+            assert!(advice.rollback.is_empty());
         }
     }
 

@@ -27,8 +27,10 @@ pub fn find_rotation(state_dir: &Path, id: &str, reach: &Reach) -> Result<Rotati
     match matches.len() {
         1 => Ok(matches.remove(0)),
         0 => Err(
-            Error::bad_input(format!("no rotation {id} in {}", state_dir.display()))
-                .hint(format!("list rotations with `{}`", reach.command("history"))),
+            Error::bad_input(format!("no rotation {id} in {}", state_dir.display())).hint(format!(
+                "list rotations with `{}`",
+                reach.command("history")
+            )),
         ),
         n => Err(Error::bad_input(format!("{n} rotations start with {id}"))
             .hint("give more of the rotation id")),
@@ -71,8 +73,16 @@ pub fn find_resumable(
     };
     if let Status::Finished(outcome) = summary.status {
         if !outcome.is_resumable() {
-            return Err(Error::refused(format!("rotation {} already finished ({})", summary.rotation_id(), outcome_word(outcome)))
-                .hint(format!("start a new one with `{}`, or undo it with `{}`", reach.command("replace SECRET"), reach.command(&format!("rollback {}", summary.rotation_id())))));
+            return Err(Error::refused(format!(
+                "rotation {} already finished ({})",
+                summary.rotation_id(),
+                outcome_word(outcome)
+            ))
+            .hint(format!(
+                "start a new one with `{}`, or undo it with `{}`",
+                reach.command("replace SECRET"),
+                reach.command(&format!("rollback {}", summary.rotation_id()))
+            )));
         }
     }
     Ok(summary)
@@ -202,7 +212,9 @@ async fn value_again(
         ),
         hint: Some(format!(
             "rerun `{}` with --value-stdin, --value-file or --generate",
-            settings.reach.command(&format!("resume {}", summary.rotation_id()))
+            settings
+                .reach
+                .command(&format!("resume {}", summary.rotation_id()))
         )),
         ..e
     })

@@ -12,8 +12,8 @@ use crate::secret::{self, SecretInfo};
 
 use super::decide::{self, RestoreChoice, RollbackSource};
 use super::replace;
-use super::resume::find_rotation;
 use super::report::SecretReport;
+use super::resume::find_rotation;
 use super::run::{close_rolled_back, lock_all, start_record, Run, SecretState};
 use super::{confirmed, Context, Operator, Report};
 use crate::status;
@@ -63,7 +63,8 @@ pub async fn rollback(
     let rotations;
     let (choice, info, undone) = match &request.of {
         RollbackOf::Rotation(r) => {
-            let choice = decide::rollback_restores(RollbackSource::Rotation(r), &ctx.settings.reach)?;
+            let choice =
+                decide::rollback_restores(RollbackSource::Rotation(r), &ctx.settings.reach)?;
             let info = secret::describe(sm, &choice.arn).await?;
             (choice, info, Some(&**r))
         }
@@ -97,18 +98,32 @@ pub async fn rollback(
                 // `rollback` has no --services: name what can run, as it can be typed.
                 let others: Vec<String> = redeploy.iter().map(|(r, _)| r.service.clone()).collect();
                 return Err(Error {
-                    hint: Some(decide::rollback_by_hand_hint(&info, &choice, &others, &ctx.settings.reach)),
+                    hint: Some(decide::rollback_by_hand_hint(
+                        &info,
+                        &choice,
+                        &others,
+                        &ctx.settings.reach,
+                    )),
                     ..refusal
                 });
             }
             redeploy.into_iter().map(|(r, _)| r).collect()
         }
     };
-    // The undone rotation's own deployments (one killed mid-rollout, say) are not
-    // someone else's.
-    let ours = undone
-        .map(decide::journaled_deployments)
-        .unwrap_or_default();
+    // The undone rotation's own deployments (one killed mid-rollout, say), and those
+    // launched onto its version since (a kept failure's circuit-breaker rollbacks), are
+    // not someone else's.
+    let ours = match undone {
+        Some(r) => {
+            let written = secret::versions(sm, &info.arn)
+                .await?
+                .into_iter()
+                .find(|v| v.id == choice.from)
+                .and_then(|v| v.created);
+            decide::undone_deployments(r, written)
+        }
+        None => Default::default(),
+    };
     replace::settle_first(
         ctx.clients,
         ctx.settings,

@@ -545,15 +545,11 @@ impl Run<'_> {
                 has_previous: s.previous.is_some(),
             })
             .collect();
-        let changed = rollout.as_ref().is_some_and(PhaseReport::changed_by_another);
-        let next_steps = decide::next_steps(
-            self.kind,
-            outcome,
-            id,
-            &kept,
-            changed,
-            &self.settings.reach,
-        );
+        let changed = rollout
+            .as_ref()
+            .is_some_and(PhaseReport::changed_by_another);
+        let next_steps =
+            decide::next_steps(self.kind, outcome, id, &kept, changed, &self.settings.reach);
         self.record(Record::Finished {
             outcome,
             at: now(),

@@ -66,7 +66,8 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
             values.push(session::read_value(&a.value, i, count, &label)?);
         }
     }
-    let mut settings = rotating::settings(&a.rollout, a.on_failure, session::reach(global, &a.target))?;
+    let mut settings =
+        rotating::settings(&a.rollout, a.on_failure, session::reach(global, &a.target))?;
     let s = session::sign_in(target, &a.target).await?;
     settings.state = session::backend(global, &a.target, &s)?;
     session::check_credential_lifetime(

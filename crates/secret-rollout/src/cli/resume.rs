@@ -47,7 +47,8 @@ pub async fn run(global: &Global, a: &ResumeArgs, reporter: &dyn Reporter) -> Re
         }
         None => None,
     };
-    let summary = rotation::find_resumable(&settings.state_dir, a.rotation.as_deref(), &settings.reach)?;
+    let summary =
+        rotation::find_resumable(&settings.state_dir, a.rotation.as_deref(), &settings.reach)?;
     let s = match early {
         Some(s) => s,
         None => {

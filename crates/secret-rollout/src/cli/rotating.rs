@@ -113,7 +113,9 @@ pub fn ask(yes: bool, question: &str) -> Result<bool> {
     if !interactive {
         return Err(
             Error::refused("not confirmed: there is no terminal to ask on")
-                .hint("review the plan (secret-rollout plan ...) and pass --yes to proceed"),
+                // Not `secret-rollout plan ...`: only `replace` has one; every command
+                // that asks shows what it would do before the question.
+                .hint("nothing was changed: review what it would do (printed above), then run the same command with --yes"),
         );
     }
     eprint!("{question} [y/N] ");

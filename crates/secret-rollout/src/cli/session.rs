@@ -78,7 +78,13 @@ fn flags(t: &args::Target) -> TargetFlags {
         env: t.env.clone(),
         region: t.region.clone(),
         profile: t.profile.clone(),
-        clusters: t.clusters.clone(),
+        // `--cluster c --cluster c` is one cluster, not its services twice.
+        clusters: t.clusters.iter().fold(Vec::new(), |mut all, c| {
+            if !all.contains(c) {
+                all.push(c.clone());
+            }
+            all
+        }),
     }
 }
 

@@ -104,7 +104,10 @@ pub fn advice(advice: &StaleAdvice, reach: &Reach) -> String {
     if !advice.redeploy.is_empty() {
         parts.push(format!(
             "redeploy them (`{}`)",
-            reach.command(&format!("redeploy --services {}", advice.redeploy.join(",")))
+            reach.command(&format!(
+                "redeploy --services {}",
+                advice.redeploy.join(",")
+            ))
         ));
     }
     for (id, secret, services) in &advice.rollback {
@@ -361,14 +364,7 @@ pub fn text(st: &Status, color: bool, next: &str) -> String {
     out
 }
 
-fn print(
-    global: &Global,
-    st: &Status,
-    watch: bool,
-    terminal: bool,
-    color: bool,
-    reach: &Reach,
-) {
+fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool, reach: &Reach) {
     let mut stdout = std::io::stdout().lock();
     match global.output {
         Output::Ndjson => ndjson::print_document("status", st),
@@ -538,7 +534,11 @@ mod tests {
 
     #[test]
     fn text_names_stale_tasks_and_pins_without_colour() {
-        let out = text(&st(vec!["t1".into()]), false, "redeploy them (`secret-rollout redeploy --services api`)");
+        let out = text(
+            &st(vec!["t1".into()]),
+            false,
+            "redeploy them (`secret-rollout redeploy --services api`)",
+        );
         assert!(out.contains("SERVICE"), "{out}");
         assert!(out.contains("6a1f0000"), "{out}");
         assert!(
