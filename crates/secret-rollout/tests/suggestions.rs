@@ -975,3 +975,103 @@ async fn the_sandbox_port_hint_starts_one_on_a_free_port() {
     child.kill().expect("stopped");
     let _ = child.wait();
 }
+
+/// Ctrl-C during a `rollback` (its redeploys held at the gate): the hint names only the
+/// `resume` of that rollback (a rollback wrote nothing, so `rollback` of it could not run),
+/// and pasted as printed it finishes the restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ctrl_c_hint_of_a_rollback_resumes_it_as_printed() {
+    use sandbox::faults::{FaultRule, Release, Which};
+    let env = start(SPEED).await;
+    write_config(&env);
+    let before = env.current_version(SHARED);
+    let out = env
+        .run(
+            &with_reach(&[
+                "replace",
+                SHORT,
+                "--generate",
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let id = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.split("journal id ").nth(1).map(|s| s.trim().to_string()))
+        .unwrap_or_else(|| panic!("a journal id\n{}", text(&out)));
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
+    let mut child = env
+        .cli()
+        .args(with_reach(&[
+            "rollback",
+            &id,
+            "--yes",
+            "--max-poll",
+            "50ms",
+        ]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    env.wait_held(&mut child, "the rollback's redeploys", READERS.len())
+        .await;
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waited"))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(exit::INTERRUPTED), "{}", text(&out));
+    assert_eq!(env.release(Which::All, Release::Drop).len(), READERS.len());
+    env.open_gate();
+    assert_eq!(
+        env.current_version(SHARED),
+        before,
+        "moved back before the redeploys"
+    );
+    let (error, hint) = error_and_hint(&out);
+    let rollback_id = error
+        .strip_prefix("interrupted: rotation ")
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{error}"))
+        .to_string();
+    assert_ne!(rollback_id, id);
+    assert_eq!(
+        backticked(&hint),
+        [format!(
+            "secret-rollout resume {rollback_id} --config conf/prod.toml --env production"
+        )],
+        "{hint}"
+    );
+    let deployments = env.calls("UpdateService");
+    let out = run_pasted(
+        &env,
+        &pasted(&backticked(&hint)[0]),
+        &["--yes", "--max-poll", "50ms"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_eq!(env.current_version(SHARED), before);
+    for svc in READERS {
+        assert_eq!(
+            env.versions_read(svc, SHARED),
+            [before.clone()].into(),
+            "{svc}\n{}",
+            text(&out)
+        );
+    }
+    assert_eq!(
+        env.calls("UpdateService"),
+        deployments + READERS.len(),
+        "{:#?}\n{}",
+        env.calls_of("UpdateService"),
+        text(&out)
+    );
+}

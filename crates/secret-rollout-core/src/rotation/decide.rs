@@ -1461,7 +1461,8 @@ mod tests {
         use Outcome as O;
         use RotationKind as K;
         // (case, kind, outcome, secret, changed by another, steps)
-        let table: Vec<(&str, K, O, KeptSecret, bool, Vec<String>)> = vec![
+        type Case = (&'static str, K, O, KeptSecret, bool, Vec<String>);
+        let table: Vec<Case> = vec![
             (
                 "kept deploy failure",
                 K::Replace,

@@ -145,12 +145,13 @@ pub async fn interruptible(
         r = fut => r,
         _ = stop => {
             let _ = rotation::mark_interrupted(settings, rotation_id);
-            Err(Error::new(Kind::Interrupted, format!("interrupted: rotation {rotation_id} stopped where it was"))
-                .hint(format!(
-                    "finish it with `{}`, or undo it with `{}`",
-                    settings.reach.command(&format!("resume {rotation_id}")),
-                    settings.reach.command(&format!("rollback {rotation_id}")),
-                )))
+            // What the journal says it did decides the hint: `resume`, and `rollback` only
+            // for a replace that wrote (a redeploy or a rollback wrote nothing to undo).
+            match rotation::find_rotation(&settings.state_dir, &rotation_id.to_string(), &settings.reach) {
+                Ok(summary) => Err(Error::new(Kind::Interrupted, format!("interrupted: rotation {rotation_id} stopped where it was"))
+                    .hint(rotation::decide::unfinished_hint(&summary, &settings.reach))),
+                Err(_) => Err(Error::new(Kind::Interrupted, format!("interrupted before rotation {rotation_id} was recorded: nothing was changed"))),
+            }
         }
     }
 }
