@@ -80,6 +80,7 @@ async fn replace_reporting(
         consistency_margin: Duration::from_millis(50),
         concurrent: Default::default(),
         state: Default::default(),
+        reach: Default::default(),
     };
     let caller = Caller {
         account: who.account,

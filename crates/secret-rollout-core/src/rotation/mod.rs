@@ -57,6 +57,8 @@ pub struct Settings {
     pub concurrent: ConcurrentDeploy,
     /// Whether they are shared with a team in S3 too (see [`crate::state`]).
     pub state: crate::state::Backend,
+    /// The options that reach the environment, carried by every command the run suggests.
+    pub reach: crate::error::Reach,
 }
 
 /// What a rotation does, before it writes, about a consumer in the middle of a deployment

@@ -176,6 +176,12 @@ pub struct Report {
     pub nothing_to_prove: Vec<ServiceRef>,
     /// Commands to restore by hand, when our restore failed.
     pub manual_restore: Vec<String>,
+    /// What to run next, ready to paste (they carry the options that reach the
+    /// environment): `rollback ID` after a failure whose new value was kept, `resume ID`
+    /// after a timeout, `redeploy` when a rollback found its version current but not
+    /// every task proven on it. Empty when there is nothing to do.
+    #[serde(default)]
+    pub next_steps: Vec<String>,
     /// AWS calls made, by operation.
     pub aws_calls: BTreeMap<String, u64>,
     /// Milliseconds from start to end.

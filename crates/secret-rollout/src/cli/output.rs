@@ -8,7 +8,7 @@ use secret_rollout_core::clients::Clients;
 use secret_rollout_core::consumers::Consumer;
 use secret_rollout_core::error::Error;
 use secret_rollout_core::history::epoch_rfc3339;
-use secret_rollout_core::journal::Outcome;
+use secret_rollout_core::journal::{Outcome, RotationKind};
 use secret_rollout_core::plan::RotationPlan;
 use secret_rollout_core::rotation::{outcome_word, Caller, PhaseReport, Report};
 use secret_rollout_core::verdict::Stage;
@@ -349,8 +349,24 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
                     s.name
                 );
             }
+            (Some(new), false) if r.kind == RotationKind::Rollback => {
+                let _ = writeln!(
+                    out,
+                    "  {}: AWSCURRENT not moved back to {prev} (it was {new})",
+                    s.name
+                );
+            }
             (Some(new), false) => {
                 let _ = writeln!(out, "  {}: {prev} -> {new} (AWSCURRENT)", s.name);
+            }
+            // A rollback writes nothing: it moves AWSCURRENT off `new` (the version the
+            // undone rotation wrote) back to `prev`.
+            (Some(new), true) if r.kind == RotationKind::Rollback => {
+                let _ = writeln!(
+                    out,
+                    "  {}: AWSCURRENT moved back from {new} to {prev}",
+                    s.name
+                );
             }
             (Some(new), true) => {
                 let _ = writeln!(
@@ -392,6 +408,9 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
         for c in &r.manual_restore {
             let _ = writeln!(out, "  {c}");
         }
+    }
+    for c in &r.next_steps {
+        let _ = writeln!(out, "next: {c}");
     }
     let total: u64 = r.aws_calls.values().sum();
     let _ = writeln!(

@@ -49,7 +49,7 @@ pub struct ReplaceArgs {
 pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> Result<i32> {
     if a.dry_run {
         // Every check of the real run before its first write, nothing written.
-        rotating::settings(&a.rollout, a.on_failure)?;
+        rotating::settings(&a.rollout, a.on_failure, session::reach(global, &a.target))?;
         return super::plan::show(
             global,
             &super::plan::Request {
@@ -79,7 +79,8 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
             values.push(session::read_value(&a.value, i, count, &label)?);
         }
     }
-    let mut settings = rotating::settings(&a.rollout, a.on_failure)?;
+    let mut settings =
+        rotating::settings(&a.rollout, a.on_failure, session::reach(global, &a.target))?;
     let s = session::sign_in(target, &a.target).await?;
     settings.state = session::backend(global, &a.target, &s)?;
     session::check_credential_lifetime(
