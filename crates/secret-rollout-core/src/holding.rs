@@ -478,4 +478,46 @@ mod tests {
         }
         .proven());
     }
+
+    /// The first read showed another version current (with a LastChangedDate): no moment
+    /// is known from which ours was current, so nothing is proven and no `since` is given,
+    /// even when ours is current at every later read.
+    #[test]
+    fn a_first_read_of_another_version_gives_no_since() {
+        let looks = [
+            look(0.0, "W", 90.0),
+            look(1.0, "V", 100.0),
+            look(3.5, "V", 100.0),
+        ];
+        let h = judge(&Question {
+            version: "V",
+            created: Some(100.0),
+            looks: &looks,
+            listed_at: Some(3.0),
+            margin: 0.5,
+        });
+        assert_eq!(short(&h), A::NotProven("first read"), "{h:?}");
+        assert_eq!(h.since(), None, "{h:?}");
+    }
+
+    /// AWSPENDING on our own version is no rotation of another value: a moved
+    /// LastChangedDate is then explained as such, not as a rotation in progress.
+    #[test]
+    fn pending_on_our_own_version_is_not_called_a_rotation() {
+        let looks = [
+            look(0.0, "V", 100.0),
+            pending(look(1.0, "V", 105.0), "V"),
+            look(3.5, "V", 105.0),
+        ];
+        let h = judge(&Question {
+            version: "V",
+            created: Some(100.0),
+            looks: &looks,
+            listed_at: Some(3.0),
+            margin: 0.5,
+        });
+        assert_eq!(short(&h), A::NotProven("LastChangedDate moved"), "{h:?}");
+        let moved = pending(look(1.0, "V", 105.0), "W");
+        assert!(unexplained(&moved, "V").contains("AWSPENDING is on W"));
+    }
 }

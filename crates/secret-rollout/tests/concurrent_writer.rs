@@ -534,7 +534,11 @@ async fn during_the_restore(label_move: bool) {
         .and_then(|r| r["version_id"].as_str())
         .expect("the written version in the journal")
         .to_string();
-    assert_ne!(env.current_version(SHARED), ours, "restored before the hold");
+    assert_ne!(
+        env.current_version(SHARED),
+        ours,
+        "restored before the hold"
+    );
     let other = if label_move {
         // A colleague puts our (rejected) version back, by hand.
         move_current(&env, &ours).await;
