@@ -520,4 +520,19 @@ mod tests {
         let moved = pending(look(1.0, "V", 105.0), "W");
         assert!(unexplained(&moved, "V").contains("AWSPENDING is on W"));
     }
+
+    /// `by_since` answers only for the version the last look shows current: asked about
+    /// another, it knows nothing.
+    #[test]
+    fn by_since_only_for_the_version_current_at_the_last_look() {
+        let looks = [
+            look(0.0, "V", 100.0),
+            look(1.0, "W", 110.0),
+            look(2.0, "W", 110.0),
+        ];
+        assert_eq!(by_since(&looks, "W"), Some(110.0));
+        assert_eq!(by_since(&looks, "V"), None);
+        assert_eq!(by_since(&looks[..1], "W"), None);
+        assert_eq!(by_since(&[], "W"), None);
+    }
 }
