@@ -535,4 +535,18 @@ mod tests {
         assert_eq!(by_since(&looks[..1], "W"), None);
         assert_eq!(by_since(&[], "W"), None);
     }
+
+    /// A task created exactly the margin after the other version became current cannot be
+    /// told: only one created after that holds the other version for sure.
+    #[test]
+    fn the_margin_after_a_supersession_is_not_yet_the_other_version() {
+        let h = Holding::Superseded {
+            since: Some(100.0),
+            by: "W".into(),
+            by_since: Some(110.0),
+        };
+        assert_eq!(task_holds(111.0, &h, 1.0), TaskHolds::Unknown);
+        assert_eq!(task_holds(111.5, &h, 1.0), TaskHolds::Other);
+        assert_eq!(task_holds(99.0, &h, 1.0), TaskHolds::Before);
+    }
 }
