@@ -106,6 +106,8 @@ async fn finish(env: &TestEnv, mut child: Child, tag: &str) -> (Option<i32>, Val
 }
 
 /// Every journal record so far, across rotations (a line still being written is skipped).
+/// None before the first rotation made the directory: callers wait on it or compare exact
+/// counts of records that must be there, so an absent directory fails them.
 fn records(env: &TestEnv) -> Vec<Value> {
     let dir = env.state_dir().join("rotations");
     let Ok(entries) = std::fs::read_dir(&dir) else {

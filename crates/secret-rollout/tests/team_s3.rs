@@ -180,7 +180,9 @@ impl Team {
     }
 }
 
-/// The local journal records of `state`, in file order (a torn last line skipped).
+/// The local journal records of `state`, in file order (a torn last line skipped). None
+/// before the first rotation made the directory: callers wait on it or compare exact counts
+/// or the bucket's records, so an absent directory fails them.
 fn local_records(state: &Path) -> Vec<Value> {
     let dir = state.join("rotations");
     let Ok(entries) = std::fs::read_dir(&dir) else {
