@@ -549,4 +549,26 @@ mod tests {
         assert!(!idle_has_nothing_to_prove(&info(0, 1, 0)));
         assert!(!idle_has_nothing_to_prove(&info(0, 0, 1)));
     }
+
+    /// Every deployment must be empty too: one still running or starting a task (its
+    /// counts ahead of the service's) is something to prove.
+    #[test]
+    fn nothing_to_prove_looks_at_every_deployments_counts() {
+        let with = |d: DeploymentObs| ServiceObs {
+            info: ServiceInfo::default(),
+            deployments: vec![d],
+            events: vec![],
+        };
+        assert!(nothing_to_prove(
+            &with(dep("ecs-svc/2", "PRIMARY", "COMPLETED", 0, 0)),
+            &[]
+        ));
+        let running = dep("ecs-svc/2", "PRIMARY", "COMPLETED", 0, 1);
+        assert!(!nothing_to_prove(&with(running), &[]));
+        let mut pending = dep("ecs-svc/2", "PRIMARY", "COMPLETED", 0, 0);
+        pending.pending = 1;
+        assert!(!nothing_to_prove(&with(pending), &[]));
+        let desired = dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 1, 0);
+        assert!(!nothing_to_prove(&with(desired), &[]));
+    }
 }
