@@ -155,7 +155,31 @@ async fn sdk_round_trip_of_a_forced_deployment() {
     assert_eq!(d.rollout_state().map(|s| s.as_str()), Some("COMPLETED"));
     assert_eq!(svc.running_count(), 2);
     assert!(d.created_at().is_some());
-    assert!(!svc.events().is_empty());
+    // The events are the sandbox's, newest first, every one parsed (the clock is stopped:
+    // nothing happens between the call and the snapshot); the newest says steady state.
+    let snap = sb.snapshot();
+    let truth: Vec<&str> = snap["ecs"]["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|s| s["name"] == "pdf")
+        .expect("pdf in the sandbox")["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["message"].as_str().expect("message"))
+        .collect();
+    let got: Vec<&str> = svc.events().iter().filter_map(|e| e.message()).collect();
+    assert_eq!(got.len(), svc.events().len(), "every event has a message");
+    assert_eq!(got, truth);
+    assert!(
+        got[0].ends_with("has reached a steady state."),
+        "newest event: {got:?}"
+    );
+    assert!(svc
+        .events()
+        .iter()
+        .all(|e| e.id().is_some() && e.created_at().is_some()));
     assert_eq!(out.failures()[0].reason(), Some("MISSING"));
 
     let clusters = ecs

@@ -62,6 +62,36 @@ fn sts_client(sb: &sandbox::Sandbox, c: Credentials) -> StsClient {
     )
 }
 
+/// The sandbox's state of secret `name` (ground truth, without values).
+fn secret_truth(sb: &sandbox::Sandbox, name: &str) -> serde_json::Value {
+    let snap = sb.world().lock().unwrap().snapshot();
+    snap["secrets"]
+        .as_array()
+        .expect("secrets")
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in the sandbox"))
+        .clone()
+}
+
+/// The sandbox's CreatedDate of version `id` of a secret from [`secret_truth`].
+fn version_created(secret: &serde_json::Value, id: &str) -> serde_json::Value {
+    secret["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .find(|v| v["id"] == id)
+        .unwrap_or_else(|| panic!("version {id}: {secret}"))["created"]
+        .clone()
+}
+
+/// An SDK date equals the sandbox's epoch seconds, to the wire format's millisecond.
+fn assert_same_time(sdk: Option<f64>, truth: &serde_json::Value) {
+    let truth = truth.as_f64().expect("a date in the sandbox");
+    let sdk = sdk.expect("a date in the answer");
+    assert!((sdk - truth).abs() < 1e-3, "{sdk} vs the sandbox's {truth}");
+}
+
 fn alice() -> Credentials {
     creds("AKIAALICE00000000000", "alice-secret", None)
 }
@@ -94,7 +124,12 @@ async fn put_rollback_and_describe_through_the_sdk() {
         stages["11111111-1111-4111-8111-111111111111"],
         ["AWSPREVIOUS"]
     );
-    assert!(d.created_date().is_some() && d.last_changed_date().is_some());
+    // The dates are the sandbox's own (its clock at creation and at the put), exactly,
+    // to the millisecond of the wire format.
+    let truth = secret_truth(&sb, "production/app_key");
+    let put_created = version_created(&truth, token);
+    assert_same_time(d.created_date().map(|t| t.as_secs_f64()), &truth["created"]);
+    assert_same_time(d.last_changed_date().map(|t| t.as_secs_f64()), &put_created);
     assert_eq!(d.rotation_enabled(), None);
 
     sm.update_secret_version_stage()
@@ -112,7 +147,10 @@ async fn put_rollback_and_describe_through_the_sdk() {
         .await
         .unwrap();
     assert_eq!(v.secret_string(), Some("v1"));
-    assert!(v.created_date().is_some());
+    assert_same_time(
+        v.created_date().map(|t| t.as_secs_f64()),
+        &version_created(&truth, "11111111-1111-4111-8111-111111111111"),
+    );
 
     let list = sm
         .list_secret_version_ids()
@@ -202,6 +240,9 @@ async fn assume_role_with_mfa_through_the_sdk() {
 
     let code =
         sandbox::sts::totp_code("JBSWY3DPEHPK3PXP", sandbox::sts::wall_clock_secs()).unwrap();
+    // Expiry is on the real clock (AWS's clients compare it with theirs): bracketed by
+    // the wall clock before and after the call, 3600s (the default duration) after it.
+    let issued_from = sandbox::sts::wall_clock_secs() as i64;
     let out = sts
         .assume_role()
         .role_arn("arn:aws:iam::123456789012:role/operator")
@@ -211,11 +252,14 @@ async fn assume_role_with_mfa_through_the_sdk() {
         .send()
         .await
         .unwrap();
+    let issued_to = sandbox::sts::wall_clock_secs() as i64;
     let c = out.credentials().unwrap();
     assert!(c.access_key_id().starts_with("ASIA"));
     let exp = c.expiration().secs();
-    let now = sandbox::sts::wall_clock_secs() as i64;
-    assert!((now + 3590..=now + 3610).contains(&exp), "{exp} vs {now}");
+    assert!(
+        (issued_from + 3600..=issued_to + 3600).contains(&exp),
+        "{exp}: 3600s after a moment in [{issued_from}, {issued_to}]"
+    );
 
     let session = creds(
         c.access_key_id(),

@@ -116,6 +116,10 @@ async fn assume(sb: &sandbox::Sandbox, role: &str, extra: &[(&str, &str)]) -> (u
 async fn assume_role_with_the_right_mfa_code() {
     let sb = start(SCENARIO).await;
     let code = code_now();
+    // Session expiry is on the real clock (as in AWS: clients compare it with theirs), so
+    // it is bracketed by the wall clock read before and after the call: the sandbox reads
+    // it once in between and adds exactly the duration asked for.
+    let issued_from = wall_clock_secs();
     let (status, xml) = assume(
         &sb,
         OPERATOR,
@@ -126,18 +130,21 @@ async fn assume_role_with_the_right_mfa_code() {
         ],
     )
     .await;
+    let issued_to = wall_clock_secs();
     assert_eq!(status, 200, "{xml}");
     let key = xml_field(&xml, "AccessKeyId").unwrap();
     assert!(key.starts_with("ASIA") && key.len() == 20, "{key}");
-    assert!(xml_field(&xml, "SecretAccessKey").unwrap().len() >= 40);
+    assert_eq!(xml_field(&xml, "SecretAccessKey").unwrap().len(), 40);
     assert!(!xml_field(&xml, "SessionToken").unwrap().is_empty());
     let expiration = xml_field(&xml, "Expiration").unwrap();
     let exp =
         time::OffsetDateTime::parse(&expiration, &time::format_description::well_known::Rfc3339)
             .unwrap()
             .unix_timestamp() as u64;
-    let now = wall_clock_secs();
-    assert!(exp >= now + 7190 && exp <= now + 7210, "{expiration}");
+    assert!(
+        (issued_from + 7200..=issued_to + 7200).contains(&exp),
+        "{expiration}: 7200s after a moment in [{issued_from}, {issued_to}]"
+    );
     assert_eq!(
         xml_field(&xml, "Arn").unwrap(),
         "arn:aws:sts::123456789012:assumed-role/operator/secret-rollout"

@@ -478,4 +478,75 @@ mod tests {
         }
         .proven());
     }
+
+    /// The first read showed another version current (with a LastChangedDate): no moment
+    /// is known from which ours was current, so nothing is proven and no `since` is given,
+    /// even when ours is current at every later read.
+    #[test]
+    fn a_first_read_of_another_version_gives_no_since() {
+        let looks = [
+            look(0.0, "W", 90.0),
+            look(1.0, "V", 100.0),
+            look(3.5, "V", 100.0),
+        ];
+        let h = judge(&Question {
+            version: "V",
+            created: Some(100.0),
+            looks: &looks,
+            listed_at: Some(3.0),
+            margin: 0.5,
+        });
+        assert_eq!(short(&h), A::NotProven("first read"), "{h:?}");
+        assert_eq!(h.since(), None, "{h:?}");
+    }
+
+    /// AWSPENDING on our own version is no rotation of another value: a moved
+    /// LastChangedDate is then explained as such, not as a rotation in progress.
+    #[test]
+    fn pending_on_our_own_version_is_not_called_a_rotation() {
+        let looks = [
+            look(0.0, "V", 100.0),
+            pending(look(1.0, "V", 105.0), "V"),
+            look(3.5, "V", 105.0),
+        ];
+        let h = judge(&Question {
+            version: "V",
+            created: Some(100.0),
+            looks: &looks,
+            listed_at: Some(3.0),
+            margin: 0.5,
+        });
+        assert_eq!(short(&h), A::NotProven("LastChangedDate moved"), "{h:?}");
+        let moved = pending(look(1.0, "V", 105.0), "W");
+        assert!(unexplained(&moved, "V").contains("AWSPENDING is on W"));
+    }
+
+    /// `by_since` answers only for the version the last look shows current: asked about
+    /// another, it knows nothing.
+    #[test]
+    fn by_since_only_for_the_version_current_at_the_last_look() {
+        let looks = [
+            look(0.0, "V", 100.0),
+            look(1.0, "W", 110.0),
+            look(2.0, "W", 110.0),
+        ];
+        assert_eq!(by_since(&looks, "W"), Some(110.0));
+        assert_eq!(by_since(&looks, "V"), None);
+        assert_eq!(by_since(&looks[..1], "W"), None);
+        assert_eq!(by_since(&[], "W"), None);
+    }
+
+    /// A task created exactly the margin after the other version became current cannot be
+    /// told: only one created after that holds the other version for sure.
+    #[test]
+    fn the_margin_after_a_supersession_is_not_yet_the_other_version() {
+        let h = Holding::Superseded {
+            since: Some(100.0),
+            by: "W".into(),
+            by_since: Some(110.0),
+        };
+        assert_eq!(task_holds(111.0, &h, 1.0), TaskHolds::Unknown);
+        assert_eq!(task_holds(111.5, &h, 1.0), TaskHolds::Other);
+        assert_eq!(task_holds(99.0, &h, 1.0), TaskHolds::Before);
+    }
 }

@@ -433,4 +433,142 @@ mod tests {
             assert_eq!(proof.holds(1), want, "{case}");
         }
     }
+
+    #[test]
+    fn only_completed_and_failed_are_final() {
+        assert!(Stage::Completed.is_final());
+        assert!(Stage::Failed {
+            reason: String::new()
+        }
+        .is_final());
+        assert!(!Stage::Starting.is_final());
+        assert!(!Stage::Draining.is_final());
+    }
+
+    #[test]
+    fn draining_needs_every_desired_task_and_no_old_task_running_or_pending() {
+        // Exactly the desired count running, the old deployment empty: draining.
+        let s = svc(vec![
+            dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 3, 3),
+            dep("ecs-svc/1", "ACTIVE", "COMPLETED", 0, 0),
+        ]);
+        assert_eq!(judge(&s, "ecs-svc/2", None), Stage::Draining);
+        // One short of the desired count: still starting.
+        let s = svc(vec![
+            dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 3, 2),
+            dep("ecs-svc/1", "ACTIVE", "COMPLETED", 0, 0),
+        ]);
+        assert_eq!(judge(&s, "ecs-svc/2", None), Stage::Starting);
+        // An old task still pending (none running) serves soon: starting.
+        let mut old = dep("ecs-svc/1", "ACTIVE", "COMPLETED", 0, 0);
+        old.pending = 1;
+        let s = svc(vec![dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 3, 3), old]);
+        assert_eq!(judge(&s, "ecs-svc/2", None), Stage::Starting);
+        // COMPLETED yet not alone: not completed.
+        let s = svc(vec![
+            dep("ecs-svc/2", "PRIMARY", "COMPLETED", 3, 3),
+            dep("ecs-svc/1", "ACTIVE", "COMPLETED", 0, 1),
+        ]);
+        assert_eq!(judge(&s, "ecs-svc/2", None), Stage::Starting);
+    }
+
+    #[test]
+    fn a_failed_deployment_says_why_or_that_it_failed() {
+        let mut failed = dep("ecs-svc/2", "PRIMARY", "FAILED", 3, 0);
+        let s = svc(vec![failed.clone()]);
+        assert_eq!(
+            judge(&s, "ecs-svc/2", None),
+            Stage::Failed {
+                reason: "deployment failed".into()
+            }
+        );
+        failed.reason = "circuit breaker".into();
+        let s = svc(vec![failed]);
+        assert_eq!(
+            judge(&s, "ecs-svc/2", None),
+            Stage::Failed {
+                reason: "circuit breaker".into()
+            }
+        );
+        // Ours gone from the list: failed, naming the primary now.
+        let s = svc(vec![dep("ecs-svc/1", "PRIMARY", "COMPLETED", 3, 3)]);
+        match judge(&s, "ecs-svc/2", None) {
+            Stage::Failed { reason } => assert!(reason.contains("primary is now ecs-svc/1")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn proof_boundaries() {
+        // Created exactly when the value became current: holds it.
+        let p = prove(&[task("a", "ecs-svc/2", 100.0, "RUNNING")], None, 100.0);
+        assert_eq!((p.fresh, p.total, p.stale.len()), (1, 1, 0));
+        // Without startedAt, the creation time stands for it; the range spans the tasks
+        // whatever their order.
+        let mut a = task("a", "ecs-svc/2", 130.0, "RUNNING");
+        a.started_at = None;
+        let p = prove(
+            &[
+                a,
+                task("b", "ecs-svc/2", 110.0, "RUNNING"),
+                task("c", "ecs-svc/2", 120.0, "RUNNING"),
+            ],
+            None,
+            100.0,
+        );
+        assert_eq!(p.started, Some((115.0, 130.0)));
+        // A task no deployment started is named so when `ours` is asked for.
+        let p = prove(&[task("a", "", 110.0, "RUNNING")], Some("ecs-svc/2"), 100.0);
+        assert_eq!(
+            p.stale[0].reason,
+            "started by not a deployment, not ecs-svc/2"
+        );
+        // A stale task spoils the proof even with fresh ones, and even at desired 0.
+        let p = prove(
+            &[
+                task("a", "ecs-svc/2", 110.0, "RUNNING"),
+                task("b", "ecs-svc/2", 90.0, "RUNNING"),
+            ],
+            None,
+            100.0,
+        );
+        assert!(!p.holds(2));
+        assert!(!p.holds(0));
+    }
+
+    #[test]
+    fn idle_only_when_nothing_is_desired_running_or_pending() {
+        let info = |desired, running, pending| ServiceInfo {
+            desired,
+            running,
+            pending,
+            ..ServiceInfo::default()
+        };
+        assert!(idle_has_nothing_to_prove(&info(0, 0, 0)));
+        assert!(!idle_has_nothing_to_prove(&info(1, 0, 0)));
+        assert!(!idle_has_nothing_to_prove(&info(0, 1, 0)));
+        assert!(!idle_has_nothing_to_prove(&info(0, 0, 1)));
+    }
+
+    /// Every deployment must be empty too: one still running or starting a task (its
+    /// counts ahead of the service's) is something to prove.
+    #[test]
+    fn nothing_to_prove_looks_at_every_deployments_counts() {
+        let with = |d: DeploymentObs| ServiceObs {
+            info: ServiceInfo::default(),
+            deployments: vec![d],
+            events: vec![],
+        };
+        assert!(nothing_to_prove(
+            &with(dep("ecs-svc/2", "PRIMARY", "COMPLETED", 0, 0)),
+            &[]
+        ));
+        let running = dep("ecs-svc/2", "PRIMARY", "COMPLETED", 0, 1);
+        assert!(!nothing_to_prove(&with(running), &[]));
+        let mut pending = dep("ecs-svc/2", "PRIMARY", "COMPLETED", 0, 0);
+        pending.pending = 1;
+        assert!(!nothing_to_prove(&with(pending), &[]));
+        let desired = dep("ecs-svc/2", "PRIMARY", "IN_PROGRESS", 1, 0);
+        assert!(!nothing_to_prove(&with(desired), &[]));
+    }
 }

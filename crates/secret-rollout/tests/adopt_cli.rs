@@ -541,6 +541,6 @@ async fn the_plan_comes_before_the_value_prompt_and_an_empty_value_is_refused_at
         !after.contains("redeploy (3)"),
         "the plan is shown once: {after}"
     );
-    assert!(env.calls("GetCallerIdentity") >= 1);
+    assert_eq!(env.calls("GetCallerIdentity"), 1, "the one sign-in check");
     assert_eq!(env.calls("PutSecretValue"), 0);
 }

@@ -8,18 +8,19 @@
 //! our version; never a restore over the other change (AWSCURRENT is the other writer's
 //! version at the end, and the tool moved no label after it); the outcome and exit code
 //! documented (11 superseded, 6 not proven, 4 refused before the write); and `status`
-//! truthful afterwards. A latency fault holds the tool at the moment while the test
-//! writes.
+//! truthful afterwards. The sandbox's gate holds the tool at the moment while the test
+//! writes: the moment is named by what the journal shows (started, written, three
+//! redeploys, the restore) and the call the tool waits in, never by the n-th call of an
+//! operation (see `tests/common/gate.rs`).
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
 
 use sandbox::ecs::{HealthEffect, HealthRule};
-use sandbox::faults::{FaultKind, FaultRule};
+use sandbox::faults::{FaultRule, Release, Which};
 use serde_json::Value;
 
 use common::{start, text, TestEnv, CLUSTER, SHARED};
@@ -43,23 +44,28 @@ fn replace_args(extra: &[&'static str]) -> Vec<&'static str> {
     v
 }
 
-/// Holds the `nth` (1-based, counted from now) call of `op` for `ms`.
-fn hold(env: &TestEnv, service: &str, op: &str, nth: u64, ms: u64) {
-    env.sandbox
-        .world()
-        .lock()
-        .expect("world")
-        .set_faults(vec![FaultRule {
-            service: Some(service.into()),
-            operation: Some(op.into()),
-            kind: FaultKind::Latency,
-            probability: None,
-            nth: Some(vec![nth]),
-            count: None,
-            latency_ms: Some(ms),
-            resource: None,
-        }])
-        .expect("valid fault");
+/// Gates `op` and lets the tool's calls of it through one by one until the journal shows
+/// `kind` `n` times while one of them waits: the tool has then journalled that and waits
+/// in its next call of `op`. Returns the calls held then.
+async fn hold_after(
+    env: &TestEnv,
+    child: &mut Child,
+    service: &str,
+    op: &str,
+    kind: &str,
+    n: usize,
+) -> Vec<sandbox::faults::HeldCall> {
+    env.gate(vec![FaultRule::gate(service, op)]);
+    let what = format!("{op} waiting after {n} {kind} record(s)");
+    let held = env
+        .advance_until(child, &what, |env, _| count(env, kind) >= n)
+        .await;
+    assert_eq!(count(env, kind), n, "{what}: {:?}", records(env));
+    assert!(
+        held.iter().all(|c| c.operation == op),
+        "only {op} is gated: {held:?}"
+    );
+    held
 }
 
 fn spawn(env: &TestEnv, args: &[&str], stdin: &[u8], tag: &str) -> Child {
@@ -100,6 +106,8 @@ async fn finish(env: &TestEnv, mut child: Child, tag: &str) -> (Option<i32>, Val
 }
 
 /// Every journal record so far, across rotations (a line still being written is skipped).
+/// None before the first rotation made the directory: callers wait on it or compare exact
+/// counts of records that must be there, so an absent directory fails them.
 fn records(env: &TestEnv) -> Vec<Value> {
     let dir = env.state_dir().join("rotations");
     let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -122,17 +130,6 @@ fn records(env: &TestEnv) -> Vec<Value> {
 
 fn count(env: &TestEnv, kind: &str) -> usize {
     records(env).iter().filter(|r| r["type"] == kind).count()
-}
-
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "never reached: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// The other writer: a new version (PutSecretValue), returning its id.
@@ -288,11 +285,21 @@ fn assert_superseded(report: &Value, other: &str, phase: &str) {
 async fn a_new_version_before_the_write_refuses_the_write() {
     let env = start(2000.0).await;
     let before = env.current_version(SHARED);
-    // ListSecretVersionIds #2 is the write's check, right before PutSecretValue.
-    hold(&env, "secretsmanager", "ListSecretVersionIds", 2, 1500);
-    let child = spawn(&env, &replace_args(&[]), b"our-new-value", "run");
-    wait_until("the rotation started", || count(&env, "started") == 1).await;
+    // The rotation is journalled as started and waits in the write's check of the
+    // versions (ListSecretVersionIds, right before PutSecretValue): nothing is written.
+    let mut child = spawn(&env, &replace_args(&[]), b"our-new-value", "run");
+    hold_after(
+        &env,
+        &mut child,
+        "secretsmanager",
+        "ListSecretVersionIds",
+        "started",
+        1,
+    )
+    .await;
+    assert_eq!(env.calls("PutSecretValue"), 0, "held before the write");
     let other = put_other(&env).await;
+    env.open_gate();
     let (code, report, err) = finish(&env, child, "run").await;
     assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("someone else changed the secret"), "{err}");
@@ -316,12 +323,21 @@ async fn a_new_version_before_the_write_refuses_the_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_version_after_the_write_before_the_redeploys_is_superseded_with_nothing_deployed() {
     let env = start(2000.0).await;
-    // ListSecretVersionIds #3 reads the written version's date, after the write and
-    // before the watch's first look and any redeploy.
-    hold(&env, "secretsmanager", "ListSecretVersionIds", 3, 1500);
-    let child = spawn(&env, &replace_args(&[]), b"our-new-value", "run");
-    wait_until("written", || count(&env, "written") == 1).await;
+    // Journalled as written, it waits in its read of the written version's date
+    // (ListSecretVersionIds), before the watch's first look and any redeploy.
+    let mut child = spawn(&env, &replace_args(&[]), b"our-new-value", "run");
+    hold_after(
+        &env,
+        &mut child,
+        "secretsmanager",
+        "ListSecretVersionIds",
+        "written",
+        1,
+    )
+    .await;
+    assert_eq!(env.calls("UpdateService"), 0, "held before any redeploy");
     let other = put_other(&env).await;
+    env.open_gate();
     let (code, report, err) = finish(&env, child, "run").await;
     assert_eq!(code, Some(11), "{err}\n{report}");
     assert_superseded(&report, &other, "rollout");
@@ -339,19 +355,20 @@ async fn a_new_version_after_the_write_before_the_redeploys_is_superseded_with_n
     check_truth(&env, code, &report).await;
 }
 
-/// Mid-rollout: once every service is redeployed, the first follow poll is held while
-/// the other writer acts.
+/// Mid-rollout: once every service is redeployed (three `redeployed` records), the
+/// follow's first poll (DescribeServices) is held while the other writer acts.
 async fn mid_rollout(label_move: bool) {
     let env = start(2000.0).await;
     let before = env.current_version(SHARED);
-    // DescribeServices #1 is the plan's, #2 the rollout's look before redeploying, #3
-    // the first poll of the follow.
-    hold(&env, "ecs", "DescribeServices", 3, 1500);
-    let child = spawn(&env, &replace_args(&[]), b"our-new-value", "run");
-    wait_until("redeployed", || count(&env, "redeployed") == 3).await;
-    wait_until("the first poll is held", || {
-        env.calls("DescribeServices") >= 3
-    })
+    let mut child = spawn(&env, &replace_args(&[]), b"our-new-value", "run");
+    hold_after(
+        &env,
+        &mut child,
+        "ecs",
+        "DescribeServices",
+        "redeployed",
+        READERS.len(),
+    )
     .await;
     let other = if label_move {
         // A colleague moves AWSCURRENT back to the previous version by hand.
@@ -360,6 +377,7 @@ async fn mid_rollout(label_move: bool) {
     } else {
         put_other(&env).await
     };
+    env.open_gate();
     let (code, report, err) = finish(&env, child, "run").await;
     assert_eq!(code, Some(11), "{err}\n{report}");
     assert_superseded(&report, &other, "rollout");
@@ -389,15 +407,22 @@ async fn a_label_move_mid_rollout_is_superseded_never_verified_never_restored() 
     mid_rollout(true).await;
 }
 
-/// During verification: ListTasks is held while AWSCURRENT is moved away and back (or a
-/// new version written): the tool cannot prove what tasks hold.
+/// During verification: once every redeploy is journalled, verification's listing of
+/// the tasks (ListTasks) is held while AWSCURRENT is moved away and back (or a new
+/// version written): the tool cannot prove what tasks hold.
 async fn during_verification(change: Change) {
     let env = start(2000.0).await;
     let before = env.current_version(SHARED);
-    // Nothing before verification lists tasks: ListTasks #1 is verification's.
-    hold(&env, "ecs", "ListTasks", 1, 1500);
-    let child = spawn(&env, &replace_args(&[]), b"our-new-value", "run");
-    wait_until("verifying", || env.calls("ListTasks") >= 1).await;
+    let mut child = spawn(&env, &replace_args(&[]), b"our-new-value", "run");
+    hold_after(
+        &env,
+        &mut child,
+        "ecs",
+        "ListTasks",
+        "redeployed",
+        READERS.len(),
+    )
+    .await;
     let ours = env.current_version(SHARED);
     assert_ne!(
         ours, before,
@@ -422,6 +447,7 @@ async fn during_verification(change: Change) {
                 .await
                 .expect("the other writer's tag edit");
         }
+        env.open_gate();
         let (code, report, err) = finish(&env, child, "run").await;
         assert_eq!(code, Some(6), "{err}\n{report}");
         assert_eq!(report["outcome"], "verify_failed", "{report}");
@@ -434,6 +460,7 @@ async fn during_verification(change: Change) {
         (code, report, err)
     } else {
         let other = put_other(&env).await;
+        env.open_gate();
         let (code, report, err) = finish(&env, child, "run").await;
         assert_eq!(code, Some(11), "{err}\n{report}");
         assert_superseded(&report, &other, "rollout");
@@ -492,16 +519,28 @@ async fn during_the_restore(label_move: bool) {
             probability: None,
             effect: HealthEffect::AppRejectsValue,
         }]);
-    // UpdateService #1-#3 are the rollout's, #4 the restore's first.
-    hold(&env, "ecs", "UpdateService", 4, 1500);
-    let child = spawn(&env, &replace_args(&[]), b"a-value-the-apps-reject", "run");
-    wait_until("written", || count(&env, "written") == 1).await;
-    let ours = env.current_version(SHARED);
-    wait_until("restored", || count(&env, "restored") == 1).await;
-    wait_until("the restore's first redeploy is held", || {
-        env.calls("UpdateService") >= 4
-    })
-    .await;
+    // The rollout's redeploys go through; once the journal says restored (AWSCURRENT
+    // moved back), the restore's redeploys (UpdateService) are held.
+    let mut child = spawn(&env, &replace_args(&[]), b"a-value-the-apps-reject", "run");
+    let held = hold_after(&env, &mut child, "ecs", "UpdateService", "restored", 1).await;
+    assert_eq!(count(&env, "written"), 1);
+    assert_eq!(
+        count(&env, "redeployed"),
+        READERS.len(),
+        "only the rollout's redeploys went through: {held:?}"
+    );
+    // Ours is the version the rollout wrote, journalled as written.
+    let ours = records(&env)
+        .iter()
+        .find(|r| r["type"] == "written")
+        .and_then(|r| r["version_id"].as_str())
+        .expect("the written version in the journal")
+        .to_string();
+    assert_ne!(
+        env.current_version(SHARED),
+        ours,
+        "restored before the hold"
+    );
     let other = if label_move {
         // A colleague puts our (rejected) version back, by hand.
         move_current(&env, &ours).await;
@@ -509,6 +548,7 @@ async fn during_the_restore(label_move: bool) {
     } else {
         put_other(&env).await
     };
+    env.open_gate();
     let (code, report, err) = finish(&env, child, "run").await;
     assert_eq!(code, Some(11), "{err}\n{report}");
     assert_superseded(&report, &other, "restore");
@@ -536,19 +576,23 @@ async fn a_label_move_during_the_restore_is_superseded() {
 async fn between_kill_and_resume(label_move: bool) {
     let env = start(2000.0).await;
     let before = env.current_version(SHARED);
-    // Held after the write, before any redeploy: the kill lands there.
-    hold(&env, "secretsmanager", "ListSecretVersionIds", 3, 600_000);
+    // Journalled as written and held in its next secretsmanager read, before any
+    // redeploy: the kill lands there, and the held call never reaches AWS.
     let mut child = spawn(&env, &replace_args(&[]), b"our-new-value", "run");
-    wait_until("written", || count(&env, "written") == 1).await;
-    wait_until("held", || env.calls("ListSecretVersionIds") >= 3).await;
+    hold_after(
+        &env,
+        &mut child,
+        "secretsmanager",
+        "ListSecretVersionIds",
+        "written",
+        1,
+    )
+    .await;
     child.kill().expect("SIGKILL");
     assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
-    env.sandbox
-        .world()
-        .lock()
-        .unwrap()
-        .set_faults(Vec::new())
-        .unwrap();
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    assert_eq!(env.calls("UpdateService"), 0, "killed before any redeploy");
     let other = if label_move {
         move_current(&env, &before).await;
         before.clone()
@@ -608,14 +652,23 @@ async fn without_another_writer_replace_is_verified_and_every_task_holds_ours() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_text_report_of_a_superseded_run_names_the_other_version_and_claims_nothing() {
     let env = start(2000.0).await;
-    hold(&env, "secretsmanager", "ListSecretVersionIds", 3, 1500);
     let args: Vec<&str> = replace_args(&[])
         .into_iter()
         .filter(|a| *a != "--output" && *a != "json")
         .collect();
-    let child = spawn(&env, &args, b"our-new-value", "text");
-    wait_until("written", || count(&env, "written") == 1).await;
+    // Journalled as written, held before the watch's first look and any redeploy.
+    let mut child = spawn(&env, &args, b"our-new-value", "text");
+    hold_after(
+        &env,
+        &mut child,
+        "secretsmanager",
+        "ListSecretVersionIds",
+        "written",
+        1,
+    )
+    .await;
     let other = put_other(&env).await;
+    env.open_gate();
     let status = tokio::task::spawn_blocking(move || {
         let mut child = child;
         child.wait().expect("reaped")

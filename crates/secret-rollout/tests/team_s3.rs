@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sandbox::faults::{FaultKind, FaultRule};
+use sandbox::faults::{FaultRule, Release, Which};
 use serde_json::Value;
 
 use common::moto::Moto;
@@ -180,7 +180,9 @@ impl Team {
     }
 }
 
-/// The local journal records of `state`, in file order (a torn last line skipped).
+/// The local journal records of `state`, in file order (a torn last line skipped). None
+/// before the first rotation made the directory: callers wait on it or compare exact counts
+/// or the bucket's records, so an absent directory fails them.
 fn local_records(state: &Path) -> Vec<Value> {
     let dir = state.join("rotations");
     let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -206,42 +208,17 @@ fn count(records: &[Value], kind: &str) -> usize {
     records.iter().filter(|r| r["type"] == kind).count()
 }
 
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !done() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "never reached: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// UpdateService calls ECS accepted (a call dropped at the gate is logged with an error).
+fn deployed(env: &TestEnv) -> usize {
+    env.calls_of("UpdateService")
+        .iter()
+        .filter(|c| c["error"].is_null())
+        .count()
 }
 
-fn clear(env: &TestEnv) {
-    env.sandbox
-        .world()
-        .lock()
-        .unwrap()
-        .set_faults(Vec::new())
-        .unwrap();
-}
-
-fn hold(env: &TestEnv, service: &str, op: &str, nth: Vec<u64>, latency_ms: u64) {
-    env.sandbox
-        .world()
-        .lock()
-        .unwrap()
-        .set_faults(vec![FaultRule {
-            service: Some(service.into()),
-            operation: Some(op.into()),
-            kind: FaultKind::Latency,
-            probability: None,
-            nth: Some(nth),
-            count: None,
-            latency_ms: Some(latency_ms),
-            resource: None,
-        }])
-        .unwrap();
+/// Journal records of `kind` in a machine's state directory.
+fn local_count(state: &Path, kind: &str) -> usize {
+    count(&local_records(state), kind)
 }
 
 fn replace_args(value_source: &str) -> Vec<&str> {
@@ -293,15 +270,15 @@ async fn a_second_machine_is_refused_then_resumes_after_kill_9() {
     let t = team(("8s", "2s")).await;
     let env = &t.env;
     let before = env.current_version(SHARED);
-    // The first run stops after its write: the rollout's look before redeploying is held.
-    hold(env, "ecs", "DescribeServices", vec![2], 600_000);
+    // The first run stops after its write: its redeploys (UpdateService) wait at the
+    // gate, and the journal says written.
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
     let value = b"team-state-first-value";
     let mut first = t.spawn("a", &replace_args("--value-stdin"), value);
     let state_a = t.state("a");
-    wait_until("the first run wrote", || {
-        count(&local_records(&state_a), "written") == 1
-    })
-    .await;
+    env.wait_held(&mut first, "the redeploys at the gate", READERS.len())
+        .await;
+    assert_eq!(local_count(&state_a, "written"), 1, "held after the write");
     let t0 = Instant::now();
     while t.bucket_records().await.len() < 2 {
         assert!(t0.elapsed() < Duration::from_secs(30), "records pushed");
@@ -314,7 +291,9 @@ async fn a_second_machine_is_refused_then_resumes_after_kill_9() {
     assert_eq!(t.lock_keys().await.len(), 1, "the lock is in the bucket");
 
     let puts = env.calls_of("PutSecretValue").len();
-    let updates = env.calls_of("UpdateService").len();
+    // The held calls are in the log already (a dropped one gets its error when dropped).
+    let updates = deployed(env);
+    assert_eq!(updates, READERS.len(), "the first run's redeploys, held");
     // Even told to go on despite other deployments: the lock is not a deployment.
     let mut args = replace_args("--generate");
     args.push("--allow-concurrent-deploy");
@@ -335,16 +314,15 @@ async fn a_second_machine_is_refused_then_resumes_after_kill_9() {
         puts,
         "nothing written"
     );
-    assert_eq!(
-        env.calls_of("UpdateService").len(),
-        updates,
-        "nothing deployed"
-    );
+    assert_eq!(deployed(env), updates, "nothing deployed");
     assert_eq!(env.version_count(SHARED), 2);
 
     first.kill().unwrap();
     assert_eq!(first.wait().unwrap().code(), None, "killed by a signal");
-    clear(env);
+    // The held redeploys never reached ECS.
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    assert_eq!(deployed(env), 0, "nothing deployed by the first run");
 
     // Right after the kill the lease still runs: resume is refused too, writing nothing.
     let early = t
@@ -367,7 +345,7 @@ async fn a_second_machine_is_refused_then_resumes_after_kill_9() {
         "{}",
         text(&early)
     );
-    assert_eq!(env.calls_of("UpdateService").len(), updates);
+    assert_eq!(deployed(env), 0, "nothing deployed by the refused resume");
 
     tokio::time::sleep(Duration::from_secs(9)).await;
     let resumed = t
@@ -432,13 +410,15 @@ async fn a_second_machine_is_refused_then_resumes_after_kill_9() {
 async fn a_run_whose_lease_is_lost_stops_before_its_next_write() {
     let t = team(("3s", "1s")).await;
     let env = &t.env;
-    // Held after the write, for much longer than the lease.
-    hold(env, "ecs", "DescribeServices", vec![2], 12_000);
+    // Held after the write, in its look before redeploying (DescribeServices), which
+    // comes before the lease check of its next write (UpdateService). Not the
+    // UpdateService itself: a call held there has passed the check already.
+    env.gate(vec![FaultRule::gate("ecs", "DescribeServices")]);
     let value = b"lease-lost-new-value";
     let mut first = t.spawn("a", &replace_args("--value-stdin"), value);
     let state_a = t.state("a");
-    wait_until("the first run wrote", || {
-        count(&local_records(&state_a), "written") == 1
+    env.advance_until(&mut first, "the look after the write", |_, _| {
+        local_count(&state_a, "written") == 1
     })
     .await;
     let rotation = local_records(&state_a)[0]["rotation_id"]
@@ -465,6 +445,11 @@ async fn a_run_whose_lease_is_lost_stops_before_its_next_write() {
     assert!(err.contains("last renewed"), "{err}");
     assert!(err.contains("removed the lock"), "{err}");
     assert!(t.lock_keys().await.is_empty());
+    // The lease is kept on the real clock: once the lock is gone the run's renewal fails,
+    // and a lease (3s) after its last renewal it has run out whatever the renewal saw. Only
+    // then may the held look go on: this wait is the lease's, not a timing assertion.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    env.open_gate();
 
     let status = tokio::task::spawn_blocking(move || first.wait().unwrap())
         .await
@@ -489,7 +474,6 @@ async fn a_run_whose_lease_is_lost_stops_before_its_next_write() {
         "nothing pushed after the loss"
     );
 
-    clear(env);
     let resumed = t
         .run(
             "a",
@@ -572,25 +556,15 @@ async fn unreachable_mid_rotation(back_before_the_end: bool) {
     let cut = cut_proxy(&t.s3_endpoint).await;
     t.s3_endpoint = cut.endpoint.clone();
     let env = &t.env;
-    // After the write, the look before redeploying and the first poll of the follow are
-    // slow: S3 goes down in the first pause, comes back in the second.
-    env.sandbox
-        .world()
-        .lock()
-        .unwrap()
-        .set_faults(vec![FaultRule {
-            service: Some("ecs".into()),
-            operation: Some("DescribeServices".into()),
-            kind: FaultKind::Latency,
-            probability: None,
-            nth: Some(vec![2, 3]),
-            count: None,
-            latency_ms: Some(2_500),
-            resource: None,
-        }])
-        .unwrap();
+    // After the write the redeploys wait at the gate: S3 goes down there (the started
+    // and written records are in the bucket). The redeploys then go on, and the follow's
+    // first poll waits at the gate with the three redeploys journalled locally: S3 comes
+    // back there (or not, until the run ended).
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
     let mut run = t.spawn("a", &replace_args("--generate"), b"");
     let state_a = t.state("a");
+    env.wait_held(&mut run, "the redeploys at the gate", READERS.len())
+        .await;
     let t0 = Instant::now();
     while t.bucket_records().await.len() < 2 {
         assert!(
@@ -600,10 +574,19 @@ async fn unreachable_mid_rotation(back_before_the_end: bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    assert_eq!(
+        count(&t.bucket_records().await, "written"),
+        1,
+        "the write reached the bucket before S3 went down"
+    );
     cut.down.store(true, Ordering::SeqCst);
-    wait_until("redeployed while S3 is down", || {
-        count(&local_records(&state_a), "redeployed") == 3
-    })
+    env.gate(vec![FaultRule::gate("ecs", "DescribeServices")]);
+    env.release(Which::All, Release::Run);
+    env.advance_until(
+        &mut run,
+        "following, redeployed while S3 is down",
+        |_, _| local_count(&state_a, "redeployed") == READERS.len(),
+    )
     .await;
     let during = t.bucket_records().await;
     assert_eq!(
@@ -614,6 +597,7 @@ async fn unreachable_mid_rotation(back_before_the_end: bool) {
     if back_before_the_end {
         cut.down.store(false, Ordering::SeqCst);
     }
+    env.open_gate();
     let status = tokio::task::spawn_blocking(move || run.wait().unwrap())
         .await
         .unwrap();
