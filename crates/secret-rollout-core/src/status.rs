@@ -318,7 +318,7 @@ pub fn assess(
                             ..Default::default()
                         },
                         deployments: svc.deployments.clone(),
-                        events: Vec::new(),
+                        ..Default::default()
                     },
                     &[],
                 ),

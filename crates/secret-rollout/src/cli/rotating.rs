@@ -37,6 +37,7 @@ pub fn settings(r: &args::RolloutArgs, failure: args::OnFailure) -> Result<Setti
         consistency_margin: r.consistency_margin,
         concurrent: concurrent(r),
         state: Default::default(),
+        max_task_failures: r.max_task_failures,
     })
 }
 
