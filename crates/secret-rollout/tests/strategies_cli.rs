@@ -13,7 +13,7 @@ use std::process::{Output, Stdio};
 
 use common::gate::wait_for;
 use common::{start_with, text, TestEnv};
-use sandbox::ecs::{HealthEffect, HealthRule, Timing};
+use sandbox::ecs::{HealthEffect, HealthRule, HookResult, HookRule, Timing};
 use sandbox::faults::{FaultKind, FaultRule, Release, Which};
 use sandbox::Scenario;
 use secret_rollout_core::error::exit;
@@ -491,25 +491,72 @@ async fn blue_green_superseded_by_someone_else_is_followed_not_failed() {
     superseded(BLUE_GREEN).await;
 }
 
-/// An alarm in ALARM while the deployment bakes: ECS rolls it back; the tool restores.
-/// Blue's tasks already hold the previous value; every running task ends on it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blue_green_alarm_mid_deployment_is_restored() {
-    let config = format!(
-        "{BLUE_GREEN}\nalarms = {{ alarmNames = [\"web-5xx\"], enable = true, rollback = true }}"
-    );
-    let env = env_with(&config).await;
-    // Hold the tool's second look at its service deployment, fire the alarm, go on.
+/// New tasks of `web` stay PENDING ten virtual minutes (0.3 s): a deployment is still
+/// under way when a test acts on it.
+fn slow_tasks(env: &TestEnv) {
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_timing(
+            Some(CLUSTER),
+            Some(SERVICE),
+            Timing {
+                pending: 600.0,
+                ..Timing::default()
+            },
+        )
+        .expect("service exists");
+}
+
+/// A gate on the `nth` call of an ECS operation.
+fn gate_nth(env: &TestEnv, operation: &str, nth: u64) {
     env.gate(vec![FaultRule {
         service: Some("ecs".into()),
-        operation: Some("DescribeServiceDeployments".into()),
+        operation: Some(operation.into()),
         resource: None,
         kind: FaultKind::Gate,
         probability: None,
-        nth: Some(vec![2]),
+        nth: Some(vec![nth]),
         count: Some(1),
         latency_ms: None,
     }]);
+}
+
+/// The run ended restored (exit 8): AWSCURRENT is back on `before`, every running task
+/// holds it, and the rollout's failure names `cause`.
+fn assert_restored(env: &TestEnv, out: &Output, before: &str, cause: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(out)
+    );
+    assert_eq!(env.current_version(SECRET), before, "AWSCURRENT moved back");
+    assert_every_task_holds(env, before);
+    let failed: Vec<String> = lines(out)
+        .into_iter()
+        .filter(|l| l["type"] == "deployment_failed" && l["phase"] == "rollout")
+        .filter_map(|l| l["reason"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        failed.iter().any(|r| r.contains(cause)),
+        "{cause} in {failed:?}\n{}",
+        text(out)
+    );
+    assert_eq!(report(out)["outcome"], "failed_restored");
+}
+
+/// An alarm in ALARM while the deployment is under way: ECS rolls it back; the tool
+/// restores. (Blue/green: blue's tasks already hold the previous value.)
+async fn alarm_mid_deployment(config: &str) {
+    let config = format!(
+        "{config}\nalarms = {{ alarmNames = [\"web-5xx\"], enable = true, rollback = true }}"
+    );
+    let env = env_with(&config).await;
+    slow_tasks(&env);
+    // Hold the tool's second look at its service deployment, fire the alarm, go on.
+    gate_nth(&env, "DescribeServiceDeployments", 2);
     let before = env.current_version(SECRET);
     let mut cmd = replace_cmd(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]);
     let mut child = cmd
@@ -528,7 +575,13 @@ async fn blue_green_alarm_mid_deployment_is_restored() {
     wait_for("the rollback", || {
         env.state()["ecs"]["services"][0]["serviceDeployments"]
             .as_array()
-            .is_some_and(|d| d.iter().any(|x| x["status"] == "ROLLBACK_SUCCESSFUL"))
+            .is_some_and(|d| {
+                d.iter().any(|x| {
+                    x["status"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("ROLLBACK"))
+                })
+            })
     })
     .await;
     env.sandbox
@@ -542,22 +595,94 @@ async fn blue_green_alarm_mid_deployment_is_restored() {
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
         .await
         .expect("join");
-    assert_eq!(
-        out.status.code(),
-        Some(exit::FAILED_RESTORED),
-        "{}",
-        text(&out)
+    assert_restored(&env, &out, &before, "alarm web-5xx fired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_alarm_mid_deployment_is_restored() {
+    alarm_mid_deployment(ROLLING).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_alarm_mid_deployment_is_restored() {
+    alarm_mid_deployment(BLUE_GREEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_alarm_mid_deployment_is_restored() {
+    alarm_mid_deployment(LINEAR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_alarm_mid_deployment_is_restored() {
+    alarm_mid_deployment(CANARY).await;
+}
+
+/// A Lambda lifecycle hook after scale-up fails (or never answers, and times out with
+/// ROLLBACK): ECS rolls the deployment back; the tool restores. The hook rule is lifted
+/// before the restore deploys (its UpdateService is held until then), so the restore's
+/// own hook succeeds.
+async fn hook_rolls_back(config: &str, result: HookResult, cause: &str) {
+    let config = format!(
+        "{config}\nlifecycleHooks = [{{ targetType = \"AWS_LAMBDA\", hookTargetArn = \"arn:aws:lambda:eu-west-1:123456789012:function:smoke\", roleArn = \"arn:aws:iam::123456789012:role/hook\", lifecycleStages = [\"POST_SCALE_UP\"], timeoutConfiguration = {{ timeoutInMinutes = 1, action = \"ROLLBACK\" }} }}]"
     );
-    assert_eq!(env.current_version(SECRET), before, "AWSCURRENT moved back");
-    assert_every_task_holds(&env, &before);
-    let failed = lines(&out)
-        .into_iter()
-        .filter(|l| l["type"] == "deployment_failed")
-        .filter_map(|l| l["reason"].as_str().map(str::to_string))
-        .collect::<Vec<_>>();
+    let env = env_with(&config).await;
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_hook_rules(vec![HookRule {
+            cluster: None,
+            service: Some(SERVICE.into()),
+            hook_target_arn: None,
+            stage: None,
+            result,
+            after_seconds: 0.0,
+        }]);
+    gate_nth(&env, "UpdateService", 2);
+    let before = env.current_version(SECRET);
+    let mut cmd = replace_cmd(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    env.wait_held(&mut child, "the restore's UpdateService", 1)
+        .await;
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_hook_rules(Vec::new());
+    env.release(Which::Oldest(1), Release::Run);
+    env.open_gate();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("join");
+    assert_restored(&env, &out, &before, "lifecycle hook");
     assert!(
-        failed.iter().any(|r| r.contains("alarm web-5xx fired")),
-        "{failed:?}\n{}",
+        lines(&out).iter().any(|l| l["type"] == "deployment_failed"
+            && l["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("lifecycle hook")
+                    && r.contains(cause)
+                    && r.contains("rollback"))),
+        "the hook {cause}, rolled back\n{}",
         text(&out)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_hook_failed_is_restored() {
+    hook_rolls_back(BLUE_GREEN, HookResult::Fail, " failed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_hook_failed_is_restored() {
+    hook_rolls_back(LINEAR, HookResult::Fail, " failed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_hook_timed_out_is_restored() {
+    hook_rolls_back(CANARY, HookResult::NoAnswer, "timed out").await;
 }
