@@ -686,3 +686,39 @@ async fn linear_hook_failed_is_restored() {
 async fn canary_hook_timed_out_is_restored() {
     hook_rolls_back(CANARY, HookResult::NoAnswer, "timed out").await;
 }
+
+/// `plan` shows each staged service's strategy and the least time its rollout takes (bake
+/// and traffic steps); a rolling service gets no such line. Nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_strategy_and_least_rollout_time() {
+    // (config, the line wanted, or none)
+    let cases: [(&str, Option<&str>); 4] = [
+        (ROLLING, None),
+        (
+            BLUE_GREEN,
+            Some("strategy BLUE_GREEN: at least 10m of bake and traffic steps"),
+        ),
+        // 50% steps: one step bake of 1m, then the 10m bake.
+        (
+            LINEAR,
+            Some("strategy LINEAR: at least 11m of bake and traffic steps"),
+        ),
+        // A 20% canary baking 1m, then the 10m bake.
+        (
+            CANARY,
+            Some("strategy CANARY: at least 11m of bake and traffic steps"),
+        ),
+    ];
+    for (config, want) in cases {
+        let env = env_with(config).await;
+        let out = env.run(&["plan", SECRET, "--cluster", CLUSTER], None).await;
+        assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+        let all = text(&out);
+        match want {
+            Some(line) => assert!(all.contains(line), "{line}\n{all}"),
+            None => assert!(!all.contains("strategy "), "{all}"),
+        }
+        assert_eq!(env.version_count(SECRET), 1, "nothing written");
+        assert_eq!(env.calls("UpdateService"), 0, "nothing deployed");
+    }
+}

@@ -114,6 +114,9 @@ pub struct ServiceInfo {
     /// `deploymentConfiguration.strategy` as ECS wrote it (`ROLLING`, `BLUE_GREEN`,
     /// `LINEAR`, `CANARY`); empty when ECS gave none (rolling, the default).
     pub strategy: String,
+    /// The least time a deployment takes from its bake times and traffic steps (seconds;
+    /// 0 for rolling): see [`crate::rollout::strategy::least_rollout_seconds`].
+    pub least_rollout_secs: u64,
 }
 
 impl ServiceInfo {

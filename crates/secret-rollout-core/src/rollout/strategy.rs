@@ -159,6 +159,56 @@ pub fn detector_threshold(
     (!(rolling && breaker_on)).then(|| breaker_threshold(desired))
 }
 
+/// The least time a deployment of this strategy takes, in seconds, from its bake times
+/// and traffic steps alone (task start-up and draining come on top), with ECS's defaults
+/// for what the service leaves out: linear `stepPercent` 10 and `stepBakeTimeInMinutes` 6,
+/// canary `canaryPercent` 5 and `canaryBakeTimeInMinutes` 10. Rolling: 0. `linear` and
+/// `canary`: (percent, step bake minutes) as configured.
+pub fn least_rollout_seconds(
+    strategy: &str,
+    bake_minutes: Option<i32>,
+    linear: Option<(Option<f64>, Option<i32>)>,
+    canary: Option<(Option<f64>, Option<i32>)>,
+) -> u64 {
+    let minutes = |m: i32| u64::try_from(m.max(0)).unwrap_or(0) * 60;
+    let bake = minutes(bake_minutes.unwrap_or(0));
+    match strategy {
+        "BLUE_GREEN" => bake,
+        "LINEAR" => {
+            let (step, step_bake) = linear.unwrap_or((None, None));
+            let step = step.filter(|p| p.is_finite() && *p > 0.0).unwrap_or(10.0);
+            // Steps to reach 100%; a step bake between two steps, none after the last.
+            let steps = (100.0 / step.min(100.0)).ceil() as u64;
+            steps.saturating_sub(1) * minutes(step_bake.unwrap_or(6)) + bake
+        }
+        "CANARY" => {
+            let (percent, canary_bake) = canary.unwrap_or((None, None));
+            if percent.unwrap_or(5.0) >= 100.0 {
+                bake
+            } else {
+                minutes(canary_bake.unwrap_or(10)) + bake
+            }
+        }
+        _ => 0,
+    }
+}
+
+/// `1h 30m`, `12m`, `45s`: a duration for a plan line.
+pub fn human_seconds(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut parts = Vec::new();
+    if h > 0 {
+        parts.push(format!("{h}h"));
+    }
+    if m > 0 {
+        parts.push(format!("{m}m"));
+    }
+    if s > 0 || parts.is_empty() {
+        parts.push(format!("{s}s"));
+    }
+    parts.join(" ")
+}
+
 /// The range `--max-task-failures` accepts.
 pub const MAX_TASK_FAILURES_RANGE: std::ops::RangeInclusive<u32> = 1..=200;
 
@@ -386,6 +436,114 @@ mod tests {
             panic!("stopped while current is a failure");
         };
         assert!(reason.contains("circuit breaker"), "{reason}");
+    }
+
+    #[test]
+    fn least_rollout_time_per_strategy() {
+        // (case, strategy, bake, linear, canary, seconds)
+        #[allow(clippy::type_complexity)]
+        let table: Vec<(
+            &str,
+            &str,
+            Option<i32>,
+            Option<(Option<f64>, Option<i32>)>,
+            Option<(Option<f64>, Option<i32>)>,
+            u64,
+        )> = vec![
+            ("rolling", "ROLLING", None, None, None, 0),
+            ("no strategy given: rolling", "", Some(30), None, None, 0),
+            (
+                "blue/green: the bake",
+                "BLUE_GREEN",
+                Some(10),
+                None,
+                None,
+                600,
+            ),
+            (
+                "blue/green, a day's bake",
+                "BLUE_GREEN",
+                Some(1440),
+                None,
+                None,
+                86_400,
+            ),
+            (
+                "linear defaults: 10 steps, 9 step bakes of 6m",
+                "LINEAR",
+                None,
+                None,
+                None,
+                9 * 360,
+            ),
+            (
+                "linear 50%: one step bake, then the bake",
+                "LINEAR",
+                Some(10),
+                Some((Some(50.0), Some(1))),
+                None,
+                60 + 600,
+            ),
+            (
+                "linear 30%: 4 steps",
+                "LINEAR",
+                Some(0),
+                Some((Some(30.0), Some(2))),
+                None,
+                3 * 120,
+            ),
+            (
+                "linear 100%: one step",
+                "LINEAR",
+                Some(5),
+                Some((Some(100.0), Some(6))),
+                None,
+                300,
+            ),
+            (
+                "canary defaults: 10m canary",
+                "CANARY",
+                None,
+                None,
+                None,
+                600,
+            ),
+            (
+                "canary 20% for 1m, bake 10m",
+                "CANARY",
+                Some(10),
+                None,
+                Some((Some(20.0), Some(1))),
+                60 + 600,
+            ),
+            (
+                "canary 100%: no canary bake",
+                "CANARY",
+                Some(3),
+                None,
+                Some((Some(100.0), Some(10))),
+                180,
+            ),
+            (
+                "a strategy this build does not know",
+                "FUTURE",
+                Some(10),
+                None,
+                None,
+                0,
+            ),
+        ];
+        for (case, strategy, bake, linear, canary, want) in table {
+            assert_eq!(
+                least_rollout_seconds(strategy, bake, linear, canary),
+                want,
+                "{case}"
+            );
+        }
+        assert_eq!(human_seconds(0), "0s");
+        assert_eq!(human_seconds(660), "11m");
+        assert_eq!(human_seconds(5430), "1h 30m 30s");
+        assert_eq!(human_seconds(86_400), "24h");
     }
 
     #[test]
