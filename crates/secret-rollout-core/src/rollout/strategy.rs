@@ -209,6 +209,28 @@ pub fn human_seconds(secs: u64) -> String {
     parts.join(" ")
 }
 
+/// The refusal of a rollout whose slowest service cannot finish within `timeout`: its
+/// bake times and traffic steps alone take longer (ecspresso #1063: a 23-hour bake
+/// blocking CI). `services`: (name, strategy, least seconds). `None`: every one fits.
+pub fn too_slow_for(services: &[(&str, &str, u64)], timeout_secs: u64) -> Option<(String, String)> {
+    let (name, strategy, least) = services
+        .iter()
+        .copied()
+        .filter(|(_, _, least)| *least > timeout_secs)
+        .max_by_key(|(_, _, least)| *least)?;
+    Some((
+        format!(
+            "service {name} deploys {strategy}: its bake times and traffic steps alone take at least {}, longer than --timeout {}",
+            human_seconds(least),
+            human_seconds(timeout_secs)
+        ),
+        format!(
+            "give --timeout {} or more (plan shows each service's least time), or leave the service out with --services",
+            human_seconds(least + 600)
+        ),
+    ))
+}
+
 /// The range `--max-task-failures` accepts.
 pub const MAX_TASK_FAILURES_RANGE: std::ops::RangeInclusive<u32> = 1..=200;
 
@@ -544,6 +566,33 @@ mod tests {
         assert_eq!(human_seconds(660), "11m");
         assert_eq!(human_seconds(5430), "1h 30m 30s");
         assert_eq!(human_seconds(86_400), "24h");
+    }
+
+    #[test]
+    fn a_rollout_longer_than_the_timeout_is_refused() {
+        let services = [
+            ("api", "ROLLING", 0),
+            ("viewer", "BLUE_GREEN", 3600),
+            ("web", "LINEAR", 1200),
+        ];
+        assert_eq!(
+            too_slow_for(&services, 3600),
+            None,
+            "exactly the timeout fits"
+        );
+        assert_eq!(
+            too_slow_for(&services[..1], 10),
+            None,
+            "rolling has no least time"
+        );
+        let (message, hint) = too_slow_for(&services, 1800).expect("viewer is too slow");
+        assert_eq!(
+            message,
+            "service viewer deploys BLUE_GREEN: its bake times and traffic steps alone take at least 1h, longer than --timeout 30m"
+        );
+        assert!(hint.starts_with("give --timeout 1h 10m or more"), "{hint}");
+        let (message, _) = too_slow_for(&services, 600).expect("the slowest is named");
+        assert!(message.starts_with("service viewer"), "{message}");
     }
 
     #[test]
