@@ -155,6 +155,10 @@ fn assert_every_task_holds(env: &TestEnv, version: &str) {
 /// per service per poll: DescribeServiceDeployments at most as often as DescribeServices.
 fn assert_followed_by_service_deployment(env: &TestEnv) {
     let described = env.calls("DescribeServiceDeployments");
+    eprintln!(
+        "calls: DescribeServices {}, DescribeServiceDeployments {described}",
+        env.calls("DescribeServices")
+    );
     assert!(described > 0, "the service deployment was followed");
     assert!(
         described <= env.calls("DescribeServices"),
