@@ -74,7 +74,8 @@ pub struct Environment {
     pub account_id: Option<String>,
     /// ECS clusters to look for consumers in.
     pub clusters: Vec<String>,
-    /// When set, only these services are considered.
+    /// When set, only these services are redeployed; readers outside the list are named in
+    /// the plan and in `status`, never hidden.
     #[serde(default)]
     pub services: Option<Vec<String>>,
     /// Prefix added to bare secret names.

@@ -15,6 +15,8 @@
 //!   deployment does not roll them out, so [`Plan::refusal`] stops the command before any
 //!   write.
 //! - **excluded**: left out by `--services`.
+//! - **outside**: not in the environment's `services` list (`secret-rollout.toml`): not
+//!   redeployed, but named, since it keeps the old value until its next deployment.
 //! - **one-off**: task families no service runs (migrations, cron): they pick up the new
 //!   value at their next run.
 
@@ -115,6 +117,9 @@ pub struct SecretPlan {
     pub unsupported: Vec<ServiceKey>,
     /// Left out by `--services`: they keep the old value until their next deployment.
     pub excluded: Vec<ServiceKey>,
+    /// Not in the environment's `services` list: they keep the old value until their next
+    /// deployment.
+    pub outside: Vec<ServiceKey>,
     /// One-off families: pick up the new value at their next run.
     pub one_off: Vec<String>,
 }
@@ -134,6 +139,8 @@ pub struct Plan {
     pub unsupported: Vec<Consumer>,
     /// Consumers left out by `--services`.
     pub excluded: Vec<Consumer>,
+    /// Consumers outside the environment's `services` list (never redeployed by it).
+    pub outside: Vec<Consumer>,
     /// Families no service runs that read a target.
     pub one_off: Vec<FamilyConsumer>,
 }
@@ -180,6 +187,52 @@ impl Plan {
         Some(Error::refused(message).hint(hint))
     }
 
+    /// The refusal to give before any write when services read the secrets but none would
+    /// be redeployed, and some would keep the old value (outside the environment's list,
+    /// left out by `--services`, pinned): the run would write a value no task picks up,
+    /// with nothing to follow or prove. A plan with something to redeploy, no readers at
+    /// all, or only services scaled to 0 and one-off families is not refused here.
+    pub fn stranded_refusal(&self) -> Option<Error> {
+        if !self.redeploy.is_empty() {
+            return None;
+        }
+        let stranded: Vec<String> = self
+            .outside
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} (outside the environment's services list)",
+                    c.service.name
+                )
+            })
+            .chain(
+                self.excluded
+                    .iter()
+                    .map(|c| format!("{} (left out by --services)", c.service.name)),
+            )
+            .chain(
+                self.pinned
+                    .iter()
+                    .map(|c| format!("{} (pinned)", c.service.name)),
+            )
+            .collect();
+        if stranded.is_empty() {
+            return None;
+        }
+        let hint = if self.outside.is_empty() {
+            "name a service that follows AWSCURRENT with --services, or repoint the pinned references first"
+        } else {
+            "add them to the environment's services in secret-rollout.toml, or rotate from an environment that lists them"
+        };
+        Some(
+            Error::refused(format!(
+                "nothing to redeploy: the services that read it would keep the old value: {}",
+                stranded.join(", ")
+            ))
+            .hint(hint),
+        )
+    }
+
     /// Every consumer service, whatever its fate.
     pub fn consumers(&self) -> impl Iterator<Item = &Consumer> {
         self.redeploy
@@ -188,6 +241,26 @@ impl Plan {
             .chain(&self.idle)
             .chain(&self.unsupported)
             .chain(&self.excluded)
+            .chain(&self.outside)
+    }
+
+    /// Whether nothing reads the secret at `index`: no service (whatever its fate) and no
+    /// one-off family.
+    pub fn unread(&self, index: usize) -> bool {
+        self.secrets.get(index).is_some_and(|sp| {
+            sp.redeploy.is_empty()
+                && sp.pinned.is_empty()
+                && sp.idle.is_empty()
+                && sp.unsupported.is_empty()
+                && sp.excluded.is_empty()
+                && sp.outside.is_empty()
+                && sp.one_off.is_empty()
+        })
+    }
+
+    /// Whether nothing reads any of the secrets (see [`Plan::unread`]).
+    pub fn no_readers(&self) -> bool {
+        (0..self.secrets.len()).all(|i| self.unread(i))
     }
 }
 
@@ -220,6 +293,7 @@ enum Fate {
     Idle,
     Unsupported,
     Excluded,
+    Outside,
 }
 
 /// Decides what happens to every reader of `secrets`.
@@ -227,14 +301,18 @@ enum Fate {
 /// `task_defs` maps each service's `task_definition_arn` to its description;
 /// `families_without_service` are the latest ACTIVE revisions of the families no service
 /// runs. `only` is `--services`: names (or `cluster/name`) of consumers to keep; a name that
-/// is not a consumer of any target is bad input.
+/// is not a consumer of any target is bad input. `scope` is the environment's `services`
+/// list: a reader outside it is never redeployed but always in the plan ([`Plan::outside`]),
+/// and `--services` may not name it.
 pub fn classify(
     secrets: &[TargetSecret],
     services: &[ServiceInfo],
     task_defs: &HashMap<String, TaskDef>,
     families_without_service: &[TaskDef],
     only: Option<&[String]>,
+    scope: Option<&[String]>,
 ) -> Result<Plan> {
+    let in_scope = |s: &ServiceInfo| scope.is_none_or(|list| list.contains(&s.name));
     let mut consumers: Vec<(Consumer, Fate)> = Vec::new();
     for service in services {
         let td = task_defs.get(&service.task_definition_arn).ok_or_else(|| {
@@ -254,7 +332,10 @@ pub fn classify(
             task_definition_revision: td.revision,
             reads,
         };
-        let fate = if consumer.reads.iter().all(|r| r.pin.is_some()) {
+        let fate = if !in_scope(service) {
+            // Not this environment's to redeploy, but a reader all the same.
+            Fate::Outside
+        } else if consumer.reads.iter().all(|r| r.pin.is_some()) {
             Fate::Pinned
         } else if service.desired == 0 {
             // Nothing runs: the next task launched reads the new value, whatever deploys it.
@@ -272,13 +353,26 @@ pub fn classify(
             only.iter()
                 .any(|n| *n == c.service.name || *n == c.service.key().to_string())
         };
-        let unknown: Vec<&str> = only
+        let names = |n: &str, c: &Consumer| n == c.service.name || n == c.service.key().to_string();
+        let outside: Vec<&str> = only
             .iter()
             .filter(|n| {
-                !consumers
+                consumers
                     .iter()
-                    .any(|(c, _)| **n == c.service.name || **n == c.service.key().to_string())
+                    .any(|(c, fate)| *fate == Fate::Outside && names(n, c))
             })
+            .map(String::as_str)
+            .collect();
+        if !outside.is_empty() {
+            return Err(Error::bad_input(format!(
+                "--services names {}, outside the environment's services list",
+                outside.join(", ")
+            ))
+            .hint("add it to the environment's services in secret-rollout.toml, or drop it from --services"));
+        }
+        let unknown: Vec<&str> = only
+            .iter()
+            .filter(|n| !consumers.iter().any(|(c, _)| names(n, c)))
             .map(String::as_str)
             .collect();
         if !unknown.is_empty() {
@@ -289,6 +383,7 @@ pub fn classify(
                 .join(", ");
             let mut known: Vec<String> = consumers
                 .iter()
+                .filter(|(_, fate)| *fate != Fate::Outside)
                 .map(|(c, _)| c.service.name.clone())
                 .collect();
             known.dedup();
@@ -305,7 +400,7 @@ pub fn classify(
             .hint(hint));
         }
         for (c, fate) in &mut consumers {
-            if !selected(c) {
+            if *fate != Fate::Outside && !selected(c) {
                 *fate = Fate::Excluded;
             }
         }
@@ -320,6 +415,7 @@ pub fn classify(
             idle: Vec::new(),
             unsupported: Vec::new(),
             excluded: Vec::new(),
+            outside: Vec::new(),
             one_off: Vec::new(),
         };
         for (c, fate) in &consumers {
@@ -329,6 +425,7 @@ pub fn classify(
             let key = c.service.key();
             let list = match fate {
                 Fate::Excluded => &mut sp.excluded,
+                Fate::Outside => &mut sp.outside,
                 // Redeployed for another secret but pinned for this one: still stale.
                 _ if !c.follows(&secret.arn) => &mut sp.pinned,
                 Fate::Redeploy => &mut sp.redeploy,
@@ -347,6 +444,7 @@ pub fn classify(
             Fate::Idle => plan.idle.push(c),
             Fate::Unsupported => plan.unsupported.push(c),
             Fate::Excluded => plan.excluded.push(c),
+            Fate::Outside => plan.outside.push(c),
         }
     }
     for td in families_without_service {
@@ -553,7 +651,7 @@ mod tests {
     }
 
     fn run(s: &Sample, secrets: &[TargetSecret], only: Option<&[String]>) -> Result<Plan> {
-        classify(secrets, &s.services, &s.task_defs, &s.families, only)
+        classify(secrets, &s.services, &s.task_defs, &s.families, only, None)
     }
 
     #[test]
@@ -736,6 +834,118 @@ mod tests {
             e.hint.as_deref(),
             Some("the services that read it are: front, api, admin")
         );
+    }
+
+    /// The environment's `services` list narrows what is redeployed, never what is shown:
+    /// a reader outside it is in the plan, even CODE_DEPLOY (no refusal: not ours to
+    /// deploy), and `--services` may not name it.
+    #[test]
+    fn readers_outside_the_environment_list_are_named_not_redeployed() {
+        let mut s = sample();
+        s.services[1].controller = Controller::CodeDeploy;
+        let t = target("opg_lpa_common_account_cleanup_notification_recipients");
+        let scope = vec!["front".to_string()];
+        let plan = classify(
+            std::slice::from_ref(&t),
+            &s.services,
+            &s.task_defs,
+            &s.families,
+            None,
+            Some(&scope),
+        )
+        .unwrap();
+        assert_eq!(names(&plan.redeploy), ["front"]);
+        assert_eq!(names(&plan.outside), ["api", "admin"]);
+        assert_eq!(keys(&plan.secrets[0].outside), ["api", "admin"]);
+        assert!(plan.excluded.is_empty() && plan.unsupported.is_empty());
+        assert!(plan.refusal().is_none());
+        assert_eq!(plan.consumers().count(), 3);
+        assert!(!plan.no_readers());
+
+        let only = vec!["api".to_string()];
+        let e = classify(
+            std::slice::from_ref(&t),
+            &s.services,
+            &s.task_defs,
+            &s.families,
+            Some(&only),
+            Some(&scope),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, Kind::BadInput);
+        assert_eq!(
+            e.message,
+            "--services names api, outside the environment's services list"
+        );
+
+        // A pdf-only list leaves the shared secret with no reader to redeploy, three named.
+        let scope = vec!["pdf".to_string()];
+        let plan = classify(
+            &[t],
+            &s.services,
+            &s.task_defs,
+            &s.families,
+            None,
+            Some(&scope),
+        )
+        .unwrap();
+        assert!(plan.redeploy.is_empty());
+        assert_eq!(names(&plan.outside), ["front", "api", "admin"]);
+    }
+
+    /// Readers none of which would be redeployed refuse the write; a plan with something
+    /// to redeploy, no reader at all, or only one-off families does not.
+    #[test]
+    fn a_plan_that_redeploys_no_reader_is_refused() {
+        let mut s = sample();
+        let t = target("opg_lpa_pdf_owner_password");
+        let pdf = s.services[2].task_definition_arn.clone();
+        s.task_defs.get_mut(&pdf).unwrap().refs[0].value_from = format!("{}::AWSPREVIOUS:", t.arn);
+        let plan = run(&s, std::slice::from_ref(&t), None).unwrap();
+        let e = plan.stranded_refusal().unwrap();
+        assert_eq!(e.kind, Kind::Refused);
+        assert_eq!(
+            e.message,
+            "nothing to redeploy: the services that read it would keep the old value: pdf (pinned)"
+        );
+        assert!(e.hint.unwrap().contains("repoint the pinned references"));
+
+        let s = sample();
+        for secret in [
+            "nobody_reads_this",
+            "api_rds_password",
+            "opg_lpa_front_csrf_salt",
+        ] {
+            let plan = run(&s, &[target(secret)], None).unwrap();
+            assert!(plan.stranded_refusal().is_none(), "{secret}");
+        }
+        let mut s = sample();
+        s.services.retain(|x| x.name != "api");
+        let plan = run(&s, &[target("api_rds_password")], None).unwrap();
+        assert!(plan.redeploy.is_empty());
+        assert!(plan.stranded_refusal().is_none(), "one-off families only");
+    }
+
+    #[test]
+    fn unread_is_per_secret_and_counts_one_off_families() {
+        let s = sample();
+        let plan = run(
+            &s,
+            &[target("nobody_reads_this"), target("api_rds_password")],
+            None,
+        )
+        .unwrap();
+        assert!(plan.unread(0));
+        assert!(!plan.unread(1));
+        assert!(!plan.no_readers());
+        let plan = run(&s, &[target("nobody_reads_this")], None).unwrap();
+        assert!(plan.no_readers());
+        // Read by a one-off family only: a reader.
+        let mut s = sample();
+        s.services.retain(|x| x.name != "api");
+        let plan = run(&s, &[target("api_rds_password")], None).unwrap();
+        assert!(plan.consumers().next().is_none());
+        assert!(!plan.no_readers());
     }
 
     #[test]

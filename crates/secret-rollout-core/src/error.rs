@@ -143,6 +143,43 @@ impl Kind {
     }
 }
 
+/// The options that reach the environment a command acted on, as they were typed
+/// (`--config`, `--env`, `--region`, `--cluster`, `--profile`, `--endpoint-url`): every
+/// `secret-rollout` command the tool suggests carries them, so it reaches the same
+/// environment when pasted in the same shell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reach(Vec<String>);
+
+impl Reach {
+    /// From the words of the options, in order (`["--env", "production"]`).
+    pub fn new(words: Vec<String>) -> Self {
+        Self(words)
+    }
+
+    /// The options as shell words, each quoted where the shell would split or expand it;
+    /// empty, or starting with a space.
+    pub fn flags(&self) -> String {
+        self.0
+            .iter()
+            .map(|w| {
+                let quoted = shlex::try_quote(w).map(|q| q.into_owned());
+                format!(" {}", quoted.unwrap_or_else(|_| w.clone()))
+            })
+            .collect()
+    }
+
+    /// `secret-rollout ARGS` followed by the options: `args` are shell words already
+    /// (names and ids, or placeholders in capitals such as `SECRET`).
+    pub fn command(&self, args: &str) -> String {
+        format!("secret-rollout {args}{}", self.flags())
+    }
+
+    /// Whether no option was typed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// What caused an error: the SDK error, an I/O error. Shown by `-v` as `caused by:` lines.
 pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
 
@@ -329,6 +366,36 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A suggested command carries the options as typed, quoted where a shell would split
+    /// or expand them.
+    #[test]
+    fn a_command_carries_the_options_that_reach_the_environment() {
+        assert_eq!(
+            Reach::default().command("history"),
+            "secret-rollout history"
+        );
+        let reach = Reach::new(
+            [
+                "--config",
+                "my dir/x.toml",
+                "--env",
+                "production",
+                "--cluster",
+                "c",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        assert_eq!(
+            reach.command("rollback 0123abcd"),
+            "secret-rollout rollback 0123abcd --config 'my dir/x.toml' --env production --cluster c"
+        );
+        assert_eq!(
+            reach.flags(),
+            " --config 'my dir/x.toml' --env production --cluster c"
+        );
+    }
 
     #[test]
     fn exit_codes_are_distinct() {

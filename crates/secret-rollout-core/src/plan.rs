@@ -24,6 +24,17 @@ pub struct PlannedSecret {
     pub current_created: Option<f64>,
 }
 
+impl RotationPlan {
+    /// Why `replace` would stop before any write for its consumers: one it cannot
+    /// redeploy ([`consumers::Plan::refusal`]), or readers none of which would be
+    /// redeployed ([`consumers::Plan::stranded_refusal`]).
+    pub fn refusal(&self) -> Option<Error> {
+        self.consumers
+            .refusal()
+            .or_else(|| self.consumers.stranded_refusal())
+    }
+}
+
 impl PlannedSecret {
     /// The version that will be restored on failure.
     pub fn previous_version(&self) -> &str {
@@ -59,9 +70,10 @@ pub fn primary_of(s: &ServiceObs) -> Option<String> {
 }
 
 /// Reads the secrets and the environment and decides who will be redeployed. A consumer
-/// that cannot be redeployed is in the plan; callers refuse with `consumers.refusal()`.
+/// that cannot be redeployed is in the plan; callers refuse with [`RotationPlan::refusal`].
 /// `only` narrows consumers (`--services`); the environment's `services` list narrows
-/// which services are considered at all.
+/// which services are redeployed, and the readers outside it are in the plan
+/// (`consumers.outside`), named, never hidden.
 pub async fn plan(
     clients: &Clients,
     target: &Target,
@@ -133,20 +145,10 @@ async fn consumers_and_activity(
     Vec<Activity>,
 )> {
     let inv = discovery::inventory(&clients.ecs, &target.clusters, None, true).await?;
-    // The environment's `services` list narrows what is considered at all; `only`
-    // (`--services`) must name consumers, and an unknown name there is an error.
-    let in_scope = |name: &str| {
-        target
-            .services
-            .as_ref()
-            .is_none_or(|list| list.iter().any(|s| s == name))
-    };
-    let services: Vec<ServiceInfo> = inv
-        .services
-        .iter()
-        .filter(|s| in_scope(&s.info.name))
-        .map(|s| s.info.clone())
-        .collect();
+    // The environment's `services` list narrows what is redeployed, not what is shown: a
+    // reader outside it keeps the old value, and the plan says so. `only` (`--services`)
+    // must name consumers in the list, and an unknown name there is an error.
+    let services: Vec<ServiceInfo> = inv.services.iter().map(|s| s.info.clone()).collect();
     let task_defs: &HashMap<String, TaskDef> = &inv.task_defs;
     let one_off: Vec<TaskDef> = inv
         .one_off
@@ -160,7 +162,14 @@ async fn consumers_and_activity(
             name: s.name.clone(),
         })
         .collect();
-    let plan = consumers::classify(&targets, &services, task_defs, &one_off, only)?;
+    let plan = consumers::classify(
+        &targets,
+        &services,
+        task_defs,
+        &one_off,
+        only,
+        target.services.as_deref(),
+    )?;
     let redeploy = plan
         .redeploy
         .iter()

@@ -77,6 +77,9 @@ pub struct ServiceState {
     pub task_definition_arn: String,
     /// Deployments, PRIMARY first.
     pub deployments: Vec<DeploymentObs>,
+    /// Not in the environment's `services` list: shown only when it reads a checked
+    /// secret (a reader is never hidden), marked as such.
+    pub outside: bool,
 }
 
 /// One running task, as shown.
@@ -150,6 +153,9 @@ pub struct ServiceStatus {
     /// Scaled to 0 with no task running, starting or listed: there is no task to hold
     /// any version (see [`crate::verdict::nothing_to_prove`]).
     pub nothing_to_prove: bool,
+    /// Not in the environment's `services` list, shown because it reads a checked secret:
+    /// a rotation of the environment does not redeploy it.
+    pub outside_services_list: bool,
 }
 
 impl ServiceStatus {
@@ -201,7 +207,8 @@ impl Status {
 /// status RUNNING count). `task_defs` holds the services' and the tasks' task definitions;
 /// a task is judged by its own task definition (during a deployment old tasks run an older
 /// revision), falling back to the service's. With `consumers_only`, services that read
-/// none of `secrets` are left out.
+/// none of `secrets` are left out; those [`ServiceState::outside`] the environment's list
+/// are left out unless they read one.
 pub fn assess(
     secrets: &[SecretState],
     services: &[ServiceState],
@@ -287,7 +294,7 @@ pub fn assess(
                     .collect(),
             });
         }
-        if consumers_only && reads.is_empty() {
+        if (consumers_only || svc.outside) && reads.is_empty() {
             continue;
         }
         let status = ServiceStatus {
@@ -322,6 +329,7 @@ pub fn assess(
                     },
                     &[],
                 ),
+            outside_services_list: svc.outside,
         };
         stale_total += status.stale_tasks().len();
         out.push(status);
@@ -332,6 +340,43 @@ pub fn assess(
         stale: stale_total,
         notes: Vec::new(),
     }
+}
+
+/// The running tasks of `services`, by `(cluster, service)`.
+async fn list_tasks(
+    clients: &Clients,
+    services: &[&ServiceState],
+) -> Result<HashMap<(String, String), Vec<TaskObs>>> {
+    let listed = futures::future::join_all(services.iter().map(|s| async move {
+        let tasks = running_tasks(&clients.ecs, &s.cluster, &s.name)
+            .await
+            .map_err(|e| {
+                let message = format!("listing the tasks of {}/{}: {e}", s.cluster, s.name);
+                e.into_error(
+                    message,
+                    "check the network and permissions (ecs:ListTasks, ecs:DescribeTasks)",
+                )
+            })?;
+        Ok::<_, Error>(((s.cluster.clone(), s.name.clone()), tasks))
+    }))
+    .await;
+    listed.into_iter().collect()
+}
+
+/// Describes the task definitions `tasks` run that are not in `task_defs` yet: tasks of a
+/// deployment in progress may run a revision the services no longer name.
+async fn describe_missing(
+    clients: &Clients,
+    tasks: &HashMap<(String, String), Vec<TaskObs>>,
+    task_defs: &mut HashMap<String, TaskDef>,
+) -> Result<()> {
+    let missing: BTreeSet<String> = tasks
+        .values()
+        .flatten()
+        .map(|t| t.task_definition_arn.clone())
+        .filter(|a| !a.is_empty() && !task_defs.contains_key(a))
+        .collect();
+    discovery::describe_task_definitions(&clients.ecs, missing, task_defs).await
 }
 
 /// The moment `current` took effect: its creation date, or later when AWSCURRENT was
@@ -381,6 +426,9 @@ pub fn referenced_secret_ids<'a>(task_defs: impl IntoIterator<Item = &'a TaskDef
 
 /// Reads the environment and assesses it. `secret_ids` empty: every secret the services'
 /// task definitions reference. `state_dir`: the journal, for restores (optional).
+///
+/// An environment that lists its services is those services, plus every service outside
+/// the list that reads a checked secret, marked as outside: a reader is never hidden.
 pub async fn gather(
     clients: &Clients,
     target: &Target,
@@ -388,16 +436,15 @@ pub async fn gather(
     state_dir: Option<&Path>,
 ) -> Result<Status> {
     let inv = discovery::inventory(&clients.ecs, &target.clusters, None, false).await?;
-    let services: Vec<ServiceState> = inv
+    let in_list = |name: &String| {
+        target
+            .services
+            .as_ref()
+            .is_none_or(|only| only.contains(name))
+    };
+    let mut services: Vec<ServiceState> = inv
         .services
         .iter()
-        // An environment that lists its services is only those services.
-        .filter(|s| {
-            target
-                .services
-                .as_ref()
-                .is_none_or(|only| only.contains(&s.info.name))
-        })
         .map(|s| ServiceState {
             cluster: s.info.cluster.clone(),
             name: s.info.name.clone(),
@@ -406,41 +453,36 @@ pub async fn gather(
             pending: s.info.pending,
             task_definition_arn: s.info.task_definition_arn.clone(),
             deployments: s.deployments.clone(),
+            outside: !in_list(&s.info.name),
         })
         .collect();
-    let listed = futures::future::join_all(services.iter().map(|s| async move {
-        let tasks = running_tasks(&clients.ecs, &s.cluster, &s.name)
-            .await
-            .map_err(|e| {
-                let message = format!("listing the tasks of {}/{}: {e}", s.cluster, s.name);
-                e.into_error(
-                    message,
-                    "check the network and permissions (ecs:ListTasks, ecs:DescribeTasks)",
-                )
-            })?;
-        Ok::<_, Error>(((s.cluster.clone(), s.name.clone()), tasks))
-    }))
-    .await;
-    let mut tasks = HashMap::new();
-    for r in listed {
-        let (k, v) = r?;
-        tasks.insert(k, v);
-    }
+    let listed: Vec<&ServiceState> = services.iter().filter(|s| !s.outside).collect();
+    let mut tasks = list_tasks(clients, &listed).await?;
     let mut task_defs: HashMap<String, TaskDef> = inv.task_defs;
-    // Tasks of a deployment in progress may run a revision the services no longer name.
-    let missing: BTreeSet<String> = tasks
-        .values()
-        .flatten()
-        .map(|t| t.task_definition_arn.clone())
-        .filter(|a| !a.is_empty() && !task_defs.contains_key(a))
-        .collect();
-    discovery::describe_task_definitions(&clients.ecs, missing, &mut task_defs).await?;
+    describe_missing(clients, &tasks, &mut task_defs).await?;
 
     let explicit = !secret_ids.is_empty();
     let ids: Vec<String> = if explicit {
         secret_ids.to_vec()
     } else {
-        referenced_secret_ids(task_defs.values())
+        // The secrets of the environment's services (and of their tasks), not of the
+        // services outside its list.
+        let own: BTreeSet<&str> = listed
+            .iter()
+            .map(|s| s.task_definition_arn.as_str())
+            .chain(
+                tasks
+                    .values()
+                    .flatten()
+                    .map(|t| t.task_definition_arn.as_str()),
+            )
+            .collect();
+        referenced_secret_ids(
+            task_defs
+                .iter()
+                .filter(|(arn, _)| own.contains(arn.as_str()))
+                .map(|(_, td)| td),
+        )
     };
     let mut notes = Vec::new();
     let described = futures::future::join_all(ids.iter().map(|id| async move {
@@ -516,6 +558,22 @@ pub async fn gather(
             moved_back_from,
         });
     }
+    // The services outside the list that read a checked secret: their tasks too.
+    services.retain(|s| {
+        !s.outside
+            || task_defs.get(&s.task_definition_arn).is_some_and(|td| {
+                td.refs.iter().any(|site| {
+                    parse_value_from(&site.value_from)
+                        .is_some_and(|r| secrets.iter().any(|x| r.matches(&x.arn, &x.name)))
+                })
+            })
+    });
+    let readers: Vec<&ServiceState> = services.iter().filter(|s| s.outside).collect();
+    if !readers.is_empty() {
+        let more = list_tasks(clients, &readers).await?;
+        describe_missing(clients, &more, &mut task_defs).await?;
+        tasks.extend(more);
+    }
     let mut status = assess(&secrets, &services, &tasks, &task_defs, explicit);
     status.notes = notes;
     Ok(status)
@@ -558,6 +616,7 @@ mod tests {
             pending: 0,
             task_definition_arn: td.into(),
             deployments: vec![],
+            outside: false,
         }
     }
 
@@ -614,6 +673,45 @@ mod tests {
         assert_eq!(read.tasks, 2);
         assert_eq!(read.stale_tasks, vec!["old".to_string()]);
         assert_eq!(st.services[0].tasks.len(), 2);
+    }
+
+    /// A service outside the environment's list is shown when it reads a checked secret
+    /// (marked, its stale tasks counted: they hold an older value all the same) and left
+    /// out when it reads none, even when every service is shown.
+    #[test]
+    fn readers_outside_the_list_are_shown_marked_and_counted() {
+        let defs: HashMap<_, _> = [
+            ("td:1".to_string(), td("td:1", &[ARN])),
+            ("td:2".to_string(), td("td:2", &[OTHER])),
+        ]
+        .into();
+        let outside = |name: &str, td: &str| ServiceState {
+            outside: true,
+            ..svc(name, td)
+        };
+        let st = assess(
+            &[secret(ARN, "production/db", 100.0)],
+            &[
+                svc("front", "td:2"),
+                outside("api", "td:1"),
+                outside("pdf", "td:2"),
+            ],
+            &tasks(vec![
+                ("front", vec![task("f1", "td:2", 150.0, "RUNNING")]),
+                ("api", vec![task("old", "td:1", 50.0, "RUNNING")]),
+                ("pdf", vec![task("p1", "td:2", 50.0, "RUNNING")]),
+            ]),
+            &defs,
+            false,
+        );
+        let shown: Vec<(&str, bool)> = st
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.outside_services_list))
+            .collect();
+        assert_eq!(shown, [("front", false), ("api", true)]);
+        assert_eq!(st.stale, 1);
+        assert_eq!(st.services[1].secrets[0].stale_tasks, ["old"]);
     }
 
     #[test]

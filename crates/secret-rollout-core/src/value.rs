@@ -484,20 +484,12 @@ fn as_member_of_type(
 /// leave the real one unchanged), when `new` cannot be the member's type, and when the key
 /// already holds `new`.
 pub fn merge_json_key(current: &SecretValue, key: &str, new: &SecretValue) -> Result<SecretValue> {
-    let Ok(mut map) = serde_json::from_str::<RawObject>(current.expose()) else {
-        return Err(Error::bad_input(format!(
-            "--json-key {key}: the current value is not a json object"
-        ))
-        .hint("drop --json-key to replace the whole value"));
-    };
+    let mut map = object_with_key(current, key)?;
     let Some(old) = map.get(key) else {
-        let mut keys: Vec<String> = map.keys().cloned().collect();
-        keys.sort();
         scrub_raw(map);
         return Err(Error::bad_input(format!(
             "--json-key {key}: the current json object has no such key"
-        ))
-        .hint(format!("its keys are: {}", keys.join(", "))));
+        )));
     };
     let kind = json_type(old);
     let Some(member) = as_member_of_type(kind, new) else {
@@ -541,6 +533,35 @@ pub fn merge_json_key(current: &SecretValue, key: &str, new: &SecretValue) -> Re
     })?);
     scrub_raw(map);
     Ok(SecretValue::new(merged.to_string()))
+}
+
+/// The JSON object in `current`, when it is one and has `key`: the refusals of
+/// [`merge_json_key`] that need no new value (not a JSON object, no such key).
+fn object_with_key(current: &SecretValue, key: &str) -> Result<RawObject> {
+    let Ok(map) = serde_json::from_str::<RawObject>(current.expose()) else {
+        return Err(Error::bad_input(format!(
+            "--json-key {key}: the current value is not a json object"
+        ))
+        .hint("drop --json-key to replace the whole value"));
+    };
+    if !map.contains_key(key) {
+        let mut keys: Vec<String> = map.keys().cloned().collect();
+        keys.sort();
+        scrub_raw(map);
+        return Err(Error::bad_input(format!(
+            "--json-key {key}: the current json object has no such key"
+        ))
+        .hint(format!("its keys are: {}", keys.join(", "))));
+    }
+    Ok(map)
+}
+
+/// Whether `--json-key key` can replace a member of `current`, before the new value is
+/// known (`plan`, `replace --dry-run` without a value): the same refusals, word for word,
+/// as [`merge_json_key`] gives for them.
+pub fn check_json_key(current: &SecretValue, key: &str) -> Result<()> {
+    scrub_raw(object_with_key(current, key)?);
+    Ok(())
 }
 
 /// Flags that would carry a value on the command line.

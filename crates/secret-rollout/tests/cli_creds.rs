@@ -413,7 +413,16 @@ async fn credential_precedence_table() {
         let what = row.what;
         assert_eq!(out.status.code(), Some(0), "{what}: {}", text(&out));
         let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(doc["source"], row.source, "{what}");
+        if row.mfa {
+            // SECRET_ROLLOUT_CACHE_DIR: the session is cached in the file there.
+            let file = cache_dir(&env).join("session-production.json");
+            let source = format!("{}, cached in the file {}", row.source, file.display());
+            assert_eq!(doc["source"], source, "{what}");
+            assert_eq!(doc["session_store"], "file", "{what}");
+        } else {
+            assert_eq!(doc["source"], row.source, "{what}");
+            assert_eq!(doc["session_store"], serde_json::Value::Null, "{what}");
+        }
         assert_eq!(
             env.calls("AssumeRole") - before,
             usize::from(row.mfa),
@@ -570,4 +579,288 @@ async fn mfa_code_typed_at_the_terminal_prompt() {
         "a failed sign-in cached nothing"
     );
     assert_eq!(env.calls("AssumeRole"), 2);
+}
+
+/// A store name the system does not have is bad input: one line naming the fix, exit 2,
+/// before any call to AWS; logout refuses it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_session_store_is_refused_before_any_call() {
+    let env = start_with(scenario(), 1.0).await;
+    write_profiles(&env);
+    let bad = [("SECRET_ROLLOUT_SESSION_STORE", "gnome-keyring")];
+    let args = ["whoami", "--profile", "production", "--mfa-code-stdin"];
+    let out = run_user(&env, &args, Some(good_code()), &bad).await;
+    assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error: SECRET_ROLLOUT_SESSION_STORE=gnome-keyring is not a session store"),
+        "{err}"
+    );
+    assert!(err.contains("hint: use one of"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(env.calls("AssumeRole"), 0);
+    assert_eq!(env.calls("GetCallerIdentity"), 0);
+    assert!(cache_files(&env).is_empty());
+    let out = run_user(&env, &["logout"], None, &bad).await;
+    assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{}", text(&out));
+}
+
+/// The MFA session as a user has it, keyring on (no `SECRET_ROLLOUT_CACHE_DIR`), in
+/// processes without a login session keyring, each with an anonymous session keyring of
+/// its own that is gone when it exits (as under systemd, in CI, in a container's exec, or
+/// `keyctl session -`): the session typed in one process is served to the next by the
+/// store that outlives them, and `logout` removes it from there.
+#[cfg(target_os = "linux")]
+mod kernel_keyring {
+    use std::os::unix::process::CommandExt;
+    use std::process::{Command, Stdio};
+
+    use linux_keyutils::{KeyRing, KeyRingIdentifier};
+    use nix::sys::wait::WaitStatus;
+
+    use super::*;
+
+    /// The kernel keyrings that outlive a process on this machine, best first, asked of
+    /// the kernel (not of the tool): the persistent keyring if there is one, the user
+    /// keyring if it takes a key. Both linked into this process's keyring, so this
+    /// process possesses them and can read what the tool's processes left there.
+    fn kernel_keyrings_here() -> Vec<(&'static str, &'static str, KeyRing)> {
+        let mut rings = Vec::new();
+        if let Ok(ring) = KeyRing::get_persistent(KeyRingIdentifier::Process) {
+            rings.push(("persistent-keyring", "kernel persistent keyring", ring));
+        }
+        let user = || -> Option<KeyRing> {
+            KeyRing::from_special_id(KeyRingIdentifier::Process, true)
+                .ok()?
+                .link_keyring_id(KeyRingIdentifier::User)
+                .ok()?;
+            let ring = KeyRing::from_special_id(KeyRingIdentifier::User, true).ok()?;
+            let probe = format!("secret-rollout-test-probe-{}", std::process::id());
+            ring.add_key(&probe, b"probe").ok()?.invalidate().ok()?;
+            Some(ring)
+        };
+        if let Some(ring) = user() {
+            rings.push(("user-keyring", "kernel user keyring", ring));
+        }
+        rings
+    }
+
+    /// Runs `cmd` in a new anonymous session keyring (KEYCTL_JOIN_SESSION_KEYRING with no
+    /// name), so nothing it writes there outlives it. Where the kernel offers keyrings the
+    /// join must work; where it refuses every keyctl (a seccomp profile) so does the tool.
+    fn own_session_keyring(cmd: &mut Command, keyrings_work: bool) {
+        const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+        // SAFETY: only the async-signal-safe keyctl syscall runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let r = libc::syscall(
+                    libc::SYS_keyctl,
+                    KEYCTL_JOIN_SESSION_KEYRING,
+                    std::ptr::null::<libc::c_char>(),
+                );
+                if r < 0 && keyrings_work {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+
+    /// Forgets the test's keyring entry even when the test fails half-way: the entry is
+    /// named after the test's own cache directory, so nothing else is touched.
+    struct Forget(Vec<KeyRing>, String);
+
+    impl Drop for Forget {
+        fn drop(&mut self) {
+            for ring in &self.0 {
+                if let Ok(key) = ring.search(&self.1) {
+                    let _ = key.invalidate();
+                }
+            }
+        }
+    }
+
+    fn exited(p: &rexpect::session::PtySession) -> i32 {
+        match p.process().wait().unwrap() {
+            WaitStatus::Exited(_, code) => code,
+            other => panic!("the command did not exit: {other:?}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mfa_session_outlives_the_process_in_the_store_that_persists_and_logout_clears_it() {
+        across_processes(None).await;
+    }
+
+    /// `SECRET_ROLLOUT_SESSION_STORE=user-keyring`: the user keyring, which a process with
+    /// a session keyring of its own does not possess until it links it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_user_keyring_when_named_also_outlives_the_process() {
+        across_processes(Some("user-keyring")).await;
+    }
+
+    /// Signs in through a pseudo-terminal, then runs the next commands each in a session
+    /// keyring of its own; `store`: what `SECRET_ROLLOUT_SESSION_STORE` names.
+    async fn across_processes(store: Option<&'static str>) {
+        let env = start_with(scenario(), 1.0).await;
+        write_profiles(&env);
+        let rings = kernel_keyrings_here();
+        let keyrings_work = !rings.is_empty();
+        let here = rings
+            .iter()
+            .find(|(id, _, _)| store.is_none_or(|s| s == *id))
+            .cloned();
+        // A home of the test's own; XDG_CACHE_HOME unset, as most users have it.
+        let home = env.dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let cache_dir = home.join(".cache").join("secret-rollout");
+        let file = cache_dir.join("session-production.json");
+        let name = format!("secret-rollout:{}:production", cache_dir.display());
+        let _forget = Forget(rings.iter().map(|r| r.2).collect(), name.clone());
+        let (store_id, store_text) = match &here {
+            Some((id, text, _)) => (id.to_string(), text.to_string()),
+            None => ("file".to_string(), format!("file {}", file.display())),
+        };
+
+        let endpoint = env.sandbox.endpoint();
+        let command = |args: &[&str]| {
+            let mut cmd = env.cli();
+            for k in [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_ENDPOINT_URL",
+                // The keyring as a user has it: no cache dir override.
+                "SECRET_ROLLOUT_CACHE_DIR",
+                "XDG_CACHE_HOME",
+            ] {
+                cmd.env_remove(k);
+            }
+            cmd.env("HOME", &home).args(args);
+            if let Some(store) = store {
+                cmd.env("SECRET_ROLLOUT_SESSION_STORE", store);
+            }
+            own_session_keyring(&mut cmd, keyrings_work);
+            cmd
+        };
+        let whoami = [
+            "whoami",
+            "--profile",
+            "production",
+            "--endpoint-url",
+            &endpoint,
+        ];
+        let prompt = format!("MFA code for {SERIAL}: ");
+        // The timeout only bounds a hung child; nothing depends on timing.
+        let spawn = |cmd| rexpect::session::spawn_command(cmd, Some(60_000)).unwrap();
+
+        // 1. The code typed at the terminal; the session goes to the store that persists.
+        let first = command(&whoami);
+        let (prompt1, new_line) = (
+            prompt.clone(),
+            format!("new MFA session, cached in the {store_text}"),
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut p = spawn(first);
+            p.exp_string(&prompt1).unwrap();
+            p.send_line(&good_code()).unwrap();
+            p.exp_string("account:     123456789012").unwrap();
+            p.exp_string(&new_line).unwrap();
+            p.exp_eof().unwrap();
+            assert_eq!(exited(&p), exit::OK);
+        })
+        .await
+        .unwrap();
+        assert_eq!(env.calls("AssumeRole"), 1);
+        // Ground truth from the kernel and the disk, not from the tool.
+        match &here {
+            Some((_, _, ring)) => {
+                let key = ring
+                    .search(&name)
+                    .expect("the session is in the keyring that persists");
+                let json = key.read_to_vec().unwrap();
+                let held: serde_json::Value = serde_json::from_slice(&json).unwrap();
+                assert_eq!(held["profile"], "production");
+                assert_eq!(held["role_arn"], ROLE);
+                assert!(held["access_key_id"].as_str().unwrap().starts_with("ASIA"));
+                assert!(!file.exists(), "and not in a file");
+                for (id, _, other) in rings.iter().filter(|r| r.2 != *ring) {
+                    assert!(other.search(&name).is_err(), "also in the {id}");
+                }
+            }
+            None => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = |p: &std::path::Path| {
+                    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+                };
+                assert_eq!(mode(&file), 0o600);
+                assert_eq!(mode(&cache_dir), 0o700);
+            }
+        }
+
+        // 2. The next process, in a session keyring of its own again: no prompt, the
+        // cached session, from that store.
+        let second = command(&whoami);
+        let cached_line = format!("cached MFA session from the {store_text}");
+        tokio::task::spawn_blocking(move || {
+            let mut p = spawn(second);
+            let before = p.exp_string(&cached_line).unwrap();
+            assert!(!before.contains("MFA code"), "asked again: {before}");
+            p.exp_eof().unwrap();
+            assert_eq!(exited(&p), exit::OK);
+        })
+        .await
+        .unwrap();
+        let mut json = command(&whoami);
+        json.args(["--output", "json"]);
+        let out = run(json).await;
+        assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["session_store"], store_id.as_str(), "{doc}");
+        assert_eq!(env.calls("AssumeRole"), 1, "no new sign-in");
+        let shown = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            !shown.contains("ASIA"),
+            "no session credential shown: {shown}"
+        );
+
+        // 3. logout forgets it there; the next command asks again.
+        let out = run(command(&["logout"])).await;
+        assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+        assert_eq!(stdout(&out).trim(), "forgot 1 cached session(s)");
+        for (id, _, ring) in &rings {
+            assert!(ring.search(&name).is_err(), "still in the {id}");
+        }
+        assert!(!file.exists());
+        let third = command(&whoami);
+        tokio::task::spawn_blocking(move || {
+            let mut p = spawn(third);
+            p.exp_string(&prompt).unwrap();
+            p.send_line(&wrong_code()).unwrap();
+            p.exp_string("the MFA code was not accepted").unwrap();
+            p.exp_eof().unwrap();
+            assert_eq!(exited(&p), exit::CREDENTIALS);
+        })
+        .await
+        .unwrap();
+        assert_eq!(env.calls("AssumeRole"), 2);
+        for (id, _, ring) in &rings {
+            assert!(
+                ring.search(&name).is_err(),
+                "a failed sign-in cached in the {id}"
+            );
+        }
+        assert!(!file.exists());
+    }
+
+    async fn run(mut cmd: Command) -> std::process::Output {
+        tokio::task::spawn_blocking(move || {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
 }

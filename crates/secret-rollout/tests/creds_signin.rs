@@ -9,6 +9,7 @@ mod creds_common;
 use std::sync::atomic::Ordering;
 
 use creds_common::*;
+use secret_rollout_core::credentials::cache::Store;
 use secret_rollout_core::credentials::{self, AwsOptions, CredentialSource, MfaCodeSource};
 use secret_rollout_core::error::exit;
 
@@ -29,7 +30,9 @@ async fn mfa_profile_asks_once_then_reuses_the_cached_session() {
             name: "production".into(),
             assumed_role: Some(ROLE.into()),
             mfa: true,
-            cached: false
+            cached: false,
+            // SECRET_ROLLOUT_CACHE_DIR: the file, and only the file.
+            store: Some(Store::File(fx.cache_dir().join("session-production.json"))),
         }
     );
     let calls = sts.assume_roles();
@@ -96,6 +99,18 @@ async fn mfa_profile_asks_once_then_reuses_the_cached_session() {
         ctx2.source,
         CredentialSource::Profile { cached: true, .. }
     ));
+    assert_eq!(
+        ctx2.source.session_store(),
+        Some(&Store::File(fx.cache_dir().join("session-production.json")))
+    );
+    assert!(
+        ctx2.source.to_string().ends_with(&format!(
+            "cached MFA session from the file {}",
+            fx.cache_dir().join("session-production.json").display()
+        )),
+        "{}",
+        ctx2.source
+    );
     assert_eq!(
         ctx2.expires_at.map(|t| t.unix_timestamp()),
         ctx.expires_at.map(|t| t.unix_timestamp())
@@ -428,7 +443,8 @@ async fn credential_process_profiles_keep_working_through_the_sdk() {
             name: "process".into(),
             assumed_role: None,
             mfa: false,
-            cached: false
+            cached: false,
+            store: None,
         }
     );
     assert_eq!(

@@ -114,9 +114,22 @@ pub enum CredentialSource {
         mfa: bool,
         /// The MFA session came from the cache (no code was asked).
         cached: bool,
+        /// Where the MFA session is cached (`None`: not an MFA session, or no store took
+        /// it and the next command asks again).
+        store: Option<cache::Store>,
     },
     /// The SDK's default chain (container or instance role, ...).
     Chain,
+}
+
+impl CredentialSource {
+    /// Where the MFA session of these credentials is cached, if it is.
+    pub fn session_store(&self) -> Option<&cache::Store> {
+        match self {
+            CredentialSource::Profile { store, .. } => store.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for CredentialSource {
@@ -131,17 +144,21 @@ impl fmt::Display for CredentialSource {
                 assumed_role,
                 mfa,
                 cached,
+                store,
             } => {
                 write!(f, "profile {name}")?;
                 if let Some(role) = assumed_role {
                     write!(f, ", role {role}")?;
                 }
                 if *mfa {
-                    f.write_str(if *cached {
-                        ", cached MFA session"
-                    } else {
-                        ", new MFA session"
-                    })?;
+                    match (cached, store) {
+                        (true, Some(store)) => write!(f, ", cached MFA session from the {store}")?,
+                        (true, None) => f.write_str(", cached MFA session")?,
+                        (false, Some(store)) => {
+                            write!(f, ", new MFA session, cached in the {store}")?
+                        }
+                        (false, None) => f.write_str(", new MFA session, not cached")?,
+                    }
                 }
                 Ok(())
             }
@@ -273,8 +290,9 @@ pub(crate) async fn resolve(
         Plan::Profile { chain } => {
             let name = chain.profile.clone();
             if chain.needs_mfa() {
-                let cache = SessionCache::from_env(env);
-                let (creds, cached) = mfa_session(&chain, opts, env, region, paths, &cache).await?;
+                let cache = SessionCache::from_env(env)?;
+                let (creds, cached, store) =
+                    mfa_session(&chain, opts, env, region, paths, &cache).await?;
                 let expires_at = creds.expiry().map(OffsetDateTime::from);
                 return Ok(Resolved {
                     provider: SharedCredentialsProvider::new(creds),
@@ -283,6 +301,7 @@ pub(crate) async fn resolve(
                         assumed_role: chain.role_arn().map(str::to_string),
                         mfa: true,
                         cached,
+                        store,
                     },
                     expires_at,
                     sdk_profile: Some(name),
@@ -294,6 +313,7 @@ pub(crate) async fn resolve(
                 assumed_role: chain.role_arn().map(str::to_string),
                 mfa: false,
                 cached: false,
+                store: None,
             };
             if opts.endpoint_url.is_some()
                 && !chain.hops.is_empty()
@@ -388,7 +408,8 @@ impl ProvideCredentials for Primed {
     }
 }
 
-/// The MFA sign-in: a cached session if one is still good, else code + AssumeRole.
+/// The MFA sign-in: a cached session if one is still good, else code + AssumeRole; with
+/// whether it came from the cache, and where it is cached.
 async fn mfa_session(
     chain: &Chain,
     opts: &AwsOptions,
@@ -396,32 +417,35 @@ async fn mfa_session(
     region: &str,
     paths: &ProfilePaths,
     cache: &SessionCache,
-) -> Result<(Credentials, bool)> {
+) -> Result<(Credentials, bool, Option<cache::Store>)> {
     let serial = chain.mfa_serial().unwrap_or_default().to_string();
     let role_arn = chain.role_arn().unwrap_or_default().to_string();
-    if let Some(session) = cache.get(&chain.profile) {
+    if let Some((session, store)) = cache.get(&chain.profile) {
         if session.role_arn == role_arn
             && session.mfa_serial == serial
             && session.is_reusable(OffsetDateTime::now_utc())
         {
-            tracing::debug!(profile = %chain.profile, "using the cached MFA session");
-            return Ok((session.credentials(), true));
+            tracing::debug!(profile = %chain.profile, %store, "using the cached MFA session");
+            return Ok((session.credentials(), true, Some(store)));
         }
     }
     let code = mfa::read_code(&opts.mfa_code, &serial)?;
     let creds = assume_chain(chain, Some(code), opts, env, region, paths).await?;
-    match CachedSession::from_credentials(&chain.profile, &role_arn, &serial, &creds) {
-        Some(session) => {
-            if let Err(e) = cache.put(&session) {
+    let store = match CachedSession::from_credentials(&chain.profile, &role_arn, &serial, &creds) {
+        Some(session) => match cache.put(&session) {
+            Ok(store) => Some(store),
+            Err(e) => {
                 // The command can go on; the next one will just ask again.
                 tracing::warn!("{}", e.render());
+                None
             }
-        }
+        },
         None => {
-            tracing::warn!("AssumeRole returned credentials without expiry or token; not cached")
+            tracing::warn!("AssumeRole returned credentials without expiry or token; not cached");
+            None
         }
-    }
-    Ok((creds, false))
+    };
+    Ok((creds, false, store))
 }
 
 /// Walks the chain's roles from its base credentials; `code` goes to the first role
@@ -446,6 +470,7 @@ async fn assume_chain(
                 assumed_role: None,
                 mfa: false,
                 cached: false,
+                store: None,
             };
             let creds = provider
                 .provide_credentials()
@@ -558,7 +583,7 @@ pub fn format_duration(d: Duration) -> String {
 /// ```text
 /// account:     123456789012
 /// arn:         arn:aws:sts::123456789012:assumed-role/deploy/secret-rollout-alice-1764100000
-/// signed in:   profile production, role arn:aws:iam::123456789012:role/deploy, cached MFA session
+/// signed in:   profile production, role arn:aws:iam::123456789012:role/deploy, cached MFA session from the kernel persistent keyring
 /// expires:     2026-11-25 21:00:00 UTC (47m left)
 /// environment: matches account 123456789012
 /// ```
@@ -612,12 +637,13 @@ pub fn logout(profile: Option<&str>) -> Result<usize> {
 
 /// [`logout`] with the given environment.
 pub fn logout_with_env(profile: Option<&str>, env: &EnvVars) -> Result<usize> {
-    let cache = SessionCache::from_env(env);
+    let cache = SessionCache::from_env(env)?;
     match profile {
-        Some(name) => Ok(usize::from(cache.remove(name)?)),
+        Some(name) => Ok(usize::from(!cache.remove(name)?.is_empty())),
         None => {
-            // Keyring entries cannot be listed: try every profile the config names. A
-            // broken config file must not stop a logout, so read errors mean "none".
+            // Not every keyring can be listed (the Keychain cannot): try every profile the
+            // config names too. A broken config file must not stop a logout, so read
+            // errors mean "none".
             let profiles = Profiles::load(&ProfilePaths::from_env(env)).ok();
             let names: Vec<&str> = profiles.as_ref().map(|p| p.names()).unwrap_or_default();
             cache.remove_all(names)

@@ -75,6 +75,9 @@ pub enum PhaseOutcome {
 pub enum Outcome {
     /// Written, rolled out, every task proven on the new version.
     Verified,
+    /// Written and confirmed AWSCURRENT, but no service or task family reads any of the
+    /// secrets: nothing was redeployed and there was nothing to prove (exit 0).
+    WrittenNoReaders,
     /// Failed; the previous version was restored and verified.
     FailedRestored,
     /// Failed, and restoring failed too.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::aws::model::{Controller, DeploymentObs, ServiceDeploymentObs, ServiceInfo};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reach, Result};
 use crate::journal::{OnFailure, Outcome, Phase, PhaseOutcome, RotationKind, RotationSummary};
 use crate::rollout::ServiceRef;
 use crate::secret::SecretInfo;
@@ -160,6 +160,57 @@ pub fn kept_outcome(rollout: Option<PhaseOutcome>) -> Outcome {
     }
 }
 
+/// A secret as [`next_steps`] sees it at the end of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSecret {
+    /// Name.
+    pub name: String,
+    /// This run wrote a new version of it (a rollback writes none).
+    pub written: bool,
+    /// AWSCURRENT was moved back (or found back) on the previous version.
+    pub restored: bool,
+    /// The journal knows the version before, so `rollback ID` can restore it.
+    pub has_previous: bool,
+}
+
+/// What to run next after a rotation ended with `outcome`, ready to paste (`reach`: the
+/// options that reach the environment). A kept failure (`--on-failure keep`, or a
+/// verification that failed) leaves a written value that broke something in place: its
+/// undo is `rollback ID`. A timeout can be followed further or undone. A change someone
+/// else made during the run is theirs to explain: `status` shows what the tasks hold, and
+/// nothing suggested moves the label. Nothing for a success, a restore (done, or with its
+/// own commands by hand), a superseded run, or a run that wrote nothing.
+pub fn next_steps(
+    kind: RotationKind,
+    outcome: Outcome,
+    rotation_id: Uuid,
+    secrets: &[KeptSecret],
+    changed_by_another: bool,
+    reach: &Reach,
+) -> Vec<String> {
+    let kept = secrets
+        .iter()
+        .any(|s| s.written && !s.restored && s.has_previous);
+    let rollback = || reach.command(&format!("rollback {rotation_id}"));
+    match outcome {
+        Outcome::DeployFailed | Outcome::VerifyFailed if changed_by_another => secrets
+            .iter()
+            .map(|s| reach.command(&format!("status {}", s.name)))
+            .collect(),
+        Outcome::DeployFailed | Outcome::VerifyFailed if kind == RotationKind::Replace && kept => {
+            vec![rollback()]
+        }
+        Outcome::Timeout | Outcome::Interrupted => {
+            let mut steps = vec![reach.command(&format!("resume {rotation_id}"))];
+            if kind == RotationKind::Replace && kept {
+                steps.push(rollback());
+            }
+            steps
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// How a rotation ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ending {
@@ -307,7 +358,8 @@ pub fn last_write_of<'a>(
 }
 
 /// What a rollback restores. A version id that is not known is an error, never a guess.
-pub fn rollback_restores(source: RollbackSource<'_>) -> Result<RestoreChoice> {
+/// `reach`: the options the commands its refusals suggest carry.
+pub fn rollback_restores(source: RollbackSource<'_>, reach: &Reach) -> Result<RestoreChoice> {
     let rotation = match source {
         RollbackSource::Rotation(r) => r,
         RollbackSource::Secret {
@@ -336,14 +388,21 @@ pub fn rollback_restores(source: RollbackSource<'_>) -> Result<RestoreChoice> {
         RollbackSource::Rotation(_) => rotation.secrets.first(),
     };
     let Some(secret) = secret else {
-        return Err(Error::bad_input(format!("rotation {id} changed no secret"))
-            .hint("it was a redeploy: roll back a secret by name instead (secret-rollout rollback SECRET)"));
+        return Err(
+            Error::bad_input(format!("rotation {id} changed no secret")).hint(format!(
+                "it was a redeploy: roll back a secret by name instead ({})",
+                reach.command("rollback SECRET")
+            )),
+        );
     };
     let Some(from) = secret.written_version_id.clone() else {
         return Err(Error::refused(format!(
             "rotation {id} wrote no new version: there is nothing to roll back"
         ))
-        .hint("see `secret-rollout history` for what it did"));
+        .hint(format!(
+            "see `{}` for what it did",
+            reach.command("history")
+        )));
     };
     let Some(to) = secret.previous_version_id.clone() else {
         return Err(Error::refused(format!(
@@ -368,6 +427,7 @@ pub fn rollback_by_hand_hint(
     info: &SecretInfo,
     choice: &RestoreChoice,
     others: &[String],
+    reach: &Reach,
 ) -> String {
     let by_hand = format!(
         "move AWSCURRENT back by hand (aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSCURRENT --move-to-version-id {} --remove-from-version-id {}), deploy those services with their controller",
@@ -377,11 +437,144 @@ pub fn rollback_by_hand_hint(
         by_hand
     } else {
         format!(
-            "{by_hand}, and the others with secret-rollout redeploy --secret {} --services {}",
-            info.name,
-            others.join(",")
+            "{by_hand}, and the others with {}",
+            reach.command(&format!(
+                "redeploy --secret {} --services {}",
+                info.name,
+                others.join(",")
+            ))
         )
     }
+}
+
+/// The hint of a refusal over an unfinished rotation: finish it with `resume ID`, or, for
+/// one that wrote a version, roll it back with `rollback ID` (a rollback or a redeploy
+/// wrote none: `rollback ID` of it has nothing to undo).
+pub fn unfinished_hint(open: &RotationSummary, reach: &Reach) -> String {
+    let id = open.rotation_id();
+    let resume = reach.command(&format!("resume {id}"));
+    let wrote = open.started.kind == RotationKind::Replace
+        && open
+            .secrets
+            .iter()
+            .any(|s| s.written_version_id.is_some() && s.previous_version_id.is_some());
+    if wrote {
+        format!(
+            "finish it with `{resume}` (or roll it back with `{}`)",
+            reach.command(&format!("rollback {id}"))
+        )
+    } else {
+        format!("finish it with `{resume}`")
+    }
+}
+
+/// What the running tasks of a rollback's services hold when its version is current
+/// already (see [`current_held`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CurrentHeld {
+    /// Running tasks proven to hold the current version.
+    pub holding: usize,
+    /// Services with a task not proven on it (or not found reading the secret).
+    pub open: Vec<ServiceRef>,
+    /// Per open service, why.
+    pub why: Vec<String>,
+}
+
+impl CurrentHeld {
+    /// Every task of every service holds the current version.
+    pub fn proven(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+/// Whether every running task of `services` holds the current version of `arn`, by the
+/// rule of `status` (`st`): a stale task (created before that version became current) or
+/// one that cannot be told (created between its creation and the secret's last change)
+/// leaves its service open, and so does a service `status` does not find reading the
+/// secret: nothing is proven of it.
+pub fn current_held(st: &crate::status::Status, arn: &str, services: &[ServiceRef]) -> CurrentHeld {
+    let mut out = CurrentHeld::default();
+    for r in services {
+        let read = st
+            .services
+            .iter()
+            .find(|s| s.cluster == r.cluster && s.name == r.service)
+            .and_then(|s| s.secrets.iter().find(|x| x.secret_arn == arn));
+        let Some(read) = read else {
+            out.why
+                .push(format!("{} is not found reading it", r.service));
+            out.open.push(r.clone());
+            continue;
+        };
+        let (stale, unknown) = (read.stale_tasks.len(), read.unproven_tasks.len());
+        if stale + unknown == 0 {
+            out.holding += read.tasks;
+            continue;
+        }
+        out.why.push(format!(
+            "{}: {stale} of {} task(s) started before it became current, {unknown} cannot be told",
+            r.service, read.tasks
+        ));
+        out.open.push(r.clone());
+    }
+    out
+}
+
+/// What `status` suggests for its stale tasks (see [`stale_advice`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StaleAdvice {
+    /// Services to redeploy: their stale tasks would be relaunched onto a good value.
+    pub redeploy: Vec<String>,
+    /// Secrets whose current version was kept after a failed rotation: roll that back
+    /// instead of relaunching its stale readers onto it. `(rotation, secret, services)`.
+    pub rollback: Vec<(Uuid, String, Vec<String>)>,
+}
+
+/// What to suggest for the stale tasks in `st`, given the journal's `rotations` (oldest
+/// first). A stale task of a secret whose latest rotation ended in a kept failure
+/// (`--on-failure keep`, or not proven) with its version still AWSCURRENT holds the value
+/// from before that rotation: a redeploy would relaunch it onto the value that failed, so
+/// that rotation's rollback is the next step. Any other stale task: redeploy its service.
+pub fn stale_advice(st: &crate::status::Status, rotations: &[RotationSummary]) -> StaleAdvice {
+    let mut out = StaleAdvice::default();
+    let kept_failure = |arn: &str, current: Option<&str>| -> Option<Uuid> {
+        // A redeploy changes no value: the last rotation that wrote or moved one decides.
+        let last = rotations
+            .iter()
+            .rev()
+            .find(|r| r.touches(arn) && r.started.kind != RotationKind::Redeploy)?;
+        let kept = matches!(
+            last.status,
+            crate::journal::Status::Finished(Outcome::DeployFailed | Outcome::VerifyFailed)
+        );
+        let s = last.secrets.iter().find(|s| s.arn == arn)?;
+        (kept
+            && last.started.kind == RotationKind::Replace
+            && s.previous_version_id.is_some()
+            && s.restored_version_id.is_none()
+            && s.written_version_id.is_some()
+            && s.written_version_id.as_deref() == current)
+            .then(|| last.rotation_id())
+    };
+    for svc in &st.services {
+        let mut redeploy = false;
+        for read in svc.secrets.iter().filter(|r| !r.stale_tasks.is_empty()) {
+            match kept_failure(&read.secret_arn, read.current_version.as_deref()) {
+                Some(id) => match out.rollback.iter_mut().find(|(r, _, _)| *r == id) {
+                    Some((_, _, services)) => services.push(svc.name.clone()),
+                    None => {
+                        out.rollback
+                            .push((id, read.secret_name.clone(), vec![svc.name.clone()]))
+                    }
+                },
+                None => redeploy = true,
+            }
+        }
+        if redeploy {
+            out.redeploy.push(svc.name.clone());
+        }
+    }
+    out
 }
 
 /// Refuses to restore over a change made since the rotation, unless forced.
@@ -530,6 +723,18 @@ pub fn resumed_deployments(rotation: &RotationSummary, written: Option<f64>) -> 
     let started = rotation.started.started_at.unix_timestamp_nanos() as f64 / 1e9;
     Ours {
         after: Some(adopt_after(written.unwrap_or(0.0), Some(started))),
+        ..journaled_deployments(rotation)
+    }
+}
+
+/// What a rollback of `rotation` does not count as someone else's deployment: what its
+/// journal names, and any deployment created at or after `written` (when the version it
+/// undoes was created, AWS's clock): those launch tasks onto that version, ECS's
+/// circuit-breaker rollbacks of a kept failure first (they relaunch onto the value that
+/// failed, for ever), and replacing them is the undo. Without the date, only the journal's.
+pub fn undone_deployments(rotation: &RotationSummary, written: Option<f64>) -> Ours {
+    Ours {
+        after: written,
         ..journaled_deployments(rotation)
     }
 }
@@ -1235,6 +1440,322 @@ mod tests {
         }
     }
 
+    fn reach() -> Reach {
+        Reach::new(["--env", "production"].map(String::from).to_vec())
+    }
+
+    /// Issue 21 item 3: what a run prints as its next step, by outcome, each command
+    /// carrying the options that reach the environment.
+    #[test]
+    fn next_steps_by_outcome() {
+        let id = Uuid::from_u128(7);
+        let kept = |written, restored, has_previous| KeptSecret {
+            name: "production/x".into(),
+            written,
+            restored,
+            has_previous,
+        };
+        let rollback = format!("secret-rollout rollback {id} --env production");
+        let resume = format!("secret-rollout resume {id} --env production");
+        let status = "secret-rollout status production/x --env production".to_string();
+        use Outcome as O;
+        use RotationKind as K;
+        // (case, kind, outcome, secret, changed by another, steps)
+        type Case = (&'static str, K, O, KeptSecret, bool, Vec<String>);
+        let table: Vec<Case> = vec![
+            (
+                "kept deploy failure",
+                K::Replace,
+                O::DeployFailed,
+                kept(true, false, true),
+                false,
+                vec![rollback.clone()],
+            ),
+            (
+                "kept, not proven",
+                K::Replace,
+                O::VerifyFailed,
+                kept(true, false, true),
+                false,
+                vec![rollback.clone()],
+            ),
+            (
+                "changed by someone else: look, move nothing",
+                K::Replace,
+                O::VerifyFailed,
+                kept(true, false, true),
+                true,
+                vec![status],
+            ),
+            (
+                "nothing to go back to",
+                K::Replace,
+                O::DeployFailed,
+                kept(true, false, false),
+                false,
+                vec![],
+            ),
+            (
+                "failed before writing",
+                K::Replace,
+                O::DeployFailed,
+                kept(false, false, true),
+                false,
+                vec![],
+            ),
+            (
+                "a redeploy wrote nothing",
+                K::Redeploy,
+                O::DeployFailed,
+                kept(false, false, false),
+                false,
+                vec![],
+            ),
+            (
+                "a rollback's redeploy failed",
+                K::Rollback,
+                O::DeployFailed,
+                kept(false, true, true),
+                false,
+                vec![],
+            ),
+            (
+                "timed out after the write",
+                K::Replace,
+                O::Timeout,
+                kept(true, false, true),
+                false,
+                vec![resume.clone(), rollback.clone()],
+            ),
+            (
+                "a rollback timed out",
+                K::Rollback,
+                O::Timeout,
+                kept(false, true, true),
+                false,
+                vec![resume.clone()],
+            ),
+            (
+                "verified",
+                K::Replace,
+                O::Verified,
+                kept(true, false, true),
+                false,
+                vec![],
+            ),
+            (
+                "restored",
+                K::Replace,
+                O::FailedRestored,
+                kept(true, true, true),
+                false,
+                vec![],
+            ),
+            (
+                "restore failed: its own commands",
+                K::Replace,
+                O::RestoreFailed,
+                kept(true, false, true),
+                false,
+                vec![],
+            ),
+            (
+                "superseded: nothing moves it",
+                K::Replace,
+                O::Superseded,
+                kept(true, false, true),
+                false,
+                vec![],
+            ),
+        ];
+        for (case, kind, outcome, secret, changed, want) in table {
+            assert_eq!(
+                next_steps(kind, outcome, id, &[secret], changed, &reach()),
+                want,
+                "{case}"
+            );
+        }
+    }
+
+    /// A refusal over an unfinished rotation suggests its rollback only when it wrote a
+    /// version there is something to roll back from.
+    #[test]
+    fn the_unfinished_hint_names_rollback_only_when_there_is_something_to_undo() {
+        let wrote = rotation(
+            1,
+            RotationKind::Replace,
+            Some((ARN, Some("v1"), Some("v2"))),
+        );
+        let id = Uuid::from_u128(1);
+        assert_eq!(
+            unfinished_hint(&wrote, &reach()),
+            format!("finish it with `secret-rollout resume {id} --env production` (or roll it back with `secret-rollout rollback {id} --env production`)")
+        );
+        let only = |r: &RotationSummary| {
+            format!(
+                "finish it with `secret-rollout resume {} --env production`",
+                r.rotation_id()
+            )
+        };
+        for r in [
+            rotation(2, RotationKind::Replace, Some((ARN, Some("v1"), None))),
+            rotation(3, RotationKind::Rollback, Some((ARN, Some("v1"), None))),
+            rotation(4, RotationKind::Redeploy, None),
+        ] {
+            assert_eq!(unfinished_hint(&r, &reach()), only(&r));
+        }
+    }
+
+    fn read(stale: usize, unproven: usize, tasks: usize) -> crate::status::SecretRead {
+        crate::status::SecretRead {
+            secret_arn: ARN.into(),
+            secret_name: "production/x".into(),
+            current_version: Some("v2".into()),
+            tasks,
+            stale_tasks: (0..stale).map(|i| format!("s{i}")).collect(),
+            unproven_tasks: (0..unproven).map(|i| format!("u{i}")).collect(),
+            pinned: Vec::new(),
+        }
+    }
+
+    fn status_of(
+        services: Vec<(&str, Option<crate::status::SecretRead>)>,
+    ) -> crate::status::Status {
+        let stale = services
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().map(|r| r.stale_tasks.len()))
+            .sum();
+        crate::status::Status {
+            secrets: Vec::new(),
+            services: services
+                .into_iter()
+                .map(|(name, r)| crate::status::ServiceStatus {
+                    cluster: "c".into(),
+                    name: name.into(),
+                    desired: 2,
+                    running: 2,
+                    pending: 0,
+                    deployments: Vec::new(),
+                    tasks: Vec::new(),
+                    secrets: r.into_iter().collect(),
+                    nothing_to_prove: false,
+                    outside_services_list: false,
+                })
+                .collect(),
+            stale,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Issue 21 item 4: a rollback whose version is current is proven only when every task
+    /// of every service it would redeploy holds it.
+    #[test]
+    fn current_held_needs_every_task_of_every_service() {
+        let svc = |n: &str| ServiceRef {
+            cluster: "c".into(),
+            service: n.into(),
+        };
+        let all = [svc("front"), svc("api")];
+        let st = status_of(vec![
+            ("front", Some(read(0, 0, 3))),
+            ("api", Some(read(0, 0, 2))),
+        ]);
+        let held = current_held(&st, ARN, &all);
+        assert!(held.proven());
+        assert_eq!(held.holding, 5);
+        let st = status_of(vec![
+            ("front", Some(read(1, 1, 3))),
+            ("api", Some(read(0, 0, 2))),
+        ]);
+        let held = current_held(&st, ARN, &all);
+        assert_eq!(held.open, [svc("front")]);
+        assert_eq!(
+            held.why,
+            ["front: 1 of 3 task(s) started before it became current, 1 cannot be told"]
+        );
+        // A service not found reading it: nothing is proven of it.
+        let st = status_of(vec![("front", Some(read(0, 0, 3))), ("api", None)]);
+        let held = current_held(&st, ARN, &all);
+        assert_eq!(held.open, [svc("api")]);
+        assert_eq!(held.why, ["api is not found reading it"]);
+        assert!(current_held(&st, ARN, &[]).proven());
+    }
+
+    /// Issue 21 item 3: `status` suggests the rollback of a kept failure whose version is
+    /// still current, and a redeploy for anything else stale.
+    #[test]
+    fn stale_advice_rolls_back_a_kept_failure_and_redeploys_the_rest() {
+        let finished = |mut r: RotationSummary, o: Outcome| {
+            r.status = Status::Finished(o);
+            r
+        };
+        let kept = finished(
+            rotation(
+                1,
+                RotationKind::Replace,
+                Some((ARN, Some("v1"), Some("v2"))),
+            ),
+            Outcome::DeployFailed,
+        );
+        let st = status_of(vec![
+            ("front", Some(read(2, 0, 2))),
+            ("api", Some(read(1, 0, 2))),
+            ("pdf", Some(read(0, 0, 1))),
+        ]);
+        let advice = stale_advice(&st, std::slice::from_ref(&kept));
+        assert_eq!(advice.redeploy, Vec::<String>::new());
+        assert_eq!(
+            advice.rollback,
+            [(
+                Uuid::from_u128(1),
+                "production/x".to_string(),
+                vec!["front".to_string(), "api".to_string()]
+            )]
+        );
+        // Not a kept failure (verified, restored), or its version is no longer current,
+        // or a later rotation: redeploy.
+        let verified = finished(
+            rotation(
+                2,
+                RotationKind::Replace,
+                Some((ARN, Some("v1"), Some("v2"))),
+            ),
+            Outcome::Verified,
+        );
+        let elsewhere = finished(
+            rotation(
+                3,
+                RotationKind::Replace,
+                Some((ARN, Some("v0"), Some("v9"))),
+            ),
+            Outcome::DeployFailed,
+        );
+        // A redeploy since (onto the kept value) changes nothing of that.
+        let redeploy = finished(
+            rotation(4, RotationKind::Redeploy, Some((ARN, None, None))),
+            Outcome::DeployFailed,
+        );
+        assert_eq!(
+            stale_advice(&st, &[kept.clone(), redeploy]).rollback.len(),
+            1
+        );
+        // A rollback since: the value is the earlier one again.
+        let rolled_back = finished(
+            rotation(5, RotationKind::Rollback, Some((ARN, Some("v1"), None))),
+            Outcome::Verified,
+        );
+        for rotations in [
+            vec![],
+            vec![verified],
+            vec![elsewhere],
+            vec![kept.clone(), rolled_back],
+        ] {
+            let advice = stale_advice(&st, &rotations);
+            assert_eq!(advice.redeploy, ["front", "api"], "{rotations:?}");
+            assert!(advice.rollback.is_empty());
+        }
+    }
+
     #[test]
     fn what_a_rollback_restores() {
         let replace = rotation(
@@ -1313,7 +1834,7 @@ mod tests {
             ),
         ];
         for (case, source, want) in table {
-            match (rollback_restores(source), want) {
+            match (rollback_restores(source, &Reach::default()), want) {
                 (Ok(got), Ok(want)) => assert_eq!(got, want, "{case}"),
                 (Err(e), Err(part)) => assert!(e.message.contains(part), "{case}: {}", e.message),
                 (got, want) => panic!("{case}: got {got:?}, want {want:?}"),

@@ -28,7 +28,9 @@ use crate::progress::Reporter;
 use crate::value::SecretValue;
 
 pub use crate::journal::OnFailure;
-pub use replace::{plan, redeploy, replace, replace_planned, RedeployRequest, ReplaceRequest};
+pub use replace::{
+    check_values, plan, redeploy, replace, replace_planned, RedeployRequest, ReplaceRequest,
+};
 pub use report::{
     outcome_exit_code, outcome_word, PhaseReport, Report, SecretHolding, SecretReport,
     ServiceReport, TaskCounts,
@@ -59,6 +61,8 @@ pub struct Settings {
     /// counts as failed (default: the circuit breaker's threshold, for the services the
     /// breaker does not cover; see [`crate::rollout::strategy::detector_threshold`]).
     pub max_task_failures: Option<u32>,
+    /// The options that reach the environment, carried by every command the run suggests.
+    pub reach: crate::error::Reach,
 }
 
 /// What a rotation does, before it writes, about a consumer in the middle of a deployment

@@ -398,13 +398,22 @@ impl Run<'_> {
         let mut watched = Vec::new();
         for i in 0..self.secrets.len() {
             let s = self.secrets[i].clone();
-            let (Some(prev), Some(new)) = (s.previous.clone(), s.token.clone()) else {
+            let Some(prev) = s.previous.clone() else {
                 continue;
+            };
+            // A rollback resumed from its journal does not know the version it moved
+            // AWSCURRENT off (its journal records none written): it still delivers `prev`,
+            // and must watch it, or its restore phase would prove nothing and adopt any
+            // deployment. Any other rotation restores only what it wrote.
+            let new = match s.token.clone() {
+                Some(new) => new,
+                None if self.kind == RotationKind::Rollback => String::new(),
+                None => continue,
             };
             let info = secret::describe(&self.clients.sm, &s.arn).await?;
             if info.current.as_deref() == Some(prev.as_str()) {
                 // Already restored (resume, or the write never happened).
-            } else if info.current.as_deref() == Some(new.as_str())
+            } else if (!new.is_empty() && info.current.as_deref() == Some(new.as_str()))
                 || (self.kind == RotationKind::Rollback && self.force_restore)
             {
                 let from = info.current.clone().unwrap_or(new.clone());
@@ -420,14 +429,24 @@ impl Run<'_> {
                     version_id: prev.clone(),
                 });
             } else {
+                let not = if new.is_empty() {
+                    format!("not the version {} this rollback restores", short(&prev))
+                } else {
+                    format!(
+                        "neither the new version {} nor the previous {}",
+                        short(&new),
+                        short(&prev)
+                    )
+                };
                 return Err(Error::new(Kind::Superseded, format!(
-                    "AWSCURRENT of {} is now {}, neither the new version {} nor the previous {}: someone else changed it, and nothing was restored over their change",
+                    "AWSCURRENT of {} is now {}, {not}: someone else changed it, and nothing was restored over their change",
                     s.name,
                     info.current.as_deref().unwrap_or("none"),
-                    short(&new),
-                    short(&prev)
                 ))
-                .hint("decide which version should be current, then run `secret-rollout redeploy --secret NAME`"));
+                .hint(format!(
+                    "decide which version should be current, then run `{}`",
+                    self.settings.reach.command(&format!("redeploy --secret {}", s.name))
+                )));
             }
             self.secrets[i].restored = true;
             // The version restored was current from the stage move on: the watch's first

@@ -40,15 +40,18 @@ pub struct ReplaceRequest {
 }
 
 /// What `plan` and `replace --dry-run` show: the plan, with nothing written. Consumers that
-/// cannot be redeployed are in it (`consumers.refusal()` says why `replace` would stop).
+/// cannot be redeployed are in it (`refusal()` says why `replace` would stop).
+/// A secret `replace` would refuse (scheduled for deletion, managed by another service,
+/// rotation enabled without `allow_rotation`, no current version) is refused here too.
 pub async fn plan(
     clients: &Clients,
     target: &Target,
     secrets: &[String],
     only_services: &[String],
+    allow_rotation: bool,
 ) -> Result<RotationPlan> {
     let ids: Vec<String> = secrets.iter().map(|s| target.secret_id(s)).collect();
-    let mut p = plan::plan(clients, target, &ids, only(only_services), true).await?;
+    let mut p = plan::plan(clients, target, &ids, only(only_services), allow_rotation).await?;
     p.busy = decide::busy_consumers(&p.activity, &Ours::default());
     Ok(p)
 }
@@ -157,7 +160,7 @@ pub async fn replace(
             request.allow_rotation,
         )
         .await?;
-        if let Some(refusal) = p.consumers.refusal() {
+        if let Some(refusal) = p.refusal() {
             return Err(refusal);
         }
         let least: Vec<(&str, &str, u64)> = p
@@ -189,17 +192,12 @@ pub async fn replace(
         }
     };
     let json_key = request.json_key.as_deref();
-    let mut values = Vec::with_capacity(p.secrets.len());
-    for (planned, given) in p.secrets.iter().zip(request.values) {
-        let info = &planned.info;
-        let current = current_value(ctx.clients, &info.arn, info.current.as_deref()).await?;
-        let new = merged(&info.name, current.as_ref(), json_key, given)?;
-        value::validate(&new, current.as_ref()).map_err(|e| Error {
-            message: format!("{}: {}", info.name, e.message),
-            ..e
-        })?;
-        values.push(new);
-    }
+    let given = request.values.into_iter().map(Some).collect();
+    let values: Vec<SecretValue> = check_values(ctx.clients, &p, given, json_key)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
     confirmed(
         operator,
         &format!(
@@ -209,6 +207,55 @@ pub async fn replace(
         Some(&p),
     )?;
     replace_planned(ctx, &p, values, json_key).await
+}
+
+/// The checks of the new values against the planned secrets' current ones that `replace`
+/// makes before its first write, shared with `plan` and `replace --dry-run` so that these
+/// refuse the same way: merges `json_key` (the current value must be a JSON object with
+/// that key, the member keep its type) and refuses an empty, oversized or unchanged value.
+/// `given[i]` is the value for the `i`-th planned secret; `None` (a plan with no value
+/// given) checks only that `json_key` can be replaced. Returns the values to write.
+pub async fn check_values(
+    clients: &Clients,
+    plan: &RotationPlan,
+    given: Vec<Option<SecretValue>>,
+    json_key: Option<&str>,
+) -> Result<Vec<Option<SecretValue>>> {
+    let mut values = Vec::with_capacity(plan.secrets.len());
+    for (planned, given) in plan.secrets.iter().zip(given) {
+        let info = &planned.info;
+        if given.is_none() && json_key.is_none() {
+            values.push(None);
+            continue;
+        }
+        let current = current_value(clients, &info.arn, info.current.as_deref()).await?;
+        let Some(given) = given else {
+            if let Some(key) = json_key {
+                match &current {
+                    Some(current) => value::check_json_key(current, key)?,
+                    None => {
+                        return Err(no_current_for_json_key(&info.name));
+                    }
+                }
+            }
+            values.push(None);
+            continue;
+        };
+        let new = merged(&info.name, current.as_ref(), json_key, given)?;
+        value::validate(&new, current.as_ref()).map_err(|e| Error {
+            message: format!("{}: {}", info.name, e.message),
+            ..e
+        })?;
+        values.push(Some(new));
+    }
+    Ok(values)
+}
+
+fn no_current_for_json_key(name: &str) -> Error {
+    Error::bad_input(format!(
+        "{name} has no current value to replace a JSON key in"
+    ))
+    .hint("give the whole value, without --json-key")
 }
 
 /// The value of `version` (the current one), if there is one.
@@ -233,10 +280,7 @@ pub(super) fn merged(
     match (json_key, current) {
         (None, _) => Ok(given),
         (Some(key), Some(current)) => value::merge_json_key(current, key, &given),
-        (Some(_), None) => Err(Error::bad_input(format!(
-            "{name} has no current value to replace a JSON key in"
-        ))
-        .hint("give the whole value, without --json-key")),
+        (Some(_), None) => Err(no_current_for_json_key(name)),
     }
 }
 
@@ -283,6 +327,7 @@ pub async fn replace_planned(
         })
         .collect();
     let mut run = Run::start(ctx, started, states, services, locks)?;
+    run.no_readers = plan.consumers.no_readers();
     let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
     let mut report = run.rotate(values).await?;
     report.nothing_to_prove = plan

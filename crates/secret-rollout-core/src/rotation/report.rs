@@ -176,6 +176,12 @@ pub struct Report {
     pub nothing_to_prove: Vec<ServiceRef>,
     /// Commands to restore by hand, when our restore failed.
     pub manual_restore: Vec<String>,
+    /// What to run next, ready to paste (they carry the options that reach the
+    /// environment): `rollback ID` after a failure whose new value was kept, `resume ID`
+    /// after a timeout, `redeploy` when a rollback found its version current but not
+    /// every task proven on it. Empty when there is nothing to do.
+    #[serde(default)]
+    pub next_steps: Vec<String>,
     /// AWS calls made, by operation.
     pub aws_calls: BTreeMap<String, u64>,
     /// Milliseconds from start to end.
@@ -192,7 +198,7 @@ impl Report {
 /// Exit code of an outcome.
 pub fn outcome_exit_code(outcome: Outcome) -> i32 {
     match outcome {
-        Outcome::Verified => exit::OK,
+        Outcome::Verified | Outcome::WrittenNoReaders => exit::OK,
         Outcome::FailedRestored => exit::FAILED_RESTORED,
         Outcome::RestoreFailed => exit::RESTORE_FAILED,
         Outcome::DeployFailed => exit::DEPLOY_FAILED,
@@ -208,6 +214,7 @@ pub fn outcome_exit_code(outcome: Outcome) -> i32 {
 pub fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Verified => "verified",
+        Outcome::WrittenNoReaders => "written, no readers",
         Outcome::FailedRestored => "failed, previous version restored",
         Outcome::RestoreFailed => "failed, and the restore failed too",
         Outcome::DeployFailed => "deployment failed",

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::clients::Clients;
-use crate::error::{Error, Result};
+use crate::error::{Error, Reach, Result};
 use crate::journal::{self, Outcome, RotationKind, RotationSummary, Status};
 use crate::progress::{Event, Reporter};
 use crate::rollout::ServiceRef;
@@ -17,8 +17,9 @@ use super::run::{lock_all, Run};
 use super::{Operator, Report, Settings};
 use crate::journal::OnFailure;
 
-/// The rotation whose id starts with `id`.
-pub fn find_rotation(state_dir: &Path, id: &str) -> Result<RotationSummary> {
+/// The rotation whose id starts with `id`. `reach`: the options the command was given,
+/// carried by the commands its refusals suggest.
+pub fn find_rotation(state_dir: &Path, id: &str, reach: &Reach) -> Result<RotationSummary> {
     let mut matches: Vec<RotationSummary> = journal::list(state_dir)?
         .into_iter()
         .filter(|r| r.rotation_id().to_string().starts_with(id))
@@ -26,8 +27,10 @@ pub fn find_rotation(state_dir: &Path, id: &str) -> Result<RotationSummary> {
     match matches.len() {
         1 => Ok(matches.remove(0)),
         0 => Err(
-            Error::bad_input(format!("no rotation {id} in {}", state_dir.display()))
-                .hint("list rotations with `secret-rollout history`"),
+            Error::bad_input(format!("no rotation {id} in {}", state_dir.display())).hint(format!(
+                "list rotations with `{}`",
+                reach.command("history")
+            )),
         ),
         n => Err(Error::bad_input(format!("{n} rotations start with {id}"))
             .hint("give more of the rotation id")),
@@ -36,9 +39,13 @@ pub fn find_rotation(state_dir: &Path, id: &str) -> Result<RotationSummary> {
 
 /// The rotation `resume` finishes: the one `id` names, or the only unfinished one.
 /// Refuses one that already finished for good.
-pub fn find_resumable(state_dir: &Path, id: Option<&str>) -> Result<RotationSummary> {
+pub fn find_resumable(
+    state_dir: &Path,
+    id: Option<&str>,
+    reach: &Reach,
+) -> Result<RotationSummary> {
     let summary = match id {
-        Some(id) => find_rotation(state_dir, id)?,
+        Some(id) => find_rotation(state_dir, id, reach)?,
         None => {
             let mut open: Vec<RotationSummary> = journal::list(state_dir)?
                 .into_iter()
@@ -48,7 +55,7 @@ pub fn find_resumable(state_dir: &Path, id: Option<&str>) -> Result<RotationSumm
                 0 => {
                     return Err(
                         Error::bad_input("there is no unfinished rotation to resume")
-                            .hint("see `secret-rollout history`; for a team state in S3, pass --env NAME to see rotations started on other machines"),
+                            .hint(format!("see `{}`; for a team state in S3, pass --env NAME to see rotations started on other machines", reach.command("history"))),
                     )
                 }
                 1 => open.remove(0),
@@ -59,15 +66,23 @@ pub fn find_resumable(state_dir: &Path, id: Option<&str>) -> Result<RotationSumm
                         "{n} unfinished rotations: {}",
                         ids.join(", ")
                     ))
-                    .hint("name the one to resume: secret-rollout resume ID"));
+                    .hint(format!("name the one to resume: `{}`", reach.command("resume ID"))));
                 }
             }
         }
     };
     if let Status::Finished(outcome) = summary.status {
         if !outcome.is_resumable() {
-            return Err(Error::refused(format!("rotation {} already finished ({})", summary.rotation_id(), outcome_word(outcome)))
-                .hint("start a new one with secret-rollout replace, or undo it with secret-rollout rollback ID"));
+            return Err(Error::refused(format!(
+                "rotation {} already finished ({})",
+                summary.rotation_id(),
+                outcome_word(outcome)
+            ))
+            .hint(format!(
+                "start a new one with `{}`, or undo it with `{}`",
+                reach.command("replace SECRET"),
+                reach.command(&format!("rollback {}", summary.rotation_id()))
+            )));
         }
     }
     Ok(summary)
@@ -164,7 +179,7 @@ pub async fn resume(
         values.push(if exists {
             None
         } else {
-            Some(value_again(clients, summary, i, operator).await?)
+            Some(value_again(clients, &settings, summary, i, operator).await?)
         });
     }
     run.rotate(values).await
@@ -174,6 +189,7 @@ pub async fn resume(
 /// merged again into the still-current value.
 async fn value_again(
     clients: &Clients,
+    settings: &Settings,
     summary: &RotationSummary,
     i: usize,
     operator: &dyn Operator,
@@ -195,8 +211,10 @@ async fn value_again(
             e.message
         ),
         hint: Some(format!(
-            "rerun `secret-rollout resume {}` with --value-stdin, --value-file or --generate",
-            summary.rotation_id()
+            "rerun `{}` with --value-stdin, --value-file or --generate",
+            settings
+                .reach
+                .command(&format!("resume {}", summary.rotation_id()))
         )),
         ..e
     })
@@ -246,14 +264,16 @@ mod tests {
     fn the_hints_of_finding_a_rotation_name_commands_that_exist() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
+        let reach = Reach::new(["--env", "production"].map(String::from).to_vec());
+        let reach = &reach;
         // Nothing at all: `history` (which lists nothing, and exits 0).
-        let e = find_resumable(d, None).unwrap_err();
+        let e = find_resumable(d, None, reach).unwrap_err();
         assert_eq!(e.message, "there is no unfinished rotation to resume");
         assert_eq!(
             e.hint.as_deref(),
-            Some("see `secret-rollout history`; for a team state in S3, pass --env NAME to see rotations started on other machines")
+            Some("see `secret-rollout history --env production`; for a team state in S3, pass --env NAME to see rotations started on other machines")
         );
-        let e = find_rotation(d, "0123abcd").unwrap_err();
+        let e = find_rotation(d, "0123abcd", reach).unwrap_err();
         assert!(
             e.message.starts_with("no rotation 0123abcd in "),
             "{}",
@@ -261,7 +281,7 @@ mod tests {
         );
         assert_eq!(
             e.hint.as_deref(),
-            Some("list rotations with `secret-rollout history`")
+            Some("list rotations with `secret-rollout history --env production`")
         );
 
         // Two open ones: name one, by the id `history` shows (a prefix is enough).
@@ -271,24 +291,24 @@ mod tests {
             "0123abcd-0000-4000-8000-000000000002",
             Some(Outcome::Timeout),
         );
-        let e = find_resumable(d, None).unwrap_err();
+        let e = find_resumable(d, None, reach).unwrap_err();
         assert!(e.message.contains(&a.to_string()) && e.message.contains(&b.to_string()));
         assert_eq!(
             e.hint.as_deref(),
-            Some("name the one to resume: secret-rollout resume ID")
+            Some("name the one to resume: `secret-rollout resume ID --env production`")
         );
         assert_eq!(
-            find_resumable(d, Some(&a.to_string()))
+            find_resumable(d, Some(&a.to_string()), reach)
                 .unwrap()
                 .rotation_id(),
             a
         );
         // A prefix both share: give more of it; the full id then works.
-        let e = find_rotation(d, "0123abcd").unwrap_err();
+        let e = find_rotation(d, "0123abcd", reach).unwrap_err();
         assert_eq!(e.message, "2 rotations start with 0123abcd");
         assert_eq!(e.hint.as_deref(), Some("give more of the rotation id"));
         assert_eq!(
-            find_rotation(d, "0123abcd-0000-4000-8000-000000000002")
+            find_rotation(d, "0123abcd-0000-4000-8000-000000000002", reach)
                 .unwrap()
                 .rotation_id(),
             b
@@ -301,14 +321,14 @@ mod tests {
             "feedbeef-0000-4000-8000-000000000003",
             Some(Outcome::Verified),
         );
-        let e = find_resumable(d, Some("feedbeef")).unwrap_err();
+        let e = find_resumable(d, Some("feedbeef"), reach).unwrap_err();
         assert_eq!(e.kind, crate::error::Kind::Refused);
         let hint = e.hint.unwrap();
         assert_eq!(
             hint,
-            "start a new one with secret-rollout replace, or undo it with secret-rollout rollback ID"
+            format!("start a new one with `secret-rollout replace SECRET --env production`, or undo it with `secret-rollout rollback {v} --env production`")
         );
-        match crate::rotation::rollback_of(d, "feedbeef").unwrap() {
+        match crate::rotation::rollback_of(d, "feedbeef", reach).unwrap() {
             crate::rotation::RollbackOf::Rotation(r) => assert_eq!(r.rotation_id(), v),
             other => panic!("rollback ID reads a rotation: {other:?}"),
         }

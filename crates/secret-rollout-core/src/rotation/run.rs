@@ -70,6 +70,10 @@ pub(super) struct Run<'a> {
     /// A person typed `rollback --force`: the restore may move AWSCURRENT off a version
     /// this run did not write. Never set otherwise (nor on resume).
     pub(super) force_restore: bool,
+    /// No service or task family reads any of the secrets (set by `replace` from its
+    /// plan): the run ends [`Outcome::WrittenNoReaders`] once written, with no rollout.
+    /// Not known on resume (the journal does not record it).
+    pub(super) no_readers: bool,
     pub(super) _locks: Vec<Lock>,
 }
 
@@ -102,11 +106,33 @@ pub(super) fn lock_all(
                     open.rotation_id(),
                     open.started.started_at
                 ))
-                .hint(format!("finish it with `secret-rollout resume {}` (or roll it back with `secret-rollout rollback {}`)", open.rotation_id(), open.rotation_id())));
+                .hint(decide::unfinished_hint(&open, &settings.reach)));
             }
         }
     }
     Ok(locks)
+}
+
+/// Closes `rolls_back` (the rotation rollback `by` undid), when it is still open.
+pub(super) fn close_rolled_back(
+    settings: &Settings,
+    locks: &[Lock],
+    rolls_back: Option<Uuid>,
+    by: Uuid,
+) -> Result<()> {
+    let Some(id) = rolls_back else {
+        return Ok(());
+    };
+    let mut undone = Journal::open(&settings.state_dir, id)?;
+    undone.mirror_to(&settings.state, &settings.state_dir, locks)?;
+    if undone.summary()?.is_resumable() {
+        undone.append(&Record::Finished {
+            outcome: Outcome::FailedRestored,
+            at: now(),
+            message: Some(format!("rolled back by rotation {by}")),
+        })?;
+    }
+    Ok(())
 }
 
 /// Each planned service's PRIMARY deployment before the rotation, from the start record.
@@ -191,6 +217,7 @@ impl<'a> Run<'a> {
             rolls_back: started.rolls_back,
             previous_deployments,
             force_restore: false,
+            no_readers: false,
             _locks: locks,
         })
     }
@@ -256,6 +283,7 @@ impl<'a> Run<'a> {
             rolls_back: started.rolls_back,
             previous_deployments: previous_deployments(started),
             force_restore: false,
+            no_readers: false,
             _locks: locks,
         })
     }
@@ -299,6 +327,11 @@ impl Run<'_> {
                 return self.after_failure(None, Some(e.message)).await;
             }
         }
+        // Nobody reads the secrets: nothing to redeploy, no task to prove. The write moved
+        // AWSCURRENT; following an empty rollout would only fail to list tasks.
+        if self.no_readers && self.services.is_empty() {
+            return self.finish(Outcome::WrittenNoReaders, None, None, None, Vec::new());
+        }
         let mut labels = Vec::new();
         let mut watched = Vec::new();
         for (i, s) in self.secrets.iter().enumerate() {
@@ -338,11 +371,12 @@ impl Run<'_> {
                 )
             }
             PhaseOutcome::Timeout => {
+                let id = self.journal.rotation_id();
                 let message = format!(
-                    "timed out after {:?}: the new value is written; run `secret-rollout resume {}` to keep following, or `secret-rollout rollback {}`",
+                    "timed out after {:?}: the new value is written; run `{}` to keep following, or `{}`",
                     self.settings.timeout,
-                    self.journal.rotation_id(),
-                    self.journal.rotation_id()
+                    self.settings.reach.command(&format!("resume {id}")),
+                    self.settings.reach.command(&format!("rollback {id}")),
                 );
                 self.finish(
                     Outcome::Timeout,
@@ -458,7 +492,11 @@ impl Run<'_> {
                 s.previous.as_deref().unwrap_or("none"),
                 current.as_deref().unwrap_or("none")
             ))
-            .hint("check who changed it (secret-rollout history), then plan again"));
+            .hint(format!(
+                "check who changed it (`{}`), then plan again (`{}`)",
+                self.settings.reach.command(&format!("history {}", s.name)),
+                self.settings.reach.command(&format!("plan {}", s.name)),
+            )));
         }
         let Some(value) = value else {
             return Err(Error::bad_input(format!(
@@ -487,22 +525,12 @@ impl Run<'_> {
     /// left open (it timed out, was interrupted or killed), it would block every later
     /// `replace` of the secret and `resume` would roll its new value out again.
     fn close_rolled_back(&self) -> Result<()> {
-        let Some(id) = self.rolls_back else {
-            return Ok(());
-        };
-        let mut undone = Journal::open(&self.settings.state_dir, id)?;
-        undone.mirror_to(&self.settings.state, &self.settings.state_dir, &self._locks)?;
-        if undone.summary()?.is_resumable() {
-            undone.append(&Record::Finished {
-                outcome: Outcome::FailedRestored,
-                at: now(),
-                message: Some(format!(
-                    "rolled back by rotation {}",
-                    self.journal.rotation_id()
-                )),
-            })?;
-        }
-        Ok(())
+        close_rolled_back(
+            self.settings,
+            &self._locks,
+            self.rolls_back,
+            self.journal.rotation_id(),
+        )
     }
 
     /// Records how the rotation ended and builds the report.
@@ -517,6 +545,22 @@ impl Run<'_> {
         if self.kind == RotationKind::Rollback && self.secrets.iter().all(|s| s.restored) {
             self.close_rolled_back()?;
         }
+        let id = self.journal.rotation_id();
+        let kept: Vec<decide::KeptSecret> = self
+            .secrets
+            .iter()
+            .map(|s| decide::KeptSecret {
+                name: s.name.clone(),
+                written: s.written && self.kind != RotationKind::Rollback,
+                restored: s.restored,
+                has_previous: s.previous.is_some(),
+            })
+            .collect();
+        let changed = rollout
+            .as_ref()
+            .is_some_and(PhaseReport::changed_by_another);
+        let next_steps =
+            decide::next_steps(self.kind, outcome, id, &kept, changed, &self.settings.reach);
         self.record(Record::Finished {
             outcome,
             at: now(),
@@ -543,6 +587,7 @@ impl Run<'_> {
             restore,
             nothing_to_prove: Vec::new(),
             manual_restore,
+            next_steps,
             aws_calls: self.clients.calls.snapshot(),
             elapsed_ms: self.started.elapsed().as_millis(),
         })

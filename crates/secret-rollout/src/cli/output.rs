@@ -8,7 +8,7 @@ use secret_rollout_core::clients::Clients;
 use secret_rollout_core::consumers::Consumer;
 use secret_rollout_core::error::Error;
 use secret_rollout_core::history::epoch_rfc3339;
-use secret_rollout_core::journal::Outcome;
+use secret_rollout_core::journal::{Outcome, RotationKind};
 use secret_rollout_core::plan::RotationPlan;
 use secret_rollout_core::rotation::{outcome_word, Caller, PhaseReport, Report};
 use secret_rollout_core::verdict::Stage;
@@ -126,12 +126,28 @@ pub fn plan_text(p: &RotationPlan, out: &mut dyn Write) {
             c.service.name
         );
     }
+    for c in &p.consumers.outside {
+        let _ = writeln!(
+            out,
+            "  outside the environment's services list: {} (keeps the old value until its next deployment)",
+            c.service.name
+        );
+    }
     for f in &p.consumers.one_off {
         let _ = writeln!(
             out,
             "  one-off family {}:{} picks up the new value at its next run",
             f.family, f.revision
         );
+    }
+    for (i, s) in p.secrets.iter().enumerate() {
+        if p.consumers.unread(i) {
+            let _ = writeln!(
+                out,
+                "  warning: no service or task family reads {}: the new value is written, nothing is redeployed",
+                s.info.name
+            );
+        }
     }
     for b in &p.busy {
         let _ = writeln!(
@@ -140,12 +156,20 @@ pub fn plan_text(p: &RotationPlan, out: &mut dyn Write) {
             secret_rollout_core::rotation::decide::busy_line(b)
         );
     }
-    let _ = writeln!(
-        out,
-        "then: write a new version of {} secret(s), redeploy {} service(s), follow each deployment, prove every running task is new; on failure restore the previous version",
-        p.secrets.len(),
-        p.redeploy.len()
-    );
+    if p.consumers.no_readers() {
+        let _ = writeln!(
+            out,
+            "then: write a new version of {} secret(s); nothing to redeploy or prove (the run ends \"written, no readers\")",
+            p.secrets.len()
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "then: write a new version of {} secret(s), redeploy {} service(s), follow each deployment, prove every running task is new; on failure restore the previous version",
+            p.secrets.len(),
+            p.redeploy.len()
+        );
+    }
 }
 
 /// The plan as JSON.
@@ -170,6 +194,8 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
         "unsupported": names(&p.consumers.unsupported),
         "idle": names(&p.consumers.idle),
         "excluded": names(&p.consumers.excluded),
+        "outside": names(&p.consumers.outside),
+        "unread": p.secrets.iter().enumerate().filter(|(i, _)| p.consumers.unread(*i)).map(|(_, s)| s.info.name.clone()).collect::<Vec<_>>(),
         "busy": p.busy.iter().map(|b| json!({
             "cluster": b.cluster, "service": b.service, "deployment": b.deployment, "state": b.state,
             "since": epoch_rfc3339(b.since), "updated": (b.updated > 0.0).then(|| epoch_rfc3339(b.updated)),
@@ -331,8 +357,24 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
                     s.name
                 );
             }
+            (Some(new), false) if r.kind == RotationKind::Rollback => {
+                let _ = writeln!(
+                    out,
+                    "  {}: AWSCURRENT not moved back to {prev} (it was {new})",
+                    s.name
+                );
+            }
             (Some(new), false) => {
                 let _ = writeln!(out, "  {}: {prev} -> {new} (AWSCURRENT)", s.name);
+            }
+            // A rollback writes nothing: it moves AWSCURRENT off `new` (the version the
+            // undone rotation wrote) back to `prev`.
+            (Some(new), true) if r.kind == RotationKind::Rollback => {
+                let _ = writeln!(
+                    out,
+                    "  {}: AWSCURRENT moved back from {new} to {prev}",
+                    s.name
+                );
             }
             (Some(new), true) => {
                 let _ = writeln!(
@@ -345,6 +387,13 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
                 let _ = writeln!(out, "  {}: current version {prev}", s.name);
             }
         }
+    }
+    if r.outcome == Outcome::WrittenNoReaders {
+        // Nothing was redeployed: no rollout section, one line that says why.
+        let _ = writeln!(
+            out,
+            "no readers: no service or task family reads it, so nothing was redeployed and there is no task to prove"
+        );
     }
     if let Some(p) = &r.rollout {
         phase_text(out, "rollout", p);
@@ -367,6 +416,9 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
         for c in &r.manual_restore {
             let _ = writeln!(out, "  {c}");
         }
+    }
+    for c in &r.next_steps {
+        let _ = writeln!(out, "next: {c}");
     }
     let total: u64 = r.aws_calls.values().sum();
     let _ = writeln!(

@@ -1,10 +1,16 @@
 //! `plan` (and `replace --dry-run`): what `replace` would do, with nothing written.
+//!
+//! It runs every check `replace` runs before its first write (the value flags, the value
+//! read from its source, the secrets' guards, consumers that cannot be redeployed, the
+//! value against the current one, `--json-key` against the current JSON), through the
+//! same functions, so a plan that passes is one `replace` would not refuse for these.
 
 use clap::Args;
 use secret_rollout_core::error::{exit, Result};
 use secret_rollout_core::rotation;
+use secret_rollout_core::value::{SecretValue, Source};
 
-use super::args::{self, Global};
+use super::args::{self, Global, ValueArgs};
 use super::output;
 use super::session;
 
@@ -17,27 +23,89 @@ pub struct PlanArgs {
     /// Where.
     #[command(flatten)]
     pub target: args::Target,
+    /// The new value, as `replace` takes it: checked (against the current one too), never
+    /// written. Without one, only `--json-key` is checked against the current value.
+    #[command(flatten)]
+    pub value: ValueArgs,
     /// Only these consumers.
     #[arg(long, value_delimiter = ',', value_name = "A,B", value_parser = super::parse::service_name)]
     pub services: Vec<String>,
+    /// Plan as `replace --force-with-rotation` would (a secret with rotation enabled is
+    /// refused otherwise, as `replace` refuses it).
+    #[arg(long)]
+    pub force_with_rotation: bool,
+}
+
+/// What to plan: the arguments `plan` and `replace --dry-run` share.
+pub struct Request<'a> {
+    /// Secret names or ARNs.
+    pub secrets: &'a [String],
+    /// Where.
+    pub target: &'a args::Target,
+    /// The value flags.
+    pub value: &'a ValueArgs,
+    /// `--services`.
+    pub services: &'a [String],
+    /// `--force-with-rotation`.
+    pub allow_rotation: bool,
+    /// `--timeout` and `--allow-short-credentials` of `replace --dry-run`: the credentials
+    /// must outlast the rollout, as `replace` checks.
+    pub lifetime: Option<(std::time::Duration, bool)>,
 }
 
 /// `plan`.
 pub async fn run(global: &Global, a: &PlanArgs) -> Result<i32> {
-    show(global, &a.secrets, &a.target, &a.services).await
+    show(
+        global,
+        &Request {
+            secrets: &a.secrets,
+            target: &a.target,
+            value: &a.value,
+            services: &a.services,
+            allow_rotation: a.force_with_rotation,
+            lifetime: None,
+        },
+    )
+    .await
 }
 
-/// Shows the plan whole, then refuses with why `replace` would stop, if it would.
-pub async fn show(
-    global: &Global,
-    secrets: &[String],
-    t: &args::Target,
-    services: &[String],
-) -> Result<i32> {
-    let target = session::target(global, t)?;
-    let s = session::sign_in(target, t).await?;
-    let p = rotation::plan(&s.clients, &s.target, secrets, services).await?;
-    let refusal = p.consumers.refusal();
+/// Runs `replace`'s checks, shows the plan whole, then refuses with why `replace` would
+/// stop, if it would. A value is read from its source when one is given (never prompted
+/// for: a plan asks nothing), checked, and dropped.
+pub async fn show(global: &Global, r: &Request<'_>) -> Result<i32> {
+    session::check_value_flags(r.target, r.value)?;
+    let target = session::target(global, r.target)?;
+    let count = r.secrets.len();
+    let mut given: Vec<Option<SecretValue>> = Vec::with_capacity(count);
+    let prompt = session::value_source(r.value, 0, count)? == Source::Prompt;
+    for (i, name) in r.secrets.iter().enumerate() {
+        given.push(if prompt {
+            None
+        } else {
+            Some(session::read_value(
+                r.value,
+                i,
+                count,
+                &target.secret_id(name),
+            )?)
+        });
+    }
+    let s = session::sign_in(target, r.target).await?;
+    if let Some((timeout, allow_short)) = r.lifetime {
+        session::check_credential_lifetime(&s.ctx, timeout, allow_short)?;
+    }
+    let p = rotation::plan(
+        &s.clients,
+        &s.target,
+        r.secrets,
+        r.services,
+        r.allow_rotation,
+    )
+    .await?;
+    let refusal = p.refusal();
+    if refusal.is_none() {
+        rotation::check_values(&s.clients, &p, given, r.value.json_key.as_deref()).await?;
+    }
     output::plan(global.output, &p, &s.clients, &s.caller, refusal.as_ref());
     match refusal {
         Some(refusal) => Err(refusal),

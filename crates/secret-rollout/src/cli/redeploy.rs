@@ -33,7 +33,11 @@ pub struct RedeployArgs {
 /// `redeploy`.
 pub async fn run(global: &Global, a: &RedeployArgs, reporter: &dyn Reporter) -> Result<i32> {
     let target = session::target(global, &a.target)?;
-    let settings = rotating::settings(&a.rollout, OnFailure::Keep)?;
+    let settings = rotating::settings(
+        &a.rollout,
+        OnFailure::Keep,
+        session::reach(global, &a.target),
+    )?;
     let s = session::sign_in(target, &a.target).await?;
     session::check_credential_lifetime(
         &s.ctx,

@@ -47,10 +47,23 @@ pub struct ReplaceArgs {
 
 /// `replace`.
 pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> Result<i32> {
-    session::check_value_flags(&a.target, &a.value)?;
     if a.dry_run {
-        return super::plan::show(global, &a.secrets, &a.target, &a.services).await;
+        // Every check of the real run before its first write, nothing written.
+        rotating::settings(&a.rollout, a.on_failure, session::reach(global, &a.target))?;
+        return super::plan::show(
+            global,
+            &super::plan::Request {
+                secrets: &a.secrets,
+                target: &a.target,
+                value: &a.value,
+                services: &a.services,
+                allow_rotation: a.force_with_rotation,
+                lifetime: Some((a.rollout.timeout, a.rollout.allow_short_credentials)),
+            },
+        )
+        .await;
     }
+    session::check_value_flags(&a.target, &a.value)?;
     let target = session::target(global, &a.target)?;
     let count = a.secrets.len();
     // A value typed at the prompt comes after the sign-in (whose MFA code must not be
@@ -66,7 +79,8 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
             values.push(session::read_value(&a.value, i, count, &label)?);
         }
     }
-    let mut settings = rotating::settings(&a.rollout, a.on_failure)?;
+    let mut settings =
+        rotating::settings(&a.rollout, a.on_failure, session::reach(global, &a.target))?;
     let s = session::sign_in(target, &a.target).await?;
     settings.state = session::backend(global, &a.target, &s)?;
     session::check_credential_lifetime(
@@ -76,14 +90,24 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
     )?;
     let mut plan_shown = false;
     if typed {
-        let p = rotation::plan(&s.clients, &s.target, &a.secrets, &a.services).await?;
+        let p = rotation::plan(
+            &s.clients,
+            &s.target,
+            &a.secrets,
+            &a.services,
+            a.force_with_rotation,
+        )
+        .await?;
         if global.output == args::Output::Text {
             output::plan_text(&p, &mut std::io::stderr());
             plan_shown = true;
         }
-        if let Some(refusal) = p.consumers.refusal() {
+        if let Some(refusal) = p.refusal() {
             return Err(refusal);
         }
+        // A --json-key that cannot work is refused before the value is typed.
+        let none = a.secrets.iter().map(|_| None).collect();
+        rotation::check_values(&s.clients, &p, none, a.value.json_key.as_deref()).await?;
         for (i, name) in a.secrets.iter().enumerate() {
             let label = s.target.secret_id(name);
             values.push(session::read_value(&a.value, i, count, &label)?);

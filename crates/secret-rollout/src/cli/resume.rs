@@ -33,7 +33,11 @@ pub struct ResumeArgs {
 /// `resume`.
 pub async fn run(global: &Global, a: &ResumeArgs, reporter: &dyn Reporter) -> Result<i32> {
     session::check_value_flags(&a.target, &a.value)?;
-    let mut settings = rotating::settings(&a.rollout, a.on_failure.unwrap_or(OnFailure::Rollback))?;
+    let mut settings = rotating::settings(
+        &a.rollout,
+        a.on_failure.unwrap_or(OnFailure::Rollback),
+        session::reach(global, &a.target),
+    )?;
     // With --env, sign in first: a team state brings in rotations started elsewhere.
     let early = match &a.target.env {
         Some(_) => {
@@ -43,7 +47,8 @@ pub async fn run(global: &Global, a: &ResumeArgs, reporter: &dyn Reporter) -> Re
         }
         None => None,
     };
-    let summary = rotation::find_resumable(&settings.state_dir, a.rotation.as_deref())?;
+    let summary =
+        rotation::find_resumable(&settings.state_dir, a.rotation.as_deref(), &settings.reach)?;
     let s = match early {
         Some(s) => s,
         None => {

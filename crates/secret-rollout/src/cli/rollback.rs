@@ -31,18 +31,37 @@ pub struct RollbackArgs {
 
 /// `rollback`.
 pub async fn run(global: &Global, a: &RollbackArgs, reporter: &dyn Reporter) -> Result<i32> {
-    let mut settings = rotating::settings(&a.rollout, OnFailure::Keep)?;
+    let reach = session::reach(global, &a.target);
+    let mut settings = rotating::settings(&a.rollout, OnFailure::Keep, reach.clone())?;
     let what = a.what.as_deref().ok_or_else(|| {
-        Error::bad_input("name a rotation id or a secret to roll back")
-            .hint("see `secret-rollout history` for rotation ids")
+        Error::bad_input("name a rotation id or a secret to roll back").hint(format!(
+            "see `{}` for rotation ids",
+            reach.command("history")
+        ))
     })?;
-    let of = rotation::rollback_of(&settings.state_dir, what)?;
-    let target = match &of {
-        RollbackOf::Rotation(r) => rotating::target_from_journal(global, &a.target, r)?,
-        RollbackOf::Secret(_) => session::target(global, &a.target)?,
+    // With --env, sign in first: a team state brings in rotations started elsewhere, so
+    // `rollback ID --env NAME` finds them (as `resume` does).
+    let early = match &a.target.env {
+        Some(_) => {
+            let s = session::sign_in(session::target(global, &a.target)?, &a.target).await?;
+            settings.state = session::synced_backend(global, &a.target, &s).await?;
+            Some(s)
+        }
+        None => None,
     };
-    let s = session::sign_in(target, &a.target).await?;
-    settings.state = session::synced_backend(global, &a.target, &s).await?;
+    let of = rotation::rollback_of(&settings.state_dir, what, &reach)?;
+    let s = match early {
+        Some(s) => s,
+        None => {
+            let target = match &of {
+                RollbackOf::Rotation(r) => rotating::target_from_journal(global, &a.target, r)?,
+                RollbackOf::Secret(_) => session::target(global, &a.target)?,
+            };
+            let s = session::sign_in(target, &a.target).await?;
+            settings.state = session::synced_backend(global, &a.target, &s).await?;
+            s
+        }
+    };
     session::check_credential_lifetime(
         &s.ctx,
         a.rollout.timeout,

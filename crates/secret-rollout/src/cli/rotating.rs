@@ -28,7 +28,11 @@ pub fn on_failure(o: args::OnFailure) -> OnFailure {
 }
 
 /// How a rotation runs, from the rollout flags.
-pub fn settings(r: &args::RolloutArgs, failure: args::OnFailure) -> Result<Settings> {
+pub fn settings(
+    r: &args::RolloutArgs,
+    failure: args::OnFailure,
+    reach: secret_rollout_core::error::Reach,
+) -> Result<Settings> {
     Ok(Settings {
         timeout: r.timeout,
         max_poll: r.max_poll,
@@ -38,6 +42,7 @@ pub fn settings(r: &args::RolloutArgs, failure: args::OnFailure) -> Result<Setti
         concurrent: concurrent(r),
         state: Default::default(),
         max_task_failures: r.max_task_failures,
+        reach,
     })
 }
 
@@ -109,7 +114,9 @@ pub fn ask(yes: bool, question: &str) -> Result<bool> {
     if !interactive {
         return Err(
             Error::refused("not confirmed: there is no terminal to ask on")
-                .hint("review the plan (secret-rollout plan ...) and pass --yes to proceed"),
+                // Not `secret-rollout plan ...`: only `replace` has one; every command
+                // that asks shows what it would do before the question.
+                .hint("nothing was changed: review what it would do (printed above), then run the same command with --yes"),
         );
     }
     eprint!("{question} [y/N] ");
@@ -139,8 +146,13 @@ pub async fn interruptible(
         r = fut => r,
         _ = stop => {
             let _ = rotation::mark_interrupted(settings, rotation_id);
-            Err(Error::new(Kind::Interrupted, format!("interrupted: rotation {rotation_id} stopped where it was"))
-                .hint(format!("finish it with `secret-rollout resume {rotation_id}`, or undo it with `secret-rollout rollback {rotation_id}`")))
+            // What the journal says it did decides the hint: `resume`, and `rollback` only
+            // for a replace that wrote (a redeploy or a rollback wrote nothing to undo).
+            match rotation::find_rotation(&settings.state_dir, &rotation_id.to_string(), &settings.reach) {
+                Ok(summary) => Err(Error::new(Kind::Interrupted, format!("interrupted: rotation {rotation_id} stopped where it was"))
+                    .hint(rotation::decide::unfinished_hint(&summary, &settings.reach))),
+                Err(_) => Err(Error::new(Kind::Interrupted, format!("interrupted before rotation {rotation_id} was recorded: nothing was changed"))),
+            }
         }
     }
 }

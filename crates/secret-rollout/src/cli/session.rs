@@ -8,7 +8,7 @@ use std::time::Duration;
 use secret_rollout_core::clients::Clients;
 use secret_rollout_core::config::{self, Config, Target, TargetFlags};
 use secret_rollout_core::credentials::{self, AwsContext, AwsOptions, MfaCodeSource, ProfileFrom};
-use secret_rollout_core::error::{Error, Result};
+use secret_rollout_core::error::{Error, Reach, Result};
 use secret_rollout_core::journal;
 use secret_rollout_core::rotation::Caller;
 use secret_rollout_core::state::{self, Backend, S3Location, S3State};
@@ -33,6 +33,37 @@ pub fn load_config(global: &Global) -> Result<Option<Config>> {
     Config::load(global.config.as_deref())
 }
 
+/// The options of this command that reach its environment, as typed: every command it
+/// suggests carries them (see [`Reach`]). `--mfa-code-stdin` is not one of them: a pasted
+/// command asks for the code, or finds the session cached.
+pub fn reach(global: &Global, t: &args::Target) -> Reach {
+    let mut words = Vec::new();
+    if let Some(path) = &global.config {
+        words.push("--config".to_string());
+        words.push(path.display().to_string());
+    }
+    let mut flag = |name: &str, value: &str| {
+        words.push(name.to_string());
+        words.push(value.to_string());
+    };
+    if let Some(env) = &t.env {
+        flag("--env", env);
+    }
+    if let Some(region) = &t.region {
+        flag("--region", region);
+    }
+    for cluster in &t.clusters {
+        flag("--cluster", cluster);
+    }
+    if let Some(profile) = &t.profile {
+        flag("--profile", profile);
+    }
+    if let Some(url) = &t.endpoint_url {
+        flag("--endpoint-url", url);
+    }
+    Reach::new(words)
+}
+
 /// Resolves the target from `--env` and flags.
 pub fn target(global: &Global, t: &args::Target) -> Result<Target> {
     config::resolve_target(
@@ -47,7 +78,13 @@ fn flags(t: &args::Target) -> TargetFlags {
         env: t.env.clone(),
         region: t.region.clone(),
         profile: t.profile.clone(),
-        clusters: t.clusters.clone(),
+        // `--cluster c --cluster c` is one cluster, not its services twice.
+        clusters: t.clusters.iter().fold(Vec::new(), |mut all, c| {
+            if !all.contains(c) {
+                all.push(c.clone());
+            }
+            all
+        }),
     }
 }
 

@@ -6,7 +6,9 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use clap::Args;
-use secret_rollout_core::error::Result;
+use secret_rollout_core::error::{Reach, Result};
+use secret_rollout_core::journal;
+use secret_rollout_core::rotation::decide::{stale_advice, StaleAdvice};
 use secret_rollout_core::status::{self, Status};
 
 use super::args::{Global, Output, Target};
@@ -94,8 +96,43 @@ fn deployments_cell(s: &status::ServiceStatus) -> String {
     cell
 }
 
-/// The status as text. `color`: ANSI colours for the stale counts.
-pub fn text(st: &Status, color: bool) -> String {
+/// The service's name in the table: marked when it is outside the environment's
+/// `services` list (shown because it reads a checked secret).
+fn service_cell(s: &status::ServiceStatus) -> String {
+    if s.outside_services_list {
+        format!("{} (outside)", s.name)
+    } else {
+        s.name.clone()
+    }
+}
+
+/// What `status` suggests for its stale tasks, as commands ready to paste (`reach`: the
+/// options it was given): a rollback where the current value is one a kept failure left,
+/// else a redeploy.
+pub fn advice(advice: &StaleAdvice, reach: &Reach) -> String {
+    let mut parts = Vec::new();
+    if !advice.redeploy.is_empty() {
+        parts.push(format!(
+            "redeploy them (`{}`)",
+            reach.command(&format!(
+                "redeploy --services {}",
+                advice.redeploy.join(",")
+            ))
+        ));
+    }
+    for (id, secret, services) in &advice.rollback {
+        parts.push(format!(
+            "{secret} is still the value rotation {id} failed with and kept, so a redeploy would relaunch {} onto it: roll it back (`{}`)",
+            services.join(", "),
+            reach.command(&format!("rollback {id}"))
+        ));
+    }
+    parts.join("; ")
+}
+
+/// The status as text. `color`: ANSI colours for the stale counts. `next`: what to do
+/// about stale tasks ([`advice`]).
+pub fn text(st: &Status, color: bool, next: &str) -> String {
     let header = [
         "SERVICE",
         "CLUSTER",
@@ -111,7 +148,7 @@ pub fn text(st: &Status, color: bool) -> String {
         let counts = format!("{}/{}/{}", s.running, s.desired, s.pending);
         if s.secrets.is_empty() {
             rows.push(vec![
-                s.name.clone(),
+                service_cell(s),
                 s.cluster.clone(),
                 deployments_cell(s),
                 counts.clone(),
@@ -131,7 +168,11 @@ pub fn text(st: &Status, color: bool) -> String {
                 r.stale_tasks.len().to_string()
             };
             rows.push(vec![
-                if first { s.name.clone() } else { String::new() },
+                if first {
+                    service_cell(s)
+                } else {
+                    String::new()
+                },
                 if first {
                     s.cluster.clone()
                 } else {
@@ -219,6 +260,19 @@ pub fn text(st: &Status, color: bool) -> String {
     if !pinned_lines.is_empty() {
         out.push_str("\nPinned references:\n");
         for l in pinned_lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    let outside: Vec<String> = st
+        .services
+        .iter()
+        .filter(|s| s.outside_services_list)
+        .map(|s| format!("  {}/{}", s.cluster, s.name))
+        .collect();
+    if !outside.is_empty() {
+        out.push_str("\nOutside the environment's services list (they read a checked secret; a rotation of this environment does not redeploy them, so each keeps the old value until its next deployment):\n");
+        for l in outside {
             out.push_str(&l);
             out.push('\n');
         }
@@ -311,12 +365,11 @@ pub fn text(st: &Status, color: bool) -> String {
     for n in &st.notes {
         out.push_str(&format!("\nnote: {n}\n"));
     }
-    let stale_services: Vec<&str> = st
+    let stale_services = st
         .services
         .iter()
         .filter(|s| !s.stale_tasks().is_empty())
-        .map(|s| s.name.as_str())
-        .collect();
+        .count();
     let summary = if st.stale == 0 {
         format!(
             "\nNo stale tasks: every running task holds the current version of the {} secret(s) checked.",
@@ -324,10 +377,8 @@ pub fn text(st: &Status, color: bool) -> String {
         )
     } else {
         format!(
-            "\n{} stale task(s) in {} service(s): they started before the current version; redeploy them (secret-rollout redeploy --services {}).",
-            st.stale,
-            stale_services.len(),
-            stale_services.join(",")
+            "\n{} stale task(s) in {} service(s): they started before the current version; {next}.",
+            st.stale, stale_services,
         )
     };
     out.push_str(&if color {
@@ -340,7 +391,7 @@ pub fn text(st: &Status, color: bool) -> String {
     out
 }
 
-fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool) {
+fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool, reach: &Reach) {
     let mut stdout = std::io::stdout().lock();
     match global.output {
         Output::Ndjson => ndjson::print_document("status", st),
@@ -367,7 +418,14 @@ fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool)
                     WATCH_EVERY.as_secs()
                 );
             }
-            let _ = write!(stdout, "{}", text(st, color));
+            // The journal tells a kept failure from an old value (a rollback, not a
+            // redeploy, is then the next step).
+            let rotations = session::state_dir()
+                .ok()
+                .and_then(|d| journal::list(&d).ok())
+                .unwrap_or_default();
+            let next = advice(&stale_advice(st, &rotations), reach);
+            let _ = write!(stdout, "{}", text(st, color, &next));
         }
     }
     let _ = stdout.flush();
@@ -376,6 +434,7 @@ fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool)
 /// `status`.
 pub async fn run(global: &Global, a: &StatusArgs) -> Result<i32> {
     let target = session::target(global, &a.target)?;
+    let reach = session::reach(global, &a.target);
     let ids: Vec<String> = a.secrets.iter().map(|s| target.secret_id(s)).collect();
     let s = session::sign_in(target.clone(), &a.target).await?;
     // Restores recorded on other machines count too (a team state).
@@ -386,7 +445,7 @@ pub async fn run(global: &Global, a: &StatusArgs) -> Result<i32> {
     let color = global.output == Output::Text && use_color(terminal, no_color.as_deref());
     if !a.watch {
         let st = status::gather(&s.clients, &target, &ids, state_dir.as_deref()).await?;
-        print(global, &st, false, terminal, color);
+        print(global, &st, false, terminal, color, &reach);
         return Ok(st.exit_code());
     }
     // The handler is in place before the first refresh is shown, so a Ctrl-C at any
@@ -394,7 +453,7 @@ pub async fn run(global: &Global, a: &StatusArgs) -> Result<i32> {
     let mut interrupt = Interrupt::new()?;
     loop {
         let st = status::gather(&s.clients, &target, &ids, state_dir.as_deref()).await?;
-        print(global, &st, true, terminal, color);
+        print(global, &st, true, terminal, color, &reach);
         // Ctrl-C ends the watch with the exit code of the last refresh.
         tokio::select! {
             _ = tokio::time::sleep(WATCH_EVERY) => {}
@@ -481,6 +540,7 @@ mod tests {
                     created_at: 50.0,
                 }],
                 nothing_to_prove: false,
+                outside_services_list: false,
                 secrets: vec![SecretRead {
                     secret_arn: "arn:s".into(),
                     secret_name: "production/x".into(),
@@ -502,7 +562,11 @@ mod tests {
 
     #[test]
     fn text_names_stale_tasks_and_pins_without_colour() {
-        let out = text(&st(vec!["t1".into()]), false);
+        let out = text(
+            &st(vec!["t1".into()]),
+            false,
+            "redeploy them (`secret-rollout redeploy --services api`)",
+        );
         assert!(out.contains("SERVICE"), "{out}");
         assert!(out.contains("6a1f0000"), "{out}");
         assert!(
@@ -522,7 +586,7 @@ mod tests {
 
     #[test]
     fn colour_only_when_asked() {
-        let out = text(&st(vec![]), true);
+        let out = text(&st(vec![]), true, "");
         assert!(out.contains("\x1b[32m"), "{out}");
         assert!(out.contains("No stale tasks"), "{out}");
     }

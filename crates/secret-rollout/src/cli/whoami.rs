@@ -59,6 +59,9 @@ pub async fn run(global: &Global, a: &WhoamiArgs) -> Result<i32> {
             "account": who.account,
             "arn": who.arn,
             "source": who.source.to_string(),
+            // Where the MFA session is cached: persistent-keyring, user-keyring, keychain,
+            // credential-manager or file (null: not an MFA session, or not cached).
+            "session_store": who.source.session_store().map(|s| s.id()),
             "expires_at": who.expires_at.map(secret_rollout_core::history::rfc3339),
             "seconds_left": who.time_left.map(|d| d.as_secs()),
             "expected_account": who.expected_account,
