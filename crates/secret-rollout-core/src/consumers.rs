@@ -533,6 +533,7 @@ mod tests {
             circuit_breaker: Some((true, true)),
             status: "ACTIVE".into(),
             strategy: String::new(),
+            least_rollout_secs: 0,
         }
     }
 

@@ -325,7 +325,7 @@ pub fn assess(
                             ..Default::default()
                         },
                         deployments: svc.deployments.clone(),
-                        events: Vec::new(),
+                        ..Default::default()
                     },
                     &[],
                 ),

@@ -226,7 +226,7 @@ mod tests {
                 ..Default::default()
             },
             deployments,
-            events: vec![],
+            ..Default::default()
         }
     }
 
@@ -379,7 +379,7 @@ mod tests {
                 ..ServiceInfo::default()
             },
             deployments: vec![dep("ecs-svc/2", "PRIMARY", "COMPLETED", desired, running)],
-            events: vec![],
+            ..Default::default()
         };
         let task = TaskObs {
             arn: "arn:aws:ecs:eu-west-1:1:task/c/t1".into(),

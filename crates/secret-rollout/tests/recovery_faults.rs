@@ -80,6 +80,7 @@ async fn replace_reporting(
         consistency_margin: Duration::from_millis(50),
         concurrent: Default::default(),
         state: Default::default(),
+        max_task_failures: None,
         reach: Default::default(),
     };
     let caller = Caller {
@@ -377,16 +378,22 @@ async fn matrix(rejecting: bool) {
     // depends on real time (a retry's backoff lets the deployments settle in fewer), so
     // that call may never come. The follow polls DescribeServices; following a failing
     // deployment it also reads its tasks (ListTasks, DescribeTasks). The watch reads the
-    // secret at every poll (DescribeSecret).
+    // secret at every poll (DescribeSecret), and the service deployments it learnt at an
+    // earlier poll (DescribeServiceDeployments).
     let polled: &[&str] = if rejecting {
         &[
             "DescribeServices",
+            "DescribeServiceDeployments",
             "DescribeSecret",
             "ListTasks",
             "DescribeTasks",
         ]
     } else {
-        &["DescribeServices", "DescribeSecret"]
+        &[
+            "DescribeServices",
+            "DescribeServiceDeployments",
+            "DescribeSecret",
+        ]
     };
     let unexpected: Vec<String> = unfired
         .iter()

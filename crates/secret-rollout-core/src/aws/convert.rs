@@ -8,8 +8,8 @@ use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
 use aws_sdk_secretsmanager::types::SecretVersionsListEntry;
 
 use super::model::{
-    name_from_arn, Controller, DeploymentObs, Place, RefSite, SecretInfo, ServiceInfo, ServiceObs,
-    TaskDef, TaskObs, VersionInfo,
+    name_from_arn, Controller, DeploymentObs, HookObs, Place, RefSite, SecretInfo,
+    ServiceDeploymentRecord, ServiceInfo, ServiceObs, TaskDef, TaskObs, VersionInfo,
 };
 
 fn secs(t: Option<&aws_smithy_types::DateTime>) -> f64 {
@@ -91,6 +91,16 @@ impl From<&Service> for ServiceInfo {
                 .and_then(|c| c.strategy())
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
+            least_rollout_secs: crate::rollout::strategy::least_rollout_seconds(
+                config.and_then(|c| c.strategy()).map_or("", |s| s.as_str()),
+                config.and_then(|c| c.bake_time_in_minutes()),
+                config
+                    .and_then(|c| c.linear_configuration())
+                    .map(|l| (l.step_percent(), l.step_bake_time_in_minutes())),
+                config
+                    .and_then(|c| c.canary_configuration())
+                    .map(|c| (c.canary_percent(), c.canary_bake_time_in_minutes())),
+            ),
         }
     }
 }
@@ -132,6 +142,63 @@ pub fn service(cluster: &str, s: &Service) -> ServiceObs {
                 )
             })
             .collect(),
+        current_service_deployment: s
+            .current_service_deployment()
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
+    }
+}
+
+/// A service deployment, as DescribeServiceDeployments describes it.
+pub fn service_deployment(d: &aws_sdk_ecs::types::ServiceDeployment) -> ServiceDeploymentRecord {
+    let target = d.target_service_revision();
+    ServiceDeploymentRecord {
+        arn: d.service_deployment_arn().unwrap_or_default().to_string(),
+        status: d
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        status_reason: d.status_reason().unwrap_or_default().to_string(),
+        lifecycle_stage: d
+            .lifecycle_stage()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        production_weight: target.and_then(|t| t.requested_production_traffic_weight()),
+        hooks: d
+            .lifecycle_hook_details()
+            .iter()
+            .map(|h| HookObs {
+                id: h.hook_id().unwrap_or_default().to_string(),
+                target_type: h
+                    .target_type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                status: h
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        rollback_reason: d
+            .rollback()
+            .map(|r| r.reason().unwrap_or("rolled back").to_string()),
+        breaker_status: d
+            .deployment_circuit_breaker()
+            .and_then(|b| b.status())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        failure_count: d
+            .deployment_circuit_breaker()
+            .map_or(0, |b| b.failure_count()),
+        triggered_alarms: d
+            .alarms()
+            .map(|a| a.triggered_alarm_names().to_vec())
+            .unwrap_or_default(),
+        started_at: d
+            .started_at()
+            .or(d.created_at())
+            .map(|t| t.as_secs_f64())
+            .unwrap_or(0.0),
     }
 }
 

@@ -11,7 +11,8 @@ use futures::StreamExt;
 use super::convert;
 use super::errors::{AwsError, Fault};
 use super::model::{
-    ServiceDeploymentObs, ServiceObs, TaskDef, TaskObs, SERVICE_DEPLOYMENT_UNDER_WAY,
+    ServiceDeploymentObs, ServiceDeploymentRecord, ServiceObs, TaskDef, TaskObs,
+    SERVICE_DEPLOYMENT_UNDER_WAY,
 };
 
 /// DescribeTaskDefinition calls in flight at once.
@@ -125,6 +126,57 @@ pub async fn service_deployments_under_way(
                 .unwrap_or(0.0),
         })
         .collect())
+}
+
+/// Describes service deployments by ARN, twenty per call (the API's limit), all batches
+/// concurrently. ARNs ECS answers `MISSING` (history is kept 90 days) are absent.
+pub async fn describe_service_deployments(
+    ecs: &Client,
+    arns: &[String],
+) -> Result<Vec<ServiceDeploymentRecord>, AwsError> {
+    let calls = arns.chunks(20).map(|chunk| {
+        ecs.describe_service_deployments()
+            .set_service_deployment_arns(Some(chunk.to_vec()))
+            .send()
+    });
+    let mut out = Vec::with_capacity(arns.len());
+    for result in futures::future::join_all(calls).await {
+        let resp = result.map_err(|e| {
+            AwsError::from_sdk(
+                "DescribeServiceDeployments",
+                "DescribeServiceDeployments",
+                e,
+                |_| None,
+            )
+        })?;
+        out.extend(
+            resp.service_deployments()
+                .iter()
+                .map(convert::service_deployment),
+        );
+    }
+    Ok(out)
+}
+
+/// Stops a service deployment and rolls it back to the service revision before it
+/// (`StopServiceDeployment` `ROLLBACK`: it works even when the service never configured
+/// rollback). `ABORT` is not used: what it does is not documented.
+pub async fn stop_service_deployment(ecs: &Client, arn: &str) -> Result<(), AwsError> {
+    use aws_sdk_ecs::types::StopServiceDeploymentStopType;
+    ecs.stop_service_deployment()
+        .service_deployment_arn(arn)
+        .stop_type(StopServiceDeploymentStopType::Rollback)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            AwsError::from_sdk(
+                "StopServiceDeployment",
+                &format!("StopServiceDeployment {arn}"),
+                e,
+                |_| None,
+            )
+        })
 }
 
 /// Describes task definitions by ARN, once each (those already in `into` are not asked

@@ -114,6 +114,9 @@ pub struct ServiceInfo {
     /// `deploymentConfiguration.strategy` as ECS wrote it (`ROLLING`, `BLUE_GREEN`,
     /// `LINEAR`, `CANARY`); empty when ECS gave none (rolling, the default).
     pub strategy: String,
+    /// The least time a deployment takes from its bake times and traffic steps (seconds;
+    /// 0 for rolling): see [`crate::rollout::strategy::least_rollout_seconds`].
+    pub least_rollout_secs: u64,
 }
 
 impl ServiceInfo {
@@ -209,6 +212,9 @@ pub struct ServiceObs {
     pub deployments: Vec<DeploymentObs>,
     /// Events, newest first: (epoch seconds, message).
     pub events: Vec<(f64, String)>,
+    /// `currentServiceDeployment`: the service deployment in force (an ARN), where ECS
+    /// gives it (the service deployments API, since 2025-11).
+    pub current_service_deployment: Option<String>,
 }
 
 impl ServiceObs {
@@ -267,6 +273,44 @@ impl ServiceDeploymentObs {
     pub fn under_way(&self) -> bool {
         SERVICE_DEPLOYMENT_UNDER_WAY.contains(&self.status.as_str())
     }
+}
+
+/// One lifecycle hook run of a service deployment (`lifecycleHookDetails[]`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct HookObs {
+    /// `hookId`: what `ContinueServiceDeployment` names.
+    pub id: String,
+    /// `PAUSE` or `AWS_LAMBDA`.
+    pub target_type: String,
+    /// `AWAITING_ACTION`, `IN_PROGRESS`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`.
+    pub status: String,
+}
+
+/// One service deployment as `DescribeServiceDeployments` reported it: the whole record.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServiceDeploymentRecord {
+    /// `serviceDeploymentArn`.
+    pub arn: String,
+    /// `status` (see [`ServiceDeploymentObs::status`]).
+    pub status: String,
+    /// `statusReason` (empty when none).
+    pub status_reason: String,
+    /// `lifecycleStage` (empty for rolling deployments, which have none).
+    pub lifecycle_stage: String,
+    /// `targetServiceRevision.requestedProductionTrafficWeight` (staged deployments only).
+    pub production_weight: Option<f64>,
+    /// `lifecycleHookDetails`.
+    pub hooks: Vec<HookObs>,
+    /// `rollback.reason`, when ECS rolled the deployment back.
+    pub rollback_reason: Option<String>,
+    /// `deploymentCircuitBreaker.status` (`DISABLED`, `MONITORING`, `TRIGGERED`, ...).
+    pub breaker_status: String,
+    /// `deploymentCircuitBreaker.failureCount`: failed launches of the target revision.
+    pub failure_count: i32,
+    /// `alarms.triggeredAlarmNames`.
+    pub triggered_alarms: Vec<String>,
+    /// `startedAt` (else `createdAt`), epoch seconds (0: not given).
+    pub started_at: f64,
 }
 
 /// One task as `DescribeTasks` reported it.

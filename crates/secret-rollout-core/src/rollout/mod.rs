@@ -14,8 +14,10 @@ use crate::aws::errors::AwsError;
 use crate::progress::{Event, Phase, Reporter};
 use crate::verdict::{self, judge, Proof, Stage, TaskObs};
 
+pub mod strategy;
 pub mod watch;
 
+pub use strategy::{judge_service_deployment, SdVerdict};
 pub use watch::SecretWatch;
 
 /// A service to redeploy.
@@ -50,6 +52,14 @@ pub struct FollowOptions {
     /// Stop following the others as soon as one service fails: a restore will follow,
     /// and every minute spent rolling the failed value further is exposure.
     pub stop_on_failure: bool,
+    /// A service deployment superseded by a newer one (someone else's deploy) is not a
+    /// failure: follow the newer one, whose tasks the holding rule judges. Only when a
+    /// secret is watched: a redeploy without one proves by deployment id.
+    pub follow_superseding: bool,
+    /// `--max-task-failures`: our failure detector's threshold for every service (else
+    /// the circuit breaker's, for the services the breaker does not cover; see
+    /// [`strategy::detector_threshold`]).
+    pub max_task_failures: Option<u32>,
 }
 
 /// How a follow ended.
@@ -136,12 +146,21 @@ pub async fn redeploy_all(
 }
 
 struct Watch {
+    /// The deployment (`ecs-svc/...`) followed now: ours, or the one that superseded it.
+    id: String,
     stage: Stage,
     counts: Option<(i32, i32, i32, i32, i32)>,
     seen_events: HashSet<(u64, String)>,
     since: Option<f64>,
     failed_seen: i32,
     init_failure: Option<String>,
+    /// The service deployment followed (ARN), once known: the service's
+    /// `currentServiceDeployment` while our deployment is its PRIMARY.
+    sd: Option<String>,
+    /// What the service deployment said last.
+    sd_verdict: Option<SdVerdict>,
+    /// Our failure detector gave up on the deployment (then it was stopped).
+    detector: Option<String>,
 }
 
 /// Follows every tracked deployment until each is completed or failed, or the deadline.
@@ -160,13 +179,17 @@ pub async fn follow(
 ) -> FollowResult {
     let mut watches: Vec<Watch> = tracked
         .iter()
-        .map(|_| Watch {
+        .map(|t| Watch {
+            id: t.deployment_id.clone(),
             stage: Stage::Starting,
             counts: None,
             seen_events: HashSet::new(),
             since: None,
             failed_seen: 0,
             init_failure: None,
+            sd: None,
+            sd_verdict: None,
+            detector: None,
         })
         .collect();
     let mut interval = options.first_poll;
@@ -190,19 +213,38 @@ pub async fn follow(
                 .or_default()
                 .push(i);
         }
-        let polls = by_cluster.iter().map(|(cluster, idx)| async move {
-            let names: Vec<String> = idx.iter().map(|&i| tracked[i].service.clone()).collect();
-            (
-                *cluster,
-                idx,
-                ecs::describe_services(client, cluster, &names).await,
-            )
-        });
+        // The service deployments known from earlier polls are described first, then the
+        // services: what DescribeServices says (`currentServiceDeployment`, the PRIMARY)
+        // is then never older than the record, so a record `STOPPED` while the service
+        // still names it as current really stopped, and a newer deployment that
+        // DescribeServices shows first waits for the record to say what became of ours.
+        let known: Vec<Vec<String>> = by_cluster
+            .values()
+            .map(|idx| idx.iter().filter_map(|&i| watches[i].sd.clone()).collect())
+            .collect();
+        let polls = by_cluster
+            .iter()
+            .zip(known)
+            .map(|((cluster, idx), arns)| async move {
+                let names: Vec<String> = idx.iter().map(|&i| tracked[i].service.clone()).collect();
+                // One call per poll for the cluster's services (twenty a call): the one
+                // extra call per poll that following by service deployment costs.
+                let records = if arns.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    ecs::describe_service_deployments(client, &arns).await
+                };
+                let services = match records {
+                    Ok(_) => ecs::describe_services(client, cluster, &names).await,
+                    Err(_) => Ok(Vec::new()),
+                };
+                (*cluster, idx, records, services)
+            });
         let mut throttled = false;
-        for (cluster, idx, result) in futures::future::join_all(polls).await {
-            let services = match result {
-                Ok(s) => s,
-                Err(e) => {
+        for (cluster, idx, records, result) in futures::future::join_all(polls).await {
+            let (records, services) = match (records, result) {
+                (Ok(r), Ok(s)) => (r, s),
+                (Err(e), _) | (_, Err(e)) => {
                     throttled |= e.is_throttling();
                     reporter.report(&Event::Retrying {
                         what: format!("following services in {cluster}"),
@@ -219,7 +261,27 @@ pub async fn follow(
                     };
                     continue;
                 };
-                observe(client, t, obs, &mut watches[i], phase, reporter).await;
+                let record = watches[i]
+                    .sd
+                    .as_deref()
+                    .and_then(|a| records.iter().find(|r| r.arn == a));
+                observe(
+                    client,
+                    t,
+                    obs,
+                    record,
+                    &mut watches[i],
+                    phase,
+                    options,
+                    reporter,
+                )
+                .await;
+                // Learn the service deployment to follow from the next poll on: the
+                // service's current one while the deployment followed is its PRIMARY.
+                let w = &mut watches[i];
+                if w.sd.is_none() && obs.primary().is_some_and(|p| p.id == w.id) {
+                    w.sd = obs.current_service_deployment.clone();
+                }
             }
         }
         if let Some(w) = watch.as_deref_mut() {
@@ -247,22 +309,70 @@ pub async fn follow(
     FollowResult {
         stages: tracked
             .iter()
-            .cloned()
-            .zip(watches.into_iter().map(|w| w.stage))
+            .zip(watches)
+            .map(|(t, w)| {
+                (
+                    Tracked {
+                        deployment_id: w.id,
+                        ..t.clone()
+                    },
+                    w.stage,
+                )
+            })
             .collect(),
         timed_out,
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn observe(
     client: &aws_sdk_ecs::Client,
     t: &Tracked,
     obs: &verdict::ServiceObs,
+    record: Option<&crate::aws::model::ServiceDeploymentRecord>,
     w: &mut Watch,
     phase: Phase,
+    options: &FollowOptions,
     reporter: &dyn Reporter,
 ) {
-    let mine = obs.deployments.iter().find(|d| d.id == t.deployment_id);
+    // The service deployment first: a newer one in force means ours was superseded, and
+    // the newer one is followed from here on.
+    let ours_created = obs
+        .deployments
+        .iter()
+        .find(|d| d.id == w.id)
+        .map(|d| d.created_at);
+    let record = match (record, ours_created) {
+        // A record older than the deployment followed is not its own (a stale
+        // currentServiceDeployment): learn it again on the next poll.
+        (Some(r), Some(created)) if r.started_at > 0.0 && r.started_at + 1.0 < created => {
+            w.sd = None;
+            None
+        }
+        (r, _) => r,
+    };
+    let mut sd_verdict = record
+        .map(|r| strategy::judge_service_deployment(r, obs.current_service_deployment.as_deref()));
+    if let Some(SdVerdict::Superseded { by }) = &sd_verdict {
+        let newer = obs.primary().map(|p| p.id.clone()).unwrap_or_default();
+        if options.follow_superseding && !newer.is_empty() && newer != w.id {
+            reporter.report(&Event::Warning {
+                text: format!(
+                    "{}: deployment {} was superseded by a newer one ({newer}, not started by secret-rollout): following it; its tasks are judged by when they started",
+                    t.service, w.id
+                ),
+            });
+            w.id = newer;
+            w.sd = Some(by.clone());
+            w.since = None;
+            w.failed_seen = 0;
+            w.init_failure = None;
+            w.counts = None;
+            // Judged on the next poll, with the newer record.
+            sd_verdict = None;
+        }
+    }
+    let mine = obs.deployments.iter().find(|d| d.id == w.id);
     if let Some(mine) = mine {
         if w.since.is_none() {
             w.since = Some(mine.created_at);
@@ -270,7 +380,7 @@ async fn observe(
         let old: i32 = obs
             .deployments
             .iter()
-            .filter(|d| d.id != t.deployment_id)
+            .filter(|d| d.id != w.id)
             .map(|d| d.running + d.pending)
             .sum();
         let counts = (
@@ -294,10 +404,29 @@ async fn observe(
         }
         if mine.failed_tasks > w.failed_seen {
             w.failed_seen = mine.failed_tasks;
-            if let Ok(reasons) = ecs::stopped_reasons(client, &t.cluster, &t.deployment_id).await {
+            if let Ok(reasons) = ecs::stopped_reasons(client, &t.cluster, &w.id).await {
                 w.init_failure =
                     verdict::init_failure(reasons.iter().map(String::as_str)).map(str::to_string);
             }
+        }
+        // Our own failure detector, for what the circuit breaker does not cover.
+        let threshold = strategy::detector_threshold(
+            obs.info.circuit_breaker,
+            &obs.info.strategy,
+            options.max_task_failures,
+            mine.desired.max(obs.info.desired),
+        );
+        if let Some(threshold) =
+            threshold.filter(|&n| w.detector.is_none() && mine.failed_tasks >= n)
+        {
+            let reason = format!(
+                "{} of the new deployment's tasks failed (threshold {threshold}; --max-task-failures sets it)",
+                mine.failed_tasks
+            );
+            if phase == Phase::Rollout {
+                stop_failed(client, t, w, &reason, reporter).await;
+            }
+            w.detector = Some(reason);
         }
     }
     let since = w.since.unwrap_or(0.0) - 1.0;
@@ -310,10 +439,114 @@ async fn observe(
             });
         }
     }
-    let stage = judge(obs, &t.deployment_id, w.init_failure.as_deref());
+    if let Some(SdVerdict::UnderWay {
+        stage,
+        traffic_moved,
+        awaiting_hook,
+    }) = &sd_verdict
+    {
+        let changed = match &w.sd_verdict {
+            Some(SdVerdict::UnderWay {
+                stage: s,
+                traffic_moved: m,
+                awaiting_hook: h,
+            }) => s != stage || m != traffic_moved || h != awaiting_hook,
+            _ => true,
+        };
+        if changed && !stage.is_empty() {
+            let mut text = format!("{}: lifecycle stage {stage}", t.service);
+            if *traffic_moved {
+                text.push_str(", all production traffic on the new revision");
+            }
+            if let Some(h) = awaiting_hook {
+                text.push_str(&format!(", waiting at PAUSE hook {h}"));
+            }
+            reporter.report(&Event::Note { text });
+        }
+    }
+    let stage = combine(
+        judge(obs, &w.id, None),
+        sd_verdict.as_ref(),
+        w.init_failure.as_deref(),
+        w.detector.as_deref(),
+    );
+    if sd_verdict.is_some() {
+        w.sd_verdict = sd_verdict;
+    }
     if stage != w.stage {
         reporter.report(&Event::stage(phase, &t.service, &stage));
         w.stage = stage;
+    }
+}
+
+/// Our detector gave up: stop the service deployment with ROLLBACK where there is one
+/// (production goes back to the revision before), so the bad value stops spreading while
+/// the restore begins. Without the service deployments API nothing is stopped here: the
+/// restore's own deployment replaces this one.
+async fn stop_failed(
+    client: &aws_sdk_ecs::Client,
+    t: &Tracked,
+    w: &Watch,
+    reason: &str,
+    reporter: &dyn Reporter,
+) {
+    let text = match &w.sd {
+        Some(arn) => match ecs::stop_service_deployment(client, arn).await {
+            Ok(()) => format!(
+                "{}: {reason}: stopped its service deployment with ROLLBACK",
+                t.service
+            ),
+            Err(e) => format!(
+                "{}: {reason}: could not stop its service deployment ({}); the restore replaces it",
+                t.service, e.message
+            ),
+        },
+        None => format!(
+            "{}: {reason}: ECS gave no service deployment to stop; the restore replaces it",
+            t.service
+        ),
+    };
+    reporter.report(&Event::Warning { text });
+}
+
+/// One stage from what `deployments[]` says (`rolling`, judged without the init
+/// failure), what the service deployment says (`sd`, where the API gives one) and the two
+/// failures found from tasks (`init_failure`, our detector's).
+///
+/// With a service deployment record, it alone says failed or superseded (it is read
+/// before DescribeServices, so `deployments[]` may already show a newer PRIMARY whose
+/// record tells on the next poll what became of ours); `deployments[]` says how far the
+/// tasks are. Completion needs both.
+pub fn combine(
+    rolling: Stage,
+    sd: Option<&SdVerdict>,
+    init_failure: Option<&str>,
+    detector: Option<&str>,
+) -> Stage {
+    if let Some(reason) = detector {
+        return Stage::Failed {
+            reason: reason.to_string(),
+        };
+    }
+    if let Some(reason) = init_failure {
+        return Stage::Failed {
+            reason: format!("new tasks cannot start: {reason}"),
+        };
+    }
+    match sd {
+        None => rolling,
+        Some(SdVerdict::Failed { reason }) => Stage::Failed {
+            reason: reason.clone(),
+        },
+        // Not followed on (a redeploy without a secret proves by deployment id).
+        Some(SdVerdict::Superseded { by }) => Stage::Failed {
+            reason: format!("superseded by a newer service deployment ({by})"),
+        },
+        Some(SdVerdict::Successful | SdVerdict::UnderWay { .. }) => match rolling {
+            Stage::Failed { .. } => Stage::Starting,
+            Stage::Completed if !matches!(sd, Some(SdVerdict::Successful)) => Stage::Draining,
+            other => other,
+        },
     }
 }
 
@@ -360,4 +593,132 @@ pub async fn verify(
         out.push((t, tasks, proof));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_from_deployments_and_service_deployment() {
+        let failed = || Stage::Failed { reason: "x".into() };
+        let under_way = SdVerdict::UnderWay {
+            stage: String::new(),
+            traffic_moved: false,
+            awaiting_hook: None,
+        };
+        let sd_failed = SdVerdict::Failed {
+            reason: "rolled back".into(),
+        };
+        let superseded = SdVerdict::Superseded { by: "b".into() };
+        // (case, deployments[] stage, record verdict, init failure, detector, want)
+        #[allow(clippy::type_complexity)]
+        let table: Vec<(
+            &str,
+            Stage,
+            Option<&SdVerdict>,
+            Option<&str>,
+            Option<&str>,
+            &str,
+        )> = vec![
+            (
+                "no record: deployments[] decides",
+                Stage::Draining,
+                None,
+                None,
+                None,
+                "draining",
+            ),
+            ("no record, failed", failed(), None, None, None, "failed"),
+            (
+                "record under way, tasks starting",
+                Stage::Starting,
+                Some(&under_way),
+                None,
+                None,
+                "starting",
+            ),
+            (
+                "a newer PRIMARY shows before its record: wait for the record",
+                failed(),
+                Some(&under_way),
+                None,
+                None,
+                "starting",
+            ),
+            (
+                "deployments[] alone looks completed while the record bakes",
+                Stage::Completed,
+                Some(&under_way),
+                None,
+                None,
+                "draining",
+            ),
+            (
+                "both done",
+                Stage::Completed,
+                Some(&SdVerdict::Successful),
+                None,
+                None,
+                "completed",
+            ),
+            (
+                "record done, old tasks drain",
+                Stage::Draining,
+                Some(&SdVerdict::Successful),
+                None,
+                None,
+                "draining",
+            ),
+            (
+                "record failed",
+                Stage::Starting,
+                Some(&sd_failed),
+                None,
+                None,
+                "failed",
+            ),
+            (
+                "superseded, not followed",
+                Stage::Starting,
+                Some(&superseded),
+                None,
+                None,
+                "failed",
+            ),
+            (
+                "secret cannot be fetched",
+                Stage::Starting,
+                Some(&under_way),
+                Some("ResourceInitializationError"),
+                None,
+                "failed",
+            ),
+            (
+                "our detector gave up",
+                Stage::Starting,
+                Some(&under_way),
+                None,
+                Some("3 failed"),
+                "failed",
+            ),
+            (
+                "our detector, no record",
+                Stage::Starting,
+                None,
+                None,
+                Some("3 failed"),
+                "failed",
+            ),
+        ];
+        for (case, rolling, sd, init, detector, want) in table {
+            let got = match combine(rolling, sd, init, detector) {
+                Stage::Starting => "starting",
+                Stage::Draining => "draining",
+                Stage::Completed => "completed",
+                Stage::Failed { .. } => "failed",
+            };
+            assert_eq!(got, want, "{case}");
+        }
+    }
 }

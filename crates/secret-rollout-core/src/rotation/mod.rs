@@ -57,6 +57,10 @@ pub struct Settings {
     pub concurrent: ConcurrentDeploy,
     /// Whether they are shared with a team in S3 too (see [`crate::state`]).
     pub state: crate::state::Backend,
+    /// `--max-task-failures`: failed tasks of a new deployment after which the rollout
+    /// counts as failed (default: the circuit breaker's threshold, for the services the
+    /// breaker does not cover; see [`crate::rollout::strategy::detector_threshold`]).
+    pub max_task_failures: Option<u32>,
     /// The options that reach the environment, carried by every command the run suggests.
     pub reach: crate::error::Reach,
 }

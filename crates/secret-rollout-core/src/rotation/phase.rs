@@ -179,6 +179,8 @@ impl Run<'_> {
             deadline,
             stop_on_failure: phase == Phase::Rollout
                 && self.settings.on_failure == OnFailure::Rollback,
+            follow_superseding: watch.is_some(),
+            max_task_failures: self.settings.max_task_failures,
         };
         let followed = rollout::follow(
             &self.clients.ecs,

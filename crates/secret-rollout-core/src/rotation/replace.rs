@@ -163,6 +163,20 @@ pub async fn replace(
         if let Some(refusal) = p.refusal() {
             return Err(refusal);
         }
+        let least: Vec<(&str, &str, u64)> = p
+            .consumers
+            .redeploy
+            .iter()
+            .map(|c| {
+                let s = &c.service;
+                (s.name.as_str(), s.strategy.as_str(), s.least_rollout_secs)
+            })
+            .collect();
+        if let Some((message, hint)) =
+            crate::rollout::strategy::too_slow_for(&least, ctx.settings.timeout.as_secs())
+        {
+            return Err(Error::bad_input(message).hint(hint));
+        }
         let services: Vec<ServiceRef> = p.redeploy.iter().map(|(s, _)| s.clone()).collect();
         if !settle_first(
             ctx.clients,

@@ -133,6 +133,13 @@ pub struct RolloutArgs {
     /// secret-rollout did not start (its deployment is replaced by ours; a warning says so).
     #[arg(long)]
     pub allow_concurrent_deploy: bool,
+    /// Count a new deployment as failed once this many of its tasks failed, stop it (with
+    /// ROLLBACK where ECS has service deployments) and restore, instead of waiting out
+    /// --timeout (1 to 200). Default: the circuit breaker's threshold (half the desired
+    /// tasks, at least 3), for services the breaker does not cover (no breaker, or a
+    /// blue/green, linear or canary deployment).
+    #[arg(long, value_name = "N", value_parser = parse::max_task_failures)]
+    pub max_task_failures: Option<u32>,
     /// Poll interval ceiling (tests and demos use less).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse::max_poll, hide = true)]
     pub max_poll: std::time::Duration,

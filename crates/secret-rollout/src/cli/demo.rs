@@ -104,6 +104,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         consistency_margin: Duration::from_millis(250),
         concurrent: Default::default(),
         state: Default::default(),
+        max_task_failures: None,
         reach: Default::default(),
     };
     let caller = Caller {

@@ -77,6 +77,14 @@ pub fn plan_text(p: &RotationPlan, out: &mut dyn Write) {
     );
     for c in &p.consumers.redeploy {
         let _ = writeln!(out, "  {}", consumer_line(c));
+        if c.service.staged() {
+            let _ = writeln!(
+                out,
+                "    strategy {}: at least {} of bake and traffic steps",
+                c.service.strategy,
+                secret_rollout_core::rollout::strategy::human_seconds(c.service.least_rollout_secs)
+            );
+        }
         for r in c.pinned_reads() {
             let _ = writeln!(
                 out,

@@ -67,6 +67,19 @@ pub fn consistency_margin(s: &str) -> Result<Duration, String> {
     in_range(s, MARGIN_RANGE, "the consistency margin")
 }
 
+/// `--max-task-failures`.
+pub fn max_task_failures(s: &str) -> Result<u32, String> {
+    let range = secret_rollout_core::rollout::strategy::MAX_TASK_FAILURES_RANGE;
+    match s.trim().parse::<u32>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "the task failure threshold must be a whole number from {} to {}",
+            range.start(),
+            range.end()
+        )),
+    }
+}
+
 /// `--length`.
 pub fn length(s: &str) -> Result<usize, String> {
     let (min, max) = LENGTH_RANGE;
@@ -157,6 +170,14 @@ mod tests {
             );
         }
         assert_eq!(length("32"), Ok(32));
+        for text in ["0", "201", "-1", "x", "2.5", ""] {
+            assert_eq!(
+                max_task_failures(text).unwrap_err(),
+                "the task failure threshold must be a whole number from 1 to 200"
+            );
+        }
+        assert_eq!(max_task_failures("3"), Ok(3));
+        assert_eq!(max_task_failures("200"), Ok(200));
         for text in ["1e308", "inf", "NaN", "0", "-1", "x"] {
             assert!(speed(text).is_err(), "{text}");
         }

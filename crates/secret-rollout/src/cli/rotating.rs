@@ -41,6 +41,7 @@ pub fn settings(
         consistency_margin: r.consistency_margin,
         concurrent: concurrent(r),
         state: Default::default(),
+        max_task_failures: r.max_task_failures,
         reach,
     })
 }

@@ -1,0 +1,758 @@
+//! Issue 13: following every ECS deployment strategy (rolling, blue/green, linear, canary)
+//! through the service deployments API, robust to a deployment superseded by someone
+//! else's, and our own failure detector for services the circuit breaker does not cover.
+//!
+//! One service per test, `web`, with the strategy under test, on a sandbox at 2000 virtual
+//! seconds per real one. Ground truth is the sandbox's state: the version every running
+//! task resolved, the secret's stages, the calls the tool made.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Output, Stdio};
+
+use common::gate::wait_for;
+use common::{start_with, text, TestEnv};
+use sandbox::ecs::{HealthEffect, HealthRule, HookResult, HookRule, Timing};
+use sandbox::faults::{FaultKind, FaultRule, Release, Which};
+use sandbox::Scenario;
+use secret_rollout_core::error::exit;
+use serde_json::Value;
+
+const SPEED: f64 = 2000.0;
+/// The speed of the tests whose tasks keep failing.
+const FAILING_SPEED: f64 = 100.0;
+const CLUSTER: &str = "strat";
+const SECRET: &str = "strat/key";
+const SERVICE: &str = "web";
+/// Desired tasks of `web`.
+const DESIRED: usize = 4;
+/// The value the failure tests' health rule rejects (made up).
+const BAD: &str = "rejected-value-3f9Kq2LmX8vN4pR7sT1wY6zB";
+
+const ROLLING: &str = r#"deploymentCircuitBreaker = { enable = true, rollback = true }"#;
+const ROLLING_NO_BREAKER: &str = r#"minimumHealthyPercent = 50"#;
+/// A 10-minute bake: 0.3 s of real time, several polls.
+const BLUE_GREEN: &str = r#"strategy = "BLUE_GREEN"
+bakeTimeInMinutes = 10"#;
+const LINEAR: &str = r#"strategy = "LINEAR"
+bakeTimeInMinutes = 10
+linearConfiguration = { stepPercent = 50.0, stepBakeTimeInMinutes = 1 }"#;
+const CANARY: &str = r#"strategy = "CANARY"
+bakeTimeInMinutes = 10
+canaryConfiguration = { canaryPercent = 20.0, canaryBakeTimeInMinutes = 1 }"#;
+
+/// One cluster, one secret, one service `web` deployed with `config` (the body of its
+/// `deploymentConfiguration`).
+fn scenario(config: &str) -> Scenario {
+    let toml = format!(
+        r#"
+region = "eu-west-1"
+account = "123456789012"
+seed = 13
+
+[[secrets]]
+name = "{SECRET}"
+value = "old-value-7Hq2Lm9XvN4pR8sT1wY6zB3e"
+
+[[clusters]]
+clusterName = "{CLUSTER}"
+
+[[task_definitions]]
+family = "strat-web"
+[[task_definitions.containerDefinitions]]
+name = "app"
+image = "example/web:1"
+essential = true
+secrets = [{{ name = "KEY", valueFrom = "/aws/reference/secretsmanager/{SECRET}" }}]
+
+[[services]]
+cluster = "{CLUSTER}"
+serviceName = "{SERVICE}"
+taskDefinition = "strat-web"
+desiredCount = {DESIRED}
+
+[services.deploymentConfiguration]
+{config}
+"#
+    );
+    Scenario::from_toml(&toml).expect("scenario")
+}
+
+async fn env_with(config: &str) -> TestEnv {
+    start_with(scenario(config), SPEED).await
+}
+
+/// `replace SECRET` with `value` from a file, non-interactive, ndjson, plus `extra`.
+fn replace_cmd(env: &TestEnv, value: &str, extra: &[&str]) -> std::process::Command {
+    let file = env.dir.path().join("value");
+    std::fs::write(&file, value).expect("value file");
+    let mut cmd = env.cli();
+    cmd.args([
+        "replace",
+        SECRET,
+        "--value-file",
+        file.to_str().expect("utf-8 path"),
+        "--cluster",
+        CLUSTER,
+        "--yes",
+        "--max-poll",
+        "50ms",
+        "--output",
+        "ndjson",
+    ])
+    .args(extra);
+    if !extra.contains(&"--timeout") {
+        cmd.args(["--timeout", "30m"]);
+    }
+    cmd
+}
+
+async fn replace(env: &TestEnv, value: &str, extra: &[&str]) -> Output {
+    let mut cmd = replace_cmd(env, value, extra);
+    tokio::task::spawn_blocking(move || cmd.output().expect("binary runs"))
+        .await
+        .expect("join")
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}\n{}", text(out))))
+        .collect()
+}
+
+fn report(out: &Output) -> Value {
+    lines(out)
+        .into_iter()
+        .find(|l| l["type"] == "report")
+        .unwrap_or_else(|| panic!("a report line\n{}", text(out)))
+}
+
+/// The texts of the `note` and `warning` lines of a run.
+fn said(out: &Output) -> Vec<String> {
+    lines(out)
+        .into_iter()
+        .filter(|l| l["type"] == "note" || l["type"] == "warning")
+        .filter_map(|l| l["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Every task of `web` ECS still means to run resolved `version`, and there are
+/// [`DESIRED`] of them.
+fn assert_every_task_holds(env: &TestEnv, version: &str) {
+    let tasks = env.running_tasks(SERVICE);
+    assert_eq!(tasks.len(), DESIRED, "running tasks: {tasks:?}");
+    let read: BTreeSet<String> = env.versions_read(SERVICE, SECRET);
+    assert_eq!(
+        read,
+        BTreeSet::from([version.to_string()]),
+        "every running task resolved {version}"
+    );
+}
+
+/// The deployment was followed by its service deployment, at no more than one extra call
+/// per service per poll: DescribeServiceDeployments at most as often as DescribeServices.
+fn assert_followed_by_service_deployment(env: &TestEnv) {
+    let described = env.calls("DescribeServiceDeployments");
+    eprintln!(
+        "calls: DescribeServices {}, DescribeServiceDeployments {described}",
+        env.calls("DescribeServices")
+    );
+    assert!(described > 0, "the service deployment was followed");
+    assert!(
+        described <= env.calls("DescribeServices"),
+        "{described} DescribeServiceDeployments for {} DescribeServices",
+        env.calls("DescribeServices")
+    );
+}
+
+/// A good value under `config`: verified, every running task holds the new version, the
+/// deployment followed by its service deployment; for staged strategies the moment all
+/// production traffic is on the new revision is reported.
+async fn good_value(config: &str, staged: bool) {
+    let env = env_with(config).await;
+    // Several polls while the deployment runs: its record is read from the second on.
+    slow_tasks(&env);
+    let before = env.current_version(SECRET);
+    let out = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_eq!(report(&out)["outcome"], "verified", "{}", text(&out));
+    let now = env.current_version(SECRET);
+    assert_ne!(now, before, "a new version is current");
+    assert_eq!(env.version_count(SECRET), 2);
+    assert_every_task_holds(&env, &now);
+    assert_eq!(env.calls("UpdateService"), 1, "one deployment");
+    assert_followed_by_service_deployment(&env);
+    let said = said(&out);
+    let moved = said
+        .iter()
+        .any(|t| t.contains("all production traffic on the new revision"));
+    assert_eq!(moved, staged, "traffic moment reported: {said:?}");
+    if staged {
+        assert!(
+            said.iter().any(|t| t.contains("lifecycle stage BAKE_TIME")),
+            "{said:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_good_value_is_verified() {
+    good_value(ROLLING, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_good_value_is_verified() {
+    good_value(BLUE_GREEN, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_good_value_is_verified() {
+    good_value(LINEAR, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_good_value_is_verified() {
+    good_value(CANARY, true).await;
+}
+
+/// New tasks that read [`BAD`] exit at start ("the application rejects the value").
+fn reject_bad_value(env: &TestEnv) {
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_health_rules(vec![HealthRule {
+            cluster: None,
+            service: Some(SERVICE.into()),
+            secret: Some(SECRET.into()),
+            value: Some(BAD.into()),
+            version_id: None,
+            probability: None,
+            effect: HealthEffect::AppRejectsValue,
+        }]);
+}
+
+/// Every task of `web` ever launched that resolved `version`.
+fn launched_with(env: &TestEnv, version: &str) -> usize {
+    env.state()["ecs"]["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| t["group"] == format!("service:{SERVICE}").as_str())
+        .filter(|t| {
+            t["secrets"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x["version_id"] == version))
+        })
+        .count()
+}
+
+/// Every task of `web` (running or stopped) a deployment launched.
+fn started_by(env: &TestEnv, deployment: &str) -> Vec<Value> {
+    env.state()["ecs"]["tasks"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t["startedBy"] == deployment)
+        .collect()
+}
+
+/// The version that is not `current` among the secret's two.
+fn other_version(env: &TestEnv, current: &str) -> String {
+    env.secret(SECRET)["versions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v["id"].as_str().map(str::to_string))
+        .find(|v| v != current)
+        .expect("the new version exists")
+}
+
+/// A bad value on a service without a circuit breaker (`config`): our detector counts
+/// `threshold` failed tasks, stops the deployment with ROLLBACK and restores (exit 8):
+/// every running task holds the previous version, and no more tasks were spent on the bad
+/// value than the threshold allows (without the detector they fail until `--timeout`).
+async fn bad_value_without_breaker(config: &str, extra: &[&str], threshold: usize) {
+    // Slower than the others: a failed launch takes 25 virtual seconds (provisioning and
+    // pending), 250 ms here, several polls, so the count is read within one batch.
+    let env = start_with(scenario(config), FAILING_SPEED).await;
+    reject_bad_value(&env);
+    let before = env.current_version(SECRET);
+    let out = replace(&env, BAD, extra).await;
+    assert_eq!(
+        out.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.current_version(SECRET), before, "AWSCURRENT moved back");
+    assert_every_task_holds(&env, &before);
+    // The detector gave up at the threshold: the count it reported reached it within one
+    // batch of launches (the desired count is placed at once).
+    let reason = lines(&out)
+        .into_iter()
+        .find(|l| l["type"] == "deployment_failed" && l["phase"] == "rollout")
+        .and_then(|l| l["reason"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("a failed deployment\n{}", text(&out)));
+    let counted: usize = reason
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count: {reason}"));
+    assert!(
+        counted >= threshold && counted < threshold + DESIRED,
+        "{reason}, threshold {threshold}"
+    );
+    assert!(
+        reason.ends_with(&format!(
+            "of the new deployment's tasks failed (threshold {threshold}; --max-task-failures sets it)"
+        )),
+        "{reason}"
+    );
+    // Ground truth: the tasks our deployment launched all failed on the bad value, and
+    // it was stopped soon after the count was read (no more than a few batches later;
+    // waiting out --timeout would launch thousands at this speed).
+    let ours = lines(&out)
+        .into_iter()
+        .find(|l| l["type"] == "deployment_started" && l["phase"] == "rollout")
+        .and_then(|l| l["deployment_id"].as_str().map(str::to_string))
+        .expect("our deployment");
+    let bad = other_version(&env, &before);
+    let launched = started_by(&env, &ours);
+    assert!(
+        launched.len() >= counted && launched.len() < counted + 4 * DESIRED,
+        "{} tasks launched by {ours}, {counted} counted",
+        launched.len()
+    );
+    for t in &launched {
+        assert_eq!(t["desiredStatus"], "STOPPED", "{t}");
+        assert!(
+            t["secrets"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|x| x["version_id"] == bad.as_str())),
+            "{t}"
+        );
+    }
+    assert!(
+        launched_with(&env, &bad) < 100,
+        "the bad value stopped spreading once restored"
+    );
+    let stops = env.calls_of("StopServiceDeployment");
+    assert_eq!(stops.len(), 1, "the failing deployment was stopped once");
+    let said = said(&out);
+    assert!(
+        said.iter()
+            .any(|t| t.contains(&format!("(threshold {threshold};"))
+                && t.contains("stopped its service deployment with ROLLBACK")),
+        "{said:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_without_breaker_bad_value_is_restored_at_the_threshold() {
+    // Half of 4 desired tasks is 2: the breaker's floor of 3 applies.
+    bad_value_without_breaker(ROLLING_NO_BREAKER, &[], 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_task_failures_overrides_the_threshold() {
+    bad_value_without_breaker(ROLLING_NO_BREAKER, &["--max-task-failures", "1"], 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_without_breaker_bad_value_is_restored_at_the_threshold() {
+    // A one-minute bake: the restore's blue/green deployment bakes too.
+    bad_value_without_breaker("strategy = \"BLUE_GREEN\"\nbakeTimeInMinutes = 1", &[], 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_task_failures_out_of_range_is_refused_before_any_write() {
+    let env = env_with(ROLLING).await;
+    for n in ["0", "201", "many"] {
+        let out = replace(&env, BAD, &["--max-task-failures", n]).await;
+        assert_eq!(
+            out.status.code(),
+            Some(exit::BAD_INPUT),
+            "{n}: {}",
+            text(&out)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("the task failure threshold must be a whole number from 1 to 200"),
+            "{n}: {stderr}"
+        );
+    }
+    assert_eq!(env.version_count(SECRET), 1, "nothing written");
+    assert_eq!(env.calls("UpdateService"), 0, "nothing deployed");
+}
+
+/// Someone else forces a new deployment of `web` while ours is under way: ours ends
+/// `STOPPED` (superseded), which is not a failure. The newer deployment is followed, the
+/// holding rule judges its tasks (launched after the new version was current), and the
+/// run is verified with every running task on the new version.
+async fn superseded(config: &str) {
+    let env = env_with(config).await;
+    // New tasks stay PENDING ten virtual minutes (0.3 s): ours is still under way when
+    // someone else deploys.
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_timing(
+            Some(CLUSTER),
+            Some(SERVICE),
+            Timing {
+                pending: 600.0,
+                ..Timing::default()
+            },
+        )
+        .expect("service exists");
+    // Hold the tool's second look at its service deployment: by then it follows it.
+    env.gate(vec![FaultRule {
+        service: Some("ecs".into()),
+        operation: Some("DescribeServiceDeployments".into()),
+        resource: None,
+        kind: FaultKind::Gate,
+        probability: None,
+        nth: Some(vec![2]),
+        count: Some(1),
+        latency_ms: None,
+    }]);
+    let mut cmd = replace_cmd(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    env.wait_held(&mut child, "the second DescribeServiceDeployments", 1)
+        .await;
+    let ours = env.state()["ecs"]["services"][0]["currentServiceDeployment"]
+        .as_str()
+        .expect("a current service deployment")
+        .to_string();
+    assert_eq!(
+        env.state()["ecs"]["services"][0]["serviceDeployments"]
+            .as_array()
+            .and_then(|d| d.iter().find(|x| x["arn"] == ours.as_str()))
+            .map(|x| x["status"].clone()),
+        Some(Value::from("IN_PROGRESS")),
+        "ours is under way when someone else deploys"
+    );
+    env.clients
+        .ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .force_new_deployment(true)
+        .send()
+        .await
+        .expect("someone else's UpdateService");
+    env.release(Which::Oldest(1), Release::Run);
+    env.open_gate();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_eq!(report(&out)["outcome"], "verified", "{}", text(&out));
+    // Ground truth: ours was superseded (STOPPED), the newer one finished.
+    let state = env.state();
+    let sds = state["ecs"]["services"][0]["serviceDeployments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let status = |arn: &str| {
+        sds.iter()
+            .find(|d| d["arn"] == arn)
+            .map(|d| d["status"].as_str().unwrap_or_default().to_string())
+    };
+    assert_eq!(status(&ours).as_deref(), Some("STOPPED"), "{sds:?}");
+    let newer = state["ecs"]["services"][0]["currentServiceDeployment"]
+        .as_str()
+        .expect("current")
+        .to_string();
+    assert_ne!(newer, ours);
+    assert_eq!(status(&newer).as_deref(), Some("SUCCESSFUL"), "{sds:?}");
+    assert_every_task_holds(&env, &env.current_version(SECRET));
+    assert_eq!(env.calls("UpdateService"), 2, "ours and someone else's");
+    assert_eq!(env.calls("StopServiceDeployment"), 0);
+    let said = said(&out);
+    assert!(
+        said.iter()
+            .any(|t| t.contains("was superseded by a newer one")),
+        "{said:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_superseded_by_someone_else_is_followed_not_failed() {
+    superseded(ROLLING).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_superseded_by_someone_else_is_followed_not_failed() {
+    superseded(BLUE_GREEN).await;
+}
+
+/// New tasks of `web` stay PENDING ten virtual minutes (0.3 s): a deployment is still
+/// under way when a test acts on it.
+fn slow_tasks(env: &TestEnv) {
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_timing(
+            Some(CLUSTER),
+            Some(SERVICE),
+            Timing {
+                pending: 600.0,
+                ..Timing::default()
+            },
+        )
+        .expect("service exists");
+}
+
+/// A gate on the `nth` call of an ECS operation.
+fn gate_nth(env: &TestEnv, operation: &str, nth: u64) {
+    env.gate(vec![FaultRule {
+        service: Some("ecs".into()),
+        operation: Some(operation.into()),
+        resource: None,
+        kind: FaultKind::Gate,
+        probability: None,
+        nth: Some(vec![nth]),
+        count: Some(1),
+        latency_ms: None,
+    }]);
+}
+
+/// The run ended restored (exit 8): AWSCURRENT is back on `before`, every running task
+/// holds it, and the rollout's failure names `cause`.
+fn assert_restored(env: &TestEnv, out: &Output, before: &str, cause: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(out)
+    );
+    assert_eq!(env.current_version(SECRET), before, "AWSCURRENT moved back");
+    assert_every_task_holds(env, before);
+    let failed: Vec<String> = lines(out)
+        .into_iter()
+        .filter(|l| l["type"] == "deployment_failed" && l["phase"] == "rollout")
+        .filter_map(|l| l["reason"].as_str().map(str::to_string))
+        .collect();
+    // Named by the service deployment's record, or by `deployments[]` when the
+    // deployment failed before its record was first read.
+    assert!(
+        failed.iter().any(|r| r.to_lowercase().contains(cause)),
+        "{cause} in {failed:?}\n{}",
+        text(out)
+    );
+    assert_eq!(report(out)["outcome"], "failed_restored");
+}
+
+/// An alarm in ALARM while the deployment is under way: ECS rolls it back; the tool
+/// restores. (Blue/green: blue's tasks already hold the previous value.)
+async fn alarm_mid_deployment(config: &str) {
+    let config = format!(
+        "{config}\nalarms = {{ alarmNames = [\"web-5xx\"], enable = true, rollback = true }}"
+    );
+    let env = env_with(&config).await;
+    slow_tasks(&env);
+    // Hold the tool's second look at its service deployment, fire the alarm, go on.
+    gate_nth(&env, "DescribeServiceDeployments", 2);
+    let before = env.current_version(SECRET);
+    let mut cmd = replace_cmd(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    env.wait_held(&mut child, "the second DescribeServiceDeployments", 1)
+        .await;
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_alarm_states(&[("web-5xx".to_string(), "ALARM".to_string())].into())
+        .expect("alarm state");
+    wait_for("the rollback", || {
+        env.state()["ecs"]["services"][0]["serviceDeployments"]
+            .as_array()
+            .is_some_and(|d| {
+                d.iter().any(|x| {
+                    x["status"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("ROLLBACK"))
+                })
+            })
+    })
+    .await;
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_alarm_states(&[("web-5xx".to_string(), "OK".to_string())].into())
+        .expect("alarm state");
+    env.release(Which::Oldest(1), Release::Run);
+    env.open_gate();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("join");
+    assert_restored(&env, &out, &before, "alarm web-5xx fired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_alarm_mid_deployment_is_restored() {
+    alarm_mid_deployment(ROLLING).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_alarm_mid_deployment_is_restored() {
+    alarm_mid_deployment(BLUE_GREEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_alarm_mid_deployment_is_restored() {
+    alarm_mid_deployment(LINEAR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_alarm_mid_deployment_is_restored() {
+    alarm_mid_deployment(CANARY).await;
+}
+
+/// A Lambda lifecycle hook after scale-up fails (or never answers, and times out with
+/// ROLLBACK): ECS rolls the deployment back; the tool restores. The hook rule is lifted
+/// before the restore deploys (its UpdateService is held until then), so the restore's
+/// own hook succeeds.
+async fn hook_rolls_back(config: &str, result: HookResult, cause: &str) {
+    let config = format!(
+        "{config}\nlifecycleHooks = [{{ targetType = \"AWS_LAMBDA\", hookTargetArn = \"arn:aws:lambda:eu-west-1:123456789012:function:smoke\", roleArn = \"arn:aws:iam::123456789012:role/hook\", lifecycleStages = [\"POST_SCALE_UP\"], timeoutConfiguration = {{ timeoutInMinutes = 1, action = \"ROLLBACK\" }} }}]"
+    );
+    let env = env_with(&config).await;
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_hook_rules(vec![HookRule {
+            cluster: None,
+            service: Some(SERVICE.into()),
+            hook_target_arn: None,
+            stage: None,
+            result,
+            after_seconds: 0.0,
+        }]);
+    gate_nth(&env, "UpdateService", 2);
+    let before = env.current_version(SECRET);
+    let mut cmd = replace_cmd(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]);
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    env.wait_held(&mut child, "the restore's UpdateService", 1)
+        .await;
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_hook_rules(Vec::new());
+    env.release(Which::Oldest(1), Release::Run);
+    env.open_gate();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("join");
+    assert_restored(&env, &out, &before, "lifecycle hook");
+    assert!(
+        lines(&out).iter().any(|l| l["type"] == "deployment_failed"
+            && l["reason"]
+                .as_str()
+                .is_some_and(|r| r.to_lowercase().contains("lifecycle hook") && r.contains(cause))),
+        "the hook {cause}\n{}",
+        text(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_hook_failed_is_restored() {
+    hook_rolls_back(BLUE_GREEN, HookResult::Fail, " failed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_hook_failed_is_restored() {
+    hook_rolls_back(LINEAR, HookResult::Fail, " failed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_hook_timed_out_is_restored() {
+    hook_rolls_back(CANARY, HookResult::NoAnswer, "timed out").await;
+}
+
+/// `plan` shows each staged service's strategy and the least time its rollout takes (bake
+/// and traffic steps); a rolling service gets no such line. Nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_strategy_and_least_rollout_time() {
+    // (config, the line wanted, or none)
+    let cases: [(&str, Option<&str>); 4] = [
+        (ROLLING, None),
+        (
+            BLUE_GREEN,
+            Some("strategy BLUE_GREEN: at least 10m of bake and traffic steps"),
+        ),
+        // 50% steps: one step bake of 1m, then the 10m bake.
+        (
+            LINEAR,
+            Some("strategy LINEAR: at least 11m of bake and traffic steps"),
+        ),
+        // A 20% canary baking 1m, then the 10m bake.
+        (
+            CANARY,
+            Some("strategy CANARY: at least 11m of bake and traffic steps"),
+        ),
+    ];
+    for (config, want) in cases {
+        let env = env_with(config).await;
+        let out = env.run(&["plan", SECRET, "--cluster", CLUSTER], None).await;
+        assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+        let all = text(&out);
+        match want {
+            Some(line) => assert!(all.contains(line), "{line}\n{all}"),
+            None => assert!(!all.contains("strategy "), "{all}"),
+        }
+        assert_eq!(env.version_count(SECRET), 1, "nothing written");
+        assert_eq!(env.calls("UpdateService"), 0, "nothing deployed");
+    }
+}
+
+/// A rollout whose bake times and traffic steps alone take longer than `--timeout` is
+/// refused before anything is written (exit 2), naming the time needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bake_longer_than_the_timeout_is_refused_before_any_write() {
+    let env = env_with(BLUE_GREEN).await;
+    let out = replace(
+        &env,
+        "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2",
+        &["--timeout", "5m"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{}", text(&out));
+    let error = lines(&out)
+        .into_iter()
+        .find(|l| l["type"] == "error")
+        .unwrap_or_else(|| panic!("an error line\n{}", text(&out)));
+    assert_eq!(
+        error["message"],
+        "service web deploys BLUE_GREEN: its bake times and traffic steps alone take at least 10m, longer than --timeout 5m",
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.version_count(SECRET), 1, "nothing written");
+    assert_eq!(env.calls("UpdateService"), 0, "nothing deployed");
+    assert_eq!(env.calls("PutSecretValue"), 0);
+}
