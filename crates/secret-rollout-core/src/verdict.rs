@@ -558,6 +558,7 @@ mod tests {
             info: ServiceInfo::default(),
             deployments: vec![d],
             events: vec![],
+            current_service_deployment: None,
         };
         assert!(nothing_to_prove(
             &with(dep("ecs-svc/2", "PRIMARY", "COMPLETED", 0, 0)),
