@@ -12,7 +12,9 @@ mod common;
 
 use std::process::Output;
 
+use common::gate::wait_for;
 use common::{start, start_with, text, TestEnv, CLUSTER, SHARED};
+use sandbox::faults::{FaultRule, Release, Which};
 use sandbox::scenario::StartTime;
 use sandbox::Scenario;
 use secret_rollout_core::error::exit;
@@ -675,4 +677,116 @@ async fn a_rotation_that_would_redeploy_no_reader_is_refused_before_the_write() 
     }
     assert_eq!(env.version_count(SHARED), versions);
     assert_eq!(env.calls("UpdateService"), 0);
+}
+
+/// A rotation with no readers can be undone: `rollback` moves AWSCURRENT back and, with
+/// nothing redeployed by the rotation, redeploys nothing and follows no empty rollout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_with_no_readers_rolls_back_without_a_rollout() {
+    let env = start(SPEED).await;
+    let value = env.dir.path().join("pw.txt");
+    std::fs::write(&value, "Sandbox-Db-Passw0rd-02").unwrap();
+    let before = env.current_version(UNREAD);
+    let out = env
+        .run(
+            &[
+                "replace",
+                UNREAD,
+                "--cluster",
+                CLUSTER,
+                "--json-key",
+                "password",
+                "--value-file",
+                value.to_str().unwrap(),
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["outcome"], "written_no_readers", "{report}");
+    let id = report["rotation_id"].as_str().unwrap().to_string();
+    assert_ne!(env.current_version(UNREAD), before);
+
+    let out = env
+        .run(
+            &[
+                "rollback",
+                &id,
+                "--cluster",
+                CLUSTER,
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_eq!(env.current_version(UNREAD), before, "AWSCURRENT moved back");
+    assert_eq!(env.version_count(UNREAD), 2, "a rollback writes no version");
+    assert_eq!(env.calls("UpdateService"), 0, "nothing to redeploy");
+    assert_eq!(env.calls("PutSecretValue"), 1);
+}
+
+/// A rotation with no readers killed while its write is on the wire: the write lands,
+/// and `resume` finds it by its request token (no second version) and ends "written, no
+/// readers" as the run would have, instead of following an empty rollout and restoring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_with_no_readers_killed_at_its_write_resumes_to_written_no_readers() {
+    let env = start(SPEED).await;
+    let value = env.dir.path().join("pw.txt");
+    std::fs::write(&value, "Sandbox-Db-Passw0rd-02").unwrap();
+    let before = env.current_version(UNREAD);
+    env.gate(vec![FaultRule::gate("secretsmanager", "PutSecretValue")]);
+    let mut child = env
+        .cli()
+        .args([
+            "replace",
+            UNREAD,
+            "--cluster",
+            CLUSTER,
+            "--json-key",
+            "password",
+            "--value-file",
+            value.to_str().unwrap(),
+            "--yes",
+            "--max-poll",
+            "50ms",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the tool");
+    env.wait_held(&mut child, "the write at the gate", 1).await;
+    child.kill().expect("kill -9");
+    assert!(!child.wait().unwrap().success());
+    // The write goes through after the tool died: AWSCURRENT is on its version.
+    env.release(Which::All, Release::Run);
+    env.open_gate();
+    wait_for("the held write landed", || env.version_count(UNREAD) == 2).await;
+    let written = env.current_version(UNREAD);
+    assert_ne!(written, before);
+
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["outcome"], "written_no_readers", "{report}");
+    assert_eq!(env.current_version(UNREAD), written, "nothing restored");
+    assert_eq!(env.version_count(UNREAD), 2, "no second version");
+    assert_eq!(env.calls("UpdateService"), 0);
+    assert_eq!(env.calls("UpdateSecretVersionStage"), 0);
 }

@@ -454,6 +454,17 @@ impl Run<'_> {
             watched.push((i, prev.clone(), None));
             labels.push(short(&prev).to_string());
         }
+        if self.services.is_empty() {
+            // A rotation that redeployed nothing (its secrets have no readers): moving
+            // AWSCURRENT back is the whole restore; there is no task to prove, and an empty
+            // rollout would only fail to list tasks.
+            return Ok(PhaseReport {
+                services: Vec::new(),
+                outcome: PhaseOutcome::Verified,
+                verify_error: None,
+                secrets: Vec::new(),
+            });
+        }
         let deadline = Instant::now() + self.settings.timeout;
         let label = labels.join("+");
         let watch = self.watch(watched);

@@ -283,7 +283,10 @@ impl<'a> Run<'a> {
             rolls_back: started.rolls_back,
             previous_deployments: previous_deployments(started),
             force_restore: false,
-            no_readers: false,
+            // A replace plans no service only when nobody reads its secrets (one whose
+            // readers would all be left out is refused before it starts): resumed, it ends
+            // "written, no readers" too, not in an empty rollout that fails and restores.
+            no_readers: started.kind == RotationKind::Replace && summary.services.is_empty(),
             _locks: locks,
         })
     }
