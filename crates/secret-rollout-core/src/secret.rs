@@ -3,11 +3,12 @@
 //! `SecretString` and never reach an error.
 
 use aws_sdk_secretsmanager::Client;
+use uuid::Uuid;
 
 use crate::aws::errors::{AwsError, Fault};
 pub use crate::aws::model::{SecretInfo, VersionInfo};
 use crate::aws::secrets::{self, PutFailure};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reach, Result};
 use crate::value::SecretValue;
 
 fn sm_error(secret: &str, what: &str, e: AwsError) -> Error {
@@ -76,16 +77,34 @@ pub async fn value(sm: &Client, arn: &str, version_id: &str) -> Result<SecretVal
 
 /// Writes a new version with an explicit request token, which becomes its version id: a
 /// retry with the same token and value is a no-op, so no retry ever makes a second version.
-pub async fn put(sm: &Client, arn: &str, token: &str, value: &SecretValue) -> Result<String> {
+/// `rotation`: the id of the rotation writing and the options that reach its environment,
+/// for the `resume` a refusal suggests.
+pub async fn put(
+    sm: &Client,
+    arn: &str,
+    token: &str,
+    value: &SecretValue,
+    rotation: (Uuid, &Reach),
+) -> Result<String> {
     secrets::put(sm, arn, token, value)
         .await
         .map_err(|e| match e {
-            PutFailure::VersionExists(e) => e.attach(
-                Error::refused(format!("version {token} of {arn} already exists with another value"))
-                    .hint("the rotation already wrote its version: run `secret-rollout resume` instead of writing again"),
-            ),
+            PutFailure::VersionExists(e) => e.attach(written_already(arn, token, rotation)),
             PutFailure::Other(e) => sm_error(arn, "write", e),
         })
+}
+
+/// The refusal of a write whose version (the rotation's request token) appeared since the
+/// rotation looked: another process of the same rotation wrote it. `resume` of that rotation
+/// finds the version written, asks for no value, and rolls it out.
+fn written_already(arn: &str, token: &str, (rotation_id, reach): (Uuid, &Reach)) -> Error {
+    Error::refused(format!(
+        "version {token} of {arn} already exists with another value"
+    ))
+    .hint(format!(
+        "the rotation already wrote its version: run `{}` instead of writing again",
+        reach.command(&format!("resume {rotation_id}"))
+    ))
 }
 
 /// Every version of a secret, deprecated ones included, with creation dates.
@@ -125,6 +144,28 @@ mod tests {
     use super::*;
     use crate::error::Kind;
     use std::collections::BTreeMap;
+
+    /// A version appearing under the rotation's token: exit 4 (refused), and the hint's
+    /// `resume` names the rotation and carries the options that reach the environment.
+    #[test]
+    fn a_written_version_suggests_the_resume_of_its_rotation() {
+        let id = Uuid::parse_str("0123abcd-0000-4000-8000-000000000001").unwrap();
+        let reach = Reach::new(
+            ["--config", "conf/prod.toml", "--env", "production"]
+                .map(String::from)
+                .to_vec(),
+        );
+        let e = written_already("arn:x", "tok", (id, &reach));
+        assert_eq!(e.kind, Kind::Refused);
+        assert_eq!(
+            e.message,
+            "version tok of arn:x already exists with another value"
+        );
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("the rotation already wrote its version: run `secret-rollout resume 0123abcd-0000-4000-8000-000000000001 --config conf/prod.toml --env production` instead of writing again")
+        );
+    }
 
     fn info() -> SecretInfo {
         SecretInfo {

@@ -16,7 +16,7 @@ use rand::TryRngCore as _;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reach, Result};
 
 /// Secrets Manager's limit for `SecretString`, in bytes.
 pub const MAX_BYTES: usize = 65_536;
@@ -400,9 +400,33 @@ pub fn generate(length: usize, charset: Charset) -> Result<SecretValue> {
     Ok(SecretValue::new(out.to_string()))
 }
 
+/// A secret's current value, with what the refusal to write it again suggests: the
+/// secret's name and the options that reach its environment, for the `redeploy` that
+/// restarts its consumers instead.
+#[derive(Clone, Copy)]
+pub struct Current<'a> {
+    /// The value of its AWSCURRENT version.
+    pub value: &'a SecretValue,
+    /// The secret's name (as Secrets Manager knows it).
+    pub secret: &'a str,
+    /// The options the command was given that reach the environment.
+    pub reach: &'a Reach,
+}
+
+/// The refusal of a new value equal to the current one (`what`: "the new value", or the
+/// `--json-key` member), naming the redeploy that restarts the consumers instead.
+fn unchanged(what: &str, current: Current<'_>) -> Error {
+    Error::bad_input(format!("{what} equals the current one")).hint(format!(
+        "nothing to rotate: give a different value, or restart its consumers with `{}`",
+        current
+            .reach
+            .command(&format!("redeploy --secret {}", current.secret))
+    ))
+}
+
 /// Refuses an empty value, one over 65,536 bytes, one with a NUL byte (ECS passes secrets
 /// as environment variables), and one equal to the current value.
-pub fn validate(new: &SecretValue, current: Option<&SecretValue>) -> Result<()> {
+pub fn validate(new: &SecretValue, current: Option<Current<'_>>) -> Result<()> {
     if new.is_empty() {
         return Err(Error::bad_input("the new value is empty").hint(
             "give a non-empty value; to delete a secret use `aws secretsmanager delete-secret`",
@@ -416,9 +440,8 @@ pub fn validate(new: &SecretValue, current: Option<&SecretValue>) -> Result<()> 
             "ECS hands secrets to containers as environment variables, which cannot hold NUL: base64-encode binary data",
         ));
     }
-    if current.is_some_and(|c| c.same_as(new)) {
-        return Err(Error::bad_input("the new value equals the current one")
-            .hint("nothing to rotate: give a different value, or restart its consumers with `secret-rollout redeploy --secret NAME`"));
+    if let Some(current) = current.filter(|c| c.value.same_as(new)) {
+        return Err(unchanged("the new value", current));
     }
     Ok(())
 }
@@ -483,8 +506,8 @@ fn as_member_of_type(
 /// is not a JSON object, when it has no such key (a typo would otherwise add a key and
 /// leave the real one unchanged), when `new` cannot be the member's type, and when the key
 /// already holds `new`.
-pub fn merge_json_key(current: &SecretValue, key: &str, new: &SecretValue) -> Result<SecretValue> {
-    let mut map = object_with_key(current, key)?;
+pub fn merge_json_key(current: Current<'_>, key: &str, new: &SecretValue) -> Result<SecretValue> {
+    let mut map = object_with_key(current.value, key)?;
     let Some(old) = map.get(key) else {
         scrub_raw(map);
         return Err(Error::bad_input(format!(
@@ -516,10 +539,10 @@ pub fn merge_json_key(current: &SecretValue, key: &str, new: &SecretValue) -> Re
         scrub_raw(map);
         let mut text: Box<str> = member.into();
         text.zeroize();
-        return Err(Error::bad_input(format!(
-            "--json-key {key}: the new value equals the current one"
-        ))
-        .hint("nothing to rotate: give a different value, or restart its consumers with `secret-rollout redeploy --secret NAME`"));
+        return Err(unchanged(
+            &format!("--json-key {key}: the new value"),
+            current,
+        ));
     }
     if let Some(old) = map.insert(key.to_string(), member) {
         let mut text: Box<str> = old.into();
@@ -603,6 +626,21 @@ mod tests {
 
     fn v(s: &str) -> SecretValue {
         SecretValue::new(s.to_string())
+    }
+
+    /// `value` as the current value of `production/db`, reached with a config file at a
+    /// path with a space and an environment.
+    fn at(value: &SecretValue) -> Current<'_> {
+        let reach: &'static Reach = Box::leak(Box::new(Reach::new(
+            ["--config", "my conf.toml", "--env", "production"]
+                .map(String::from)
+                .to_vec(),
+        )));
+        Current {
+            value,
+            secret: "production/db",
+            reach,
+        }
     }
 
     fn assert_no_leak(e: &Error) {
@@ -899,10 +937,15 @@ mod tests {
     fn validation() {
         let e = validate(&v(""), None).unwrap_err();
         assert_eq!(e.message, "the new value is empty");
-        let e = validate(&v(KNOWN), Some(&v(KNOWN))).unwrap_err();
+        let e = validate(&v(KNOWN), Some(at(&v(KNOWN)))).unwrap_err();
         assert_eq!(e.message, "the new value equals the current one");
+        // The redeploy it suggests names the secret and carries the options typed.
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("nothing to rotate: give a different value, or restart its consumers with `secret-rollout redeploy --secret production/db --config 'my conf.toml' --env production`")
+        );
         assert_no_leak(&e);
-        validate(&v("new"), Some(&v("old"))).unwrap();
+        validate(&v("new"), Some(at(&v("old")))).unwrap();
         validate(&v("new"), None).unwrap();
         assert!(v("ab").same_as(&v("ab")));
         assert!(!v("ab").same_as(&v("abc")));
@@ -912,14 +955,14 @@ mod tests {
     #[test]
     fn json_key_replaces_one_key() {
         let current = v(r#"{"username":"app","password":"old","port":5432}"#);
-        let merged = merge_json_key(&current, "password", &v(KNOWN)).unwrap();
+        let merged = merge_json_key(at(&current), "password", &v(KNOWN)).unwrap();
         let parsed: serde_json::Value = serde_json::from_str(merged.expose()).unwrap();
         assert_eq!(parsed["password"], KNOWN);
         assert_eq!(parsed["username"], "app");
         assert_eq!(parsed["port"], 5432);
         // The same value for the key is refused here: re-serialising reorders keys, so
         // comparing whole documents afterwards would not notice.
-        let e = merge_json_key(&current, "password", &v("old")).unwrap_err();
+        let e = merge_json_key(at(&current), "password", &v("old")).unwrap_err();
         assert!(
             e.message.contains("equals the current one"),
             "{}",
@@ -932,7 +975,7 @@ mod tests {
         let current = v(
             r#"{"username":"app","port":5432,"ratio":1.50,"big":123456789012345678901234567890,"tls":true,"password":"old"}"#,
         );
-        let merged = merge_json_key(&current, "password", &v(KNOWN)).unwrap();
+        let merged = merge_json_key(at(&current), "password", &v(KNOWN)).unwrap();
         assert_eq!(
             merged.expose(),
             format!(
@@ -948,7 +991,7 @@ mod tests {
         ];
         for (key, new, expect) in cases {
             let new = new.replace("\\n", "\n");
-            let merged = merge_json_key(&current, key, &v(&new)).unwrap();
+            let merged = merge_json_key(at(&current), key, &v(&new)).unwrap();
             assert!(
                 merged.expose().contains(expect),
                 "{key}: {}",
@@ -957,18 +1000,18 @@ mod tests {
             assert!(merged.expose().starts_with(r#"{"username":"app","#));
         }
         let nested = v(r#"{"db":{"host":"h"},"tags":["a"],"note":null}"#);
-        let merged = merge_json_key(&nested, "db", &v(r#"{"host": "h2"}"#)).unwrap();
+        let merged = merge_json_key(at(&nested), "db", &v(r#"{"host": "h2"}"#)).unwrap();
         assert_eq!(
             merged.expose(),
             r#"{"db":{"host": "h2"},"tags":["a"],"note":null}"#
         );
-        let merged = merge_json_key(&nested, "note", &v("text")).unwrap();
+        let merged = merge_json_key(at(&nested), "note", &v("text")).unwrap();
         assert_eq!(
             merged.expose(),
             r#"{"db":{"host":"h"},"tags":["a"],"note":"text"}"#
         );
         // A string member takes any text, escaped.
-        let merged = merge_json_key(&current, "username", &v("a\"b")).unwrap();
+        let merged = merge_json_key(at(&current), "username", &v("a\"b")).unwrap();
         assert!(merged.expose().starts_with(r#"{"username":"a\"b","port""#));
     }
 
@@ -984,7 +1027,7 @@ mod tests {
             ("db", "[1]", "an object"),
             ("tags", "{}", "an array"),
         ] {
-            let e = merge_json_key(&current, key, &v(new)).unwrap_err();
+            let e = merge_json_key(at(&current), key, &v(new)).unwrap_err();
             assert_eq!(e.kind, Kind::BadInput);
             assert_eq!(
                 e.message,
@@ -993,11 +1036,14 @@ mod tests {
             assert_no_leak(&e);
         }
         for (key, same) in [("port", "5432"), ("tls", "true"), ("password", KNOWN)] {
-            let e = merge_json_key(&current, key, &v(same)).unwrap_err();
-            assert!(
-                e.message.contains("equals the current one"),
-                "{}",
-                e.message
+            let e = merge_json_key(at(&current), key, &v(same)).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!("--json-key {key}: the new value equals the current one")
+            );
+            assert_eq!(
+                e.hint.as_deref(),
+                Some("nothing to rotate: give a different value, or restart its consumers with `secret-rollout redeploy --secret production/db --config 'my conf.toml' --env production`")
             );
             assert_no_leak(&e);
         }
@@ -1023,7 +1069,7 @@ mod tests {
     #[test]
     fn json_key_refusals_never_show_the_value() {
         for current in [KNOWN, "[1,2]", "\"hunter2-very-secret\"", "{\"a\":"] {
-            let e = merge_json_key(&v(current), "password", &v("x")).unwrap_err();
+            let e = merge_json_key(at(&v(current)), "password", &v("x")).unwrap_err();
             assert_eq!(e.kind, Kind::BadInput);
             assert!(e.message.contains("not a json object"), "{}", e.message);
             assert_eq!(
@@ -1033,7 +1079,7 @@ mod tests {
             assert_no_leak(&e);
         }
         let current = v(&format!(r#"{{"username":"app","password":"{KNOWN}"}}"#));
-        let e = merge_json_key(&current, "pasword", &v("x")).unwrap_err();
+        let e = merge_json_key(at(&current), "pasword", &v("x")).unwrap_err();
         assert!(e.message.contains("no such key"));
         assert_eq!(e.hint.as_deref(), Some("its keys are: password, username"));
         assert_no_leak(&e);

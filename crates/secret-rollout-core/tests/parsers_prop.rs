@@ -3,8 +3,9 @@
 //! parses or refuses, and what parses keeps the facts it was built from.
 
 use proptest::prelude::*;
+use secret_rollout_core::error::Reach;
 use secret_rollout_core::reference::{parse_value_from, RefForm};
-use secret_rollout_core::value::{merge_json_key, SecretValue};
+use secret_rollout_core::value::{merge_json_key, Current, SecretValue};
 
 /// Secret names as Secrets Manager allows them: letters, digits and `/_+=.@-`.
 fn name() -> impl Strategy<Value = String> {
@@ -80,7 +81,10 @@ proptest! {
     ) {
         let current = serde_json::Value::Object(members.clone().into_iter().collect()).to_string();
         let key = members.keys().next().unwrap().clone();
-        match merge_json_key(&SecretValue::new(current), &key, &SecretValue::new(new.clone())) {
+        let current = SecretValue::new(current);
+        let reach = Reach::default();
+        let at = |value| Current { value, secret: "s", reach: &reach };
+        match merge_json_key(at(&current), &key, &SecretValue::new(new.clone())) {
             Ok(merged) => {
                 let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(merged.expose()).unwrap();
                 prop_assert_eq!(parsed.len(), members.len());
@@ -100,6 +104,6 @@ proptest! {
                 prop_assert!(!new.starts_with('V') || !e.render().contains(&new), "{}", e.render());
             }
         }
-        let _ = merge_json_key(&SecretValue::new(noise), "k", &SecretValue::new(new));
+        let _ = merge_json_key(at(&SecretValue::new(noise)), "k", &SecretValue::new(new));
     }
 }

@@ -49,9 +49,13 @@ async fn writes_against_moto() {
     // no second version.
     let token = uuid::Uuid::new_v4().to_string();
     let new = SecretValue::new("second-value".to_string());
-    let written = secret::put(sm, &info.arn, &token, &new).await.expect("put");
+    let reach = secret_rollout_core::error::Reach::default();
+    let rotation = (uuid::Uuid::new_v4(), &reach);
+    let written = secret::put(sm, &info.arn, &token, &new, rotation)
+        .await
+        .expect("put");
     assert_eq!(written, token);
-    let retried = secret::put(sm, &info.arn, &token, &new)
+    let retried = secret::put(sm, &info.arn, &token, &new, rotation)
         .await
         .expect("retried put");
     assert_eq!(retried, token);

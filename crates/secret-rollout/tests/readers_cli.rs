@@ -313,6 +313,12 @@ async fn plan_and_dry_run_refuse_what_replace_refuses_before_its_first_write() {
     );
     let versions = (env.version_count(UNREAD), env.version_count(SHARED));
 
+    // The redeploy an unchanged value suggests names the secret and carries --cluster
+    // (in `replace`, `replace --dry-run` and `plan` alike).
+    let unchanged = format!(
+        "error: --json-key password: the new value equals the current one\n  \
+         hint: nothing to rotate: give a different value, or restart its consumers with `secret-rollout redeploy --secret {UNREAD} --cluster {CLUSTER}`\n"
+    );
     // (what, secret, flags, expected exit, expected error line)
     let cases: Vec<(&str, &str, Vec<&str>, i32, &str)> = vec![
         (
@@ -336,8 +342,7 @@ async fn plan_and_dry_run_refuse_what_replace_refuses_before_its_first_write() {
             UNREAD,
             vec!["--json-key", "password", "--value-file", same],
             exit::BAD_INPUT,
-            "error: --json-key password: the new value equals the current one\n  \
-             hint: nothing to rotate: give a different value, or restart its consumers with `secret-rollout redeploy --secret NAME`\n",
+            &unchanged,
         ),
         (
             "a value file ending in a newline",

@@ -206,12 +206,15 @@ async fn rollback_with_a_code_deploy_consumer_and_no_journal_suggests_commands_t
     );
 }
 
-/// Giving the current value again: the hint's `redeploy --secret NAME` runs as printed;
-/// then the hints that lead from a redeploy's rotation id to `rollback SECRET`, and from
-/// `resume` with nothing to resume to `history`, name commands that run.
+/// Giving the current value again (exit 2, nothing written): the hint's `redeploy --secret`
+/// names the secret and carries `--config` and `--env`, and pasted as printed it restarts
+/// the three readers onto the current version; then the hints that lead from a redeploy's
+/// rotation id to `rollback SECRET`, and from `resume` with nothing to resume to `history`,
+/// name commands that run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn same_value_redeploy_rollback_and_resume_hints_name_commands_that_run() {
     let env = start(SPEED).await;
+    write_config(&env);
     let current = env
         .clients
         .sm
@@ -223,51 +226,64 @@ async fn same_value_redeploy_rollback_and_resume_hints_name_commands_that_run() 
         .secret_string()
         .expect("a string secret")
         .to_string();
+    let version = env.current_version(SHARED);
+    let tasks_before: Vec<Value> = READERS
+        .iter()
+        .flat_map(|svc| env.running_tasks(svc))
+        .collect();
     let out = env
         .run(
-            &[
-                "replace",
-                SHARED,
-                "--cluster",
-                CLUSTER,
-                "--value-stdin",
-                "--yes",
-            ],
+            &with_reach(&["replace", SHORT, "--value-stdin", "--yes"]),
             Some(current.as_bytes()),
         )
         .await;
     assert_eq!(out.status.code(), Some(exit::BAD_INPUT), "{}", text(&out));
-    let (_, hint) = error_and_hint(&out);
-    let suggested = command_in(&hint, "secret-rollout redeploy", &['`']);
+    let (error, hint) = error_and_hint(&out);
+    assert!(
+        error.ends_with("the new value equals the current one"),
+        "{error}"
+    );
+    let suggested = backticked(&hint);
     assert_eq!(
         suggested,
-        ["secret-rollout", "redeploy", "--secret", "NAME"],
+        [format!(
+            "secret-rollout redeploy --secret {SHARED} --config conf/prod.toml --env production"
+        )],
         "{hint}"
     );
-    let out = env
-        .run(
-            &[
-                "redeploy",
-                "--secret",
-                SHARED,
-                "--cluster",
-                CLUSTER,
-                "--yes",
-                "--max-poll",
-                "50ms",
-                "--output",
-                "json",
-            ],
-            None,
-        )
-        .await;
+    assert_eq!(env.calls("PutSecretValue"), 0, "nothing written");
+    assert_eq!(env.calls("UpdateService"), 0, "nothing deployed");
+
+    // Pasted as printed: each reader gets one new deployment, and every task it runs is
+    // a new one holding the current version.
+    let words = pasted(&suggested[0]);
+    let out = run_pasted(
+        &env,
+        &words,
+        &["--yes", "--max-poll", "50ms", "--output", "json"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_eq!(env.calls("UpdateService"), READERS.len(), "one per reader");
+    assert_eq!(env.calls("PutSecretValue"), 0, "a redeploy writes nothing");
+    for svc in READERS {
+        assert_eq!(
+            env.versions_read(svc, SHARED),
+            [version.clone()].into(),
+            "{svc}"
+        );
+        for task in env.running_tasks(svc) {
+            assert!(
+                !tasks_before.iter().any(|t| t["arn"] == task["arn"]),
+                "{svc} runs only tasks started by the redeploy: {task}"
+            );
+        }
+    }
     let report: Value = serde_json::from_slice(&out.stdout).expect("report");
     let id = report["rotation_id"]
         .as_str()
         .expect("rotation id")
         .to_string();
-    assert_eq!(env.calls("PutSecretValue"), 0, "a redeploy writes nothing");
 
     // Rolling back that redeploy by id: it wrote nothing; `history` says what it did.
     let out = env

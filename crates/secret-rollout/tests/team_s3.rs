@@ -308,7 +308,13 @@ async fn a_second_machine_is_refused_then_resumes_after_kill_9() {
     assert!(err.contains("arn:aws:"), "the caller: {err}");
     assert!(err.contains(&format!("(pid {})", first.id())), "{err}");
     assert!(err.contains("last renewed"), "the age: {err}");
-    assert!(err.contains("hint: "), "{err}");
+    // Its hint names the holder's rotation and carries the options that reach the
+    // environment; the resume below is the one it prints.
+    let arn = env.secret(SHARED)["arn"].as_str().expect("arn").to_string();
+    assert!(
+        err.contains(&format!("\n  hint: wait for it to finish or for its lease to run out, then `secret-rollout resume {rotation} --env production`; if its holder is gone for good, `secret-rollout unlock {arn} --env production`")),
+        "{err}"
+    );
     assert_eq!(
         env.calls_of("PutSecretValue").len(),
         puts,
@@ -353,6 +359,7 @@ async fn a_second_machine_is_refused_then_resumes_after_kill_9() {
             "b",
             &[
                 "resume",
+                &rotation,
                 "--env",
                 "production",
                 "--yes",

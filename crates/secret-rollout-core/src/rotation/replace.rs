@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::clients::Clients;
 use crate::config::Target;
-use crate::error::{Error, Result};
+use crate::error::{Error, Reach, Result};
 use crate::journal::{self, Phase, RotationKind};
 use crate::plan::{self, RotationPlan};
 use crate::progress::{Event, Reporter};
@@ -193,11 +193,12 @@ pub async fn replace(
     };
     let json_key = request.json_key.as_deref();
     let given = request.values.into_iter().map(Some).collect();
-    let values: Vec<SecretValue> = check_values(ctx.clients, &p, given, json_key)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
+    let values: Vec<SecretValue> =
+        check_values(ctx.clients, &p, given, json_key, &ctx.settings.reach)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
     confirmed(
         operator,
         &format!(
@@ -220,6 +221,7 @@ pub async fn check_values(
     plan: &RotationPlan,
     given: Vec<Option<SecretValue>>,
     json_key: Option<&str>,
+    reach: &Reach,
 ) -> Result<Vec<Option<SecretValue>>> {
     let mut values = Vec::with_capacity(plan.secrets.len());
     for (planned, given) in plan.secrets.iter().zip(given) {
@@ -241,8 +243,13 @@ pub async fn check_values(
             values.push(None);
             continue;
         };
-        let new = merged(&info.name, current.as_ref(), json_key, given)?;
-        value::validate(&new, current.as_ref()).map_err(|e| Error {
+        let current = current.as_ref().map(|value| value::Current {
+            value,
+            secret: &info.name,
+            reach,
+        });
+        let new = merged(&info.name, current, json_key, given)?;
+        value::validate(&new, current).map_err(|e| Error {
             message: format!("{}: {}", info.name, e.message),
             ..e
         })?;
@@ -273,7 +280,7 @@ pub(super) async fn current_value(
 /// The value to write: `given`, or with `json_key`, `current` with that key replaced.
 pub(super) fn merged(
     name: &str,
-    current: Option<&SecretValue>,
+    current: Option<value::Current<'_>>,
     json_key: Option<&str>,
     given: SecretValue,
 ) -> Result<SecretValue> {

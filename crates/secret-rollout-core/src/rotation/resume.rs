@@ -198,8 +198,13 @@ async fn value_again(
     let new = async {
         let given = operator.new_value(&s.name, i, summary.secrets.len())?;
         let current = current_value(clients, &s.arn, s.previous_version_id.as_deref()).await?;
-        let new = merged(&s.name, current.as_ref(), s.json_key.as_deref(), given)?;
-        value::validate(&new, current.as_ref())?;
+        let current = current.as_ref().map(|value| value::Current {
+            value,
+            secret: &s.name,
+            reach: &settings.reach,
+        });
+        let new = merged(&s.name, current, s.json_key.as_deref(), given)?;
+        value::validate(&new, current)?;
         Ok::<_, Error>(new)
     };
     // Say why the value is needed again, and how to give it.

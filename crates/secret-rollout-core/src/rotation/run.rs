@@ -509,7 +509,14 @@ impl Run<'_> {
             .hint("give it with --value-stdin, --value-file or --generate"));
         };
         self.hold()?;
-        let version = secret::put(&self.clients.sm, &s.arn, &token, &value).await?;
+        let version = secret::put(
+            &self.clients.sm,
+            &s.arn,
+            &token,
+            &value,
+            (self.journal.rotation_id(), &self.settings.reach),
+        )
+        .await?;
         self.record(Record::Written {
             secret_arn: s.arn.clone(),
             version_id: version.clone(),

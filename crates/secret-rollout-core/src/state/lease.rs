@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_smithy_types::DateTime;
 use uuid::Uuid;
 
-use crate::error::{Error, Kind, Result};
+use crate::error::{Error, Kind, Reach, Result};
 
 /// The environment variable that sets the lease (a duration: `120s`, `2m`).
 pub const LEASE_ENV: &str = "SECRET_ROLLOUT_LOCK_LEASE";
@@ -122,6 +122,8 @@ pub struct Lease {
     pub secret: String,
     /// The environment.
     pub environment: String,
+    /// The options that reach it, for the `resume` a lost lease suggests.
+    pub reach: Reach,
     /// The rotation holding it.
     pub rotation_id: Uuid,
     inner: Mutex<Inner>,
@@ -133,6 +135,7 @@ impl Lease {
         settings: LeaseSettings,
         secret: &str,
         environment: &str,
+        reach: Reach,
         rotation_id: Uuid,
         etag: String,
         s3_at: Option<DateTime>,
@@ -141,6 +144,7 @@ impl Lease {
             settings,
             secret: secret.to_string(),
             environment: environment.to_string(),
+            reach,
             rotation_id,
             inner: Mutex::new(Inner {
                 etag,
@@ -233,8 +237,8 @@ impl Lease {
                 ),
             )
             .hint(format!(
-                "the journal is kept locally; once the lock is free, go on with `secret-rollout resume {} --env {}`",
-                self.rotation_id, self.environment
+                "the journal is kept locally; once the lock is free, go on with `{}`",
+                self.reach.command(&format!("resume {}", self.rotation_id))
             ))),
         }
     }
@@ -310,6 +314,11 @@ mod tests {
             s,
             "x",
             "production",
+            Reach::new(
+                ["--config", "conf/prod.toml", "--env", "production"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
             Uuid::nil(),
             "\"e1\"".into(),
             Some(at(0)),
@@ -326,12 +335,16 @@ mod tests {
             "{}",
             e.message
         );
-        assert!(e.hint.unwrap().contains("resume 00000000"));
+        // The resume it suggests names the rotation and carries --config and --env.
+        assert_eq!(
+            e.hint.as_deref(),
+            Some("the journal is kept locally; once the lock is free, go on with `secret-rollout resume 00000000-0000-0000-0000-000000000000 --config conf/prod.toml --env production`")
+        );
         // Once lost, a late renewal does not bring it back.
         l.renewed("\"e3\"".into(), Some(at(2)));
         assert!(l.is_lost());
 
-        let run_out = Lease::new(s, "x", "p", Uuid::nil(), "e".into(), None);
+        let run_out = Lease::new(s, "x", "p", Reach::default(), Uuid::nil(), "e".into(), None);
         run_out.renewal_failed("S3 unreachable".into());
         std::thread::sleep(Duration::from_millis(1100));
         let e = run_out.check().unwrap_err();

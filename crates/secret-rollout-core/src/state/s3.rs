@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::aws::errors::{AwsError, Fault};
-use crate::error::{Error, Result};
+use crate::error::{Error, Reach, Result};
 
 use super::lease::{lease_expired, s3_age, Lease, LeaseSettings};
 use super::S3Location;
@@ -40,6 +40,9 @@ pub struct S3State {
     pub caller_arn: String,
     /// The lease of locks taken.
     pub lease: LeaseSettings,
+    /// The options that reach the environment, carried by the commands a refusal or a lost
+    /// lock suggests (`--env` alone unless [`S3State::with_reach`] gives what was typed).
+    pub reach: Reach,
     client: aws_sdk_s3::Client,
 }
 
@@ -117,8 +120,16 @@ impl S3State {
             environment: environment.to_string(),
             caller_arn: caller_arn.to_string(),
             lease,
+            reach: Reach::new(vec!["--env".to_string(), environment.to_string()]),
             client: aws_sdk_s3::Client::from_conf(b.build()),
         })
+    }
+
+    /// With the options the command was given that reach the environment (`--config`,
+    /// `--env`, ...), for the commands its refusals and lost locks suggest.
+    pub fn with_reach(mut self, reach: Reach) -> Self {
+        self.reach = reach;
+        self
     }
 
     /// The key of the lock of `secret` (its ARN) in `environment`.
@@ -515,12 +526,12 @@ pub async fn acquire(
             Some(found) if found.expired() => {
                 s3.put(&key, body, Cond::IfMatch(&found.etag)).await?
             }
-            Some(found) => return Err(refusal(environment, secret, &found)),
+            Some(found) => return Err(refusal(&s3.reach, environment, secret, &found)),
         };
         if put == Put::Conflict {
             let now = find_lock(s3, environment, secret).await?;
             return Err(match now {
-                Some(found) => refusal(environment, secret, &found),
+                Some(found) => refusal(&s3.reach, environment, secret, &found),
                 None => Error::refused(format!(
                     "another secret-rollout took and released the lock of {secret} in {environment} while this one tried"
                 ))
@@ -535,6 +546,7 @@ pub async fn acquire(
         s3.lease,
         secret,
         environment,
+        s3.reach.clone(),
         rotation_id,
         etag,
         date,
@@ -557,14 +569,20 @@ fn encode(holder: &Holder) -> Result<Vec<u8>> {
     })
 }
 
-fn refusal(environment: &str, secret: &str, found: &FoundLock) -> Error {
-    let name = secret.rsplit(':').next().unwrap_or(secret);
+/// `secret` is the ARN: the `unlock` suggested names it whole (its last part carries the
+/// ARN's random suffix, which is not the secret's name).
+fn refusal(reach: &Reach, environment: &str, secret: &str, found: &FoundLock) -> Error {
     Error::refused(format!(
         "another secret-rollout holds the lock of {secret} in {environment}: {}",
         found.describe()
     ))
     .hint(format!(
-        "wait for it to finish or for its lease to run out, then `secret-rollout resume ROTATION_ID --env {environment}`; if its holder is gone for good, `secret-rollout unlock {name} --env {environment}`"
+        "wait for it to finish or for its lease to run out, then `{}`; if its holder is gone for good, `{}`",
+        reach.command(&format!(
+            "resume {}",
+            found.holder.as_ref().map_or("ROTATION_ID".to_string(), |h| h.rotation_id.to_string())
+        )),
+        reach.command(&format!("unlock {secret}")),
     ))
 }
 

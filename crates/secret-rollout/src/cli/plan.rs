@@ -104,7 +104,8 @@ pub async fn show(global: &Global, r: &Request<'_>) -> Result<i32> {
     .await?;
     let refusal = p.refusal();
     if refusal.is_none() {
-        rotation::check_values(&s.clients, &p, given, r.value.json_key.as_deref()).await?;
+        let reach = session::reach(global, r.target);
+        rotation::check_values(&s.clients, &p, given, r.value.json_key.as_deref(), &reach).await?;
     }
     output::plan(global.output, &p, &s.clients, &s.caller, refusal.as_ref());
     match refusal {

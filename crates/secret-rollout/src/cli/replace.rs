@@ -107,7 +107,14 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
         }
         // A --json-key that cannot work is refused before the value is typed.
         let none = a.secrets.iter().map(|_| None).collect();
-        rotation::check_values(&s.clients, &p, none, a.value.json_key.as_deref()).await?;
+        rotation::check_values(
+            &s.clients,
+            &p,
+            none,
+            a.value.json_key.as_deref(),
+            &settings.reach,
+        )
+        .await?;
         for (i, name) in a.secrets.iter().enumerate() {
             let label = s.target.secret_id(name);
             values.push(session::read_value(&a.value, i, count, &label)?);

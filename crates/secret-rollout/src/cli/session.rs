@@ -221,14 +221,17 @@ pub fn backend(global: &Global, t: &args::Target, s: &Session) -> Result<Backend
         return Ok(Backend::Local);
     };
     let location = S3Location::parse(&url)?;
-    Ok(Backend::S3(Arc::new(S3State::new(
-        &s.ctx.sdk_config,
-        t.endpoint_url.as_deref(),
-        location,
-        env,
-        &s.target.region,
-        &s.caller.arn,
-    )?)))
+    Ok(Backend::S3(Arc::new(
+        S3State::new(
+            &s.ctx.sdk_config,
+            t.endpoint_url.as_deref(),
+            location,
+            env,
+            &s.target.region,
+            &s.caller.arn,
+        )?
+        .with_reach(reach(global, t)),
+    )))
 }
 
 /// [`backend`], with the local state directory brought level with it: rotations started
