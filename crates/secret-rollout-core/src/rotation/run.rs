@@ -18,7 +18,7 @@ use crate::error::{Error, Kind, Result};
 use crate::journal::{self, Journal, Outcome, Phase, PhaseOutcome, Record, RotationKind};
 use crate::lock::Lock;
 use crate::progress::{Event, Reporter};
-use crate::rollout::ServiceRef;
+use crate::rollout::{PauseAt, ServiceRef, Tracked};
 use crate::secret;
 use crate::value::SecretValue;
 
@@ -74,6 +74,8 @@ pub(super) struct Run<'a> {
     /// plan): the run ends [`Outcome::WrittenNoReaders`] once written, with no rollout.
     /// Not known on resume (the journal does not record it).
     pub(super) no_readers: bool,
+    /// The deployments the last phase left waiting at a `PAUSE` hook.
+    pub(super) paused: Vec<(Tracked, PauseAt)>,
     pub(super) _locks: Vec<Lock>,
 }
 
@@ -218,6 +220,7 @@ impl<'a> Run<'a> {
             previous_deployments,
             force_restore: false,
             no_readers: false,
+            paused: Vec::new(),
             _locks: locks,
         })
     }
@@ -284,6 +287,7 @@ impl<'a> Run<'a> {
             previous_deployments: previous_deployments(started),
             force_restore: false,
             no_readers: false,
+            paused: Vec::new(),
             _locks: locks,
         })
     }
@@ -365,6 +369,38 @@ impl Run<'_> {
                 self.finish(
                     Outcome::VerifyFailed,
                     message,
+                    Some(phase),
+                    None,
+                    Vec::new(),
+                )
+            }
+            PhaseOutcome::Paused => {
+                let id = self.journal.rotation_id();
+                let waiting: Vec<String> = self
+                    .paused
+                    .iter()
+                    .map(|(t, p)| {
+                        format!(
+                            "{} waits at PAUSE hook {} ({}): continue it with `{}`",
+                            t.service,
+                            p.hook_id,
+                            if p.stage.is_empty() {
+                                "stage unknown"
+                            } else {
+                                &p.stage
+                            },
+                            p.command("CONTINUE")
+                        )
+                    })
+                    .collect();
+                let message = format!(
+                    "{}; then run `{}` to follow it to the end (nothing failed: the new value is written and its tasks are not all running yet)",
+                    waiting.join("; "),
+                    self.settings.reach.command(&format!("resume {id}")),
+                );
+                self.finish(
+                    Outcome::Paused,
+                    Some(message),
                     Some(phase),
                     None,
                     Vec::new(),
