@@ -886,3 +886,72 @@ async fn blue_green_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end
     );
     assert_eq!(awaiting_hook(&env).await, None);
 }
+
+/// A paused rotation whose hook someone answers with ROLLBACK: `resume` sees the rollback
+/// and restores; the restore's own deployment waits at the PAUSE hook too (exit 12 again,
+/// with its command); once continued, `resume` finishes the restore (exit 8), every task on
+/// the previous version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_rolled_back_then_resume_restores() {
+    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    let out = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(out.status.code(), Some(exit::PAUSED), "{}", text(&out));
+    let (arn, hook) = awaiting_hook(&env).await.expect("a PAUSE hook waits");
+    ecs.continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id(&hook)
+        .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback)
+        .send()
+        .await
+        .expect("ContinueServiceDeployment ROLLBACK");
+    let resume = [
+        "resume",
+        "--yes",
+        "--max-poll",
+        "50ms",
+        "--output",
+        "ndjson",
+    ];
+    let resumed = env.run(&resume, None).await;
+    assert_eq!(
+        resumed.status.code(),
+        Some(exit::PAUSED),
+        "{}",
+        text(&resumed)
+    );
+    assert_eq!(env.current_version(SECRET), before, "AWSCURRENT moved back");
+    let (restore_arn, restore_hook) = awaiting_hook(&env).await.expect("the restore waits");
+    assert_ne!(restore_arn, arn, "the restore's own deployment");
+    assert!(
+        text(&resumed).contains(&format!(
+            "--service-deployment-arn {restore_arn} --hook-id {restore_hook} --action CONTINUE"
+        )),
+        "{}",
+        text(&resumed)
+    );
+    ecs.continue_service_deployment()
+        .service_deployment_arn(&restore_arn)
+        .hook_id(&restore_hook)
+        .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await
+        .expect("ContinueServiceDeployment");
+    let finished = env.run(&resume, None).await;
+    assert_eq!(
+        finished.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(&finished)
+    );
+    assert_eq!(report(&finished)["outcome"], "failed_restored");
+    assert_eq!(env.current_version(SECRET), before);
+    assert_every_task_holds(&env, &before);
+    assert_eq!(
+        env.calls("UpdateService"),
+        2,
+        "the rollout and the restore, once each"
+    );
+}

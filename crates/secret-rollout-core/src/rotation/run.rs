@@ -375,29 +375,7 @@ impl Run<'_> {
                 )
             }
             PhaseOutcome::Paused => {
-                let id = self.journal.rotation_id();
-                let waiting: Vec<String> = self
-                    .paused
-                    .iter()
-                    .map(|(t, p)| {
-                        format!(
-                            "{} waits at PAUSE hook {} ({}): continue it with `{}`",
-                            t.service,
-                            p.hook_id,
-                            if p.stage.is_empty() {
-                                "stage unknown"
-                            } else {
-                                &p.stage
-                            },
-                            p.command("CONTINUE")
-                        )
-                    })
-                    .collect();
-                let message = format!(
-                    "{}; then run `{}` to follow it to the end (nothing failed: the new value is written and its tasks are not all running yet)",
-                    waiting.join("; "),
-                    self.settings.reach.command(&format!("resume {id}")),
-                );
+                let message = self.paused_message("the new value is written");
                 self.finish(
                     Outcome::Paused,
                     Some(message),
@@ -460,6 +438,24 @@ impl Run<'_> {
                 return Err(e.clone());
             }
         }
+        // The restore's own deployment waits at a PAUSE hook: nothing failed yet; once it
+        // is continued, `resume` finishes the restore.
+        if let Ok(p) = &restore {
+            if p.outcome == PhaseOutcome::Paused {
+                let what = match why.as_deref() {
+                    Some(w) => format!("restoring the previous version ({w})"),
+                    None => "restoring the previous version".to_string(),
+                };
+                let message = self.paused_message(&what);
+                return self.finish(
+                    Outcome::Paused,
+                    Some(message),
+                    rollout,
+                    restore.ok(),
+                    Vec::new(),
+                );
+            }
+        }
         let ending = decide::restore_ending(&restore, on_success, why, self.manual_commands());
         self.finish(
             ending.outcome,
@@ -467,6 +463,34 @@ impl Run<'_> {
             rollout,
             restore.ok(),
             ending.manual_restore,
+        )
+    }
+
+    /// Why the run stopped at a PAUSE hook (`doing`: what was under way), with the exact
+    /// command to continue each waiting deployment and the `resume` to run then.
+    fn paused_message(&self, doing: &str) -> String {
+        let id = self.journal.rotation_id();
+        let waiting: Vec<String> = self
+            .paused
+            .iter()
+            .map(|(t, p)| {
+                format!(
+                    "{} waits at PAUSE hook {} ({}): continue it with `{}`",
+                    t.service,
+                    p.hook_id,
+                    if p.stage.is_empty() {
+                        "stage unknown"
+                    } else {
+                        &p.stage
+                    },
+                    p.command("CONTINUE")
+                )
+            })
+            .collect();
+        format!(
+            "{}; then run `{}` to follow it to the end (nothing failed; {doing})",
+            waiting.join("; "),
+            self.settings.reach.command(&format!("resume {id}")),
         )
     }
 
