@@ -40,8 +40,8 @@ pub mod exit {
     /// Superseded: another version became AWSCURRENT during the run and nothing was
     /// restored over it (see `holding`).
     pub const SUPERSEDED: i32 = 11;
-    /// Waiting at a paused lifecycle hook: nothing failed, `resume` goes on. (Reserved:
-    /// used by the work that adds lifecycle hooks.)
+    /// Waiting at a `PAUSE` lifecycle hook: nothing failed; once it is continued,
+    /// `resume` goes on.
     pub const PAUSED: i32 = 12;
     /// The lock's lease on the team state (S3) was lost mid-run: the run stopped before its
     /// next write and kept its journal locally; `resume` goes on.

@@ -756,3 +756,202 @@ async fn a_bake_longer_than_the_timeout_is_refused_before_any_write() {
     assert_eq!(env.calls("UpdateService"), 0, "nothing deployed");
     assert_eq!(env.calls("PutSecretValue"), 0);
 }
+
+/// A `PAUSE` hook after scale-up (green's tasks run, production traffic has not moved),
+/// with a timeout far beyond the test (20160 minutes: 10 real minutes at [`SPEED`]).
+const PAUSE_HOOK: &str = r#"lifecycleHooks = [{ targetType = "PAUSE", lifecycleStages = ["POST_SCALE_UP"], timeoutConfiguration = { timeoutInMinutes = 20160, action = "ROLLBACK" } }]"#;
+
+/// The service deployment ARN and hook id of the `PAUSE` hook `AWAITING_ACTION` in the
+/// sandbox, if one waits (the sandbox's state lists the service deployments; their hooks
+/// are read back through DescribeServiceDeployments).
+async fn awaiting_hook(env: &TestEnv) -> Option<(String, String)> {
+    let arns: Vec<String> = env.state()["ecs"]["services"][0]["serviceDeployments"]
+        .as_array()?
+        .iter()
+        .filter_map(|d| d["arn"].as_str().map(str::to_string))
+        .collect();
+    if arns.is_empty() {
+        return None;
+    }
+    let records =
+        secret_rollout_core::aws::ecs::describe_service_deployments(&env.clients.ecs, &arns)
+            .await
+            .expect("DescribeServiceDeployments");
+    records.into_iter().find_map(|r| {
+        r.hooks
+            .iter()
+            .find(|h| h.target_type == "PAUSE" && h.status == "AWAITING_ACTION")
+            .map(|h| (r.arn.clone(), h.id.clone()))
+    })
+}
+
+/// Waits (bounded) until a PAUSE hook waits in the sandbox.
+async fn wait_for_hook(env: &TestEnv) -> (String, String) {
+    for _ in 0..600 {
+        if let Some(found) = awaiting_hook(env).await {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never reached: a PAUSE hook waiting");
+}
+
+/// Continues the scenario's own first deployment, which waits at the PAUSE hook too, and
+/// waits until it succeeded: the service is then steady for the tool.
+async fn continue_first_deployment(env: &TestEnv, ecs: &aws_sdk_ecs::Client) {
+    let (arn, hook) = wait_for_hook(env).await;
+    ecs.continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id(&hook)
+        .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await
+        .expect("ContinueServiceDeployment");
+    wait_for("the first deployment to succeed", || {
+        env.state()["ecs"]["services"][0]["serviceDeployments"]
+            .as_array()
+            .is_some_and(|d| d.iter().all(|x| x["status"] == "SUCCESSFUL"))
+    })
+    .await;
+}
+
+/// Without `--approve-hooks`, a deployment waiting at a PAUSE hook ends the run with exit
+/// 12 (nothing failed) and the exact aws CLI line to continue it; once it is continued
+/// (here through the SDK, with the ARN and hook id the line names), `resume` follows it to
+/// the end without deploying again, and every task holds the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end() {
+    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    let out = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(out.status.code(), Some(exit::PAUSED), "{}", text(&out));
+    assert_eq!(report(&out)["outcome"], "paused", "{}", text(&out));
+    let now = env.current_version(SECRET);
+    assert_ne!(now, before, "the new version is current");
+    assert_eq!(env.calls("UpdateService"), 1, "one deployment");
+    assert_eq!(
+        env.calls("ContinueServiceDeployment"),
+        1,
+        "only the test's own, before the run"
+    );
+    // Ground truth: the sandbox's deployment waits at the hook; production still runs blue.
+    let (arn, hook) = awaiting_hook(&env).await.expect("a PAUSE hook waits");
+    assert!(
+        env.versions_read(SERVICE, SECRET).contains(&before),
+        "blue's tasks still run the previous version"
+    );
+    // The exact command, with the ARN's region.
+    let command = format!(
+        "aws ecs continue-service-deployment --service-deployment-arn {arn} --hook-id {hook} --action CONTINUE --region eu-west-1"
+    );
+    assert!(text(&out).contains(&command), "{command}\n{}", text(&out));
+
+    // Someone continues it, as the line says.
+    ecs.continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id(&hook)
+        .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await
+        .expect("ContinueServiceDeployment");
+
+    let resumed = env
+        .run(
+            &[
+                "resume",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "ndjson",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(resumed.status.code(), Some(exit::OK), "{}", text(&resumed));
+    assert_eq!(
+        report(&resumed)["outcome"],
+        "verified",
+        "{}",
+        text(&resumed)
+    );
+    assert_eq!(env.current_version(SECRET), now);
+    assert_every_task_holds(&env, &now);
+    assert_eq!(
+        env.calls("UpdateService"),
+        1,
+        "resume deployed nothing again"
+    );
+    assert_eq!(awaiting_hook(&env).await, None);
+}
+
+/// A paused rotation whose hook someone answers with ROLLBACK: `resume` sees the rollback
+/// and restores; the restore's own deployment waits at the PAUSE hook too (exit 12 again,
+/// with its command); once continued, `resume` finishes the restore (exit 8), every task on
+/// the previous version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_rolled_back_then_resume_restores() {
+    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    let out = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(out.status.code(), Some(exit::PAUSED), "{}", text(&out));
+    let (arn, hook) = awaiting_hook(&env).await.expect("a PAUSE hook waits");
+    ecs.continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id(&hook)
+        .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback)
+        .send()
+        .await
+        .expect("ContinueServiceDeployment ROLLBACK");
+    let resume = [
+        "resume",
+        "--yes",
+        "--max-poll",
+        "50ms",
+        "--output",
+        "ndjson",
+    ];
+    let resumed = env.run(&resume, None).await;
+    assert_eq!(
+        resumed.status.code(),
+        Some(exit::PAUSED),
+        "{}",
+        text(&resumed)
+    );
+    assert_eq!(env.current_version(SECRET), before, "AWSCURRENT moved back");
+    let (restore_arn, restore_hook) = awaiting_hook(&env).await.expect("the restore waits");
+    assert_ne!(restore_arn, arn, "the restore's own deployment");
+    assert!(
+        text(&resumed).contains(&format!(
+            "--service-deployment-arn {restore_arn} --hook-id {restore_hook} --action CONTINUE"
+        )),
+        "{}",
+        text(&resumed)
+    );
+    ecs.continue_service_deployment()
+        .service_deployment_arn(&restore_arn)
+        .hook_id(&restore_hook)
+        .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await
+        .expect("ContinueServiceDeployment");
+    let finished = env.run(&resume, None).await;
+    assert_eq!(
+        finished.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(&finished)
+    );
+    assert_eq!(report(&finished)["outcome"], "failed_restored");
+    assert_eq!(env.current_version(SECRET), before);
+    assert_every_task_holds(&env, &before);
+    assert_eq!(
+        env.calls("UpdateService"),
+        2,
+        "the rollout and the restore, once each"
+    );
+}

@@ -67,6 +67,8 @@ pub enum PhaseOutcome {
     Interrupted,
     /// Another version became AWSCURRENT during the phase (see [`crate::holding`]).
     Superseded,
+    /// A deployment waits at a `PAUSE` lifecycle hook, nothing failed.
+    Paused,
 }
 
 /// How a rotation ended.
@@ -95,12 +97,18 @@ pub enum Outcome {
     /// Another version became AWSCURRENT during the run: nothing was restored over it.
     /// Not resumable: the rotation's version is no longer the one to deliver.
     Superseded,
+    /// A deployment waits at a `PAUSE` lifecycle hook for someone to continue it; nothing
+    /// failed: resumable.
+    Paused,
 }
 
 impl Outcome {
     /// Whether `resume` can pick the rotation up again.
     pub fn is_resumable(self) -> bool {
-        matches!(self, Outcome::Timeout | Outcome::Interrupted)
+        matches!(
+            self,
+            Outcome::Timeout | Outcome::Interrupted | Outcome::Paused
+        )
     }
 }
 

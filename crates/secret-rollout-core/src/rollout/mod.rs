@@ -17,7 +17,7 @@ use crate::verdict::{self, judge, Proof, Stage, TaskObs};
 pub mod strategy;
 pub mod watch;
 
-pub use strategy::{judge_service_deployment, SdVerdict};
+pub use strategy::{judge_service_deployment, PauseAt, SdVerdict};
 pub use watch::SecretWatch;
 
 /// A service to redeploy.
@@ -69,6 +69,10 @@ pub struct FollowResult {
     pub stages: Vec<(Tracked, Stage)>,
     /// The deadline passed before every service reached a final stage.
     pub timed_out: bool,
+    /// The services whose deployment waits at a `PAUSE` hook: following stopped once
+    /// every service not done waited at one (nothing more happens until someone
+    /// continues it).
+    pub paused: Vec<(Tracked, PauseAt)>,
 }
 
 impl FollowResult {
@@ -86,6 +90,15 @@ impl FollowResult {
     /// Every service completed.
     pub fn all_completed(&self) -> bool {
         !self.timed_out && self.stages.iter().all(|(_, s)| *s == Stage::Completed)
+    }
+
+    /// Nothing failed and every service not completed waits at a `PAUSE` hook.
+    pub fn only_paused(&self) -> bool {
+        !self.timed_out
+            && !self.paused.is_empty()
+            && self.stages.iter().all(|(t, s)| {
+                *s == Stage::Completed || (!s.is_final() && self.paused.iter().any(|(p, _)| p == t))
+            })
     }
 }
 
@@ -161,6 +174,8 @@ struct Watch {
     sd_verdict: Option<SdVerdict>,
     /// Our failure detector gave up on the deployment (then it was stopped).
     detector: Option<String>,
+    /// The service deployment waits at a `PAUSE` hook (as of the last poll).
+    paused: Option<PauseAt>,
 }
 
 /// Follows every tracked deployment until each is completed or failed, or the deadline.
@@ -190,6 +205,7 @@ pub async fn follow(
             sd: None,
             sd_verdict: None,
             detector: None,
+            paused: None,
         })
         .collect();
     let mut interval = options.first_poll;
@@ -199,6 +215,7 @@ pub async fn follow(
         let open: Vec<usize> = (0..tracked.len())
             .filter(|&i| !watches[i].stage.is_final())
             .collect();
+
         if open.is_empty() {
             break;
         }
@@ -299,14 +316,37 @@ pub async fn follow(
         let failed = watches
             .iter()
             .any(|w| matches!(w.stage, Stage::Failed { .. }));
-        if watches.iter().all(|w| w.stage.is_final()) || (options.stop_on_failure && failed) {
+        // Every service not done waits at a PAUSE hook: only someone continuing it
+        // moves it on, so stop here and say how.
+        if watches
+            .iter()
+            .all(|w| w.stage.is_final() || w.paused.is_some())
+            || (options.stop_on_failure && failed)
+        {
             break;
         }
         let left = options.deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(interval.min(left)).await;
         interval = (interval * 2).min(max_poll);
     }
+    let paused = tracked
+        .iter()
+        .zip(&watches)
+        .filter(|(_, w)| !w.stage.is_final())
+        .filter_map(|(t, w)| {
+            w.paused.clone().map(|p| {
+                (
+                    Tracked {
+                        deployment_id: w.id.clone(),
+                        ..t.clone()
+                    },
+                    p,
+                )
+            })
+        })
+        .collect();
     FollowResult {
+        paused,
         stages: tracked
             .iter()
             .zip(watches)
@@ -471,7 +511,11 @@ async fn observe(
         w.detector.as_deref(),
     );
     if sd_verdict.is_some() {
+        w.paused =
+            strategy::paused_at(w.sd.as_deref(), sd_verdict.as_ref()).filter(|_| !stage.is_final());
         w.sd_verdict = sd_verdict;
+    } else {
+        w.paused = None;
     }
     if stage != w.stage {
         reporter.report(&Event::stage(phase, &t.service, &stage));

@@ -231,6 +231,59 @@ pub fn too_slow_for(services: &[(&str, &str, u64)], timeout_secs: u64) -> Option
     ))
 }
 
+/// A service deployment waiting at a `PAUSE` lifecycle hook for
+/// `ContinueServiceDeployment`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PauseAt {
+    /// The service deployment's ARN.
+    pub service_deployment_arn: String,
+    /// The waiting hook's id.
+    pub hook_id: String,
+    /// The lifecycle stage it waits at (empty when ECS did not say).
+    pub stage: String,
+}
+
+impl PauseAt {
+    /// The aws CLI line that continues (or, with `ROLLBACK`, rolls back) the deployment,
+    /// ready to paste: `ContinueServiceDeployment` takes the service deployment's ARN, the
+    /// hook id and an action, in the ARN's region.
+    pub fn command(&self, action: &str) -> String {
+        let mut line = format!(
+            "aws ecs continue-service-deployment --service-deployment-arn {} --hook-id {} --action {action}",
+            self.service_deployment_arn, self.hook_id
+        );
+        if let Some(region) = self
+            .service_deployment_arn
+            .split(':')
+            .nth(3)
+            .filter(|r| !r.is_empty())
+        {
+            line.push_str(&format!(" --region {region}"));
+        }
+        line
+    }
+}
+
+/// Where the service deployment followed waits at a `PAUSE` hook, if it does: `sd` is
+/// its ARN, `verdict` what its record said last.
+pub fn paused_at(sd: Option<&str>, verdict: Option<&SdVerdict>) -> Option<PauseAt> {
+    match (sd, verdict) {
+        (
+            Some(arn),
+            Some(SdVerdict::UnderWay {
+                stage,
+                awaiting_hook: Some(hook),
+                ..
+            }),
+        ) => Some(PauseAt {
+            service_deployment_arn: arn.to_string(),
+            hook_id: hook.clone(),
+            stage: stage.clone(),
+        }),
+        _ => None,
+    }
+}
+
 /// The range `--max-task-failures` accepts.
 pub const MAX_TASK_FAILURES_RANGE: std::ops::RangeInclusive<u32> = 1..=200;
 
@@ -274,6 +327,68 @@ mod tests {
             SdVerdict::Superseded { .. } => "superseded",
             SdVerdict::Failed { .. } => "failed",
         }
+    }
+
+    #[test]
+    fn pause_hooks() {
+        let waiting = SdVerdict::UnderWay {
+            stage: "POST_SCALE_UP".into(),
+            traffic_moved: false,
+            awaiting_hook: Some("h1".into()),
+        };
+        let running = SdVerdict::UnderWay {
+            stage: "POST_SCALE_UP".into(),
+            traffic_moved: false,
+            awaiting_hook: None,
+        };
+        let failed = SdVerdict::Failed { reason: "x".into() };
+        // (case, service deployment known, verdict, waits)
+        let table: Vec<(&str, Option<&str>, Option<&SdVerdict>, bool)> = vec![
+            ("waiting at a PAUSE hook", Some(OURS), Some(&waiting), true),
+            (
+                "under way, no hook waiting",
+                Some(OURS),
+                Some(&running),
+                false,
+            ),
+            ("no record read yet", Some(OURS), None, false),
+            ("no service deployment known", None, Some(&waiting), false),
+            (
+                "successful",
+                Some(OURS),
+                Some(&SdVerdict::Successful),
+                false,
+            ),
+            ("failed", Some(OURS), Some(&failed), false),
+        ];
+        for (case, sd, verdict, waits) in table {
+            assert_eq!(paused_at(sd, verdict).is_some(), waits, "{case}");
+        }
+        let p = paused_at(Some(OURS), Some(&waiting)).expect("waits");
+        assert_eq!(p.stage, "POST_SCALE_UP");
+        assert_eq!(
+            p.command("CONTINUE"),
+            format!("aws ecs continue-service-deployment --service-deployment-arn {OURS} --hook-id h1 --action CONTINUE --region eu-west-1")
+        );
+        // From the record: a PAUSE hook AWAITING_ACTION is what waits; a Lambda hook
+        // in progress is not ours to continue.
+        let mut r = staged("IN_PROGRESS", "POST_SCALE_UP", 0.0);
+        r.hooks = vec![HookObs {
+            id: "lambda".into(),
+            target_type: "AWS_LAMBDA".into(),
+            status: "IN_PROGRESS".into(),
+        }];
+        assert_eq!(kind(&judge_service_deployment(&r, Some(OURS))), "under way");
+        r.hooks.push(HookObs {
+            id: "pause".into(),
+            target_type: "PAUSE".into(),
+            status: "AWAITING_ACTION".into(),
+        });
+        let v = judge_service_deployment(&r, Some(OURS));
+        assert_eq!(
+            paused_at(Some(OURS), Some(&v)).map(|p| p.hook_id),
+            Some("pause".to_string())
+        );
     }
 
     #[test]

@@ -108,6 +108,8 @@ pub struct PhaseFacts {
     pub failed_launches: usize,
     /// Every followed deployment completed.
     pub all_completed: bool,
+    /// Nothing failed and every deployment not completed waits at a `PAUSE` hook.
+    pub paused: bool,
     /// The verification, when it ran.
     pub verification: Option<Verification>,
 }
@@ -136,6 +138,9 @@ pub fn phase_outcome(f: &PhaseFacts) -> PhaseOutcome {
     if f.timed_out {
         return PhaseOutcome::Timeout;
     }
+    if f.paused && f.failed_launches == 0 {
+        return PhaseOutcome::Paused;
+    }
     if !f.ready_to_verify() {
         return PhaseOutcome::DeployFailed;
     }
@@ -155,6 +160,7 @@ pub fn kept_outcome(rollout: Option<PhaseOutcome>) -> Outcome {
         Some(PhaseOutcome::VerifyFailed) => Outcome::VerifyFailed,
         Some(PhaseOutcome::Timeout) => Outcome::Timeout,
         Some(PhaseOutcome::Interrupted) => Outcome::Interrupted,
+        Some(PhaseOutcome::Paused) => Outcome::Paused,
         Some(PhaseOutcome::Superseded) => Outcome::Superseded,
         Some(PhaseOutcome::DeployFailed) | None => Outcome::DeployFailed,
     }
@@ -200,7 +206,7 @@ pub fn next_steps(
         Outcome::DeployFailed | Outcome::VerifyFailed if kind == RotationKind::Replace && kept => {
             vec![rollback()]
         }
-        Outcome::Timeout | Outcome::Interrupted => {
+        Outcome::Timeout | Outcome::Interrupted | Outcome::Paused => {
             let mut steps = vec![reach.command(&format!("resume {rotation_id}"))];
             if kind == RotationKind::Replace && kept {
                 steps.push(rollback());
@@ -1095,24 +1101,29 @@ mod tests {
         use PhaseOutcome::*;
         let proofs = |all_hold| Some(Verification::Proofs { all_hold });
         let err = Some(Verification::Error("ListTasks: throttled".into()));
-        // (timed_out, failed_launches, all_completed, verification, outcome)
+        // (timed_out, failed_launches, all_completed, paused, verification, outcome)
         let table = [
-            (true, 0, false, None, Timeout),
-            (true, 1, false, None, Timeout),
-            (false, 1, true, None, DeployFailed),
-            (false, 1, true, proofs(true), DeployFailed),
-            (false, 0, false, None, DeployFailed),
-            (false, 0, true, proofs(true), Verified),
-            (false, 0, true, proofs(false), VerifyFailed),
-            (false, 0, true, err, VerifyFailed),
+            (true, 0, false, false, None, Timeout),
+            (true, 1, false, false, None, Timeout),
+            (false, 1, true, false, None, DeployFailed),
+            (false, 1, true, false, proofs(true), DeployFailed),
+            (false, 0, false, false, None, DeployFailed),
+            (false, 0, true, false, proofs(true), Verified),
+            (false, 0, true, false, proofs(false), VerifyFailed),
+            (false, 0, true, false, err, VerifyFailed),
             // Never verified without proofs.
-            (false, 0, true, None, VerifyFailed),
+            (false, 0, true, false, None, VerifyFailed),
+            // Waiting at a PAUSE hook: nothing failed, resumable.
+            (false, 0, false, true, None, Paused),
+            // A service that could not be deployed is a failure, pause or not.
+            (false, 1, false, true, None, DeployFailed),
         ];
-        for (timed_out, failed_launches, all_completed, verification, outcome) in table {
+        for (timed_out, failed_launches, all_completed, paused, verification, outcome) in table {
             let facts = PhaseFacts {
                 timed_out,
                 failed_launches,
                 all_completed,
+                paused,
                 verification: verification.clone(),
             };
             assert_eq!(phase_outcome(&facts), outcome, "{facts:?}");
@@ -1132,6 +1143,7 @@ mod tests {
             (Some(P::DeployFailed), Outcome::DeployFailed),
             (Some(P::Timeout), Outcome::Timeout),
             (Some(P::Interrupted), Outcome::Interrupted),
+            (Some(P::Paused), Outcome::Paused),
             (None, Outcome::DeployFailed),
         ];
         for (phase, outcome) in table {

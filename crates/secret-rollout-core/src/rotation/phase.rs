@@ -107,6 +107,7 @@ impl Run<'_> {
                     timed_out: false,
                     failed_launches: 0,
                     all_completed: false,
+                    paused: false,
                     verification: None,
                 };
                 return self
@@ -191,6 +192,7 @@ impl Run<'_> {
             watch.as_mut(),
         )
         .await;
+        self.paused = followed.paused.clone();
         let mut services: Vec<ServiceReport> = followed
             .stages
             .iter()
@@ -222,6 +224,7 @@ impl Run<'_> {
             timed_out: followed.timed_out,
             failed_launches: failed.len(),
             all_completed: followed.all_completed(),
+            paused: followed.only_paused(),
             verification: None,
         };
         let changed = watch.as_ref().is_some_and(SecretWatch::changed);

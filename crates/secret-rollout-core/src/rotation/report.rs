@@ -204,6 +204,7 @@ pub fn outcome_exit_code(outcome: Outcome) -> i32 {
         Outcome::DeployFailed => exit::DEPLOY_FAILED,
         Outcome::VerifyFailed => exit::VERIFY_FAILED,
         Outcome::Timeout => exit::TIMEOUT,
+        Outcome::Paused => exit::PAUSED,
         Outcome::Interrupted => exit::INTERRUPTED,
         Outcome::Aborted => exit::REFUSED,
         Outcome::Superseded => exit::SUPERSEDED,
@@ -220,6 +221,7 @@ pub fn outcome_word(o: Outcome) -> &'static str {
         Outcome::DeployFailed => "deployment failed",
         Outcome::VerifyFailed => "verification failed",
         Outcome::Timeout => "timed out",
+        Outcome::Paused => "paused at a lifecycle hook",
         Outcome::Interrupted => "interrupted",
         Outcome::Aborted => "aborted before any write",
         Outcome::Superseded => {

@@ -18,7 +18,7 @@ use crate::error::{Error, Kind, Result};
 use crate::journal::{self, Journal, Outcome, Phase, PhaseOutcome, Record, RotationKind};
 use crate::lock::Lock;
 use crate::progress::{Event, Reporter};
-use crate::rollout::ServiceRef;
+use crate::rollout::{PauseAt, ServiceRef, Tracked};
 use crate::secret;
 use crate::value::SecretValue;
 
@@ -74,6 +74,8 @@ pub(super) struct Run<'a> {
     /// plan): the run ends [`Outcome::WrittenNoReaders`] once written, with no rollout.
     /// Not known on resume (the journal does not record it).
     pub(super) no_readers: bool,
+    /// The deployments the last phase left waiting at a `PAUSE` hook.
+    pub(super) paused: Vec<(Tracked, PauseAt)>,
     pub(super) _locks: Vec<Lock>,
 }
 
@@ -218,6 +220,7 @@ impl<'a> Run<'a> {
             previous_deployments,
             force_restore: false,
             no_readers: false,
+            paused: Vec::new(),
             _locks: locks,
         })
     }
@@ -287,6 +290,7 @@ impl<'a> Run<'a> {
             // readers would all be left out is refused before it starts): resumed, it ends
             // "written, no readers" too, not in an empty rollout that fails and restores.
             no_readers: started.kind == RotationKind::Replace && summary.services.is_empty(),
+            paused: Vec::new(),
             _locks: locks,
         })
     }
@@ -373,6 +377,16 @@ impl Run<'_> {
                     Vec::new(),
                 )
             }
+            PhaseOutcome::Paused => {
+                let message = self.paused_message("the new value is written");
+                self.finish(
+                    Outcome::Paused,
+                    Some(message),
+                    Some(phase),
+                    None,
+                    Vec::new(),
+                )
+            }
             PhaseOutcome::Timeout => {
                 let id = self.journal.rotation_id();
                 let message = format!(
@@ -427,6 +441,24 @@ impl Run<'_> {
                 return Err(e.clone());
             }
         }
+        // The restore's own deployment waits at a PAUSE hook: nothing failed yet; once it
+        // is continued, `resume` finishes the restore.
+        if let Ok(p) = &restore {
+            if p.outcome == PhaseOutcome::Paused {
+                let what = match why.as_deref() {
+                    Some(w) => format!("restoring the previous version ({w})"),
+                    None => "restoring the previous version".to_string(),
+                };
+                let message = self.paused_message(&what);
+                return self.finish(
+                    Outcome::Paused,
+                    Some(message),
+                    rollout,
+                    restore.ok(),
+                    Vec::new(),
+                );
+            }
+        }
         let ending = decide::restore_ending(&restore, on_success, why, self.manual_commands());
         self.finish(
             ending.outcome,
@@ -434,6 +466,34 @@ impl Run<'_> {
             rollout,
             restore.ok(),
             ending.manual_restore,
+        )
+    }
+
+    /// Why the run stopped at a PAUSE hook (`doing`: what was under way), with the exact
+    /// command to continue each waiting deployment and the `resume` to run then.
+    fn paused_message(&self, doing: &str) -> String {
+        let id = self.journal.rotation_id();
+        let waiting: Vec<String> = self
+            .paused
+            .iter()
+            .map(|(t, p)| {
+                format!(
+                    "{} waits at PAUSE hook {} ({}): continue it with `{}`",
+                    t.service,
+                    p.hook_id,
+                    if p.stage.is_empty() {
+                        "stage unknown"
+                    } else {
+                        &p.stage
+                    },
+                    p.command("CONTINUE")
+                )
+            })
+            .collect();
+        format!(
+            "{}; then run `{}` to follow it to the end (nothing failed; {doing})",
+            waiting.join("; "),
+            self.settings.reach.command(&format!("resume {id}")),
         )
     }
 
