@@ -547,20 +547,9 @@ async fn a_secret_nobody_reads_is_written_with_no_readers() {
     let value = dir.join("pw.txt");
     std::fs::write(&value, "Sandbox-Db-Passw0rd-02").unwrap();
     let before = env.current_version(UNREAD);
-    let base = [
-        "replace",
-        UNREAD,
-        "--cluster",
-        CLUSTER,
-        "--json-key",
-        "password",
-        "--value-file",
-        value.to_str().unwrap(),
-        "--yes",
-        "--max-poll",
-        "50ms",
-    ];
-    let mut args = base.to_vec();
+    let base = unread_replace(&value);
+    let base: Vec<&str> = base.iter().map(String::as_str).collect();
+    let mut args = base.clone();
     args.extend(["--output", "json"]);
     let out = env.run(&args, None).await;
     assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
@@ -692,26 +681,10 @@ async fn a_rotation_with_no_readers_rolls_back_without_a_rollout() {
     let value = env.dir.path().join("pw.txt");
     std::fs::write(&value, "Sandbox-Db-Passw0rd-02").unwrap();
     let before = env.current_version(UNREAD);
-    let out = env
-        .run(
-            &[
-                "replace",
-                UNREAD,
-                "--cluster",
-                CLUSTER,
-                "--json-key",
-                "password",
-                "--value-file",
-                value.to_str().unwrap(),
-                "--yes",
-                "--max-poll",
-                "50ms",
-                "--output",
-                "json",
-            ],
-            None,
-        )
-        .await;
+    let mut args = unread_replace(&value);
+    args.extend(["--output".into(), "json".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env.run(&args, None).await;
     assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
     let report = json(&out);
     assert_eq!(report["outcome"], "written_no_readers", "{report}");
@@ -753,19 +726,7 @@ async fn a_rotation_with_no_readers_killed_at_its_write_resumes_to_written_no_re
     env.gate(vec![FaultRule::gate("secretsmanager", "PutSecretValue")]);
     let mut child = env
         .cli()
-        .args([
-            "replace",
-            UNREAD,
-            "--cluster",
-            CLUSTER,
-            "--json-key",
-            "password",
-            "--value-file",
-            value.to_str().unwrap(),
-            "--yes",
-            "--max-poll",
-            "50ms",
-        ])
+        .args(unread_replace(&value))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -794,4 +755,23 @@ async fn a_rotation_with_no_readers_killed_at_its_write_resumes_to_written_no_re
     assert_eq!(env.version_count(UNREAD), 2, "no second version");
     assert_eq!(env.calls("UpdateService"), 0);
     assert_eq!(env.calls("UpdateSecretVersionStage"), 0);
+}
+
+/// `replace` of the secret nobody reads, its JSON key set from the file `value`.
+fn unread_replace(value: &std::path::Path) -> Vec<String> {
+    [
+        "replace",
+        UNREAD,
+        "--cluster",
+        CLUSTER,
+        "--json-key",
+        "password",
+        "--value-file",
+        value.to_str().unwrap(),
+        "--yes",
+        "--max-poll",
+        "50ms",
+    ]
+    .map(String::from)
+    .to_vec()
 }
