@@ -607,6 +607,35 @@ mod tests {
         }
     }
 
+    /// `deploying`: more than one deployment, or the PRIMARY still in progress (no unit
+    /// test decided it: cargo-mutants' survivors in `ServiceStatus::deploying`).
+    #[test]
+    fn deploying_is_two_deployments_or_a_primary_in_progress() {
+        let d = |status: &str, state: &str| DeploymentObs {
+            id: format!("ecs-svc/{status}-{state}"),
+            status: status.into(),
+            rollout_state: state.into(),
+            ..Default::default()
+        };
+        let s = |deployments: Vec<DeploymentObs>| ServiceStatus {
+            cluster: "c".into(),
+            name: "s".into(),
+            desired: 2,
+            running: 2,
+            pending: 0,
+            deployments,
+            tasks: vec![],
+            secrets: vec![],
+            nothing_to_prove: false,
+            outside_services_list: false,
+        };
+        assert!(!s(vec![]).deploying());
+        assert!(!s(vec![d("PRIMARY", "COMPLETED")]).deploying());
+        assert!(s(vec![d("PRIMARY", "IN_PROGRESS")]).deploying());
+        assert!(!s(vec![d("ACTIVE", "IN_PROGRESS")]).deploying());
+        assert!(s(vec![d("PRIMARY", "COMPLETED"), d("ACTIVE", "COMPLETED")]).deploying());
+    }
+
     fn svc(name: &str, td: &str) -> ServiceState {
         ServiceState {
             cluster: "c".into(),
