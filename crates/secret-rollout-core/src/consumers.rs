@@ -807,6 +807,27 @@ mod tests {
         assert!(e.message.contains("production-online-lpa/admin (EXTERNAL)"));
         assert!(e.hint.unwrap().contains("their own controller"));
 
+        // Two CodeDeploy consumers: the hint names CodeDeploy; two external ones: their
+        // own controller (cargo-mutants: the `all_codedeploy` test).
+        s.services[3].controller = Controller::CodeDeploy;
+        let hint = run(&s, std::slice::from_ref(&t), None)
+            .unwrap()
+            .refusal()
+            .unwrap()
+            .hint
+            .unwrap();
+        assert!(hint.contains("deploy them with CodeDeploy"), "{hint}");
+        s.services[1].controller = Controller::External;
+        s.services[3].controller = Controller::External;
+        let hint = run(&s, std::slice::from_ref(&t), None)
+            .unwrap()
+            .refusal()
+            .unwrap()
+            .hint
+            .unwrap();
+        assert!(hint.contains("their own controller"), "{hint}");
+        s.services[1].controller = Controller::CodeDeploy;
+
         // Excluding them with --services lifts the refusal.
         let only = vec!["front".to_string()];
         let plan = run(&s, &[t], Some(&only)).unwrap();

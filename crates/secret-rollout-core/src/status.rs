@@ -931,4 +931,85 @@ mod tests {
             vec![ARN.to_string(), "production/key".to_string()]
         );
     }
+
+    /// A service whose current task definition no longer reads the secret still shows it
+    /// while tasks of an older revision that read it run (cargo-mutants: `|=` in `assess`).
+    #[test]
+    fn tasks_of_an_older_definition_that_read_the_secret_keep_it_listed() {
+        let defs: HashMap<_, _> = [
+            ("td:1".to_string(), td("td:1", &[ARN])),
+            ("td:2".to_string(), td("td:2", &[OTHER])),
+        ]
+        .into();
+        let st = assess(
+            &[secret(ARN, "production/db", 100.0)],
+            &[svc("api", "td:2")],
+            &tasks(vec![("api", vec![task("old", "td:1", 50.0, "RUNNING")])]),
+            &defs,
+            true,
+        );
+        assert_eq!(st.services.len(), 1);
+        assert_eq!(st.services[0].secrets.len(), 1);
+        assert_eq!(st.services[0].secrets[0].stale_tasks, ["old"]);
+        assert_eq!(st.stale, 1);
+    }
+
+    /// A service that reads the secret but runs no task is listed with 0 tasks, not
+    /// dropped (cargo-mutants: `&&` in `assess`).
+    #[test]
+    fn a_reader_with_no_running_task_is_listed() {
+        let defs: HashMap<_, _> = [("td:1".to_string(), td("td:1", &[ARN]))].into();
+        let st = assess(
+            &[secret(ARN, "production/db", 100.0)],
+            &[svc("api", "td:1")],
+            &HashMap::new(),
+            &defs,
+            true,
+        );
+        assert_eq!(st.services.len(), 1);
+        assert_eq!(st.services[0].secrets.len(), 1);
+        assert_eq!(st.services[0].secrets[0].tasks, 0);
+        assert_eq!(st.stale, 0);
+    }
+
+    /// "Nothing to prove" only when no task is listed and every count, the service's and
+    /// each deployment's, is 0 (cargo-mutants: the `ServiceObs` that `assess` builds).
+    #[test]
+    fn nothing_to_prove_needs_every_count_zero_and_no_task() {
+        let defs: HashMap<_, _> = [("td:1".to_string(), td("td:1", &[ARN]))].into();
+        let judge = |desired: i32, running: i32, pending: i32, deployment: i32, listed: bool| {
+            let service = ServiceState {
+                desired,
+                running,
+                pending,
+                deployments: vec![DeploymentObs {
+                    id: "ecs-svc/1".into(),
+                    status: "PRIMARY".into(),
+                    rollout_state: "COMPLETED".into(),
+                    desired: deployment,
+                    ..Default::default()
+                }],
+                ..svc("api", "td:1")
+            };
+            let listed = if listed {
+                vec![task("t", "td:1", 150.0, "RUNNING")]
+            } else {
+                vec![]
+            };
+            let st = assess(
+                &[secret(ARN, "production/db", 100.0)],
+                &[service],
+                &tasks(vec![("api", listed)]),
+                &defs,
+                false,
+            );
+            st.services[0].nothing_to_prove
+        };
+        assert!(judge(0, 0, 0, 0, false));
+        assert!(!judge(2, 0, 0, 0, false), "desired");
+        assert!(!judge(0, 1, 0, 0, false), "running");
+        assert!(!judge(0, 0, 1, 0, false), "pending");
+        assert!(!judge(0, 0, 0, 1, false), "a deployment's desired count");
+        assert!(!judge(0, 0, 0, 0, true), "a task still listed");
+    }
 }
