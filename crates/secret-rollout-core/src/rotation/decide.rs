@@ -1239,6 +1239,22 @@ mod tests {
                 ),
                 Some("still in progress: front, api"),
             ),
+            (
+                // A proof with no stale task is no failure.
+                phase(
+                    vec![
+                        ServiceReport {
+                            proof: service("admin", Stage::Completed, 1)
+                                .proof
+                                .map(|p| Proof { stale: vec![], ..p }),
+                            ..service("admin", Stage::Completed, 0)
+                        },
+                        service("front", Stage::Draining, 0),
+                    ],
+                    PhaseOutcome::Timeout,
+                ),
+                Some("still in progress: front"),
+            ),
         ];
         for (p, want) in table {
             assert_eq!(failure_message(&p).as_deref(), want, "{p:?}");
@@ -1270,6 +1286,25 @@ mod tests {
             PhaseOutcome::Superseded,
         ));
         let why = || Some("api: bad value".to_string());
+        // Someone else changed the secret during the restore: a restore that did not
+        // verify says so (and moves nothing); one that verified all the same is a success.
+        let changed = |outcome| {
+            Ok(PhaseReport {
+                secrets: vec![crate::rotation::report::SecretHolding {
+                    secret: "x".into(),
+                    arn: "arn:x".into(),
+                    version: "v1".into(),
+                    holding: crate::holding::Holding::NotProven {
+                        since: None,
+                        why: "changed during the restore".into(),
+                    },
+                    other_created: None,
+                    changed: true,
+                    tasks: Default::default(),
+                }],
+                ..phase(vec![service("api", Stage::Completed, 0)], outcome)
+            })
+        };
         // (restore, on_success, why, outcome, message, manual commands)
         let table: Vec<EndingRow<'_>> = vec![
             (
@@ -1358,6 +1393,22 @@ mod tests {
                 Outcome::FailedRestored,
                 why(),
                 Outcome::Superseded,
+                Some("api: bad value"),
+                false,
+            ),
+            (
+                changed(PhaseOutcome::VerifyFailed),
+                Outcome::FailedRestored,
+                why(),
+                Outcome::VerifyFailed,
+                Some("api: bad value; then x: not proven: changed during the restore"),
+                false,
+            ),
+            (
+                changed(PhaseOutcome::Verified),
+                Outcome::FailedRestored,
+                why(),
+                Outcome::FailedRestored,
                 Some("api: bad value"),
                 false,
             ),
@@ -1544,6 +1595,22 @@ mod tests {
                 K::Rollback,
                 O::Timeout,
                 kept(false, true, true),
+                false,
+                vec![resume.clone()],
+            ),
+            (
+                "timed out before the write: nothing to roll back",
+                K::Replace,
+                O::Timeout,
+                kept(false, false, true),
+                false,
+                vec![resume.clone()],
+            ),
+            (
+                "only a replace is undone by rollback",
+                K::Rollback,
+                O::Interrupted,
+                kept(true, false, true),
                 false,
                 vec![resume.clone()],
             ),
