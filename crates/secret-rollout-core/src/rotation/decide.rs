@@ -1747,11 +1747,20 @@ mod tests {
             ("api", Some(read(0, 0, 2))),
         ]);
         let held = current_held(&st, ARN, &all);
+        assert!(!held.proven());
         assert_eq!(held.open, [svc("front")]);
         assert_eq!(
             held.why,
             ["front: 1 of 3 task(s) started before it became current, 1 cannot be told"]
         );
+        // One stale task and none that cannot be told: open all the same.
+        let st = status_of(vec![
+            ("front", Some(read(0, 0, 3))),
+            ("api", Some(read(1, 0, 2))),
+        ]);
+        let held = current_held(&st, ARN, &all);
+        assert_eq!(held.open, [svc("api")]);
+        assert_eq!(held.holding, 3);
         // A service not found reading it: nothing is proven of it.
         let st = status_of(vec![("front", Some(read(0, 0, 3))), ("api", None)]);
         let held = current_held(&st, ARN, &all);
@@ -1847,6 +1856,11 @@ mod tests {
         let no_previous = rotation(4, RotationKind::Replace, Some((ARN, None, Some("v2"))));
         let now = info(Some("v2"), Some("v1"));
         let lone = info(Some("v9"), None);
+        let elsewhere = rotation(
+            5,
+            RotationKind::Replace,
+            Some(("other", Some("a"), Some("b"))),
+        );
         let choice = |to: &str, from: &str, by: Option<u128>| RestoreChoice {
             arn: ARN.into(),
             to: to.into(),
@@ -1896,6 +1910,14 @@ mod tests {
                 Ok(choice("v1", "v2", None)),
             ),
             (
+                "a secret whose last rotation wrote another secret: AWSPREVIOUS",
+                RollbackSource::Secret {
+                    info: &now,
+                    last: Some(&elsewhere),
+                },
+                Ok(choice("v1", "v2", None)),
+            ),
+            (
                 "a secret without AWSPREVIOUS",
                 RollbackSource::Secret {
                     info: &lone,
@@ -1919,6 +1941,32 @@ mod tests {
                 (got, want) => panic!("{case}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    /// The by-hand hint names the exact label move, and the one redeploy that can run
+    /// when ECS deploys some of the consumers.
+    #[test]
+    fn the_rollback_by_hand_hint_moves_the_label_and_redeploys_the_others() {
+        let now = info(Some("v2"), Some("v1"));
+        let choice = RestoreChoice {
+            arn: ARN.into(),
+            to: "v1".into(),
+            from: "v2".into(),
+            rolls_back: None,
+        };
+        let move_back = "aws secretsmanager update-secret-version-stage --secret-id s --version-stage AWSCURRENT --move-to-version-id v1 --remove-from-version-id v2";
+        let alone = rollback_by_hand_hint(&now, &choice, &[], &reach());
+        assert!(alone.contains(move_back), "{alone}");
+        assert!(!alone.contains("redeploy"), "{alone}");
+        let others = ["front".to_string(), "api".to_string()];
+        let with = rollback_by_hand_hint(&now, &choice, &others, &reach());
+        assert!(with.contains(move_back), "{with}");
+        assert!(
+            with.ends_with(
+                "and the others with secret-rollout redeploy --secret s --services front,api --env production"
+            ),
+            "{with}"
+        );
     }
 
     #[test]
