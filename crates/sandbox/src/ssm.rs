@@ -813,6 +813,28 @@ pub fn is_parameter_reference(value_from: &str) -> bool {
     }
 }
 
+/// Whether ECS accepts a parameter `valueFrom` at registration: a name (or an ARN's
+/// `parameter/...` path) of letters, digits and `_.-/`, so never `name:version` or
+/// `name:label`.
+pub fn valid_reference(value_from: &str) -> bool {
+    let name = match value_from.strip_prefix("arn:") {
+        Some(rest) => match rest
+            .splitn(5, ':')
+            .nth(4)
+            .and_then(|r| r.strip_prefix("parameter"))
+        {
+            Some(path) => path,
+            None => return false,
+        },
+        None => value_from,
+    };
+    !name.is_empty()
+        && name.len() <= 2048
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_.-".contains(c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -982,6 +1004,8 @@ mod tests {
             "service call has been retried 1 time(s): invalid parameters: /p/none"
         );
         assert!(s.resolve_for_ecs("/p/db:1", REGION, ACCOUNT).is_err());
+        assert!(valid_reference("/p/db") && valid_reference(arn));
+        assert!(!valid_reference("/p/db:1") && !valid_reference(&format!("{arn}:label")));
         assert!(is_parameter_reference("/p/db"));
         assert!(is_parameter_reference(arn));
         assert!(!is_parameter_reference("/aws/reference/secretsmanager/x"));

@@ -581,6 +581,37 @@ fn ssm_parameters_are_resolved_apart_from_secrets_and_all_reference_fields_are()
 }
 
 #[test]
+fn a_pinned_parameter_reference_is_refused_at_registration() {
+    let mut h = H::new(7);
+    for vf in [
+        "/prod/db:3",
+        "/prod/db:label",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/db:3",
+    ] {
+        let body = json!({"family": "prod-x", "containerDefinitions": [
+            {"name": "app", "image": "app", "secrets": [{"name": "DB", "valueFrom": vf}]}
+        ]});
+        let e = h.ctx_call("RegisterTaskDefinition", &body).unwrap_err();
+        assert_eq!(e.code, "ClientException", "{vf}");
+        assert!(
+            e.message.starts_with(
+                "The Systems Manager parameter name specified for secret DB is invalid."
+            ),
+            "{vf}: {}",
+            e.message
+        );
+    }
+    // Nothing was registered.
+    let e = h
+        .ctx_call(
+            "DescribeTaskDefinition",
+            &json!({"taskDefinition": "prod-x"}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "ClientException");
+}
+
+#[test]
 fn a_missing_parameter_stops_the_task_with_ssms_message() {
     let mut h = H::new(7);
     h.register("prod-x", json!([{"name": "A", "valueFrom": "/prod/nope"}]));
