@@ -94,6 +94,7 @@ pub fn service_name(service: Service) -> &'static str {
         Service::SecretsManager => "secretsmanager",
         Service::Ecs => "ecs",
         Service::Sts => "sts",
+        Service::Ssm => "ssm",
     }
 }
 
@@ -102,6 +103,7 @@ fn normalise_service(s: &str) -> Option<&'static str> {
         "secretsmanager" => Some("secretsmanager"),
         "ecs" => Some("ecs"),
         "sts" => Some("sts"),
+        "ssm" => Some("ssm"),
         _ => None,
     }
 }
@@ -137,7 +139,7 @@ impl FaultRule {
         if let Some(s) = &self.service {
             if normalise_service(s).is_none() {
                 return Err(format!(
-                    "unknown service {s:?} in fault rule (use secretsmanager, ecs or sts)"
+                    "unknown service {s:?} in fault rule (use secretsmanager, ecs, ssm or sts)"
                 ));
             }
         }

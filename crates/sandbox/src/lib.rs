@@ -1,4 +1,4 @@
-//! A local emulator of AWS Secrets Manager, ECS and STS.
+//! A local emulator of AWS Secrets Manager, SSM Parameter Store, ECS and STS.
 //!
 //! It speaks the real wire protocols (AWS JSON 1.1 for Secrets Manager and ECS, the query
 //! protocol for STS) on loopback, so the AWS SDKs and the aws CLI use it unchanged through
@@ -11,7 +11,7 @@
 //! resolved, is readable as ground truth ([`World::snapshot`], control API).
 //!
 //! Layout: [`server`] (HTTP, routing, auth, faults) calls [`World::call`], which advances
-//! the simulation to "now" and hands the request to [`secrets`], [`ecs`] or [`sts`].
+//! the simulation to "now" and hands the request to [`secrets`], [`ssm`], [`ecs`] or [`sts`].
 //! [`scenario`] builds a world from TOML; [`control`] is the HTTP control API.
 
 #![deny(missing_docs)]
@@ -25,6 +25,7 @@ pub mod limits;
 pub mod scenario;
 pub mod secrets;
 pub mod server;
+pub mod ssm;
 pub mod sts;
 
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,8 @@ pub enum Service {
     Ecs,
     /// AWS STS (query protocol).
     Sts,
+    /// AWS Systems Manager Parameter Store (JSON 1.1, target prefix `AmazonSSM.`).
+    Ssm,
 }
 
 /// What every operation handler gets besides its request: time, place and randomness.
@@ -88,6 +91,8 @@ pub struct World {
     pub rng: ChaCha8Rng,
     /// Secrets Manager state.
     pub secrets: secrets::SecretsStore,
+    /// Parameter Store state.
+    pub parameters: ssm::ParameterStore,
     /// ECS state and the deployment simulation.
     pub ecs: ecs::Ecs,
     /// STS: identities, roles, issued sessions, accepted access keys.
@@ -112,6 +117,7 @@ impl World {
             clock: clock::Clock::real_start(speed),
             rng: ChaCha8Rng::seed_from_u64(seed),
             secrets: secrets::SecretsStore::default(),
+            parameters: ssm::ParameterStore::default(),
             ecs: ecs::Ecs::default(),
             sts: sts::Sts::default(),
             faults: faults::Faults::default(),
@@ -129,12 +135,27 @@ impl World {
             account: &self.account,
             rng: &mut self.rng,
         };
-        self.ecs.advance(&mut ctx, &self.secrets);
+        let sources = ssm::Sources {
+            secrets: &self.secrets,
+            parameters: &self.parameters,
+        };
+        self.ecs.advance(&mut ctx, &sources);
     }
 
-    /// Runs one JSON 1.1 operation (Secrets Manager or ECS) after advancing the simulation.
-    /// Faults are applied by the server before this is called; auth too.
+    /// Runs one JSON 1.1 operation (Secrets Manager, ECS or SSM) after advancing the
+    /// simulation. Faults are applied by the server before this is called; auth too.
     pub fn call(&mut self, service: Service, operation: &str, body: &Value) -> OpResult {
+        self.call_as(service, operation, body, None)
+    }
+
+    /// [`World::call`] signed with `access_key` (who SSM records as `LastModifiedUser`).
+    pub fn call_as(
+        &mut self,
+        service: Service,
+        operation: &str,
+        body: &Value,
+        access_key: Option<&str>,
+    ) -> OpResult {
         self.advance();
         let now = self.clock.now();
         let mut ctx = Ctx {
@@ -145,7 +166,17 @@ impl World {
         };
         let result = match service {
             Service::SecretsManager => self.secrets.handle(&mut ctx, operation, body),
-            Service::Ecs => self.ecs.handle(&mut ctx, &self.secrets, operation, body),
+            Service::Ecs => {
+                let sources = ssm::Sources {
+                    secrets: &self.secrets,
+                    parameters: &self.parameters,
+                };
+                self.ecs.handle(&mut ctx, &sources, operation, body)
+            }
+            Service::Ssm => {
+                let caller = self.sts.caller_arn(&ctx, access_key);
+                self.parameters.handle(&mut ctx, &caller, operation, body)
+            }
             Service::Sts => Err(AwsError::new(
                 "InvalidAction",
                 "STS is served by the query protocol",
@@ -216,6 +247,7 @@ impl World {
             "region": self.region,
             "account": self.account,
             "secrets": self.secrets.snapshot(),
+            "parameters": self.parameters.snapshot(&self.region, &self.account),
             "ecs": self.ecs.snapshot(),
             "calls": self.calls,
         })

@@ -47,6 +47,9 @@ pub struct Scenario {
     /// Secrets.
     #[serde(default)]
     pub secrets: Vec<SecretSpec>,
+    /// Parameter Store parameters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parameters: Vec<ParameterSpec>,
     /// Clusters, as CreateCluster requests (`clusterName`).
     #[serde(default)]
     pub clusters: Vec<Map<String, Value>>,
@@ -200,6 +203,45 @@ impl std::fmt::Debug for SecretSpec {
     }
 }
 
+/// A Parameter Store parameter of a scenario, made by one `PutParameter` per version (a day
+/// apart, the current one at the build time).
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParameterSpec {
+    /// Name (`/production/api/db_password`).
+    pub name: String,
+    /// The current (latest) value.
+    pub value: String,
+    /// Earlier values, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<String>,
+    /// `String`, `StringList` or `SecureString` (the default).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// KMS key of a `SecureString` (`alias/aws/ssm` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// `Standard` (default) or `Advanced`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// `text` (default), `aws:ec2:image`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_type: Option<String>,
+    /// `Description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+impl std::fmt::Debug for ParameterSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ParameterSpec")
+            .field("name", &self.name)
+            .field("type", &self.kind)
+            .field("versions", &(self.versions.len() + 1))
+            .finish_non_exhaustive()
+    }
+}
+
 /// A service of a scenario: a CreateService request plus its timing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceSpec {
@@ -300,6 +342,12 @@ impl Scenario {
             s.current().secret_string(&s.name)?;
             for v in &s.versions {
                 v.secret_string(&s.name)?;
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.parameters {
+            if !seen.insert(&p.name) {
+                return Err(format!("parameter {} is listed twice", p.name));
             }
         }
         for (i, f) in self.faults.iter().enumerate() {
@@ -404,6 +452,7 @@ pub fn build_world(
         account,
         rng,
         secrets,
+        parameters,
         ecs,
         ..
     } = &mut world;
@@ -411,6 +460,14 @@ pub fn build_world(
     for spec in &scenario.secrets {
         build_secret(spec, t0, region, account, rng, secrets)?;
     }
+    for spec in &scenario.parameters {
+        build_parameter(spec, t0, region, account, rng, parameters)?;
+    }
+    let sources = crate::ssm::Sources {
+        secrets,
+        parameters,
+    };
+    let secrets = &sources;
 
     let mut ctx = Ctx {
         now: t0,
@@ -476,6 +533,51 @@ pub fn build_world(
     world.set_alarm_states(&scenario.alarms)?;
     world.faults.set(scenario.faults.clone())?;
     Ok(world)
+}
+
+/// Creates one parameter through PutParameter, one version a day.
+fn build_parameter(
+    spec: &ParameterSpec,
+    t0: f64,
+    region: &str,
+    account: &str,
+    rng: &mut rand_chacha::ChaCha8Rng,
+    parameters: &mut crate::ssm::ParameterStore,
+) -> Result<(), String> {
+    let caller = format!(
+        "arn:{}:iam::{account}:user/sandbox",
+        crate::secrets::partition_for(region)
+    );
+    let all: Vec<&String> = spec.versions.iter().chain([&spec.value]).collect();
+    let n = all.len();
+    for (i, value) in all.into_iter().enumerate() {
+        let mut ctx = Ctx {
+            now: t0 - 86400.0 * (n - 1 - i) as f64,
+            region,
+            account,
+            rng,
+        };
+        let mut body = json!({
+            "Name": spec.name,
+            "Value": value,
+            "Type": spec.kind.as_deref().unwrap_or("SecureString"),
+            "Overwrite": i > 0,
+        });
+        for (key, v) in [
+            ("KeyId", &spec.key_id),
+            ("Tier", &spec.tier),
+            ("DataType", &spec.data_type),
+            ("Description", &spec.description),
+        ] {
+            if let Some(v) = v {
+                body[key] = json!(v);
+            }
+        }
+        parameters
+            .handle(&mut ctx, &caller, "PutParameter", &body)
+            .map_err(|e| format!("parameter {}: {e}", spec.name))?;
+    }
+    Ok(())
 }
 
 /// Creates one secret through CreateSecret / PutSecretValue / DeleteSecret / RotateSecret.

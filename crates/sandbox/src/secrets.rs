@@ -297,7 +297,7 @@ pub fn partition_for(region: &str) -> &'static str {
     }
 }
 
-fn str_field<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, AwsError> {
+pub(crate) fn str_field<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, AwsError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -308,11 +308,11 @@ fn str_field<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, AwsError
     }
 }
 
-fn required<'a>(body: &'a Value, key: &str) -> Result<&'a str, AwsError> {
+pub(crate) fn required<'a>(body: &'a Value, key: &str) -> Result<&'a str, AwsError> {
     str_field(body, key)?.ok_or_else(|| AwsError::missing_field(key))
 }
 
-fn bool_field(body: &Value, key: &str) -> Result<Option<bool>, AwsError> {
+pub(crate) fn bool_field(body: &Value, key: &str) -> Result<Option<bool>, AwsError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -323,7 +323,7 @@ fn bool_field(body: &Value, key: &str) -> Result<Option<bool>, AwsError> {
     }
 }
 
-fn int_field(body: &Value, key: &str) -> Result<Option<i64>, AwsError> {
+pub(crate) fn int_field(body: &Value, key: &str) -> Result<Option<i64>, AwsError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or_else(|| {
@@ -432,7 +432,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Pagination: `NextToken` is the index of the next item, as text.
-fn page<T: Clone>(
+pub(crate) fn page<T: Clone>(
     items: &[T],
     body: &Value,
     ceiling: usize,

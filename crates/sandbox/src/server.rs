@@ -196,6 +196,7 @@ async fn handle_json(world: Shared, req: &ReadRequest, target: &str) -> Answer {
     let service = match prefix {
         "secretsmanager" => Service::SecretsManager,
         "AmazonEC2ContainerServiceV20141113" => Service::Ecs,
+        "AmazonSSM" => Service::Ssm,
         _ => {
             return Ok(json_error(&AwsError::new(
                 "UnknownOperationException",
@@ -219,7 +220,12 @@ async fn handle_json(world: Shared, req: &ReadRequest, target: &str) -> Answer {
     let key = access_key_of(&req.headers);
     let admission = admit(&world, service, operation, &body, key.as_deref()).await?;
     let operation = operation.to_string();
-    let run = move |w: &mut World, call: usize| match w.call(service, &operation, &body) {
+    let run = move |w: &mut World, call: usize| match w.call_as(
+        service,
+        &operation,
+        &body,
+        key.as_deref(),
+    ) {
         Ok(v) => json_response(StatusCode::OK, &v),
         Err(e) => {
             w.set_call_error(call, &e.code);

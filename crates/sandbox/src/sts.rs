@@ -326,6 +326,14 @@ impl Sts {
         }
     }
 
+    /// The ARN of whoever signs with `access_key` (`user/sandbox` of the sandbox's account
+    /// when keys are not checked); empty when the key is not accepted.
+    pub fn caller_arn(&self, ctx: &Ctx<'_>, access_key: Option<&str>) -> String {
+        self.caller(ctx, access_key)
+            .map(|c| c.arn)
+            .unwrap_or_default()
+    }
+
     fn caller(&self, ctx: &Ctx<'_>, access_key: Option<&str>) -> Result<Caller, AwsError> {
         let mut c = self.authenticate(Service::Sts, access_key)?;
         if c.account.is_empty() {

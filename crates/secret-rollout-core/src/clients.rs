@@ -53,7 +53,7 @@ impl Intercept for CallCounter {
     }
 }
 
-/// Secrets Manager, ECS and STS clients sharing one configuration and one call counter.
+/// Secrets Manager, ECS, STS and SSM clients sharing one configuration and one call counter.
 #[derive(Debug, Clone)]
 pub struct Clients {
     /// Secrets Manager.
@@ -62,12 +62,14 @@ pub struct Clients {
     pub ecs: aws_sdk_ecs::Client,
     /// STS.
     pub sts: aws_sdk_sts::Client,
+    /// SSM (Parameter Store).
+    pub ssm: aws_sdk_ssm::Client,
     /// Calls made through these clients.
     pub calls: CallCounter,
 }
 
 impl Clients {
-    /// Builds the three clients from one configuration.
+    /// Builds the clients from one configuration.
     pub fn new(config: &aws_types::SdkConfig) -> Self {
         let calls = CallCounter::default();
         let sm = aws_sdk_secretsmanager::Client::from_conf(
@@ -85,10 +87,16 @@ impl Clients {
                 .interceptor(calls.clone())
                 .build(),
         );
+        let ssm = aws_sdk_ssm::Client::from_conf(
+            aws_sdk_ssm::config::Builder::from(config)
+                .interceptor(calls.clone())
+                .build(),
+        );
         Self {
             sm,
             ecs,
             sts,
+            ssm,
             calls,
         }
     }

@@ -16,6 +16,7 @@ pub mod history;
 pub mod holding;
 pub mod journal;
 pub mod lock;
+pub mod parameter;
 pub mod plan;
 pub mod progress;
 pub mod reference;

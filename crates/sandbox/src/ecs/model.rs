@@ -40,6 +40,8 @@ pub(crate) struct TaskSecret {
     pub name: String,
     pub version_id: String,
     pub json_key: Option<String>,
+    /// A Parameter Store parameter (its ARN, name, and version number as `version_id`).
+    pub parameter: bool,
 }
 
 /// What will happen to a task, decided at placement.
@@ -333,9 +335,23 @@ impl Task {
     }
 
     pub(crate) fn snapshot(&self, cluster: &str, service: Option<&str>) -> Value {
+        let parameters: Vec<Value> = self
+            .secrets
+            .iter()
+            .filter(|s| s.parameter)
+            .map(|s| {
+                json!({
+                    "value_from": s.value_from,
+                    "arn": s.secret_arn,
+                    "name": s.name,
+                    "version": s.version_id.parse::<u64>().unwrap_or_default(),
+                })
+            })
+            .collect();
         let secrets: Vec<Value> = self
             .secrets
             .iter()
+            .filter(|s| !s.parameter)
             .map(|s| {
                 json!({
                     "value_from": s.value_from,
@@ -363,6 +379,7 @@ impl Task {
             "stoppedReason": self.stopped_reason,
             "stopCode": self.stop_code,
             "secrets": secrets,
+            "parameters": parameters,
         })
     }
 }

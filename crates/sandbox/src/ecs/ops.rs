@@ -293,6 +293,26 @@ impl Ecs {
                     "Container.name should not be null or empty.",
                 ));
             }
+            // ECS reads a parameter's latest version only: `name:version` and `name:label`
+            // are refused as invalid names.
+            for s in c
+                .get("secrets")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let vf = s
+                    .get("valueFrom")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if crate::ssm::is_parameter_reference(vf) && !crate::ssm::valid_reference(vf) {
+                    let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
+                    return Err(AwsError::new(
+                        "ClientException",
+                        format!("The Systems Manager parameter name specified for secret {name} is invalid. The parameter name can be up to 2048 characters and include the following letters and symbols: a-zA-Z0-9_.-"),
+                    ));
+                }
+            }
         }
         let mut td = body.as_object().cloned().unwrap_or_default();
         let tags = td.remove("tags").unwrap_or_else(|| json!([]));

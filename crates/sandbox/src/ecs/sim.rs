@@ -92,7 +92,7 @@ pub(crate) struct Launch<'a> {
     pub timing: Timing,
 }
 
-/// Every Secrets Manager reference of a task definition, in container order.
+/// Every secret and parameter reference of a task definition, in container order.
 pub(crate) fn secret_refs(td: &Value) -> Vec<String> {
     let mut out = Vec::new();
     let containers = td
@@ -121,9 +121,15 @@ pub(crate) fn secret_refs(td: &Value) -> Vec<String> {
             out.push(v.to_string());
         }
     }
-    // Plain Parameter Store parameters are not secrets of ours: ECS reads them from SSM.
-    out.retain(|v| v.contains(":secretsmanager:") || v.contains("/aws/reference/secretsmanager/"));
     out
+}
+
+/// The text ECS puts in stoppedReason when a Parameter Store parameter cannot be fetched.
+fn parameter_failure(err: &str) -> String {
+    format!(
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution resource \
+retrieval failed: unable to retrieve secrets from ssm: {err}"
+    )
 }
 
 /// The text ECS puts in stoppedReason when a secret cannot be fetched.
@@ -575,6 +581,10 @@ impl Ecs {
         for value_from in secret_refs(l.task_def) {
             match secrets.resolve_for_ecs(&value_from, ctx.region, ctx.account) {
                 Ok(r) => resolved.push((value_from, r)),
+                Err(e) if crate::ssm::is_parameter_reference(&value_from) => {
+                    fate = Fate::SecretError(parameter_failure(&e));
+                    break;
+                }
                 Err(e) => {
                     fate = Fate::SecretError(secret_failure(&e));
                     break;
@@ -657,6 +667,7 @@ impl Ecs {
             secrets: resolved
                 .into_iter()
                 .map(|(value_from, r)| TaskSecret {
+                    parameter: crate::ssm::is_parameter_reference(&value_from),
                     value_from,
                     secret_arn: r.secret_arn,
                     name: r.name,

@@ -36,6 +36,25 @@ impl SecretSource for Fake {
         region: &str,
         account: &str,
     ) -> Result<Resolved, String> {
+        if crate::ssm::is_parameter_reference(value_from) {
+            let (version, value) =
+                self.secrets
+                    .borrow()
+                    .get(value_from)
+                    .cloned()
+                    .ok_or_else(|| {
+                        format!(
+                        "service call has been retried 1 time(s): invalid parameters: {value_from}"
+                    )
+                    })?;
+            return Ok(Resolved {
+                secret_arn: format!("arn:aws:ssm:{region}:{account}:parameter{value_from}"),
+                name: value_from.to_string(),
+                version_id: version,
+                json_key: None,
+                value,
+            });
+        }
         let (name, key) = if let Some(n) = value_from.strip_prefix("/aws/reference/secretsmanager/")
         {
             (n.to_string(), None)
@@ -504,8 +523,9 @@ fn tasks_keep_the_secret_version_they_launched_with() {
 }
 
 #[test]
-fn plain_ssm_parameters_are_not_resolved_and_all_reference_fields_are() {
+fn ssm_parameters_are_resolved_apart_from_secrets_and_all_reference_fields_are() {
     let mut h = H::new(6);
+    h.src.put("/prod/plain-parameter", "3", "v");
     h.src
         .put("registry", "r1", "{\"username\":\"u\",\"password\":\"p\"}");
     h.src.put("logkey", "l1", "k");
@@ -552,6 +572,63 @@ fn plain_ssm_parameters_are_not_resolved_and_all_reference_fields_are() {
         .map(|s| s["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["db_password", "logkey", "registry"]);
+    assert_eq!(
+        t["parameters"],
+        json!([{"value_from": "/prod/plain-parameter",
+                "arn": "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/plain-parameter",
+                "name": "/prod/plain-parameter", "version": 3}])
+    );
+}
+
+#[test]
+fn a_pinned_parameter_reference_is_refused_at_registration() {
+    let mut h = H::new(7);
+    for vf in [
+        "/prod/db:3",
+        "/prod/db:label",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/db:3",
+    ] {
+        let body = json!({"family": "prod-x", "containerDefinitions": [
+            {"name": "app", "image": "app", "secrets": [{"name": "DB", "valueFrom": vf}]}
+        ]});
+        let e = h.ctx_call("RegisterTaskDefinition", &body).unwrap_err();
+        assert_eq!(e.code, "ClientException", "{vf}");
+        assert!(
+            e.message.starts_with(
+                "The Systems Manager parameter name specified for secret DB is invalid."
+            ),
+            "{vf}: {}",
+            e.message
+        );
+    }
+    // Nothing was registered.
+    let e = h
+        .ctx_call(
+            "DescribeTaskDefinition",
+            &json!({"taskDefinition": "prod-x"}),
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "ClientException");
+}
+
+#[test]
+fn a_missing_parameter_stops_the_task_with_ssms_message() {
+    let mut h = H::new(7);
+    h.register("prod-x", json!([{"name": "A", "valueFrom": "/prod/nope"}]));
+    h.call_ok(
+        "RunTask",
+        json!({"cluster": "prod", "taskDefinition": "prod-x:1"}),
+    );
+    h.wait(60.0);
+    let snap = h.ecs.snapshot();
+    let t = &snap["tasks"][0];
+    assert_eq!(t["lastStatus"], "STOPPED");
+    assert_eq!(t["stopCode"], "TaskFailedToStart");
+    assert_eq!(
+        t["stoppedReason"],
+        "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secrets from ssm: service call has been retried 1 time(s): invalid parameters: /prod/nope"
+    );
+    assert_eq!(t["parameters"], json!([]));
 }
 
 #[test]

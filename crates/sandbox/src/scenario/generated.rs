@@ -74,6 +74,7 @@ impl Scenario {
             start: None,
             sts: StsConfig::default(),
             secrets,
+            parameters: Vec::new(),
             clusters: (0..clusters)
                 .map(|c| obj(json!({"clusterName": format!("cluster-{c}")})))
                 .collect(),
