@@ -2094,6 +2094,35 @@ mod tests {
         }
     }
 
+    /// What a rotation counts as its own: the journal's deployments (rollout and
+    /// restore); on resume also those from the write on (else from its start, on the
+    /// tool's clock); on rollback those from the undone version's creation on.
+    #[test]
+    fn the_deployments_a_rotation_takes_for_its_own() {
+        let mut r = rotation(
+            1,
+            RotationKind::Replace,
+            Some((ARN, Some("v1"), Some("v2"))),
+        );
+        r.started.started_at = OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(100);
+        r.services[0].rollout_deployment = Some("ecs-svc/1".into());
+        r.services[0].restore_deployment = Some("ecs-svc/3".into());
+        let ids: BTreeSet<String> = ["ecs-svc/1", "ecs-svc/3"].map(String::from).into();
+        let journaled = Ours {
+            ids: ids.clone(),
+            after: None,
+        };
+        assert_eq!(journaled_deployments(&r), journaled);
+        let with_after = |after| Ours {
+            ids: ids.clone(),
+            after: Some(after),
+        };
+        assert_eq!(resumed_deployments(&r, Some(50.0)), with_after(50.0));
+        assert_eq!(resumed_deployments(&r, None), with_after(100.0));
+        assert_eq!(undone_deployments(&r, Some(70.0)), with_after(70.0));
+        assert_eq!(undone_deployments(&r, None), journaled);
+    }
+
     #[test]
     fn a_rollback_redeploys_what_the_rotation_redeployed() {
         let mut r = rotation(
