@@ -69,7 +69,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
     };
     let p = plan::plan(&clients, &target, &[SECRET.to_string()], None, false).await?;
     eprintln!();
-    output::plan_text(&p, &mut std::io::stderr());
+    output::plan_text(&p, &mut std::io::stderr(), super::width::stderr());
     eprintln!();
     let new = value::generate(32, Charset::Base64Url)?;
     if a.bad_value {
