@@ -762,6 +762,23 @@ async fn within(columns: usize) {
     assert_fits(&out, columns);
     // The journal's timeline is the report's: the same moments, on ECS's clock.
     assert_timeline(&String::from_utf8_lossy(&out.stdout), columns);
+    // A UUID that names no rotation: refused in one line, without asking AWS anything.
+    let calls = env.sandbox.world().lock().unwrap().calls.len();
+    let bad = run_in(
+        &env,
+        columns,
+        &["history", "00000000-0000-4000-8000-000000000000"],
+        None,
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", raw(&bad));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).lines().next(),
+        Some("error: no rotation 00000000-0000-4000-8000-000000000000 in the journal of this machine"),
+        "{}",
+        raw(&bad)
+    );
+    assert_eq!(env.sandbox.world().lock().unwrap().calls.len(), calls);
     r.snapshot(
         &name("history_rotation"),
         &format!("history ROTATION_ID at COLUMNS={columns}: the rotation and its timeline from the journal"),
