@@ -100,12 +100,13 @@ pub fn wrap_text(text: &str, width: Option<usize>) -> String {
 }
 
 /// A line holding a shell command (`prefix` before it, such as `next: `), broken at spaces
-/// with ` \` so that it still runs when pasted, later lines indented by four.
+/// with ` \` so that it still runs when pasted, later lines indented four more.
 pub fn command(prefix: &str, cmd: &str, width: Option<usize>) -> Vec<String> {
     let whole = format!("{prefix}{cmd}");
     let Some(w) = width.filter(|&w| shown(&whole) > w) else {
         return vec![whole];
     };
+    let indent = " ".repeat(prefix.len() - prefix.trim_start().len() + 4);
     let mut lines = Vec::new();
     let mut current = prefix.to_string();
     let mut fresh = true; // nothing but the prefix or the indent yet
@@ -115,7 +116,7 @@ pub fn command(prefix: &str, cmd: &str, width: Option<usize>) -> Vec<String> {
         if !fresh && need > w {
             current.push_str(" \\");
             lines.push(current);
-            current = "    ".to_string();
+            current = indent.clone();
             fresh = true;
         }
         if !fresh {
