@@ -319,10 +319,13 @@ async fn a_service_scaled_to_0_has_nothing_to_prove_and_does_not_fail_the_run() 
         .run(&["status", SECRET, "--cluster", CLUSTER], None)
         .await;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    let line = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .find(|l| l.contains("mixed-idle"))
-        .map(str::to_string)
+    // Grouped by service: the secret's row beneath mixed-idle's line says so.
+    let shown = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("mixed-idle  "))
         .unwrap_or_else(|| panic!("{}", text(&o)));
-    assert!(line.contains("nothing to prove"), "{line}");
+    let line = lines[at + 1];
+    assert!(line.contains("nothing to prove"), "{line}\n{shown}");
 }

@@ -150,10 +150,15 @@ async fn readers_outside_the_environment_list_are_shown_by_plan_and_status() {
         .await;
     assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
     let shown = stdout(&out);
+    // Grouped by service (issue 19): api's line is marked, the secret it reads beneath
+    // it, named without the environment's prefix.
+    let lines: Vec<&str> = shown.lines().collect();
+    let api = lines
+        .iter()
+        .position(|l| l.starts_with("api (outside)  "))
+        .unwrap_or_else(|| panic!("{shown}"));
     assert!(
-        shown
-            .lines()
-            .any(|l| l.starts_with("api (outside)") && l.contains(SHARED)),
+        lines[api + 1].starts_with(&format!("  {short}  ")),
         "{shown}"
     );
     assert!(

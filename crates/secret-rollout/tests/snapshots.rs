@@ -357,24 +357,31 @@ fn plan_order_redeploys(text: &str) -> String {
         let (_, rest) = l.split_once(' ')?; // the wall-clock stamp, `HH:MM:SS UTC`
         let rest = rest.strip_prefix("UTC ").unwrap_or(rest);
         let (name, rest) = rest.split_once(": deployment ")?;
-        rest.contains(" started in ").then(|| {
+        rest.contains(" started in").then(|| {
             PLAN_ORDER
                 .iter()
                 .position(|s| *s == name)
                 .unwrap_or(PLAN_ORDER.len())
         })
     };
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    // A line and the lines it wrapped onto (within a width they start with spaces).
+    let mut entries: Vec<String> = Vec::new();
+    for l in text.split_inclusive('\n') {
+        match entries.last_mut() {
+            Some(e) if l.starts_with("  ") && rank(e).is_some() => e.push_str(l),
+            _ => entries.push(l.to_string()),
+        }
+    }
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
-    while i < lines.len() {
+    while i < entries.len() {
         let mut run = Vec::new();
-        while let Some(r) = lines.get(i).and_then(|l| rank(l)) {
-            run.push((r, lines[i]));
+        while let Some(r) = entries.get(i).and_then(|l| rank(l)) {
+            run.push((r, entries[i].as_str()));
             i += 1;
         }
         if run.is_empty() {
-            out.push_str(lines[i]);
+            out.push_str(&entries[i]);
             i += 1;
         } else {
             run.sort_by_key(|(r, _)| *r);
@@ -535,4 +542,256 @@ async fn history_after_a_generated_replace() {
         "history without a secret: every rotation in the journal, no AWS call",
         &out,
     );
+}
+
+// ---- Within a width (issue 19) -----------------------------------------------------------
+
+/// Runs the binary with `COLUMNS` set to `columns`, as [`TestEnv::run`] does otherwise.
+async fn run_in(env: &TestEnv, columns: usize, args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = env.cli();
+    cmd.args(args).env("COLUMNS", columns.to_string());
+    let input = stdin.map(<[u8]>::to_vec);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        use std::process::Stdio;
+        cmd.stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("binary starts");
+        if let Some(bytes) = input {
+            let mut stdin = child.stdin.take().expect("stdin");
+            let _ = stdin.write_all(&bytes);
+        }
+        child.wait_with_output().expect("binary finishes")
+    })
+    .await
+    .expect("join")
+}
+
+/// What issue 19 asks of every text within `columns`, checked on the output as printed
+/// (before redaction, whose placeholders are wider or narrower than the ids):
+/// - no line of stdout or stderr is wider than `columns`;
+/// - every line naming the shared secret holds its name whole, or its beginning and `…`
+///   (a name is never broken over two lines).
+fn assert_fits(o: &Output, columns: usize) {
+    let short = SHARED.trim_start_matches("production/");
+    for stream in [&o.stdout, &o.stderr] {
+        let text = String::from_utf8_lossy(stream);
+        for l in text.lines() {
+            assert!(
+                l.chars().count() <= columns,
+                "{} columns, more than {columns}: {l:?}\n{}",
+                l.chars().count(),
+                raw(o)
+            );
+            // Where a line shows the name (or, without the prefix, its rest), all of it
+            // or its beginning up to an ellipsis.
+            let Some(at) = l.find("opg_lpa_") else {
+                continue;
+            };
+            let from = l[..at].strip_suffix("production/").map_or(at, |p| p.len());
+            let shown = &l[from..];
+            let whole = shown.starts_with(SHARED) || shown.starts_with(short);
+            let cut = shown
+                .split_once('…')
+                .is_some_and(|(head, _)| SHARED.starts_with(head) || short.starts_with(head));
+            assert!(whole || cut, "the secret's name broken: {l:?}\n{}", raw(o));
+        }
+    }
+}
+
+/// In `status`, each secret row's VERSION, TASKS and STALE start where the table's header
+/// puts them (the column is not broken).
+fn assert_status_columns(o: &Output) {
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("SECRET") && l.contains("VERSION"))
+        .unwrap_or_else(|| panic!("the secrets header\n{}", raw(o)));
+    let header = lines[start];
+    let version = header.find("VERSION").expect("VERSION");
+    // The table runs to the first empty line; its rows are the indented lines naming
+    // the secret (the others are service lines wrapped onto a second line).
+    let rows: Vec<&&str> = lines[start + 1..]
+        .iter()
+        .take_while(|l| !l.is_empty())
+        .filter(|l| l.starts_with("  ") && l.contains("opg_lpa_"))
+        .collect();
+    assert_eq!(rows.len(), READERS, "one row per reader\n{}", raw(o));
+    // Columns in characters (an ellipsis is one column, three bytes).
+    let version = header[..version].chars().count();
+    for r in rows {
+        let chars: Vec<char> = r.chars().collect();
+        let cell: String = chars[version..].iter().take(8).collect();
+        assert!(
+            chars[version - 1] == ' '
+                && cell.len() == 8
+                && cell.bytes().all(|b| b.is_ascii_hexdigit()),
+            "VERSION out of its column: {r:?}\n{}",
+            raw(o)
+        );
+    }
+}
+
+/// The timeline of a replace of the shared secret: one row per reader, S, T and C where
+/// the sample's rolling deployments put them on ECS's clock (write 09:00:00, every old
+/// task told to stop at 09:00:35, complete at 09:01:10), the times from the write beside.
+fn assert_timeline(text: &str, columns: usize) {
+    let at = text
+        .find("timeline of the rollout (AWS's clock, from the write at 09:00:00 UTC to the")
+        .unwrap_or_else(|| panic!("a timeline\n{text}"));
+    let rows: Vec<&str> = text[at..]
+        .lines()
+        .filter(|l| PLAN_ORDER.iter().any(|s| l.starts_with(&format!("  {s} "))))
+        .collect();
+    assert_eq!(rows.len(), READERS, "{text}");
+    for r in rows {
+        assert!(r.ends_with("S +0s  T +35s  C +1m10s"), "{r}");
+        let bar = &r[r.find('|').expect("bar") + 1..r.rfind('|').expect("bar")];
+        assert!(bar.starts_with('S') && bar.ends_with('C'), "{bar}");
+        // 35 of 70 seconds: T half-way along the bar, a column either way.
+        let t = bar.find('T').expect("T") as f64 / (bar.len() - 1) as f64;
+        assert!((0.45..=0.55).contains(&t), "{bar}");
+        assert!(r.chars().count() <= columns, "{r}");
+    }
+}
+
+/// `plan`, `status` (stale), `replace` (progress, report and timeline), `status` after,
+/// `history SECRET` and `history ROTATION_ID` at `columns`.
+async fn within(columns: usize) {
+    let env = start_pinned().await;
+    let mut r = Redactor::new(&env);
+    let name = |what: &str| format!("{what}_{columns}");
+
+    let out = run_in(&env, columns, &["plan", SHARED, "--cluster", CLUSTER], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", raw(&out));
+    assert_fits(&out, columns);
+    r.snapshot(
+        &name("plan"),
+        &format!("plan of the shared secret at COLUMNS={columns}"),
+        &out,
+    );
+
+    let behind = "written-behind-the-back-Ww4";
+    r.secret_value(behind);
+    env.clients
+        .sm
+        .put_secret_value()
+        .secret_id(SHARED)
+        .secret_string(behind)
+        .send()
+        .await
+        .expect("put behind the tool's back");
+    let status = ["status", "--cluster", CLUSTER, SHARED];
+    let out = run_in(&env, columns, &status, None).await;
+    assert_eq!(out.status.code(), Some(1), "{}", raw(&out));
+    assert_fits(&out, columns);
+    assert_status_columns(&out);
+    r.snapshot(
+        &name("status_stale"),
+        &format!("status at COLUMNS={columns} with all 7 tasks of front, api and admin stale: grouped by service"),
+        &out,
+    );
+
+    let value = "width-test-value-Qa51";
+    r.secret_value(value);
+    let all = [
+        "replace",
+        SHARED,
+        "--cluster",
+        CLUSTER,
+        "--yes",
+        "--value-stdin",
+        "--max-poll",
+        "50ms",
+    ];
+    let stepper = Stepper::start(&env, READERS);
+    let out = run_in(&env, columns, &all, Some(value.as_bytes())).await;
+    let steps = stepper.finish().await;
+    assert_eq!(steps, 14, "clock steps during the replace: {}", raw(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", raw(&out));
+    let new = env.current_version(SHARED);
+    for service in PLAN_ORDER {
+        assert_eq!(env.versions_read(service, SHARED), [new.clone()].into());
+    }
+    assert_fits(&out, columns);
+    assert_timeline(&String::from_utf8_lossy(&out.stdout), columns);
+    r.snapshot(
+        &name("replace"),
+        &format!("replace --value-stdin --yes at COLUMNS={columns}: the plan and progress lines on stderr, the report and its timeline on stdout"),
+        &out,
+    );
+    let id = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|w| w.len() == 36 && w.chars().filter(|c| *c == '-').count() == 4)
+        .expect("the rotation id in the report")
+        .to_string();
+
+    let out = run_in(&env, columns, &status, None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", raw(&out));
+    assert_fits(&out, columns);
+    assert_status_columns(&out);
+    r.snapshot(
+        &name("status_after"),
+        &format!("status after the replace at COLUMNS={columns}"),
+        &out,
+    );
+
+    let out = run_in(
+        &env,
+        columns,
+        &["history", SHARED, "--cluster", CLUSTER],
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", raw(&out));
+    assert_fits(&out, columns);
+    r.snapshot(
+        &name("history_secret"),
+        &format!("history of the shared secret at COLUMNS={columns}"),
+        &out,
+    );
+
+    let out = run_in(&env, columns, &["history", &id], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", raw(&out));
+    assert_fits(&out, columns);
+    // The journal's timeline is the report's: the same moments, on ECS's clock.
+    assert_timeline(&String::from_utf8_lossy(&out.stdout), columns);
+    // A UUID that names no rotation: refused in one line, without asking AWS anything.
+    let calls = env.sandbox.world().lock().unwrap().calls.len();
+    let bad = run_in(
+        &env,
+        columns,
+        &["history", "00000000-0000-4000-8000-000000000000"],
+        None,
+    )
+    .await;
+    assert_eq!(bad.status.code(), Some(2), "{}", raw(&bad));
+    assert_eq!(
+        String::from_utf8_lossy(&bad.stderr).lines().next(),
+        Some("error: no rotation 00000000-0000-4000-8000-000000000000 in the journal of this machine"),
+        "{}",
+        raw(&bad)
+    );
+    assert_eq!(env.sandbox.world().lock().unwrap().calls.len(), calls);
+    r.snapshot(
+        &name("history_rotation"),
+        &format!("history ROTATION_ID at COLUMNS={columns}: the rotation and its timeline from the journal"),
+        &out,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn within_80_columns() {
+    within(80).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn within_120_columns() {
+    within(120).await;
 }

@@ -187,6 +187,47 @@ pub enum OnFailure {
     Keep,
 }
 
+/// When a phase's deployments reached their milestones, on AWS's clock, for the timeline
+/// of `history ROTATION_ID` (see [`crate::rollout::Milestones`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PhaseTimes {
+    /// When the version the phase delivers became current (Secrets Manager's clock): the
+    /// write, or the move back.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    /// Per service.
+    #[serde(default)]
+    pub services: Vec<ServiceTimes>,
+}
+
+/// One service's milestones in [`PhaseTimes`] (ECS's clock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceTimes {
+    /// Cluster.
+    pub cluster: String,
+    /// Service.
+    pub service: String,
+    /// The deployment was created.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started: Option<OffsetDateTime>,
+    /// All traffic on new tasks.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub traffic: Option<OffsetDateTime>,
+    /// Completed.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub completed: Option<OffsetDateTime>,
+}
+
+/// Epoch seconds (AWS's clock) as a moment, to the millisecond.
+pub fn epoch_moment(epoch: f64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos((epoch * 1000.0).round() as i128 * 1_000_000).ok()
+}
+
+/// A moment as epoch seconds.
+pub fn moment_epoch(t: OffsetDateTime) -> f64 {
+    t.unix_timestamp_nanos() as f64 / 1e9
+}
+
 /// One line of the journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -226,6 +267,9 @@ pub enum Record {
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
+        /// When its deployments reached their milestones (absent from older journals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        times: Option<PhaseTimes>,
     },
     /// AWSCURRENT moved back to the previous version.
     Restored {
@@ -336,6 +380,16 @@ mod tests {
                 phase: Phase::Rollout,
                 outcome: PhaseOutcome::DeployFailed,
                 at: datetime!(2026-11-25 12:03:00 UTC),
+                times: Some(PhaseTimes {
+                    since: Some(datetime!(2026-11-25 12:00:01.5 UTC)),
+                    services: vec![ServiceTimes {
+                        cluster: "production-online-lpa".into(),
+                        service: "front".into(),
+                        started: Some(datetime!(2026-11-25 12:00:02 UTC)),
+                        traffic: None,
+                        completed: None,
+                    }],
+                }),
             },
             Record::Restored {
                 secret_arn: ARN.into(),
@@ -360,6 +414,7 @@ mod tests {
                 phase: Phase::Restore,
                 outcome: PhaseOutcome::Verified,
                 at: datetime!(2026-11-25 12:05:00 UTC),
+                times: None,
             },
             Record::Finished {
                 outcome: Outcome::FailedRestored,

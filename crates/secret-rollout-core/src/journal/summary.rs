@@ -63,6 +63,8 @@ pub struct RotationSummary {
     pub services: Vec<ServiceSummary>,
     /// Phases that ended, in order.
     pub phases: Vec<(Phase, PhaseOutcome, OffsetDateTime)>,
+    /// When each phase's deployments reached their milestones, where the journal says.
+    pub times: Vec<(Phase, PhaseTimes)>,
     /// Status.
     pub status: Status,
     /// The `Finished` message.
@@ -134,6 +136,7 @@ pub fn fold(path: &Path, records: &[Record]) -> Option<RotationSummary> {
             })
             .collect(),
         phases: Vec::new(),
+        times: Vec::new(),
         status: Status::InProgress,
         message: None,
         finished_at: None,
@@ -195,8 +198,18 @@ pub fn fold(path: &Path, records: &[Record]) -> Option<RotationSummary> {
                     Phase::Restore => s.restore_deployment = Some(deployment_id.clone()),
                 }
             }
-            Record::PhaseFinished { phase, outcome, at } => {
+            Record::PhaseFinished {
+                phase,
+                outcome,
+                at,
+                times,
+            } => {
                 summary.phases.push((*phase, *outcome, *at));
+                if let Some(t) = times {
+                    // A resumed phase finishes again: the last record counts.
+                    summary.times.retain(|(p, _)| p != phase);
+                    summary.times.push((*phase, t.clone()));
+                }
             }
             Record::Finished {
                 outcome,

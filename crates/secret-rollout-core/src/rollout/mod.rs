@@ -62,6 +62,28 @@ pub struct FollowOptions {
     pub max_task_failures: Option<u32>,
 }
 
+/// When a followed deployment reached its milestones, on ECS's clock (epoch seconds), as
+/// far as the polls saw them (for the timeline; issue 19):
+///
+/// - `started`: the deployment's `createdAt`;
+/// - `traffic`: all traffic on new tasks (the moment the tool reports `traffic_on_new`:
+///   for a rolling deployment, every old task told to stop; for blue/green, linear and
+///   canary, production traffic on the new revision), dated by ECS's latest moment the
+///   poll that saw it holds (the latest `updatedAt` of the service's deployments or of its
+///   events since the deployment started): the change that made it so, or, if ECS
+///   recorded nothing for that change, a little before; unknown when no poll saw it
+///   before completion;
+/// - `completed`: the same at the poll that saw the deployment complete.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Milestones {
+    /// The deployment's `createdAt`.
+    pub started: Option<f64>,
+    /// All traffic on new tasks.
+    pub traffic: Option<f64>,
+    /// Completed.
+    pub completed: Option<f64>,
+}
+
 /// How a follow ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FollowResult {
@@ -73,6 +95,9 @@ pub struct FollowResult {
     /// every service not done waited at one (nothing more happens until someone
     /// continues it).
     pub paused: Vec<(Tracked, PauseAt)>,
+    /// When each deployment reached its milestones, in the order of `stages`.
+    #[serde(skip)]
+    pub times: Vec<Milestones>,
 }
 
 impl FollowResult {
@@ -176,6 +201,8 @@ struct Watch {
     detector: Option<String>,
     /// The service deployment waits at a `PAUSE` hook (as of the last poll).
     paused: Option<PauseAt>,
+    /// Milestones seen so far.
+    times: Milestones,
 }
 
 /// Follows every tracked deployment until each is completed or failed, or the deadline.
@@ -206,6 +233,7 @@ pub async fn follow(
             sd_verdict: None,
             detector: None,
             paused: None,
+            times: Milestones::default(),
         })
         .collect();
     let mut interval = options.first_poll;
@@ -345,8 +373,10 @@ pub async fn follow(
             })
         })
         .collect();
+    let times = watches.iter().map(|w| w.times).collect();
     FollowResult {
         paused,
+        times,
         stages: tracked
             .iter()
             .zip(watches)
@@ -414,6 +444,7 @@ async fn observe(
     }
     let mine = obs.deployments.iter().find(|d| d.id == w.id);
     if let Some(mine) = mine {
+        w.times.started = Some(mine.created_at);
         if w.since.is_none() {
             w.since = Some(mine.created_at);
         }
@@ -518,6 +549,28 @@ async fn observe(
         w.paused = None;
     }
     if stage != w.stage {
+        // ECS's moment of the change this poll saw: the latest `updatedAt` of a
+        // deployment or the latest event of the service since ours started, whichever
+        // is later (ECS does not move `updatedAt` for every change of counts).
+        let from = w.times.started.unwrap_or(0.0) - 1.0;
+        let ecs_at = obs
+            .deployments
+            .iter()
+            .map(|d| d.updated_at)
+            .chain(
+                obs.events
+                    .iter()
+                    .map(|(at, _)| *at)
+                    .filter(|&at| at >= from),
+            )
+            .fold(None, |m: Option<f64>, u| Some(m.map_or(u, |m| m.max(u))))
+            .filter(|&u| u > 0.0);
+        match &stage {
+            Stage::Draining => w.times.traffic = w.times.traffic.or(ecs_at),
+            Stage::Completed => w.times.completed = ecs_at,
+            Stage::Starting => w.times.traffic = None,
+            Stage::Failed { .. } => {}
+        }
         reporter.report(&Event::stage(phase, &t.service, &stage));
         w.stage = stage;
     }

@@ -1169,6 +1169,7 @@ mod tests {
                     })
                     .collect(),
             }),
+            times: Default::default(),
         }
     }
 
@@ -1496,6 +1497,7 @@ mod tests {
                 restore_deployment: None,
             }],
             phases: Vec::new(),
+            times: Vec::new(),
             status: Status::Finished(Outcome::Verified),
             message: None,
             finished_at: None,

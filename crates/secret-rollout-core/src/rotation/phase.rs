@@ -7,7 +7,9 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Kind, Result};
 use crate::holding::{task_holds, Holding, TaskHolds};
-use crate::journal::{Phase, PhaseOutcome, Record, RotationKind};
+use crate::journal::{
+    epoch_moment, Phase, PhaseOutcome, PhaseTimes, Record, RotationKind, ServiceTimes,
+};
 use crate::progress::Event;
 use crate::rollout::{self, FollowOptions, SecretWatch, ServiceRef, Tracked};
 use crate::secret;
@@ -196,12 +198,14 @@ impl Run<'_> {
         let mut services: Vec<ServiceReport> = followed
             .stages
             .iter()
-            .map(|(t, stage)| ServiceReport {
+            .enumerate()
+            .map(|(i, (t, stage))| ServiceReport {
                 cluster: t.cluster.clone(),
                 service: t.service.clone(),
                 deployment_id: Some(t.deployment_id.clone()),
                 stage: stage.clone(),
                 proof: None,
+                times: followed.times.get(i).copied().unwrap_or_default(),
             })
             .collect();
         for (svc, e) in &failed {
@@ -218,6 +222,7 @@ impl Run<'_> {
                     reason: e.message.clone(),
                 },
                 proof: None,
+                times: Default::default(),
             });
         }
         let facts = PhaseFacts {
@@ -325,6 +330,7 @@ impl Run<'_> {
             phase,
             outcome,
             at: now(),
+            times: Some(phase_times(&services, &secrets)),
         })?;
         Ok(PhaseReport {
             services,
@@ -473,5 +479,27 @@ impl Run<'_> {
         let watch = self.watch(watched);
         self.phase(Phase::Restore, Some(watch), &label, deadline)
             .await
+    }
+}
+
+/// The milestones of a phase for the journal: when its version became current (the
+/// earliest `since` of its secrets) and each service's, all on AWS's clock.
+fn phase_times(services: &[ServiceReport], secrets: &[SecretHolding]) -> PhaseTimes {
+    let since = secrets
+        .iter()
+        .filter_map(|s| s.holding.since())
+        .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.min(s))));
+    PhaseTimes {
+        since: since.and_then(epoch_moment),
+        services: services
+            .iter()
+            .map(|s| ServiceTimes {
+                cluster: s.cluster.clone(),
+                service: s.service.clone(),
+                started: s.times.started.and_then(epoch_moment),
+                traffic: s.times.traffic.and_then(epoch_moment),
+                completed: s.times.completed.and_then(epoch_moment),
+            })
+            .collect(),
     }
 }

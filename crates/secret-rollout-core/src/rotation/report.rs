@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::error::exit;
 use crate::holding::Holding;
 use crate::journal::{Outcome, PhaseOutcome, RotationKind};
-use crate::rollout::ServiceRef;
+use crate::rollout::{Milestones, ServiceRef};
 use crate::verdict::{Proof, Stage};
 
 /// One secret in the report (never a value).
@@ -40,6 +40,10 @@ pub struct ServiceReport {
     pub stage: Stage,
     /// The proof, when the phase got to verification.
     pub proof: Option<Proof>,
+    /// When the deployment started, had all traffic on new tasks and completed, on ECS's
+    /// clock, as far as the tool saw (the timeline; not in JSON).
+    #[serde(skip)]
+    pub times: Milestones,
 }
 
 /// How many running tasks hold what, by the holding rule ([`crate::holding`]).

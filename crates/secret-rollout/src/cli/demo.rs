@@ -40,13 +40,18 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
     })
     .await
     .map_err(|e| Error::local(format!("cannot start the embedded sandbox: {e}")))?;
-    eprintln!(
-        "demo: a sandbox of the sample environment is running on {} (Secrets Manager, ECS, STS)",
-        sb.endpoint()
-    );
-    eprintln!(
-        "demo: cluster production-online-lpa runs front (3 tasks), api (3), pdf (2), admin (1) and viewer (2, blue/green)"
-    );
+    let width = super::width::stderr();
+    for line in [
+        format!(
+            "demo: a sandbox of the sample environment is running on {} (Secrets Manager, ECS, STS)",
+            sb.endpoint()
+        ),
+        "demo: cluster production-online-lpa runs front (3 tasks), api (3), pdf (2), admin (1) and viewer (2, blue/green)".to_string(),
+    ] {
+        for l in super::width::wrap(&line, width) {
+            eprintln!("{l}");
+        }
+    }
     // The demo signs in with throwaway keys that the sandbox accepts, whatever the
     // machine's own AWS settings are.
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -69,7 +74,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
     };
     let p = plan::plan(&clients, &target, &[SECRET.to_string()], None, false).await?;
     eprintln!();
-    output::plan_text(&p, &mut std::io::stderr());
+    output::plan_text(&p, &mut std::io::stderr(), super::width::stderr());
     eprintln!();
     let new = value::generate(32, Charset::Base64Url)?;
     if a.bad_value {
@@ -123,7 +128,17 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
     output::report(global.output, &report);
     eprintln!();
     for line in next_steps(a.bad_value) {
-        eprintln!("{line}");
+        // Commands break with ` \` continuations (they still run when pasted); prose wraps.
+        let lead = line.len() - line.trim_start().len();
+        let rest = &line[lead..];
+        let lines = if rest.starts_with("secret-rollout ") || rest.starts_with("export ") {
+            super::width::command(&line[..lead], rest, width)
+        } else {
+            super::width::wrap(&line, width)
+        };
+        for l in lines {
+            eprintln!("{l}");
+        }
     }
     Ok(report.exit_code())
 }

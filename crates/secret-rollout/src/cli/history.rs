@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use clap::Args;
-use secret_rollout_core::error::{exit, Result};
+use secret_rollout_core::error::{exit, Error, Result};
 use secret_rollout_core::history::{self, History};
 use secret_rollout_core::journal;
 use secret_rollout_core::secret;
@@ -12,12 +12,15 @@ use secret_rollout_core::secret;
 use super::args::{Global, Output, Target};
 use super::ndjson;
 use super::session;
+use super::timeline;
+use super::width::{self, Col};
 
 /// `history`.
 #[derive(Debug, Args, Clone)]
 pub struct HistoryArgs {
-    /// Only this secret; with it, its versions are read from Secrets Manager too.
-    #[arg(value_name = "SECRET")]
+    /// Only this secret; with it, its versions are read from Secrets Manager too. A
+    /// rotation id (a UUID) shows that rotation and the timeline of its deployments.
+    #[arg(value_name = "SECRET|ROTATION_ID")]
     pub secret: Option<String>,
     /// Where.
     #[command(flatten)]
@@ -30,8 +33,23 @@ fn date(epoch: Option<f64>) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// The history as text.
-pub fn text(h: &History) -> String {
+/// The history as text, laid out to `w` columns ([`width`]).
+pub fn text(h: &History, w: Option<usize>) -> String {
+    let mut out = String::new();
+    for l in prose(h).lines() {
+        for l in width::wrap(l, w) {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    if let Some(s) = &h.secret {
+        out.push_str(&versions(s, w));
+    }
+    out
+}
+
+/// The rotations (and the title of the versions), one line each, unwrapped.
+fn prose(h: &History) -> String {
     let mut out = String::new();
     if h.rotations.is_empty() {
         out.push_str("No rotations recorded on this machine.\n");
@@ -101,6 +119,14 @@ pub fn text(h: &History) -> String {
             "\nVersions of {} in Secrets Manager (oldest first):\n",
             s.name
         ));
+    }
+    out
+}
+
+/// The versions of a secret as a table.
+fn versions(s: &history::SecretVersions, w: Option<usize>) -> String {
+    let mut out = String::new();
+    {
         let rows: Vec<Vec<String>> = s
             .versions
             .iter()
@@ -116,13 +142,81 @@ pub fn text(h: &History) -> String {
                 ]
             })
             .collect();
-        out.push_str(&super::status::table(
-            &["VERSION", "STAGES", "CREATED"],
-            &rows,
-            &|_, _, c| c,
-        ));
+        let cols = [
+            Col::whole("VERSION"),
+            Col::cut("STAGES"),
+            Col::whole("CREATED"),
+        ];
+        for l in width::table(&cols, &rows, w, &|_, _| None) {
+            out.push_str(&l);
+            out.push('\n');
+        }
     }
     out
+}
+
+/// The rotation id `arg` names, if it is one (a hyphenated UUID).
+fn rotation_id(arg: &str) -> Option<uuid::Uuid> {
+    (arg.len() == 36)
+        .then(|| uuid::Uuid::parse_str(arg).ok())
+        .flatten()
+}
+
+/// `history ROTATION_ID`: the rotation as `history` lists it, then the timeline of each of
+/// its phases from the journal (rotations recorded before timelines were kept have none).
+fn show_rotation(
+    global: &Global,
+    rotations: &[journal::RotationSummary],
+    id: uuid::Uuid,
+    a: &HistoryArgs,
+) -> Result<i32> {
+    let Some(r) = rotations.iter().find(|r| r.rotation_id() == id) else {
+        return Err(
+            Error::bad_input(format!("no rotation {id} in the journal of this machine")).hint(
+                format!(
+                    "list the rotations with `{}`",
+                    session::reach(global, &a.target).command("history")
+                ),
+            ),
+        );
+    };
+    let h = History {
+        rotations: history::entries(std::slice::from_ref(r), None, None),
+        secret: None,
+    };
+    let mut stdout = std::io::stdout().lock();
+    match global.output {
+        Output::Ndjson => ndjson::print_document("history", &h),
+        Output::Json => {
+            let _ = writeln!(
+                stdout,
+                "{}",
+                serde_json::to_string_pretty(&h).unwrap_or_default()
+            );
+        }
+        Output::Text => {
+            let w = width::stdout();
+            let _ = write!(stdout, "{}", text(&h, w));
+            let mut drawn = false;
+            for (phase, times) in &r.times {
+                let name = match phase {
+                    journal::Phase::Rollout => "rollout",
+                    journal::Phase::Restore => "restore",
+                };
+                for l in timeline::render(&timeline::rows_of_journal(name, times), w) {
+                    let _ = writeln!(stdout, "{l}");
+                    drawn = true;
+                }
+            }
+            if !drawn {
+                let _ = writeln!(
+                    stdout,
+                    "no timeline: the journal holds no deployment times for this rotation"
+                );
+            }
+        }
+    }
+    Ok(exit::OK)
 }
 
 /// `history`.
@@ -144,6 +238,10 @@ pub async fn run(global: &Global, a: &HistoryArgs) -> Result<i32> {
         }
     }
     let rotations = journal::list(&state_dir)?;
+    // A rotation id (a UUID): that rotation and its timeline; anything else is a secret.
+    if let Some(id) = a.secret.as_deref().and_then(rotation_id) {
+        return show_rotation(global, &rotations, id, a);
+    }
     let (secret_arn, versions) = match &a.secret {
         Some(name) => {
             // Only Secrets Manager is read here, so no cluster is needed.
@@ -181,7 +279,7 @@ pub async fn run(global: &Global, a: &HistoryArgs) -> Result<i32> {
             );
         }
         Output::Text => {
-            let _ = write!(stdout, "{}", text(&h));
+            let _ = write!(stdout, "{}", text(&h, width::stdout()));
         }
     }
     Ok(exit::OK)

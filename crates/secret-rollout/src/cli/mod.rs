@@ -25,8 +25,10 @@ pub mod rotating;
 pub mod sandbox;
 pub mod session;
 pub mod status;
+pub mod timeline;
 pub mod unlock;
 pub mod whoami;
+pub mod width;
 
 use std::io::{IsTerminal, Write};
 
@@ -335,7 +337,9 @@ pub fn reporter(output: Output) -> Box<dyn Reporter> {
         Output::Text if render::use_bars(std::io::stderr().is_terminal(), ci, term.as_deref()) => {
             Box::new(render::Bars::default())
         }
-        Output::Text | Output::Json => Box::new(render::Lines),
+        Output::Text | Output::Json => Box::new(render::Lines {
+            width: width::stderr(),
+        }),
     }
 }
 

@@ -17,6 +17,8 @@ use serde_json::json;
 use super::args::Output;
 use super::ndjson;
 use super::render::hms_range;
+use super::timeline;
+use super::width;
 
 fn age(created: Option<f64>) -> String {
     let Some(c) = created else {
@@ -52,8 +54,19 @@ fn consumer_line(c: &Consumer) -> String {
     )
 }
 
-/// The plan as text.
-pub fn plan_text(p: &RotationPlan, out: &mut dyn Write) {
+/// The plan as text, each line wrapped to `width` ([`width`]).
+pub fn plan_text(p: &RotationPlan, out: &mut dyn Write, width: Option<usize>) {
+    let mut body = Vec::new();
+    plan_body(p, &mut body);
+    for l in String::from_utf8_lossy(&body).lines() {
+        for l in width::wrap(l, width) {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+}
+
+/// The plan's lines, unwrapped.
+fn plan_body(p: &RotationPlan, out: &mut dyn Write) {
     let _ = writeln!(
         out,
         "environment {} ({})",
@@ -229,12 +242,14 @@ pub fn plan(
         Output::Ndjson => ndjson::print_document("plan", &with_caller()),
         Output::Text => {
             let mut out = std::io::stdout().lock();
-            plan_text(p, &mut out);
-            let _ = writeln!(
-                out,
-                "signed in as {} (account {})",
-                caller.arn, caller.account
-            );
+            let w = width::stdout();
+            plan_text(p, &mut out, w);
+            for l in width::wrap(
+                &format!("signed in as {} (account {})", caller.arn, caller.account),
+                w,
+            ) {
+                let _ = writeln!(out, "{l}");
+            }
         }
         Output::Json => {
             let mut doc = with_caller();
@@ -338,8 +353,55 @@ fn phase_text(out: &mut dyn Write, title: &str, p: &PhaseReport) {
     }
 }
 
-/// The report as text.
-pub fn report_text(r: &Report, out: &mut dyn Write) {
+/// The report as text, laid out to `width` ([`width`]): the outcome, the secrets, each
+/// phase's services, each phase's timeline ([`timeline`]), then why, the commands to run
+/// (broken with ` \` continuations, never cut) and the counts.
+pub fn report_text(r: &Report, out: &mut dyn Write, width: Option<usize>) {
+    let mut head = Vec::new();
+    report_head(r, &mut head);
+    for l in String::from_utf8_lossy(&head).lines() {
+        for l in width::wrap(l, width) {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+    for (name, p) in [("rollout", &r.rollout), ("restore", &r.restore)] {
+        if let Some(p) = p {
+            for l in timeline::render(&timeline::rows_of_phase(name, p), width) {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+    }
+    if let Some(m) = &r.message {
+        for l in width::wrap(&format!("why: {m}"), width) {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+    if !r.manual_restore.is_empty() {
+        let _ = writeln!(out, "to restore by hand, run:");
+        for c in &r.manual_restore {
+            for l in width::command("  ", c, width) {
+                let _ = writeln!(out, "{l}");
+            }
+        }
+    }
+    for c in &r.next_steps {
+        for l in width::command("next: ", c, width) {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+    let total: u64 = r.aws_calls.values().sum();
+    let calls = format!(
+        "{total} AWS calls in {:.1}s; journal id {}",
+        r.elapsed_ms as f64 / 1000.0,
+        r.rotation_id
+    );
+    for l in width::wrap(&calls, width) {
+        let _ = writeln!(out, "{l}");
+    }
+}
+
+/// The report's first part, unwrapped: outcome, secrets, phases.
+fn report_head(r: &Report, out: &mut dyn Write) {
     let _ = writeln!(
         out,
         "rotation {} in {}: {}",
@@ -408,32 +470,13 @@ pub fn report_text(r: &Report, out: &mut dyn Write) {
             s.service
         );
     }
-    if let Some(m) = &r.message {
-        let _ = writeln!(out, "why: {m}");
-    }
-    if !r.manual_restore.is_empty() {
-        let _ = writeln!(out, "to restore by hand, run:");
-        for c in &r.manual_restore {
-            let _ = writeln!(out, "  {c}");
-        }
-    }
-    for c in &r.next_steps {
-        let _ = writeln!(out, "next: {c}");
-    }
-    let total: u64 = r.aws_calls.values().sum();
-    let _ = writeln!(
-        out,
-        "{total} AWS calls in {:.1}s; journal id {}",
-        r.elapsed_ms as f64 / 1000.0,
-        r.rotation_id
-    );
 }
 
 /// Prints the report to stdout (with `--output ndjson`: the last line, `"type": "report"`).
 pub fn report(output: Output, r: &Report) {
     match output {
         Output::Ndjson => ndjson::print_document("report", r),
-        Output::Text => report_text(r, &mut std::io::stdout().lock()),
+        Output::Text => report_text(r, &mut std::io::stdout().lock(), width::stdout()),
         Output::Json => {
             println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
             mark_document_written();

@@ -250,14 +250,21 @@ pub fn stamped(at: OffsetDateTime, event: &Event) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Timestamped lines on stderr.
-pub struct Lines;
+/// Timestamped lines on stderr, each wrapped to `width` (see [`super::width`]): the time
+/// at the left is this machine's clock when the tool saw the event; an ECS event's own time
+/// (ECS's clock) is in its `[ecs ...]` tag.
+pub struct Lines {
+    /// Columns to wrap to, if any.
+    pub width: Option<usize>,
+}
 
 impl Reporter for Lines {
     fn report_at(&self, at: OffsetDateTime, event: &Event) {
         let mut err = std::io::stderr().lock();
         for l in stamped(at, event) {
-            let _ = writeln!(err, "{l}");
+            for l in super::width::wrap(&l, self.width) {
+                let _ = writeln!(err, "{l}");
+            }
         }
     }
 }
@@ -336,7 +343,9 @@ impl Reporter for Bars {
             _ => {}
         }
         if let Some(text) = line(event) {
-            let _ = self.multi.println(text);
+            let _ = self
+                .multi
+                .println(super::width::wrap_text(&text, super::width::stderr()));
         }
     }
 }

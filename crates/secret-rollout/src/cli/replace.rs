@@ -99,7 +99,7 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
         )
         .await?;
         if global.output == args::Output::Text {
-            output::plan_text(&p, &mut std::io::stderr());
+            output::plan_text(&p, &mut std::io::stderr(), super::width::stderr());
             plan_shown = true;
         }
         if let Some(refusal) = p.refusal() {

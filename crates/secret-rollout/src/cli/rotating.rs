@@ -85,7 +85,7 @@ impl Operator for Person<'_> {
 
     fn confirm(&self, question: &str, plan: Option<&RotationPlan>) -> Result<bool> {
         if let (Some(p), Output::Text, false) = (plan, self.output, self.plan_shown) {
-            output::plan_text(p, &mut std::io::stderr());
+            output::plan_text(p, &mut std::io::stderr(), super::width::stderr());
         }
         let yes = ask(self.yes, &question_in(question, &self.place))?;
         if yes {

@@ -15,6 +15,7 @@ use super::args::{Global, Output, Target};
 use super::ndjson;
 use super::render::{datetime, hms, use_color};
 use super::session;
+use super::width::{self, Col};
 
 /// `status`.
 #[derive(Debug, Args, Clone)]
@@ -36,52 +37,19 @@ fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
 
-/// Lays out rows in columns separated by two spaces; `paint` colours a cell after padding
-/// (escape codes must not count towards the width).
-pub fn table(
-    header: &[&str],
-    rows: &[Vec<String>],
-    paint: &dyn Fn(usize, &str, String) -> String,
-) -> String {
-    let cols = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
-        for (i, cell) in r.iter().enumerate().take(cols) {
-            widths[i] = widths[i].max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let line = |cells: Vec<(usize, String, String)>| -> String {
-        let mut s = String::new();
-        let last = cells.len().saturating_sub(1);
-        for (i, raw, painted) in cells {
-            s.push_str(&painted);
-            if i < last {
-                let pad = widths[i] - raw.chars().count() + 2;
-                s.push_str(&" ".repeat(pad));
-            }
-        }
-        s.trim_end().to_string()
-    };
-    out.push_str(&line(
-        header
-            .iter()
-            .enumerate()
-            .map(|(i, h)| (i, h.to_string(), h.to_string()))
-            .collect(),
-    ));
+/// How far a service's secrets are indented beneath it.
+const INDENT: &str = "  ";
+
+fn push(out: &mut String, line: &str) {
+    out.push_str(line);
     out.push('\n');
-    for r in rows {
-        out.push_str(&line(
-            r.iter()
-                .enumerate()
-                .take(cols)
-                .map(|(i, c)| (i, c.clone(), paint(i, c, c.clone())))
-                .collect(),
-        ));
-        out.push('\n');
+}
+
+/// A line of prose, wrapped to `width`.
+fn push_wrapped(out: &mut String, line: &str, width: Option<usize>) {
+    for l in width::wrap(line, width) {
+        push(out, &l);
     }
-    out
 }
 
 fn deployments_cell(s: &status::ServiceStatus) -> String {
@@ -130,36 +98,66 @@ pub fn advice(advice: &StaleAdvice, reach: &Reach) -> String {
     parts.join("; ")
 }
 
+/// How `status` lays its text out: the width ([`width`]) and the environment's secret
+/// prefix, left out of the secrets' names when they start with it.
+#[derive(Debug, Clone, Default)]
+pub struct Layout {
+    /// Columns to fit, if any.
+    pub width: Option<usize>,
+    /// `secret_prefix` of the environment.
+    pub prefix: Option<String>,
+}
+
+impl Layout {
+    /// A secret's name as the table shows it.
+    fn name<'a>(&self, name: &'a str) -> &'a str {
+        self.prefix
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .and_then(|p| name.strip_prefix(p))
+            .filter(|rest| !rest.is_empty())
+            .unwrap_or(name)
+    }
+}
+
+/// The line above a service's secrets: name, cluster, counts, deployment.
+fn service_line(s: &status::ServiceStatus) -> String {
+    format!(
+        "{}  {}  {}/{} running, {} pending  deployment {}",
+        service_cell(s),
+        s.cluster,
+        s.running,
+        s.desired,
+        s.pending,
+        deployments_cell(s)
+    )
+}
+
 /// The status as text. `color`: ANSI colours for the stale counts. `next`: what to do
-/// about stale tasks ([`advice`]).
-pub fn text(st: &Status, color: bool, next: &str) -> String {
-    let header = [
-        "SERVICE",
-        "CLUSTER",
-        "PRIMARY DEPLOYMENT",
-        "RUN/DES/PEND",
-        "SECRET",
-        "VERSION",
-        "TASKS",
-        "STALE",
+/// about stale tasks ([`advice`]). Grouped by service: a line per service, the secrets it
+/// reads indented beneath in one table, laid out to `layout`'s width.
+pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
+    let width = layout.width;
+    let cols = [
+        Col::cut("SECRET"),
+        Col::whole("VERSION"),
+        Col::whole("TASKS"),
+        Col::whole("STALE"),
     ];
+    // Rows of the secrets table, and for each service the range of its rows.
     let mut rows = Vec::new();
+    let mut groups = Vec::new();
     for s in &st.services {
-        let counts = format!("{}/{}/{}", s.running, s.desired, s.pending);
+        let first = rows.len();
         if s.secrets.is_empty() {
             rows.push(vec![
-                service_cell(s),
-                s.cluster.clone(),
-                deployments_cell(s),
-                counts.clone(),
                 "-".into(),
                 String::new(),
                 s.tasks.len().to_string(),
                 "-".into(),
             ]);
         }
-        for (i, r) in s.secrets.iter().enumerate() {
-            let first = i == 0;
+        for r in &s.secrets {
             let stale = if r.tasks == 0 && !r.pinned.is_empty() {
                 "pinned".to_string()
             } else if s.nothing_to_prove {
@@ -168,23 +166,7 @@ pub fn text(st: &Status, color: bool, next: &str) -> String {
                 r.stale_tasks.len().to_string()
             };
             rows.push(vec![
-                if first {
-                    service_cell(s)
-                } else {
-                    String::new()
-                },
-                if first {
-                    s.cluster.clone()
-                } else {
-                    String::new()
-                },
-                if first {
-                    deployments_cell(s)
-                } else {
-                    String::new()
-                },
-                if first { counts.clone() } else { String::new() },
-                r.secret_name.clone(),
+                layout.name(&r.secret_name).to_string(),
                 r.current_version
                     .as_deref()
                     .map(short)
@@ -194,18 +176,49 @@ pub fn text(st: &Status, color: bool, next: &str) -> String {
                 stale,
             ]);
         }
+        groups.push((s, first..rows.len()));
     }
-    let paint = |col: usize, raw: &str, cell: String| -> String {
-        if !color || col != 7 {
-            return cell;
+    let paint = |col: usize, raw: &str| -> Option<comfy_table::Color> {
+        if !color || col != 3 {
+            return None;
         }
         match raw {
-            "0" => format!("\x1b[32m{cell}\x1b[0m"),
-            "-" | "pinned" | "nothing to prove" => cell,
-            _ => format!("\x1b[31m{cell}\x1b[0m"),
+            "0" => Some(comfy_table::Color::Green),
+            "-" | "pinned" | "nothing to prove" => None,
+            _ => Some(comfy_table::Color::Red),
         }
     };
-    let mut out = table(&header, &rows, &paint);
+    let inner = width.map(|w| w.saturating_sub(INDENT.len()));
+    let lines = width::table(&cols, &rows, inner, &paint);
+    let mut out = String::new();
+    push_wrapped(
+        &mut out,
+        "SERVICE  CLUSTER  RUNNING/DESIRED  PRIMARY DEPLOYMENT",
+        width,
+    );
+    push(&mut out, &format!("{INDENT}{}", lines[0]));
+    for (s, range) in groups {
+        for l in width::wrap(&service_line(s), width) {
+            push(&mut out, &l);
+        }
+        for l in &lines[range.start + 1..range.end + 1] {
+            push(&mut out, &format!("{INDENT}{l}"));
+        }
+    }
+    if let Some(p) = layout.prefix.as_deref().filter(|p| {
+        !p.is_empty()
+            && st
+                .services
+                .iter()
+                .flat_map(|s| &s.secrets)
+                .any(|r| layout.name(&r.secret_name) != r.secret_name)
+    }) {
+        push_wrapped(
+            &mut out,
+            &format!("(secret names without the environment's prefix {p})"),
+            width,
+        );
+    }
 
     let mut stale_lines = Vec::new();
     let mut pinned_lines = Vec::new();
@@ -244,24 +257,28 @@ pub fn text(st: &Status, color: bool, next: &str) -> String {
         }
     }
     if !stale_lines.is_empty() {
-        out.push_str("\nStale tasks:\n");
+        out.push('\n');
+        push_wrapped(&mut out, "Stale tasks:", width);
         for l in stale_lines {
-            out.push_str(&l);
-            out.push('\n');
+            push_wrapped(&mut out, &l, width);
         }
     }
     if !unproven_lines.is_empty() {
-        out.push_str("\nCannot be told (the secret changed after its version was created):\n");
+        out.push('\n');
+        push_wrapped(
+            &mut out,
+            "Cannot be told (the secret changed after its version was created):",
+            width,
+        );
         for l in unproven_lines {
-            out.push_str(&l);
-            out.push('\n');
+            push_wrapped(&mut out, &l, width);
         }
     }
     if !pinned_lines.is_empty() {
-        out.push_str("\nPinned references:\n");
+        out.push('\n');
+        push_wrapped(&mut out, "Pinned references:", width);
         for l in pinned_lines {
-            out.push_str(&l);
-            out.push('\n');
+            push_wrapped(&mut out, &l, width);
         }
     }
     let outside: Vec<String> = st
@@ -271,10 +288,10 @@ pub fn text(st: &Status, color: bool, next: &str) -> String {
         .map(|s| format!("  {}/{}", s.cluster, s.name))
         .collect();
     if !outside.is_empty() {
-        out.push_str("\nOutside the environment's services list (they read a checked secret; a rotation of this environment does not redeploy them, so each keeps the old value until its next deployment):\n");
+        out.push('\n');
+        push_wrapped(&mut out, "Outside the environment's services list (they read a checked secret; a rotation of this environment does not redeploy them, so each keeps the old value until its next deployment):", width);
         for l in outside {
-            out.push_str(&l);
-            out.push('\n');
+            push_wrapped(&mut out, &l, width);
         }
     }
     let deploying: Vec<String> = st
@@ -305,10 +322,10 @@ pub fn text(st: &Status, color: bool, next: &str) -> String {
         })
         .collect();
     if !deploying.is_empty() {
-        out.push_str("\nDeploying now:\n");
+        out.push('\n');
+        push_wrapped(&mut out, "Deploying now:", width);
         for l in deploying {
-            out.push_str(&l);
-            out.push('\n');
+            push_wrapped(&mut out, &l, width);
         }
     }
     // Tasks of the services worth a look: deploying, or holding stale tasks. Listing every
@@ -342,28 +359,25 @@ pub fn text(st: &Status, color: bool, next: &str) -> String {
         .collect();
     if !task_rows.is_empty() {
         out.push_str("\nTasks:\n");
-        out.push_str(&table(
-            &[
-                "SERVICE",
-                "TASK",
-                "DEPLOYMENT",
-                "STATUS",
-                "TASK DEFINITION",
-                "CREATED",
-                "VALUE",
-            ],
-            &task_rows,
-            &|col, raw, cell| {
-                if color && col == 6 && raw == "stale" {
-                    format!("\x1b[31m{cell}\x1b[0m")
-                } else {
-                    cell
-                }
-            },
-        ));
+        let cols = [
+            Col::cut("SERVICE"),
+            Col::cut("TASK"),
+            Col::cut("DEPLOYMENT"),
+            Col::whole("STATUS"),
+            Col::cut("TASK DEFINITION"),
+            Col::whole("CREATED"),
+            Col::whole("VALUE"),
+        ];
+        let paint = |col: usize, raw: &str| {
+            (color && col == 6 && raw == "stale").then_some(comfy_table::Color::Red)
+        };
+        for l in width::table(&cols, &task_rows, width, &paint) {
+            push(&mut out, &l);
+        }
     }
     for n in &st.notes {
-        out.push_str(&format!("\nnote: {n}\n"));
+        out.push('\n');
+        push_wrapped(&mut out, &format!("note: {n}"), width);
     }
     let stale_services = st
         .services
@@ -381,6 +395,7 @@ pub fn text(st: &Status, color: bool, next: &str) -> String {
             st.stale, stale_services,
         )
     };
+    let summary = width::wrap_text(&summary, width);
     out.push_str(&if color {
         let code = if st.stale == 0 { 32 } else { 31 };
         format!("\x1b[{code}m{summary}\x1b[0m")
@@ -391,7 +406,20 @@ pub fn text(st: &Status, color: bool, next: &str) -> String {
     out
 }
 
-fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool, reach: &Reach) {
+/// How a refresh is shown.
+struct View {
+    /// stdout is a terminal.
+    terminal: bool,
+    /// ANSI colours.
+    color: bool,
+    /// The options that reach the environment (for the commands suggested).
+    reach: Reach,
+    /// Width and secret prefix.
+    layout: Layout,
+}
+
+fn print(global: &Global, st: &Status, watch: bool, view: &View) {
+    let (terminal, color, reach) = (view.terminal, view.color, &view.reach);
     let mut stdout = std::io::stdout().lock();
     match global.output {
         Output::Ndjson => ndjson::print_document("status", st),
@@ -425,7 +453,7 @@ fn print(global: &Global, st: &Status, watch: bool, terminal: bool, color: bool,
                 .and_then(|d| journal::list(&d).ok())
                 .unwrap_or_default();
             let next = advice(&stale_advice(st, &rotations), reach);
-            let _ = write!(stdout, "{}", text(st, color, &next));
+            let _ = write!(stdout, "{}", text(st, color, &next, &view.layout));
         }
     }
     let _ = stdout.flush();
@@ -443,9 +471,18 @@ pub async fn run(global: &Global, a: &StatusArgs) -> Result<i32> {
     let terminal = std::io::stdout().is_terminal();
     let no_color = std::env::var("NO_COLOR").ok();
     let color = global.output == Output::Text && use_color(terminal, no_color.as_deref());
+    let view = View {
+        terminal,
+        color,
+        reach,
+        layout: Layout {
+            width: width::stdout(),
+            prefix: target.secret_prefix.clone(),
+        },
+    };
     if !a.watch {
         let st = status::gather(&s.clients, &target, &ids, state_dir.as_deref()).await?;
-        print(global, &st, false, terminal, color, &reach);
+        print(global, &st, false, &view);
         return Ok(st.exit_code());
     }
     // The handler is in place before the first refresh is shown, so a Ctrl-C at any
@@ -453,7 +490,7 @@ pub async fn run(global: &Global, a: &StatusArgs) -> Result<i32> {
     let mut interrupt = Interrupt::new()?;
     loop {
         let st = status::gather(&s.clients, &target, &ids, state_dir.as_deref()).await?;
-        print(global, &st, true, terminal, color, &reach);
+        print(global, &st, true, &view);
         // Ctrl-C ends the watch with the exit code of the last refresh.
         tokio::select! {
             _ = tokio::time::sleep(WATCH_EVERY) => {}
@@ -566,6 +603,7 @@ mod tests {
             &st(vec!["t1".into()]),
             false,
             "redeploy them (`secret-rollout redeploy --services api`)",
+            &Layout::default(),
         );
         assert!(out.contains("SERVICE"), "{out}");
         assert!(out.contains("6a1f0000"), "{out}");
@@ -586,18 +624,51 @@ mod tests {
 
     #[test]
     fn colour_only_when_asked() {
-        let out = text(&st(vec![]), true, "");
+        let out = text(&st(vec![]), true, "", &Layout::default());
         assert!(out.contains("\x1b[32m"), "{out}");
         assert!(out.contains("No stale tasks"), "{out}");
     }
 
+    /// Grouped by service, the prefix left out of names, every line within the width,
+    /// the stale count coloured in its own column.
     #[test]
-    fn table_pads_by_raw_width() {
-        let t = table(
-            &["A", "B"],
-            &[vec!["long".into(), "x".into()]],
-            &|_, _, c| format!("\x1b[1m{c}\x1b[0m"),
+    fn grouped_by_service_within_the_width() {
+        let out = text(
+            &st(vec!["t1".into()]),
+            true,
+            "redeploy them (`secret-rollout redeploy --services api --cluster c`)",
+            &Layout {
+                width: Some(50),
+                prefix: Some("production/".into()),
+            },
         );
-        assert_eq!(t, "A     B\n\x1b[1mlong\x1b[0m  \x1b[1mx\x1b[0m\n");
+        let lines: Vec<&str> = out.lines().collect();
+        for l in &lines {
+            assert!(
+                width::shown(l) <= 50,
+                "{} columns: {l:?}\n{out}",
+                width::shown(l)
+            );
+        }
+        let service = lines
+            .iter()
+            .position(|l| l.starts_with("api  c  2/2 running"))
+            .expect(&out);
+        // The service line wraps (the deployment on the next line), then its secret.
+        assert_eq!(lines[service + 1], "  ecs-svc/1 COMPLETED 2/2", "{out}");
+        assert!(lines[service + 2].starts_with("  x "), "{out}");
+        assert!(lines[service + 2].contains("6a1f0000"), "{out}");
+        assert!(
+            lines[service + 2].contains('\x1b'),
+            "the stale count is coloured: {out}"
+        );
+        assert!(
+            out.contains("(secret names without the environment's prefix\n  production/)"),
+            "{out}"
+        );
+        // Without a width nothing is cut or wrapped.
+        let full = text(&st(vec!["t1".into()]), false, "x", &Layout::default());
+        assert!(full.contains("  production/x  6a1f0000"), "{full}");
+        assert!(!full.contains('…'), "{full}");
     }
 }

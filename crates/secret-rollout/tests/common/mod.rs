@@ -163,6 +163,8 @@ impl TestEnv {
                 || k.starts_with("SECRET_ROLLOUT_")
                 || k == "RUST_LOG"
                 || k == "CI"
+                // A width inherited from the shell would change every text output.
+                || k == "COLUMNS"
             {
                 cmd.env_remove(&k);
             }
