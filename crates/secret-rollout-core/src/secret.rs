@@ -178,6 +178,7 @@ mod tests {
             deleted_date: None,
             owning_service: None,
             last_changed: None,
+            last_rotated: None,
         }
     }
 
