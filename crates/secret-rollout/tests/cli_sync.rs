@@ -265,3 +265,55 @@ async fn a_rotation_under_way_waits() {
     assert!(notes.contains("being rotated"), "{doc}");
     assert_eq!(env.calls("UpdateService"), 0);
 }
+
+/// A sync killed (-9) while its redeploy waits: the journal names the rotation, `resume`
+/// redeploys, follows and proves it, and history shows one sync, verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_sync_is_finished_by_resume() {
+    use sandbox::faults::{FaultRule, Release, Which};
+    use std::process::Stdio;
+    let env = start(0.0).await;
+    advance(&env, 10.0);
+    let version = rotate(&env, CSRF).await;
+    advance(&env, 10.0);
+    speed(&env, 2000.0);
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
+    let mut child = env
+        .cli()
+        .args(["sync", "--cluster", CLUSTER, "--yes", "--max-poll", "50ms"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = env.wait_held(&mut child, "the sync's redeploy", 1).await;
+    assert_eq!(common::gate::service_of(&held[0]), "front");
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().code(), None, "killed by a signal");
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    let open = history(&env);
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0]["kind"], "sync");
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    speed(&env, 0.0);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["outcome"], "verified", "{doc}");
+    let ran: Vec<Value> = env
+        .calls_of("UpdateService")
+        .into_iter()
+        .filter(|c| c["error"].is_null())
+        .collect();
+    assert_eq!(ran.len(), 1, "one redeploy ran: {ran:?}");
+    assert!(stale_truth(&env, CSRF).is_empty());
+    assert_eq!(env.versions_read("front", CSRF), BTreeSet::from([version]));
+    let done = history(&env);
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["outcome"], "verified", "{done:?}");
+}
