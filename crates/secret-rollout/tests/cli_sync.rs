@@ -317,3 +317,160 @@ async fn a_killed_sync_is_finished_by_resume() {
     assert_eq!(done.len(), 1);
     assert_eq!(done[0]["outcome"], "verified", "{done:?}");
 }
+
+/// Lines of the watcher's ndjson output so far, of `kind`.
+fn lines_of(path: &std::path::Path, kind: &str) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == kind)
+        .collect()
+}
+
+/// `sync --watch` at sandbox speed: three rotations in a row and a write by hand are each
+/// rolled out to exactly their readers and proven; a held rotation is waited out (nothing
+/// deployed while it is pending); SIGTERM while idle stops it cleanly (exit 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_rolls_out_rotations_and_writes_and_waits_out_a_held_rotation() {
+    use common::gate::wait_for;
+    use std::process::Stdio;
+    const PDF: &str = "production/opg_lpa_pdf_owner_password";
+    let env = start(0.0).await;
+    advance(&env, 10.0);
+    let bystanders: Vec<(&str, BTreeSet<String>)> = ["api", "admin"]
+        .into_iter()
+        .map(|s| (s, task_ids(&env, s)))
+        .collect();
+    speed(&env, 2000.0);
+    let out_path = env.dir.path().join("watch.out");
+    let mut child = env
+        .cli()
+        .args([
+            "sync",
+            "--watch",
+            "--interval",
+            "50ms",
+            "--cluster",
+            CLUSTER,
+            "--max-poll",
+            "20ms",
+            "--output",
+            "ndjson",
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(env.dir.path().join("watch.err")).unwrap())
+        .spawn()
+        .unwrap();
+    let alive = |child: &mut std::process::Child| {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the watcher ended early"
+        );
+    };
+    wait_for("the first health line", || {
+        !lines_of(&out_path, "health").is_empty()
+    })
+    .await;
+    alive(&mut child);
+    assert!(
+        lines_of(&out_path, "report").is_empty(),
+        "nothing to catch up on"
+    );
+
+    for i in 1..=3 {
+        let version = rotate(&env, CSRF).await;
+        wait_for("a sync report", || lines_of(&out_path, "report").len() >= i).await;
+        let report = lines_of(&out_path, "report").pop().unwrap();
+        assert_eq!(report["outcome"], "verified", "{report}");
+        assert_eq!(report["kind"], "sync");
+        assert_eq!(env.versions_read("front", CSRF), BTreeSet::from([version]));
+    }
+    // A write by hand to a secret only pdf reads.
+    env.clients
+        .sm
+        .put_secret_value()
+        .secret_id(PDF)
+        .secret_string("written-by-hand-in-the-console")
+        .send()
+        .await
+        .unwrap();
+    wait_for("the write's sync", || {
+        lines_of(&out_path, "report").len() >= 4
+    })
+    .await;
+    let report = lines_of(&out_path, "report").pop().unwrap();
+    assert_eq!(report["outcome"], "verified", "{report}");
+    assert_eq!(
+        env.versions_read("pdf", PDF),
+        BTreeSet::from([env.current_version(PDF)])
+    );
+
+    // A held rotation: the watcher waits, and deploys nothing meanwhile.
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .hold_rotations(&[CSRF.to_string()], true)
+        .unwrap();
+    let deployed = updates(&env).len();
+    let version = rotate(&env, CSRF).await;
+    wait_for("a waiting line", || {
+        lines_of(&out_path, "waiting")
+            .iter()
+            .any(|w| w["secret"] == CSRF)
+    })
+    .await;
+    let healths = lines_of(&out_path, "health").len();
+    wait_for("two more looks while held", || {
+        lines_of(&out_path, "health").len() >= healths + 2
+    })
+    .await;
+    assert_eq!(
+        updates(&env).len(),
+        deployed,
+        "nothing deployed while pending"
+    );
+    assert_eq!(lines_of(&out_path, "report").len(), 4);
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .hold_rotations(&[CSRF.to_string()], false)
+        .unwrap();
+    wait_for("the held rotation's sync", || {
+        lines_of(&out_path, "report").len() >= 5
+    })
+    .await;
+    assert_eq!(lines_of(&out_path, "report")[4]["outcome"], "verified");
+    assert_eq!(env.versions_read("front", CSRF), BTreeSet::from([version]));
+
+    // Exactly one redeploy per change, of exactly its readers.
+    let mut by_service = updates(&env);
+    by_service.sort();
+    assert_eq!(by_service, ["front", "front", "front", "front", "pdf"]);
+    for (service, before) in &bystanders {
+        assert_eq!(&task_ids(&env, service), before, "{service} untouched");
+    }
+    assert_eq!(env.calls("PutSecretValue"), 1, "only the test wrote");
+
+    // SIGTERM while idle: a clean stop.
+    let healths = lines_of(&out_path, "health").len();
+    wait_for("an idle look", || {
+        lines_of(&out_path, "health").len() > healths
+    })
+    .await;
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let err = std::fs::read_to_string(env.dir.path().join("watch.err")).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(lines_of(&out_path, "stopped").len(), 1);
+    speed(&env, 0.0);
+}

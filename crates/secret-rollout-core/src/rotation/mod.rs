@@ -38,7 +38,9 @@ pub use report::{
 };
 pub use resume::{find_resumable, find_rotation, resume, ResumeRequest};
 pub use rollback::{rollback, rollback_of, RollbackOf, RollbackRequest};
-pub use sync::{sync, sync_plan, SyncPlan, SyncRequest, SyncSecret, SyncService};
+pub use sync::{
+    changed, name_filters, sync, sync_plan, Seen, SyncPlan, SyncRequest, SyncSecret, SyncService,
+};
 
 /// How a rotation runs.
 #[derive(Debug, Clone)]

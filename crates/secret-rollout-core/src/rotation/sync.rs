@@ -260,6 +260,61 @@ fn refs(plan: &SyncPlan) -> Vec<ServiceRef> {
         .collect()
 }
 
+/// The `name` filter values of a watcher's ListSecrets (AWS takes at most 10 per filter,
+/// each a prefix): the names themselves when there are at most 10, else their longest
+/// common prefix (none: no filter; the listing is then cut to the watched secrets here).
+pub fn name_filters(names: &[String]) -> Vec<String> {
+    if names.len() <= 10 {
+        return names.to_vec();
+    }
+    let first = names[0].as_str();
+    let len = names.iter().skip(1).fold(first.len(), |len, n| {
+        first
+            .bytes()
+            .zip(n.bytes())
+            .take(len)
+            .take_while(|(a, b)| a == b)
+            .count()
+    });
+    match first.get(..len) {
+        Some(p) if !p.is_empty() => vec![p.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+/// What a watcher remembers of a secret between two looks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seen {
+    /// `LastChangedDate`.
+    pub last_changed: Option<f64>,
+    /// `AWSCURRENT`.
+    pub current: Option<String>,
+}
+
+/// The watched secrets (`arn`s) whose listing differs from what was seen (or that were not
+/// seen yet), and among them those being rotated (`AWSPENDING` on another version): these
+/// wait. Listed secrets that are not watched are ignored.
+pub fn changed(
+    seen: &BTreeMap<String, Seen>,
+    watched: &BTreeSet<String>,
+    listed: &[crate::secret::Listed],
+) -> (Vec<String>, Vec<String>) {
+    let mut changed = Vec::new();
+    let mut rotating = Vec::new();
+    for l in listed.iter().filter(|l| watched.contains(&l.arn)) {
+        let now = Seen {
+            last_changed: l.last_changed,
+            current: l.current.clone(),
+        };
+        if l.pending.is_some() {
+            rotating.push(l.arn.clone());
+        } else if seen.get(&l.arn) != Some(&now) {
+            changed.push(l.arn.clone());
+        }
+    }
+    (changed, rotating)
+}
+
 /// The journaled run: a start record naming each proven secret's current version, the
 /// redeploys, the follow, the proof. On failure nothing is restored (nothing was written).
 async fn run(ctx: &Context<'_>, target: &Target, plan: &SyncPlan) -> Result<Report> {
@@ -387,6 +442,61 @@ mod tests {
         let proven: Vec<&str> = p.proven_secrets().iter().map(|s| s.name.as_str()).collect();
         assert_eq!(proven, ["db"]);
         assert_eq!(p.redeploy[0].primary.as_deref(), Some("ecs-svc/api"));
+    }
+
+    #[test]
+    fn name_filters_stay_within_awss_ten_values() {
+        let few: Vec<String> = (0..10).map(|i| format!("production/s{i}")).collect();
+        assert_eq!(name_filters(&few), few);
+        let many: Vec<String> = (0..11).map(|i| format!("production/s{i}")).collect();
+        assert_eq!(name_filters(&many), ["production/s"]);
+        let apart = vec!["a/x".to_string(); 11]
+            .into_iter()
+            .chain(["b/y".to_string()])
+            .collect::<Vec<_>>();
+        assert!(name_filters(&apart).is_empty());
+    }
+
+    #[test]
+    fn a_change_is_a_new_last_changed_or_current_and_a_pending_one_waits() {
+        let listed = |arn: &str, l: f64, c: &str, p: Option<&str>| crate::secret::Listed {
+            arn: arn.into(),
+            name: arn.into(),
+            last_changed: Some(l),
+            current: Some(c.into()),
+            pending: p.map(str::to_string),
+        };
+        let seen: BTreeMap<String, Seen> = [
+            (
+                "a".to_string(),
+                Seen {
+                    last_changed: Some(1.0),
+                    current: Some("v1".into()),
+                },
+            ),
+            (
+                "b".to_string(),
+                Seen {
+                    last_changed: Some(1.0),
+                    current: Some("v1".into()),
+                },
+            ),
+        ]
+        .into();
+        let watched: BTreeSet<String> = ["a", "b", "c", "d"].map(String::from).into();
+        let (changed, rotating) = changed(
+            &seen,
+            &watched,
+            &[
+                listed("a", 1.0, "v1", None),
+                listed("b", 2.0, "v1", None),
+                listed("c", 1.0, "v1", None),
+                listed("d", 3.0, "v1", Some("v2")),
+                listed("e", 9.0, "v9", None),
+            ],
+        );
+        assert_eq!(changed, ["b", "c"]);
+        assert_eq!(rotating, ["d"]);
     }
 
     #[test]
