@@ -474,3 +474,77 @@ async fn the_watcher_rolls_out_rotations_and_writes_and_waits_out_a_held_rotatio
     assert_eq!(lines_of(&out_path, "stopped").len(), 1);
     speed(&env, 0.0);
 }
+
+/// SIGTERM while the watcher's sync waits at its redeploy: the journal records it as
+/// interrupted (exit 130, with the `resume` to run), and `resume` finishes it, verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_watchers_sync_journals_it_for_resume() {
+    use sandbox::faults::{FaultRule, Release, Which};
+    use std::process::Stdio;
+    let env = start(0.0).await;
+    advance(&env, 10.0);
+    speed(&env, 2000.0);
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
+    let out_path = env.dir.path().join("watch.out");
+    let mut child = env
+        .cli()
+        .args([
+            "sync",
+            "--watch",
+            "--interval",
+            "50ms",
+            "--cluster",
+            CLUSTER,
+            "--max-poll",
+            "20ms",
+            "--output",
+            "ndjson",
+            CSRF,
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::gate::wait_for("the first health line", || {
+        !lines_of(&out_path, "health").is_empty()
+    })
+    .await;
+    let version = rotate(&env, CSRF).await;
+    let held = env.wait_held(&mut child, "the watcher's redeploy", 1).await;
+    assert_eq!(common::gate::service_of(&held[0]), "front");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130));
+    let stopped = lines_of(&out_path, "stopped");
+    assert_eq!(stopped.len(), 1);
+    assert!(
+        stopped[0]["next_steps"][0]
+            .as_str()
+            .unwrap()
+            .contains("secret-rollout resume"),
+        "{stopped:?}"
+    );
+    let open = history(&env);
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0]["outcome"], "interrupted", "{open:?}");
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    speed(&env, 0.0);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(stale_truth(&env, CSRF).is_empty());
+    assert_eq!(env.versions_read("front", CSRF), BTreeSet::from([version]));
+    assert_eq!(history(&env)[0]["outcome"], "verified");
+}
