@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo build --release -p secret-rollout -p bench
-//! target/release/bench <load|describe|runbook|discovery|all> [--runs N] [--samples N] [--speed X]
+//! target/release/bench <load|describe|runbook|discovery|watch|all> [--runs N] [--samples N] [--speed X]
 //! ```
 //!
 //! Every benchmark measures against an alternative in the same run and prints the ratio,
@@ -54,7 +54,7 @@ async fn main() -> Result<()> {
             }
             "-h" | "--help" => {
                 println!(
-                    "usage: bench <load|describe|runbook|discovery|all> [--runs N] [--samples N]"
+                    "usage: bench <load|describe|runbook|discovery|watch|all> [--runs N] [--samples N]"
                 );
                 return Ok(());
             }
@@ -62,7 +62,7 @@ async fn main() -> Result<()> {
         }
     }
     if names.is_empty() || names.iter().any(|n| n == "all") {
-        names = ["load", "describe", "runbook", "discovery"]
+        names = ["load", "describe", "runbook", "discovery", "watch"]
             .map(String::from)
             .to_vec();
     }
@@ -72,7 +72,10 @@ async fn main() -> Result<()> {
             "describe" => describe(&opts).await?,
             "runbook" => runbook(&opts).await?,
             "discovery" => discovery(&opts).await?,
-            other => bail!("unknown benchmark {other:?} (load, describe, runbook, discovery, all)"),
+            "watch" => watch(&opts).await?,
+            other => bail!(
+                "unknown benchmark {other:?} (load, describe, runbook, discovery, watch, all)"
+            ),
         }
         println!();
     }
@@ -187,8 +190,12 @@ fn instant() -> Timing {
     }
 }
 
-/// The release `secret-rollout` next to this binary (both in target/release).
+/// The release `secret-rollout` next to this binary (both in target/release), or the one
+/// `SECRET_ROLLOUT_BENCH_BIN` names (call counts do not depend on the build profile).
 fn secret_rollout_bin() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("SECRET_ROLLOUT_BENCH_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
     let me = std::env::current_exe()?;
     let bin = me
         .parent()
@@ -990,5 +997,120 @@ async fn discovery(o: &Opts) -> Result<()> {
         "  ratio one-per-service / batched: {:.1}x",
         ratio(s1.median, b.median)
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. sync --watch: calls per idle interval
+
+/// `sync --watch` over 10, 100 and 1,000 watched secrets (named on the command line), beside
+/// 500 secrets it does not watch: the calls of each idle interval (nothing changed), from
+/// the watcher's own health lines (`calls`, by operation) and checked against the sandbox's
+/// call log. Target: ceil(n/100) ListSecrets and nothing else. Alternative: one
+/// DescribeSecret per watched secret per interval (n calls), the naive watcher.
+async fn watch(o: &Opts) -> Result<()> {
+    let bin = secret_rollout_bin()?;
+    let intervals = o.runs.max(3);
+    println!("watch: calls per idle interval of sync --watch ({intervals} idle intervals each)");
+    for n in [10usize, 100, 1000] {
+        let sb = start(Scenario::sample(), 1.0).await?;
+        {
+            let world = sb.world();
+            let mut w = world.lock().expect("sandbox lock");
+            for i in 0..n {
+                w.call(
+                    sandbox::Service::SecretsManager,
+                    "CreateSecret",
+                    &json!({"Name": format!("watched/s{i:04}"), "SecretString": "v"}),
+                )
+                .map_err(|e| anyhow!("CreateSecret: {e}"))?;
+            }
+            for i in 0..500 {
+                w.call(
+                    sandbox::Service::SecretsManager,
+                    "CreateSecret",
+                    &json!({"Name": format!("other/s{i:04}"), "SecretString": "v"}),
+                )
+                .map_err(|e| anyhow!("CreateSecret: {e}"))?;
+            }
+        }
+        let dir = tempfile::tempdir()?;
+        std::fs::create_dir_all(dir.path().join("state"))?;
+        let out_path = dir.path().join("watch.out");
+        let mut cmd = clean_command(&bin, &sb.endpoint(), dir.path());
+        cmd.args([
+            "sync",
+            "--watch",
+            "--interval",
+            "300ms",
+            "--cluster",
+            CLUSTER,
+            "--output",
+            "ndjson",
+        ]);
+        for i in 0..n {
+            cmd.arg(format!("watched/s{i:04}"));
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out_path)?)
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().context("secret-rollout sync --watch")?;
+        let healths = |path: &Path| -> Vec<Value> {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| v["type"] == "health")
+                .collect()
+        };
+        // The first look (the catch-up sync) is not idle: count from the second on.
+        let t0 = Instant::now();
+        let mut base = None;
+        loop {
+            let h = healths(&out_path);
+            if base.is_none() && !h.is_empty() {
+                base = Some(calls_of(&sb, "ListSecrets"));
+            }
+            if h.len() > intervals {
+                break;
+            }
+            if let Some(status) = child.try_wait()? {
+                bail!("the watcher ended ({status})");
+            }
+            if t0.elapsed() > Duration::from_secs(300) {
+                let _ = child.kill();
+                bail!("the watcher made no progress for 5 minutes");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let logged = calls_of(&sb, "ListSecrets") - base.unwrap_or(0);
+        let _ = child.kill();
+        let _ = child.wait();
+        let idle: Vec<Value> = healths(&out_path)
+            .into_iter()
+            .skip(1)
+            .take(intervals)
+            .collect();
+        let mut list_max = 0;
+        let mut others = 0;
+        for h in &idle {
+            let calls = h["calls"].as_object().cloned().unwrap_or_default();
+            for (op, count) in calls {
+                let count = count.as_u64().unwrap_or(0);
+                if op.ends_with("ListSecrets") {
+                    list_max = list_max.max(count);
+                } else {
+                    others += count;
+                }
+            }
+        }
+        let target = n.div_ceil(100) as u64;
+        println!(
+            "  {n:>5} watched (+500 not watched): ListSecrets per idle interval {list_max} (target ceil(n/100) = {target}: {}), other calls {others}; sandbox log: {logged} ListSecrets over {} looks; naive DescribeSecret per secret: {n} calls ({:.0}x more)",
+            if list_max <= target && others == 0 { "met" } else { "MISSED" },
+            intervals,
+            n as f64 / list_max.max(1) as f64
+        );
+    }
     Ok(())
 }

@@ -118,6 +118,27 @@ impl World {
         Ok(())
     }
 
+    /// Holds (`true`) or releases (`false`) the rotations of the named secrets mid-way
+    /// (see [`crate::secrets::SecretsStore::hold_rotation`]). `Err` names an unknown secret
+    /// (nothing is changed then).
+    pub fn hold_rotations(&mut self, names: &[String], held: bool) -> Result<(), String> {
+        self.advance();
+        if let Some(n) = names.iter().find(|n| self.secrets.find(n).is_none()) {
+            return Err(format!("secret {n} does not exist"));
+        }
+        let now = self.clock.now();
+        for n in names {
+            let name = self
+                .secrets
+                .find(n)
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            self.secrets.hold_rotation(&name, held, now)?;
+        }
+        self.advance();
+        Ok(())
+    }
+
     /// Expires every STS session issued so far.
     pub fn expire_sessions(&mut self) {
         self.sts.expire_sessions();
@@ -310,6 +331,16 @@ pub fn handle(
             w.advance_clock(seconds).map_err(bad)?;
             Ok(ok(json!({"now": w.clock.now(), "speed": w.clock.speed()})))
         })(),
+        (&Method::PUT, "/_sandbox/rotation-holds") => (|| {
+            #[derive(serde::Deserialize)]
+            struct Holds {
+                secrets: Vec<String>,
+                held: bool,
+            }
+            let h: Holds = parse(body)?;
+            w.hold_rotations(&h.secrets, h.held).map_err(bad)?;
+            Ok(ok(json!({})))
+        })(),
         (&Method::POST, "/_sandbox/sts/expire-sessions") => {
             w.expire_sessions();
             Ok(ok(json!({})))
@@ -328,6 +359,7 @@ pub fn handle(
             | "/_sandbox/timing"
             | "/_sandbox/clock"
             | "/_sandbox/clock/advance"
+            | "/_sandbox/rotation-holds"
             | "/_sandbox/sts/expire-sessions",
         ) => Err(error(
             StatusCode::METHOD_NOT_ALLOWED,

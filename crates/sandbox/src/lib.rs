@@ -126,9 +126,21 @@ impl World {
         }
     }
 
-    /// Advances the ECS simulation to the clock's now.
+    /// Advances the simulation to the clock's now: rotation steps (see
+    /// [`secrets::SecretsStore::next_due`]) interleaved in time order with ECS's events, so
+    /// a task launched before a rotation's move of `AWSCURRENT` reads the older value.
     pub fn advance(&mut self) {
         let now = self.clock.now();
+        while let Some(due) = self.secrets.next_due().filter(|d| *d <= now) {
+            let mut ctx = Ctx {
+                now: due,
+                region: &self.region,
+                account: &self.account,
+                rng: &mut self.rng,
+            };
+            self.ecs.advance(&mut ctx, &self.secrets);
+            self.secrets.step(&mut ctx);
+        }
         let mut ctx = Ctx {
             now,
             region: &self.region,

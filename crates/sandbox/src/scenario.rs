@@ -181,6 +181,14 @@ pub struct SecretSpec {
     /// Rotation Lambda ARN (a made-up one when rotation is on and this is absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation_lambda_arn: Option<String>,
+    /// The value each rotation puts (`{n}` is replaced by the rotation's number, 1, 2,
+    /// ...); random when absent. Stands for the rotation Lambda's `createSecret`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_value: Option<String>,
+    /// Virtual seconds from a rotation's new version (`AWSPENDING`) to the move of
+    /// `AWSCURRENT` (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_seconds: Option<f64>,
     /// The managing service (`rds`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owning_service: Option<String>,
@@ -663,6 +671,18 @@ fn build_secret(
         account,
         rng,
     };
+    if spec.rotation_value.is_some() || spec.rotation_seconds.is_some() {
+        secrets.set_rotation_rule(
+            name,
+            crate::secrets::RotationRule {
+                value: spec.rotation_value.clone(),
+                seconds: spec
+                    .rotation_seconds
+                    .unwrap_or(crate::secrets::DEFAULT_ROTATION_SECONDS),
+                held: false,
+            },
+        )?;
+    }
     if let Some(enabled) = spec.rotation_enabled {
         let lambda = spec.rotation_lambda_arn.clone().unwrap_or_else(|| {
             format!(

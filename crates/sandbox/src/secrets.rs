@@ -17,6 +17,11 @@ use crate::{AwsError, Ctx, OpResult};
 pub const AWSCURRENT: &str = "AWSCURRENT";
 /// The label on the version that held `AWSCURRENT` before the last move.
 pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+/// The label a rotation puts on its new version until it makes it current.
+pub const AWSPENDING: &str = "AWSPENDING";
+/// Virtual seconds from a rotation's new version (`AWSPENDING`) to the move of
+/// `AWSCURRENT`, unless the scenario says otherwise (a rotation Lambda's four steps).
+pub const DEFAULT_ROTATION_SECONDS: f64 = 2.0;
 
 /// Largest `SecretString` / `SecretBinary`, in bytes.
 const MAX_VALUE_BYTES: usize = 65_536;
@@ -147,6 +152,50 @@ pub struct Secret {
     pub tags: Vec<(String, String)>,
     /// Versions, oldest first.
     pub versions: Vec<SecretVersion>,
+    /// `LastRotatedDate`: when the last rotation finished (moved `AWSCURRENT` to its
+    /// version).
+    pub last_rotated: Option<f64>,
+    /// `NextRotationDate`: when the next scheduled rotation starts (rotation on, with a
+    /// schedule).
+    pub next_rotation: Option<f64>,
+    /// A rotation under way (its version carries `AWSPENDING`).
+    pub rotating: Option<Rotating>,
+    /// How rotations of this secret make their value and how long they take.
+    pub rotation: RotationRule,
+    /// Rotations finished so far.
+    pub rotations: u64,
+}
+
+/// A rotation under way: `createSecret` made its version (`AWSPENDING`); `finishSecret`
+/// moves `AWSCURRENT` to it at `finish_at`, unless the rotation is held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotating {
+    /// The new version's id.
+    pub version_id: String,
+    /// When `AWSCURRENT` moves (virtual epoch seconds).
+    pub finish_at: f64,
+}
+
+/// The scenario's rule for one secret's rotations (there is no Lambda in the sandbox).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RotationRule {
+    /// The next value: this text with `{n}` replaced by the rotation's number (1, 2, ...);
+    /// `None`: 32 random letters and digits from the seeded source.
+    pub value: Option<String>,
+    /// Virtual seconds from the new version (`AWSPENDING`) to the move of `AWSCURRENT`.
+    pub seconds: f64,
+    /// Held mid-way: the new version stays `AWSPENDING` until released.
+    pub held: bool,
+}
+
+impl Default for RotationRule {
+    fn default() -> Self {
+        Self {
+            value: None,
+            seconds: DEFAULT_ROTATION_SECONDS,
+            held: false,
+        }
+    }
 }
 
 impl Secret {
@@ -211,6 +260,15 @@ impl Secret {
             m.insert("RotationRules".into(), r.clone());
         }
         m.insert("LastChangedDate".into(), json!(self.last_changed));
+        if let Some(r) = self.last_rotated {
+            m.insert("LastRotatedDate".into(), json!(r));
+        }
+        if let Some(n) = self
+            .next_rotation
+            .filter(|_| self.rotation_enabled == Some(true))
+        {
+            m.insert("NextRotationDate".into(), json!(n));
+        }
         if let Some(a) = self.last_accessed {
             // AWS reports the access date truncated to the day.
             m.insert(
@@ -540,6 +598,68 @@ impl SecretsStore {
         Ok(())
     }
 
+    /// Sets how rotations of `name` make their value and how long they take (no AWS
+    /// operation does that: it stands for the rotation Lambda).
+    pub fn set_rotation_rule(&mut self, name: &str, rule: RotationRule) -> Result<(), String> {
+        let s = self
+            .secrets
+            .get_mut(name)
+            .ok_or_else(|| format!("secret {name} does not exist"))?;
+        if !(rule.seconds.is_finite() && rule.seconds >= 0.0) {
+            return Err(format!("secret {name}: rotation seconds must be 0 or more"));
+        }
+        s.rotation = rule;
+        Ok(())
+    }
+
+    /// Holds (or releases) rotations of `name` mid-way: held, a rotation's version stays
+    /// `AWSPENDING`; released, `AWSCURRENT` moves at once (or when it was due, if later).
+    pub fn hold_rotation(&mut self, name: &str, held: bool, now: f64) -> Result<(), String> {
+        let s = self
+            .secrets
+            .get_mut(name)
+            .ok_or_else(|| format!("secret {name} does not exist"))?;
+        if s.rotation.held && !held {
+            if let Some(r) = &mut s.rotating {
+                r.finish_at = r.finish_at.max(now);
+            }
+        }
+        s.rotation.held = held;
+        Ok(())
+    }
+
+    /// The virtual time of the next rotation step (a scheduled rotation starting, or one
+    /// under way and not held moving `AWSCURRENT`), if any.
+    pub fn next_due(&self) -> Option<f64> {
+        self.secrets
+            .values()
+            .filter(|s| !s.is_deleted())
+            .filter_map(|s| match &s.rotating {
+                Some(_) if s.rotation.held => None,
+                Some(r) => Some(r.finish_at),
+                None => s.next_rotation.filter(|_| s.rotation_enabled == Some(true)),
+            })
+            .min_by(f64::total_cmp)
+    }
+
+    /// Runs every rotation step due at `ctx.now` (see [`Self::next_due`]).
+    pub fn step(&mut self, ctx: &mut Ctx<'_>) {
+        let now = ctx.now;
+        for s in self.secrets.values_mut().filter(|s| !s.is_deleted()) {
+            match &s.rotating {
+                Some(r) if !s.rotation.held && r.finish_at <= now => finish_rotation(s, now),
+                Some(_) => {}
+                None => {
+                    if s.rotation_enabled == Some(true) && s.next_rotation.is_some_and(|n| n <= now)
+                    {
+                        s.next_rotation = None;
+                        start_rotation(s, ctx, None);
+                    }
+                }
+            }
+        }
+    }
+
     /// Removes secrets whose recovery window has passed.
     fn purge(&mut self, now: f64) {
         self.secrets
@@ -633,6 +753,11 @@ impl SecretsStore {
             owning_service: None,
             tags,
             versions: Vec::new(),
+            last_rotated: None,
+            next_rotation: None,
+            rotating: None,
+            rotation: RotationRule::default(),
+            rotations: 0,
         };
         let mut out = json!({"ARN": arn, "Name": name});
         if let Some(value) = value {
@@ -840,7 +965,7 @@ impl SecretsStore {
                         "Invalid filter key {key}."
                     )));
                 }
-                let values = f
+                let values: Vec<String> = f
                     .get("Values")
                     .and_then(Value::as_array)
                     .map(|a| {
@@ -850,6 +975,11 @@ impl SecretsStore {
                             .collect()
                     })
                     .unwrap_or_default();
+                if values.len() > 10 {
+                    return Err(AwsError::invalid_parameter(
+                        "A filter takes at most 10 values.",
+                    ));
+                }
                 filters.push((key.to_string(), values));
             }
         }
@@ -926,12 +1056,24 @@ impl SecretsStore {
         Ok(json!({"ARN": secret.arn, "Name": secret.name}))
     }
 
-    /// Turns rotation on. No Lambda runs: the sandbox only records the configuration so a
-    /// rotation-enabled secret can be made through the API.
+    /// Configures rotation and, unless `RotateImmediately` is `false`, starts one now. No
+    /// Lambda runs: the rotation does what the four steps of a rotation function do, on the
+    /// virtual clock ([`SecretsStore::next_due`], [`SecretsStore::step`]): `createSecret`
+    /// puts the next value (the secret's [`RotationRule`]) as a new version labelled
+    /// `AWSPENDING` now; `finishSecret` moves `AWSCURRENT` to it (`AWSPREVIOUS` follows)
+    /// and sets `LastRotatedDate` [`RotationRule::seconds`] later, or when a held rotation
+    /// is released. With `RotationRules` (`AutomaticallyAfterDays`, or a `rate(N hours)` /
+    /// `rate(N days)` `ScheduleExpression`), the next one starts on that schedule.
     fn rotate_secret(&mut self, ctx: &mut Ctx<'_>, body: &Value) -> OpResult {
         let id = required(body, "SecretId")?;
         let lambda = str_field(body, "RotationLambdaARN")?.map(str::to_string);
         let rules = body.get("RotationRules").filter(|v| !v.is_null()).cloned();
+        let immediately = bool_field(body, "RotateImmediately")?.unwrap_or(true);
+        let interval = match &rules {
+            Some(r) => interval_of(r)?,
+            None => None,
+        };
+        let token = token_of(body, ctx)?;
         let secret = self.get_mut(id)?;
         if secret.is_deleted() {
             return Err(AwsError::invalid_request(MARKED_FOR_DELETION));
@@ -939,6 +1081,11 @@ impl SecretsStore {
         if lambda.is_none() && secret.rotation_lambda_arn.is_none() {
             return Err(AwsError::invalid_request(
                 "No Lambda rotation function ARN is associated with this secret.",
+            ));
+        }
+        if immediately && secret.rotating.is_some() {
+            return Err(AwsError::invalid_request(
+                "A previous rotation isn't complete. That rotation will be reattempted.",
             ));
         }
         if lambda.is_some() {
@@ -949,7 +1096,19 @@ impl SecretsStore {
         }
         secret.rotation_enabled = Some(true);
         secret.last_changed = ctx.now;
-        Ok(json!({"ARN": secret.arn, "Name": secret.name}))
+        let interval = interval.or_else(|| {
+            secret
+                .rotation_rules
+                .as_ref()
+                .and_then(|r| interval_of(r).ok().flatten())
+        });
+        secret.next_rotation = interval.map(|i| secret.last_rotated.unwrap_or(ctx.now) + i);
+        let mut out = json!({"ARN": secret.arn, "Name": secret.name});
+        if immediately {
+            let version = start_rotation(secret, ctx, Some(token));
+            out["VersionId"] = json!(version);
+        }
+        Ok(out)
     }
 
     fn cancel_rotate_secret(&mut self, ctx: &mut Ctx<'_>, body: &Value) -> OpResult {
@@ -959,6 +1118,10 @@ impl SecretsStore {
             return Err(AwsError::invalid_request(MARKED_FOR_DELETION));
         }
         secret.rotation_enabled = Some(false);
+        secret.next_rotation = None;
+        // A rotation under way stops where it is: its version keeps AWSPENDING (AWS warns
+        // that cancelling mid-way can leave the labels so).
+        secret.rotating = None;
         secret.last_changed = ctx.now;
         Ok(json!({"ARN": secret.arn, "Name": secret.name}))
     }
@@ -1052,6 +1215,14 @@ impl SecretsStore {
                         "deleted_date": s.deleted_date,
                         "deletion_date": s.deletion_date,
                         "rotation_enabled": s.rotation_enabled,
+                        "last_rotated": s.last_rotated,
+                        "next_rotation": s.next_rotation,
+                        "rotations": s.rotations,
+                        "rotating": s.rotating.as_ref().map(|r| json!({
+                            "version_id": r.version_id,
+                            "finish_at": r.finish_at,
+                            "held": s.rotation.held,
+                        })),
                         "owning_service": s.owning_service,
                         "versions": s.versions.iter().map(|v| json!({
                             "id": v.id,
@@ -1063,6 +1234,100 @@ impl SecretsStore {
                 .collect(),
         )
     }
+}
+
+/// The rotation interval in seconds from `RotationRules`: `AutomaticallyAfterDays`, or a
+/// `rate(N hours)` / `rate(N days)` `ScheduleExpression` (cron is not simulated).
+fn interval_of(rules: &Value) -> Result<Option<f64>, AwsError> {
+    if let Some(expr) = rules.get("ScheduleExpression").and_then(Value::as_str) {
+        let inner = expr
+            .trim()
+            .strip_prefix("rate(")
+            .and_then(|r| r.strip_suffix(')'))
+            .ok_or_else(|| {
+                AwsError::invalid_parameter(format!(
+                    "ScheduleExpression {expr}: the sandbox simulates rate(N hours) and rate(N days) only"
+                ))
+            })?;
+        let (n, unit) = inner.trim().split_once(' ').unwrap_or((inner, ""));
+        let n: f64 = n.parse().ok().filter(|n: &f64| *n >= 1.0).ok_or_else(|| {
+            AwsError::invalid_parameter(format!("ScheduleExpression {expr}: bad rate"))
+        })?;
+        let unit = match unit.trim() {
+            "hour" | "hours" => 3600.0,
+            "day" | "days" => 86400.0,
+            _ => {
+                return Err(AwsError::invalid_parameter(format!(
+                    "ScheduleExpression {expr}: the rate unit must be hours or days"
+                )))
+            }
+        };
+        return Ok(Some(n * unit));
+    }
+    match rules.get("AutomaticallyAfterDays") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_i64() {
+            Some(d) if (1..=1000).contains(&d) => Ok(Some(d as f64 * 86400.0)),
+            _ => Err(AwsError::invalid_parameter(
+                "AutomaticallyAfterDays must be between 1 and 1000.",
+            )),
+        },
+    }
+}
+
+/// `createSecret`: the next value as a new version labelled `AWSPENDING`, now. Returns its
+/// id (`token`, or one from the seeded source).
+fn start_rotation(secret: &mut Secret, ctx: &mut Ctx<'_>, token: Option<String>) -> String {
+    let n = secret.rotations + 1;
+    let value = match &secret.rotation.value {
+        Some(template) => template.replace("{n}", &n.to_string()),
+        None => {
+            const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            (0..32)
+                .map(|_| ALNUM[ctx.rng.random_range(0..ALNUM.len())] as char)
+                .collect()
+        }
+    };
+    let id = token.unwrap_or_else(|| uuid_from(ctx));
+    secret.versions.push(SecretVersion {
+        id: id.clone(),
+        value: SecretValue::String(value),
+        created: ctx.now,
+        last_accessed: None,
+        stages: Vec::new(),
+    });
+    secret.move_label(AWSPENDING, &id);
+    secret.last_changed = ctx.now;
+    secret.rotating = Some(Rotating {
+        version_id: id.clone(),
+        finish_at: ctx.now + secret.rotation.seconds,
+    });
+    secret.prune(ctx.now);
+    id
+}
+
+/// `finishSecret`: `AWSCURRENT` moves to the rotation's version (`AWSPREVIOUS` follows),
+/// `AWSPENDING` comes off it, `LastRotatedDate` is set, and the next scheduled rotation
+/// is counted from now.
+fn finish_rotation(secret: &mut Secret, now: f64) {
+    let Some(r) = secret.rotating.take() else {
+        return;
+    };
+    if secret.version(&r.version_id).is_none() {
+        return;
+    }
+    secret.move_label(AWSCURRENT, &r.version_id);
+    for v in &mut secret.versions {
+        v.stages.retain(|s| s != AWSPENDING);
+    }
+    secret.rotations += 1;
+    secret.last_rotated = Some(now);
+    secret.last_changed = now;
+    let interval = secret
+        .rotation_rules
+        .as_ref()
+        .and_then(|r| interval_of(r).ok().flatten());
+    secret.next_rotation = interval.map(|i| now + i);
 }
 
 /// ListSecrets filter semantics (API reference, `Filter`): values are prefixes, a leading

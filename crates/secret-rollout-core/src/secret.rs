@@ -40,6 +40,20 @@ pub async fn describe(sm: &Client, id: &str) -> Result<SecretInfo> {
         .map_err(|e| sm_error(id, "describe", e))
 }
 
+pub use crate::aws::secrets::Listed;
+
+/// ListSecrets (100 a call) with `name` prefix filters (at most 10), for a watcher: no value
+/// is read.
+pub async fn list(sm: &Client, name_prefixes: &[String]) -> Result<Vec<Listed>> {
+    secrets::list(sm, name_prefixes).await.map_err(|e| {
+        let message = format!("could not list secrets: {}", e.detail);
+        e.into_error(
+            message,
+            "check the network and permissions (secretsmanager:ListSecrets)",
+        )
+    })
+}
+
 /// The guards that must pass before any write (pure).
 pub fn guard(info: &SecretInfo, allow_rotation: bool) -> Result<()> {
     if info.deleted_date.is_some() {
@@ -178,6 +192,7 @@ mod tests {
             deleted_date: None,
             owning_service: None,
             last_changed: None,
+            last_rotated: None,
         }
     }
 

@@ -50,14 +50,46 @@ pub struct SecretState {
     pub created: Option<f64>,
     /// When AWSCURRENT was moved back (its AWSPREVIOUS version is newer): that newer
     /// version's CreatedDate. A task created from then until `since` is called stale: it
-    /// read the newer version, unless the secret changed yet again after the move back
-    /// (status assumes the last change was that move).
+    /// read the newer version. Set only while nothing says the secret changed after the
+    /// move back (a version other than the current one carries `AWSPENDING`): then a task
+    /// created after the newer version may hold either, and cannot be told.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "crate::history::ser_opt_epoch"
     )]
     pub moved_back_from: Option<f64>,
+    /// When a rotation made the current version current (`LastRotatedDate`), when that
+    /// rotation was the secret's last change and the version was created before it: the
+    /// version was `AWSPENDING` until then, so a task created before holds an older value
+    /// (stale), not "cannot be told". Inferred from the rotation function's steps; not
+    /// confirmed on AWS that `LastRotatedDate` is the moment `AWSCURRENT` moved (if it is
+    /// not, it differs from `LastChangedDate` and this stays unset).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::history::ser_opt_epoch"
+    )]
+    pub rotated_at: Option<f64>,
+    /// The version carrying `AWSPENDING` when it is not the current one: a rotation is
+    /// under way and will move `AWSCURRENT` to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+}
+
+/// When a rotation made `current` current, if the secret says so: `LastRotatedDate` equal
+/// to `LastChangedDate` (the rotation was the last change), after the version's creation
+/// (it was `AWSPENDING` before), and no other version pending now.
+pub fn rotated_at(
+    last_rotated: Option<f64>,
+    last_changed: Option<f64>,
+    created: Option<f64>,
+    pending_other: bool,
+) -> Option<f64> {
+    match (last_rotated, last_changed, created) {
+        (Some(r), Some(l), Some(c)) if !pending_other && (r - l).abs() < 0.001 && c < r => Some(r),
+        _ => None,
+    }
 }
 
 /// A service as described, with what `assess` needs.
@@ -271,7 +303,12 @@ pub fn assess(
                         == crate::holding::TaskHolds::Before
                 });
                 let after_newer = secret.moved_back_from.is_some_and(|p| t.created_at >= p);
-                if before && !after_newer && secret.created.is_some_and(|c| t.created_at >= c) {
+                let still_pending = secret.rotated_at.is_some_and(|r| t.created_at < r);
+                if before
+                    && !after_newer
+                    && !still_pending
+                    && secret.created.is_some_and(|c| t.created_at >= c)
+                {
                     unproven.push(t.id().to_string());
                 } else if before {
                     stale.push(t.id().to_string());
@@ -502,7 +539,11 @@ pub async fn gather(
         // whatever the last change was, it left this version current.
         let moved_back_by = info.last_changed;
         let previous_created = created_of(&info.previous);
-        let moved_back_from = moved_back(created, previous_created)
+        // A version pending now was put after the current one, maybe after the move back:
+        // the move may not be the last change, so tasks after the newer version are not
+        // known to hold it.
+        let pending = info.pending_other().is_some();
+        let moved_back_from = (moved_back(created, previous_created) && !pending)
             .then_some(previous_created)
             .flatten();
         Ok::<_, Error>((info, created, moved_back_by, moved_back_from))
@@ -549,13 +590,22 @@ pub async fn gather(
             ),
             None => None,
         };
+        let rotated_at = rotated_at(
+            info.last_rotated,
+            info.last_changed,
+            created,
+            info.pending_other().is_some(),
+        );
+        let pending = info.pending_other().map(str::to_string);
         secrets.push(SecretState {
+            pending,
             arn: info.arn,
             name: info.name,
             current: info.current,
             since,
             created,
             moved_back_from,
+            rotated_at,
         });
     }
     // The services outside the list that read a checked secret: their tasks too.
@@ -669,6 +719,8 @@ mod tests {
             since: Some(since),
             created: None,
             moved_back_from: None,
+            rotated_at: None,
+            pending: None,
         }
     }
 
@@ -776,6 +828,70 @@ mod tests {
         );
         assert_eq!(read.unproven_tasks, vec!["between".to_string()]);
         assert_eq!((st.stale, st.exit_code()), (2, 1));
+    }
+
+    /// A rotation: v2 created (AWSPENDING) at 100, made current at 110 (LastRotatedDate =
+    /// LastChangedDate). A task created in between read the version current then, v1:
+    /// stale, not "cannot be told". Without the rotation's date it cannot be told.
+    #[test]
+    fn a_task_launched_while_the_rotation_was_pending_is_stale() {
+        let defs: HashMap<_, _> = [("td:1".to_string(), td("td:1", &[ARN]))].into();
+        let rotated = SecretState {
+            created: Some(100.0),
+            rotated_at: rotated_at(Some(110.0), Some(110.0), Some(100.0), false),
+            ..secret(ARN, "production/db", 110.0)
+        };
+        assert_eq!(rotated.rotated_at, Some(110.0));
+        let t = tasks(vec![(
+            "api",
+            vec![
+                task("before", "td:1", 50.0, "RUNNING"),
+                task("pending", "td:1", 105.0, "RUNNING"),
+                task("after", "td:1", 111.0, "RUNNING"),
+            ],
+        )]);
+        let st = assess(
+            std::slice::from_ref(&rotated),
+            &[svc("api", "td:1")],
+            &t,
+            &defs,
+            false,
+        );
+        let read = &st.services[0].secrets[0];
+        assert_eq!(read.stale_tasks, ["before", "pending"]);
+        assert!(read.unproven_tasks.is_empty());
+        let unknown = SecretState {
+            rotated_at: None,
+            ..rotated
+        };
+        let st = assess(&[unknown], &[svc("api", "td:1")], &t, &defs, false);
+        let read = &st.services[0].secrets[0];
+        assert_eq!(read.stale_tasks, ["before"]);
+        assert_eq!(read.unproven_tasks, ["pending"]);
+    }
+
+    /// The rotation's date counts only when it was the last change, after the version's
+    /// creation, with no other version pending.
+    #[test]
+    fn rotated_at_only_when_the_rotation_was_the_last_change() {
+        assert_eq!(
+            rotated_at(Some(110.0), Some(110.0), Some(100.0), false),
+            Some(110.0)
+        );
+        assert_eq!(
+            rotated_at(Some(110.0), Some(120.0), Some(100.0), false),
+            None
+        );
+        assert_eq!(
+            rotated_at(Some(110.0), Some(110.0), Some(110.0), false),
+            None
+        );
+        assert_eq!(
+            rotated_at(Some(110.0), Some(110.0), Some(100.0), true),
+            None
+        );
+        assert_eq!(rotated_at(None, Some(110.0), Some(100.0), false), None);
+        assert_eq!(rotated_at(Some(110.0), Some(110.0), None, false), None);
     }
 
     #[test]

@@ -236,6 +236,7 @@ pub fn secret(id: &str, d: &DescribeSecretOutput) -> SecretInfo {
         deleted_date: d.deleted_date().map(|t| t.as_secs_f64()),
         owning_service: d.owning_service().map(str::to_string),
         last_changed: d.last_changed_date().map(|t| t.as_secs_f64()),
+        last_rotated: d.last_rotated_date().map(|t| t.as_secs_f64()),
         stages,
     }
 }

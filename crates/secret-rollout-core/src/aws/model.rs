@@ -366,6 +366,26 @@ pub struct SecretInfo {
     /// Last change to the secret (a write or a label move), epoch seconds.
     #[serde(serialize_with = "crate::history::ser_opt_epoch")]
     pub last_changed: Option<f64>,
+    /// `LastRotatedDate`: when a rotation last finished, epoch seconds.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::history::ser_opt_epoch"
+    )]
+    pub last_rotated: Option<f64>,
+}
+
+impl SecretInfo {
+    /// The version carrying `AWSPENDING` when it is not the current one: a rotation (or a
+    /// staged write) is under way and will move `AWSCURRENT`.
+    pub fn pending_other(&self) -> Option<&str> {
+        self.stages
+            .iter()
+            .find(|(v, s)| {
+                s.iter().any(|x| x == "AWSPENDING") && Some(v.as_str()) != self.current.as_deref()
+            })
+            .map(|(v, _)| v.as_str())
+    }
 }
 
 /// One version, as `ListSecretVersionIds` lists it.

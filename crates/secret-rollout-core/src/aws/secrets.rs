@@ -141,3 +141,66 @@ pub async fn move_current(sm: &Client, arn: &str, to: &str, from: &str) -> Resul
         })?;
     Ok(())
 }
+
+/// One entry of `ListSecrets`: what a watcher compares between two looks (no value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// Full ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// `LastChangedDate`, epoch seconds.
+    pub last_changed: Option<f64>,
+    /// The version carrying `AWSCURRENT`.
+    pub current: Option<String>,
+    /// The version carrying `AWSPENDING`, when it is another one.
+    pub pending: Option<String>,
+}
+
+/// ListSecrets, 100 a call, with `name` filters of at most 10 values each (AWS's limit).
+pub async fn list(sm: &Client, name_prefixes: &[String]) -> Result<Vec<Listed>, AwsError> {
+    use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut req = sm.list_secrets().max_results(100);
+        if !name_prefixes.is_empty() {
+            req = req.filters(
+                Filter::builder()
+                    .key(FilterNameStringType::Name)
+                    .set_values(Some(name_prefixes.to_vec()))
+                    .build(),
+            );
+        }
+        if let Some(t) = &token {
+            req = req.next_token(t);
+        }
+        let page = req
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ListSecrets", "ListSecrets", e, |_: &_| None))?;
+        for s in page.secret_list() {
+            let stages = s.secret_versions_to_stages();
+            let with = |label: &str| {
+                stages.and_then(|m| {
+                    m.iter()
+                        .find(|(_, v)| v.iter().any(|x| x == label))
+                        .map(|(k, _)| k.clone())
+                })
+            };
+            let current = with("AWSCURRENT");
+            let pending = with("AWSPENDING").filter(|p| Some(p) != current.as_ref());
+            out.push(Listed {
+                arn: s.arn().unwrap_or_default().to_string(),
+                name: s.name().unwrap_or_default().to_string(),
+                last_changed: s.last_changed_date().map(|t| t.as_secs_f64()),
+                current,
+                pending,
+            });
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}

@@ -39,6 +39,16 @@ pub enum RotationKind {
     Rollback,
     /// `redeploy`: no write, services redeployed.
     Redeploy,
+    /// `sync`: no write, the consumers that may hold a value older than the current one
+    /// (changed outside secret-rollout) redeployed and proven to hold it.
+    Sync,
+}
+
+impl RotationKind {
+    /// Whether the rotation writes or moves nothing: it only redeploys.
+    pub fn redeploys_only(self) -> bool {
+        matches!(self, RotationKind::Redeploy | RotationKind::Sync)
+    }
 }
 
 /// The phases that redeploy services.

@@ -548,7 +548,7 @@ pub fn stale_advice(st: &crate::status::Status, rotations: &[RotationSummary]) -
         let last = rotations
             .iter()
             .rev()
-            .find(|r| r.touches(arn) && r.started.kind != RotationKind::Redeploy)?;
+            .find(|r| r.touches(arn) && !r.started.kind.redeploys_only())?;
         let kept = matches!(
             last.status,
             crate::journal::Status::Finished(Outcome::DeployFailed | Outcome::VerifyFailed)
@@ -1435,6 +1435,7 @@ mod tests {
             deleted_date: None,
             owning_service: None,
             last_changed: None,
+            last_rotated: None,
         }
     }
 

@@ -1,4 +1,4 @@
-//! The rotating use cases: `replace`, `plan`, `redeploy`, `rollback` and `resume`.
+//! The rotating use cases: `replace`, `plan`, `redeploy`, `rollback`, `resume` and `sync`.
 //!
 //! Each takes plain inputs, a [`Context`] (clients, caller, settings, where progress goes)
 //! and an [`Operator`] for what needs a person (a confirmation, a value given again), and
@@ -13,6 +13,7 @@ mod report;
 mod resume;
 mod rollback;
 mod run;
+mod sync;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -37,6 +38,9 @@ pub use report::{
 };
 pub use resume::{find_resumable, find_rotation, resume, ResumeRequest};
 pub use rollback::{rollback, rollback_of, RollbackOf, RollbackRequest};
+pub use sync::{
+    changed, name_filters, sync, sync_plan, Seen, SyncPlan, SyncRequest, SyncSecret, SyncService,
+};
 
 /// How a rotation runs.
 #[derive(Debug, Clone)]

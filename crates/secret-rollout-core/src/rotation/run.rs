@@ -342,7 +342,15 @@ impl Run<'_> {
         let mut labels = Vec::new();
         let mut watched = Vec::new();
         for (i, s) in self.secrets.iter().enumerate() {
-            let Some(token) = &s.token else { continue };
+            // A sync writes nothing: its tasks must hold the version current when it began.
+            let token = match (&s.token, self.kind) {
+                (Some(token), _) => token,
+                (None, RotationKind::Sync) => match &s.previous {
+                    Some(current) => current,
+                    None => continue,
+                },
+                (None, _) => continue,
+            };
             let created = secret::versions(&self.clients.sm, &s.arn)
                 .await?
                 .into_iter()

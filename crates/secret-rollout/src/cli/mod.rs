@@ -25,6 +25,7 @@ pub mod rotating;
 pub mod sandbox;
 pub mod session;
 pub mod status;
+pub mod sync;
 pub mod timeline;
 pub mod unlock;
 pub mod whoami;
@@ -48,6 +49,7 @@ use resume::ResumeArgs;
 use rollback::RollbackArgs;
 use sandbox::SandboxArgs;
 use status::StatusArgs;
+use sync::SyncArgs;
 use unlock::UnlockArgs;
 use whoami::WhoamiArgs;
 
@@ -92,6 +94,11 @@ pub enum Command {
         after_help = "Examples:\n  secret-rollout redeploy --env production --services api,front\n  secret-rollout redeploy --env production --secret api_rds_password"
     )]
     Redeploy(RedeployArgs),
+    /// Roll out values changed outside secret-rollout: redeploy exactly the services whose tasks may hold an older value, follow and prove.
+    #[command(
+        after_help = "Examples:\n  secret-rollout sync --env production\n  secret-rollout sync api_rds_password --env production --yes"
+    )]
+    Sync(SyncArgs),
     /// Restore the previous value of a rotation (or of a secret) and redeploy its consumers.
     #[command(
         after_help = "Examples:\n  secret-rollout rollback 5f0c...  # a rotation id from `history`\n  secret-rollout rollback production/opg_lpa_front_csrf_salt --env production"
@@ -317,6 +324,7 @@ async fn dispatch(cli: Cli) -> Result<i32, Error> {
         Command::Plan(a) => plan::run(&global, &a).await,
         Command::Replace(a) => replace::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Redeploy(a) => redeploy::run(&global, &a, reporter(global.output).as_ref()).await,
+        Command::Sync(a) => sync::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Rollback(a) => rollback::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Resume(a) => resume::run(&global, &a, reporter(global.output).as_ref()).await,
         Command::Status(a) => status::run(&global, &a).await,

@@ -17,6 +17,10 @@ pub const MAX_POLL_RANGE: (Duration, Duration) =
 /// `--consistency-margin`: none at all (a test against a consistent emulator) to 5 minutes.
 pub const MARGIN_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(300));
 
+/// `sync --interval`: 10 ms (tests at sandbox speed) to a day.
+pub const INTERVAL_RANGE: (Duration, Duration) =
+    (Duration::from_millis(10), Duration::from_secs(24 * 3600));
+
 /// `--length` of a generated value.
 pub const LENGTH_RANGE: (usize, usize) = (1, 4096);
 
@@ -55,6 +59,11 @@ fn in_range(s: &str, (min, max): (Duration, Duration), what: &str) -> Result<Dur
 /// `--timeout`.
 pub fn timeout(s: &str) -> Result<Duration, String> {
     in_range(s, TIMEOUT_RANGE, "the timeout")
+}
+
+/// `sync --interval`.
+pub fn interval(s: &str) -> Result<Duration, String> {
+    in_range(s, INTERVAL_RANGE, "the watch interval")
 }
 
 /// `--max-poll`.

@@ -131,12 +131,12 @@ pub fn ask(yes: bool, question: &str) -> Result<bool> {
 /// Runs a rotation future. Once `armed` (the person said yes, or a resume started), Ctrl-C
 /// stops it, marks the journal, and says how to resume; before that, Ctrl-C ends the
 /// process as usual, even at a prompt.
-pub async fn interruptible(
+pub async fn interruptible<T>(
     settings: &Settings,
     rotation_id: Uuid,
     armed: &Notify,
-    fut: impl std::future::Future<Output = Result<Report>>,
-) -> Result<Report> {
+    fut: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     let stop = async {
         armed.notified().await;
         tokio::signal::ctrl_c().await

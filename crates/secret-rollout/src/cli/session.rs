@@ -99,12 +99,28 @@ pub fn account_target(global: &Global, t: &args::Target) -> Result<Target> {
 
 /// Signs in for `target`: credentials, clients, the caller, and the account check.
 pub async fn sign_in(target: Target, t: &args::Target) -> Result<Session> {
+    sign_in_as(target, t, false).await
+}
+
+/// Signs in with `unattended`: never asks for an MFA code (a profile that needs one fails
+/// with a hint to use the SDK chain's credentials: a task role, an instance profile, the
+/// environment).
+pub async fn sign_in_as(target: Target, t: &args::Target, unattended: bool) -> Result<Session> {
+    let refuse: secret_rollout_core::credentials::mfa::CodeFn = std::sync::Arc::new(
+        |serial: &str| {
+            Err(std::io::Error::other(format!(
+            "an unattended run never asks for an MFA code ({serial}): give it credentials from the SDK chain (an ECS task role, an instance profile, AWS_* in the environment)"
+        )))
+        },
+    );
     let opts = AwsOptions {
         region: Some(target.region.clone()),
         profile: target.profile.clone(),
         profile_from: profile_from(t, target.environment.as_deref()),
         endpoint_url: t.endpoint_url.clone(),
-        mfa_code: if t.mfa_code_stdin {
+        mfa_code: if unattended {
+            MfaCodeSource::Callback(refuse)
+        } else if t.mfa_code_stdin {
             MfaCodeSource::Stdin
         } else {
             MfaCodeSource::Prompt

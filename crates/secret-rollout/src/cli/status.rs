@@ -550,6 +550,8 @@ mod tests {
                 since: Some(100.0),
                 created: None,
                 moved_back_from: None,
+                rotated_at: None,
+                pending: None,
             }],
             services: vec![ServiceStatus {
                 cluster: "c".into(),
