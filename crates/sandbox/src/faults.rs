@@ -94,6 +94,7 @@ pub fn service_name(service: Service) -> &'static str {
         Service::SecretsManager => "secretsmanager",
         Service::Ecs => "ecs",
         Service::Sts => "sts",
+        Service::Ecr => "ecr",
     }
 }
 
@@ -102,6 +103,7 @@ fn normalise_service(s: &str) -> Option<&'static str> {
         "secretsmanager" => Some("secretsmanager"),
         "ecs" => Some("ecs"),
         "sts" => Some("sts"),
+        "ecr" => Some("ecr"),
         _ => None,
     }
 }

@@ -18,6 +18,7 @@
 
 pub mod clock;
 pub mod control;
+pub mod ecr;
 pub mod ecs;
 pub mod error;
 pub mod faults;
@@ -47,6 +48,8 @@ pub enum Service {
     Ecs,
     /// AWS STS (query protocol).
     Sts,
+    /// Amazon ECR (JSON 1.1, target prefix `AmazonEC2ContainerRegistry_V20150921`).
+    Ecr,
 }
 
 /// What every operation handler gets besides its request: time, place and randomness.
@@ -92,12 +95,35 @@ pub struct World {
     pub ecs: ecs::Ecs,
     /// STS: identities, roles, issued sessions, accepted access keys.
     pub sts: sts::Sts,
+    /// ECR: repositories and the image manifests their tags point to.
+    pub ecr: ecr::Ecr,
     /// Injected faults.
     pub faults: faults::Faults,
     /// Every call answered, in order.
     pub calls: Vec<CallRecord>,
     /// Calls cleared from the log so far: a call's number is its index plus this.
     calls_cleared: usize,
+}
+
+/// What ECS reads when it deploys and launches: secrets, and image tags in ECR.
+pub(crate) struct LaunchSources<'a> {
+    pub(crate) secrets: &'a secrets::SecretsStore,
+    pub(crate) ecr: &'a ecr::Ecr,
+}
+
+impl secrets::SecretSource for LaunchSources<'_> {
+    fn resolve_for_ecs(
+        &self,
+        value_from: &str,
+        region: &str,
+        account: &str,
+    ) -> Result<secrets::Resolved, String> {
+        self.secrets.resolve_for_ecs(value_from, region, account)
+    }
+
+    fn resolve_image(&self, image: &str, region: &str, account: &str) -> Option<String> {
+        self.ecr.resolve(image, region, account)
+    }
 }
 
 /// The world shared between connections.
@@ -114,6 +140,7 @@ impl World {
             secrets: secrets::SecretsStore::default(),
             ecs: ecs::Ecs::default(),
             sts: sts::Sts::default(),
+            ecr: ecr::Ecr::default(),
             faults: faults::Faults::default(),
             calls: Vec::new(),
             calls_cleared: 0,
@@ -129,7 +156,11 @@ impl World {
             account: &self.account,
             rng: &mut self.rng,
         };
-        self.ecs.advance(&mut ctx, &self.secrets);
+        let sources = LaunchSources {
+            secrets: &self.secrets,
+            ecr: &self.ecr,
+        };
+        self.ecs.advance(&mut ctx, &sources);
     }
 
     /// Runs one JSON 1.1 operation (Secrets Manager or ECS) after advancing the simulation.
@@ -145,7 +176,14 @@ impl World {
         };
         let result = match service {
             Service::SecretsManager => self.secrets.handle(&mut ctx, operation, body),
-            Service::Ecs => self.ecs.handle(&mut ctx, &self.secrets, operation, body),
+            Service::Ecs => {
+                let sources = LaunchSources {
+                    secrets: &self.secrets,
+                    ecr: &self.ecr,
+                };
+                self.ecs.handle(&mut ctx, &sources, operation, body)
+            }
+            Service::Ecr => self.ecr.handle(&mut ctx, operation, body),
             Service::Sts => Err(AwsError::new(
                 "InvalidAction",
                 "STS is served by the query protocol",
@@ -174,6 +212,8 @@ impl World {
             "SecretId",
             "Name",
             "taskDefinition",
+            "repositoryName",
+            "imageIds",
         ] {
             if let Some(v) = body.get(key) {
                 subject.insert(key.to_string(), v.clone());
@@ -217,6 +257,7 @@ impl World {
             "account": self.account,
             "secrets": self.secrets.snapshot(),
             "ecs": self.ecs.snapshot(),
+            "ecr": self.ecr.snapshot(),
             "calls": self.calls,
         })
     }

@@ -196,6 +196,7 @@ async fn handle_json(world: Shared, req: &ReadRequest, target: &str) -> Answer {
     let service = match prefix {
         "secretsmanager" => Service::SecretsManager,
         "AmazonEC2ContainerServiceV20141113" => Service::Ecs,
+        "AmazonEC2ContainerRegistry_V20150921" => Service::Ecr,
         _ => {
             return Ok(json_error(&AwsError::new(
                 "UnknownOperationException",
