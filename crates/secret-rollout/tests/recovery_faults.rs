@@ -82,6 +82,7 @@ async fn replace_reporting(
         state: Default::default(),
         max_task_failures: None,
         reach: Default::default(),
+        allow_image_change: false,
     };
     let caller = Caller {
         account: who.account,
