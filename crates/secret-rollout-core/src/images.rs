@@ -389,17 +389,21 @@ pub struct ToCheck {
 
 /// Checks `services`: lists their running tasks (for the digests ECS reports), reads from
 /// ECR what their tags and those digests are now (one `BatchGetImage` per repository and
-/// hundred ids, all concurrently), and judges each container. ECR errors make "cannot
+/// hundred ids, a few at a time), and judges each container. ECR errors make "cannot
 /// check" verdicts; an ECS error fails (as every read of the services does).
 pub async fn check(
     clients: &crate::clients::Clients,
     services: &[ToCheck],
 ) -> crate::error::Result<ImageChecks> {
-    let listed = futures::future::join_all(services.iter().map(|s| async move {
+    use futures::StreamExt;
+    let limit = crate::aws::ecs::DESCRIBE_CONCURRENCY;
+    let listed: Vec<_> = futures::stream::iter(services.iter().map(|s| async move {
         crate::aws::ecs::running_tasks(&clients.ecs, &s.service.cluster, &s.service.service)
             .await
             .map_err(|e| crate::discovery::ecs_error(&s.service.cluster, e))
     }))
+    .buffered(limit)
+    .collect()
     .await;
     // Per service and container: the digests its running tasks report.
     let mut running: Vec<BTreeMap<String, BTreeSet<String>>> = Vec::new();
@@ -425,10 +429,12 @@ pub async fn check(
         }
     }
     let asked = batches(&wanted);
-    let answers = futures::future::join_all(asked.iter().map(|(repo, ids)| async move {
+    let answers: Vec<_> = futures::stream::iter(asked.iter().map(|(repo, ids)| async move {
         let ecr = clients.ecr_in(&repo.region);
         crate::aws::ecr::batch_get(&ecr, &repo.account, &repo.repository, ids).await
     }))
+    .buffered(limit)
+    .collect()
     .await;
     // Per repository: what each id is now, or why the repository cannot be read.
     let mut found: BTreeMap<Repo, Result<BTreeMap<ImageId, Manifest>, String>> = BTreeMap::new();
