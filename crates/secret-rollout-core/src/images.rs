@@ -33,6 +33,9 @@ pub const INDEX_MEDIA_TYPES: [&str; 2] = [
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 
+/// How a warning of a moved tag starts when `--allow-image-change` lets the run go on.
+pub const ALLOWED: &str = "going on (--allow-image-change)";
+
 /// Most image ids one `BatchGetImage` takes.
 pub const BATCH: usize = 100;
 
@@ -327,11 +330,12 @@ impl ImageChecks {
         out
     }
 
-    /// Tells `reporter` of each moved tag a run goes on with (`--allow-image-change`).
-    pub fn warn(&self, reporter: &dyn crate::progress::Reporter) {
+    /// Tells `reporter` of each moved tag a run goes on with: `going_on` says why
+    /// (`--allow-image-change`, or a restore, which is never refused).
+    pub fn warn(&self, reporter: &dyn crate::progress::Reporter, going_on: &str) {
         for line in self.changed().filter_map(ContainerCheck::line) {
             reporter.report(&crate::progress::Event::Warning {
-                text: format!("going on (--allow-image-change) although {line}"),
+                text: format!("{going_on} although {line}"),
             });
         }
     }
@@ -549,7 +553,7 @@ pub async fn guard(
     if let Some(refusal) = checks.refusal(allow) {
         return Err(refusal);
     }
-    checks.warn(reporter);
+    checks.warn(reporter, ALLOWED);
     Ok(checks)
 }
 

@@ -207,6 +207,71 @@ async fn a_tag_moved_since_the_last_deployment_is_named_refused_and_shipped_only
         let digest = tag(&env, repo, "v1.0.0");
         assert_all(&running_digests(&env, service, "app"), &digest);
     }
+
+    // Its rollback would redeploy api onto yet another build: refused, nothing moved.
+    push(&env, API_APP, "v1.0.0", "api_app build 3").await;
+    let id = report["rotation_id"].as_str().expect("rotation id").to_string();
+    let current = env.current_version(SHARED);
+    env.sandbox.world().lock().unwrap().clear_calls();
+    let out = env
+        .run(&["rollback", &id, "--yes", "--max-poll", "50ms"], None)
+        .await;
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-image-change"));
+    assert_eq!(env.current_version(SHARED), current, "AWSCURRENT not moved");
+    assert_eq!(env.calls("UpdateSecretVersionStage"), 0);
+    assert_eq!(env.calls("UpdateService"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_after_a_failure_goes_on_and_its_report_names_the_new_image() {
+    let env = start(SPEED).await;
+    push(&env, API_APP, "v1.0.0", "api_app build 2").await;
+    let new = tag(&env, API_APP, "v1.0.0");
+    let before = env.current_version(SHARED);
+    // api's application rejects the new value: the rollout fails and is restored.
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .ecs
+        .set_health_rules(vec![sandbox::ecs::HealthRule {
+            cluster: None,
+            service: Some("api".into()),
+            secret: Some(SHARED.into()),
+            value: Some("rejected-by-api-2f9c1e".into()),
+            version_id: None,
+            probability: None,
+            effect: sandbox::ecs::HealthEffect::AppRejectsValue,
+        }]);
+    let out = env
+        .run(
+            &[
+                "replace",
+                SHARED,
+                "--value-stdin",
+                "--cluster",
+                CLUSTER,
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--allow-image-change",
+                "--output",
+                "json",
+            ],
+            Some(b"rejected-by-api-2f9c1e"),
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::FAILED_RESTORED), "{}", text(&out));
+    let report = json(&out);
+    assert!(report["restore"].is_object(), "a restore ran: {report}");
+    let changed = report["image_changed"].as_array().expect("image_changed");
+    assert_eq!(changed.len(), 1, "{report}");
+    assert_eq!(changed[0]["service"], "api");
+    assert_eq!(changed[0]["new"], new.as_str());
+    // Ground truth: the previous version is current again, and api runs the new build.
+    assert_eq!(env.current_version(SHARED), before);
+    assert_all(&running_digests(&env, "api", "app"), &new);
 }
 
 const QUIET: &str = r#"

@@ -339,7 +339,7 @@ pub async fn replace_planned(
     let mut run = Run::start(ctx, started, states, services, locks)?;
     run.no_readers = plan.consumers.no_readers();
     let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
-    plan.images.warn(ctx.reporter);
+    plan.images.warn(ctx.reporter, crate::images::ALLOWED);
     let mut report = run.rotate(values).await?;
     report.image_changed = plan.images.changed_list();
     report.nothing_to_prove = plan
