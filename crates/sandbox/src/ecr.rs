@@ -147,7 +147,11 @@ fn media_type_of(manifest: &str, given: Option<&str>) -> String {
     }
     serde_json::from_str::<Value>(manifest)
         .ok()
-        .and_then(|v| v.get("mediaType").and_then(Value::as_str).map(str::to_string))
+        .and_then(|v| {
+            v.get("mediaType")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| DOCKER_MANIFEST.to_string())
 }
 
@@ -589,8 +593,14 @@ impl Ecr {
 }
 
 /// One page of `items` by `maxResults` (1..=1000, default 100) and `nextToken` (an offset).
-fn paginate<'a, T: Clone>(items: &'a [T], body: &Value) -> Result<(Vec<T>, Option<String>), AwsError> {
-    let max = body.get("maxResults").and_then(Value::as_u64).unwrap_or(100) as usize;
+fn paginate<'a, T: Clone>(
+    items: &'a [T],
+    body: &Value,
+) -> Result<(Vec<T>, Option<String>), AwsError> {
+    let max = body
+        .get("maxResults")
+        .and_then(Value::as_u64)
+        .unwrap_or(100) as usize;
     if !(1..=1000).contains(&max) {
         return Err(AwsError::invalid_parameter(
             "Invalid parameter at 'maxResults' failed to satisfy constraint: 'Member must have value less than or equal to 1000'",
@@ -660,7 +670,8 @@ mod tests {
 
     #[test]
     fn image_references_parse_into_their_parts() {
-        let r = ImageRef::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/online-lpa/api_app:v1");
+        let r =
+            ImageRef::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com/online-lpa/api_app:v1");
         assert_eq!(
             r.ecr,
             Some(("123456789012".to_string(), "eu-west-1".to_string()))

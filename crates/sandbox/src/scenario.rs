@@ -449,7 +449,10 @@ pub fn build_world(
         .map_err(|e| format!("task definition {family}: {e}"))?;
     }
     for r in &scenario.ecr_repositories {
-        let name = r.get("repositoryName").and_then(Value::as_str).unwrap_or("?");
+        let name = r
+            .get("repositoryName")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
         ecr.create(&mut ctx, &Value::Object(r.clone()))
             .map_err(|e| format!("ECR repository {name}: {e}"))?;
     }

@@ -206,7 +206,14 @@ async fn a_pushed_tag_reaches_tasks_only_through_a_new_deployment_unless_consist
 
     // DescribeTasks reports the digest (and the image as written) per container.
     let listed = cli
-        .run(&["ecs", "list-tasks", "--cluster", "shop", "--service-name", "web"])
+        .run(&[
+            "ecs",
+            "list-tasks",
+            "--cluster",
+            "shop",
+            "--service-name",
+            "web",
+        ])
         .await;
     let arns: Vec<&str> = listed["taskArns"]
         .as_array()

@@ -135,12 +135,9 @@ impl Manifest {
     /// own `mediaType`) and the manifest's text.
     pub fn read(digest: &str, media_type: Option<&str>, manifest: &str) -> Manifest {
         let doc: Option<serde_json::Value> = serde_json::from_str(manifest).ok();
-        let declared = media_type.map(str::to_string).or_else(|| {
-            doc.as_ref()?
-                .get("mediaType")?
-                .as_str()
-                .map(str::to_string)
-        });
+        let declared = media_type
+            .map(str::to_string)
+            .or_else(|| doc.as_ref()?.get("mediaType")?.as_str().map(str::to_string));
         let children: Vec<String> = doc
             .as_ref()
             .and_then(|d| d.get("manifests")?.as_array().cloned())
@@ -276,7 +273,10 @@ pub struct ContainerCheck {
 impl ContainerCheck {
     /// The line a plan or report shows for it, when it has something to say.
     pub fn line(&self) -> Option<String> {
-        let who = format!("{}/{} container {}", self.cluster, self.service, self.container);
+        let who = format!(
+            "{}/{} container {}",
+            self.cluster, self.service, self.container
+        );
         match &self.verdict {
             Verdict::Pinned | Verdict::Unchanged => None,
             Verdict::Changed { running, new } => Some(format!(
@@ -381,7 +381,6 @@ pub fn batches(
     out
 }
 
-
 /// One service to check: its containers' names and images (its task definition's).
 #[derive(Debug, Clone)]
 pub struct ToCheck {
@@ -401,14 +400,23 @@ pub async fn check(
 ) -> crate::error::Result<ImageChecks> {
     use futures::StreamExt;
     let limit = crate::aws::ecs::DESCRIBE_CONCURRENCY;
-    let listed: Vec<_> = futures::stream::iter(services.iter().map(|s| async move {
-        crate::aws::ecs::running_tasks(&clients.ecs, &s.service.cluster, &s.service.service)
-            .await
-            .map_err(|e| crate::discovery::ecs_error(&s.service.cluster, e))
-    }))
-    .buffered(limit)
-    .collect()
-    .await;
+    // Boxed, so the future stays `Send` for any caller (no closure types in its state).
+    type Listing<'a> =
+        futures::future::BoxFuture<'a, crate::error::Result<Vec<crate::aws::model::TaskObs>>>;
+    let listings: Vec<Listing<'_>> = services
+        .iter()
+        .map(|s| {
+            Box::pin(async move {
+                crate::aws::ecs::running_tasks(&clients.ecs, &s.service.cluster, &s.service.service)
+                    .await
+                    .map_err(|e| crate::discovery::ecs_error(&s.service.cluster, e))
+            }) as Listing<'_>
+        })
+        .collect();
+    let listed: Vec<_> = futures::stream::iter(listings)
+        .buffered(limit)
+        .collect()
+        .await;
     // Per service and container: the digests its running tasks report.
     let mut running: Vec<BTreeMap<String, BTreeSet<String>>> = Vec::new();
     for tasks in listed {
@@ -433,17 +441,27 @@ pub async fn check(
         }
     }
     let asked = batches(&wanted);
-    let answers: Vec<_> = futures::stream::iter(asked.iter().map(|(repo, ids)| async move {
-        let ecr = clients.ecr_in(&repo.region);
-        crate::aws::ecr::batch_get(&ecr, &repo.account, &repo.repository, ids).await
-    }))
-    .buffered(limit)
-    .collect()
-    .await;
+    type Reading<'a> =
+        futures::future::BoxFuture<'a, Result<crate::aws::ecr::Found, crate::aws::AwsError>>;
+    let readings: Vec<Reading<'_>> = asked
+        .iter()
+        .map(|(repo, ids)| {
+            Box::pin(async move {
+                let ecr = clients.ecr_in(&repo.region);
+                crate::aws::ecr::batch_get(&ecr, &repo.account, &repo.repository, ids).await
+            }) as Reading<'_>
+        })
+        .collect();
+    let answers: Vec<_> = futures::stream::iter(readings)
+        .buffered(limit)
+        .collect()
+        .await;
     // Per repository: what each id is now, or why the repository cannot be read.
     let mut found: BTreeMap<Repo, Result<BTreeMap<ImageId, Manifest>, String>> = BTreeMap::new();
     for ((repo, _), answer) in asked.iter().zip(answers) {
-        let slot = found.entry(repo.clone()).or_insert_with(|| Ok(BTreeMap::new()));
+        let slot = found
+            .entry(repo.clone())
+            .or_insert_with(|| Ok(BTreeMap::new()));
         match answer {
             Ok(got) => {
                 if let Ok(map) = slot {
@@ -619,19 +637,97 @@ mod tests {
     fn judge_table() {
         // (case, running digests, what the tag is now, what the repository knows, verdict)
         let cases: Vec<(&str, Vec<&str>, Now, Vec<Manifest>, Option<Verdict>)> = vec![
-            ("unchanged single", vec![D1], Now::Found(single(D1)), vec![single(D1)], Some(Verdict::Unchanged)),
-            ("moved single, old still there", vec![D1], Now::Found(single(D2)), vec![single(D1)], Some(changed(&[D1], D2))),
-            ("moved single, old gone: cannot tell (could have been an index holding it)", vec![D1], Now::Found(single(D2)), vec![], None),
-            ("tasks on two digests, one moved", vec![D1, D2], Now::Found(single(D2)), vec![single(D1)], Some(changed(&[D1], D2))),
-            ("index unchanged, tasks report the index", vec![I1], Now::Found(index(I1, &[D1, D2])), vec![], Some(Verdict::Unchanged)),
-            ("index unchanged, tasks report a platform manifest", vec![D1], Now::Found(index(I1, &[D1, D2])), vec![], Some(Verdict::Unchanged)),
-            ("index moved, old index known", vec![I1], Now::Found(index(I2, &[D2])), vec![index(I1, &[D1])], Some(changed(&[I1], I2))),
-            ("index moved, old platform manifest known", vec![D1], Now::Found(index(I2, &[D2])), vec![single(D1)], Some(changed(&[D1], I2))),
-            ("index moved, old digest gone: cannot tell", vec![I1], Now::Found(index(I2, &[D2])), vec![], None),
-            ("tag moved to a platform manifest of the running index", vec![I1], Now::Found(single(D1)), vec![index(I1, &[D1, D2])], Some(Verdict::Unchanged)),
-            ("tag moved from an index to another single image", vec![I1], Now::Found(single(D2)), vec![index(I1, &[D1])], Some(changed(&[I1], D2))),
-            ("tag unreadable", vec![D1], Now::Unknown("AccessDenied".into()), vec![], None),
-            ("no running digest", vec![], Now::Found(single(D1)), vec![], None),
+            (
+                "unchanged single",
+                vec![D1],
+                Now::Found(single(D1)),
+                vec![single(D1)],
+                Some(Verdict::Unchanged),
+            ),
+            (
+                "moved single, old still there",
+                vec![D1],
+                Now::Found(single(D2)),
+                vec![single(D1)],
+                Some(changed(&[D1], D2)),
+            ),
+            (
+                "moved single, old gone: cannot tell (could have been an index holding it)",
+                vec![D1],
+                Now::Found(single(D2)),
+                vec![],
+                None,
+            ),
+            (
+                "tasks on two digests, one moved",
+                vec![D1, D2],
+                Now::Found(single(D2)),
+                vec![single(D1)],
+                Some(changed(&[D1], D2)),
+            ),
+            (
+                "index unchanged, tasks report the index",
+                vec![I1],
+                Now::Found(index(I1, &[D1, D2])),
+                vec![],
+                Some(Verdict::Unchanged),
+            ),
+            (
+                "index unchanged, tasks report a platform manifest",
+                vec![D1],
+                Now::Found(index(I1, &[D1, D2])),
+                vec![],
+                Some(Verdict::Unchanged),
+            ),
+            (
+                "index moved, old index known",
+                vec![I1],
+                Now::Found(index(I2, &[D2])),
+                vec![index(I1, &[D1])],
+                Some(changed(&[I1], I2)),
+            ),
+            (
+                "index moved, old platform manifest known",
+                vec![D1],
+                Now::Found(index(I2, &[D2])),
+                vec![single(D1)],
+                Some(changed(&[D1], I2)),
+            ),
+            (
+                "index moved, old digest gone: cannot tell",
+                vec![I1],
+                Now::Found(index(I2, &[D2])),
+                vec![],
+                None,
+            ),
+            (
+                "tag moved to a platform manifest of the running index",
+                vec![I1],
+                Now::Found(single(D1)),
+                vec![index(I1, &[D1, D2])],
+                Some(Verdict::Unchanged),
+            ),
+            (
+                "tag moved from an index to another single image",
+                vec![I1],
+                Now::Found(single(D2)),
+                vec![index(I1, &[D1])],
+                Some(changed(&[I1], D2)),
+            ),
+            (
+                "tag unreadable",
+                vec![D1],
+                Now::Unknown("AccessDenied".into()),
+                vec![],
+                None,
+            ),
+            (
+                "no running digest",
+                vec![],
+                Now::Found(single(D1)),
+                vec![],
+                None,
+            ),
         ];
         for (case, running, now, repo, want) in cases {
             let got = judge(&set(&running), &now, &known(&repo));
@@ -653,11 +749,26 @@ mod tests {
             })
         };
         let cases = [
-            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/online-lpa/api_app:v1.0.0", ecr("123456789012", "eu-west-1", "online-lpa/api_app", "v1.0.0")),
-            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/api", ecr("123456789012", "eu-west-1", "api", "latest")),
-            ("210987654321.dkr.ecr.us-east-1.amazonaws.com/base:main", ecr("210987654321", "us-east-1", "base", "main")),
-            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/api@sha256:abc", Reference::Digest("sha256:abc".into())),
-            ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:v1@sha256:abc", Reference::Digest("sha256:abc".into())),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/online-lpa/api_app:v1.0.0",
+                ecr("123456789012", "eu-west-1", "online-lpa/api_app", "v1.0.0"),
+            ),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api",
+                ecr("123456789012", "eu-west-1", "api", "latest"),
+            ),
+            (
+                "210987654321.dkr.ecr.us-east-1.amazonaws.com/base:main",
+                ecr("210987654321", "us-east-1", "base", "main"),
+            ),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api@sha256:abc",
+                Reference::Digest("sha256:abc".into()),
+            ),
+            (
+                "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:v1@sha256:abc",
+                Reference::Digest("sha256:abc".into()),
+            ),
             ("nginx:1.27", Reference::Other),
             ("nginx", Reference::Other),
             ("public.ecr.aws/nginx/nginx:1.27", Reference::Other),
@@ -729,7 +840,11 @@ mod tests {
         };
         let e = moved.refusal(false).expect("a moved tag refuses");
         assert_eq!(e.kind, crate::error::Kind::Refused);
-        assert!(e.message.contains(D1) && e.message.contains(D2) && e.message.contains("c/api container app"));
+        assert!(
+            e.message.contains(D1)
+                && e.message.contains(D2)
+                && e.message.contains("c/api container app")
+        );
         assert!(e.hint.as_deref().unwrap().contains("--allow-image-change"));
         assert!(moved.refusal(true).is_none());
         assert_eq!(moved.changed_services().len(), 1);

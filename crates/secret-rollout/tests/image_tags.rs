@@ -112,7 +112,10 @@ async fn a_tag_moved_since_the_last_deployment_is_named_refused_and_shipped_only
 
     // plan names service, container, tag, running and new digest; it refuses nothing.
     let out = env
-        .run(&["plan", SHARED, "--cluster", CLUSTER, "--output", "json"], None)
+        .run(
+            &["plan", SHARED, "--cluster", CLUSTER, "--output", "json"],
+            None,
+        )
         .await;
     assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
     let plan = json(&out);
@@ -139,7 +142,11 @@ async fn a_tag_moved_since_the_last_deployment_is_named_refused_and_shipped_only
     // One BatchGetImage per repository (six, each under a hundred ids), counted in the
     // JSON output as the sandbox counted them.
     assert_eq!(env.calls("BatchGetImage"), 6);
-    assert_eq!(plan["aws_calls"]["ECR.BatchGetImage"], 6, "{}", plan["aws_calls"]);
+    assert_eq!(
+        plan["aws_calls"]["ECR.BatchGetImage"], 6,
+        "{}",
+        plan["aws_calls"]
+    );
     let out = env.run(&["plan", SHARED, "--cluster", CLUSTER], None).await;
     assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout);
@@ -147,24 +154,51 @@ async fn a_tag_moved_since_the_last_deployment_is_named_refused_and_shipped_only
         .lines()
         .find(|l| l.contains("warning: new image"))
         .unwrap_or_else(|| panic!("a new-image warning:\n{shown}"));
-    for part in ["/api container app", "tag v1.0.0", &old, &new, "--allow-image-change"] {
+    for part in [
+        "/api container app",
+        "tag v1.0.0",
+        &old,
+        &new,
+        "--allow-image-change",
+    ] {
         assert!(warning.contains(part), "{part} in {warning}");
     }
 
     // replace and redeploy refuse before any write: no version, no deployment.
     let out = env
         .run(
-            &["replace", SHARED, "--generate", "--cluster", CLUSTER, "--yes", "--max-poll", "50ms"],
+            &[
+                "replace",
+                SHARED,
+                "--generate",
+                "--cluster",
+                CLUSTER,
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
             None,
         )
         .await;
     assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("api container app") && err.contains(&new), "{err}");
+    assert!(
+        err.contains("api container app") && err.contains(&new),
+        "{err}"
+    );
     assert!(err.contains("--allow-image-change"), "{err}");
     let out = env
         .run(
-            &["redeploy", "--services", "api", "--cluster", CLUSTER, "--yes", "--max-poll", "50ms"],
+            &[
+                "redeploy",
+                "--services",
+                "api",
+                "--cluster",
+                CLUSTER,
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
             None,
         )
         .await;
@@ -200,17 +234,27 @@ async fn a_tag_moved_since_the_last_deployment_is_named_refused_and_shipped_only
     assert_eq!(changed[0]["service"], "api");
     assert_eq!(changed[0]["container"], "app");
     assert_eq!(env.version_count(SHARED), versions + 1);
-    assert_eq!(env.calls("UpdateService"), 3, "front, api, admin redeployed");
+    assert_eq!(
+        env.calls("UpdateService"),
+        3,
+        "front, api, admin redeployed"
+    );
     // Ground truth: api now runs the new build, the others the builds they ran.
     assert_all(&running_digests(&env, "api", "app"), &new);
-    for (service, repo) in [("front", "online-lpa/front_app"), ("admin", "online-lpa/admin_app")] {
+    for (service, repo) in [
+        ("front", "online-lpa/front_app"),
+        ("admin", "online-lpa/admin_app"),
+    ] {
         let digest = tag(&env, repo, "v1.0.0");
         assert_all(&running_digests(&env, service, "app"), &digest);
     }
 
     // Its rollback would redeploy api onto yet another build: refused, nothing moved.
     push(&env, API_APP, "v1.0.0", "api_app build 3").await;
-    let id = report["rotation_id"].as_str().expect("rotation id").to_string();
+    let id = report["rotation_id"]
+        .as_str()
+        .expect("rotation id")
+        .to_string();
     let current = env.current_version(SHARED);
     env.sandbox.world().lock().unwrap().clear_calls();
     let out = env
@@ -262,7 +306,12 @@ async fn a_restore_after_a_failure_goes_on_and_its_report_names_the_new_image() 
             Some(b"rejected-by-api-2f9c1e"),
         )
         .await;
-    assert_eq!(out.status.code(), Some(exit::FAILED_RESTORED), "{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(&out)
+    );
     let report = json(&out);
     assert!(report["restore"].is_object(), "a restore ran: {report}");
     let changed = report["image_changed"].as_array().expect("image_changed");
@@ -321,7 +370,17 @@ launchType = "FARGATE"
 async fn unchanged_tags_digests_and_immutable_repos_pass_silently_and_others_cannot_be_checked() {
     let env = start_with(Scenario::from_toml(QUIET).expect("scenario"), SPEED).await;
     let out = env
-        .run(&["plan", "shop/api_key", "--cluster", "shop", "--output", "json"], None)
+        .run(
+            &[
+                "plan",
+                "shop/api_key",
+                "--cluster",
+                "shop",
+                "--output",
+                "json",
+            ],
+            None,
+        )
         .await;
     assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
     let plan = json(&out);
@@ -345,7 +404,11 @@ async fn unchanged_tags_digests_and_immutable_repos_pass_silently_and_others_can
             .unwrap_or_default()
             .to_string()
     };
-    assert!(reason("proxy").contains("not an ECR image"), "{}", reason("proxy"));
+    assert!(
+        reason("proxy").contains("not an ECR image"),
+        "{}",
+        reason("proxy")
+    );
     assert!(
         reason("base").contains("cannot read repository base (account 210987654321"),
         "{}",
@@ -361,14 +424,25 @@ async fn unchanged_tags_digests_and_immutable_repos_pass_silently_and_others_can
     assert!(!shown.contains("warning: new image"), "{shown}");
     let notes: Vec<&str> = shown.lines().filter(|l| l.contains("note: ")).collect();
     assert_eq!(notes.len(), 2, "{shown}");
-    assert!(notes.iter().any(|l| l.contains("nginx:1.27: cannot check")), "{shown}");
+    assert!(
+        notes.iter().any(|l| l.contains("nginx:1.27: cannot check")),
+        "{shown}"
+    );
 
     // Nothing moved: replace goes on without the flag, and its report names no image.
     let out = env
         .run(
             &[
-                "replace", "shop/api_key", "--generate", "--cluster", "shop", "--yes", "--max-poll",
-                "50ms", "--output", "json",
+                "replace",
+                "shop/api_key",
+                "--generate",
+                "--cluster",
+                "shop",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
             ],
             None,
         )

@@ -107,8 +107,16 @@ pub(crate) fn container_images(td: &Value) -> Vec<ContainerImage> {
         .map(|cs| {
             cs.iter()
                 .map(|c| ContainerImage {
-                    name: c.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
-                    image: c.get("image").and_then(Value::as_str).unwrap_or("").to_string(),
+                    name: c
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    image: c
+                        .get("image")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                     consistent: c.get("versionConsistency").and_then(Value::as_str)
                         != Some("disabled"),
                 })
