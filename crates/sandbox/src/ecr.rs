@@ -438,7 +438,7 @@ impl Ecr {
         }
     }
 
-    fn image_ids<'a>(body: &'a Value) -> Result<&'a Vec<Value>, AwsError> {
+    fn image_ids(body: &Value) -> Result<&Vec<Value>, AwsError> {
         let ids = body
             .get("imageIds")
             .and_then(Value::as_array)
@@ -593,10 +593,7 @@ impl Ecr {
 }
 
 /// One page of `items` by `maxResults` (1..=1000, default 100) and `nextToken` (an offset).
-fn paginate<'a, T: Clone>(
-    items: &'a [T],
-    body: &Value,
-) -> Result<(Vec<T>, Option<String>), AwsError> {
+fn paginate<T: Clone>(items: &[T], body: &Value) -> Result<(Vec<T>, Option<String>), AwsError> {
     let max = body
         .get("maxResults")
         .and_then(Value::as_u64)

@@ -633,10 +633,20 @@ mod tests {
         matches!(v, Verdict::CannotCheck { .. })
     }
 
+    /// (case, running digests, what the tag is now, what the repository knows, verdict:
+    /// `None` for "cannot check").
+    type Case = (
+        &'static str,
+        Vec<&'static str>,
+        Now,
+        Vec<Manifest>,
+        Option<Verdict>,
+    );
+
     #[test]
     fn judge_table() {
         // (case, running digests, what the tag is now, what the repository knows, verdict)
-        let cases: Vec<(&str, Vec<&str>, Now, Vec<Manifest>, Option<Verdict>)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "unchanged single",
                 vec![D1],

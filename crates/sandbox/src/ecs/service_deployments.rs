@@ -185,7 +185,7 @@ impl Ecs {
         }
         let images = self
             .find_task_def(&svc.task_def)
-            .map(|td| super::sim::container_images(td))
+            .map(super::sim::container_images)
             .unwrap_or_default()
             .into_iter()
             .filter(|c| c.consistent)
