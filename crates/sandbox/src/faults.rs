@@ -95,6 +95,7 @@ pub fn service_name(service: Service) -> &'static str {
         Service::Ecs => "ecs",
         Service::Sts => "sts",
         Service::Ssm => "ssm",
+        Service::Ecr => "ecr",
     }
 }
 
@@ -104,6 +105,7 @@ fn normalise_service(s: &str) -> Option<&'static str> {
         "ecs" => Some("ecs"),
         "sts" => Some("sts"),
         "ssm" => Some("ssm"),
+        "ecr" => Some("ecr"),
         _ => None,
     }
 }

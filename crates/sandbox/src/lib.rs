@@ -18,6 +18,7 @@
 
 pub mod clock;
 pub mod control;
+pub mod ecr;
 pub mod ecs;
 pub mod error;
 pub mod faults;
@@ -50,6 +51,8 @@ pub enum Service {
     Sts,
     /// AWS Systems Manager Parameter Store (JSON 1.1, target prefix `AmazonSSM.`).
     Ssm,
+    /// Amazon ECR (JSON 1.1, target prefix `AmazonEC2ContainerRegistry_V20150921`).
+    Ecr,
 }
 
 /// What every operation handler gets besides its request: time, place and randomness.
@@ -97,12 +100,40 @@ pub struct World {
     pub ecs: ecs::Ecs,
     /// STS: identities, roles, issued sessions, accepted access keys.
     pub sts: sts::Sts,
+    /// ECR: repositories and the image manifests their tags point to.
+    pub ecr: ecr::Ecr,
     /// Injected faults.
     pub faults: faults::Faults,
     /// Every call answered, in order.
     pub calls: Vec<CallRecord>,
     /// Calls cleared from the log so far: a call's number is its index plus this.
     calls_cleared: usize,
+}
+
+/// What ECS reads when it deploys and launches: secrets, parameters, and image tags in ECR.
+pub(crate) struct LaunchSources<'a> {
+    pub(crate) secrets: &'a secrets::SecretsStore,
+    pub(crate) parameters: &'a ssm::ParameterStore,
+    pub(crate) ecr: &'a ecr::Ecr,
+}
+
+impl secrets::SecretSource for LaunchSources<'_> {
+    fn resolve_for_ecs(
+        &self,
+        value_from: &str,
+        region: &str,
+        account: &str,
+    ) -> Result<secrets::Resolved, String> {
+        if ssm::is_parameter_reference(value_from) {
+            self.parameters.resolve_for_ecs(value_from, region, account)
+        } else {
+            self.secrets.resolve_for_ecs(value_from, region, account)
+        }
+    }
+
+    fn resolve_image(&self, image: &str, region: &str, account: &str) -> Option<String> {
+        self.ecr.resolve(image, region, account)
+    }
 }
 
 /// The world shared between connections.
@@ -120,6 +151,7 @@ impl World {
             parameters: ssm::ParameterStore::default(),
             ecs: ecs::Ecs::default(),
             sts: sts::Sts::default(),
+            ecr: ecr::Ecr::default(),
             faults: faults::Faults::default(),
             calls: Vec::new(),
             calls_cleared: 0,
@@ -147,9 +179,10 @@ impl World {
             account: &self.account,
             rng: &mut self.rng,
         };
-        let sources = ssm::Sources {
+        let sources = LaunchSources {
             secrets: &self.secrets,
             parameters: &self.parameters,
+            ecr: &self.ecr,
         };
         self.ecs.advance(&mut ctx, &sources);
     }
@@ -179,9 +212,10 @@ impl World {
         let result = match service {
             Service::SecretsManager => self.secrets.handle(&mut ctx, operation, body),
             Service::Ecs => {
-                let sources = ssm::Sources {
+                let sources = LaunchSources {
                     secrets: &self.secrets,
                     parameters: &self.parameters,
+                    ecr: &self.ecr,
                 };
                 self.ecs.handle(&mut ctx, &sources, operation, body)
             }
@@ -189,6 +223,7 @@ impl World {
                 let caller = self.sts.caller_arn(&ctx, access_key);
                 self.parameters.handle(&mut ctx, &caller, operation, body)
             }
+            Service::Ecr => self.ecr.handle(&mut ctx, operation, body),
             Service::Sts => Err(AwsError::new(
                 "InvalidAction",
                 "STS is served by the query protocol",
@@ -217,6 +252,8 @@ impl World {
             "SecretId",
             "Name",
             "taskDefinition",
+            "repositoryName",
+            "imageIds",
         ] {
             if let Some(v) = body.get(key) {
                 subject.insert(key.to_string(), v.clone());
@@ -261,6 +298,7 @@ impl World {
             "secrets": self.secrets.snapshot(),
             "parameters": self.parameters.snapshot(&self.region, &self.account),
             "ecs": self.ecs.snapshot(),
+            "ecr": self.ecr.snapshot(),
             "calls": self.calls,
         })
     }

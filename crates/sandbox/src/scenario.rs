@@ -53,6 +53,12 @@ pub struct Scenario {
     /// Clusters, as CreateCluster requests (`clusterName`).
     #[serde(default)]
     pub clusters: Vec<Map<String, Value>>,
+    /// ECR repositories, as CreateRepository requests (`repositoryName`,
+    /// `imageTagMutability`). Every ECR image of this account and region that a task
+    /// definition names is pushed (a manifest made from its name), its repository created
+    /// `MUTABLE` when not listed here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ecr_repositories: Vec<Map<String, Value>>,
     /// Task definitions, as RegisterTaskDefinition requests.
     #[serde(default)]
     pub task_definitions: Vec<Map<String, Value>>,
@@ -462,6 +468,7 @@ pub fn build_world(
         secrets,
         parameters,
         ecs,
+        ecr,
         ..
     } = &mut world;
 
@@ -506,6 +513,30 @@ pub fn build_world(
         )
         .map_err(|e| format!("task definition {family}: {e}"))?;
     }
+    for r in &scenario.ecr_repositories {
+        let name = r
+            .get("repositoryName")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        ecr.create(&mut ctx, &Value::Object(r.clone()))
+            .map_err(|e| format!("ECR repository {name}: {e}"))?;
+    }
+    for td in &scenario.task_definitions {
+        let containers = td.get("containerDefinitions").and_then(Value::as_array);
+        for image in containers
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("image").and_then(Value::as_str))
+        {
+            ecr.seed(image, t0, ctx.region, ctx.account);
+        }
+    }
+    let sources = crate::LaunchSources {
+        secrets: secrets.secrets,
+        parameters: secrets.parameters,
+        ecr,
+    };
+    let secrets = &sources;
     for s in &scenario.services {
         let name = s
             .request

@@ -74,6 +74,13 @@ pub trait SecretSource {
         region: &str,
         account: &str,
     ) -> Result<Resolved, String>;
+
+    /// The digest ECS resolves a container image to (an ECR tag's, at a deployment or,
+    /// where version consistency is disabled, at each launch); `None` when it cannot.
+    fn resolve_image(&self, image: &str, region: &str, account: &str) -> Option<String> {
+        let _ = (image, region, account);
+        None
+    }
 }
 
 /// A secret version's payload. `Debug` never shows it.

@@ -197,6 +197,7 @@ async fn handle_json(world: Shared, req: &ReadRequest, target: &str) -> Answer {
         "secretsmanager" => Service::SecretsManager,
         "AmazonEC2ContainerServiceV20141113" => Service::Ecs,
         "AmazonSSM" => Service::Ssm,
+        "AmazonEC2ContainerRegistry_V20150921" => Service::Ecr,
         _ => {
             return Ok(json_error(&AwsError::new(
                 "UnknownOperationException",

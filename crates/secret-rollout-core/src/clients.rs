@@ -53,7 +53,7 @@ impl Intercept for CallCounter {
     }
 }
 
-/// Secrets Manager, ECS, STS and SSM clients sharing one configuration and one call counter.
+/// Secrets Manager, ECS, STS, SSM and ECR clients sharing one configuration and one call counter.
 #[derive(Debug, Clone)]
 pub struct Clients {
     /// Secrets Manager.
@@ -64,6 +64,10 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     /// SSM (Parameter Store).
     pub ssm: aws_sdk_ssm::Client,
+    /// ECR, in the configuration's region ([`Clients::ecr_in`] for another).
+    pub ecr: aws_sdk_ecr::Client,
+    /// The configuration they were built from.
+    config: aws_types::SdkConfig,
     /// Calls made through these clients.
     pub calls: CallCounter,
 }
@@ -92,12 +96,33 @@ impl Clients {
                 .interceptor(calls.clone())
                 .build(),
         );
+        let ecr = aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(config)
+                .interceptor(calls.clone())
+                .build(),
+        );
         Self {
             sm,
             ecs,
             sts,
             ssm,
+            ecr,
+            config: config.clone(),
             calls,
         }
+    }
+
+    /// ECR in `region` (an image's registry may be in another region), counted like the
+    /// others.
+    pub fn ecr_in(&self, region: &str) -> aws_sdk_ecr::Client {
+        if self.config.region().is_some_and(|r| r.as_ref() == region) {
+            return self.ecr.clone();
+        }
+        aws_sdk_ecr::Client::from_conf(
+            aws_sdk_ecr::config::Builder::from(&self.config)
+                .region(aws_types::region::Region::new(region.to_string()))
+                .interceptor(self.calls.clone())
+                .build(),
+        )
     }
 }

@@ -513,6 +513,7 @@ mod tests {
             family: family.into(),
             revision: 7,
             refs,
+            images: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@ pub mod discovery;
 pub mod error;
 pub mod history;
 pub mod holding;
+pub mod images;
 pub mod journal;
 pub mod lock;
 pub mod parameter;

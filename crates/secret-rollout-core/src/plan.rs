@@ -60,6 +60,9 @@ pub struct RotationPlan {
     /// deployments; for staged strategies their service deployments under way): read once
     /// with the plan, so the check before the write asks ECS nothing more.
     pub activity: Vec<Activity>,
+    /// Per container of the services to redeploy: whether a redeploy would also ship a
+    /// new image (a tag moved since their last deployment; see [`crate::images`]).
+    pub images: crate::images::ImageChecks,
 }
 
 /// The PRIMARY deployment id of a described service.
@@ -104,13 +107,14 @@ pub async fn plan(
             current_created,
         });
     }
-    let (consumers, redeploy, activity) = consumers_and_activity(
+    let (consumers, redeploy, activity, to_check) = consumers_and_activity(
         clients,
         target,
         &secrets.iter().map(|s| s.info.clone()).collect::<Vec<_>>(),
         only,
     )
     .await?;
+    let images = crate::images::check(clients, &to_check).await?;
     Ok(RotationPlan {
         target: target.clone(),
         secrets,
@@ -118,6 +122,7 @@ pub async fn plan(
         redeploy,
         busy: Vec::new(),
         activity,
+        images,
     })
 }
 
@@ -128,7 +133,7 @@ pub async fn consumers_of(
     secrets: &[SecretInfo],
     only: Option<&[String]>,
 ) -> Result<(consumers::Plan, Vec<(ServiceRef, Option<String>)>)> {
-    let (plan, redeploy, _) = consumers_and_activity(clients, target, secrets, only).await?;
+    let (plan, redeploy, ..) = consumers_and_activity(clients, target, secrets, only).await?;
     Ok((plan, redeploy))
 }
 
@@ -143,6 +148,7 @@ async fn consumers_and_activity(
     consumers::Plan,
     Vec<(ServiceRef, Option<String>)>,
     Vec<Activity>,
+    Vec<crate::images::ToCheck>,
 )> {
     let inv = discovery::inventory(&clients.ecs, &target.clusters, None, true).await?;
     // The environment's `services` list narrows what is redeployed, not what is shown: a
@@ -170,7 +176,7 @@ async fn consumers_and_activity(
         only,
         target.services.as_deref(),
     )?;
-    let redeploy = plan
+    let redeploy: Vec<(ServiceRef, Option<String>)> = plan
         .redeploy
         .iter()
         .map(|c| {
@@ -218,7 +224,29 @@ async fn consumers_and_activity(
             service_deployments,
         });
     }
-    Ok((plan, redeploy, activity))
+    let to_check = to_check(&inv, redeploy.iter().map(|(r, _)| r));
+    Ok((plan, redeploy, activity, to_check))
+}
+
+/// The services' containers and images, from their task definitions in `inv`, for
+/// [`crate::images::check`].
+pub fn to_check<'a>(
+    inv: &discovery::Inventory,
+    services: impl Iterator<Item = &'a ServiceRef>,
+) -> Vec<crate::images::ToCheck> {
+    services
+        .filter_map(|r| {
+            let obs = inv
+                .services
+                .iter()
+                .find(|s| s.info.cluster == r.cluster && s.info.name == r.service)?;
+            let td = inv.task_defs.get(&obs.info.task_definition_arn)?;
+            Some(crate::images::ToCheck {
+                service: r.clone(),
+                containers: td.images.clone(),
+            })
+        })
+        .collect()
 }
 
 /// Finds services by name in the target's clusters, each with its PRIMARY deployment id

@@ -654,6 +654,7 @@ mod tests {
                     value_from: v.to_string(),
                 })
                 .collect(),
+            images: Vec::new(),
         }
     }
 
@@ -708,6 +709,7 @@ mod tests {
             created_at: created,
             started_at: Some(created + 5.0),
             task_definition_arn: td.into(),
+            containers: Vec::new(),
         }
     }
 

@@ -58,7 +58,7 @@ async fn replace_shared_secret_reaches_every_reader_and_only_them() {
         .collect();
     assert_eq!(pdf_tasks, pdf_now, "pdf untouched");
     // The report's call counts are the sandbox's, exactly: every call the tool made to
-    // ECS and Secrets Manager, as many times as the sandbox answered it (no faults, so no
+    // ECS, ECR and Secrets Manager, as many times as the sandbox answered it (no faults, so no
     // retries). The scenario fixes the writes: one new version, one update per reader.
     let calls = env.state()["calls"].as_array().cloned().unwrap_or_default();
     let mut answered = std::collections::BTreeMap::<String, u64>::new();
@@ -66,6 +66,7 @@ async fn replace_shared_secret_reaches_every_reader_and_only_them() {
         let service = match c["service"].as_str().expect("call has a service") {
             "Ecs" => "ECS",
             "SecretsManager" => "SecretsManager",
+            "Ecr" => "ECR",
             "Sts" => continue,
             other => panic!("unknown service {other}"),
         };

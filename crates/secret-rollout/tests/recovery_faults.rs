@@ -82,6 +82,7 @@ async fn replace_reporting(
         state: Default::default(),
         max_task_failures: None,
         reach: Default::default(),
+        allow_image_change: false,
     };
     let caller = Caller {
         account: who.account,
@@ -263,6 +264,7 @@ async fn matrix(rejecting: bool) {
             | "GetSecretValue"
             | "PutSecretValue"
             | "UpdateSecretVersionStage" => "secretsmanager",
+            "BatchGetImage" => "ecr",
             _ => "ecs",
         }
     };
@@ -484,9 +486,10 @@ async fn persistent_faults_end_restored_or_stopped_cleanly() {
             &[Outcome::FailedRestored],
             true,
         ),
-        // Verification cannot list tasks (every attempt of the rollout's checks fails).
+        // Verification cannot list tasks (every attempt of the rollout's checks fails; the
+        // plan's image check lists each of the three services once before).
         (
-            vec![rule("ecs", "ListTasks", Internal, 1..=15)],
+            vec![rule("ecs", "ListTasks", Internal, 4..=18)],
             &[Outcome::FailedRestored],
             true,
         ),
@@ -632,7 +635,8 @@ async fn a_verification_that_cannot_list_tasks_is_reported_as_such_and_restored(
     let env = start(2000.0).await;
     let before = env.current_version(SHARED);
     let attempts = u64::from(secret_rollout_core::aws::DEFAULT_MAX_ATTEMPTS);
-    // Three services, each one ListTasks call with its retries; none before verification.
+    // Three services, each one ListTasks call with its retries, after the plan's image
+    // check (issue 18) listed each once.
     env.sandbox
         .world()
         .lock()
@@ -641,7 +645,7 @@ async fn a_verification_that_cannot_list_tasks_is_reported_as_such_and_restored(
             "ecs",
             "ListTasks",
             FaultKind::Internal,
-            1..=3 * attempts,
+            4..=3 + 3 * attempts,
         )])
         .expect("valid rule");
     let events = Recorder::default();

@@ -72,6 +72,8 @@ pub(crate) struct Task {
     pub family: String,
     pub launch_type: String,
     pub containers: Vec<String>,
+    /// Per container (same order): the image as written and the digest it launched with.
+    pub images: Vec<(String, Option<String>)>,
     pub cpu: Option<Value>,
     pub memory: Option<Value>,
     pub last: Status,
@@ -274,8 +276,13 @@ impl Task {
         let containers: Vec<Value> = self
             .containers
             .iter()
-            .map(|name| {
-                json!({
+            .enumerate()
+            .map(|(i, name)| {
+                let (image, digest) = self
+                    .images
+                    .get(i)
+                    .map_or((None, None), |(im, d)| (Some(im), d.as_ref()));
+                let mut c = json!({
                     "containerArn": format!("{}/{}", self.arn.replace(":task/", ":container/"), name),
                     "taskArn": self.arn,
                     "name": name,
@@ -285,7 +292,15 @@ impl Task {
                         _ => "STOPPED",
                     },
                     "healthStatus": health,
-                })
+                });
+                if let Some(image) = image {
+                    c["image"] = json!(image);
+                }
+                // ECS reports the digest once the image is pulled.
+                if let (Some(d), true) = (digest, self.pull_stopped_at.is_some()) {
+                    c["imageDigest"] = json!(d);
+                }
+                c
             })
             .collect();
         let mut m = Map::new();
@@ -380,6 +395,9 @@ impl Task {
             "stopCode": self.stop_code,
             "secrets": secrets,
             "parameters": parameters,
+            "containers": self.containers.iter().zip(&self.images).map(|(n, (image, digest))| json!({
+                "name": n, "image": image, "imageDigest": digest,
+            })).collect::<Vec<_>>(),
         })
     }
 }

@@ -131,8 +131,8 @@ impl Ecs {
             "RegisterTaskDefinition" => self.register_task_definition(ctx, body),
             "DescribeTaskDefinition" => self.describe_task_definition(body),
             "ListTaskDefinitions" => self.list_task_definitions(body),
-            "CreateService" => self.create_service(ctx, body),
-            "UpdateService" => self.update_service(ctx, body),
+            "CreateService" => self.create_service(ctx, secrets, body),
+            "UpdateService" => self.update_service(ctx, secrets, body),
             "DescribeServices" => self.describe_services(ctx, body),
             "ListServices" => self.list_services(body),
             "ListTasks" => self.list_tasks(body),
@@ -379,7 +379,12 @@ impl Ecs {
         Ok(out)
     }
 
-    fn create_service(&mut self, ctx: &mut Ctx<'_>, body: &Value) -> OpResult {
+    fn create_service(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        secrets: &dyn SecretSource,
+        body: &Value,
+    ) -> OpResult {
         let c = self.cluster_of(body)?;
         let name = req_str(body, "serviceName")?;
         if !valid_family(name) {
@@ -472,12 +477,17 @@ impl Ecs {
         cl.services.push(s);
         // A deleted (INACTIVE) service of the same name is no longer found by name.
         cl.service_by_name.insert(name.to_string(), s);
-        self.new_deployment(ctx, s);
+        self.new_deployment(ctx, secrets, s);
         let arn = &self.clusters[c].arn;
         Ok(json!({ "service": self.service_json(s, arn) }))
     }
 
-    fn update_service(&mut self, ctx: &mut Ctx<'_>, body: &Value) -> OpResult {
+    fn update_service(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        secrets: &dyn SecretSource,
+        body: &Value,
+    ) -> OpResult {
         let c = self.cluster_of(body)?;
         let s = self.service_idx(c, req_str(body, "service")?)?;
         if self.services[s].status != "ACTIVE" {
@@ -541,7 +551,7 @@ impl Ecs {
             self.dirty.insert(s);
         }
         if deploy {
-            self.new_deployment(ctx, s);
+            self.new_deployment(ctx, secrets, s);
         }
         let arn = &self.clusters[c].arn;
         Ok(json!({ "service": self.service_json(s, arn) }))

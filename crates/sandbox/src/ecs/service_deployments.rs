@@ -16,6 +16,7 @@ use serde_json::{json, Map, Value};
 use super::model::ts;
 use super::strategy::{HookAction, Stage};
 use super::Ecs;
+use crate::secrets::SecretSource;
 use crate::Ctx;
 
 /// `statusReason` of a deployment superseded by a newer one (inferred wording).
@@ -58,6 +59,10 @@ pub(crate) struct Revision {
     pub launch_type: String,
     /// loadBalancers, networkConfiguration, ... as the service had them.
     pub extra: Map<String, Value>,
+    /// Per container of its task definition whose version consistency is enabled (the
+    /// default): (name, image as written, the digest it resolved to when the revision was
+    /// made). Its tasks launch with these digests, whatever the tags point to later.
+    pub images: Vec<(String, String, Option<String>)>,
 }
 
 /// `DeploymentLifecycleHookStatus`.
@@ -158,7 +163,12 @@ fn short_id(ctx: &mut Ctx<'_>) -> String {
 
 impl Ecs {
     /// Records a new service revision of service `s` running its current task definition.
-    pub(crate) fn new_revision(&mut self, ctx: &mut Ctx<'_>, s: usize) -> usize {
+    pub(crate) fn new_revision(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sources: &dyn SecretSource,
+        s: usize,
+    ) -> usize {
         use rand::Rng;
         let n = ctx.rng.random_range(0..10_000_000_000_000_000_000u64);
         let svc = &self.services[s];
@@ -173,7 +183,19 @@ impl Ecs {
                 extra.insert(k.to_string(), v.clone());
             }
         }
+        let images = self
+            .find_task_def(&svc.task_def)
+            .map(super::sim::container_images)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.consistent)
+            .map(|c| {
+                let digest = sources.resolve_image(&c.image, ctx.region, ctx.account);
+                (c.name, c.image, digest)
+            })
+            .collect();
         self.revisions.push(super::service_deployments::Revision {
+            images,
             arn: arn.clone(),
             service: s,
             task_def: svc.task_def.clone(),

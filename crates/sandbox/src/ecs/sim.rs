@@ -92,6 +92,39 @@ pub(crate) struct Launch<'a> {
     pub timing: Timing,
 }
 
+/// One container of a task definition, as image resolution sees it.
+pub(crate) struct ContainerImage {
+    pub name: String,
+    pub image: String,
+    /// `versionConsistency` is not `disabled`: the tag resolves once per deployment.
+    pub consistent: bool,
+}
+
+/// Every container of a task definition with its image, in order.
+pub(crate) fn container_images(td: &Value) -> Vec<ContainerImage> {
+    td.get("containerDefinitions")
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .map(|c| ContainerImage {
+                    name: c
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    image: c
+                        .get("image")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
+                    consistent: c.get("versionConsistency").and_then(Value::as_str)
+                        != Some("disabled"),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Every secret and parameter reference of a task definition, in container order.
 pub(crate) fn secret_refs(td: &Value) -> Vec<String> {
     let mut out = Vec::new();
@@ -515,11 +548,16 @@ impl Ecs {
     /// Starts a new PRIMARY deployment of a service, with a new service revision and
     /// service deployment: older entries go ACTIVE with desired 0 (rolling), or stay as
     /// they are until the staged lifecycle cleans them up (blue/green, linear, canary).
-    pub(crate) fn new_deployment(&mut self, ctx: &mut Ctx<'_>, s: usize) {
+    pub(crate) fn new_deployment(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sources: &dyn SecretSource,
+        s: usize,
+    ) {
         let now = self.now;
         let id = deployment_id(ctx);
         let uid = self.new_uid();
-        let revision = self.new_revision(ctx, s);
+        let revision = self.new_revision(ctx, sources, s);
         let svc = &mut self.services[s];
         let staged = svc.strategy.strategy.staged();
         let desired_before: Vec<u32> = svc.deployments.iter().map(|d| d.desired).collect();
@@ -617,16 +655,20 @@ impl Ecs {
                 break;
             }
         }
-        let containers = l
-            .task_def
-            .get("containerDefinitions")
-            .and_then(Value::as_array)
-            .map(|cs| {
-                cs.iter()
-                    .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
-                    .collect()
+        // Version consistency: a container launches with the digest its service revision
+        // resolved; one with it disabled (or a task of no service) resolves its tag now.
+        let pinned = l.revision.map(|r| &self.revisions[r].images);
+        let (containers, images) = container_images(l.task_def)
+            .into_iter()
+            .filter(|c| !c.name.is_empty())
+            .map(|c| {
+                let digest = match pinned.and_then(|p| p.iter().find(|(n, ..)| *n == c.name)) {
+                    Some((_, _, d)) if c.consistent => d.clone(),
+                    _ => secrets.resolve_image(&c.image, ctx.region, ctx.account),
+                };
+                (c.name, (c.image, digest))
             })
-            .unwrap_or_default();
+            .unzip();
         let task = Task {
             id: id.clone(),
             arn: arn.clone(),
@@ -650,6 +692,7 @@ impl Ecs {
                 .to_string(),
             launch_type: l.launch_type,
             containers,
+            images,
             cpu: l.task_def.get("cpu").cloned(),
             memory: l.task_def.get("memory").cloned(),
             last: Status::Provisioning,

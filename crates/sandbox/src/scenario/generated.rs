@@ -78,6 +78,7 @@ impl Scenario {
             clusters: (0..clusters)
                 .map(|c| obj(json!({"clusterName": format!("cluster-{c}")})))
                 .collect(),
+            ecr_repositories: Vec::new(),
             task_definitions,
             services: service_specs,
             timing: None,

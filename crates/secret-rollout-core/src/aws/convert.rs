@@ -54,6 +54,16 @@ impl From<&TaskDefinition> for TaskDef {
             family: td.family().unwrap_or_default().to_string(),
             revision: td.revision(),
             refs,
+            images: td
+                .container_definitions()
+                .iter()
+                .map(|c| {
+                    (
+                        c.name().unwrap_or_default().to_string(),
+                        c.image().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -212,6 +222,16 @@ pub fn task(t: &Task) -> TaskObs {
         created_at: secs(t.created_at()),
         started_at: t.started_at().map(|d| d.as_secs_f64()),
         task_definition_arn: t.task_definition_arn().unwrap_or_default().to_string(),
+        containers: t
+            .containers()
+            .iter()
+            .map(|c| {
+                (
+                    c.name().unwrap_or_default().to_string(),
+                    c.image_digest().map(str::to_string),
+                )
+            })
+            .collect(),
     }
 }
 

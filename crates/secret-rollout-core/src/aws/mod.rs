@@ -2,7 +2,7 @@
 //!
 //! - [`config`]: the SDK's configuration and credential providers (retries, timeouts,
 //!   endpoint, profile files); the sign-in that uses them is [`crate::credentials`].
-//! - [`ecs`], [`secrets`], [`ssm`], [`sts`]: the calls, batched as the APIs allow, answering in
+//! - [`ecs`], [`ecr`], [`secrets`], [`ssm`], [`sts`]: the calls, batched as the APIs allow, answering in
 //!   [`model`] observations made by [`convert`] (the only reader of SDK output shapes).
 //! - [`errors`]: the one classifier of SDK errors; the SDK error stays the source.
 //!
@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod ecr;
 pub mod ecs;
 pub mod errors;
 pub mod model;

@@ -58,6 +58,8 @@ pub struct TaskDef {
     pub revision: i32,
     /// Every secret reference of every container (Secrets Manager or not).
     pub refs: Vec<RefSite>,
+    /// Every container's name and image, as written.
+    pub images: Vec<(String, String)>,
 }
 
 /// A service's deployment controller.
@@ -332,6 +334,9 @@ pub struct TaskObs {
     pub started_at: Option<f64>,
     /// Task definition ARN.
     pub task_definition_arn: String,
+    /// Per container: its name and the image digest ECS reports (`imageDigest`).
+    #[serde(skip)]
+    pub containers: Vec<(String, Option<String>)>,
 }
 
 impl TaskObs {
@@ -339,6 +344,28 @@ impl TaskObs {
     pub fn id(&self) -> &str {
         self.arn.rsplit('/').next().unwrap_or(&self.arn)
     }
+}
+
+// ---- ECR ---------------------------------------------------------------------------------
+
+/// One image id of a `BatchGetImage`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ImageId {
+    /// By tag.
+    Tag(String),
+    /// By digest.
+    Digest(String),
+}
+
+/// One image as `BatchGetImage` returned it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageObs {
+    /// Its digest.
+    pub digest: String,
+    /// `imageManifestMediaType`.
+    pub media_type: Option<String>,
+    /// The manifest's text.
+    pub manifest: String,
 }
 
 // ---- Secrets Manager ---------------------------------------------------------------------

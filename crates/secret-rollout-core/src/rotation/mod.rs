@@ -67,6 +67,9 @@ pub struct Settings {
     pub max_task_failures: Option<u32>,
     /// The options that reach the environment, carried by every command the run suggests.
     pub reach: crate::error::Reach,
+    /// `--allow-image-change`: go on although a redeploy also ships an image pushed under
+    /// its tag since the last deployment (see [`crate::images`]); else refuse (exit 4).
+    pub allow_image_change: bool,
 }
 
 /// What a rotation does, before it writes, about a consumer in the middle of a deployment

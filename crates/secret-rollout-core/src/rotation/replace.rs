@@ -163,6 +163,9 @@ pub async fn replace(
         if let Some(refusal) = p.refusal() {
             return Err(refusal);
         }
+        if let Some(refusal) = p.images.refusal(ctx.settings.allow_image_change) {
+            return Err(refusal);
+        }
         let least: Vec<(&str, &str, u64)> = p
             .consumers
             .redeploy
@@ -336,7 +339,9 @@ pub async fn replace_planned(
     let mut run = Run::start(ctx, started, states, services, locks)?;
     run.no_readers = plan.consumers.no_readers();
     let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
+    plan.images.warn(ctx.reporter, crate::images::ALLOWED);
     let mut report = run.rotate(values).await?;
+    report.image_changed = plan.images.changed_list();
     report.nothing_to_prove = plan
         .consumers
         .idle
@@ -393,9 +398,18 @@ pub async fn redeploy(
         );
     }
     let names: Vec<String> = services.iter().map(|(r, _)| r.service.clone()).collect();
+    let refs: Vec<ServiceRef> = services.into_iter().map(|(r, _)| r).collect();
+    let images = crate::images::guard(
+        clients,
+        &refs,
+        ctx.settings.allow_image_change,
+        ctx.reporter,
+    )
+    .await?;
     confirmed(operator, &format!("redeploy {}?", names.join(", ")), None)?;
-    let refs = services.into_iter().map(|(r, _)| r).collect();
-    redeploy_services(ctx, target, refs, info.as_ref()).await
+    let mut report = redeploy_services(ctx, target, refs, info.as_ref()).await?;
+    report.image_changed = images.changed_list();
+    Ok(report)
 }
 
 /// The services `redeploy` is asked to redeploy, each with its PRIMARY now, and the secret

@@ -178,6 +178,10 @@ pub struct Report {
     /// value). Services that were redeployed say so in their proof instead.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nothing_to_prove: Vec<ServiceRef>,
+    /// Containers whose redeploy (and restore) also shipped a new image: their tag moved
+    /// since the last deployment and `--allow-image-change` let the run go on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_changed: Vec<crate::images::ContainerCheck>,
     /// Commands to restore by hand, when our restore failed.
     pub manual_restore: Vec<String>,
     /// What to run next, ready to paste (they carry the options that reach the

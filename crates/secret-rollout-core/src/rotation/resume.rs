@@ -153,17 +153,29 @@ pub async fn resume(
         None,
     )
     .await?;
+    // A restore goes on whatever the tags point to (refusing it would be worse); going
+    // forward refuses a moved tag unless --allow-image-change. Either report names them.
+    let restores = decide::resume_restores(summary);
+    let images = if restores {
+        let checks = crate::images::check_services(clients, &services).await?;
+        checks.warn(reporter, "restoring (a restore is never refused)");
+        checks
+    } else {
+        crate::images::guard(clients, &services, settings.allow_image_change, reporter).await?
+    };
     let mut run = Run::resume(clients, &settings, reporter, summary, locks)?;
     reporter.report(&Event::Note {
         text: format!("resuming rotation {}", summary.rotation_id()),
     });
-    if decide::resume_restores(summary) {
+    if restores {
         let on_success = if summary.started.kind == RotationKind::Rollback {
             Outcome::Verified
         } else {
             Outcome::FailedRestored
         };
-        return run.restore_and_finish(on_success, None, None).await;
+        let mut report = run.restore_and_finish(on_success, None, None).await?;
+        report.image_changed = images.changed_list();
+        return Ok(report);
     }
     let mut values = Vec::with_capacity(run.secrets.len());
     for (i, s) in run.secrets.iter().enumerate() {
@@ -182,7 +194,9 @@ pub async fn resume(
             Some(value_again(clients, &settings, summary, i, operator).await?)
         });
     }
-    run.rotate(values).await
+    let mut report = run.rotate(values).await?;
+    report.image_changed = images.changed_list();
+    Ok(report)
 }
 
 /// The value of the `i`-th secret, asked again (it is never stored), with its JSON key

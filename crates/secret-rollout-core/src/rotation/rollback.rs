@@ -133,6 +133,13 @@ pub async fn rollback(
         None,
     )
     .await?;
+    let images = crate::images::guard(
+        ctx.clients,
+        &redeploy,
+        ctx.settings.allow_image_change,
+        ctx.reporter,
+    )
+    .await?;
     confirmed(
         operator,
         &format!(
@@ -150,7 +157,9 @@ pub async fn rollback(
         ),
         None,
     )?;
-    restore_version(ctx, target, &info, &choice, redeploy, request.force).await
+    let mut report = restore_version(ctx, target, &info, &choice, redeploy, request.force).await?;
+    report.image_changed = images.changed_list();
+    Ok(report)
 }
 
 /// A rollback that finds the version it would restore already AWSCURRENT: writes nothing
@@ -256,6 +265,7 @@ async fn already_current(
         rollout: None,
         restore: None,
         nothing_to_prove: Vec::new(),
+        image_changed: Vec::new(),
         manual_restore: Vec::new(),
         next_steps,
         aws_calls: ctx.clients.calls.snapshot(),

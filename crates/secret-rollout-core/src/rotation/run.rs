@@ -664,6 +664,7 @@ impl Run<'_> {
             rollout,
             restore,
             nothing_to_prove: Vec::new(),
+            image_changed: Vec::new(),
             manual_restore,
             next_steps,
             aws_calls: self.clients.calls.snapshot(),

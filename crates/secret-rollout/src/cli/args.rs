@@ -133,6 +133,12 @@ pub struct RolloutArgs {
     /// secret-rollout did not start (its deployment is replaced by ours; a warning says so).
     #[arg(long)]
     pub allow_concurrent_deploy: bool,
+    /// Go on although a service to redeploy would also ship a new image: its image tag
+    /// (in ECR) points to another digest than its running tasks run, so the forced
+    /// deployment resolves it anew. Without it such a run is refused before anything is
+    /// written (exit 4); the report names the services that changed image.
+    #[arg(long)]
+    pub allow_image_change: bool,
     /// Count a new deployment as failed once this many of its tasks failed, stop it (with
     /// ROLLBACK where ECS has service deployments) and restore, instead of waiting out
     /// --timeout (1 to 200). Default: the circuit breaker's threshold (half the desired

@@ -111,6 +111,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         state: Default::default(),
         max_task_failures: None,
         reach: Default::default(),
+        allow_image_change: false,
     };
     let caller = Caller {
         account: "123456789012".into(),

@@ -169,6 +169,17 @@ fn plan_body(p: &RotationPlan, out: &mut dyn Write) {
             secret_rollout_core::rotation::decide::busy_line(b)
         );
     }
+    for c in &p.images.containers {
+        if let Some(line) = c.line() {
+            let _ = match c.verdict {
+                secret_rollout_core::images::Verdict::Changed { .. } => writeln!(
+                    out,
+                    "  warning: new image: {line} (replace refuses unless --allow-image-change)"
+                ),
+                _ => writeln!(out, "  note: {line}"),
+            };
+        }
+    }
     if p.consumers.no_readers() {
         let _ = writeln!(
             out,
@@ -209,6 +220,7 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
         "excluded": names(&p.consumers.excluded),
         "outside": names(&p.consumers.outside),
         "unread": p.secrets.iter().enumerate().filter(|(i, _)| p.consumers.unread(*i)).map(|(_, s)| s.info.name.clone()).collect::<Vec<_>>(),
+        "images": p.images.containers,
         "busy": p.busy.iter().map(|b| json!({
             "cluster": b.cluster, "service": b.service, "deployment": b.deployment, "state": b.state,
             "since": epoch_rfc3339(b.since), "updated": (b.updated > 0.0).then(|| epoch_rfc3339(b.updated)),
@@ -462,6 +474,11 @@ fn report_head(r: &Report, out: &mut dyn Write) {
     }
     if let Some(p) = &r.restore {
         phase_text(out, "restore", p);
+    }
+    for c in &r.image_changed {
+        if let Some(line) = c.line() {
+            let _ = writeln!(out, "  also changed image: {line}");
+        }
     }
     for s in &r.nothing_to_prove {
         let _ = writeln!(

@@ -43,6 +43,7 @@ pub fn settings(
         state: Default::default(),
         max_task_failures: r.max_task_failures,
         reach,
+        allow_image_change: r.allow_image_change,
     })
 }
 

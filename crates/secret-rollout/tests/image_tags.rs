@@ -1,0 +1,454 @@
+//! Issue 18: a forced redeploy also ships whatever was pushed under a service's image tag
+//! since its last deployment. `plan` names the service, container, tag, running digest
+//! and new digest; `replace` and `redeploy` refuse before any write unless
+//! `--allow-image-change` (exit 4), which lets the rollout go on and makes the report name
+//! the services that changed image. Unchanged tags, digest references and immutable
+//! repositories pass silently; an image outside ECR, or a repository the credentials
+//! cannot read, "cannot be checked".
+//!
+//! Ground truth is the sandbox: the tags in its ECR (`ecr.repositories[].tags`), the digest
+//! each task launched with (`ecs.tasks[].containers[].imageDigest`), secret versions and
+//! the call log.
+
+mod common;
+
+use std::process::Output;
+
+use common::{start, start_with, text, TestEnv, CLUSTER, SHARED};
+use sandbox::Scenario;
+use secret_rollout_core::error::exit;
+use serde_json::Value;
+
+const SPEED: f64 = 2000.0;
+const API_APP: &str = "online-lpa/api_app";
+
+/// The digest `repo:tag` points to in the sandbox's ECR.
+fn tag(env: &TestEnv, repo: &str, tag: &str) -> String {
+    env.state()["ecr"]["repositories"]
+        .as_array()
+        .expect("repositories")
+        .iter()
+        .find(|r| r["name"] == repo)
+        .and_then(|r| r["tags"][tag].as_str())
+        .unwrap_or_else(|| panic!("{repo}:{tag} in the sandbox's ECR"))
+        .to_string()
+}
+
+/// The digests the running tasks of `service` launched `container` with.
+fn running_digests(env: &TestEnv, service: &str, container: &str) -> Vec<String> {
+    let tasks = env.running_tasks(service);
+    assert!(!tasks.is_empty(), "{service} runs tasks");
+    tasks
+        .iter()
+        .map(|t| {
+            t["containers"]
+                .as_array()
+                .expect("containers")
+                .iter()
+                .find(|c| c["name"] == container)
+                .and_then(|c| c["imageDigest"].as_str())
+                .unwrap_or_else(|| panic!("{service}/{container} has a digest: {t}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// Every digest is `want` (the caller's helper asserts there is at least one).
+fn assert_all(digests: &[String], want: &str) {
+    assert!(digests.iter().all(|d| d == want), "{digests:?} all {want}");
+}
+
+/// Someone pushes a new build under `repo:tag` (the SDK, as `aws ecr put-image` would).
+async fn push(env: &TestEnv, repo: &str, tag: &str, build: &str) {
+    env.clients
+        .ecr
+        .put_image()
+        .repository_name(repo)
+        .image_tag(tag)
+        .image_manifest(sandbox::ecr::sample_manifest(build))
+        .send()
+        .await
+        .expect("PutImage");
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+/// The plan's image checks by (service, container).
+fn checks(plan: &Value) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = plan["images"]
+        .as_array()
+        .unwrap_or_else(|| panic!("images in the plan: {plan}"))
+        .iter()
+        .map(|c| {
+            (
+                c["service"].as_str().unwrap().to_string(),
+                c["container"].as_str().unwrap().to_string(),
+                c["verdict"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn owned(v: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    v.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_moved_since_the_last_deployment_is_named_refused_and_shipped_only_when_allowed() {
+    let env = start(SPEED).await;
+    let old = tag(&env, API_APP, "v1.0.0");
+    assert_all(&running_digests(&env, "api", "app"), &old);
+    push(&env, API_APP, "v1.0.0", "api_app build 2").await;
+    let new = tag(&env, API_APP, "v1.0.0");
+    assert_ne!(old, new);
+    let versions = env.version_count(SHARED);
+    env.sandbox.world().lock().unwrap().clear_calls();
+
+    // plan names service, container, tag, running and new digest; it refuses nothing.
+    let out = env
+        .run(
+            &["plan", SHARED, "--cluster", CLUSTER, "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let plan = json(&out);
+    assert_eq!(
+        checks(&plan),
+        owned(&[
+            ("admin", "app", "unchanged"),
+            ("admin", "web", "unchanged"),
+            ("api", "app", "changed"),
+            ("api", "web", "unchanged"),
+            ("front", "app", "unchanged"),
+            ("front", "web", "unchanged"),
+        ])
+    );
+    let moved = plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["verdict"] == "changed")
+        .unwrap();
+    assert_eq!(moved["tag"], "v1.0.0");
+    assert_eq!(moved["running"], serde_json::json!([old]));
+    assert_eq!(moved["new"], new.as_str());
+    // One BatchGetImage per repository (six, each under a hundred ids), counted in the
+    // JSON output as the sandbox counted them.
+    assert_eq!(env.calls("BatchGetImage"), 6);
+    assert_eq!(
+        plan["aws_calls"]["ECR.BatchGetImage"], 6,
+        "{}",
+        plan["aws_calls"]
+    );
+    let out = env.run(&["plan", SHARED, "--cluster", CLUSTER], None).await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let warning = shown
+        .lines()
+        .find(|l| l.contains("warning: new image"))
+        .unwrap_or_else(|| panic!("a new-image warning:\n{shown}"));
+    for part in [
+        "/api container app",
+        "tag v1.0.0",
+        &old,
+        &new,
+        "--allow-image-change",
+    ] {
+        assert!(warning.contains(part), "{part} in {warning}");
+    }
+
+    // replace and redeploy refuse before any write: no version, no deployment.
+    let out = env
+        .run(
+            &[
+                "replace",
+                SHARED,
+                "--generate",
+                "--cluster",
+                CLUSTER,
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("api container app") && err.contains(&new),
+        "{err}"
+    );
+    assert!(err.contains("--allow-image-change"), "{err}");
+    let out = env
+        .run(
+            &[
+                "redeploy",
+                "--services",
+                "api",
+                "--cluster",
+                CLUSTER,
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", text(&out));
+    assert_eq!(env.version_count(SHARED), versions, "no new version");
+    assert_eq!(env.calls("PutSecretValue"), 0, "nothing written");
+    assert_eq!(env.calls("UpdateService"), 0, "no deployment");
+    assert_all(&running_digests(&env, "api", "app"), &old);
+
+    // With the flag the rollout goes on, and the report names the service.
+    let out = env
+        .run(
+            &[
+                "replace",
+                SHARED,
+                "--generate",
+                "--cluster",
+                CLUSTER,
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--allow-image-change",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let report = json(&out);
+    let changed = report["image_changed"].as_array().expect("image_changed");
+    assert_eq!(changed.len(), 1, "{report}");
+    assert_eq!(changed[0]["service"], "api");
+    assert_eq!(changed[0]["container"], "app");
+    assert_eq!(env.version_count(SHARED), versions + 1);
+    assert_eq!(
+        env.calls("UpdateService"),
+        3,
+        "front, api, admin redeployed"
+    );
+    // Ground truth: api now runs the new build, the others the builds they ran.
+    assert_all(&running_digests(&env, "api", "app"), &new);
+    for (service, repo) in [
+        ("front", "online-lpa/front_app"),
+        ("admin", "online-lpa/admin_app"),
+    ] {
+        let digest = tag(&env, repo, "v1.0.0");
+        assert_all(&running_digests(&env, service, "app"), &digest);
+    }
+
+    // Its rollback would redeploy api onto yet another build: refused, nothing moved.
+    push(&env, API_APP, "v1.0.0", "api_app build 3").await;
+    let id = report["rotation_id"]
+        .as_str()
+        .expect("rotation id")
+        .to_string();
+    let current = env.current_version(SHARED);
+    env.sandbox.world().lock().unwrap().clear_calls();
+    let out = env
+        .run(&["rollback", &id, "--yes", "--max-poll", "50ms"], None)
+        .await;
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-image-change"));
+    assert_eq!(env.current_version(SHARED), current, "AWSCURRENT not moved");
+    assert_eq!(env.calls("UpdateSecretVersionStage"), 0);
+    assert_eq!(env.calls("UpdateService"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_after_a_failure_goes_on_and_its_report_names_the_new_image() {
+    let env = start(SPEED).await;
+    push(&env, API_APP, "v1.0.0", "api_app build 2").await;
+    let new = tag(&env, API_APP, "v1.0.0");
+    let before = env.current_version(SHARED);
+    // api's application rejects the new value: the rollout fails and is restored.
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .ecs
+        .set_health_rules(vec![sandbox::ecs::HealthRule {
+            cluster: None,
+            service: Some("api".into()),
+            secret: Some(SHARED.into()),
+            value: Some("rejected-by-api-2f9c1e".into()),
+            version_id: None,
+            probability: None,
+            effect: sandbox::ecs::HealthEffect::AppRejectsValue,
+        }]);
+    let out = env
+        .run(
+            &[
+                "replace",
+                SHARED,
+                "--value-stdin",
+                "--cluster",
+                CLUSTER,
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--allow-image-change",
+                "--output",
+                "json",
+            ],
+            Some(b"rejected-by-api-2f9c1e"),
+        )
+        .await;
+    assert_eq!(
+        out.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(&out)
+    );
+    let report = json(&out);
+    assert!(report["restore"].is_object(), "a restore ran: {report}");
+    let changed = report["image_changed"].as_array().expect("image_changed");
+    assert_eq!(changed.len(), 1, "{report}");
+    assert_eq!(changed[0]["service"], "api");
+    assert_eq!(changed[0]["new"], new.as_str());
+    // Ground truth: the previous version is current again, and api runs the new build.
+    assert_eq!(env.current_version(SHARED), before);
+    assert_all(&running_digests(&env, "api", "app"), &new);
+}
+
+const QUIET: &str = r#"
+[[secrets]]
+name = "shop/api_key"
+value = "old-key"
+
+[[clusters]]
+clusterName = "shop"
+
+[[ecr_repositories]]
+repositoryName = "shop/fixed"
+imageTagMutability = "IMMUTABLE"
+
+[[task_definitions]]
+family = "web"
+requiresCompatibilities = ["FARGATE"]
+networkMode = "awsvpc"
+cpu = "256"
+memory = "512"
+[[task_definitions.containerDefinitions]]
+name = "app"
+image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/web:live"
+secrets = [{ name = "API_KEY", valueFrom = "/aws/reference/secretsmanager/shop/api_key" }]
+[[task_definitions.containerDefinitions]]
+name = "fixed"
+image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/fixed:v1"
+[[task_definitions.containerDefinitions]]
+name = "pinned"
+image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop/web@sha256:4d1a3b4b5c1c5b0b6a0f8e2d9c7e3f1a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1e"
+[[task_definitions.containerDefinitions]]
+name = "proxy"
+image = "nginx:1.27"
+[[task_definitions.containerDefinitions]]
+name = "base"
+image = "210987654321.dkr.ecr.eu-west-1.amazonaws.com/base:main"
+
+[[services]]
+cluster = "shop"
+serviceName = "web"
+taskDefinition = "web"
+desiredCount = 2
+launchType = "FARGATE"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_tags_digests_and_immutable_repos_pass_silently_and_others_cannot_be_checked() {
+    let env = start_with(Scenario::from_toml(QUIET).expect("scenario"), SPEED).await;
+    let out = env
+        .run(
+            &[
+                "plan",
+                "shop/api_key",
+                "--cluster",
+                "shop",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let plan = json(&out);
+    assert_eq!(
+        checks(&plan),
+        owned(&[
+            ("web", "app", "unchanged"),
+            ("web", "base", "cannot_check"),
+            ("web", "fixed", "unchanged"),
+            ("web", "pinned", "pinned"),
+            ("web", "proxy", "cannot_check"),
+        ])
+    );
+    let reason = |container: &str| {
+        plan["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["container"] == container)
+            .and_then(|c| c["reason"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        reason("proxy").contains("not an ECR image"),
+        "{}",
+        reason("proxy")
+    );
+    assert!(
+        reason("base").contains("cannot read repository base (account 210987654321"),
+        "{}",
+        reason("base")
+    );
+    // Two repositories of this account asked once each; the other account's once.
+    assert_eq!(env.calls("BatchGetImage"), 3);
+    let out = env
+        .run(&["plan", "shop/api_key", "--cluster", "shop"], None)
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(!shown.contains("warning: new image"), "{shown}");
+    let notes: Vec<&str> = shown.lines().filter(|l| l.contains("note: ")).collect();
+    assert_eq!(notes.len(), 2, "{shown}");
+    assert!(
+        notes.iter().any(|l| l.contains("nginx:1.27: cannot check")),
+        "{shown}"
+    );
+
+    // Nothing moved: replace goes on without the flag, and its report names no image.
+    let out = env
+        .run(
+            &[
+                "replace",
+                "shop/api_key",
+                "--generate",
+                "--cluster",
+                "shop",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let report = json(&out);
+    assert!(report.get("image_changed").is_none(), "{report}");
+    assert_eq!(env.calls("UpdateService"), 1);
+}
