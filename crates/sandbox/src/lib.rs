@@ -26,6 +26,7 @@ pub mod scenario;
 pub mod secrets;
 pub mod server;
 pub mod sts;
+pub mod throttle;
 
 use std::sync::{Arc, Mutex};
 
@@ -94,6 +95,8 @@ pub struct World {
     pub sts: sts::Sts,
     /// Injected faults.
     pub faults: faults::Faults,
+    /// AWS's rate limits (off unless set).
+    pub throttle: throttle::Throttle,
     /// Every call answered, in order.
     pub calls: Vec<CallRecord>,
     /// Calls cleared from the log so far: a call's number is its index plus this.
@@ -115,6 +118,7 @@ impl World {
             ecs: ecs::Ecs::default(),
             sts: sts::Sts::default(),
             faults: faults::Faults::default(),
+            throttle: throttle::Throttle::default(),
             calls: Vec::new(),
             calls_cleared: 0,
         }

@@ -84,6 +84,7 @@ impl Scenario {
             faults: Vec::new(),
             hook_rules: Vec::new(),
             alarms: BTreeMap::new(),
+            limits: None,
         }
     }
 }
