@@ -94,3 +94,35 @@ async fn throttling_never_turns_a_good_rotation_into_a_failed_one() {
         .count();
     assert_eq!(accepted, SERVICES);
 }
+
+/// The second `plan` of an environment reads every task definition revision from the
+/// state directory's cache: no DescribeTaskDefinition at all, and the same plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_plan_describes_no_task_definition() {
+    let mut scenario = Scenario::generated(SERVICES, 1, CLUSTERS);
+    scenario.limits = Some(LimitsSpec::aws());
+    let env = start_with(scenario, SPEED).await;
+    let mut args = vec!["plan", SECRET, "--output", "json"];
+    let clusters: Vec<String> = (0..CLUSTERS).map(|c| format!("cluster-{c}")).collect();
+    for c in &clusters {
+        args.extend(["--cluster", c.as_str()]);
+    }
+    let plan = |out: &std::process::Output| -> Value {
+        assert_eq!(out.status.code(), Some(0), "{}", text(out));
+        serde_json::from_slice(&out.stdout).expect("plan JSON")
+    };
+    let first = plan(&env.run(&args, None).await);
+    assert_eq!(first["redeploy"].as_array().map(Vec::len), Some(SERVICES));
+    // One per service's revision (each service runs its own family).
+    assert_eq!(env.calls("DescribeTaskDefinition"), SERVICES);
+    let cache = env
+        .state_dir()
+        .join(secret_rollout_core::state::task_defs::FILE);
+    assert!(cache.is_file(), "the cache is in the state directory");
+
+    env.sandbox.world().lock().unwrap().clear_calls();
+    let second = plan(&env.run(&args, None).await);
+    assert_eq!(env.calls("DescribeTaskDefinition"), 0);
+    assert_eq!(second["redeploy"], first["redeploy"]);
+    assert_eq!(throttled(&env), (0, 0));
+}
