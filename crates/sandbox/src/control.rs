@@ -341,6 +341,20 @@ pub fn handle(
             w.hold_rotations(&h.secrets, h.held).map_err(bad)?;
             Ok(ok(json!({})))
         })(),
+        (&Method::GET, "/_sandbox/limits") => Ok((StatusCode::OK, w.throttle.report())),
+        (&Method::PUT, "/_sandbox/limits") => (|| {
+            let spec: crate::throttle::LimitsSpec = if body.iter().all(u8::is_ascii_whitespace) {
+                crate::throttle::LimitsSpec::aws()
+            } else {
+                parse(body)?
+            };
+            w.throttle.set(Some(spec)).map_err(bad)?;
+            Ok((StatusCode::OK, w.throttle.report()))
+        })(),
+        (&Method::DELETE, "/_sandbox/limits") => {
+            let _ = w.throttle.set(None);
+            Ok((StatusCode::OK, w.throttle.report()))
+        }
         (&Method::POST, "/_sandbox/sts/expire-sessions") => {
             w.expire_sessions();
             Ok(ok(json!({})))
@@ -360,6 +374,7 @@ pub fn handle(
             | "/_sandbox/clock"
             | "/_sandbox/clock/advance"
             | "/_sandbox/rotation-holds"
+            | "/_sandbox/limits"
             | "/_sandbox/sts/expire-sessions",
         ) => Err(error(
             StatusCode::METHOD_NOT_ALLOWED,

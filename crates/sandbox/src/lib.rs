@@ -28,6 +28,7 @@ pub mod secrets;
 pub mod server;
 pub mod ssm;
 pub mod sts;
+pub mod throttle;
 
 use std::sync::{Arc, Mutex};
 
@@ -104,6 +105,8 @@ pub struct World {
     pub ecr: ecr::Ecr,
     /// Injected faults.
     pub faults: faults::Faults,
+    /// AWS's rate limits (off unless set).
+    pub throttle: throttle::Throttle,
     /// Every call answered, in order.
     pub calls: Vec<CallRecord>,
     /// Calls cleared from the log so far: a call's number is its index plus this.
@@ -153,6 +156,7 @@ impl World {
             sts: sts::Sts::default(),
             ecr: ecr::Ecr::default(),
             faults: faults::Faults::default(),
+            throttle: throttle::Throttle::default(),
             calls: Vec::new(),
             calls_cleared: 0,
         }

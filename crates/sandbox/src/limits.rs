@@ -57,6 +57,13 @@ pub const SESSION_SECONDS: Range = Range {
     max: 43_200.0,
 };
 
+/// A throttling bucket's refill (`[limits.groups]`), requests per second: one per thousand
+/// seconds to a million.
+pub const SUSTAINED_RATE: Range = Range {
+    min: 0.001,
+    max: 1_000_000.0,
+};
+
 impl Range {
     /// `Ok` when `value` is a finite number within the range; otherwise one line naming
     /// `key` and the range.

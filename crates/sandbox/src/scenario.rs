@@ -77,6 +77,9 @@ pub struct Scenario {
     /// Answers of `AWS_LAMBDA` lifecycle hooks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hook_rules: Vec<HookRule>,
+    /// AWS's rate limits (`[limits]`, see [`crate::throttle`]); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<crate::throttle::LimitsSpec>,
     /// CloudWatch alarm states at the start (name -> `OK` | `ALARM` |
     /// `INSUFFICIENT_DATA`), set once the initial deployments have settled.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -367,6 +370,9 @@ impl Scenario {
         for (i, f) in self.faults.iter().enumerate() {
             f.validate().map_err(|e| format!("faults[{i}]: {e}"))?;
         }
+        if let Some(l) = &self.limits {
+            l.validate()?;
+        }
         for (i, r) in self.sts.roles.iter().enumerate() {
             if let Some(seed) = &r.totp_seed {
                 crate::sts::totp_code(seed, 0)
@@ -571,6 +577,7 @@ pub fn build_world(
     world.ecs.set_hook_rules(scenario.hook_rules.clone());
     world.set_alarm_states(&scenario.alarms)?;
     world.faults.set(scenario.faults.clone())?;
+    world.throttle.set(scenario.limits.clone())?;
     Ok(world)
 }
 

@@ -303,6 +303,16 @@ async fn admit(
             w.record(service, operation, body, Some(&e.code));
             return Ok(Admission::Refuse(e));
         }
+        // AWS's rate limits (wall clock), before faults: a refused call never runs.
+        if let Some(e) = {
+            let crate::World {
+                throttle, account, ..
+            } = &mut *w;
+            throttle.admit(account, service, operation)
+        } {
+            w.record(service, operation, body, Some(&e.code));
+            return Ok(Admission::Refuse(e));
+        }
         let crate::World { faults, rng, .. } = &mut *w;
         let action = faults.check(service, operation, body, rng);
         let code = match &action {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -53,6 +54,19 @@ impl Intercept for CallCounter {
     }
 }
 
+/// `builder` with `limited` as its HTTP client (`set` sets it), or unchanged when the
+/// limiter is off.
+fn limit<B>(
+    mut builder: B,
+    limited: &Option<crate::aws::rate::RateLimitedClient>,
+    set: impl FnOnce(&mut B, SharedHttpClient),
+) -> B {
+    if let Some(c) = limited {
+        set(&mut builder, SharedHttpClient::new(c.clone()));
+    }
+    builder
+}
+
 /// Secrets Manager, ECS, STS, SSM and ECR clients sharing one configuration and one call counter.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -73,33 +87,66 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Builds the clients from one configuration.
+    /// Builds the clients from one configuration, every call of them passing through the
+    /// process's rate limiter ([`crate::aws::rate`]) unless it is off.
     pub fn new(config: &aws_types::SdkConfig) -> Self {
         let calls = CallCounter::default();
+        let limited = crate::aws::rate::shared()
+            .map(|l| crate::aws::rate::RateLimitedClient::new(config.http_client(), l));
         let sm = aws_sdk_secretsmanager::Client::from_conf(
-            aws_sdk_secretsmanager::config::Builder::from(config)
-                .interceptor(calls.clone())
-                .build(),
+            limit(
+                aws_sdk_secretsmanager::config::Builder::from(config),
+                &limited,
+                |b, c| {
+                    b.set_http_client(Some(c));
+                },
+            )
+            .interceptor(calls.clone())
+            .build(),
         );
         let ecs = aws_sdk_ecs::Client::from_conf(
-            aws_sdk_ecs::config::Builder::from(config)
-                .interceptor(calls.clone())
-                .build(),
+            limit(
+                aws_sdk_ecs::config::Builder::from(config),
+                &limited,
+                |b, c| {
+                    b.set_http_client(Some(c));
+                },
+            )
+            .interceptor(calls.clone())
+            .build(),
         );
         let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(config)
-                .interceptor(calls.clone())
-                .build(),
+            limit(
+                aws_sdk_sts::config::Builder::from(config),
+                &limited,
+                |b, c| {
+                    b.set_http_client(Some(c));
+                },
+            )
+            .interceptor(calls.clone())
+            .build(),
         );
         let ssm = aws_sdk_ssm::Client::from_conf(
-            aws_sdk_ssm::config::Builder::from(config)
-                .interceptor(calls.clone())
-                .build(),
+            limit(
+                aws_sdk_ssm::config::Builder::from(config),
+                &limited,
+                |b, c| {
+                    b.set_http_client(Some(c));
+                },
+            )
+            .interceptor(calls.clone())
+            .build(),
         );
         let ecr = aws_sdk_ecr::Client::from_conf(
-            aws_sdk_ecr::config::Builder::from(config)
-                .interceptor(calls.clone())
-                .build(),
+            limit(
+                aws_sdk_ecr::config::Builder::from(config),
+                &limited,
+                |b, c| {
+                    b.set_http_client(Some(c));
+                },
+            )
+            .interceptor(calls.clone())
+            .build(),
         );
         Self {
             sm,

@@ -111,8 +111,29 @@ pub async fn inventory(
 }
 
 /// Describes task definitions by ARN, once each (those already in `into` are not asked
-/// again), at most [`DESCRIBE_CONCURRENCY`] at a time.
+/// again, nor those in the state directory's cache: a revision never changes), at most
+/// [`DESCRIBE_CONCURRENCY`] at a time, and caches what was described.
 pub async fn describe_task_definitions(
+    ecs: &Client,
+    arns: BTreeSet<String>,
+    into: &mut HashMap<String, TaskDef>,
+) -> Result<()> {
+    use crate::state::task_defs::{fill_from, process_cache};
+    // Without the cache (off, or no state directory) every revision is described.
+    let mut cache = process_cache();
+    let arns = match &cache {
+        Some(c) => fill_from(c, arns, into),
+        None => arns,
+    };
+    let described = arns.clone();
+    let result = describe_uncached(ecs, arns, into).await;
+    if let Some(c) = cache.as_mut() {
+        c.store(described.iter().filter_map(|a| into.get(a)));
+    }
+    result
+}
+
+async fn describe_uncached(
     ecs: &Client,
     arns: BTreeSet<String>,
     into: &mut HashMap<String, TaskDef>,

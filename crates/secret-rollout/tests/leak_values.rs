@@ -21,6 +21,8 @@ use common::{start, text, TestEnv, CLUSTER, SHARED};
 const V1: &str = "leak-canary-one-7d3f9a2b61c4";
 const V2: &str = "leak-canary-two-e8a1c5f04b97";
 const V3: &str = "leak-canary-three-0c6b2e9d4f18";
+/// Plaintext in a task definition's `environment`: it must not land in the cache.
+const ENV_CANARY: &str = "leak-canary-environment-5b1e7c3a90d2";
 
 fn traced(env: &TestEnv, args: &[&str]) -> std::process::Command {
     let mut cmd = env.cli();
@@ -52,7 +54,7 @@ async fn run(mut cmd: std::process::Command, stdin: Option<&str>) -> Output {
 
 fn assert_clean(what: &str, bytes: &[u8]) {
     let s = String::from_utf8_lossy(bytes);
-    for v in [V1, V2, V3] {
+    for v in [V1, V2, V3, ENV_CANARY] {
         assert!(!s.contains(v), "{what} shows a value");
     }
 }
@@ -130,6 +132,27 @@ async fn no_command_shows_a_value_even_at_trace() {
     let env = start(2000.0).await;
     let rollout = ["--yes", "--max-poll", "50ms"];
     let mut all = Vec::new();
+    // A family no service runs, with plaintext in `environment`: plan describes it (one-off
+    // readers) and caches it in the state directory, where only references may land.
+    env.clients
+        .ecs
+        .register_task_definition()
+        .family("leak-environment")
+        .container_definitions(
+            aws_sdk_ecs::types::ContainerDefinition::builder()
+                .name("app")
+                .image("example/app:1")
+                .environment(
+                    aws_sdk_ecs::types::KeyValuePair::builder()
+                        .name("PLAIN_SETTING")
+                        .value(ENV_CANARY)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("task definition registered");
 
     // replace, verified.
     let mut args = vec!["replace", SHARED, "--cluster", CLUSTER, "--value-stdin"];
@@ -323,6 +346,21 @@ async fn no_command_shows_a_value_even_at_trace() {
     // cache dir is not written here (static keys from the environment are not cached);
     // whatever else is under the test's directory is checked too.
     let state_files = assert_tree_clean(&env.state_dir());
+    // The task-definition cache holds the one-off family's revision, and nothing of its
+    // `environment` (not even the variable's name).
+    let cache = std::fs::read_to_string(
+        env.state_dir()
+            .join(secret_rollout_core::state::task_defs::FILE),
+    )
+    .expect("plan wrote the task-definition cache");
+    assert!(
+        cache.contains("task-definition/leak-environment:1"),
+        "{cache}"
+    );
+    assert!(
+        !cache.contains("PLAIN_SETTING") && !cache.contains("\"environment\""),
+        "{cache}"
+    );
     let journals: Vec<_> = state_files
         .iter()
         .filter(|p| {

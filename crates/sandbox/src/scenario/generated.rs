@@ -86,6 +86,7 @@ impl Scenario {
             faults: Vec::new(),
             hook_rules: Vec::new(),
             alarms: BTreeMap::new(),
+            limits: None,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod lease;
 mod location;
 pub mod s3;
 mod sync;
+pub mod task_defs;
 
 use std::fmt;
 use std::future::Future;

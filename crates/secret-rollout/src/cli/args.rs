@@ -20,6 +20,11 @@ pub struct Global {
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The client's own rate limit per AWS action group, as a fraction of AWS's limits
+    /// (0.01 to 1, e.g. 0.5 or 50%), or `off`: calls wait for a token instead of drawing
+    /// ThrottlingExceptions; the rest stays free for the account's other users.
+    #[arg(long, global = true, value_name = "FRACTION|off", default_value = "0.5", env = "SECRET_ROLLOUT_AWS_RATE", value_parser = secret_rollout_core::aws::rate::RateSetting::parse)]
+    pub aws_rate: secret_rollout_core::aws::rate::RateSetting,
 }
 
 /// Output format.

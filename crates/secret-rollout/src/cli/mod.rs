@@ -179,6 +179,8 @@ pub fn main() -> i32 {
         }
     };
     init_logging(cli.global.verbose);
+    secret_rollout_core::aws::rate::set_process_setting(cli.global.aws_rate);
+    secret_rollout_core::state::task_defs::enable();
     let output = cli.global.output;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
