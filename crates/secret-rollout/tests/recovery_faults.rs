@@ -81,6 +81,7 @@ async fn replace_reporting(
         concurrent: Default::default(),
         state: Default::default(),
         max_task_failures: None,
+        approve_hooks: false,
         reach: Default::default(),
     };
     let caller = Caller {

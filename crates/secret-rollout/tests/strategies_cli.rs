@@ -955,3 +955,202 @@ async fn blue_green_pause_hook_rolled_back_then_resume_restores() {
         "the rollout and the restore, once each"
     );
 }
+
+/// A gate on the next call of an ECS operation (from now on).
+fn gate_next(env: &TestEnv, operation: &str) {
+    env.gate(vec![FaultRule {
+        service: Some("ecs".into()),
+        operation: Some(operation.into()),
+        resource: None,
+        kind: FaultKind::Gate,
+        probability: None,
+        nth: None,
+        count: Some(1),
+        latency_ms: None,
+    }]);
+}
+
+/// The running tasks of `web` grouped by the deployment that started them: the versions
+/// of the secret each group resolved, and how many tasks it has.
+fn tasks_by_deployment(
+    env: &TestEnv,
+) -> std::collections::BTreeMap<String, (BTreeSet<String>, usize)> {
+    let mut out: std::collections::BTreeMap<String, (BTreeSet<String>, usize)> =
+        std::collections::BTreeMap::new();
+    for t in env.running_tasks(SERVICE) {
+        let by = t["startedBy"].as_str().unwrap_or_default().to_string();
+        let entry = out.entry(by).or_default();
+        entry.1 += 1;
+        for s in t["secrets"].as_array().cloned().unwrap_or_default() {
+            if s["name"] == SECRET {
+                if let Some(v) = s["version_id"].as_str() {
+                    entry.0.insert(v.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `--approve-hooks` at a PAUSE hook before production traffic: the tool itself continues
+/// the deployment, and only once green's tasks hold the new value. Its
+/// ContinueServiceDeployment is held to look at the sandbox at that moment: the hook still
+/// waits, blue's tasks (production) hold the previous version, and every one of green's
+/// tasks resolved the new one. Then the run ends verified (exit 0), one deployment, every
+/// task on the new version.
+async fn pause_hook_approved(config: &str) {
+    let env = env_with(&format!("{config}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    gate_next(&env, "ContinueServiceDeployment");
+    let mut cmd = replace_cmd(
+        &env,
+        "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2",
+        &["--approve-hooks"],
+    );
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    env.wait_held(&mut child, "the tool's ContinueServiceDeployment", 1)
+        .await;
+    let now = env.current_version(SECRET);
+    assert_ne!(now, before, "the new version is current");
+    assert!(awaiting_hook(&env).await.is_some(), "the hook still waits");
+    let groups = tasks_by_deployment(&env);
+    assert_eq!(groups.len(), 2, "blue and green run: {groups:?}");
+    assert!(
+        groups
+            .values()
+            .any(|g| *g == (BTreeSet::from([before.clone()]), DESIRED)),
+        "blue's {DESIRED} tasks (production) hold the previous version: {groups:?}"
+    );
+    assert!(
+        groups
+            .values()
+            .any(|g| *g == (BTreeSet::from([now.clone()]), DESIRED)),
+        "green's {DESIRED} tasks all hold the new version: {groups:?}"
+    );
+    env.release(Which::Oldest(1), Release::Run);
+    env.open_gate();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_eq!(report(&out)["outcome"], "verified", "{}", text(&out));
+    assert_every_task_holds(&env, &now);
+    assert_eq!(env.calls("UpdateService"), 1, "one deployment");
+    assert_eq!(
+        env.calls("ContinueServiceDeployment"),
+        2,
+        "the test's own before the run, and the tool's"
+    );
+    assert_eq!(env.calls("StopServiceDeployment"), 0);
+    assert_eq!(awaiting_hook(&env).await, None);
+    assert!(
+        said(&out).iter().any(|t| t.contains(&format!(
+            "{DESIRED} new task(s) proven to hold the value: continued PAUSE hook"
+        ))),
+        "{:?}",
+        said(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_approved_once_green_is_proven() {
+    pause_hook_approved(BLUE_GREEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_pause_hook_approved_once_green_is_proven() {
+    pause_hook_approved(LINEAR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_pause_hook_approved_once_green_is_proven() {
+    pause_hook_approved(CANARY).await;
+}
+
+/// `--approve-hooks` when green's tasks are not proven: the run paused at the hook (exit
+/// 12), then someone edited the secret's tags (its LastChangedDate moved while the new
+/// version stayed current), so green's tasks, launched before that, cannot be proven to
+/// hold it. `resume --approve-hooks` stops the deployment with ROLLBACK (never continuing
+/// it), then restores: exit 8, AWSCURRENT back, every task on the previous version (the
+/// restore's own hook approved once its tasks are proven).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_not_proven_is_rolled_back_and_restored() {
+    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    let out = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(out.status.code(), Some(exit::PAUSED), "{}", text(&out));
+    let (arn, _) = awaiting_hook(&env).await.expect("a PAUSE hook waits");
+    let changed_before = env.secret(SECRET)["last_changed"].clone();
+    env.clients
+        .sm
+        .tag_resource()
+        .secret_id(SECRET)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("team")
+                .value("payments")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("TagResource");
+    assert_ne!(
+        env.secret(SECRET)["last_changed"],
+        changed_before,
+        "the tag moved LastChangedDate"
+    );
+    let resumed = env
+        .run(
+            &[
+                "resume",
+                "--yes",
+                "--approve-hooks",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "ndjson",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        resumed.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(&resumed)
+    );
+    assert_eq!(report(&resumed)["outcome"], "failed_restored");
+    assert_eq!(env.current_version(SECRET), before, "AWSCURRENT moved back");
+    assert_every_task_holds(&env, &before);
+    assert_eq!(env.calls("StopServiceDeployment"), 1);
+    let status = env.state()["ecs"]["services"][0]["serviceDeployments"]
+        .as_array()
+        .and_then(|d| d.iter().find(|x| x["arn"] == arn.as_str()).cloned())
+        .expect("the paused deployment")["status"]
+        .clone();
+    assert!(
+        status.as_str().is_some_and(|s| s.starts_with("ROLLBACK")),
+        "the paused deployment was rolled back: {status}"
+    );
+    // The test's own, then the restore's (approved): never the unproven rollout's.
+    assert_eq!(env.calls("ContinueServiceDeployment"), 2);
+    assert_eq!(env.calls("UpdateService"), 2, "the rollout and the restore");
+    assert!(
+        lines(&resumed)
+            .iter()
+            .any(|l| l["type"] == "deployment_failed"
+                && l["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("not approved") && r.contains("launched before"))),
+        "{}",
+        text(&resumed)
+    );
+}

@@ -60,6 +60,10 @@ pub struct FollowOptions {
     /// the circuit breaker's, for the services the breaker does not cover; see
     /// [`strategy::detector_threshold`]).
     pub max_task_failures: Option<u32>,
+    /// `--approve-hooks`: at a `PAUSE` hook, continue the deployment once every green task
+    /// is proven to hold the watched value, stop it with ROLLBACK when not (rollout only;
+    /// a restore not proven is left waiting, reported). Needs a watch.
+    pub approve_hooks: bool,
 }
 
 /// How a follow ended.
@@ -176,6 +180,10 @@ struct Watch {
     detector: Option<String>,
     /// The service deployment waits at a `PAUSE` hook (as of the last poll).
     paused: Option<PauseAt>,
+    /// Hooks `--approve-hooks` continued (never answered twice).
+    approved: HashSet<String>,
+    /// `--approve-hooks` left this hook waiting on purpose (a restore not proven).
+    left_waiting: bool,
 }
 
 /// Follows every tracked deployment until each is completed or failed, or the deadline.
@@ -206,6 +214,8 @@ pub async fn follow(
             sd_verdict: None,
             detector: None,
             paused: None,
+            approved: HashSet::new(),
+            left_waiting: false,
         })
         .collect();
     let mut interval = options.first_poll;
@@ -303,6 +313,13 @@ pub async fn follow(
         }
         if let Some(w) = watch.as_deref_mut() {
             w.look(phase, reporter).await;
+            if options.approve_hooks {
+                for i in 0..tracked.len() {
+                    if watches[i].paused.is_some() && !watches[i].left_waiting {
+                        approve(client, &tracked[i], &mut watches[i], w, phase, reporter).await;
+                    }
+                }
+            }
             if w.changed() {
                 break;
             }
@@ -318,10 +335,13 @@ pub async fn follow(
             .any(|w| matches!(w.stage, Stage::Failed { .. }));
         // Every service not done waits at a PAUSE hook: only someone continuing it
         // moves it on, so stop here and say how.
-        if watches
-            .iter()
-            .all(|w| w.stage.is_final() || w.paused.is_some())
-            || (options.stop_on_failure && failed)
+        // With --approve-hooks the tool answers the hooks itself: it stops only at those
+        // it left waiting.
+        if watches.iter().all(|w| {
+            w.stage.is_final()
+                || (w.paused.is_some()
+                    && (!options.approve_hooks || watch.is_none() || w.left_waiting))
+        }) || (options.stop_on_failure && failed)
         {
             break;
         }
@@ -520,6 +540,104 @@ async fn observe(
     if stage != w.stage {
         reporter.report(&Event::stage(phase, &t.service, &stage));
         w.stage = stage;
+    }
+}
+
+/// `--approve-hooks` at a `PAUSE` hook: lists the service's tasks, reads the secrets again
+/// a margin later, and asks [`strategy::approval`] whether every green task (those of the
+/// deployment followed) holds the watched value. Continue: `ContinueServiceDeployment`.
+/// Rollback (in the rollout): `StopServiceDeployment` ROLLBACK, and the service counts as
+/// failed, so the restore follows. In the restore a hook not proven is left waiting: rolling
+/// the restore back would bring back the tasks holding the value being undone.
+async fn approve(
+    client: &aws_sdk_ecs::Client,
+    t: &Tracked,
+    w: &mut Watch,
+    secrets: &mut SecretWatch,
+    phase: Phase,
+    reporter: &dyn Reporter,
+) {
+    let Some(pause) = w.paused.clone() else {
+        return;
+    };
+    if w.approved.contains(&pause.hook_id) {
+        return;
+    }
+    let tasks = match ecs::running_tasks(client, &t.cluster, &t.service).await {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            reporter.report(&Event::Retrying {
+                what: format!("listing {}'s tasks to approve its PAUSE hook", t.service),
+                error: e.message,
+            });
+            return;
+        }
+    };
+    let listed_at = secrets.now();
+    secrets.look_after(listed_at, phase, reporter).await;
+    let fresh = secrets.read_after(listed_at);
+    let holdings = secrets.holdings_listed_at(Some(listed_at));
+    let named: Vec<(&str, &crate::holding::Holding)> =
+        holdings.iter().map(|(s, h)| (s.name.as_str(), h)).collect();
+    let green: Vec<strategy::GreenTask<'_>> = tasks
+        .iter()
+        .filter(|x| x.desired_status == "RUNNING" && x.started_by == w.id)
+        .map(|x| strategy::GreenTask {
+            arn: &x.arn,
+            created_at: x.created_at,
+            last_status: &x.last_status,
+        })
+        .collect();
+    let decision = strategy::approval(&named, &green, fresh, secrets.margin.as_secs_f64());
+    let at = if pause.stage.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", pause.stage)
+    };
+    match decision {
+        strategy::Approval::Continue { tasks } => {
+            match ecs::continue_service_deployment(
+                client,
+                &pause.service_deployment_arn,
+                &pause.hook_id,
+            )
+            .await
+            {
+                Ok(()) => {
+                    w.approved.insert(pause.hook_id.clone());
+                    w.paused = None;
+                    reporter.report(&Event::Note {
+                        text: format!(
+                            "{}: {tasks} new task(s) proven to hold the value: continued PAUSE hook {}{at} (--approve-hooks)",
+                            t.service, pause.hook_id
+                        ),
+                    });
+                }
+                Err(e) => reporter.report(&Event::Retrying {
+                    what: format!("continuing {}'s PAUSE hook {}", t.service, pause.hook_id),
+                    error: e.message,
+                }),
+            }
+        }
+        strategy::Approval::Wait { .. } => {}
+        strategy::Approval::Rollback { why } if phase == Phase::Rollout => {
+            let reason = format!("PAUSE hook {}{at} not approved: {why}", pause.hook_id);
+            stop_failed(client, t, w, &reason, reporter).await;
+            w.detector = Some(reason.clone());
+            w.paused = None;
+            let stage = Stage::Failed { reason };
+            reporter.report(&Event::stage(phase, &t.service, &stage));
+            w.stage = stage;
+        }
+        strategy::Approval::Rollback { why } => {
+            w.left_waiting = true;
+            reporter.report(&Event::Warning {
+                text: format!(
+                    "{}: PAUSE hook {}{at} of the restore left waiting, not approved: {why}",
+                    t.service, pause.hook_id
+                ),
+            });
+        }
     }
 }
 

@@ -61,6 +61,9 @@ pub struct Settings {
     /// counts as failed (default: the circuit breaker's threshold, for the services the
     /// breaker does not cover; see [`crate::rollout::strategy::detector_threshold`]).
     pub max_task_failures: Option<u32>,
+    /// `--approve-hooks`: answer `PAUSE` lifecycle hooks once every green task is proven
+    /// to hold the value (ROLLBACK when not), instead of stopping with exit 12.
+    pub approve_hooks: bool,
     /// The options that reach the environment, carried by every command the run suggests.
     pub reach: crate::error::Reach,
 }

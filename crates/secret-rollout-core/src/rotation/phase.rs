@@ -182,6 +182,7 @@ impl Run<'_> {
                 && self.settings.on_failure == OnFailure::Rollback,
             follow_superseding: watch.is_some(),
             max_task_failures: self.settings.max_task_failures,
+            approve_hooks: self.settings.approve_hooks,
         };
         let followed = rollout::follow(
             &self.clients.ecs,

@@ -140,6 +140,12 @@ pub struct RolloutArgs {
     /// blue/green, linear or canary deployment).
     #[arg(long, value_name = "N", value_parser = parse::max_task_failures)]
     pub max_task_failures: Option<u32>,
+    /// At a PAUSE lifecycle hook (blue/green, linear, canary), continue the deployment
+    /// once every new task is proven to have started after the new value was current,
+    /// and stop it with ROLLBACK (then restore) when not. Without it the run stops there
+    /// with exit 12 and the command to continue.
+    #[arg(long)]
+    pub approve_hooks: bool,
     /// Poll interval ceiling (tests and demos use less).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse::max_poll, hide = true)]
     pub max_poll: std::time::Duration,

@@ -105,6 +105,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         concurrent: Default::default(),
         state: Default::default(),
         max_task_failures: None,
+        approve_hooks: false,
         reach: Default::default(),
     };
     let caller = Caller {

@@ -42,6 +42,7 @@ pub fn settings(
         concurrent: concurrent(r),
         state: Default::default(),
         max_task_failures: r.max_task_failures,
+        approve_hooks: r.approve_hooks,
         reach,
     })
 }
