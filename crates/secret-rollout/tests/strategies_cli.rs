@@ -1154,3 +1154,139 @@ async fn blue_green_pause_hook_not_proven_is_rolled_back_and_restored() {
         text(&resumed)
     );
 }
+
+/// Virtual seconds past the PAUSE hook's timeout (20160 minutes).
+const PAST_THE_PAUSE_TIMEOUT: f64 = 20160.0 * 60.0 + 60.0;
+
+/// The status of the service deployment `arn` and of its PAUSE hook, from the sandbox.
+async fn deployment_and_hook(env: &TestEnv, arn: &str) -> (String, String) {
+    let records = secret_rollout_core::aws::ecs::describe_service_deployments(
+        &env.clients.ecs,
+        &[arn.to_string()],
+    )
+    .await
+    .expect("DescribeServiceDeployments");
+    let r = records.into_iter().next().expect("the deployment");
+    let hook = r
+        .hooks
+        .iter()
+        .find(|h| h.target_type == "PAUSE")
+        .map(|h| h.status.clone())
+        .unwrap_or_default();
+    (r.status, hook)
+}
+
+/// Waits until the service deployment `arn` is rolled back after its hook timed out.
+async fn wait_rolled_back_by_timeout(env: &TestEnv, arn: &str) {
+    for _ in 0..600 {
+        let (status, hook) = deployment_and_hook(env, arn).await;
+        if status == "ROLLBACK_SUCCESSFUL" {
+            assert_eq!(hook, "TIMED_OUT");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never reached: {arn} rolled back");
+}
+
+/// A PAUSE hook times out with ROLLBACK after the run stopped there (exit 12): ECS rolls the
+/// deployment back. `resume --approve-hooks` sees the rollback, restores, and approves the
+/// restore's own hook once its tasks are proven: exit 8, AWSCURRENT back, every task on the
+/// previous version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_timed_out_after_the_stop_then_resume_restores() {
+    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    let out = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(out.status.code(), Some(exit::PAUSED), "{}", text(&out));
+    let (arn, _) = awaiting_hook(&env).await.expect("a PAUSE hook waits");
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .advance_clock(PAST_THE_PAUSE_TIMEOUT)
+        .expect("advance");
+    wait_rolled_back_by_timeout(&env, &arn).await;
+    let resumed = env
+        .run(
+            &[
+                "resume",
+                "--yes",
+                "--approve-hooks",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "ndjson",
+            ],
+            None,
+        )
+        .await;
+    // The resumed run never saw the deployment as PRIMARY, so it never learned its
+    // service deployment: `deployments[]` says it is gone (the timeout itself is ground
+    // truth above).
+    assert_restored(&env, &resumed, &before, "no longer listed");
+    assert_eq!(env.calls("UpdateService"), 2, "the rollout and the restore");
+    assert_eq!(
+        env.calls("ContinueServiceDeployment"),
+        2,
+        "the test's own before the run, and the restore's"
+    );
+    assert_eq!(awaiting_hook(&env).await, None);
+}
+
+/// A PAUSE hook times out with ROLLBACK while the tool, with `--approve-hooks`, is about
+/// to continue it (its ContinueServiceDeployment is held while the clock passes the
+/// timeout, then refused): the tool follows the rollback into the restore, all in one run:
+/// exit 8, AWSCURRENT back, every task on the previous version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_timed_out_while_approving_is_restored() {
+    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    gate_next(&env, "ContinueServiceDeployment");
+    let mut cmd = replace_cmd(
+        &env,
+        "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2",
+        &["--approve-hooks"],
+    );
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    env.wait_held(&mut child, "the tool's ContinueServiceDeployment", 1)
+        .await;
+    let (arn, _) = awaiting_hook(&env).await.expect("a PAUSE hook waits");
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .advance_clock(PAST_THE_PAUSE_TIMEOUT)
+        .expect("advance");
+    wait_rolled_back_by_timeout(&env, &arn).await;
+    env.release(Which::Oldest(1), Release::Run);
+    env.open_gate();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("join");
+    assert_restored(&env, &out, &before, "timed out");
+    assert_eq!(env.calls("UpdateService"), 2, "the rollout and the restore");
+    let continued = env.calls_of("ContinueServiceDeployment");
+    assert_eq!(
+        continued.iter().filter(|c| c["error"].is_null()).count(),
+        2,
+        "the test's own and the restore's succeeded: {continued:?}"
+    );
+    assert_eq!(
+        continued
+            .iter()
+            .filter(|c| c["error"] == "ConflictException")
+            .count(),
+        1,
+        "the tool's late one was refused: {continued:?}"
+    );
+    assert_eq!(awaiting_hook(&env).await, None);
+}
