@@ -189,12 +189,85 @@ async fn good_value(config: &str, staged: bool) {
         .iter()
         .any(|t| t.contains("all production traffic on the new revision"));
     assert_eq!(moved, staged, "traffic moment reported: {said:?}");
+    let service = &report(&out)["rollout"]["services"][0];
     if staged {
         assert!(
             said.iter().any(|t| t.contains("lifecycle stage BAKE_TIME")),
             "{said:?}"
         );
+        assert_traffic_moment(&env, service);
+    } else {
+        assert!(service.get("staged").is_none(), "{service}");
     }
+}
+
+/// Seconds on the sandbox's virtual clock of `rfc3339`, a moment on this machine's clock
+/// (the tool's): the two clocks are sampled together, and virtual time runs at [`SPEED`].
+fn virtual_time_of(env: &TestEnv, rfc3339: &str) -> f64 {
+    let wall = |t: time::OffsetDateTime| t.unix_timestamp_nanos() as f64 / 1e9;
+    let at = wall(
+        time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{rfc3339}: {e}")),
+    );
+    let w0 = wall(time::OffsetDateTime::now_utc());
+    let v0 = env.sandbox.world().lock().expect("world").clock.now();
+    let w1 = wall(time::OffsetDateTime::now_utc());
+    v0 - SPEED * ((w0 + w1) / 2.0 - at)
+}
+
+/// The report's staged view of `web`: its strategy, "complete" once bake and clean-up are
+/// done, production traffic 100%, and the traffic moment within one poll of the sandbox's
+/// own shift: the sandbox entered POST_PRODUCTION_TRAFFIC_SHIFT (all production traffic on
+/// green: blue/green's shift, linear's and canary's last step) before the first
+/// DescribeServiceDeployments that followed, and the tool reported the moment after that
+/// call and before the next one.
+fn assert_traffic_moment(env: &TestEnv, service: &Value) {
+    let staged = &service["staged"];
+    let strategy = env.state()["ecs"]["services"][0]["strategy"]
+        .as_str()
+        .map(str::to_string);
+    eprintln!("staged view: {staged}");
+    assert_eq!(staged["strategy"].as_str().map(str::to_string), strategy);
+    assert_eq!(staged["production_traffic"], 100.0, "{staged}");
+    assert_eq!(service["stage"]["state"], "completed", "{service}");
+    let sds = env.state()["ecs"]["services"][0]["serviceDeployments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ours = sds.last().expect("our service deployment");
+    let shift = ours["stages"]
+        .as_array()
+        .and_then(|st| {
+            st.iter()
+                .find(|x| x["stage"] == "POST_PRODUCTION_TRAFFIC_SHIFT")
+        })
+        .and_then(|x| x["at"].as_f64())
+        .unwrap_or_else(|| panic!("the sandbox's shift: {ours}"));
+    let reported = virtual_time_of(
+        env,
+        staged["traffic_moved_at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a traffic moment: {staged}")),
+    );
+    let polls: Vec<f64> = env
+        .calls_of("DescribeServiceDeployments")
+        .iter()
+        .filter_map(|c| c["at"].as_f64())
+        .collect();
+    let first_after = polls
+        .iter()
+        .position(|&at| at >= shift)
+        .unwrap_or_else(|| panic!("a poll after the shift at {shift}: {polls:?}"));
+    let next = polls.get(first_after + 1).copied().unwrap_or(f64::MAX);
+    // Milliseconds in the report's times and in sampling the clocks: a few virtual
+    // seconds at SPEED.
+    let slack = 0.005 * SPEED;
+    eprintln!("shift {shift}, reported {reported}, polls {polls:?}");
+    assert!(
+        reported >= polls[first_after] - slack && reported <= next + slack,
+        "traffic moment {reported} not within the poll at {} (shift at {shift}, next poll at {next})",
+        polls[first_after]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,6 +66,33 @@ pub struct FollowOptions {
     pub approve_hooks: bool,
 }
 
+/// How a blue/green, linear or canary deployment went, as the follow saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StagedView {
+    /// `BLUE_GREEN`, `LINEAR` or `CANARY`.
+    pub strategy: String,
+    /// The last lifecycle stage seen (empty: no service deployment record read).
+    pub lifecycle_stage: String,
+    /// The new revision's share of production traffic, percent, as last seen.
+    pub production_traffic: Option<f64>,
+    /// The traffic moment: when the follow first saw all production traffic on the new
+    /// revision (blue/green: the production shift done; linear and canary: the last step),
+    /// on the tool's clock, within one poll of it. The deployment is complete only after
+    /// the bake and clean-up that follow.
+    #[serde(serialize_with = "crate::history::ser_opt_epoch")]
+    pub traffic_moved_at: Option<f64>,
+}
+
+/// Whether a deployment strategy is staged (its record has lifecycle stages and traffic).
+pub fn is_staged(strategy: &str) -> bool {
+    matches!(strategy, "BLUE_GREEN" | "LINEAR" | "CANARY")
+}
+
+/// Now on the tool's clock, epoch seconds.
+fn wall_now() -> f64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9
+}
+
 /// How a follow ended.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FollowResult {
@@ -77,6 +104,9 @@ pub struct FollowResult {
     /// every service not done waited at one (nothing more happens until someone
     /// continues it).
     pub paused: Vec<(Tracked, PauseAt)>,
+    /// For each service, in the order of `stages`: how its staged deployment went (`None`
+    /// for a rolling one).
+    pub staged: Vec<Option<StagedView>>,
 }
 
 impl FollowResult {
@@ -184,6 +214,8 @@ struct Watch {
     approved: HashSet<String>,
     /// `--approve-hooks` left this hook waiting on purpose (a restore not proven).
     left_waiting: bool,
+    /// A staged deployment's strategy, stage, traffic and traffic moment.
+    staged: Option<StagedView>,
 }
 
 /// Follows every tracked deployment until each is completed or failed, or the deadline.
@@ -216,6 +248,7 @@ pub async fn follow(
             paused: None,
             approved: HashSet::new(),
             left_waiting: false,
+            staged: None,
         })
         .collect();
     let mut interval = options.first_poll;
@@ -365,8 +398,10 @@ pub async fn follow(
             })
         })
         .collect();
+    let staged = watches.iter().map(|w| w.staged.clone()).collect();
     FollowResult {
         paused,
+        staged,
         stages: tracked
             .iter()
             .zip(watches)
@@ -428,8 +463,31 @@ async fn observe(
             w.failed_seen = 0;
             w.init_failure = None;
             w.counts = None;
+            w.staged = None;
             // Judged on the next poll, with the newer record.
             sd_verdict = None;
+        }
+    }
+    if is_staged(&obs.info.strategy) {
+        let view = w.staged.get_or_insert_with(|| StagedView {
+            strategy: obs.info.strategy.clone(),
+            ..StagedView::default()
+        });
+        if let Some(r) = record.filter(|_| sd_verdict.is_some()) {
+            if !r.lifecycle_stage.is_empty() {
+                view.lifecycle_stage = r.lifecycle_stage.clone();
+            }
+            if r.production_weight.is_some() {
+                view.production_traffic = r.production_weight;
+            }
+        }
+        let moved = match &sd_verdict {
+            Some(SdVerdict::UnderWay { traffic_moved, .. }) => *traffic_moved,
+            Some(SdVerdict::Successful) => true,
+            _ => false,
+        };
+        if moved && view.traffic_moved_at.is_none() {
+            view.traffic_moved_at = Some(wall_now());
         }
     }
     let mine = obs.deployments.iter().find(|d| d.id == w.id);

@@ -1169,6 +1169,7 @@ mod tests {
                     })
                     .collect(),
             }),
+            staged: None,
         }
     }
 

@@ -197,12 +197,14 @@ impl Run<'_> {
         let mut services: Vec<ServiceReport> = followed
             .stages
             .iter()
-            .map(|(t, stage)| ServiceReport {
+            .zip(&followed.staged)
+            .map(|((t, stage), staged)| ServiceReport {
                 cluster: t.cluster.clone(),
                 service: t.service.clone(),
                 deployment_id: Some(t.deployment_id.clone()),
                 stage: stage.clone(),
                 proof: None,
+                staged: staged.clone(),
             })
             .collect();
         for (svc, e) in &failed {
@@ -219,6 +221,7 @@ impl Run<'_> {
                     reason: e.message.clone(),
                 },
                 proof: None,
+                staged: None,
             });
         }
         let facts = PhaseFacts {

@@ -40,6 +40,10 @@ pub struct ServiceReport {
     pub stage: Stage,
     /// The proof, when the phase got to verification.
     pub proof: Option<Proof>,
+    /// A blue/green, linear or canary deployment: strategy, lifecycle stage, production
+    /// traffic and the traffic moment (absent for a rolling one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staged: Option<crate::rollout::StagedView>,
 }
 
 /// How many running tasks hold what, by the holding rule ([`crate::holding`]).
