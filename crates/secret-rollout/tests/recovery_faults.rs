@@ -82,6 +82,7 @@ async fn replace_reporting(
         state: Default::default(),
         max_task_failures: None,
         approve_hooks: false,
+        until_traffic: false,
         reach: Default::default(),
     };
     let caller = Caller {

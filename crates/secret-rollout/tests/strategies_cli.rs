@@ -1363,3 +1363,86 @@ async fn blue_green_pause_hook_timed_out_while_approving_is_restored() {
     );
     assert_eq!(awaiting_hook(&env).await, None);
 }
+
+/// `--until traffic` with a bake far longer than `--timeout` (a day; refused without it):
+/// the run ends exit 0 once all production traffic is on the new deployment's tasks and
+/// each of them is proven to hold the new value, saying the bake goes on and how to see
+/// its end. Ground truth: the sandbox's service deployment is still baking with 100% of
+/// production on green; green's tasks all resolved the new version, blue's (baking beside
+/// them, no production traffic) the previous one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_traffic_ends_verified_while_a_long_bake_goes_on() {
+    let config = r#"strategy = "BLUE_GREEN"
+bakeTimeInMinutes = 1440"#;
+    let env = env_with(config).await;
+    slow_tasks(&env);
+    let before = env.current_version(SECRET);
+    let refused = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(
+        refused.status.code(),
+        Some(exit::BAD_INPUT),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        text(&refused).contains("--until traffic"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(env.version_count(SECRET), 1, "nothing written");
+
+    let out = replace(
+        &env,
+        "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2",
+        &["--until", "traffic"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let r = report(&out);
+    assert_eq!(r["outcome"], "verified", "{}", text(&out));
+    let message = r["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the bake goes on for web (BAKE_TIME)")
+            && message.contains(&format!("status {SECRET}")),
+        "{message}"
+    );
+    let now = env.current_version(SECRET);
+    assert_ne!(now, before);
+    let service = &r["rollout"]["services"][0];
+    let ours = service["deployment_id"].as_str().expect("our deployment");
+    assert_eq!(service["proof"]["fresh"], DESIRED, "{service}");
+    assert_eq!(service["proof"]["total"], DESIRED, "{service}");
+    assert!(
+        service["staged"]["traffic_moved_at"].is_string(),
+        "{service}"
+    );
+
+    // The sandbox: still baking, all production on green.
+    let sd = env.state()["ecs"]["services"][0]["currentServiceDeployment"]
+        .as_str()
+        .expect("a current service deployment")
+        .to_string();
+    let record =
+        secret_rollout_core::aws::ecs::describe_service_deployments(&env.clients.ecs, &[sd])
+            .await
+            .expect("DescribeServiceDeployments")
+            .pop()
+            .expect("the record");
+    assert_eq!(record.status, "IN_PROGRESS");
+    assert_eq!(record.lifecycle_stage, "BAKE_TIME");
+    assert_eq!(record.production_weight, Some(100.0));
+    let groups = tasks_by_deployment(&env);
+    assert_eq!(
+        groups.get(ours),
+        Some(&(BTreeSet::from([now.clone()]), DESIRED)),
+        "green's tasks hold the new version: {groups:?}"
+    );
+    assert_eq!(groups.len(), 2, "blue bakes beside green: {groups:?}");
+    assert!(
+        groups
+            .iter()
+            .any(|(by, g)| by != ours && *g == (BTreeSet::from([before.clone()]), DESIRED)),
+        "blue's tasks, out of production, hold the previous version: {groups:?}"
+    );
+    assert_eq!(env.calls("UpdateService"), 1);
+}

@@ -64,6 +64,10 @@ pub struct FollowOptions {
     /// is proven to hold the watched value, stop it with ROLLBACK when not (rollout only;
     /// a restore not proven is left waiting, reported). Needs a watch.
     pub approve_hooks: bool,
+    /// `--until traffic`: a blue/green, linear or canary deployment is followed only until
+    /// all production traffic is on the new revision (its bake goes on); verification then
+    /// proves the tasks of that deployment, which receive all production traffic.
+    pub until_traffic: bool,
 }
 
 /// How a blue/green, linear or canary deployment went, as the follow saw it.
@@ -107,6 +111,9 @@ pub struct FollowResult {
     /// For each service, in the order of `stages`: how its staged deployment went (`None`
     /// for a rolling one).
     pub staged: Vec<Option<StagedView>>,
+    /// For each service, in the order of `stages`: followed only until its traffic moment
+    /// (`--until traffic`); not completed, but done for this run.
+    pub at_traffic: Vec<bool>,
 }
 
 impl FollowResult {
@@ -123,7 +130,12 @@ impl FollowResult {
 
     /// Every service completed.
     pub fn all_completed(&self) -> bool {
-        !self.timed_out && self.stages.iter().all(|(_, s)| *s == Stage::Completed)
+        !self.timed_out
+            && self
+                .stages
+                .iter()
+                .enumerate()
+                .all(|(i, (_, s))| *s == Stage::Completed || self.at_traffic.get(i) == Some(&true))
     }
 
     /// Nothing failed and every service not completed waits at a `PAUSE` hook.
@@ -216,6 +228,8 @@ struct Watch {
     left_waiting: bool,
     /// A staged deployment's strategy, stage, traffic and traffic moment.
     staged: Option<StagedView>,
+    /// `--until traffic` and all production traffic is on the new revision: done here.
+    at_traffic: bool,
 }
 
 /// Follows every tracked deployment until each is completed or failed, or the deadline.
@@ -249,6 +263,7 @@ pub async fn follow(
             approved: HashSet::new(),
             left_waiting: false,
             staged: None,
+            at_traffic: false,
         })
         .collect();
     let mut interval = options.first_poll;
@@ -256,7 +271,7 @@ pub async fn follow(
     let mut timed_out = false;
     loop {
         let open: Vec<usize> = (0..tracked.len())
-            .filter(|&i| !watches[i].stage.is_final())
+            .filter(|&i| !watches[i].stage.is_final() && !watches[i].at_traffic)
             .collect();
 
         if open.is_empty() {
@@ -372,6 +387,7 @@ pub async fn follow(
         // it left waiting.
         if watches.iter().all(|w| {
             w.stage.is_final()
+                || w.at_traffic
                 || (w.paused.is_some()
                     && (!options.approve_hooks || watch.is_none() || w.left_waiting))
         }) || (options.stop_on_failure && failed)
@@ -399,9 +415,11 @@ pub async fn follow(
         })
         .collect();
     let staged = watches.iter().map(|w| w.staged.clone()).collect();
+    let at_traffic = watches.iter().map(|w| w.at_traffic).collect();
     FollowResult {
         paused,
         staged,
+        at_traffic,
         stages: tracked
             .iter()
             .zip(watches)
@@ -595,6 +613,14 @@ async fn observe(
     } else {
         w.paused = None;
     }
+    // --until traffic: all production traffic on the new revision ends the follow of this
+    // service (a paused or failed one is not there).
+    w.at_traffic = options.until_traffic
+        && !stage.is_final()
+        && w.paused.is_none()
+        && w.staged
+            .as_ref()
+            .is_some_and(|v| v.traffic_moved_at.is_some());
     if stage != w.stage {
         reporter.report(&Event::stage(phase, &t.service, &stage));
         w.stage = stage;
@@ -774,8 +800,11 @@ pub fn combine(
 /// after `since` (epoch seconds, AWS's clock: from when the value it must hold has been
 /// current without a break; see [`crate::holding`]). With `by_deployment` (a redeploy
 /// without a secret: there is no value to place in time), a task must also have been
-/// started by our deployment. `version_id` names that value in the report. Returns the
-/// tasks listed with each proof.
+/// started by our deployment. `version_id` names that value in the report.
+/// `production_only` (per tracked service): prove only the tasks of the deployment
+/// followed, which receive all production traffic (`--until traffic`). Returns the tasks
+/// listed with each proof.
+#[allow(clippy::too_many_arguments)]
 pub async fn verify(
     client: &aws_sdk_ecs::Client,
     tracked: &[Tracked],
@@ -784,9 +813,15 @@ pub async fn verify(
     version_id: &str,
     phase: Phase,
     reporter: &dyn Reporter,
+    production_only: &[bool],
 ) -> Result<Vec<(Tracked, Vec<TaskObs>, Proof)>, AwsError> {
-    let checks = tracked.iter().map(|t| async move {
-        let tasks = ecs::running_tasks(client, &t.cluster, &t.service).await?;
+    let checks = tracked.iter().enumerate().map(|(i, t)| async move {
+        let mut tasks = ecs::running_tasks(client, &t.cluster, &t.service).await?;
+        if production_only.get(i) == Some(&true) {
+            // --until traffic: all production traffic is on this deployment's tasks; the
+            // old revision's tasks bake beside them and receive none.
+            tasks.retain(|x| x.started_by == t.deployment_id);
+        }
         let ours = by_deployment.then_some(t.deployment_id.as_str());
         let mut proof = verdict::prove(&tasks, ours, since);
         if tasks.is_empty() {

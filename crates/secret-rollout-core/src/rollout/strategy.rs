@@ -226,7 +226,7 @@ pub fn too_slow_for(services: &[(&str, &str, u64)], timeout_secs: u64) -> Option
             human_seconds(timeout_secs)
         ),
         format!(
-            "give --timeout {} or more (plan shows each service's least time), or leave the service out with --services",
+            "give --timeout {} or more (plan shows each service's least time), leave the service out with --services, or give --until traffic to end once all production traffic is on tasks proven to hold the new value",
             human_seconds(least + 600)
         ),
     ))

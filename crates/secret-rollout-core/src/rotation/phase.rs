@@ -111,7 +111,14 @@ impl Run<'_> {
                     verification: None,
                 };
                 return self
-                    .end_phase(phase, Vec::new(), all, Some((facts, version)), watch)
+                    .end_phase(
+                        phase,
+                        Vec::new(),
+                        all,
+                        Vec::new(),
+                        Some((facts, version)),
+                        watch,
+                    )
                     .await;
             }
         }
@@ -183,6 +190,7 @@ impl Run<'_> {
             follow_superseding: watch.is_some(),
             max_task_failures: self.settings.max_task_failures,
             approve_hooks: self.settings.approve_hooks,
+            until_traffic: self.settings.until_traffic && phase == Phase::Rollout,
         };
         let followed = rollout::follow(
             &self.clients.ecs,
@@ -238,8 +246,25 @@ impl Run<'_> {
         } else {
             Vec::new()
         };
-        self.end_phase(phase, services, to_verify, Some((facts, version)), watch)
-            .await
+        let production_only: Vec<bool> = to_verify
+            .iter()
+            .map(|t| {
+                followed
+                    .stages
+                    .iter()
+                    .zip(&followed.at_traffic)
+                    .any(|((f, _), at)| *at && f.cluster == t.cluster && f.service == t.service)
+            })
+            .collect();
+        self.end_phase(
+            phase,
+            services,
+            to_verify,
+            production_only,
+            Some((facts, version)),
+            watch,
+        )
+        .await
     }
 
     /// Verifies `tracked` (when any), takes the watch's final look a margin after the
@@ -249,6 +274,7 @@ impl Run<'_> {
         phase: Phase,
         mut services: Vec<ServiceReport>,
         tracked: Vec<Tracked>,
+        production_only: Vec<bool>,
         facts: Option<(PhaseFacts, &str)>,
         mut watch: Option<SecretWatch>,
     ) -> Result<PhaseReport> {
@@ -273,6 +299,7 @@ impl Run<'_> {
                 version,
                 phase,
                 reporter,
+                &production_only,
             )
             .await;
             if let Some(w) = watch.as_mut() {

@@ -106,6 +106,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         state: Default::default(),
         max_task_failures: None,
         approve_hooks: false,
+        until_traffic: false,
         reach: Default::default(),
     };
     let caller = Caller {

@@ -43,6 +43,7 @@ pub fn settings(
         state: Default::default(),
         max_task_failures: r.max_task_failures,
         approve_hooks: r.approve_hooks,
+        until_traffic: r.until == args::Until::Traffic,
         reach,
     })
 }
