@@ -81,6 +81,8 @@ async fn replace_reporting(
         concurrent: Default::default(),
         state: Default::default(),
         max_task_failures: None,
+        approve_hooks: false,
+        until_traffic: false,
         reach: Default::default(),
         allow_image_change: false,
     };

@@ -189,12 +189,85 @@ async fn good_value(config: &str, staged: bool) {
         .iter()
         .any(|t| t.contains("all production traffic on the new revision"));
     assert_eq!(moved, staged, "traffic moment reported: {said:?}");
+    let service = &report(&out)["rollout"]["services"][0];
     if staged {
         assert!(
             said.iter().any(|t| t.contains("lifecycle stage BAKE_TIME")),
             "{said:?}"
         );
+        assert_traffic_moment(&env, service);
+    } else {
+        assert!(service.get("staged").is_none(), "{service}");
     }
+}
+
+/// Seconds on the sandbox's virtual clock of `rfc3339`, a moment on this machine's clock
+/// (the tool's): the two clocks are sampled together, and virtual time runs at [`SPEED`].
+fn virtual_time_of(env: &TestEnv, rfc3339: &str) -> f64 {
+    let wall = |t: time::OffsetDateTime| t.unix_timestamp_nanos() as f64 / 1e9;
+    let at = wall(
+        time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|e| panic!("{rfc3339}: {e}")),
+    );
+    let w0 = wall(time::OffsetDateTime::now_utc());
+    let v0 = env.sandbox.world().lock().expect("world").clock.now();
+    let w1 = wall(time::OffsetDateTime::now_utc());
+    v0 - SPEED * ((w0 + w1) / 2.0 - at)
+}
+
+/// The report's staged view of `web`: its strategy, "complete" once bake and clean-up are
+/// done, production traffic 100%, and the traffic moment within one poll of the sandbox's
+/// own shift: the sandbox entered POST_PRODUCTION_TRAFFIC_SHIFT (all production traffic on
+/// green: blue/green's shift, linear's and canary's last step) before the first
+/// DescribeServiceDeployments that followed, and the tool reported the moment after that
+/// call and before the next one.
+fn assert_traffic_moment(env: &TestEnv, service: &Value) {
+    let staged = &service["staged"];
+    let strategy = env.state()["ecs"]["services"][0]["strategy"]
+        .as_str()
+        .map(str::to_string);
+    eprintln!("staged view: {staged}");
+    assert_eq!(staged["strategy"].as_str().map(str::to_string), strategy);
+    assert_eq!(staged["production_traffic"], 100.0, "{staged}");
+    assert_eq!(service["stage"]["state"], "completed", "{service}");
+    let sds = env.state()["ecs"]["services"][0]["serviceDeployments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ours = sds.last().expect("our service deployment");
+    let shift = ours["stages"]
+        .as_array()
+        .and_then(|st| {
+            st.iter()
+                .find(|x| x["stage"] == "POST_PRODUCTION_TRAFFIC_SHIFT")
+        })
+        .and_then(|x| x["at"].as_f64())
+        .unwrap_or_else(|| panic!("the sandbox's shift: {ours}"));
+    let reported = virtual_time_of(
+        env,
+        staged["traffic_moved_at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a traffic moment: {staged}")),
+    );
+    let polls: Vec<f64> = env
+        .calls_of("DescribeServiceDeployments")
+        .iter()
+        .filter_map(|c| c["at"].as_f64())
+        .collect();
+    let first_after = polls
+        .iter()
+        .position(|&at| at >= shift)
+        .unwrap_or_else(|| panic!("a poll after the shift at {shift}: {polls:?}"));
+    let next = polls.get(first_after + 1).copied().unwrap_or(f64::MAX);
+    // Milliseconds in the report's times and in sampling the clocks: a few virtual
+    // seconds at SPEED.
+    let slack = 0.005 * SPEED;
+    eprintln!("shift {shift}, reported {reported}, polls {polls:?}");
+    assert!(
+        reported >= polls[first_after] - slack && reported <= next + slack,
+        "traffic moment {reported} not within the poll at {} (shift at {shift}, next poll at {next})",
+        polls[first_after]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -954,4 +1027,422 @@ async fn blue_green_pause_hook_rolled_back_then_resume_restores() {
         2,
         "the rollout and the restore, once each"
     );
+}
+
+/// A gate on the next call of an ECS operation (from now on).
+fn gate_next(env: &TestEnv, operation: &str) {
+    env.gate(vec![FaultRule {
+        service: Some("ecs".into()),
+        operation: Some(operation.into()),
+        resource: None,
+        kind: FaultKind::Gate,
+        probability: None,
+        nth: None,
+        count: Some(1),
+        latency_ms: None,
+    }]);
+}
+
+/// The running tasks of `web` grouped by the deployment that started them: the versions
+/// of the secret each group resolved, and how many tasks it has.
+fn tasks_by_deployment(
+    env: &TestEnv,
+) -> std::collections::BTreeMap<String, (BTreeSet<String>, usize)> {
+    let mut out: std::collections::BTreeMap<String, (BTreeSet<String>, usize)> =
+        std::collections::BTreeMap::new();
+    for t in env.running_tasks(SERVICE) {
+        let by = t["startedBy"].as_str().unwrap_or_default().to_string();
+        let entry = out.entry(by).or_default();
+        entry.1 += 1;
+        for s in t["secrets"].as_array().cloned().unwrap_or_default() {
+            if s["name"] == SECRET {
+                if let Some(v) = s["version_id"].as_str() {
+                    entry.0.insert(v.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `--approve-hooks` at a PAUSE hook before production traffic: the tool itself continues
+/// the deployment, and only once green's tasks hold the new value. Its
+/// ContinueServiceDeployment is held to look at the sandbox at that moment: the hook still
+/// waits, blue's tasks (production) hold the previous version, and every one of green's
+/// tasks resolved the new one. Then the run ends verified (exit 0), one deployment, every
+/// task on the new version.
+async fn pause_hook_approved(config: &str) {
+    let env = env_with(&format!("{config}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    gate_next(&env, "ContinueServiceDeployment");
+    let mut cmd = replace_cmd(
+        &env,
+        "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2",
+        &["--approve-hooks"],
+    );
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    env.wait_held(&mut child, "the tool's ContinueServiceDeployment", 1)
+        .await;
+    let now = env.current_version(SECRET);
+    assert_ne!(now, before, "the new version is current");
+    assert!(awaiting_hook(&env).await.is_some(), "the hook still waits");
+    let groups = tasks_by_deployment(&env);
+    assert_eq!(groups.len(), 2, "blue and green run: {groups:?}");
+    assert!(
+        groups
+            .values()
+            .any(|g| *g == (BTreeSet::from([before.clone()]), DESIRED)),
+        "blue's {DESIRED} tasks (production) hold the previous version: {groups:?}"
+    );
+    assert!(
+        groups
+            .values()
+            .any(|g| *g == (BTreeSet::from([now.clone()]), DESIRED)),
+        "green's {DESIRED} tasks all hold the new version: {groups:?}"
+    );
+    env.release(Which::Oldest(1), Release::Run);
+    env.open_gate();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("join");
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_eq!(report(&out)["outcome"], "verified", "{}", text(&out));
+    assert_every_task_holds(&env, &now);
+    assert_eq!(env.calls("UpdateService"), 1, "one deployment");
+    assert_eq!(
+        env.calls("ContinueServiceDeployment"),
+        2,
+        "the test's own before the run, and the tool's"
+    );
+    assert_eq!(env.calls("StopServiceDeployment"), 0);
+    assert_eq!(awaiting_hook(&env).await, None);
+    assert!(
+        said(&out).iter().any(|t| t.contains(&format!(
+            "{DESIRED} new task(s) proven to hold the value: continued PAUSE hook"
+        ))),
+        "{:?}",
+        said(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_approved_once_green_is_proven() {
+    pause_hook_approved(BLUE_GREEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_pause_hook_approved_once_green_is_proven() {
+    pause_hook_approved(LINEAR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_pause_hook_approved_once_green_is_proven() {
+    pause_hook_approved(CANARY).await;
+}
+
+/// `--approve-hooks` when green's tasks are not proven: the run paused at the hook (exit
+/// 12), then someone edited the secret's tags (its LastChangedDate moved while the new
+/// version stayed current), so green's tasks, launched before that, cannot be proven to
+/// hold it. `resume --approve-hooks` stops the deployment with ROLLBACK (never continuing
+/// it), then restores: exit 8, AWSCURRENT back, every task on the previous version (the
+/// restore's own hook approved once its tasks are proven).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_not_proven_is_rolled_back_and_restored() {
+    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    let out = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(out.status.code(), Some(exit::PAUSED), "{}", text(&out));
+    let (arn, _) = awaiting_hook(&env).await.expect("a PAUSE hook waits");
+    let changed_before = env.secret(SECRET)["last_changed"].clone();
+    env.clients
+        .sm
+        .tag_resource()
+        .secret_id(SECRET)
+        .tags(
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key("team")
+                .value("payments")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("TagResource");
+    assert_ne!(
+        env.secret(SECRET)["last_changed"],
+        changed_before,
+        "the tag moved LastChangedDate"
+    );
+    let resumed = env
+        .run(
+            &[
+                "resume",
+                "--yes",
+                "--approve-hooks",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "ndjson",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        resumed.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(&resumed)
+    );
+    assert_eq!(report(&resumed)["outcome"], "failed_restored");
+    assert_eq!(env.current_version(SECRET), before, "AWSCURRENT moved back");
+    assert_every_task_holds(&env, &before);
+    assert_eq!(env.calls("StopServiceDeployment"), 1);
+    let status = env.state()["ecs"]["services"][0]["serviceDeployments"]
+        .as_array()
+        .and_then(|d| d.iter().find(|x| x["arn"] == arn.as_str()).cloned())
+        .expect("the paused deployment")["status"]
+        .clone();
+    assert!(
+        status.as_str().is_some_and(|s| s.starts_with("ROLLBACK")),
+        "the paused deployment was rolled back: {status}"
+    );
+    // The test's own, then the restore's (approved): never the unproven rollout's.
+    assert_eq!(env.calls("ContinueServiceDeployment"), 2);
+    assert_eq!(env.calls("UpdateService"), 2, "the rollout and the restore");
+    assert!(
+        lines(&resumed)
+            .iter()
+            .any(|l| l["type"] == "deployment_failed"
+                && l["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("not approved") && r.contains("launched before"))),
+        "{}",
+        text(&resumed)
+    );
+}
+
+/// Virtual seconds past the PAUSE hook's timeout (20160 minutes).
+const PAST_THE_PAUSE_TIMEOUT: f64 = 20160.0 * 60.0 + 60.0;
+
+/// The status of the service deployment `arn` and of its PAUSE hook, from the sandbox.
+async fn deployment_and_hook(env: &TestEnv, arn: &str) -> (String, String) {
+    let records = secret_rollout_core::aws::ecs::describe_service_deployments(
+        &env.clients.ecs,
+        &[arn.to_string()],
+    )
+    .await
+    .expect("DescribeServiceDeployments");
+    let r = records.into_iter().next().expect("the deployment");
+    let hook = r
+        .hooks
+        .iter()
+        .find(|h| h.target_type == "PAUSE")
+        .map(|h| h.status.clone())
+        .unwrap_or_default();
+    (r.status, hook)
+}
+
+/// Waits until the service deployment `arn` is rolled back after its hook timed out.
+async fn wait_rolled_back_by_timeout(env: &TestEnv, arn: &str) {
+    for _ in 0..600 {
+        let (status, hook) = deployment_and_hook(env, arn).await;
+        if status == "ROLLBACK_SUCCESSFUL" {
+            assert_eq!(hook, "TIMED_OUT");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never reached: {arn} rolled back");
+}
+
+/// A PAUSE hook times out with ROLLBACK after the run stopped there (exit 12): ECS rolls the
+/// deployment back. `resume --approve-hooks` sees the rollback, restores, and approves the
+/// restore's own hook once its tasks are proven: exit 8, AWSCURRENT back, every task on the
+/// previous version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_timed_out_after_the_stop_then_resume_restores() {
+    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    let out = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(out.status.code(), Some(exit::PAUSED), "{}", text(&out));
+    let (arn, _) = awaiting_hook(&env).await.expect("a PAUSE hook waits");
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .advance_clock(PAST_THE_PAUSE_TIMEOUT)
+        .expect("advance");
+    wait_rolled_back_by_timeout(&env, &arn).await;
+    let resumed = env
+        .run(
+            &[
+                "resume",
+                "--yes",
+                "--approve-hooks",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "ndjson",
+            ],
+            None,
+        )
+        .await;
+    // The resumed run never saw the deployment as PRIMARY, so it never learned its
+    // service deployment: `deployments[]` says it is gone (the timeout itself is ground
+    // truth above).
+    assert_restored(&env, &resumed, &before, "no longer listed");
+    assert_eq!(env.calls("UpdateService"), 2, "the rollout and the restore");
+    assert_eq!(
+        env.calls("ContinueServiceDeployment"),
+        2,
+        "the test's own before the run, and the restore's"
+    );
+    assert_eq!(awaiting_hook(&env).await, None);
+}
+
+/// A PAUSE hook times out with ROLLBACK while the tool, with `--approve-hooks`, is about
+/// to continue it (its ContinueServiceDeployment is held while the clock passes the
+/// timeout, then refused): the tool follows the rollback into the restore, all in one run:
+/// exit 8, AWSCURRENT back, every task on the previous version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_timed_out_while_approving_is_restored() {
+    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+    let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
+    continue_first_deployment(&env, &ecs).await;
+    let before = env.current_version(SECRET);
+    gate_next(&env, "ContinueServiceDeployment");
+    let mut cmd = replace_cmd(
+        &env,
+        "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2",
+        &["--approve-hooks"],
+    );
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    env.wait_held(&mut child, "the tool's ContinueServiceDeployment", 1)
+        .await;
+    let (arn, _) = awaiting_hook(&env).await.expect("a PAUSE hook waits");
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .advance_clock(PAST_THE_PAUSE_TIMEOUT)
+        .expect("advance");
+    wait_rolled_back_by_timeout(&env, &arn).await;
+    env.release(Which::Oldest(1), Release::Run);
+    env.open_gate();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
+        .await
+        .expect("join");
+    assert_restored(&env, &out, &before, "timed out");
+    assert_eq!(env.calls("UpdateService"), 2, "the rollout and the restore");
+    let continued = env.calls_of("ContinueServiceDeployment");
+    assert_eq!(
+        continued.iter().filter(|c| c["error"].is_null()).count(),
+        2,
+        "the test's own and the restore's succeeded: {continued:?}"
+    );
+    assert_eq!(
+        continued
+            .iter()
+            .filter(|c| c["error"] == "ConflictException")
+            .count(),
+        1,
+        "the tool's late one was refused: {continued:?}"
+    );
+    assert_eq!(awaiting_hook(&env).await, None);
+}
+
+/// `--until traffic` with a bake far longer than `--timeout` (a day; refused without it):
+/// the run ends exit 0 once all production traffic is on the new deployment's tasks and
+/// each of them is proven to hold the new value, saying the bake goes on and how to see
+/// its end. Ground truth: the sandbox's service deployment is still baking with 100% of
+/// production on green; green's tasks all resolved the new version, blue's (baking beside
+/// them, no production traffic) the previous one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_traffic_ends_verified_while_a_long_bake_goes_on() {
+    let config = r#"strategy = "BLUE_GREEN"
+bakeTimeInMinutes = 1440"#;
+    let env = env_with(config).await;
+    slow_tasks(&env);
+    let before = env.current_version(SECRET);
+    let refused = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
+    assert_eq!(
+        refused.status.code(),
+        Some(exit::BAD_INPUT),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        text(&refused).contains("--until traffic"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(env.version_count(SECRET), 1, "nothing written");
+
+    let out = replace(
+        &env,
+        "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2",
+        &["--until", "traffic"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let r = report(&out);
+    assert_eq!(r["outcome"], "verified", "{}", text(&out));
+    let message = r["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("the bake goes on for web (BAKE_TIME)")
+            && message.contains(&format!("status {SECRET}")),
+        "{message}"
+    );
+    let now = env.current_version(SECRET);
+    assert_ne!(now, before);
+    let service = &r["rollout"]["services"][0];
+    let ours = service["deployment_id"].as_str().expect("our deployment");
+    assert_eq!(service["proof"]["fresh"], DESIRED, "{service}");
+    assert_eq!(service["proof"]["total"], DESIRED, "{service}");
+    assert!(
+        service["staged"]["traffic_moved_at"].is_string(),
+        "{service}"
+    );
+
+    // The sandbox: still baking, all production on green.
+    let sd = env.state()["ecs"]["services"][0]["currentServiceDeployment"]
+        .as_str()
+        .expect("a current service deployment")
+        .to_string();
+    let record =
+        secret_rollout_core::aws::ecs::describe_service_deployments(&env.clients.ecs, &[sd])
+            .await
+            .expect("DescribeServiceDeployments")
+            .pop()
+            .expect("the record");
+    assert_eq!(record.status, "IN_PROGRESS");
+    assert_eq!(record.lifecycle_stage, "BAKE_TIME");
+    assert_eq!(record.production_weight, Some(100.0));
+    let groups = tasks_by_deployment(&env);
+    assert_eq!(
+        groups.get(ours),
+        Some(&(BTreeSet::from([now.clone()]), DESIRED)),
+        "green's tasks hold the new version: {groups:?}"
+    );
+    assert_eq!(groups.len(), 2, "blue bakes beside green: {groups:?}");
+    assert!(
+        groups
+            .iter()
+            .any(|(by, g)| by != ours && *g == (BTreeSet::from([before.clone()]), DESIRED)),
+        "blue's tasks, out of production, hold the previous version: {groups:?}"
+    );
+    assert_eq!(env.calls("UpdateService"), 1);
 }

@@ -179,6 +179,30 @@ pub async fn stop_service_deployment(ecs: &Client, arn: &str) -> Result<(), AwsE
         })
 }
 
+/// Answers a `PAUSE` lifecycle hook with `CONTINUE` (`ContinueServiceDeployment`).
+pub async fn continue_service_deployment(
+    ecs: &Client,
+    arn: &str,
+    hook_id: &str,
+) -> Result<(), AwsError> {
+    use aws_sdk_ecs::types::DeploymentLifecycleHookAction;
+    ecs.continue_service_deployment()
+        .service_deployment_arn(arn)
+        .hook_id(hook_id)
+        .action(DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            AwsError::from_sdk(
+                "ContinueServiceDeployment",
+                &format!("ContinueServiceDeployment {arn} hook {hook_id}"),
+                e,
+                |_| None,
+            )
+        })
+}
+
 /// Describes task definitions by ARN, once each (those already in `into` are not asked
 /// again), at most [`DESCRIBE_CONCURRENCY`] at a time: an account with a thousand
 /// families must not meet ECS's rate limit all at once.

@@ -60,6 +60,41 @@ pub struct FollowOptions {
     /// the circuit breaker's, for the services the breaker does not cover; see
     /// [`strategy::detector_threshold`]).
     pub max_task_failures: Option<u32>,
+    /// `--approve-hooks`: at a `PAUSE` hook, continue the deployment once every green task
+    /// is proven to hold the watched value, stop it with ROLLBACK when not (rollout only;
+    /// a restore not proven is left waiting, reported). Needs a watch.
+    pub approve_hooks: bool,
+    /// `--until traffic`: a blue/green, linear or canary deployment is followed only until
+    /// all production traffic is on the new revision (its bake goes on); verification then
+    /// proves the tasks of that deployment, which receive all production traffic.
+    pub until_traffic: bool,
+}
+
+/// How a blue/green, linear or canary deployment went, as the follow saw it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct StagedView {
+    /// `BLUE_GREEN`, `LINEAR` or `CANARY`.
+    pub strategy: String,
+    /// The last lifecycle stage seen (empty: no service deployment record read).
+    pub lifecycle_stage: String,
+    /// The new revision's share of production traffic, percent, as last seen.
+    pub production_traffic: Option<f64>,
+    /// The traffic moment: when the follow first saw all production traffic on the new
+    /// revision (blue/green: the production shift done; linear and canary: the last step),
+    /// on the tool's clock, within one poll of it. The deployment is complete only after
+    /// the bake and clean-up that follow.
+    #[serde(serialize_with = "crate::history::ser_opt_epoch")]
+    pub traffic_moved_at: Option<f64>,
+}
+
+/// Whether a deployment strategy is staged (its record has lifecycle stages and traffic).
+pub fn is_staged(strategy: &str) -> bool {
+    matches!(strategy, "BLUE_GREEN" | "LINEAR" | "CANARY")
+}
+
+/// Now on the tool's clock, epoch seconds.
+fn wall_now() -> f64 {
+    time::OffsetDateTime::now_utc().unix_timestamp_nanos() as f64 / 1e9
 }
 
 /// When a followed deployment reached its milestones, on ECS's clock (epoch seconds), as
@@ -98,6 +133,12 @@ pub struct FollowResult {
     /// When each deployment reached its milestones, in the order of `stages`.
     #[serde(skip)]
     pub times: Vec<Milestones>,
+    /// For each service, in the order of `stages`: how its staged deployment went (`None`
+    /// for a rolling one).
+    pub staged: Vec<Option<StagedView>>,
+    /// For each service, in the order of `stages`: followed only until its traffic moment
+    /// (`--until traffic`); not completed, but done for this run.
+    pub at_traffic: Vec<bool>,
 }
 
 impl FollowResult {
@@ -114,7 +155,12 @@ impl FollowResult {
 
     /// Every service completed.
     pub fn all_completed(&self) -> bool {
-        !self.timed_out && self.stages.iter().all(|(_, s)| *s == Stage::Completed)
+        !self.timed_out
+            && self
+                .stages
+                .iter()
+                .enumerate()
+                .all(|(i, (_, s))| *s == Stage::Completed || self.at_traffic.get(i) == Some(&true))
     }
 
     /// Nothing failed and every service not completed waits at a `PAUSE` hook.
@@ -203,6 +249,14 @@ struct Watch {
     paused: Option<PauseAt>,
     /// Milestones seen so far.
     times: Milestones,
+    /// Hooks `--approve-hooks` continued (never answered twice).
+    approved: HashSet<String>,
+    /// `--approve-hooks` left this hook waiting on purpose (a restore not proven).
+    left_waiting: bool,
+    /// A staged deployment's strategy, stage, traffic and traffic moment.
+    staged: Option<StagedView>,
+    /// `--until traffic` and all production traffic is on the new revision: done here.
+    at_traffic: bool,
 }
 
 /// Follows every tracked deployment until each is completed or failed, or the deadline.
@@ -234,6 +288,10 @@ pub async fn follow(
             detector: None,
             paused: None,
             times: Milestones::default(),
+            approved: HashSet::new(),
+            left_waiting: false,
+            staged: None,
+            at_traffic: false,
         })
         .collect();
     let mut interval = options.first_poll;
@@ -241,7 +299,7 @@ pub async fn follow(
     let mut timed_out = false;
     loop {
         let open: Vec<usize> = (0..tracked.len())
-            .filter(|&i| !watches[i].stage.is_final())
+            .filter(|&i| !watches[i].stage.is_final() && !watches[i].at_traffic)
             .collect();
 
         if open.is_empty() {
@@ -331,6 +389,13 @@ pub async fn follow(
         }
         if let Some(w) = watch.as_deref_mut() {
             w.look(phase, reporter).await;
+            if options.approve_hooks {
+                for i in 0..tracked.len() {
+                    if watches[i].paused.is_some() && !watches[i].left_waiting {
+                        approve(client, &tracked[i], &mut watches[i], w, phase, reporter).await;
+                    }
+                }
+            }
             if w.changed() {
                 break;
             }
@@ -346,10 +411,14 @@ pub async fn follow(
             .any(|w| matches!(w.stage, Stage::Failed { .. }));
         // Every service not done waits at a PAUSE hook: only someone continuing it
         // moves it on, so stop here and say how.
-        if watches
-            .iter()
-            .all(|w| w.stage.is_final() || w.paused.is_some())
-            || (options.stop_on_failure && failed)
+        // With --approve-hooks the tool answers the hooks itself: it stops only at those
+        // it left waiting.
+        if watches.iter().all(|w| {
+            w.stage.is_final()
+                || w.at_traffic
+                || (w.paused.is_some()
+                    && (!options.approve_hooks || watch.is_none() || w.left_waiting))
+        }) || (options.stop_on_failure && failed)
         {
             break;
         }
@@ -374,9 +443,13 @@ pub async fn follow(
         })
         .collect();
     let times = watches.iter().map(|w| w.times).collect();
+    let staged = watches.iter().map(|w| w.staged.clone()).collect();
+    let at_traffic = watches.iter().map(|w| w.at_traffic).collect();
     FollowResult {
         paused,
         times,
+        staged,
+        at_traffic,
         stages: tracked
             .iter()
             .zip(watches)
@@ -438,8 +511,31 @@ async fn observe(
             w.failed_seen = 0;
             w.init_failure = None;
             w.counts = None;
+            w.staged = None;
             // Judged on the next poll, with the newer record.
             sd_verdict = None;
+        }
+    }
+    if is_staged(&obs.info.strategy) {
+        let view = w.staged.get_or_insert_with(|| StagedView {
+            strategy: obs.info.strategy.clone(),
+            ..StagedView::default()
+        });
+        if let Some(r) = record.filter(|_| sd_verdict.is_some()) {
+            if !r.lifecycle_stage.is_empty() {
+                view.lifecycle_stage = r.lifecycle_stage.clone();
+            }
+            if r.production_weight.is_some() {
+                view.production_traffic = r.production_weight;
+            }
+        }
+        let moved = match &sd_verdict {
+            Some(SdVerdict::UnderWay { traffic_moved, .. }) => *traffic_moved,
+            Some(SdVerdict::Successful) => true,
+            _ => false,
+        };
+        if moved && view.traffic_moved_at.is_none() {
+            view.traffic_moved_at = Some(wall_now());
         }
     }
     let mine = obs.deployments.iter().find(|d| d.id == w.id);
@@ -548,6 +644,14 @@ async fn observe(
     } else {
         w.paused = None;
     }
+    // --until traffic: all production traffic on the new revision ends the follow of this
+    // service (a paused or failed one is not there).
+    w.at_traffic = options.until_traffic
+        && !stage.is_final()
+        && w.paused.is_none()
+        && w.staged
+            .as_ref()
+            .is_some_and(|v| v.traffic_moved_at.is_some());
     if stage != w.stage {
         // ECS's moment of the change this poll saw: the latest `updatedAt` of a
         // deployment or the latest event of the service since ours started, whichever
@@ -573,6 +677,104 @@ async fn observe(
         }
         reporter.report(&Event::stage(phase, &t.service, &stage));
         w.stage = stage;
+    }
+}
+
+/// `--approve-hooks` at a `PAUSE` hook: lists the service's tasks, reads the secrets again
+/// a margin later, and asks [`strategy::approval`] whether every green task (those of the
+/// deployment followed) holds the watched value. Continue: `ContinueServiceDeployment`.
+/// Rollback (in the rollout): `StopServiceDeployment` ROLLBACK, and the service counts as
+/// failed, so the restore follows. In the restore a hook not proven is left waiting: rolling
+/// the restore back would bring back the tasks holding the value being undone.
+async fn approve(
+    client: &aws_sdk_ecs::Client,
+    t: &Tracked,
+    w: &mut Watch,
+    secrets: &mut SecretWatch,
+    phase: Phase,
+    reporter: &dyn Reporter,
+) {
+    let Some(pause) = w.paused.clone() else {
+        return;
+    };
+    if w.approved.contains(&pause.hook_id) {
+        return;
+    }
+    let tasks = match ecs::running_tasks(client, &t.cluster, &t.service).await {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            reporter.report(&Event::Retrying {
+                what: format!("listing {}'s tasks to approve its PAUSE hook", t.service),
+                error: e.message,
+            });
+            return;
+        }
+    };
+    let listed_at = secrets.now();
+    secrets.look_after(listed_at, phase, reporter).await;
+    let fresh = secrets.read_after(listed_at);
+    let holdings = secrets.holdings_listed_at(Some(listed_at));
+    let named: Vec<(&str, &crate::holding::Holding)> =
+        holdings.iter().map(|(s, h)| (s.name.as_str(), h)).collect();
+    let green: Vec<strategy::GreenTask<'_>> = tasks
+        .iter()
+        .filter(|x| x.desired_status == "RUNNING" && x.started_by == w.id)
+        .map(|x| strategy::GreenTask {
+            arn: &x.arn,
+            created_at: x.created_at,
+            last_status: &x.last_status,
+        })
+        .collect();
+    let decision = strategy::approval(&named, &green, fresh, secrets.margin.as_secs_f64());
+    let at = if pause.stage.is_empty() {
+        String::new()
+    } else {
+        format!(" at {}", pause.stage)
+    };
+    match decision {
+        strategy::Approval::Continue { tasks } => {
+            match ecs::continue_service_deployment(
+                client,
+                &pause.service_deployment_arn,
+                &pause.hook_id,
+            )
+            .await
+            {
+                Ok(()) => {
+                    w.approved.insert(pause.hook_id.clone());
+                    w.paused = None;
+                    reporter.report(&Event::Note {
+                        text: format!(
+                            "{}: {tasks} new task(s) proven to hold the value: continued PAUSE hook {}{at} (--approve-hooks)",
+                            t.service, pause.hook_id
+                        ),
+                    });
+                }
+                Err(e) => reporter.report(&Event::Retrying {
+                    what: format!("continuing {}'s PAUSE hook {}", t.service, pause.hook_id),
+                    error: e.message,
+                }),
+            }
+        }
+        strategy::Approval::Wait { .. } => {}
+        strategy::Approval::Rollback { why } if phase == Phase::Rollout => {
+            let reason = format!("PAUSE hook {}{at} not approved: {why}", pause.hook_id);
+            stop_failed(client, t, w, &reason, reporter).await;
+            w.detector = Some(reason.clone());
+            w.paused = None;
+            let stage = Stage::Failed { reason };
+            reporter.report(&Event::stage(phase, &t.service, &stage));
+            w.stage = stage;
+        }
+        strategy::Approval::Rollback { why } => {
+            w.left_waiting = true;
+            reporter.report(&Event::Warning {
+                text: format!(
+                    "{}: PAUSE hook {}{at} of the restore left waiting, not approved: {why}",
+                    t.service, pause.hook_id
+                ),
+            });
+        }
     }
 }
 
@@ -651,8 +853,11 @@ pub fn combine(
 /// after `since` (epoch seconds, AWS's clock: from when the value it must hold has been
 /// current without a break; see [`crate::holding`]). With `by_deployment` (a redeploy
 /// without a secret: there is no value to place in time), a task must also have been
-/// started by our deployment. `version_id` names that value in the report. Returns the
-/// tasks listed with each proof.
+/// started by our deployment. `version_id` names that value in the report.
+/// `production_only` (per tracked service): prove only the tasks of the deployment
+/// followed, which receive all production traffic (`--until traffic`). Returns the tasks
+/// listed with each proof.
+#[allow(clippy::too_many_arguments)]
 pub async fn verify(
     client: &aws_sdk_ecs::Client,
     tracked: &[Tracked],
@@ -661,9 +866,15 @@ pub async fn verify(
     version_id: &str,
     phase: Phase,
     reporter: &dyn Reporter,
+    production_only: &[bool],
 ) -> Result<Vec<(Tracked, Vec<TaskObs>, Proof)>, AwsError> {
-    let checks = tracked.iter().map(|t| async move {
-        let tasks = ecs::running_tasks(client, &t.cluster, &t.service).await?;
+    let checks = tracked.iter().enumerate().map(|(i, t)| async move {
+        let mut tasks = ecs::running_tasks(client, &t.cluster, &t.service).await?;
+        if production_only.get(i) == Some(&true) {
+            // --until traffic: all production traffic is on this deployment's tasks; the
+            // old revision's tasks bake beside them and receive none.
+            tasks.retain(|x| x.started_by == t.deployment_id);
+        }
         let ours = by_deployment.then_some(t.deployment_id.as_str());
         let mut proof = verdict::prove(&tasks, ours, since);
         if tasks.is_empty() {

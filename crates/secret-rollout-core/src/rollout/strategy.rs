@@ -8,6 +8,7 @@
 //! whichever deployment launched them.
 
 use crate::aws::model::ServiceDeploymentRecord;
+use crate::holding::{task_holds, Holding, TaskHolds};
 
 /// Where one service deployment stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +226,7 @@ pub fn too_slow_for(services: &[(&str, &str, u64)], timeout_secs: u64) -> Option
             human_seconds(timeout_secs)
         ),
         format!(
-            "give --timeout {} or more (plan shows each service's least time), or leave the service out with --services",
+            "give --timeout {} or more (plan shows each service's least time), leave the service out with --services, or give --until traffic to end once all production traffic is on tasks proven to hold the new value",
             human_seconds(least + 600)
         ),
     ))
@@ -284,6 +285,101 @@ pub fn paused_at(sd: Option<&str>, verdict: Option<&SdVerdict>) -> Option<PauseA
     }
 }
 
+/// What `--approve-hooks` does with a deployment waiting at a `PAUSE` hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Approval {
+    /// Every green task (the tasks of the deployment followed) is proven to hold the value:
+    /// `ContinueServiceDeployment` with `CONTINUE`. `tasks`: how many were proven.
+    Continue {
+        /// Green tasks proven.
+        tasks: usize,
+    },
+    /// Nothing can be decided yet (a green task still starting, or no read of the secret
+    /// a margin after the tasks were listed): ask again at the next poll.
+    Wait {
+        /// Why, in words for the operator.
+        why: String,
+    },
+    /// Not proven: production traffic must not move onto these tasks. Stop the service
+    /// deployment with `ROLLBACK` (then the restore).
+    Rollback {
+        /// Why, in words for the operator.
+        why: String,
+    },
+}
+
+/// One task of the deployment waiting at the hook, as the approval sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct GreenTask<'a> {
+    /// Task ARN (its last part names it in messages).
+    pub arn: &'a str,
+    /// `createdAt`, AWS's clock.
+    pub created_at: f64,
+    /// `lastStatus`.
+    pub last_status: &'a str,
+}
+
+/// The gate of `--approve-hooks`: continue only when every green task is proven, by the
+/// holding rule, to hold the value (`holdings`: each watched secret's name and the rule's
+/// answer, judged with the tasks listed and a read of the secret a margin later; `fresh`:
+/// that read was made). A task launched before the value was current, or a secret whose
+/// answer is not "holds", is a rollback: waiting longer cannot make it true. A task still
+/// starting, or a missing read, is a wait.
+pub fn approval(
+    holdings: &[(&str, &Holding)],
+    green: &[GreenTask<'_>],
+    fresh: bool,
+    margin: f64,
+) -> Approval {
+    for (name, h) in holdings {
+        match h {
+            Holding::Holds { .. } => {}
+            Holding::NotProven { why, .. } if !fresh => {
+                return Approval::Wait {
+                    why: format!("{name}: {why}"),
+                }
+            }
+            Holding::NotProven { why, .. } => {
+                return Approval::Rollback {
+                    why: format!("what the new tasks hold cannot be proven ({name}: {why})"),
+                }
+            }
+            Holding::Superseded { by, .. } => {
+                return Approval::Rollback {
+                    why: format!("{name} is on another version now ({by})"),
+                }
+            }
+        }
+    }
+    for t in green {
+        for (name, h) in holdings {
+            if task_holds(t.created_at, h, margin) != TaskHolds::Ours {
+                return Approval::Rollback {
+                    why: format!(
+                        "task {} was launched before {name}'s new value was current",
+                        t.arn.rsplit('/').next().unwrap_or(t.arn)
+                    ),
+                };
+            }
+        }
+    }
+    if !fresh {
+        return Approval::Wait {
+            why: "no read of the secret a margin after the tasks were listed".into(),
+        };
+    }
+    if let Some(t) = green.iter().find(|t| t.last_status != "RUNNING") {
+        return Approval::Wait {
+            why: format!(
+                "task {} is {}",
+                t.arn.rsplit('/').next().unwrap_or(t.arn),
+                t.last_status
+            ),
+        };
+    }
+    Approval::Continue { tasks: green.len() }
+}
+
 /// The range `--max-task-failures` accepts.
 pub const MAX_TASK_FAILURES_RANGE: std::ops::RangeInclusive<u32> = 1..=200;
 
@@ -327,6 +423,111 @@ mod tests {
             SdVerdict::Superseded { .. } => "superseded",
             SdVerdict::Failed { .. } => "failed",
         }
+    }
+
+    #[test]
+    fn approving_a_pause_hook() {
+        let holds = Holding::Holds { since: 100.0 };
+        let moved = Holding::NotProven {
+            since: Some(100.0),
+            why: "LastChangedDate moved".into(),
+        };
+        let other = Holding::Superseded {
+            since: Some(100.0),
+            by: "v3".into(),
+            by_since: Some(150.0),
+        };
+        let task = |created_at: f64, last_status: &'static str| GreenTask {
+            arn: "arn:aws:ecs:eu-west-1:1:task/c/abc",
+            created_at,
+            last_status,
+        };
+        let kind = |a: &Approval| match a {
+            Approval::Continue { .. } => "continue",
+            Approval::Wait { .. } => "wait",
+            Approval::Rollback { .. } => "rollback",
+        };
+        // (case, holding, green tasks, fresh read, want)
+        #[allow(clippy::type_complexity)]
+        let table: Vec<(&str, &Holding, Vec<GreenTask<'_>>, bool, &str)> = vec![
+            (
+                "every green task launched after the value was current",
+                &holds,
+                vec![task(101.0, "RUNNING"), task(120.0, "RUNNING")],
+                true,
+                "continue",
+            ),
+            (
+                "at the boundary",
+                &holds,
+                vec![task(100.0, "RUNNING")],
+                true,
+                "continue",
+            ),
+            (
+                "a green task launched before: rollback",
+                &holds,
+                vec![task(101.0, "RUNNING"), task(99.9, "RUNNING")],
+                true,
+                "rollback",
+            ),
+            (
+                "a green task still starting: wait",
+                &holds,
+                vec![task(101.0, "PENDING")],
+                true,
+                "wait",
+            ),
+            (
+                "no read after the listing yet: wait",
+                &moved,
+                vec![task(101.0, "RUNNING")],
+                false,
+                "wait",
+            ),
+            (
+                "no read after the listing, tasks fine: wait",
+                &holds,
+                vec![task(101.0, "RUNNING")],
+                false,
+                "wait",
+            ),
+            (
+                "the secret changed in a way the tool cannot place: rollback",
+                &moved,
+                vec![task(101.0, "RUNNING")],
+                true,
+                "rollback",
+            ),
+            (
+                "another version current: rollback",
+                &other,
+                vec![task(101.0, "RUNNING")],
+                true,
+                "rollback",
+            ),
+            (
+                "no green task yet (hook before scale-up)",
+                &holds,
+                vec![],
+                true,
+                "continue",
+            ),
+        ];
+        for (case, h, green, fresh, want) in table {
+            let got = approval(&[("s", h)], &green, fresh, 0.05);
+            assert_eq!(kind(&got), want, "{case}: {got:?}");
+        }
+        assert_eq!(
+            approval(&[("s", &holds)], &[task(101.0, "RUNNING")], true, 0.0),
+            Approval::Continue { tasks: 1 }
+        );
+        assert_eq!(
+            approval(&[("s", &holds)], &[task(99.0, "RUNNING")], true, 0.0),
+            Approval::Rollback {
+                why: "task abc was launched before s's new value was current".into()
+            }
+        );
     }
 
     #[test]

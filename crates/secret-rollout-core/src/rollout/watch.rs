@@ -142,15 +142,17 @@ impl SecretWatch {
     /// Waits until a margin has passed since the tasks were listed, then reads again.
     pub async fn final_look(&mut self, phase: Phase, reporter: &dyn Reporter) {
         let listed = self.listed_at.unwrap_or_else(|| self.now());
-        let wait = listed + self.margin.as_secs_f64() - self.now();
-        if wait > 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
-        }
-        self.look(phase, reporter).await;
+        self.look_after(listed, phase, reporter).await;
     }
 
     /// The rule's answer per secret.
     pub fn holdings(&self) -> Vec<(&Watched, Holding)> {
+        self.holdings_listed_at(self.listed_at)
+    }
+
+    /// The rule's answer per secret for tasks listed at `listed_at` (tool's clock): the
+    /// approval of a `PAUSE` hook lists the green tasks before the final verification.
+    pub fn holdings_listed_at(&self, listed_at: Option<f64>) -> Vec<(&Watched, Holding)> {
         self.secrets
             .iter()
             .map(|w| {
@@ -158,12 +160,30 @@ impl SecretWatch {
                     version: &w.version,
                     created: w.created,
                     looks: &w.looks,
-                    listed_at: self.listed_at,
+                    listed_at,
                     margin: self.margin.as_secs_f64(),
                 });
                 (w, h)
             })
             .collect()
+    }
+
+    /// Every secret was read at least the margin after `listed_at` (tool's clock).
+    pub fn read_after(&self, listed_at: f64) -> bool {
+        let margin = self.margin.as_secs_f64();
+        self.secrets
+            .iter()
+            .all(|w| w.looks.last().is_some_and(|l| l.at >= listed_at + margin))
+    }
+
+    /// Waits until the margin has passed since `listed_at` (tool's clock), then reads
+    /// every secret again.
+    pub async fn look_after(&mut self, listed_at: f64, phase: Phase, reporter: &dyn Reporter) {
+        let wait = listed_at + self.margin.as_secs_f64() - self.now();
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        }
+        self.look(phase, reporter).await;
     }
 
     /// The moment every task must be created at or after: the latest `since` of the

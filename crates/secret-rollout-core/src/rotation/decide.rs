@@ -1170,6 +1170,7 @@ mod tests {
                     .collect(),
             }),
             times: Default::default(),
+            staged: None,
         }
     }
 

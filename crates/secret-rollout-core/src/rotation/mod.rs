@@ -65,6 +65,13 @@ pub struct Settings {
     /// counts as failed (default: the circuit breaker's threshold, for the services the
     /// breaker does not cover; see [`crate::rollout::strategy::detector_threshold`]).
     pub max_task_failures: Option<u32>,
+    /// `--approve-hooks`: answer `PAUSE` lifecycle hooks once every green task is proven
+    /// to hold the value (ROLLBACK when not), instead of stopping with exit 12.
+    pub approve_hooks: bool,
+    /// `--until traffic`: end the rollout (verified) once every task receiving production
+    /// traffic is proven to hold the value, while a blue/green, linear or canary bake goes
+    /// on; the `--timeout` refusal for long bakes does not apply.
+    pub until_traffic: bool,
     /// The options that reach the environment, carried by every command the run suggests.
     pub reach: crate::error::Reach,
     /// `--allow-image-change`: go on although a redeploy also ships an image pushed under

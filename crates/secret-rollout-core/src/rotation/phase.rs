@@ -113,7 +113,14 @@ impl Run<'_> {
                     verification: None,
                 };
                 return self
-                    .end_phase(phase, Vec::new(), all, Some((facts, version)), watch)
+                    .end_phase(
+                        phase,
+                        Vec::new(),
+                        all,
+                        Vec::new(),
+                        Some((facts, version)),
+                        watch,
+                    )
                     .await;
             }
         }
@@ -184,6 +191,8 @@ impl Run<'_> {
                 && self.settings.on_failure == OnFailure::Rollback,
             follow_superseding: watch.is_some(),
             max_task_failures: self.settings.max_task_failures,
+            approve_hooks: self.settings.approve_hooks,
+            until_traffic: self.settings.until_traffic && phase == Phase::Rollout,
         };
         let followed = rollout::follow(
             &self.clients.ecs,
@@ -198,14 +207,16 @@ impl Run<'_> {
         let mut services: Vec<ServiceReport> = followed
             .stages
             .iter()
+            .zip(&followed.staged)
             .enumerate()
-            .map(|(i, (t, stage))| ServiceReport {
+            .map(|(i, ((t, stage), staged))| ServiceReport {
                 cluster: t.cluster.clone(),
                 service: t.service.clone(),
                 deployment_id: Some(t.deployment_id.clone()),
                 stage: stage.clone(),
                 proof: None,
                 times: followed.times.get(i).copied().unwrap_or_default(),
+                staged: staged.clone(),
             })
             .collect();
         for (svc, e) in &failed {
@@ -223,6 +234,7 @@ impl Run<'_> {
                 },
                 proof: None,
                 times: Default::default(),
+                staged: None,
             });
         }
         let facts = PhaseFacts {
@@ -239,8 +251,25 @@ impl Run<'_> {
         } else {
             Vec::new()
         };
-        self.end_phase(phase, services, to_verify, Some((facts, version)), watch)
-            .await
+        let production_only: Vec<bool> = to_verify
+            .iter()
+            .map(|t| {
+                followed
+                    .stages
+                    .iter()
+                    .zip(&followed.at_traffic)
+                    .any(|((f, _), at)| *at && f.cluster == t.cluster && f.service == t.service)
+            })
+            .collect();
+        self.end_phase(
+            phase,
+            services,
+            to_verify,
+            production_only,
+            Some((facts, version)),
+            watch,
+        )
+        .await
     }
 
     /// Verifies `tracked` (when any), takes the watch's final look a margin after the
@@ -250,6 +279,7 @@ impl Run<'_> {
         phase: Phase,
         mut services: Vec<ServiceReport>,
         tracked: Vec<Tracked>,
+        production_only: Vec<bool>,
         facts: Option<(PhaseFacts, &str)>,
         mut watch: Option<SecretWatch>,
     ) -> Result<PhaseReport> {
@@ -274,6 +304,7 @@ impl Run<'_> {
                 version,
                 phase,
                 reporter,
+                &production_only,
             )
             .await;
             if let Some(w) = watch.as_mut() {

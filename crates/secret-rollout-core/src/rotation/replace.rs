@@ -177,6 +177,7 @@ pub async fn replace(
             .collect();
         if let Some((message, hint)) =
             crate::rollout::strategy::too_slow_for(&least, ctx.settings.timeout.as_secs())
+                .filter(|_| !ctx.settings.until_traffic)
         {
             return Err(Error::bad_input(message).hint(hint));
         }

@@ -44,6 +44,10 @@ pub struct ServiceReport {
     /// clock, as far as the tool saw (the timeline; not in JSON).
     #[serde(skip)]
     pub times: Milestones,
+    /// A blue/green, linear or canary deployment: strategy, lifecycle stage, production
+    /// traffic and the traffic moment (absent for a rolling one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub staged: Option<crate::rollout::StagedView>,
 }
 
 /// How many running tasks hold what, by the holding rule ([`crate::holding`]).

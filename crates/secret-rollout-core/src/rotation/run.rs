@@ -366,7 +366,8 @@ impl Run<'_> {
             .await?;
         match phase.outcome {
             PhaseOutcome::Verified => {
-                self.finish(Outcome::Verified, None, Some(phase), None, Vec::new())
+                let message = self.bake_goes_on(&phase);
+                self.finish(Outcome::Verified, message, Some(phase), None, Vec::new())
             }
             // Someone else's version is current: never restore over it.
             PhaseOutcome::Superseded => {
@@ -475,6 +476,36 @@ impl Run<'_> {
             restore.ok(),
             ending.manual_restore,
         )
+    }
+
+    /// `--until traffic` ended the follow of staged deployments at their traffic moment:
+    /// every task receiving production traffic is proven, the bake goes on. `None` when
+    /// every deployment completed.
+    fn bake_goes_on(&self, phase: &PhaseReport) -> Option<String> {
+        let baking: Vec<String> = phase
+            .services
+            .iter()
+            .filter(|s| s.stage != crate::verdict::Stage::Completed)
+            .filter_map(|s| {
+                let v = s.staged.as_ref().filter(|v| v.traffic_moved_at.is_some())?;
+                Some(if v.lifecycle_stage.is_empty() {
+                    s.service.clone()
+                } else {
+                    format!("{} ({})", s.service, v.lifecycle_stage)
+                })
+            })
+            .collect();
+        if baking.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self.secrets.iter().map(|s| s.name.as_str()).collect();
+        Some(format!(
+            "every task receiving production traffic holds the new value; the bake goes on for {}: run `{}` to see its end",
+            baking.join(", "),
+            self.settings
+                .reach
+                .command(&format!("status {}", names.join(" ")))
+        ))
     }
 
     /// Why the run stopped at a PAUSE hook (`doing`: what was under way), with the exact

@@ -107,6 +107,15 @@ pub enum Charset {
     Hex,
 }
 
+/// How far a rollout follows a staged deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Until {
+    /// Through bake and clean-up.
+    Complete,
+    /// Until all production traffic is on tasks proven to hold the new value.
+    Traffic,
+}
+
 /// What to do when the rollout fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnFailure {
@@ -151,6 +160,18 @@ pub struct RolloutArgs {
     /// blue/green, linear or canary deployment).
     #[arg(long, value_name = "N", value_parser = parse::max_task_failures)]
     pub max_task_failures: Option<u32>,
+    /// At a PAUSE lifecycle hook (blue/green, linear, canary), continue the deployment
+    /// once every new task is proven to have started after the new value was current,
+    /// and stop it with ROLLBACK (then restore) when not. Without it the run stops there
+    /// with exit 12 and the command to continue.
+    #[arg(long)]
+    pub approve_hooks: bool,
+    /// How far to follow a blue/green, linear or canary deployment: `complete` (through
+    /// bake and clean-up), or `traffic`: end (exit 0) once every task receiving production
+    /// traffic is proven to hold the new value; the bake goes on and `status` shows its
+    /// end. With `traffic` a bake longer than --timeout is not refused.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "complete")]
+    pub until: Until,
     /// Poll interval ceiling (tests and demos use less).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse::max_poll, hide = true)]
     pub max_poll: std::time::Duration,

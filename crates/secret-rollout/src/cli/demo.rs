@@ -110,6 +110,8 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         concurrent: Default::default(),
         state: Default::default(),
         max_task_failures: None,
+        approve_hooks: false,
+        until_traffic: false,
         reach: Default::default(),
         allow_image_change: false,
     };

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use super::args::Output;
 use super::ndjson;
-use super::render::hms_range;
+use super::render::{hms, hms_range};
 use super::timeline;
 use super::width;
 
@@ -362,7 +362,36 @@ fn phase_text(out: &mut dyn Write, title: &str, p: &PhaseReport) {
                 );
             }
         }
+        if let Some(v) = &s.staged {
+            let _ = writeln!(out, "    {}", staged_line(v, &s.stage));
+        }
     }
+}
+
+/// A staged deployment's line under its service: strategy, then the traffic moment and
+/// "complete" after bake and clean-up, or where it stood.
+fn staged_line(v: &secret_rollout_core::rollout::StagedView, stage: &Stage) -> String {
+    let mut parts = vec![v.strategy.clone()];
+    match v.traffic_moved_at {
+        Some(at) => parts.push(format!(
+            "all production traffic on the new revision at {}",
+            hms(at)
+        )),
+        None => {
+            if !v.lifecycle_stage.is_empty() {
+                parts.push(format!("lifecycle stage {}", v.lifecycle_stage));
+            }
+            if let Some(w) = v.production_traffic {
+                parts.push(format!("production traffic {w}% on the new revision"));
+            }
+        }
+    }
+    if *stage == Stage::Completed {
+        parts.push("complete after bake and clean-up".to_string());
+    } else if v.traffic_moved_at.is_some() && !v.lifecycle_stage.is_empty() {
+        parts.push(format!("last seen at {}", v.lifecycle_stage));
+    }
+    parts.join(", ")
 }
 
 /// The report as text, laid out to `width` ([`width`]): the outcome, the secrets, each
@@ -498,5 +527,51 @@ pub fn report(output: Output, r: &Report) {
             println!("{}", serde_json::to_string_pretty(r).unwrap_or_default());
             mark_document_written();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secret_rollout_core::rollout::StagedView;
+
+    #[test]
+    fn a_staged_deployment_says_its_strategy_traffic_moment_and_completion() {
+        let moved = StagedView {
+            strategy: "LINEAR".into(),
+            lifecycle_stage: "CLEAN_UP".into(),
+            production_traffic: Some(100.0),
+            traffic_moved_at: Some(1_796_078_228.7),
+        };
+        let at = hms(1_796_078_228.7);
+        assert_eq!(
+            staged_line(&moved, &Stage::Completed),
+            format!("LINEAR, all production traffic on the new revision at {at}, complete after bake and clean-up")
+        );
+        assert_eq!(
+            staged_line(
+                &StagedView {
+                    lifecycle_stage: "BAKE_TIME".into(),
+                    ..moved.clone()
+                },
+                &Stage::Draining
+            ),
+            format!("LINEAR, all production traffic on the new revision at {at}, last seen at BAKE_TIME")
+        );
+        let midway = StagedView {
+            strategy: "CANARY".into(),
+            lifecycle_stage: "PRODUCTION_TRAFFIC_SHIFT".into(),
+            production_traffic: Some(20.0),
+            traffic_moved_at: None,
+        };
+        assert_eq!(
+            staged_line(
+                &midway,
+                &Stage::Failed {
+                    reason: "alarm".into()
+                }
+            ),
+            "CANARY, lifecycle stage PRODUCTION_TRAFFIC_SHIFT, production traffic 20% on the new revision"
+        );
     }
 }

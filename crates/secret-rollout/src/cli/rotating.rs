@@ -42,6 +42,8 @@ pub fn settings(
         concurrent: concurrent(r),
         state: Default::default(),
         max_task_failures: r.max_task_failures,
+        approve_hooks: r.approve_hooks,
+        until_traffic: r.until == args::Until::Traffic,
         reach,
         allow_image_change: r.allow_image_change,
     })
