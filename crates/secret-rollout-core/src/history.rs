@@ -203,12 +203,28 @@ pub fn entries(
         .collect()
 }
 
-/// Orders versions by creation date, oldest first (ties by id, so the order is stable).
+/// Orders versions by creation date, oldest first. Versions created in the same second
+/// (AWS's dates are whole seconds) by their labels, in the order a version holds them in
+/// its life: none, AWSPREVIOUS, AWSCURRENT, AWSPENDING; then by id, so the order is
+/// stable (a random version id alone made it change from run to run).
 pub fn sort_versions(mut versions: Vec<VersionInfo>) -> Vec<VersionInfo> {
+    let rank = |v: &VersionInfo| {
+        let has = |s: &str| v.stages.iter().any(|x| x == s);
+        if has("AWSPENDING") {
+            3
+        } else if has("AWSCURRENT") {
+            2
+        } else if has("AWSPREVIOUS") {
+            1
+        } else {
+            0
+        }
+    };
     versions.sort_by(|a, b| {
         a.created
             .unwrap_or(f64::MIN)
             .total_cmp(&b.created.unwrap_or(f64::MIN))
+            .then_with(|| rank(a).cmp(&rank(b)))
             .then_with(|| a.id.cmp(&b.id))
     });
     versions
@@ -315,5 +331,18 @@ mod tests {
         let sorted = sort_versions(vec![v("b", Some(3.0)), v("a", Some(1.0)), v("z", None)]);
         let ids: Vec<&str> = sorted.iter().map(|v| v.id.as_str()).collect();
         assert_eq!(ids, ["z", "a", "b"]);
+        // The same second: by the labels' order in a version's life, not by id.
+        let s = |id: &str, stage: &str| VersionInfo {
+            id: id.into(),
+            stages: vec![stage.into()],
+            created: Some(5.0),
+        };
+        let sorted = sort_versions(vec![
+            s("a", "AWSPENDING"),
+            s("b", "AWSCURRENT"),
+            s("c", "AWSPREVIOUS"),
+        ]);
+        let ids: Vec<&str> = sorted.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(ids, ["c", "b", "a"]);
     }
 }

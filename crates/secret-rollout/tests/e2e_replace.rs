@@ -530,8 +530,14 @@ async fn discovery_of_1000_services_in_20_clusters_is_batched() {
         FAMILIES,
         "none described twice: {described:?}"
     );
-    assert_eq!(
-        p["aws_calls"]["ECS.DescribeTaskDefinition"], FAMILIES as u64,
+    // The tool counts attempts, retries included: a machine loaded enough to time out a
+    // connection (the sandbox answering 2,000 task listings besides) adds one. The
+    // sandbox's count above is the exact one.
+    let counted = p["aws_calls"]["ECS.DescribeTaskDefinition"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        (FAMILIES as u64..=FAMILIES as u64 + 5).contains(&counted),
         "{}",
         p["aws_calls"]
     );

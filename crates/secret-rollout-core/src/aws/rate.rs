@@ -218,13 +218,19 @@ pub fn set_process_setting(setting: RateSetting) {
     let _ = SETTING.set(setting);
 }
 
-/// The process's limiter, shared by every client built in it; `None` when off.
+/// The process's limiter, shared by every client built in it; `None` when off, and when
+/// no setting was made: the command line makes one (half of AWS's rates by default); a
+/// program embedding the core, or an in-process test running many rotations at once
+/// against many sandboxes, has none unless it asks (one process-wide bucket shared by
+/// unrelated accounts would only slow them down).
 pub fn shared() -> Option<Arc<Limiters>> {
     SHARED
-        .get_or_init(|| match SETTING.get().copied().unwrap_or_default() {
-            RateSetting::Off => None,
-            RateSetting::Fraction(f) => Some(Arc::new(Limiters::new(f))),
-        })
+        .get_or_init(
+            || match SETTING.get().copied().unwrap_or(RateSetting::Off) {
+                RateSetting::Off => None,
+                RateSetting::Fraction(f) => Some(Arc::new(Limiters::new(f))),
+            },
+        )
         .clone()
 }
 
