@@ -709,6 +709,7 @@ mod tests {
             created_at: created,
             started_at: Some(created + 5.0),
             task_definition_arn: td.into(),
+            group: String::new(),
             containers: Vec::new(),
         }
     }
