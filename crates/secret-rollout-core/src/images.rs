@@ -36,6 +36,14 @@ pub const INDEX_MEDIA_TYPES: [&str; 2] = [
 /// How a warning of a moved tag starts when `--allow-image-change` lets the run go on.
 pub const ALLOWED: &str = "going on (--allow-image-change)";
 
+/// How the refusal of a moved tag starts (see [`ImageChecks::refusal`], [`is_refusal`]).
+pub const REFUSED: &str = "a redeploy would also ship a new image";
+
+/// Whether `e` is the refusal of a moved tag (a watcher logs it and skips the sync).
+pub fn is_refusal(e: &crate::error::Error) -> bool {
+    e.kind == crate::error::Kind::Refused && e.message.starts_with(REFUSED)
+}
+
 /// Most image ids one `BatchGetImage` takes.
 pub const BATCH: usize = 100;
 
@@ -355,10 +363,7 @@ impl ImageChecks {
             return None;
         }
         Some(
-            crate::error::Error::refused(format!(
-                "a redeploy would also ship a new image: {}",
-                lines.join("; ")
-            ))
+            crate::error::Error::refused(format!("{REFUSED}: {}", lines.join("; ")))
             .hint("deploy the new image on its own first, or rerun with --allow-image-change to ship it with the secret; nothing was written"),
         )
     }

@@ -452,3 +452,184 @@ async fn unchanged_tags_digests_and_immutable_repos_pass_silently_and_others_can
     assert!(report.get("image_changed").is_none(), "{report}");
     assert_eq!(env.calls("UpdateService"), 1);
 }
+
+/// Read by pdf only.
+const PDF: &str = "production/opg_lpa_pdf_owner_password";
+const PDF_APP: &str = "online-lpa/pdf_app";
+
+/// Someone writes `secret` by hand (the console): its readers hold an older value.
+async fn write_by_hand(env: &TestEnv, secret: &str, value: &str) {
+    env.clients
+        .sm
+        .put_secret_value()
+        .secret_id(secret)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("PutSecretValue");
+}
+
+/// `sync` refuses before any deployment when a redeploy would also ship a moved tag (exit
+/// 4), naming the service, container and both digests; with `--allow-image-change` it goes
+/// on, its report names the service, and the tasks run the new build and hold the value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_refuses_a_moved_tag_and_ships_it_only_when_allowed() {
+    let env = start(SPEED).await;
+    let old = tag(&env, PDF_APP, "v1.0.0");
+    write_by_hand(&env, PDF, "written-by-hand-in-the-console").await;
+    push(&env, PDF_APP, "v1.0.0", "pdf_app build 2").await;
+    let new = tag(&env, PDF_APP, "v1.0.0");
+    assert_ne!(old, new);
+    let current = env.current_version(PDF);
+    assert!(
+        !env.versions_read("pdf", PDF).contains(&current),
+        "pdf holds an older value"
+    );
+    env.sandbox.world().lock().unwrap().clear_calls();
+    let sync = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "sync",
+            PDF,
+            "--cluster",
+            CLUSTER,
+            "--yes",
+            "--max-poll",
+            "50ms",
+            "--output",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        args
+    };
+
+    let out = env.run(&sync(&[]), None).await;
+    assert_eq!(out.status.code(), Some(exit::REFUSED), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for part in ["/pdf container app", &old, &new, "--allow-image-change"] {
+        assert!(err.contains(part), "{part} in {err}");
+    }
+    assert_eq!(env.calls("UpdateService"), 0, "no deployment");
+    assert_all(&running_digests(&env, "pdf", "app"), &old);
+    assert!(!env.versions_read("pdf", PDF).contains(&current));
+
+    let out = env.run(&sync(&["--allow-image-change"]), None).await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let report = json(&out);
+    assert_eq!(report["kind"], "sync", "{report}");
+    assert_eq!(report["outcome"], "verified", "{report}");
+    let changed = report["image_changed"].as_array().expect("image_changed");
+    assert_eq!(changed.len(), 1, "{report}");
+    assert_eq!(changed[0]["service"], "pdf");
+    assert_eq!(changed[0]["container"], "app");
+    assert_eq!(changed[0]["new"], new.as_str());
+    // Ground truth: only pdf redeployed, its tasks on the new build holding the value.
+    let updated: Vec<String> = env
+        .calls_of("UpdateService")
+        .iter()
+        .map(|c| {
+            c["subject"]["service"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(updated, ["pdf"]);
+    assert_all(&running_digests(&env, "pdf", "app"), &new);
+    assert_eq!(
+        env.versions_read("pdf", PDF),
+        std::collections::BTreeSet::from([current])
+    );
+    assert_eq!(env.calls("PutSecretValue"), 0, "sync writes nothing");
+}
+
+/// Lines of the watcher's ndjson output so far, of `kind`.
+fn lines_of(path: &std::path::Path, kind: &str) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == kind)
+        .collect()
+}
+
+/// `sync --watch` never prompts: a change whose sync would ship a moved tag is logged as
+/// skipped (with the command to ship it) and not deployed, and the watcher goes on
+/// watching; SIGTERM then stops it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watcher_logs_a_moved_tag_and_skips_that_sync() {
+    use common::gate::wait_for;
+    use std::process::Stdio;
+    let env = start(SPEED).await;
+    let old = tag(&env, PDF_APP, "v1.0.0");
+    let out_path = env.dir.path().join("watch.out");
+    let mut child = env
+        .cli()
+        .args([
+            "sync",
+            "--watch",
+            "--interval",
+            "50ms",
+            "--cluster",
+            CLUSTER,
+            "--max-poll",
+            "20ms",
+            "--output",
+            "ndjson",
+        ])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(env.dir.path().join("watch.err")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the first health line", || {
+        !lines_of(&out_path, "health").is_empty()
+    })
+    .await;
+    assert!(child.try_wait().unwrap().is_none(), "the watcher runs");
+
+    push(&env, PDF_APP, "v1.0.0", "pdf_app build 2").await;
+    let new = tag(&env, PDF_APP, "v1.0.0");
+    write_by_hand(&env, PDF, "written-by-hand-in-the-console").await;
+    let current = env.current_version(PDF);
+    wait_for("a skipped line", || {
+        !lines_of(&out_path, "skipped").is_empty()
+    })
+    .await;
+    let skipped = lines_of(&out_path, "skipped");
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert_eq!(skipped[0]["secrets"], serde_json::json!([PDF]));
+    let why = skipped[0]["why"].as_str().unwrap_or_default();
+    for part in ["/pdf container app", &old, &new] {
+        assert!(why.contains(part), "{part} in {why}");
+    }
+    assert!(
+        skipped[0]["next_steps"][0]
+            .as_str()
+            .is_some_and(|s| s.contains("--allow-image-change") && s.contains(PDF)),
+        "{}",
+        skipped[0]
+    );
+    // It goes on watching, and does not try that change again.
+    let healths = lines_of(&out_path, "health").len();
+    wait_for("two more looks", || {
+        lines_of(&out_path, "health").len() >= healths + 2
+    })
+    .await;
+    assert!(child.try_wait().unwrap().is_none(), "the watcher runs");
+    assert_eq!(lines_of(&out_path, "skipped").len(), 1);
+    assert!(lines_of(&out_path, "report").is_empty());
+    assert_eq!(env.calls("UpdateService"), 0, "nothing deployed");
+    assert_all(&running_digests(&env, "pdf", "app"), &old);
+    assert!(!env.versions_read("pdf", PDF).contains(&current));
+
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let err = std::fs::read_to_string(env.dir.path().join("watch.err")).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+}
