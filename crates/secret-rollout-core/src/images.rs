@@ -36,6 +36,10 @@ pub const INDEX_MEDIA_TYPES: [&str; 2] = [
 /// How a warning of a moved tag starts when `--allow-image-change` lets the run go on.
 pub const ALLOWED: &str = "going on (--allow-image-change)";
 
+/// How a warning of a moved tag starts before a restore, which is never refused (refusing
+/// it would be worse).
+pub const RESTORING: &str = "restoring (a restore is never refused)";
+
 /// How the refusal of a moved tag starts (see [`ImageChecks::refusal`], [`is_refusal`]).
 pub const REFUSED: &str = "a redeploy would also ship a new image";
 

@@ -633,3 +633,144 @@ async fn the_watcher_logs_a_moved_tag_and_skips_that_sync() {
     let err = std::fs::read_to_string(env.dir.path().join("watch.err")).unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
 }
+
+/// Journal records of `kind` so far, across the state directory's rotations.
+fn journalled(env: &TestEnv, kind: &str) -> usize {
+    let dir = env.state_dir().join("rotations");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|r| r["type"] == kind)
+                .collect::<Vec<_>>()
+        })
+        .count()
+}
+
+/// The tag moves while the rollout is under way (its deployments already resolved the old
+/// build) and the rollout fails: the restore checks the images again before it redeploys,
+/// goes on (a restore is never refused), and its report names the service whose restore
+/// ships the new build, which its tasks then run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_moved_during_a_failing_rollout_is_named_by_its_restore() {
+    use sandbox::faults::{FaultRule, Release, Which};
+    use std::io::Write;
+    use std::process::Stdio;
+    const REJECTED: &str = "rejected-by-api-2f9c1e";
+    let env = start(SPEED).await;
+    let old = tag(&env, API_APP, "v1.0.0");
+    assert_all(&running_digests(&env, "api", "app"), &old);
+    let before = env.current_version(SHARED);
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .ecs
+        .set_health_rules(vec![sandbox::ecs::HealthRule {
+            cluster: None,
+            service: Some("api".into()),
+            secret: Some(SHARED.into()),
+            value: Some(REJECTED.into()),
+            version_id: None,
+            probability: None,
+            effect: sandbox::ecs::HealthEffect::AppRejectsValue,
+        }]);
+    // The clock stands still while the rollout's deployments are created, so none of
+    // them moves on before the push.
+    env.sandbox.world().lock().unwrap().set_speed(0.0).unwrap();
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
+    let out_path = env.dir.path().join("replace.out");
+    let err_path = env.dir.path().join("replace.err");
+    let mut child = env
+        .cli()
+        .args([
+            "replace",
+            SHARED,
+            "--value-stdin",
+            "--cluster",
+            CLUSTER,
+            "--yes",
+            "--max-poll",
+            "50ms",
+            "--output",
+            "json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(REJECTED.as_bytes())
+        .unwrap();
+    // The rollout's three deployments (front, api, admin), one at a time.
+    for n in 1..=3 {
+        env.wait_held(&mut child, &format!("UpdateService {n}"), 1)
+            .await;
+        env.release(Which::Oldest(1), Release::Run);
+    }
+    common::gate::wait_for("three redeploys journalled", || {
+        journalled(&env, "redeployed") == 3
+    })
+    .await;
+    assert_eq!(env.calls("UpdateService"), 3);
+    push(&env, API_APP, "v1.0.0", "api_app build 2").await;
+    let new = tag(&env, API_APP, "v1.0.0");
+    assert_ne!(old, new);
+    env.open_gate();
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_speed(SPEED)
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert_eq!(status.code(), Some(exit::FAILED_RESTORED), "{out}\n{err}");
+    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert!(report["restore"].is_object(), "a restore ran: {report}");
+    // Nothing had moved when the rollout began; its restore ships the new build to api.
+    assert!(report.get("image_changed").is_none(), "{report}");
+    let changed = report["restore_image_changed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("restore_image_changed: {report}"));
+    assert_eq!(changed.len(), 1, "{report}");
+    assert_eq!(changed[0]["service"], "api");
+    assert_eq!(changed[0]["container"], "app");
+    assert_eq!(changed[0]["tag"], "v1.0.0");
+    assert_eq!(changed[0]["running"], serde_json::json!([old]));
+    assert_eq!(changed[0]["new"], new.as_str());
+    assert!(
+        err.contains("restoring (a restore is never refused) although") && err.contains(&new),
+        "{err}"
+    );
+    // Ground truth: the previous version is current again, every api task runs the new
+    // build (the restore's deployment resolved the moved tag), front and admin their own.
+    assert_eq!(env.current_version(SHARED), before);
+    assert_eq!(
+        env.calls("UpdateService"),
+        6,
+        "three rollout, three restore"
+    );
+    assert_all(&running_digests(&env, "api", "app"), &new);
+    for (service, repo) in [
+        ("front", "online-lpa/front_app"),
+        ("admin", "online-lpa/admin_app"),
+    ] {
+        let digest = tag(&env, repo, "v1.0.0");
+        assert_all(&running_digests(&env, service, "app"), &digest);
+    }
+}

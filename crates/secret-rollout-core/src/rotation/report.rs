@@ -186,6 +186,10 @@ pub struct Report {
     /// since the last deployment and `--allow-image-change` let the run go on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_changed: Vec<crate::images::ContainerCheck>,
+    /// Containers whose tag moved again during a failed rollout: the restore after it
+    /// shipped that image too (never refused: see [`crate::images::RESTORING`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_image_changed: Vec<crate::images::ContainerCheck>,
     /// Commands to restore by hand, when our restore failed.
     pub manual_restore: Vec<String>,
     /// What to run next, ready to paste (they carry the options that reach the

@@ -510,6 +510,11 @@ fn report_head(r: &Report, out: &mut dyn Write) {
             let _ = writeln!(out, "  also changed image: {line}");
         }
     }
+    for c in &r.restore_image_changed {
+        if let Some(line) = c.line() {
+            let _ = writeln!(out, "  restore also changed image: {line}");
+        }
+    }
     for s in &r.nothing_to_prove {
         let _ = writeln!(
             out,
