@@ -392,6 +392,49 @@ pub fn batches(
     out
 }
 
+/// One container image as a service's running tasks run it (`status`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RunningImage {
+    /// Container name.
+    pub container: String,
+    /// The image as the task's task definition writes it (empty when not known).
+    pub image: String,
+    /// The digest ECS reports (`imageDigest`); `None` until the image is pulled.
+    pub digest: Option<String>,
+    /// How many running tasks run it.
+    pub tasks: usize,
+}
+
+/// What `tasks` run, per container, image and digest, with how many tasks run each
+/// (sorted by container): `task_defs` gives each task's images as written.
+pub fn running_images<'a>(
+    tasks: impl IntoIterator<Item = &'a TaskObs>,
+    task_defs: &std::collections::HashMap<String, crate::aws::model::TaskDef>,
+) -> Vec<RunningImage> {
+    let mut counts: BTreeMap<(String, String, Option<String>), usize> = BTreeMap::new();
+    for t in tasks {
+        let images = task_defs.get(&t.task_definition_arn).map(|td| &td.images);
+        for (name, digest) in &t.containers {
+            let image = images
+                .and_then(|i| i.iter().find(|(n, _)| n == name))
+                .map(|(_, image)| image.clone())
+                .unwrap_or_default();
+            *counts
+                .entry((name.clone(), image, digest.clone()))
+                .or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((container, image, digest), tasks)| RunningImage {
+            container,
+            image,
+            digest,
+            tasks,
+        })
+        .collect()
+}
+
 /// One service to check: its containers' names and images (its task definition's).
 #[derive(Debug, Clone)]
 pub struct ToCheck {

@@ -180,6 +180,8 @@ pub struct ServiceStatus {
     pub deployments: Vec<DeploymentObs>,
     /// Tasks ECS means to run.
     pub tasks: Vec<TaskState>,
+    /// What they run: per container, image and digest, how many tasks (issue 18).
+    pub images: Vec<crate::images::RunningImage>,
     /// The checked secrets it reads.
     pub secrets: Vec<SecretRead>,
     /// Scaled to 0 with no task running, starting or listed: there is no task to hold
@@ -351,6 +353,7 @@ pub fn assess(
                     created_at: t.created_at,
                 })
                 .collect(),
+            images: crate::images::running_images(running.iter().copied(), task_defs),
             secrets: reads,
             nothing_to_prove: running.is_empty()
                 && crate::verdict::nothing_to_prove(
@@ -676,6 +679,7 @@ mod tests {
             pending: 0,
             deployments,
             tasks: vec![],
+            images: Vec::new(),
             secrets: vec![],
             nothing_to_prove: false,
             outside_services_list: false,

@@ -774,3 +774,186 @@ async fn a_tag_moved_during_a_failing_rollout_is_named_by_its_restore() {
         assert_all(&running_digests(&env, service, "app"), &digest);
     }
 }
+
+/// `status SHARED --output json`, which must exit 0.
+async fn status_json(env: &TestEnv) -> Value {
+    let out = env
+        .run(
+            &["status", SHARED, "--cluster", CLUSTER, "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    json(&out)
+}
+
+/// Per (service, container, digest): how many running tasks, from the sandbox's tasks.
+fn digests_truth(env: &TestEnv, services: &[&str]) -> Vec<(String, String, String, u64)> {
+    let mut counts: std::collections::BTreeMap<(String, String, String), u64> = Default::default();
+    for service in services {
+        for t in env.running_tasks(service) {
+            for c in t["containers"].as_array().expect("containers") {
+                let key = (
+                    service.to_string(),
+                    c["name"].as_str().unwrap().to_string(),
+                    c["imageDigest"].as_str().unwrap_or_default().to_string(),
+                );
+                *counts.entry(key).or_default() += 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((s, c, d), n)| (s, c, d, n))
+        .collect()
+}
+
+/// `status` shows, per service and container, the image as written and the digests its
+/// running tasks run (text and JSON), as the sandbox's tasks launched them; mid-deployment
+/// (tasks on the old and the new build) both digests are there with their task counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_digests_running_tasks_run() {
+    let env = start(SPEED).await;
+    let services = ["front", "api", "admin"];
+    let shown = |st: &Value| -> Vec<(String, String, String, u64)> {
+        let mut v: Vec<(String, String, String, u64)> = st["services"]
+            .as_array()
+            .expect("services")
+            .iter()
+            .flat_map(|s| {
+                let service = s["name"].as_str().unwrap().to_string();
+                s["images"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("images of {service}: {s}"))
+                    .iter()
+                    .map(move |i| {
+                        (
+                            service.clone(),
+                            i["container"].as_str().unwrap().to_string(),
+                            i["digest"].as_str().unwrap_or_default().to_string(),
+                            i["tasks"].as_u64().unwrap(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let st = status_json(&env).await;
+    let truth = digests_truth(&env, &services);
+    assert_eq!(
+        truth.len(),
+        6,
+        "two containers of three services: {truth:?}"
+    );
+    assert_eq!(shown(&st), truth);
+    let api_app = st["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "api")
+        .and_then(|s| {
+            s["images"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["container"] == "app")
+        })
+        .cloned()
+        .expect("api app");
+    let old = tag(&env, API_APP, "v1.0.0");
+    assert_eq!(api_app["digest"], old.as_str());
+    assert_eq!(
+        api_app["image"],
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/online-lpa/api_app:v1.0.0"
+    );
+
+    // Text: a table of one row per service and container, the digest short.
+    let out = env
+        .run(&["status", SHARED, "--cluster", CLUSTER], None)
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let shown_text = String::from_utf8_lossy(&out.stdout).to_string();
+    let section: Vec<&str> = shown_text
+        .lines()
+        .skip_while(|l| !l.starts_with("Running images"))
+        .skip(2)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(section.len(), 6, "{shown_text}");
+    let row = |service: &str, container: &str| -> Vec<String> {
+        section
+            .iter()
+            .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .find(|w| w[0] == service && w[1] == container)
+            .unwrap_or_else(|| panic!("{service} {container} in {shown_text}"))
+    };
+    assert_eq!(
+        row("api", "app"),
+        ["api", "app", "online-lpa/api_app:v1.0.0", &old[..19], "3"]
+    );
+    assert_eq!(row("admin", "web")[4], "1");
+
+    // A new build under the tag, shipped to api, the clock stopped half way: old and new
+    // tasks side by side, each digest with its own count.
+    push(&env, API_APP, "v1.0.0", "api_app build 2").await;
+    let new = tag(&env, API_APP, "v1.0.0");
+    env.sandbox.world().lock().unwrap().set_speed(0.0).unwrap();
+    env.clients
+        .ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("api")
+        .force_new_deployment(true)
+        .send()
+        .await
+        .expect("UpdateService");
+    let mut mixed = false;
+    for _ in 0..600 {
+        env.sandbox
+            .world()
+            .lock()
+            .unwrap()
+            .advance_clock(1.0)
+            .unwrap();
+        // Every task ECS means to run has pulled its image (ECS reports a digest then).
+        let tasks = env.running_tasks("api");
+        let pulled = tasks.iter().all(|t| t["lastStatus"] == "RUNNING");
+        let digests: std::collections::BTreeSet<String> =
+            running_digests_or_none(&env, "api", "app")
+                .into_iter()
+                .flatten()
+                .collect();
+        if pulled && digests.contains(&old) && digests.contains(&new) {
+            mixed = true;
+            break;
+        }
+    }
+    assert!(mixed, "api ran both builds at some moment");
+    let st = status_json(&env).await;
+    assert_eq!(shown(&st), digests_truth(&env, &services));
+    let api_digests: Vec<String> = shown(&st)
+        .into_iter()
+        .filter(|(s, c, _, _)| s == "api" && c == "app")
+        .map(|(_, _, d, _)| d)
+        .collect();
+    assert!(
+        api_digests.contains(&old) && api_digests.contains(&new),
+        "{api_digests:?}"
+    );
+}
+
+/// The digests of `service`'s running tasks for `container` (`None`: not pulled yet).
+fn running_digests_or_none(env: &TestEnv, service: &str, container: &str) -> Vec<Option<String>> {
+    env.running_tasks(service)
+        .iter()
+        .map(|t| {
+            t["containers"]
+                .as_array()
+                .and_then(|cs| cs.iter().find(|c| c["name"] == container))
+                .and_then(|c| c["imageDigest"].as_str())
+                .map(str::to_string)
+        })
+        .collect()
+}

@@ -414,6 +414,7 @@ mod tests {
                 ..Default::default()
             }],
             tasks: vec![],
+            images: Vec::new(),
             secrets: reads,
             nothing_to_prove: false,
             outside_services_list: outside,
