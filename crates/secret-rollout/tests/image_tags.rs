@@ -957,3 +957,202 @@ fn running_digests_or_none(env: &TestEnv, service: &str, container: &str) -> Vec
         })
         .collect()
 }
+
+/// Pushes `manifest` to `repo` (under `tag` when given) with its media type, as
+/// `aws ecr put-image` would; returns its digest.
+async fn put(env: &TestEnv, repo: &str, tag: Option<&str>, manifest: &str, media: &str) -> String {
+    env.clients
+        .ecr
+        .put_image()
+        .repository_name(repo)
+        .set_image_tag(tag.map(str::to_string))
+        .image_manifest(manifest)
+        .image_manifest_media_type(media)
+        .send()
+        .await
+        .expect("PutImage")
+        .image()
+        .and_then(|i| i.image_id())
+        .and_then(|i| i.image_digest())
+        .expect("digest")
+        .to_string()
+}
+
+/// A multi-architecture image: two platform manifests and the OCI index of both, pushed
+/// under `tag`; returns the index's digest and its platform manifests' digests.
+async fn push_index(env: &TestEnv, repo: &str, tag: &str, build: &str) -> (String, Vec<String>) {
+    let mut children = Vec::new();
+    for platform in ["amd64", "arm64"] {
+        let m = sandbox::ecr::sample_manifest(&format!("{build} {platform}"));
+        children.push(put(env, repo, None, &m, sandbox::ecr::DOCKER_MANIFEST).await);
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": sandbox::ecr::OCI_INDEX,
+        "manifests": children.iter().map(|d| serde_json::json!({
+            "mediaType": sandbox::ecr::DOCKER_MANIFEST, "digest": d, "size": 100,
+        })).collect::<Vec<_>>(),
+    })
+    .to_string();
+    let digest = put(env, repo, Some(tag), &index, sandbox::ecr::OCI_INDEX).await;
+    (digest, children)
+}
+
+/// The verdict and the whole check of `service`'s `container` in a plan of SHARED.
+async fn verdict_of(env: &TestEnv, service: &str, container: &str) -> (String, Value) {
+    let out = env
+        .run(
+            &["plan", SHARED, "--cluster", CLUSTER, "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let plan = json(&out);
+    let check = plan["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .find(|c| c["service"] == service && c["container"] == container)
+        .cloned()
+        .unwrap_or_else(|| panic!("{service}/{container} in {plan}"));
+    (check["verdict"].as_str().unwrap().to_string(), check)
+}
+
+/// Multi-architecture images are compared like with like: tasks running an image index
+/// are unchanged when the tag moves to one of its platform manifests (no false alarm),
+/// changed when it moves to another index while the running one is still in the
+/// repository, and "cannot check" once the running index is gone (it cannot be told
+/// whether it held the new one), which refuses nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_architecture_images_are_compared_like_with_like() {
+    let env = start(SPEED).await;
+    let (i1, platforms) = push_index(&env, API_APP, "v1.0.0", "api_app build 2").await;
+    env.clients
+        .ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service("api")
+        .force_new_deployment(true)
+        .send()
+        .await
+        .expect("UpdateService");
+    common::gate::wait_for("every api task on the index", || {
+        let digests = running_digests_or_none(&env, "api", "app");
+        digests.len() == 3
+            && digests.iter().all(|d| d.as_deref() == Some(i1.as_str()))
+            && env
+                .running_tasks("api")
+                .iter()
+                .all(|t| t["lastStatus"] == "RUNNING")
+    })
+    .await;
+    assert_eq!(verdict_of(&env, "api", "app").await.0, "unchanged");
+
+    // The tag moves to the amd64 manifest of the running index: the same image there.
+    put(
+        &env,
+        API_APP,
+        Some("v1.0.0"),
+        &sandbox::ecr::sample_manifest("api_app build 2 amd64"),
+        sandbox::ecr::DOCKER_MANIFEST,
+    )
+    .await;
+    assert_eq!(tag(&env, API_APP, "v1.0.0"), platforms[0]);
+    assert_eq!(verdict_of(&env, "api", "app").await.0, "unchanged");
+
+    // Another index: the running one is still in the repository, so both are known.
+    let (i2, _) = push_index(&env, API_APP, "v1.0.0", "api_app build 3").await;
+    let (verdict, check) = verdict_of(&env, "api", "app").await;
+    assert_eq!(verdict, "changed", "{check}");
+    assert_eq!(check["running"], serde_json::json!([i1]));
+    assert_eq!(check["new"], i2.as_str());
+
+    // The running index deleted: whether it held the new image cannot be told.
+    env.clients
+        .ecr
+        .batch_delete_image()
+        .repository_name(API_APP)
+        .image_ids(
+            secret_rollout_core::aws::ecr::ImageIdentifier::builder()
+                .image_digest(&i1)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("BatchDeleteImage");
+    let (verdict, check) = verdict_of(&env, "api", "app").await;
+    assert_eq!(verdict, "cannot_check", "{check}");
+    assert!(
+        check["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&i1) && r.contains("no longer in the repository")),
+        "{check}"
+    );
+    // Nothing to refuse: a redeploy of api goes on without the flag.
+    let out = env
+        .run(
+            &[
+                "redeploy",
+                "--services",
+                "api",
+                "--cluster",
+                CLUSTER,
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_all(&running_digests(&env, "api", "app"), &i2);
+}
+
+/// A cluster that runs many tasks besides the services checked: its listing is given up
+/// once it costs what listing each service would (three pages here, against three
+/// services of one page and one DescribeTasks each), and the services are then listed one
+/// by one: the image check's calls stay bounded, counted in the JSON as the sandbox
+/// counted them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_of_many_other_tasks_is_listed_service_by_service() {
+    let env = start(SPEED).await;
+    env.sandbox.world().lock().unwrap().set_speed(0.0).unwrap();
+    for _ in 0..40 {
+        env.clients
+            .ecs
+            .run_task()
+            .cluster(CLUSTER)
+            .task_definition("production-seeding")
+            .count(10)
+            .started_by("batch")
+            .send()
+            .await
+            .expect("RunTask");
+    }
+    env.sandbox.world().lock().unwrap().clear_calls();
+    let out = env
+        .run(
+            &["plan", SHARED, "--cluster", CLUSTER, "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let plan = json(&out);
+    // Three pages of the cluster's 400-odd tasks, then one page per service (front, api,
+    // admin); DescribeTasks only for the services' tasks.
+    assert_eq!(env.calls("ListTasks"), 6);
+    assert_eq!(env.calls("DescribeTasks"), 3);
+    assert_eq!(
+        plan["image_check_calls"],
+        serde_json::json!({"list_tasks": 6, "describe_tasks": 3, "batch_get_image": 6})
+    );
+    assert_eq!(env.calls("BatchGetImage"), 6);
+    assert!(
+        plan["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["verdict"] == "unchanged"),
+        "{plan}"
+    );
+}
