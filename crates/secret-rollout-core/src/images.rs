@@ -560,23 +560,24 @@ async fn service_tasks(
     Ok((tasks, calls))
 }
 
-/// Per service of `services` (in order) and container: the digests its running tasks
-/// report, read cluster by cluster (see [`cluster_tasks`]), with the calls made.
-pub async fn running_digests(
-    clients: &crate::clients::Clients,
-    services: &[ToCheck],
-) -> crate::error::Result<(Vec<BTreeMap<String, BTreeSet<String>>>, Calls)> {
+/// The running tasks (desiredStatus RUNNING) of `services` (each with how many tasks it
+/// runs, as `DescribeServices` counts them), by (cluster, service), with the calls made:
+/// one listing per cluster where more than one service is asked (see [`cluster_tasks`]),
+/// else (or once a cluster's listing is given up) one per service. `status` reads its
+/// tasks this way too.
+pub async fn tasks_by_service(
+    ecs: &crate::aws::ecs::Client,
+    services: &[(ServiceRef, usize)],
+) -> crate::error::Result<(BTreeMap<(String, String), Vec<TaskObs>>, Calls)> {
     use futures::StreamExt;
     let limit = crate::aws::ecs::DESCRIBE_CONCURRENCY;
-    let ecs = &clients.ecs;
     let mut calls = Calls::default();
     let mut clusters: BTreeMap<&str, Vec<(String, usize)>> = BTreeMap::new();
-    // Only a tag in ECR is compared with what tasks run: the others need no listing.
-    for s in services.iter().filter(|s| s.needs_digests()) {
+    for (s, n) in services {
         clusters
-            .entry(s.service.cluster.as_str())
+            .entry(s.cluster.as_str())
             .or_default()
-            .push((s.service.service.clone(), s.tasks));
+            .push((s.service.clone(), *n));
     }
     // Boxed, so the future stays `Send` for any caller (no closure types in its state).
     type ClusterListing<'a> = futures::future::BoxFuture<
@@ -612,8 +613,8 @@ pub async fn running_digests(
             None => alone.extend(
                 services
                     .iter()
-                    .filter(|s| s.service.cluster == cluster && s.needs_digests())
-                    .map(|s| &s.service),
+                    .map(|(s, _)| s)
+                    .filter(|s| s.cluster == cluster),
             ),
         }
     }
@@ -639,6 +640,22 @@ pub async fn running_digests(
         calls.add(c);
         tasks.insert((s.cluster.clone(), s.service.clone()), list);
     }
+    Ok((tasks, calls))
+}
+
+/// Per service of `services` (in order) and container: the digests its running tasks
+/// report, read cluster by cluster (see [`tasks_by_service`]), with the calls made. Only a
+/// tag in ECR is compared with what tasks run: services with none are not listed.
+pub async fn running_digests(
+    clients: &crate::clients::Clients,
+    services: &[ToCheck],
+) -> crate::error::Result<(Vec<BTreeMap<String, BTreeSet<String>>>, Calls)> {
+    let wanted: Vec<(ServiceRef, usize)> = services
+        .iter()
+        .filter(|s| s.needs_digests())
+        .map(|s| (s.service.clone(), s.tasks))
+        .collect();
+    let (tasks, calls) = tasks_by_service(&clients.ecs, &wanted).await?;
     let running = services
         .iter()
         .map(|s| {

@@ -15,7 +15,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::aws::ecs::running_tasks;
 use crate::aws::model::{DeploymentObs, TaskDef, TaskObs};
 use crate::clients::Clients;
 use crate::config::Target;
@@ -382,25 +381,27 @@ pub fn assess(
     }
 }
 
-/// The running tasks of `services`, by `(cluster, service)`.
+/// The running tasks of `services`, by `(cluster, service)`: one listing per cluster, not
+/// per service ([`crate::images::tasks_by_service`]).
 async fn list_tasks(
     clients: &Clients,
     services: &[&ServiceState],
 ) -> Result<HashMap<(String, String), Vec<TaskObs>>> {
-    let listed = futures::future::join_all(services.iter().map(|s| async move {
-        let tasks = running_tasks(&clients.ecs, &s.cluster, &s.name)
-            .await
-            .map_err(|e| {
-                let message = format!("listing the tasks of {}/{}: {e}", s.cluster, s.name);
-                e.into_error(
-                    message,
-                    "check the network and permissions (ecs:ListTasks, ecs:DescribeTasks)",
-                )
-            })?;
-        Ok::<_, Error>(((s.cluster.clone(), s.name.clone()), tasks))
-    }))
-    .await;
-    listed.into_iter().collect()
+    let wanted: Vec<(crate::rollout::ServiceRef, usize)> = services
+        .iter()
+        .map(|s| {
+            let service = crate::rollout::ServiceRef {
+                cluster: s.cluster.clone(),
+                service: s.name.clone(),
+            };
+            (
+                service,
+                s.desired.max(s.running + s.pending).max(0) as usize,
+            )
+        })
+        .collect();
+    let (tasks, _) = crate::images::tasks_by_service(&clients.ecs, &wanted).await?;
+    Ok(tasks.into_iter().collect())
 }
 
 /// Describes the task definitions `tasks` run that are not in `task_defs` yet: tasks of a

@@ -582,4 +582,34 @@ async fn discovery_of_1000_services_in_20_clusters_is_batched() {
     let images = p["images"].as_array().expect("images");
     assert_eq!(images.len(), SERVICES);
     assert!(images.iter().all(|c| c["verdict"] == "unchanged"), "{p}");
+
+    // status (and so sync, which plans with it) lists the tasks the same way.
+    env.sandbox.world().lock().unwrap().clear_calls();
+    let mut args = vec!["status", "generated/shared"];
+    for c in &cluster_refs {
+        args.extend(["--cluster", c]);
+    }
+    args.extend(["--output", "json"]);
+    let out = env.run(&args, None).await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let st: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let services = st["services"].as_array().expect("services");
+    assert_eq!(services.len(), SERVICES);
+    assert!(
+        services
+            .iter()
+            .all(|s| s["tasks"].as_array().map(Vec::len) == Some(1)),
+        "one task each"
+    );
+    assert_eq!(
+        per_cluster("ListTasks"),
+        once,
+        "status: ListTasks per cluster"
+    );
+    assert_eq!(
+        per_cluster("DescribeTasks"),
+        once,
+        "status: DescribeTasks per cluster"
+    );
 }
