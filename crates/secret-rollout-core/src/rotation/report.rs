@@ -186,8 +186,9 @@ pub struct Report {
     /// since the last deployment and `--allow-image-change` let the run go on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_changed: Vec<crate::images::ContainerCheck>,
-    /// Containers whose tag moved again during a failed rollout: the restore after it
-    /// shipped that image too (never refused: see [`crate::images::RESTORING`]).
+    /// Containers to which the restore after a failed rollout shipped another image than
+    /// some of their tasks ran (their tag moved, before or during the rollout): checked
+    /// again before the restore, never refused (see [`crate::images::RESTORING`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub restore_image_changed: Vec<crate::images::ContainerCheck>,
     /// Commands to restore by hand, when our restore failed.

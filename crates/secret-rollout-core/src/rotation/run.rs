@@ -76,8 +76,8 @@ pub(super) struct Run<'a> {
     pub(super) no_readers: bool,
     /// The deployments the last phase left waiting at a `PAUSE` hook.
     pub(super) paused: Vec<(Tracked, PauseAt)>,
-    /// Containers whose image tag moved since the rollout began, checked before a restore
-    /// after a failure redeploys them (issue 18): the restore ships that image too.
+    /// Containers whose restore after a failure ships another image than some of their
+    /// tasks run (a tag moved: issue 18), checked before the restore redeploys them.
     pub(super) restore_images: Vec<crate::images::ContainerCheck>,
     pub(super) _locks: Vec<Lock>,
 }
