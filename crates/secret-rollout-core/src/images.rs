@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 pub use crate::aws::model::ImageId;
-use crate::aws::model::ImageObs;
+use crate::aws::model::{ImageObs, TaskObs};
 use crate::rollout::ServiceRef;
 
 /// An image index or manifest list: a multi-architecture image.
@@ -35,6 +35,18 @@ pub const INDEX_MEDIA_TYPES: [&str; 2] = [
 
 /// How a warning of a moved tag starts when `--allow-image-change` lets the run go on.
 pub const ALLOWED: &str = "going on (--allow-image-change)";
+
+/// How a warning of a moved tag starts before a restore, which is never refused (refusing
+/// it would be worse).
+pub const RESTORING: &str = "restoring (a restore is never refused)";
+
+/// How the refusal of a moved tag starts (see [`ImageChecks::refusal`], [`is_refusal`]).
+pub const REFUSED: &str = "a redeploy would also ship a new image";
+
+/// Whether `e` is the refusal of a moved tag (a watcher logs it and skips the sync).
+pub fn is_refusal(e: &crate::error::Error) -> bool {
+    e.kind == crate::error::Kind::Refused && e.message.starts_with(REFUSED)
+}
 
 /// Most image ids one `BatchGetImage` takes.
 pub const BATCH: usize = 100;
@@ -298,6 +310,8 @@ impl ContainerCheck {
 pub struct ImageChecks {
     /// Every consumer container, in service order.
     pub containers: Vec<ContainerCheck>,
+    /// The calls the check made.
+    pub calls: Calls,
 }
 
 impl ImageChecks {
@@ -353,10 +367,7 @@ impl ImageChecks {
             return None;
         }
         Some(
-            crate::error::Error::refused(format!(
-                "a redeploy would also ship a new image: {}",
-                lines.join("; ")
-            ))
+            crate::error::Error::refused(format!("{REFUSED}: {}", lines.join("; ")))
             .hint("deploy the new image on its own first, or rerun with --allow-image-change to ship it with the secret; nothing was written"),
         )
     }
@@ -381,6 +392,49 @@ pub fn batches(
     out
 }
 
+/// One container image as a service's running tasks run it (`status`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RunningImage {
+    /// Container name.
+    pub container: String,
+    /// The image as the task's task definition writes it (empty when not known).
+    pub image: String,
+    /// The digest ECS reports (`imageDigest`); `None` until the image is pulled.
+    pub digest: Option<String>,
+    /// How many running tasks run it.
+    pub tasks: usize,
+}
+
+/// What `tasks` run, per container, image and digest, with how many tasks run each
+/// (sorted by container): `task_defs` gives each task's images as written.
+pub fn running_images<'a>(
+    tasks: impl IntoIterator<Item = &'a TaskObs>,
+    task_defs: &std::collections::HashMap<String, crate::aws::model::TaskDef>,
+) -> Vec<RunningImage> {
+    let mut counts: BTreeMap<(String, String, Option<String>), usize> = BTreeMap::new();
+    for t in tasks {
+        let images = task_defs.get(&t.task_definition_arn).map(|td| &td.images);
+        for (name, digest) in &t.containers {
+            let image = images
+                .and_then(|i| i.iter().find(|(n, _)| n == name))
+                .map(|(_, image)| image.clone())
+                .unwrap_or_default();
+            *counts
+                .entry((name.clone(), image, digest.clone()))
+                .or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((container, image, digest), tasks)| RunningImage {
+            container,
+            image,
+            digest,
+            tasks,
+        })
+        .collect()
+}
+
 /// One service to check: its containers' names and images (its task definition's).
 #[derive(Debug, Clone)]
 pub struct ToCheck {
@@ -388,28 +442,192 @@ pub struct ToCheck {
     pub service: ServiceRef,
     /// (container, image) as its task definition writes them.
     pub containers: Vec<(String, String)>,
+    /// How many tasks it runs, as `DescribeServices` counts them (what a listing of its
+    /// own would cost).
+    pub tasks: usize,
 }
 
-/// Checks `services`: lists their running tasks (for the digests ECS reports), reads from
-/// ECR what their tags and those digests are now (one `BatchGetImage` per repository and
-/// hundred ids, a few at a time), and judges each container. ECR errors make "cannot
-/// check" verdicts; an ECS error fails (as every read of the services does).
-pub async fn check(
-    clients: &crate::clients::Clients,
-    services: &[ToCheck],
-) -> crate::error::Result<ImageChecks> {
+impl ToCheck {
+    /// Whether a container names a tag in ECR: only those are compared with the digests
+    /// the tasks run.
+    pub fn needs_digests(&self) -> bool {
+        self.containers
+            .iter()
+            .any(|(_, image)| matches!(parse(image), Reference::Ecr(_)))
+    }
+}
+
+/// The calls an image check made, counted in the JSON output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Calls {
+    /// `ListTasks` pages.
+    pub list_tasks: usize,
+    /// `DescribeTasks` (a hundred tasks each).
+    pub describe_tasks: usize,
+    /// `BatchGetImage` (a hundred image ids each).
+    pub batch_get_image: usize,
+}
+
+impl Calls {
+    fn add(&mut self, other: Calls) {
+        self.list_tasks += other.list_tasks;
+        self.describe_tasks += other.describe_tasks;
+        self.batch_get_image += other.batch_get_image;
+    }
+}
+
+/// What listing the running tasks of one service with `tasks` tasks costs: its `ListTasks`
+/// pages and its `DescribeTasks` calls.
+pub fn listing_cost(tasks: usize) -> usize {
+    tasks.div_ceil(100).max(1) + tasks.div_ceil(100)
+}
+
+/// Whether a listing of the whole cluster, `pages` pages and `arns` tasks so far with more
+/// to come, is to be given up for listings per service, whose cost is `budget`: it already
+/// costs as much (its remaining `DescribeTasks` counted).
+pub fn give_up_cluster_listing(pages: usize, arns: usize, budget: usize) -> bool {
+    pages + arns.div_ceil(100) >= budget
+}
+
+/// The running tasks of `services` (name, expected task count) in `cluster`, with the calls
+/// made: one listing of the whole cluster (`ListTasks` by a hundred, `DescribeTasks` by a
+/// hundred, each task matched to its service by its `group`, `service:NAME`) when more than
+/// one service is checked there, unless the cluster runs so many other tasks that listing
+/// it costs more than listing each service (then `None`: list them one by one).
+async fn cluster_tasks(
+    ecs: &crate::aws::ecs::Client,
+    cluster: &str,
+    services: &[(String, usize)],
+) -> Result<(Option<BTreeMap<String, Vec<TaskObs>>>, Calls), crate::aws::AwsError> {
+    let mut calls = Calls::default();
+    if services.len() < 2 {
+        return Ok((None, calls));
+    }
+    let budget: usize = services.iter().map(|(_, n)| listing_cost(*n)).sum();
+    let mut arns = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) = crate::aws::ecs::running_task_page(ecs, cluster, None, token).await?;
+        calls.list_tasks += 1;
+        arns.extend(page);
+        token = next;
+        if token.is_none() {
+            break;
+        }
+        if give_up_cluster_listing(calls.list_tasks, arns.len(), budget) {
+            return Ok((None, calls));
+        }
+    }
+    let tasks = crate::aws::ecs::describe_tasks(ecs, cluster, &arns).await?;
+    calls.describe_tasks += arns.len().div_ceil(100);
+    let mut out: BTreeMap<String, Vec<TaskObs>> = services
+        .iter()
+        .map(|(name, _)| (name.clone(), Vec::new()))
+        .collect();
+    for t in tasks {
+        if let Some(list) = t
+            .group
+            .strip_prefix("service:")
+            .and_then(|name| out.get_mut(name))
+        {
+            list.push(t);
+        }
+    }
+    Ok((Some(out), calls))
+}
+
+/// The running tasks of one service, with the calls made.
+async fn service_tasks(
+    ecs: &crate::aws::ecs::Client,
+    cluster: &str,
+    service: &str,
+) -> Result<(Vec<TaskObs>, Calls), crate::aws::AwsError> {
+    let mut calls = Calls::default();
+    let mut arns = Vec::new();
+    let mut token = None;
+    loop {
+        let (page, next) =
+            crate::aws::ecs::running_task_page(ecs, cluster, Some(service), token).await?;
+        calls.list_tasks += 1;
+        arns.extend(page);
+        token = next;
+        if token.is_none() {
+            break;
+        }
+    }
+    let tasks = crate::aws::ecs::describe_tasks(ecs, cluster, &arns).await?;
+    calls.describe_tasks += arns.len().div_ceil(100);
+    Ok((tasks, calls))
+}
+
+/// The running tasks (desiredStatus RUNNING) of `services` (each with how many tasks it
+/// runs, as `DescribeServices` counts them), by (cluster, service), with the calls made:
+/// one listing per cluster where more than one service is asked (see [`cluster_tasks`]),
+/// else (or once a cluster's listing is given up) one per service. `status` reads its
+/// tasks this way too.
+pub async fn tasks_by_service(
+    ecs: &crate::aws::ecs::Client,
+    services: &[(ServiceRef, usize)],
+) -> crate::error::Result<(BTreeMap<(String, String), Vec<TaskObs>>, Calls)> {
     use futures::StreamExt;
     let limit = crate::aws::ecs::DESCRIBE_CONCURRENCY;
+    let mut calls = Calls::default();
+    let mut clusters: BTreeMap<&str, Vec<(String, usize)>> = BTreeMap::new();
+    for (s, n) in services {
+        clusters
+            .entry(s.cluster.as_str())
+            .or_default()
+            .push((s.service.clone(), *n));
+    }
     // Boxed, so the future stays `Send` for any caller (no closure types in its state).
-    type Listing<'a> =
-        futures::future::BoxFuture<'a, crate::error::Result<Vec<crate::aws::model::TaskObs>>>;
-    let listings: Vec<Listing<'_>> = services
+    type ClusterListing<'a> = futures::future::BoxFuture<
+        'a,
+        crate::error::Result<(&'a str, Option<BTreeMap<String, Vec<TaskObs>>>, Calls)>,
+    >;
+    let listings: Vec<ClusterListing<'_>> = clusters
         .iter()
+        .map(|(cluster, names)| {
+            Box::pin(async move {
+                let (tasks, calls) = cluster_tasks(ecs, cluster, names)
+                    .await
+                    .map_err(|e| crate::discovery::ecs_error(cluster, e))?;
+                Ok((*cluster, tasks, calls))
+            }) as ClusterListing<'_>
+        })
+        .collect();
+    let listed: Vec<_> = futures::stream::iter(listings)
+        .buffered(limit)
+        .collect()
+        .await;
+    let mut tasks: BTreeMap<(String, String), Vec<TaskObs>> = BTreeMap::new();
+    let mut alone: Vec<&ServiceRef> = Vec::new();
+    for result in listed {
+        let (cluster, found, c) = result?;
+        calls.add(c);
+        match found {
+            Some(found) => {
+                for (name, list) in found {
+                    tasks.insert((cluster.to_string(), name), list);
+                }
+            }
+            None => alone.extend(
+                services
+                    .iter()
+                    .map(|(s, _)| s)
+                    .filter(|s| s.cluster == cluster),
+            ),
+        }
+    }
+    type Listing<'a> =
+        futures::future::BoxFuture<'a, crate::error::Result<(&'a ServiceRef, Vec<TaskObs>, Calls)>>;
+    let listings: Vec<Listing<'_>> = alone
+        .into_iter()
         .map(|s| {
             Box::pin(async move {
-                crate::aws::ecs::running_tasks(&clients.ecs, &s.service.cluster, &s.service.service)
+                let (tasks, calls) = service_tasks(ecs, &s.cluster, &s.service)
                     .await
-                    .map_err(|e| crate::discovery::ecs_error(&s.service.cluster, e))
+                    .map_err(|e| crate::discovery::ecs_error(&s.cluster, e))?;
+                Ok((s, tasks, calls))
             }) as Listing<'_>
         })
         .collect();
@@ -417,21 +635,70 @@ pub async fn check(
         .buffered(limit)
         .collect()
         .await;
-    // Per service and container: the digests its running tasks report.
-    let mut running: Vec<BTreeMap<String, BTreeSet<String>>> = Vec::new();
-    for tasks in listed {
-        let mut per: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for t in tasks? {
-            for (name, digest) in &t.containers {
-                if let Some(d) = digest {
-                    per.entry(name.clone()).or_default().insert(d.clone());
+    for result in listed {
+        let (s, list, c) = result?;
+        calls.add(c);
+        tasks.insert((s.cluster.clone(), s.service.clone()), list);
+    }
+    Ok((tasks, calls))
+}
+
+/// Per service of `services` (in order) and container: the digests its running tasks
+/// report, read cluster by cluster (see [`tasks_by_service`]), with the calls made. Only a
+/// tag in ECR is compared with what tasks run: services with none are not listed.
+pub async fn running_digests(
+    clients: &crate::clients::Clients,
+    services: &[ToCheck],
+) -> crate::error::Result<(Vec<BTreeMap<String, BTreeSet<String>>>, Calls)> {
+    let wanted: Vec<(ServiceRef, usize)> = services
+        .iter()
+        .filter(|s| s.needs_digests())
+        .map(|s| (s.service.clone(), s.tasks))
+        .collect();
+    let (tasks, calls) = tasks_by_service(&clients.ecs, &wanted).await?;
+    let running = services
+        .iter()
+        .map(|s| {
+            let mut per: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            let key = (s.service.cluster.clone(), s.service.service.clone());
+            for t in tasks.get(&key).into_iter().flatten() {
+                for (name, digest) in &t.containers {
+                    if let Some(d) = digest {
+                        per.entry(name.clone()).or_default().insert(d.clone());
+                    }
                 }
             }
-        }
-        running.push(per);
-    }
+            per
+        })
+        .collect();
+    Ok((running, calls))
+}
+
+/// Checks `services`: lists their running tasks (for the digests ECS reports: see
+/// [`running_digests`]), reads from ECR what their tags and those digests are now (one
+/// `BatchGetImage` per repository and hundred ids, a few at a time), and judges each
+/// container. ECR errors make "cannot check" verdicts; an ECS error fails (as every read of
+/// the services does).
+pub async fn check(
+    clients: &crate::clients::Clients,
+    services: &[ToCheck],
+) -> crate::error::Result<ImageChecks> {
+    let (running, calls) = running_digests(clients, services).await?;
+    judge_services(clients, services, &running, calls).await
+}
+
+/// Reads from ECR what the tags of `services` and the digests they run (`running`, per
+/// service in order) are now, and judges each container; `calls`: those made so far.
+pub async fn judge_services(
+    clients: &crate::clients::Clients,
+    services: &[ToCheck],
+    running: &[BTreeMap<String, BTreeSet<String>>],
+    mut calls: Calls,
+) -> crate::error::Result<ImageChecks> {
+    use futures::StreamExt;
+    let limit = crate::aws::ecs::DESCRIBE_CONCURRENCY;
     let mut wanted: BTreeMap<Repo, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
-    for (s, per) in services.iter().zip(&running) {
+    for (s, per) in services.iter().zip(running) {
         for (name, image) in &s.containers {
             if let Reference::Ecr(t) = parse(image) {
                 let entry = wanted.entry(t.repo()).or_default();
@@ -441,6 +708,7 @@ pub async fn check(
         }
     }
     let asked = batches(&wanted);
+    calls.batch_get_image += asked.len();
     type Reading<'a> =
         futures::future::BoxFuture<'a, Result<crate::aws::ecr::Found, crate::aws::AwsError>>;
     let readings: Vec<Reading<'_>> = asked
@@ -478,7 +746,7 @@ pub async fn check(
         }
     }
     let mut containers = Vec::new();
-    for (s, per) in services.iter().zip(&running) {
+    for (s, per) in services.iter().zip(running) {
         for (name, image) in &s.containers {
             let (tag, verdict) = match parse(image) {
                 Reference::Digest(_) => (None, Verdict::Pinned),
@@ -525,7 +793,7 @@ pub async fn check(
             });
         }
     }
-    Ok(ImageChecks { containers })
+    Ok(ImageChecks { containers, calls })
 }
 
 /// [`check`] for services named by the caller (`redeploy`, `rollback`, `resume`): describes
@@ -827,6 +1095,27 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_listing_is_given_up_once_it_costs_what_listing_each_service_would() {
+        // One service: a page of ARNs and a DescribeTasks; none running: the page alone.
+        assert_eq!(listing_cost(0), 1);
+        assert_eq!(listing_cost(1), 2);
+        assert_eq!(listing_cost(100), 2);
+        assert_eq!(listing_cost(101), 4);
+        // Fifty services of one task: a hundred calls one by one; the cluster's listing
+        // goes on while it costs less.
+        let budget: usize = (0..50).map(|_| listing_cost(1)).sum();
+        assert_eq!(budget, 100);
+        assert!(!give_up_cluster_listing(1, 100, budget));
+        assert!(!give_up_cluster_listing(49, 4_900, budget));
+        assert!(give_up_cluster_listing(50, 5_000, budget));
+        // Two services of one task and a cluster full of other tasks: given up after the
+        // second page (four calls either way), not after reading the whole cluster.
+        let budget = listing_cost(1) * 2;
+        assert!(!give_up_cluster_listing(1, 100, budget));
+        assert!(give_up_cluster_listing(2, 200, budget));
+    }
+
+    #[test]
     fn only_a_moved_tag_refuses_and_the_flag_lets_it_through() {
         let check = |verdict| ContainerCheck {
             cluster: "c".into(),
@@ -842,11 +1131,13 @@ mod tests {
                 check(Verdict::Pinned),
                 check(Verdict::CannotCheck { reason: "x".into() }),
             ],
+            ..ImageChecks::default()
         };
         assert!(quiet.refusal(false).is_none());
         assert!(quiet.changed_services().is_empty());
         let moved = ImageChecks {
             containers: vec![check(changed(&[D1], D2))],
+            ..ImageChecks::default()
         };
         let e = moved.refusal(false).expect("a moved tag refuses");
         assert_eq!(e.kind, crate::error::Kind::Refused);

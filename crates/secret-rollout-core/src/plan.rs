@@ -244,6 +244,11 @@ pub fn to_check<'a>(
             Some(crate::images::ToCheck {
                 service: r.clone(),
                 containers: td.images.clone(),
+                tasks: obs
+                    .info
+                    .desired
+                    .max(obs.info.running + obs.info.pending)
+                    .max(0) as usize,
             })
         })
         .collect()

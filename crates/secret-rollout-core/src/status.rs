@@ -15,7 +15,6 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::aws::ecs::running_tasks;
 use crate::aws::model::{DeploymentObs, TaskDef, TaskObs};
 use crate::clients::Clients;
 use crate::config::Target;
@@ -180,6 +179,8 @@ pub struct ServiceStatus {
     pub deployments: Vec<DeploymentObs>,
     /// Tasks ECS means to run.
     pub tasks: Vec<TaskState>,
+    /// What they run: per container, image and digest, how many tasks (issue 18).
+    pub images: Vec<crate::images::RunningImage>,
     /// The checked secrets it reads.
     pub secrets: Vec<SecretRead>,
     /// Scaled to 0 with no task running, starting or listed: there is no task to hold
@@ -351,6 +352,7 @@ pub fn assess(
                     created_at: t.created_at,
                 })
                 .collect(),
+            images: crate::images::running_images(running.iter().copied(), task_defs),
             secrets: reads,
             nothing_to_prove: running.is_empty()
                 && crate::verdict::nothing_to_prove(
@@ -379,25 +381,27 @@ pub fn assess(
     }
 }
 
-/// The running tasks of `services`, by `(cluster, service)`.
+/// The running tasks of `services`, by `(cluster, service)`: one listing per cluster, not
+/// per service ([`crate::images::tasks_by_service`]).
 async fn list_tasks(
     clients: &Clients,
     services: &[&ServiceState],
 ) -> Result<HashMap<(String, String), Vec<TaskObs>>> {
-    let listed = futures::future::join_all(services.iter().map(|s| async move {
-        let tasks = running_tasks(&clients.ecs, &s.cluster, &s.name)
-            .await
-            .map_err(|e| {
-                let message = format!("listing the tasks of {}/{}: {e}", s.cluster, s.name);
-                e.into_error(
-                    message,
-                    "check the network and permissions (ecs:ListTasks, ecs:DescribeTasks)",
-                )
-            })?;
-        Ok::<_, Error>(((s.cluster.clone(), s.name.clone()), tasks))
-    }))
-    .await;
-    listed.into_iter().collect()
+    let wanted: Vec<(crate::rollout::ServiceRef, usize)> = services
+        .iter()
+        .map(|s| {
+            let service = crate::rollout::ServiceRef {
+                cluster: s.cluster.clone(),
+                service: s.name.clone(),
+            };
+            (
+                service,
+                s.desired.max(s.running + s.pending).max(0) as usize,
+            )
+        })
+        .collect();
+    let (tasks, _) = crate::images::tasks_by_service(&clients.ecs, &wanted).await?;
+    Ok(tasks.into_iter().collect())
 }
 
 /// Describes the task definitions `tasks` run that are not in `task_defs` yet: tasks of a
@@ -676,6 +680,7 @@ mod tests {
             pending: 0,
             deployments,
             tasks: vec![],
+            images: Vec::new(),
             secrets: vec![],
             nothing_to_prove: false,
             outside_services_list: false,
@@ -709,6 +714,7 @@ mod tests {
             created_at: created,
             started_at: Some(created + 5.0),
             task_definition_arn: td.into(),
+            group: String::new(),
             containers: Vec::new(),
         }
     }

@@ -313,6 +313,7 @@ mod tests {
             created_at: created,
             started_at: Some(created + 5.0),
             task_definition_arn: "td".into(),
+            group: String::new(),
             containers: Vec::new(),
         }
     }
@@ -390,6 +391,7 @@ mod tests {
             created_at: 1.0,
             started_at: Some(1.0),
             task_definition_arn: "td".into(),
+            group: String::new(),
             containers: Vec::new(),
         };
         let mut draining_old = quiet(0, 0, 0);

@@ -14,7 +14,7 @@ use std::process::Output;
 use common::{start, start_with, text, TestEnv, CLUSTER, SHARED};
 use sandbox::Scenario;
 use secret_rollout_core::error::exit;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The cluster of `tests/data/e2e_cases.toml`.
 const CASES: &str = "e2e";
@@ -468,6 +468,7 @@ async fn discovery_of_1000_services_in_20_clusters_is_batched() {
     const SERVICES: usize = 1000;
     const CLUSTERS: usize = 20;
     const FAMILIES: usize = 100;
+    const REPOS: usize = 10;
     // Every generated service reads generated/shared by full ARN, one task each. Ten
     // services share each task definition, so "once per distinct task definition" is
     // 100 calls where a naive discovery makes 1000.
@@ -475,6 +476,15 @@ async fn discovery_of_1000_services_in_20_clusters_is_batched() {
     // Families no service runs are described too (one-off readers): keep only the ones
     // in use, so the count below is about sharing.
     scenario.task_definitions.truncate(FAMILIES);
+    // Their images are tags in ten ECR repositories (the sandbox pushes them), so the
+    // image check (issue 18) reads every service's running tasks and asks ECR.
+    for (i, td) in scenario.task_definitions.iter_mut().enumerate() {
+        td["containerDefinitions"][0]["image"] = format!(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/generated/app-{}:live",
+            i % REPOS
+        )
+        .into();
+    }
     for (i, s) in scenario.services.iter_mut().enumerate() {
         s.request.insert(
             "taskDefinition".into(),
@@ -540,5 +550,66 @@ async fn discovery_of_1000_services_in_20_clusters_is_batched() {
         (FAMILIES as u64..=FAMILIES as u64 + 5).contains(&counted),
         "{}",
         p["aws_calls"]
+    );
+
+    // The image check: each cluster's running tasks (fifty, one per service) listed in one
+    // ListTasks page and described in one DescribeTasks, not two calls per service; ECR
+    // asked once per repository (one tag and the digests its tasks run: under a hundred).
+    let per_cluster = |operation: &str| {
+        let mut m: BTreeMap<String, usize> = BTreeMap::new();
+        for c in env.calls_of(operation) {
+            let cluster = c["subject"]["cluster"].as_str().unwrap_or_default();
+            let name = cluster.rsplit('/').next().unwrap_or(cluster).to_string();
+            *m.entry(name).or_insert(0) += 1;
+        }
+        m
+    };
+    let once: BTreeMap<String, usize> = clusters.iter().map(|c| (c.clone(), 1)).collect();
+    assert_eq!(per_cluster("ListTasks"), once, "ListTasks per cluster");
+    assert_eq!(
+        per_cluster("DescribeTasks"),
+        once,
+        "DescribeTasks per cluster"
+    );
+    assert_eq!(env.calls("BatchGetImage"), REPOS);
+    // Counted in the JSON output as the sandbox counted them.
+    assert_eq!(
+        p["image_check_calls"],
+        json!({"list_tasks": CLUSTERS, "describe_tasks": CLUSTERS, "batch_get_image": REPOS}),
+        "{p}"
+    );
+    // Every service runs what its tag points to: nothing moved, nothing to say.
+    let images = p["images"].as_array().expect("images");
+    assert_eq!(images.len(), SERVICES);
+    assert!(images.iter().all(|c| c["verdict"] == "unchanged"), "{p}");
+
+    // status (and so sync, which plans with it) lists the tasks the same way.
+    env.sandbox.world().lock().unwrap().clear_calls();
+    let mut args = vec!["status", "generated/shared"];
+    for c in &cluster_refs {
+        args.extend(["--cluster", c]);
+    }
+    args.extend(["--output", "json"]);
+    let out = env.run(&args, None).await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let st: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    let services = st["services"].as_array().expect("services");
+    assert_eq!(services.len(), SERVICES);
+    assert!(
+        services
+            .iter()
+            .all(|s| s["tasks"].as_array().map(Vec::len) == Some(1)),
+        "one task each"
+    );
+    assert_eq!(
+        per_cluster("ListTasks"),
+        once,
+        "status: ListTasks per cluster"
+    );
+    assert_eq!(
+        per_cluster("DescribeTasks"),
+        once,
+        "status: DescribeTasks per cluster"
     );
 }

@@ -222,6 +222,7 @@ pub fn task(t: &Task) -> TaskObs {
         created_at: secs(t.created_at()),
         started_at: t.started_at().map(|d| d.as_secs_f64()),
         task_definition_arn: t.task_definition_arn().unwrap_or_default().to_string(),
+        group: t.group().unwrap_or_default().to_string(),
         containers: t
             .containers()
             .iter()

@@ -1,6 +1,6 @@
 //! ECR: what image tags and digests point to (`BatchGetImage`), for [`crate::images`].
 
-use aws_sdk_ecr::types::ImageIdentifier;
+pub use aws_sdk_ecr::types::ImageIdentifier;
 
 use super::errors::{AwsError, Fault};
 use super::model::{ImageId, ImageObs};

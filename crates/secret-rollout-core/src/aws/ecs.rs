@@ -383,31 +383,44 @@ pub async fn running_tasks(
     let mut arns = Vec::new();
     let mut token = None;
     loop {
-        let resp = ecs
-            .list_tasks()
-            .cluster(cluster)
-            .service_name(service)
-            .desired_status(DesiredStatus::Running)
-            .max_results(100)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| {
-                AwsError::from_sdk("ListTasks", "ListTasks", e, |e| {
-                    (e.is_cluster_not_found_exception() || e.is_service_not_found_exception())
-                        .then_some(Fault::NotFound)
-                })
-            })?;
-        arns.extend(resp.task_arns().iter().cloned());
-        token = resp
-            .next_token()
-            .filter(|t| !t.is_empty())
-            .map(str::to_string);
+        let (page, next) = running_task_page(ecs, cluster, Some(service), token).await?;
+        arns.extend(page);
+        token = next;
         if token.is_none() {
             break;
         }
     }
     describe_tasks(ecs, cluster, &arns).await
+}
+
+/// One `ListTasks` page (a hundred ARNs at most) of the tasks ECS means to run
+/// (desiredStatus RUNNING) in `cluster`, of `service` when given, and the next page's token.
+pub async fn running_task_page(
+    ecs: &Client,
+    cluster: &str,
+    service: Option<&str>,
+    token: Option<String>,
+) -> Result<(Vec<String>, Option<String>), AwsError> {
+    let resp = ecs
+        .list_tasks()
+        .cluster(cluster)
+        .set_service_name(service.map(str::to_string))
+        .desired_status(DesiredStatus::Running)
+        .max_results(100)
+        .set_next_token(token)
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("ListTasks", "ListTasks", e, |e| {
+                (e.is_cluster_not_found_exception() || e.is_service_not_found_exception())
+                    .then_some(Fault::NotFound)
+            })
+        })?;
+    let next = resp
+        .next_token()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    Ok((resp.task_arns().to_vec(), next))
 }
 
 /// The stoppedReasons of the stopped tasks a deployment started.

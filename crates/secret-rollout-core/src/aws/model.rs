@@ -334,6 +334,9 @@ pub struct TaskObs {
     pub started_at: Option<f64>,
     /// Task definition ARN.
     pub task_definition_arn: String,
+    /// `group`: `service:NAME` for a service's tasks.
+    #[serde(skip)]
+    pub group: String,
     /// Per container: its name and the image digest ECS reports (`imageDigest`).
     #[serde(skip)]
     pub containers: Vec<(String, Option<String>)>,

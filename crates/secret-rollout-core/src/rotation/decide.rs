@@ -1720,6 +1720,7 @@ mod tests {
                     pending: 0,
                     deployments: Vec::new(),
                     tasks: Vec::new(),
+                    images: Vec::new(),
                     secrets: r.into_iter().collect(),
                     nothing_to_prove: false,
                     outside_services_list: false,

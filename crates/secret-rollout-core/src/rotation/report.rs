@@ -186,6 +186,11 @@ pub struct Report {
     /// since the last deployment and `--allow-image-change` let the run go on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_changed: Vec<crate::images::ContainerCheck>,
+    /// Containers to which the restore after a failed rollout shipped another image than
+    /// some of their tasks ran (their tag moved, before or during the rollout): checked
+    /// again before the restore, never refused (see [`crate::images::RESTORING`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore_image_changed: Vec<crate::images::ContainerCheck>,
     /// Commands to restore by hand, when our restore failed.
     pub manual_restore: Vec<String>,
     /// What to run next, ready to paste (they carry the options that reach the

@@ -158,7 +158,7 @@ pub async fn resume(
     let restores = decide::resume_restores(summary);
     let images = if restores {
         let checks = crate::images::check_services(clients, &services).await?;
-        checks.warn(reporter, "restoring (a restore is never refused)");
+        checks.warn(reporter, crate::images::RESTORING);
         checks
     } else {
         crate::images::guard(clients, &services, settings.allow_image_change, reporter).await?

@@ -266,6 +266,7 @@ async fn already_current(
         restore: None,
         nothing_to_prove: Vec::new(),
         image_changed: Vec::new(),
+        restore_image_changed: Vec::new(),
         manual_restore: Vec::new(),
         next_steps,
         aws_calls: ctx.clients.calls.snapshot(),

@@ -76,6 +76,9 @@ pub(super) struct Run<'a> {
     pub(super) no_readers: bool,
     /// The deployments the last phase left waiting at a `PAUSE` hook.
     pub(super) paused: Vec<(Tracked, PauseAt)>,
+    /// Containers whose restore after a failure ships another image than some of their
+    /// tasks run (a tag moved: issue 18), checked before the restore redeploys them.
+    pub(super) restore_images: Vec<crate::images::ContainerCheck>,
     pub(super) _locks: Vec<Lock>,
 }
 
@@ -221,6 +224,7 @@ impl<'a> Run<'a> {
             force_restore: false,
             no_readers: false,
             paused: Vec::new(),
+            restore_images: Vec::new(),
             _locks: locks,
         })
     }
@@ -291,6 +295,7 @@ impl<'a> Run<'a> {
             // "written, no readers" too, not in an empty rollout that fails and restores.
             no_readers: started.kind == RotationKind::Replace && summary.services.is_empty(),
             paused: Vec::new(),
+            restore_images: Vec::new(),
             _locks: locks,
         })
     }
@@ -432,8 +437,31 @@ impl Run<'_> {
         self.reporter.report(&Event::Note {
             text: "rollout failed: restoring the previous version".to_string(),
         });
+        self.check_images_before_restore().await;
         self.restore_and_finish(Outcome::FailedRestored, message, rollout)
             .await
+    }
+
+    /// Before a restore after a failure redeploys: whether that also ships an image pushed
+    /// under a tag since the rollout began (issue 18). Never refused: each moved tag is a
+    /// warning and the report names it (`restore_image_changed`); a check that cannot be
+    /// made is a note.
+    async fn check_images_before_restore(&mut self) {
+        if self.services.is_empty() {
+            return;
+        }
+        match crate::images::check_services(self.clients, &self.services).await {
+            Ok(checks) => {
+                checks.warn(self.reporter, crate::images::RESTORING);
+                self.restore_images = checks.changed_list();
+            }
+            Err(e) => self.reporter.report(&Event::Note {
+                text: format!(
+                    "cannot check whether the restore also ships a new image: {}",
+                    e.message
+                ),
+            }),
+        }
     }
 
     /// Restores, then finishes with `on_success` or, if the restore fails, with the
@@ -696,6 +724,7 @@ impl Run<'_> {
             restore,
             nothing_to_prove: Vec::new(),
             image_changed: Vec::new(),
+            restore_image_changed: self.restore_images.clone(),
             manual_restore,
             next_steps,
             aws_calls: self.clients.calls.snapshot(),

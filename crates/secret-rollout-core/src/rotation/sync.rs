@@ -237,6 +237,15 @@ pub async fn sync(
         }
         plan = sync_plan(ctx.clients, target, request, state_dir).await?;
     }
+    // A redeploy also ships what was pushed under a moved image tag: refused (exit 4)
+    // before any deployment unless --allow-image-change (issue 18).
+    let images = crate::images::guard(
+        ctx.clients,
+        &refs(&plan),
+        ctx.settings.allow_image_change,
+        ctx.reporter,
+    )
+    .await?;
     let names: Vec<&str> = plan.redeploy.iter().map(|s| s.service.as_str()).collect();
     confirmed(
         operator,
@@ -246,7 +255,8 @@ pub async fn sync(
         ),
         None,
     )?;
-    let report = run(ctx, target, &plan).await?;
+    let mut report = run(ctx, target, &plan).await?;
+    report.image_changed = images.changed_list();
     Ok((plan, Some(report)))
 }
 
@@ -404,6 +414,7 @@ mod tests {
                 ..Default::default()
             }],
             tasks: vec![],
+            images: Vec::new(),
             secrets: reads,
             nothing_to_prove: false,
             outside_services_list: outside,

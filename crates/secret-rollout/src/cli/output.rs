@@ -221,6 +221,7 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
         "outside": names(&p.consumers.outside),
         "unread": p.secrets.iter().enumerate().filter(|(i, _)| p.consumers.unread(*i)).map(|(_, s)| s.info.name.clone()).collect::<Vec<_>>(),
         "images": p.images.containers,
+        "image_check_calls": p.images.calls,
         "busy": p.busy.iter().map(|b| json!({
             "cluster": b.cluster, "service": b.service, "deployment": b.deployment, "state": b.state,
             "since": epoch_rfc3339(b.since), "updated": (b.updated > 0.0).then(|| epoch_rfc3339(b.updated)),
@@ -507,6 +508,11 @@ fn report_head(r: &Report, out: &mut dyn Write) {
     for c in &r.image_changed {
         if let Some(line) = c.line() {
             let _ = writeln!(out, "  also changed image: {line}");
+        }
+    }
+    for c in &r.restore_image_changed {
+        if let Some(line) = c.line() {
+            let _ = writeln!(out, "  restore also changed image: {line}");
         }
     }
     for s in &r.nothing_to_prove {

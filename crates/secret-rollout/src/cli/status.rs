@@ -120,6 +120,56 @@ impl Layout {
     }
 }
 
+/// Per service and container: the image as written (an ECR image without its registry
+/// host) and the digests its running tasks run, short (`--output json` has them whole), as
+/// a table laid out to `width` (issue 18: a redeploy resolves a tag anew; `plan` compares
+/// them with the tags).
+fn images_lines(st: &Status, width: Option<usize>) -> Vec<String> {
+    let clusters: std::collections::BTreeSet<&str> =
+        st.services.iter().map(|s| s.cluster.as_str()).collect();
+    let mut rows = Vec::new();
+    for s in &st.services {
+        let service = if clusters.len() > 1 {
+            format!("{}/{}", s.cluster, s.name)
+        } else {
+            s.name.clone()
+        };
+        for i in &s.images {
+            let image = match i.image.split_once('/') {
+                Some((host, rest)) if host.contains(".dkr.ecr.") => rest,
+                _ if i.image.is_empty() => "?",
+                _ => &i.image,
+            };
+            let digest = match &i.digest {
+                Some(d) => d.get(..19).unwrap_or(d).to_string(),
+                None => "not pulled yet".to_string(),
+            };
+            rows.push(vec![
+                service.clone(),
+                i.container.clone(),
+                image.to_string(),
+                digest,
+                i.tasks.to_string(),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    let cols = [
+        Col::whole("SERVICE"),
+        Col::whole("CONTAINER"),
+        Col::cut("IMAGE"),
+        Col::whole("DIGEST"),
+        Col::whole("TASKS"),
+    ];
+    let inner = width.map(|w| w.saturating_sub(INDENT.len()));
+    width::table(&cols, &rows, inner, &|_, _| None)
+        .into_iter()
+        .map(|l| format!("{INDENT}{l}"))
+        .collect()
+}
+
 /// The line above a service's secrets: name, cluster, counts, deployment.
 fn service_line(s: &status::ServiceStatus) -> String {
     format!(
@@ -279,6 +329,18 @@ pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
         push_wrapped(&mut out, "Pinned references:", width);
         for l in pinned_lines {
             push_wrapped(&mut out, &l, width);
+        }
+    }
+    let images = images_lines(st, width);
+    if !images.is_empty() {
+        out.push('\n');
+        push_wrapped(
+            &mut out,
+            "Running images (digests as ECS reports them; whole in --output json):",
+            width,
+        );
+        for l in images {
+            push(&mut out, &l);
         }
     }
     let outside: Vec<String> = st
@@ -578,6 +640,7 @@ mod tests {
                     task_definition_arn: "td:1".into(),
                     created_at: 50.0,
                 }],
+                images: Vec::new(),
                 nothing_to_prove: false,
                 outside_services_list: false,
                 secrets: vec![SecretRead {

@@ -420,6 +420,28 @@ async fn watch(global: &Global, a: &SyncArgs, reporter: &dyn Reporter) -> Result
                         seen.insert(arn, now);
                     }
                 }
+                // A moved image tag (issue 18): no prompt in a watcher; logged, and these
+                // changes are skipped (marked seen) until the next change or a sync by
+                // hand with --allow-image-change.
+                Some(Err(e)) if secret_rollout_core::images::is_refusal(&e) => {
+                    let secrets: Vec<&str> = confirmed.iter().map(|(_, n, _)| n.as_str()).collect();
+                    let next = settings
+                        .reach
+                        .command(&format!("sync {} --allow-image-change", secrets.join(" ")));
+                    say(
+                        output,
+                        "skipped",
+                        serde_json::json!({"secrets": secrets, "why": e.message, "next_steps": [next]}),
+                        format!(
+                            "{} not synced: {}; run `{next}` to ship it with the secret",
+                            secrets.join(", "),
+                            e.message
+                        ),
+                    );
+                    for (arn, _, now) in confirmed {
+                        seen.insert(arn, now);
+                    }
+                }
                 // Not marked seen: the next look tries again.
                 Some(Err(e)) => say(
                     output,
