@@ -139,7 +139,7 @@ pub fn reads(value_from: &str, name: &str, region: &str, account: &str) -> bool 
 
 /// What `PutParameter` must send again so an overwrite keeps the parameter as it is: its
 /// type, KMS key (without it AWS switches to the account's default key), tier and data type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WriteSpec {
     /// `SecureString`, `String` or `StringList`.
     pub kind: String,
@@ -172,7 +172,7 @@ pub fn guard_type(name: &str, spec: &WriteSpec, allow_plaintext: bool) -> Result
         "String" => Err(Error::bad_input(format!(
             "parameter {name} is a String: its value is stored and shown unencrypted (aws ssm get-parameter prints it to anyone allowed to read it)"
         ))
-        .hint("convert it to a SecureString (aws ssm put-parameter --type SecureString --overwrite), or pass --allow-plaintext if a clear-text value is meant")),
+        .hint("convert it to a SecureString first (aws ssm put-parameter --type SecureString --overwrite): the command line writes only encrypted parameters")),
         other => Err(Error::bad_input(format!(
             "parameter {name} is a {other}, not one secret value"
         ))
@@ -299,6 +299,26 @@ pub fn look(at: f64, latest: Option<(u64, f64)>) -> Look {
         pending: None,
         last_changed: latest.map(|(_, m)| m),
     }
+}
+
+/// The commands a person can run to restore a parameter by hand (printed when the restore
+/// failed): the previous version's value written again as a new version with the
+/// parameter's type, key and tier, through a pipe (never on a command line or on disk).
+pub fn manual_restore_commands(
+    name: &str,
+    previous: &str,
+    spec: Option<&WriteSpec>,
+) -> Vec<String> {
+    let mut put = format!("aws ssm put-parameter --cli-input-json file:///dev/stdin --overwrite");
+    if let Some(spec) = spec {
+        put.push_str(&format!(" --type {} --tier {}", spec.kind, spec.tier));
+        if let Some(key) = &spec.key_id {
+            put.push_str(&format!(" --key-id {key}"));
+        }
+    }
+    vec![format!(
+        "aws ssm get-parameter --name {name}:{previous} --with-decryption --query '{{Name: Parameter.Name, Value: Parameter.Value}}' --output json | {put}"
+    )]
 }
 
 /// Whether Parameter Store accepts `label` (one it does not is returned in

@@ -22,6 +22,9 @@ pub struct PlannedSecret {
     pub info: SecretInfo,
     /// Creation date of the AWSCURRENT version (epoch seconds).
     pub current_created: Option<f64>,
+    /// A Parameter Store parameter: what its overwrite sends again (type, key, tier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<crate::parameter::WriteSpec>,
 }
 
 impl RotationPlan {
@@ -86,6 +89,22 @@ pub async fn plan(
 ) -> Result<RotationPlan> {
     let mut secrets = Vec::with_capacity(secret_ids.len());
     for id in secret_ids {
+        if crate::store::is_parameter(id) {
+            let p = crate::store::describe_parameter(clients, id).await?;
+            let info = crate::store::info_of(&p);
+            crate::parameter::guard_type(&info.name, &p.spec, false)?;
+            if !secrets
+                .iter()
+                .any(|s: &PlannedSecret| s.info.arn == info.arn)
+            {
+                secrets.push(PlannedSecret {
+                    current_created: info.last_changed,
+                    info,
+                    parameter: Some(p.spec),
+                });
+            }
+            continue;
+        }
         let info = secret::describe(&clients.sm, id).await?;
         secret::guard(&info, allow_rotation)?;
         if secrets
@@ -105,6 +124,7 @@ pub async fn plan(
         secrets.push(PlannedSecret {
             info,
             current_created,
+            parameter: None,
         });
     }
     let (consumers, redeploy, activity, to_check) = consumers_and_activity(

@@ -254,6 +254,24 @@ pub enum Record {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
+    /// About to write a parameter (`PutParameter`, which takes no request token): the
+    /// version it overwrites, who writes, and when, so that after a crash the write is
+    /// found again in `GetParameterHistory` ([`crate::parameter::resolve_written`]) and
+    /// never made twice. Journaled before the write, in the phase that writes (the rollout
+    /// writes the new value, the restore the previous one again).
+    Intent {
+        /// Which phase writes.
+        phase: Phase,
+        /// Parameter ARN.
+        secret_arn: String,
+        /// The latest version when the intent was recorded (the one the write overwrites).
+        previous_version_id: String,
+        /// Who writes (AWS records it as `LastModifiedUser`).
+        caller_arn: String,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
     /// UpdateService --force-new-deployment succeeded.
     Redeployed {
         /// Which phase.
@@ -281,12 +299,16 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         times: Option<PhaseTimes>,
     },
-    /// AWSCURRENT moved back to the previous version.
+    /// AWSCURRENT moved back to the previous version (a parameter: the previous value
+    /// written again as a new version).
     Restored {
         /// Secret ARN.
         secret_arn: String,
-        /// The version now AWSCURRENT.
+        /// The version now AWSCURRENT (a parameter: the new version carrying the value).
         version_id: String,
+        /// A parameter: the version whose value was written again as `version_id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value_of: Option<String>,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
@@ -310,6 +332,7 @@ impl Record {
         match self {
             Record::Started(s) => s.started_at,
             Record::Written { at, .. }
+            | Record::Intent { at, .. }
             | Record::Redeployed { at, .. }
             | Record::PhaseFinished { at, .. }
             | Record::Restored { at, .. }
@@ -404,6 +427,7 @@ mod tests {
             Record::Restored {
                 secret_arn: ARN.into(),
                 version_id: "v-old".into(),
+                value_of: None,
                 at: datetime!(2026-11-25 12:03:01 UTC),
             },
             Record::Redeployed {

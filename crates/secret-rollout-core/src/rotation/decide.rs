@@ -1458,6 +1458,7 @@ mod tests {
                 written_at: None,
                 restored_version_id: None,
                 restored_at: None,
+                intents: Vec::new(),
             })
             .collect();
         RotationSummary {

@@ -71,6 +71,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         clusters: vec!["production-online-lpa".into()],
         services: None,
         secret_prefix: None,
+        parameter_prefix: None,
     };
     let p = plan::plan(&clients, &target, &[SECRET.to_string()], None, false).await?;
     eprintln!();
