@@ -346,6 +346,20 @@ fn spawn(env: &TestEnv, args: &[&str], stdin: &[u8]) -> Child {
     child
 }
 
+/// Waits until `n` calls are held; a tool that ended first fails the test with its stderr.
+async fn wait_held(env: &TestEnv, child: &mut Child, what: &str, n: usize) {
+    wait_for(what, || {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "the tool ended ({status}) before {what}: {}",
+                std::fs::read_to_string(env.dir.path().join("spawned.err")).unwrap_or_default()
+            );
+        }
+        env.held().len() >= n
+    })
+    .await;
+}
+
 fn kill_9(child: &mut Child) {
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("reaped");
@@ -372,7 +386,7 @@ async fn kill_at(moment: Moment) {
         Moment::WriteNeverArrived | Moment::WriteAnswerLost => {
             env.gate(vec![FaultRule::gate("ssm", "PutParameter")]);
             let mut child = spawn(&env, &replace, value);
-            env.wait_held(&mut child, "the write at the gate", 1).await;
+            wait_held(&env, &mut child, "the write at the gate", 1).await;
             child
         }
         Moment::AfterTheWrite => {
@@ -484,7 +498,7 @@ async fn an_ambiguous_history_stops_resume_without_a_write() {
     env.gate(vec![FaultRule::gate("ssm", "PutParameter")]);
     let replace = args("replace", "ssm:web/api_key", &["--value-stdin"]);
     let mut child = spawn(&env, &replace, b"kill-nine-api-key-value");
-    env.wait_held(&mut child, "the write at the gate", 1).await;
+    wait_held(&env, &mut child, "the write at the gate", 1).await;
     kill_9(&mut child);
     env.release(Which::All, Release::Run);
     env.open_gate();
@@ -521,4 +535,68 @@ async fn an_ambiguous_history_stops_resume_without_a_write() {
         records(&env).iter().all(|r| r["type"] != "finished"),
         "the rotation stays open"
     );
+}
+
+/// Killed while the restore's write (the previous value again) waits, after AWS ran it:
+/// `resume` finds that version by the restore's intent, writes nothing, and proves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_the_restore_write_then_resume_finishes_the_restore_without_a_write() {
+    let env = start().await;
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .ecs
+        .set_health_rules(vec![HealthRule {
+            cluster: None,
+            service: Some("web".into()),
+            secret: Some(PARAM.into()),
+            value: Some("a-bad-api-key-value".into()),
+            version_id: None,
+            probability: None,
+            effect: HealthEffect::AppRejectsValue,
+        }]);
+    env.gate(vec![FaultRule::gate("ssm", "PutParameter")]);
+    let replace = args("replace", "ssm:web/api_key", &["--value-stdin"]);
+    let mut child = spawn(&env, &replace, b"a-bad-api-key-value");
+    wait_held(&env, &mut child, "the rollout's write at the gate", 1).await;
+    env.release(Which::All, Release::Run);
+    // The rollout fails on the bad value; the restore journals its intent and writes.
+    wait_held(&env, &mut child, "the restore's write at the gate", 1).await;
+    let intents: Vec<Value> = records(&env)
+        .into_iter()
+        .filter(|r| r["type"] == "intent")
+        .collect();
+    assert_eq!(intents.len(), 2, "{intents:?}");
+    assert_eq!(intents[1]["phase"], "restore");
+    kill_9(&mut child);
+    env.release(Which::All, Release::Run);
+    env.open_gate();
+    wait_for("the held restore write ran", || latest(&env) == 4).await;
+    assert_eq!(puts(&env), 2);
+    let out = env
+        .run(
+            &["resume", "--yes", "--max-poll", "50ms", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    assert_eq!(json(&out)["outcome"], "failed_restored");
+    assert_eq!(puts(&env), 2, "no second write of the previous value");
+    assert_eq!(latest(&env), 4, "exactly one restore version");
+    assert_eq!(value_of(&env, 4).await, "second-api-key-value");
+    for svc in READERS {
+        assert_eq!(
+            resolved(&env, svc).iter().filter(|&&x| x != 4).count(),
+            0,
+            "{svc}"
+        );
+    }
+    let restored: Vec<Value> = records(&env)
+        .into_iter()
+        .filter(|r| r["type"] == "restored")
+        .collect();
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert_eq!(restored[0]["version_id"], "4");
+    assert_eq!(restored[0]["value_of"], "2");
 }

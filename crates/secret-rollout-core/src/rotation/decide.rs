@@ -604,6 +604,11 @@ pub fn resume_restores(summary: &RotationSummary) -> bool {
             .secrets
             .iter()
             .any(|s| s.restored_version_id.is_some())
+        // A parameter's restore journals its intent to write before anything else.
+        || summary
+            .secrets
+            .iter()
+            .any(|s| s.intents.iter().any(|(p, ..)| *p == crate::journal::Phase::Restore))
         || summary
             .services
             .iter()
