@@ -266,7 +266,16 @@ impl Plan {
 
 /// Whether `value_from` reads the parameter `secret` (its ARN gives region and account).
 fn parameter_read(value_from: &str, secret: &TargetSecret) -> bool {
-    let mut parts = secret.arn.splitn(6, ':');
+    reads_parameter(value_from, &secret.arn, &secret.name)
+}
+
+/// Whether `value_from` reads the parameter whose ARN is `arn` and whose name is `name`
+/// (`ssm:NAME` or `NAME`): by name, or by ARN in the same region and account.
+pub fn reads_parameter(value_from: &str, arn: &str, name: &str) -> bool {
+    if !crate::store::is_parameter(arn) {
+        return false;
+    }
+    let mut parts = arn.splitn(6, ':');
     let (Some(_), Some(_), Some(_), Some(region), Some(account)) = (
         parts.next(),
         parts.next(),
@@ -276,8 +285,12 @@ fn parameter_read(value_from: &str, secret: &TargetSecret) -> bool {
     ) else {
         return false;
     };
-    let name = crate::store::parameter_name(&secret.name);
-    crate::parameter::reads(value_from, name, region, account)
+    crate::parameter::reads(
+        value_from,
+        crate::store::parameter_name(name),
+        region,
+        account,
+    )
 }
 
 /// Collects the references of `td` to any of `secrets`.

@@ -15,7 +15,7 @@ use crate::aws::ssm::{self, ParameterInfo};
 use crate::clients::Clients;
 use crate::error::{Error, Result};
 use crate::parameter::{self, SCHEME};
-use crate::secret::{self, SecretInfo};
+use crate::secret::{self, SecretInfo, VersionInfo};
 use crate::value::SecretValue;
 
 /// Whether `id` (a command-line id, a journal's ARN or a display name) is a parameter.
@@ -114,6 +114,31 @@ pub async fn created(
             .find(|v| v.id == version)
             .and_then(|v| v.created))
     }
+}
+
+/// Every kept version of a target, with its creation date. A parameter's versions are
+/// numbered; the latest (what ECS reads) carries `latest`, each its labels too.
+pub async fn versions(clients: &Clients, arn: &str, name: &str) -> Result<Vec<VersionInfo>> {
+    if !is_parameter(arn) {
+        return secret::versions(&clients.sm, arn).await;
+    }
+    let info = ssm::describe(&clients.ssm, parameter_name(name))
+        .await
+        .map_err(|e| ssm_error(name, "describe", e))?;
+    let latest = info.latest().map(|(v, _)| v);
+    Ok(info
+        .history
+        .iter()
+        .map(|h| VersionInfo {
+            id: h.version.to_string(),
+            stages: (Some(h.version) == latest)
+                .then(|| "latest".to_string())
+                .into_iter()
+                .chain(h.labels.iter().cloned())
+                .collect(),
+            created: Some(h.modified),
+        })
+        .collect())
 }
 
 /// The value of `version` of a target: read only for a `--json-key` merge or a restore.

@@ -600,3 +600,84 @@ async fn kill_9_at_the_restore_write_then_resume_finishes_the_restore_without_a_
     assert_eq!(restored[0]["version_id"], "4");
     assert_eq!(restored[0]["value_of"], "2");
 }
+
+/// `plan`, `status` and `history` take a parameter: the plan names both readers (by name
+/// and by ARN) and writes nothing; after a write outside the tool `status` counts every
+/// running task stale (exit 1); `history` lists the versions, the latest marked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_status_and_history_accept_a_parameter() {
+    let env = start().await;
+    let ro = |cmd: &'static str| {
+        vec![
+            cmd,
+            "ssm:web/api_key",
+            "--env",
+            "production",
+            "--output",
+            "json",
+        ]
+    };
+    let out = env.run(&ro("plan"), None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan = json(&out);
+    assert_eq!(plan["secrets"][0]["name"], "ssm:/production/web/api_key");
+    assert_eq!(plan["secrets"][0]["current_version"], "2");
+    let mut redeploy: Vec<&str> = plan["redeploy"]
+        .as_array()
+        .expect("redeploy")
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    redeploy.sort_unstable();
+    assert_eq!(redeploy, READERS);
+    let out = env.run(&ro("status"), None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["stale"], 0);
+    assert_eq!(puts(&env), 0, "plan and status write nothing");
+
+    // Someone writes a new version outside the tool: every running task is stale.
+    let spec = secret_rollout_core::parameter::WriteSpec {
+        kind: "SecureString".into(),
+        key_id: Some("alias/production".into()),
+        tier: "Advanced".into(),
+        data_type: "text".into(),
+    };
+    secret_rollout_core::aws::ssm::put(
+        &env.clients.ssm,
+        PARAM,
+        &spec,
+        &secret_rollout_core::value::SecretValue::new("outside-api-key-value".to_string()),
+    )
+    .await
+    .expect("PutParameter");
+    let out = env.run(&ro("status"), None).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let running: usize = READERS.iter().map(|s| env.running_tasks(s).len()).sum();
+    assert_eq!(running, 3);
+    assert_eq!(json(&out)["stale"], running, "{}", text(&out));
+    assert_eq!(json(&out)["secrets"][0]["current"], "3");
+
+    let out = env.run(&ro("history"), None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let h = json(&out);
+    let versions: Vec<(&str, Vec<&str>)> = h["secret"]["versions"]
+        .as_array()
+        .expect("versions")
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap(),
+                v["stages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [("1", vec![]), ("2", vec![]), ("3", vec!["latest"])]
+    );
+}
