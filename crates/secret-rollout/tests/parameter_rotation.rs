@@ -681,3 +681,124 @@ async fn plan_status_and_history_accept_a_parameter() {
         [("1", vec![]), ("2", vec![]), ("3", vec!["latest"])]
     );
 }
+
+/// Every value a parameter rotation touches (the new one, the previous one it reads and
+/// writes again on restore, the one a rollback writes) stays off stdout, stderr and the
+/// state directory at `RUST_LOG=trace`, and under the spellings that aim at the SSM SDK
+/// and its HTTP stack.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parameter_rotation_shows_no_value_even_at_trace() {
+    let env = start().await;
+    const PREVIOUS: &str = "second-api-key-value";
+    const BAD: &str = "leak-canary-bad-3e7a0c9d5b21";
+    const GOOD: &str = "leak-canary-good-9f2c6b1e8a40";
+    let values = [PREVIOUS, BAD, GOOD, "first-api-key-value"];
+    let clean = |what: &str, o: &Output| {
+        for (stream, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+            let s = String::from_utf8_lossy(bytes);
+            for v in values {
+                assert!(!s.contains(v), "{what}: a value is on {stream}");
+            }
+        }
+    };
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .ecs
+        .set_health_rules(vec![HealthRule {
+            cluster: None,
+            service: Some("web".into()),
+            secret: Some(PARAM.into()),
+            value: Some(BAD.into()),
+            version_id: None,
+            probability: None,
+            effect: HealthEffect::AppRejectsValue,
+        }]);
+    let traced = |args: &[&str], log: &str| {
+        let mut cmd = env.cli();
+        cmd.args(args).env("RUST_LOG", log);
+        cmd
+    };
+    let run = |mut cmd: std::process::Command, stdin: Option<&'static str>| async move {
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            cmd.stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            let mut child = cmd.spawn().expect("binary starts");
+            if let Some(v) = stdin {
+                let _ = child.stdin.take().expect("stdin").write_all(v.as_bytes());
+            }
+            child.wait_with_output().expect("finishes")
+        })
+        .await
+        .expect("join")
+    };
+    // A bad value: written, rejected, the previous value read and written again.
+    let out = run(
+        traced(
+            &args("replace", "ssm:web/api_key", &["--value-stdin"]),
+            "trace",
+        ),
+        Some(BAD),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(8), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PutParameter") && err.contains("DEBUG"),
+        "trace logging reached the SDK"
+    );
+    clean("replace (restored)", &out);
+    // A good value, then its rollback (the previous value read and written again).
+    for log in [
+        "aws_sdk_ssm=trace",
+        "[{rpc.method=PutParameter}]=trace,aws_smithy_runtime=trace",
+    ] {
+        let out = run(
+            traced(&args("replace", "ssm:web/api_key", &["--value-stdin"]), log),
+            Some(GOOD),
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{log}: {}", text(&out));
+        clean(log, &out);
+        let id = json(&out)["rotation_id"].as_str().unwrap().to_string();
+        let out = run(traced(&args("rollback", &id, &[]), log), None).await;
+        assert_eq!(out.status.code(), Some(0), "{log}: {}", text(&out));
+        clean(log, &out);
+    }
+    for cmd in ["plan", "status", "history"] {
+        let out = run(
+            traced(&[cmd, "ssm:web/api_key", "--env", "production"], "trace"),
+            None,
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {}", text(&out));
+        clean(cmd, &out);
+    }
+    // bad, restore, (good, rollback) twice: six writes, each value once per write.
+    assert_eq!(puts(&env), 6);
+    assert_eq!(latest(&env), 8);
+    let mut checked = 0;
+    let mut dirs = vec![env.state_dir()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("readable") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let s = String::from_utf8_lossy(&std::fs::read(&p).expect("readable")).to_string();
+            for v in values {
+                assert!(!s.contains(v), "{} holds a value", p.display());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5, "the journals were written: {checked} files");
+}
