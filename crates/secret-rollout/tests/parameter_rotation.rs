@@ -802,3 +802,43 @@ async fn a_parameter_rotation_shows_no_value_even_at_trace() {
     }
     assert!(checked >= 5, "the journals were written: {checked} files");
 }
+
+/// The demo's environment has a service reading a SecureString parameter; its rotation
+/// there redeploys that service alone and proves both its tasks on the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_environment_rotates_its_parameter() {
+    let env = start_with(Scenario::demo(), 2000.0).await;
+    const NOTIFY: &str = "/production/notify/api_key";
+    let out = env
+        .run(
+            &[
+                "replace",
+                "ssm:/production/notify/api_key",
+                "--cluster",
+                "production-online-lpa",
+                "--generate",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["outcome"], "verified");
+    assert_eq!(puts(&env), 1);
+    let tasks = env.running_tasks("notify");
+    assert_eq!(tasks.len(), 2);
+    for t in &tasks {
+        assert_eq!(t["parameters"][0]["name"], NOTIFY, "{t}");
+        assert_eq!(t["parameters"][0]["version"], 3, "{t}");
+    }
+    let updated: Vec<String> = env
+        .calls_of("UpdateService")
+        .iter()
+        .map(|c| c["subject"]["service"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(updated, ["notify"]);
+}
