@@ -309,7 +309,8 @@ pub fn manual_restore_commands(
     previous: &str,
     spec: Option<&WriteSpec>,
 ) -> Vec<String> {
-    let mut put = format!("aws ssm put-parameter --cli-input-json file:///dev/stdin --overwrite");
+    let mut put =
+        "aws ssm put-parameter --cli-input-json file:///dev/stdin --overwrite".to_string();
     if let Some(spec) = spec {
         put.push_str(&format!(" --type {} --tier {}", spec.kind, spec.tier));
         if let Some(key) = &spec.key_id {
@@ -551,6 +552,17 @@ mod tests {
         let looks = vec![look(10.0, Some((5, 1000.0))), look(20.0, None)];
         let q = Question { looks: &looks, ..q };
         assert!(matches!(judge(&q), Holding::NotProven { .. }));
+    }
+
+    /// The by-hand restore sends the key and tier again and keeps the value in a pipe.
+    #[test]
+    fn the_manual_restore_keeps_key_and_tier_and_the_value_off_the_command_line() {
+        let cmds = manual_restore_commands("/p/db", "4", Some(&spec("SecureString", "Advanced")));
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(
+            cmds[0],
+            "aws ssm get-parameter --name /p/db:4 --with-decryption --query '{Name: Parameter.Name, Value: Parameter.Value}' --output json | aws ssm put-parameter --cli-input-json file:///dev/stdin --overwrite --type SecureString --tier Advanced --key-id alias/production"
+        );
     }
 
     #[test]

@@ -469,6 +469,63 @@ mod tests {
         j
     }
 
+    /// A parameter's intent and its restore (both versions) round-trip and fold into the
+    /// summary `resume` reads.
+    #[test]
+    fn a_parameter_intent_and_restore_round_trip_and_fold() {
+        let id = Uuid::from_u128(9);
+        let at = datetime!(2026-11-25 12:00:00 UTC);
+        let arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/p/db";
+        let mut s = started(id, at);
+        s.secrets[0].arn = arn.into();
+        s.secrets[0].request_token = None;
+        let records = vec![
+            Record::Started(s),
+            Record::Intent {
+                phase: Phase::Rollout,
+                secret_arn: arn.into(),
+                previous_version_id: "4".into(),
+                caller_arn: "arn:aws:iam::123456789012:user/op".into(),
+                at: datetime!(2026-11-25 12:00:01 UTC),
+            },
+            Record::Written {
+                secret_arn: arn.into(),
+                version_id: "5".into(),
+                at: datetime!(2026-11-25 12:00:02 UTC),
+            },
+            Record::Intent {
+                phase: Phase::Restore,
+                secret_arn: arn.into(),
+                previous_version_id: "5".into(),
+                caller_arn: "arn:aws:iam::123456789012:user/op".into(),
+                at: datetime!(2026-11-25 12:01:00 UTC),
+            },
+            Record::Restored {
+                secret_arn: arn.into(),
+                version_id: "6".into(),
+                value_of: Some("4".into()),
+                at: datetime!(2026-11-25 12:01:01 UTC),
+            },
+        ];
+        for r in &records {
+            let line = serde_json::to_string(r).unwrap();
+            assert_eq!(&serde_json::from_str::<Record>(&line).unwrap(), r);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let j = write_all(dir.path(), &records);
+        let sum = j.summary().unwrap();
+        assert_eq!(
+            sum.intent(0, Phase::Rollout),
+            Some(("4", datetime!(2026-11-25 12:00:01 UTC)))
+        );
+        assert_eq!(
+            sum.intent(0, Phase::Restore),
+            Some(("5", datetime!(2026-11-25 12:01:00 UTC)))
+        );
+        assert_eq!(sum.secrets[0].written_version_id.as_deref(), Some("5"));
+        assert_eq!(sum.secrets[0].restored_version_id.as_deref(), Some("6"));
+    }
+
     #[test]
     fn records_round_trip_and_carry_no_value() {
         const KNOWN_VALUE: &str = "hunter2-the-new-value";
