@@ -680,6 +680,38 @@ async fn plan_status_and_history_accept_a_parameter() {
         versions,
         [("1", vec![]), ("2", vec![]), ("3", vec!["latest"])]
     );
+
+    // `redeploy --secret` rolls the outside version out and proves it; status is clean.
+    let out = env
+        .run(
+            &vec![
+                "redeploy",
+                "--secret",
+                "ssm:web/api_key",
+                "--env",
+                "production",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["outcome"], "verified");
+    for svc in READERS {
+        assert_eq!(
+            resolved(&env, svc).iter().filter(|&&x| x != 3).count(),
+            0,
+            "{svc}"
+        );
+    }
+    assert_eq!(deployments(&env, "static"), 0);
+    let out = env.run(&ro("status"), None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(puts(&env), 1, "only the outside write");
 }
 
 /// Every value a parameter rotation touches (the new one, the previous one it reads and
