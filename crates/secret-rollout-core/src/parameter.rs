@@ -172,7 +172,7 @@ pub fn guard_type(name: &str, spec: &WriteSpec, allow_plaintext: bool) -> Result
         "String" => Err(Error::bad_input(format!(
             "parameter {name} is a String: its value is stored and shown unencrypted (aws ssm get-parameter prints it to anyone allowed to read it)"
         ))
-        .hint("convert it to a SecureString first (aws ssm put-parameter --type SecureString --overwrite): the command line writes only encrypted parameters")),
+        .hint("convert it to a SecureString (aws ssm put-parameter --type SecureString --overwrite), or pass --allow-plaintext if a clear-text value is meant")),
         other => Err(Error::bad_input(format!(
             "parameter {name} is a {other}, not one secret value"
         ))

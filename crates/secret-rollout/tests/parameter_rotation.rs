@@ -28,6 +28,11 @@ versions = ["first-api-key-value"]
 key_id = "alias/production"
 tier = "Advanced"
 
+[[parameters]]
+name = "/production/web/plain"
+value = "a-clear-text-setting"
+type = "String"
+
 [[clusters]]
 clusterName = "params"
 
@@ -53,6 +58,7 @@ family = "static"
 name = "app"
 image = "nginx:1"
 essential = true
+secrets = [{ name = "PLAIN", valueFrom = "/production/web/plain" }]
 
 [[services]]
 cluster = "params"
@@ -228,7 +234,11 @@ async fn replace_by_name_redeploys_every_reader_by_name_or_arn_and_proves_it() {
         );
         assert_eq!(deployments(&env, svc), 1, "{svc} deployed once");
     }
-    assert_eq!(deployments(&env, "static"), 0, "a non-reader is left alone");
+    assert_eq!(
+        deployments(&env, "static"),
+        0,
+        "a reader of another parameter is left alone"
+    );
     // The journal: the intent (previous version, caller) before the write.
     let r = records(&env);
     assert_eq!(
@@ -873,4 +883,51 @@ async fn the_demo_environment_rotates_its_parameter() {
         .map(|c| c["subject"]["service"].as_str().unwrap_or("?").to_string())
         .collect();
     assert_eq!(updated, ["notify"]);
+}
+
+/// A `String` parameter (stored unencrypted) is refused, exit 2, by `plan`, `--dry-run`
+/// and `replace`, before any write, saying why; `--allow-plaintext` lets it through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plaintext_parameter_is_refused_unless_allowed() {
+    let env = start().await;
+    for a in [
+        vec!["plan", "ssm:web/plain", "--env", "production"],
+        vec![
+            "replace",
+            "ssm:web/plain",
+            "--env",
+            "production",
+            "--generate",
+            "--dry-run",
+        ],
+        args("replace", "ssm:web/plain", &["--generate"]),
+    ] {
+        let out = env.run(&a, None).await;
+        assert_eq!(out.status.code(), Some(2), "{a:?}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("error: parameter ssm:/production/web/plain is a String: its value is stored and shown unencrypted"),
+            "{a:?}: {err}"
+        );
+        assert!(err.contains("--allow-plaintext"), "{a:?}: {err}");
+    }
+    assert_eq!(puts(&env), 0);
+    assert!(env.calls_of("UpdateService").is_empty());
+    let out = env
+        .run(
+            &args(
+                "replace",
+                "ssm:web/plain",
+                &["--generate", "--allow-plaintext"],
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["outcome"], "verified");
+    assert_eq!(puts(&env), 1);
+    assert_eq!(deployments(&env, "static"), 1);
+    for t in env.running_tasks("static") {
+        assert_eq!(t["parameters"][0]["version"], 2, "{t}");
+    }
 }

@@ -104,6 +104,7 @@ async fn replace_reporting(
         json_key: None,
         only_services: Vec::new(),
         allow_rotation: false,
+        allow_plaintext: false,
     };
     rotation::replace(&ctx, &target, request, &Unattended).await
 }

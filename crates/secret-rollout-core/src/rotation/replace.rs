@@ -37,6 +37,8 @@ pub struct ReplaceRequest {
     pub only_services: Vec<String>,
     /// Write even though the secret has rotation enabled.
     pub allow_rotation: bool,
+    /// Write a `String` (unencrypted) parameter.
+    pub allow_plaintext: bool,
 }
 
 /// What `plan` and `replace --dry-run` show: the plan, with nothing written. Consumers that
@@ -48,10 +50,10 @@ pub async fn plan(
     target: &Target,
     secrets: &[String],
     only_services: &[String],
-    allow_rotation: bool,
+    guards: impl Into<plan::Guards>,
 ) -> Result<RotationPlan> {
     let ids: Vec<String> = secrets.iter().map(|s| target.secret_id(s)).collect();
-    let mut p = plan::plan(clients, target, &ids, only(only_services), allow_rotation).await?;
+    let mut p = plan::plan(clients, target, &ids, only(only_services), guards).await?;
     p.busy = decide::busy_consumers(&p.activity, &Ours::default());
     Ok(p)
 }
@@ -157,7 +159,10 @@ pub async fn replace(
             target,
             &ids,
             only(&request.only_services),
-            request.allow_rotation,
+            plan::Guards {
+                allow_rotation: request.allow_rotation,
+                allow_plaintext: request.allow_plaintext,
+            },
         )
         .await?;
         if let Some(refusal) = p.refusal() {
