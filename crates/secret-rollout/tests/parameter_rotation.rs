@@ -694,7 +694,7 @@ async fn plan_status_and_history_accept_a_parameter() {
     // `redeploy --secret` rolls the outside version out and proves it; status is clean.
     let out = env
         .run(
-            &vec![
+            &[
                 "redeploy",
                 "--secret",
                 "ssm:web/api_key",
