@@ -309,6 +309,19 @@ impl Scenario {
         s
     }
 
+    /// The demo's environment: [`Scenario::sample_with_blue_green`] plus
+    /// [`SAMPLE_PARAMETERS_TOML`], a service `notify` reading an SSM Parameter Store
+    /// SecureString.
+    pub fn demo() -> Scenario {
+        let mut s = Scenario::sample_with_blue_green();
+        let extra = Scenario::from_toml(SAMPLE_PARAMETERS_TOML)
+            .expect("the built-in parameter addition parses");
+        s.parameters.extend(extra.parameters);
+        s.task_definitions.extend(extra.task_definitions);
+        s.services.extend(extra.services);
+        s
+    }
+
     /// Parses a scenario. `Err` says what is wrong and where.
     pub fn from_toml(text: &str) -> Result<Scenario, String> {
         let s: Scenario = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -448,6 +461,10 @@ pub const SAMPLE_TOML: &str = include_str!("../scenarios/sample.toml");
 
 /// What [`Scenario::sample_with_blue_green`] adds to the sample.
 pub const SAMPLE_BLUE_GREEN_TOML: &str = include_str!("../scenarios/sample-blue-green.toml");
+
+/// The demo's addition: a service reading a Parameter Store SecureString (see
+/// [`Scenario::demo`]).
+pub const SAMPLE_PARAMETERS_TOML: &str = include_str!("../scenarios/sample-parameters.toml");
 
 /// Builds a world from a scenario; `speed` and `seed` override the scenario's.
 pub fn build_world(

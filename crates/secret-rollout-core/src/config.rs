@@ -81,6 +81,10 @@ pub struct Environment {
     /// Prefix added to bare secret names.
     #[serde(default)]
     pub secret_prefix: Option<String>,
+    /// Prefix added to relative Parameter Store names: `ssm:db_password` with
+    /// `/production/` means the parameter `/production/db_password`.
+    #[serde(default)]
+    pub parameter_prefix: Option<String>,
     /// Where the lock and journal live for the team: `s3://BUCKET/PREFIX` (see
     /// [`crate::state`]); the local state directory when absent.
     #[serde(default)]
@@ -99,8 +103,28 @@ impl Environment {
     /// The secret id to ask Secrets Manager for: `csrf_salt` with prefix `production/`
     /// gives `production/csrf_salt`; ARNs and already-prefixed names are kept.
     pub fn secret_id(&self, name: &str) -> String {
-        prefixed(self.secret_prefix.as_deref(), name)
+        target_id(
+            self.secret_prefix.as_deref(),
+            self.parameter_prefix.as_deref(),
+            name,
+        )
     }
+}
+
+/// The id of a command-line target: a parameter (`ssm:NAME` or a parameter ARN) as
+/// `ssm:/FULL/NAME` with `parameter_prefix` (see [`crate::parameter::parse_target`]), a
+/// secret with `secret_prefix`. A malformed parameter is kept as typed, so the describe that
+/// follows refuses it with the parser's message.
+fn target_id(secret_prefix: Option<&str>, parameter_prefix: Option<&str>, name: &str) -> String {
+    if crate::parameter::is_parameter_target(name) {
+        return match crate::parameter::parse_target(name, parameter_prefix) {
+            Ok(t) if t.arn_region_account.is_none() => {
+                format!("{}{}", crate::parameter::SCHEME, t.name)
+            }
+            _ => name.to_string(),
+        };
+    }
+    prefixed(secret_prefix, name)
 }
 
 fn config_error(path: &Path, what: impl std::fmt::Display) -> Error {
@@ -210,7 +234,7 @@ impl Config {
                 Some(line) => config_error(path, format!("line {line}: {message}")),
                 None => config_error(path, message),
             }
-            .hint("fix the file: each [environments.NAME] takes region, profile, account_id, clusters, services, secret_prefix, state")
+            .hint("fix the file: each [environments.NAME] takes region, profile, account_id, clusters, services, secret_prefix, parameter_prefix, state")
         })?;
         let mut environments = file.environments;
         for (name, env) in &mut environments {
@@ -300,6 +324,8 @@ pub struct Target {
     pub services: Option<Vec<String>>,
     /// Secret-name prefix.
     pub secret_prefix: Option<String>,
+    /// Parameter-name prefix (see [`Environment::parameter_prefix`]).
+    pub parameter_prefix: Option<String>,
 }
 
 impl Target {
@@ -314,7 +340,11 @@ impl Target {
 
     /// See [`Environment::secret_id`].
     pub fn secret_id(&self, name: &str) -> String {
-        prefixed(self.secret_prefix.as_deref(), name)
+        target_id(
+            self.secret_prefix.as_deref(),
+            self.parameter_prefix.as_deref(),
+            name,
+        )
     }
 }
 
@@ -383,6 +413,7 @@ pub fn resolve_account_target(
         clusters,
         services: env.and_then(|e| e.services.clone()),
         secret_prefix: env.and_then(|e| e.secret_prefix.clone()),
+        parameter_prefix: env.and_then(|e| e.parameter_prefix.clone()),
     })
 }
 
@@ -493,6 +524,21 @@ clusters = ["development-online-lpa", "76-lpa3435bug-online-lpa"]
         let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:other/x-AbCdEf";
         assert_eq!(p.secret_id(arn), arn);
         assert_eq!(c.environment("development").unwrap().secret_id("x"), "x");
+    }
+
+    /// A parameter gets `parameter_prefix`, never `secret_prefix`; its ARN is kept.
+    #[test]
+    fn parameter_ids_get_the_parameter_prefix() {
+        let toml = "[environments.p]\nregion = \"eu-west-1\"\nclusters = [\"c\"]\nsecret_prefix = \"production/\"\nparameter_prefix = \"/production/\"\n";
+        let c = Config::parse(Path::new("p.toml"), toml).unwrap();
+        let p = c.environment("p").unwrap();
+        assert_eq!(p.secret_id("ssm:db"), "ssm:/production/db");
+        assert_eq!(p.secret_id("ssm:/other/db"), "ssm:/other/db");
+        let arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/other/db";
+        assert_eq!(p.secret_id(arn), arn);
+        assert_eq!(p.secret_id("db"), "production/db");
+        // Malformed: kept as typed, for the describe to refuse with the parser's message.
+        assert_eq!(p.secret_id("ssm:/a:3"), "ssm:/a:3");
     }
 
     #[test]

@@ -264,10 +264,55 @@ impl Plan {
     }
 }
 
+/// Whether `value_from` reads the parameter `secret` (its ARN gives region and account).
+fn parameter_read(value_from: &str, secret: &TargetSecret) -> bool {
+    reads_parameter(value_from, &secret.arn, &secret.name)
+}
+
+/// Whether `value_from` reads the parameter whose ARN is `arn` and whose name is `name`
+/// (`ssm:NAME` or `NAME`): by name, or by ARN in the same region and account.
+pub fn reads_parameter(value_from: &str, arn: &str, name: &str) -> bool {
+    if !crate::store::is_parameter(arn) {
+        return false;
+    }
+    let mut parts = arn.splitn(6, ':');
+    let (Some(_), Some(_), Some(_), Some(region), Some(account)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    crate::parameter::reads(
+        value_from,
+        crate::store::parameter_name(name),
+        region,
+        account,
+    )
+}
+
 /// Collects the references of `td` to any of `secrets`.
 fn reads_of(td: &TaskDef, secrets: &[TargetSecret]) -> Vec<SecretRead> {
     let mut reads = Vec::new();
     for site in &td.refs {
+        // A Parameter Store parameter (by name or ARN): ECS always reads its latest
+        // version (it refuses a pinned reference), so no read of one is pinned.
+        for secret in secrets
+            .iter()
+            .filter(|s| crate::store::is_parameter(&s.arn))
+        {
+            if parameter_read(&site.value_from, secret) {
+                reads.push(SecretRead {
+                    secret_arn: secret.arn.clone(),
+                    secret_name: secret.name.clone(),
+                    site: site.clone(),
+                    pin: None,
+                    json_key: None,
+                });
+            }
+        }
         let Some(r) = parse_value_from(&site.value_from) else {
             continue;
         };

@@ -26,5 +26,6 @@ pub mod rotation;
 pub mod secret;
 pub mod state;
 pub mod status;
+pub mod store;
 pub mod value;
 pub mod verdict;

@@ -139,7 +139,7 @@ pub fn reads(value_from: &str, name: &str, region: &str, account: &str) -> bool 
 
 /// What `PutParameter` must send again so an overwrite keeps the parameter as it is: its
 /// type, KMS key (without it AWS switches to the account's default key), tier and data type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct WriteSpec {
     /// `SecureString`, `String` or `StringList`.
     pub kind: String,
@@ -299,6 +299,27 @@ pub fn look(at: f64, latest: Option<(u64, f64)>) -> Look {
         pending: None,
         last_changed: latest.map(|(_, m)| m),
     }
+}
+
+/// The commands a person can run to restore a parameter by hand (printed when the restore
+/// failed): the previous version's value written again as a new version with the
+/// parameter's type, key and tier, through a pipe (never on a command line or on disk).
+pub fn manual_restore_commands(
+    name: &str,
+    previous: &str,
+    spec: Option<&WriteSpec>,
+) -> Vec<String> {
+    let mut put =
+        "aws ssm put-parameter --cli-input-json file:///dev/stdin --overwrite".to_string();
+    if let Some(spec) = spec {
+        put.push_str(&format!(" --type {} --tier {}", spec.kind, spec.tier));
+        if let Some(key) = &spec.key_id {
+            put.push_str(&format!(" --key-id {key}"));
+        }
+    }
+    vec![format!(
+        "aws ssm get-parameter --name {name}:{previous} --with-decryption --query '{{Name: Parameter.Name, Value: Parameter.Value}}' --output json | {put}"
+    )]
 }
 
 /// Whether Parameter Store accepts `label` (one it does not is returned in
@@ -531,6 +552,17 @@ mod tests {
         let looks = vec![look(10.0, Some((5, 1000.0))), look(20.0, None)];
         let q = Question { looks: &looks, ..q };
         assert!(matches!(judge(&q), Holding::NotProven { .. }));
+    }
+
+    /// The by-hand restore sends the key and tier again and keeps the value in a pipe.
+    #[test]
+    fn the_manual_restore_keeps_key_and_tier_and_the_value_off_the_command_line() {
+        let cmds = manual_restore_commands("/p/db", "4", Some(&spec("SecureString", "Advanced")));
+        assert_eq!(cmds.len(), 1);
+        assert_eq!(
+            cmds[0],
+            "aws ssm get-parameter --name /p/db:4 --with-decryption --query '{Name: Parameter.Name, Value: Parameter.Value}' --output json | aws ssm put-parameter --cli-input-json file:///dev/stdin --overwrite --type SecureString --tier Advanced --key-id alias/production"
+        );
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct PlannedSecret {
     pub info: SecretInfo,
     /// Creation date of the AWSCURRENT version (epoch seconds).
     pub current_created: Option<f64>,
+    /// A Parameter Store parameter: what its overwrite sends again (type, key, tier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<crate::parameter::WriteSpec>,
 }
 
 impl RotationPlan {
@@ -72,6 +75,25 @@ pub fn primary_of(s: &ServiceObs) -> Option<String> {
         .filter(|id| !id.is_empty())
 }
 
+/// What a plan lets through that it refuses otherwise (`--force-with-rotation`,
+/// `--allow-plaintext`). A bare `bool` is `allow_rotation` alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Guards {
+    /// Write a secret whose rotation is enabled.
+    pub allow_rotation: bool,
+    /// Write a `String` (unencrypted) parameter.
+    pub allow_plaintext: bool,
+}
+
+impl From<bool> for Guards {
+    fn from(allow_rotation: bool) -> Guards {
+        Guards {
+            allow_rotation,
+            allow_plaintext: false,
+        }
+    }
+}
+
 /// Reads the secrets and the environment and decides who will be redeployed. A consumer
 /// that cannot be redeployed is in the plan; callers refuse with [`RotationPlan::refusal`].
 /// `only` narrows consumers (`--services`); the environment's `services` list narrows
@@ -82,10 +104,28 @@ pub async fn plan(
     target: &Target,
     secret_ids: &[String],
     only: Option<&[String]>,
-    allow_rotation: bool,
+    guards: impl Into<Guards>,
 ) -> Result<RotationPlan> {
+    let guards = guards.into();
+    let allow_rotation = guards.allow_rotation;
     let mut secrets = Vec::with_capacity(secret_ids.len());
     for id in secret_ids {
+        if crate::store::is_parameter(id) {
+            let p = crate::store::describe_parameter(clients, id).await?;
+            let info = crate::store::info_of(&p);
+            crate::parameter::guard_type(&info.name, &p.spec, guards.allow_plaintext)?;
+            if !secrets
+                .iter()
+                .any(|s: &PlannedSecret| s.info.arn == info.arn)
+            {
+                secrets.push(PlannedSecret {
+                    current_created: info.last_changed,
+                    info,
+                    parameter: Some(p.spec),
+                });
+            }
+            continue;
+        }
         let info = secret::describe(&clients.sm, id).await?;
         secret::guard(&info, allow_rotation)?;
         if secrets
@@ -105,6 +145,7 @@ pub async fn plan(
         secrets.push(PlannedSecret {
             info,
             current_created,
+            parameter: None,
         });
     }
     let (consumers, redeploy, activity, to_check) = consumers_and_activity(

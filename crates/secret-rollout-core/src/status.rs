@@ -22,7 +22,6 @@ use crate::discovery;
 use crate::error::{Error, Kind, Result};
 use crate::journal;
 use crate::reference::{parse_value_from, RefForm};
-use crate::secret;
 
 /// A secret whose readers are checked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -264,6 +263,21 @@ pub fn assess(
                     td.refs
                         .iter()
                         .filter_map(|site| {
+                            // A parameter: ECS reads its latest version, never pinned.
+                            if crate::consumers::reads_parameter(
+                                &site.value_from,
+                                &secret.arn,
+                                &secret.name,
+                            ) {
+                                return Some((
+                                    true,
+                                    PinnedRef {
+                                        container: site.container.clone(),
+                                        place: site.place.to_string(),
+                                        pin: String::new(),
+                                    },
+                                ));
+                            }
                             let r = parse_value_from(&site.value_from)?;
                             r.matches(&secret.arn, &secret.name).then(|| {
                                 let pin = r.pin();
@@ -527,9 +541,9 @@ pub async fn gather(
     };
     let mut notes = Vec::new();
     let described = futures::future::join_all(ids.iter().map(|id| async move {
-        let info = secret::describe(&clients.sm, id).await?;
+        let info = crate::store::describe(clients, id).await?;
         let versions = match &info.current {
-            Some(_) => secret::versions(&clients.sm, &info.arn).await?,
+            Some(_) => crate::store::versions(clients, &info.arn, &info.name).await?,
             None => Vec::new(),
         };
         let created_of = |id: &Option<String>| {
@@ -617,7 +631,9 @@ pub async fn gather(
         !s.outside
             || task_defs.get(&s.task_definition_arn).is_some_and(|td| {
                 td.refs.iter().any(|site| {
-                    parse_value_from(&site.value_from)
+                    secrets.iter().any(|x| {
+                        crate::consumers::reads_parameter(&site.value_from, &x.arn, &x.name)
+                    }) || parse_value_from(&site.value_from)
                         .is_some_and(|r| secrets.iter().any(|x| r.matches(&x.arn, &x.name)))
                 })
             })

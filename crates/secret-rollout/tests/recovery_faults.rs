@@ -71,6 +71,7 @@ async fn replace_reporting(
         clusters: vec![CLUSTER.into()],
         services: None,
         secret_prefix: None,
+        parameter_prefix: None,
     };
     let settings = Settings {
         timeout: Duration::from_secs(60),
@@ -103,6 +104,7 @@ async fn replace_reporting(
         json_key: None,
         only_services: Vec::new(),
         allow_rotation: false,
+        allow_plaintext: false,
     };
     rotation::replace(&ctx, &target, request, &Unattended).await
 }

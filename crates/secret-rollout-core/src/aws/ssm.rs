@@ -15,6 +15,8 @@ use crate::value::SecretValue;
 pub struct ParameterInfo {
     /// The name Parameter Store answers with.
     pub name: String,
+    /// The parameter's ARN (from `GetParameter`).
+    pub arn: String,
     /// Kept versions, oldest first.
     pub history: Vec<HistoryEntry>,
     /// The latest version's type, key, tier and data type.
@@ -93,8 +95,27 @@ pub async fn describe(ssm: &Client, id: &str) -> Result<ParameterInfo, AwsError>
             format!("GetParameterHistory of {id} listed no version"),
         )
     })?;
+    let name = name.unwrap_or_else(|| id.to_string());
+    let arn = ssm
+        .get_parameter()
+        .name(&name)
+        .with_decryption(false)
+        .send()
+        .await
+        .map_err(|e| {
+            AwsError::from_sdk("GetParameter", "GetParameter", e, |e| {
+                e.is_parameter_not_found().then_some(Fault::NotFound)
+            })
+        })?
+        .parameter()
+        .and_then(|p| p.arn())
+        .map(str::to_string)
+        .ok_or_else(|| {
+            AwsError::answer("GetParameter", format!("GetParameter of {id} gave no ARN"))
+        })?;
     Ok(ParameterInfo {
-        name: name.unwrap_or_else(|| id.to_string()),
+        name,
+        arn,
         history,
         spec,
     })

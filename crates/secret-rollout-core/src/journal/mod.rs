@@ -254,6 +254,24 @@ pub enum Record {
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
     },
+    /// About to write a parameter (`PutParameter`, which takes no request token): the
+    /// version it overwrites, who writes, and when, so that after a crash the write is
+    /// found again in `GetParameterHistory` ([`crate::parameter::resolve_written`]) and
+    /// never made twice. Journaled before the write, in the phase that writes (the rollout
+    /// writes the new value, the restore the previous one again).
+    Intent {
+        /// Which phase writes.
+        phase: Phase,
+        /// Parameter ARN.
+        secret_arn: String,
+        /// The latest version when the intent was recorded (the one the write overwrites).
+        previous_version_id: String,
+        /// Who writes (AWS records it as `LastModifiedUser`).
+        caller_arn: String,
+        /// When.
+        #[serde(with = "time::serde::rfc3339")]
+        at: OffsetDateTime,
+    },
     /// UpdateService --force-new-deployment succeeded.
     Redeployed {
         /// Which phase.
@@ -281,12 +299,16 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         times: Option<PhaseTimes>,
     },
-    /// AWSCURRENT moved back to the previous version.
+    /// AWSCURRENT moved back to the previous version (a parameter: the previous value
+    /// written again as a new version).
     Restored {
         /// Secret ARN.
         secret_arn: String,
-        /// The version now AWSCURRENT.
+        /// The version now AWSCURRENT (a parameter: the new version carrying the value).
         version_id: String,
+        /// A parameter: the version whose value was written again as `version_id`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value_of: Option<String>,
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
@@ -310,6 +332,7 @@ impl Record {
         match self {
             Record::Started(s) => s.started_at,
             Record::Written { at, .. }
+            | Record::Intent { at, .. }
             | Record::Redeployed { at, .. }
             | Record::PhaseFinished { at, .. }
             | Record::Restored { at, .. }
@@ -404,6 +427,7 @@ mod tests {
             Record::Restored {
                 secret_arn: ARN.into(),
                 version_id: "v-old".into(),
+                value_of: None,
                 at: datetime!(2026-11-25 12:03:01 UTC),
             },
             Record::Redeployed {
@@ -443,6 +467,63 @@ mod tests {
             j.append(r).unwrap();
         }
         j
+    }
+
+    /// A parameter's intent and its restore (both versions) round-trip and fold into the
+    /// summary `resume` reads.
+    #[test]
+    fn a_parameter_intent_and_restore_round_trip_and_fold() {
+        let id = Uuid::from_u128(9);
+        let at = datetime!(2026-11-25 12:00:00 UTC);
+        let arn = "arn:aws:ssm:eu-west-1:123456789012:parameter/p/db";
+        let mut s = started(id, at);
+        s.secrets[0].arn = arn.into();
+        s.secrets[0].request_token = None;
+        let records = vec![
+            Record::Started(s),
+            Record::Intent {
+                phase: Phase::Rollout,
+                secret_arn: arn.into(),
+                previous_version_id: "4".into(),
+                caller_arn: "arn:aws:iam::123456789012:user/op".into(),
+                at: datetime!(2026-11-25 12:00:01 UTC),
+            },
+            Record::Written {
+                secret_arn: arn.into(),
+                version_id: "5".into(),
+                at: datetime!(2026-11-25 12:00:02 UTC),
+            },
+            Record::Intent {
+                phase: Phase::Restore,
+                secret_arn: arn.into(),
+                previous_version_id: "5".into(),
+                caller_arn: "arn:aws:iam::123456789012:user/op".into(),
+                at: datetime!(2026-11-25 12:01:00 UTC),
+            },
+            Record::Restored {
+                secret_arn: arn.into(),
+                version_id: "6".into(),
+                value_of: Some("4".into()),
+                at: datetime!(2026-11-25 12:01:01 UTC),
+            },
+        ];
+        for r in &records {
+            let line = serde_json::to_string(r).unwrap();
+            assert_eq!(&serde_json::from_str::<Record>(&line).unwrap(), r);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let j = write_all(dir.path(), &records);
+        let sum = j.summary().unwrap();
+        assert_eq!(
+            sum.intent(0, Phase::Rollout),
+            Some(("4", datetime!(2026-11-25 12:00:01 UTC)))
+        );
+        assert_eq!(
+            sum.intent(0, Phase::Restore),
+            Some(("5", datetime!(2026-11-25 12:01:00 UTC)))
+        );
+        assert_eq!(sum.secrets[0].written_version_id.as_deref(), Some("5"));
+        assert_eq!(sum.secrets[0].restored_version_id.as_deref(), Some("6"));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub struct SecretSummary {
     pub restored_version_id: Option<String>,
     /// When it was restored.
     pub restored_at: Option<OffsetDateTime>,
+    /// A parameter: the journaled intents to write it, per phase (the last one each), with
+    /// the version each overwrites (see [`Record::Intent`]).
+    pub intents: Vec<(Phase, String, OffsetDateTime)>,
 }
 
 /// A service as a rotation left it.
@@ -95,6 +98,17 @@ impl RotationSummary {
         self.secrets.iter().any(|s| s.arn == secret_arn)
     }
 
+    /// The journaled intent of `phase` to write secret `i` (a parameter): the version it
+    /// overwrites and when.
+    pub fn intent(&self, i: usize, phase: Phase) -> Option<(&str, OffsetDateTime)> {
+        self.secrets
+            .get(i)?
+            .intents
+            .iter()
+            .find(|(p, ..)| *p == phase)
+            .map(|(_, v, at)| (v.as_str(), *at))
+    }
+
     /// Whether the write of every secret is recorded.
     pub fn all_written(&self) -> bool {
         self.secrets.iter().all(|s| s.written_version_id.is_some())
@@ -122,6 +136,7 @@ pub fn fold(path: &Path, records: &[Record]) -> Option<RotationSummary> {
                 written_at: None,
                 restored_version_id: None,
                 restored_at: None,
+                intents: Vec::new(),
             })
             .collect(),
         services: started
@@ -158,10 +173,23 @@ pub fn fold(path: &Path, records: &[Record]) -> Option<RotationSummary> {
                     s.written_at = Some(*at);
                 }
             }
+            Record::Intent {
+                phase,
+                secret_arn,
+                previous_version_id,
+                at,
+                ..
+            } => {
+                if let Some(s) = summary.secrets.iter_mut().find(|s| s.arn == *secret_arn) {
+                    s.intents.retain(|(p, ..)| p != phase);
+                    s.intents.push((*phase, previous_version_id.clone(), *at));
+                }
+            }
             Record::Restored {
                 secret_arn,
                 version_id,
                 at,
+                ..
             } => {
                 if let Some(s) = summary.secrets.iter_mut().find(|s| s.arn == *secret_arn) {
                     s.restored_version_id = Some(version_id.clone());

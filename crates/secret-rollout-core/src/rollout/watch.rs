@@ -28,6 +28,8 @@ pub struct Watched {
 /// The secrets of one phase and their looks.
 pub struct SecretWatch {
     sm: aws_sdk_secretsmanager::Client,
+    /// For watched parameters (see [`SecretWatch::with_parameters`]).
+    ssm: Option<aws_sdk_ssm::Client>,
     epoch: Instant,
     /// The consistency margin.
     pub margin: Duration,
@@ -47,6 +49,7 @@ impl SecretWatch {
     ) -> SecretWatch {
         SecretWatch {
             sm,
+            ssm: None,
             epoch: Instant::now(),
             margin,
             secrets: secrets
@@ -64,6 +67,13 @@ impl SecretWatch {
         }
     }
 
+    /// Reads watched parameters (an ARN `arn:...:ssm:...:parameter/...`) with this client:
+    /// the latest version plays `AWSCURRENT` ([`crate::parameter::look`]).
+    pub fn with_parameters(mut self, ssm: aws_sdk_ssm::Client) -> SecretWatch {
+        self.ssm = Some(ssm);
+        self
+    }
+
     /// Seconds on the tool's monotonic clock since the watch began.
     pub fn now(&self) -> f64 {
         self.epoch.elapsed().as_secs_f64()
@@ -74,6 +84,20 @@ impl SecretWatch {
     pub async fn look(&mut self, phase: Phase, reporter: &dyn Reporter) {
         for i in 0..self.secrets.len() {
             let arn = self.secrets[i].arn.clone();
+            if let (true, Some(ssm)) = (crate::store::is_parameter(&arn), &self.ssm) {
+                let name = crate::store::parameter_name(&self.secrets[i].name).to_string();
+                match crate::aws::ssm::latest(ssm, &name).await {
+                    Ok(latest) => {
+                        let look = crate::parameter::look(self.now(), latest);
+                        self.secrets[i].looks.push(look);
+                    }
+                    Err(e) => reporter.report(&Event::Retrying {
+                        what: format!("reading parameter {name}"),
+                        error: e.message,
+                    }),
+                }
+                continue;
+            }
             match secrets::describe(&self.sm, &arn).await {
                 Ok(info) => {
                     let pending = info

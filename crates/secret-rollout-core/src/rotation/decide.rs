@@ -604,6 +604,11 @@ pub fn resume_restores(summary: &RotationSummary) -> bool {
             .secrets
             .iter()
             .any(|s| s.restored_version_id.is_some())
+        // A parameter's restore journals its intent to write before anything else.
+        || summary
+            .secrets
+            .iter()
+            .any(|s| s.intents.iter().any(|(p, ..)| *p == crate::journal::Phase::Restore))
         || summary
             .services
             .iter()
@@ -1458,6 +1463,7 @@ mod tests {
                 written_at: None,
                 restored_version_id: None,
                 restored_at: None,
+                intents: Vec::new(),
             })
             .collect();
         RotationSummary {

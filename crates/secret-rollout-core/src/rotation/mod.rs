@@ -7,6 +7,7 @@
 
 pub mod decide;
 mod observe;
+mod param;
 mod phase;
 mod replace;
 mod report;

@@ -391,11 +391,12 @@ impl Run<'_> {
                 }
             }
             let other_created = match &holding {
-                Holding::Superseded { by, .. } => secret::versions(&self.clients.sm, &w.arn)
-                    .await
-                    .ok()
-                    .and_then(|v| v.into_iter().find(|x| &x.id == by))
-                    .and_then(|v| v.created),
+                Holding::Superseded { by, .. } => {
+                    crate::store::created(self.clients, &w.arn, &w.name, by)
+                        .await
+                        .ok()
+                        .flatten()
+                }
                 _ => None,
             };
             let first = w.looks.first().map(|l| l.last_changed);
@@ -429,6 +430,7 @@ impl Run<'_> {
                 })
                 .collect(),
         )
+        .with_parameters(self.clients.ssm.clone())
     }
 
     /// Moves AWSCURRENT back on every written secret, redeploys and verifies. Never over a
@@ -450,6 +452,12 @@ impl Run<'_> {
                 None if self.kind == RotationKind::Rollback => String::new(),
                 None => continue,
             };
+            if crate::store::is_parameter(&s.arn) {
+                let (version, created) = self.restore_parameter(i, &prev, &new).await?;
+                labels.push(version.clone());
+                watched.push((i, version, created));
+                continue;
+            }
             let info = secret::describe(&self.clients.sm, &s.arn).await?;
             if info.current.as_deref() == Some(prev.as_str()) {
                 // Already restored (resume, or the write never happened).
@@ -462,6 +470,7 @@ impl Run<'_> {
                 self.record(Record::Restored {
                     secret_arn: s.arn.clone(),
                     version_id: prev.clone(),
+                    value_of: None,
                     at: now(),
                 })?;
                 self.reporter.report(&Event::SecretRestored {

@@ -12,7 +12,7 @@ use crate::journal::{self, Phase, RotationKind};
 use crate::plan::{self, RotationPlan};
 use crate::progress::{Event, Reporter};
 use crate::rollout::{SecretWatch, ServiceRef};
-use crate::secret::{self, SecretInfo};
+use crate::secret::SecretInfo;
 use crate::value::{self, SecretValue};
 
 use super::decide::{self, Activity, Busy, Ours};
@@ -37,6 +37,8 @@ pub struct ReplaceRequest {
     pub only_services: Vec<String>,
     /// Write even though the secret has rotation enabled.
     pub allow_rotation: bool,
+    /// Write a `String` (unencrypted) parameter.
+    pub allow_plaintext: bool,
 }
 
 /// What `plan` and `replace --dry-run` show: the plan, with nothing written. Consumers that
@@ -48,10 +50,10 @@ pub async fn plan(
     target: &Target,
     secrets: &[String],
     only_services: &[String],
-    allow_rotation: bool,
+    guards: impl Into<plan::Guards>,
 ) -> Result<RotationPlan> {
     let ids: Vec<String> = secrets.iter().map(|s| target.secret_id(s)).collect();
-    let mut p = plan::plan(clients, target, &ids, only(only_services), allow_rotation).await?;
+    let mut p = plan::plan(clients, target, &ids, only(only_services), guards).await?;
     p.busy = decide::busy_consumers(&p.activity, &Ours::default());
     Ok(p)
 }
@@ -157,7 +159,10 @@ pub async fn replace(
             target,
             &ids,
             only(&request.only_services),
-            request.allow_rotation,
+            plan::Guards {
+                allow_rotation: request.allow_rotation,
+                allow_plaintext: request.allow_plaintext,
+            },
         )
         .await?;
         if let Some(refusal) = p.refusal() {
@@ -234,7 +239,12 @@ pub async fn check_values(
             values.push(None);
             continue;
         }
-        let current = current_value(clients, &info.arn, info.current.as_deref()).await?;
+        // A parameter's current value is read only to merge a JSON key into it.
+        let current = if crate::store::is_parameter(&info.arn) && json_key.is_none() {
+            None
+        } else {
+            current_value(clients, &info.arn, &info.name, info.current.as_deref()).await?
+        };
         let Some(given) = given else {
             if let Some(key) = json_key {
                 match &current {
@@ -257,6 +267,9 @@ pub async fn check_values(
             message: format!("{}: {}", info.name, e.message),
             ..e
         })?;
+        if let Some(spec) = &planned.parameter {
+            crate::parameter::check_size(&info.name, spec, new.expose().len())?;
+        }
         values.push(Some(new));
     }
     Ok(values)
@@ -273,10 +286,13 @@ fn no_current_for_json_key(name: &str) -> Error {
 pub(super) async fn current_value(
     clients: &Clients,
     arn: &str,
+    name: &str,
     version: Option<&str>,
 ) -> Result<Option<SecretValue>> {
     match version {
-        Some(version) => Ok(Some(secret::value(&clients.sm, arn, version).await?)),
+        Some(version) => Ok(Some(
+            crate::store::value(clients, arn, name, version).await?,
+        )),
         None => Ok(None),
     }
 }
@@ -313,7 +329,8 @@ pub async fn replace_planned(
             arn: s.info.arn.clone(),
             name: s.info.name.clone(),
             previous_version_id: s.info.current.clone(),
-            request_token: Some(Uuid::new_v4()),
+            // A parameter takes no request token: its write is journaled as an intent.
+            request_token: s.parameter.is_none().then(Uuid::new_v4),
             json_key: json_key.map(str::to_string),
         })
         .collect();
@@ -422,7 +439,7 @@ async fn redeploy_targets(
 ) -> Result<(Vec<(ServiceRef, Option<String>)>, Option<SecretInfo>)> {
     Ok(match &request.secret {
         Some(name) => {
-            let info = secret::describe(&clients.sm, &target.secret_id(name)).await?;
+            let info = crate::store::describe(clients, &target.secret_id(name)).await?;
             let (consumers, redeploy) = plan::consumers_of(
                 clients,
                 target,
@@ -472,16 +489,13 @@ async fn redeploy_services(
     // holding rule; without one, the proof is "started by our deployment".
     let (watch, version) = match secret.and_then(|s| Some((s, s.current.clone()?))) {
         Some((s, current)) => {
-            let created = secret::versions(&clients.sm, &s.arn)
-                .await?
-                .into_iter()
-                .find(|v| v.id == current)
-                .and_then(|v| v.created);
+            let created = crate::store::created(clients, &s.arn, &s.name, &current).await?;
             let watch = SecretWatch::new(
                 clients.sm.clone(),
                 settings.consistency_margin,
                 vec![(s.arn.clone(), s.name.clone(), current.clone(), created)],
-            );
+            )
+            .with_parameters(clients.ssm.clone());
             (Some(watch), current)
         }
         None => (None, "current".to_string()),

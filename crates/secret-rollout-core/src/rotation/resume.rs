@@ -134,11 +134,7 @@ pub async fn resume(
         let Some(id) = s.written_version_id.as_deref() else {
             continue;
         };
-        let created = secret::versions(&clients.sm, &s.arn)
-            .await?
-            .into_iter()
-            .find(|v| v.id == id)
-            .and_then(|v| v.created);
+        let created = crate::store::created(clients, &s.arn, &s.name, id).await?;
         written = match (written, created) {
             (Some(a), Some(b)) => Some(f64::min(a, b)),
             (a, b) => a.or(b),
@@ -179,6 +175,19 @@ pub async fn resume(
     }
     let mut values = Vec::with_capacity(run.secrets.len());
     for (i, s) in run.secrets.iter().enumerate() {
+        if crate::store::is_parameter(&s.arn) {
+            // A parameter: its journaled intent and history say whether the write happened
+            // (the run finds it again); the value is asked for only when it surely did not.
+            let needed = summary.started.kind == RotationKind::Replace
+                && !s.written
+                && !parameter_written(clients, summary, i).await?;
+            values.push(if needed {
+                Some(value_again(clients, &settings, summary, i, operator).await?)
+            } else {
+                None
+            });
+            continue;
+        }
         let Some(token) = s.token.as_deref().filter(|_| !s.written) else {
             values.push(None);
             continue;
@@ -199,6 +208,25 @@ pub async fn resume(
     Ok(report)
 }
 
+/// Whether parameter `i`'s rollout write happened (or cannot be placed: the run then stops
+/// and says so), by its journaled intent and the history: no value is needed then.
+async fn parameter_written(clients: &Clients, summary: &RotationSummary, i: usize) -> Result<bool> {
+    let s = &summary.secrets[i];
+    let Some((previous, at)) = summary.intent(i, journal::Phase::Rollout) else {
+        return Ok(false);
+    };
+    let info = crate::store::describe_parameter(clients, &s.name).await?;
+    let intent = crate::parameter::Intent {
+        previous: previous.parse().unwrap_or(0),
+        caller: &summary.started.caller_arn,
+        at: journal::moment_epoch(at),
+    };
+    Ok(!matches!(
+        crate::parameter::resolve_written(&intent, &info.history, super::param::SKEW_SECS),
+        crate::parameter::Written::NotWritten { others: 0 }
+    ))
+}
+
 /// The value of the `i`-th secret, asked again (it is never stored), with its JSON key
 /// merged again into the still-current value.
 async fn value_again(
@@ -211,7 +239,11 @@ async fn value_again(
     let s = &summary.secrets[i];
     let new = async {
         let given = operator.new_value(&s.name, i, summary.secrets.len())?;
-        let current = current_value(clients, &s.arn, s.previous_version_id.as_deref()).await?;
+        let current = if crate::store::is_parameter(&s.arn) && s.json_key.is_none() {
+            None
+        } else {
+            current_value(clients, &s.arn, &s.name, s.previous_version_id.as_deref()).await?
+        };
         let current = current.as_ref().map(|value| value::Current {
             value,
             secret: &s.name,

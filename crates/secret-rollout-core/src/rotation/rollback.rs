@@ -8,7 +8,7 @@ use crate::error::{Error, Reach, Result};
 use crate::journal::{self, RotationKind, RotationSummary};
 use crate::plan;
 use crate::rollout::ServiceRef;
-use crate::secret::{self, SecretInfo};
+use crate::secret::SecretInfo;
 
 use super::decide::{self, RestoreChoice, RollbackSource};
 use super::replace;
@@ -59,17 +59,16 @@ pub async fn rollback(
     request: RollbackRequest,
     operator: &dyn Operator,
 ) -> Result<Report> {
-    let sm = &ctx.clients.sm;
     let rotations;
     let (choice, info, undone) = match &request.of {
         RollbackOf::Rotation(r) => {
             let choice =
                 decide::rollback_restores(RollbackSource::Rotation(r), &ctx.settings.reach)?;
-            let info = secret::describe(sm, &choice.arn).await?;
+            let info = crate::store::describe(ctx.clients, &choice.arn).await?;
             (choice, info, Some(&**r))
         }
         RollbackOf::Secret(name) => {
-            let info = secret::describe(sm, &target.secret_id(name)).await?;
+            let info = crate::store::describe(ctx.clients, &target.secret_id(name)).await?;
             rotations = journal::list(&ctx.settings.state_dir)?;
             let last = decide::last_write_of(&rotations, &info.arn);
             let choice = decide::rollback_restores(
@@ -115,11 +114,8 @@ pub async fn rollback(
     // not someone else's.
     let ours = match undone {
         Some(r) => {
-            let written = secret::versions(sm, &info.arn)
-                .await?
-                .into_iter()
-                .find(|v| v.id == choice.from)
-                .and_then(|v| v.created);
+            let written =
+                crate::store::created(ctx.clients, &info.arn, &info.name, &choice.from).await?;
             decide::undone_deployments(r, written)
         }
         None => Default::default(),
@@ -143,9 +139,15 @@ pub async fn rollback(
     confirmed(
         operator,
         &format!(
-            "move AWSCURRENT of {} back to {} and redeploy {} service(s){}?",
-            info.name,
-            choice.to,
+            "{} and redeploy {} service(s){}?",
+            if crate::store::is_parameter(&info.arn) {
+                format!(
+                    "write the value of version {} of {} again as a new version",
+                    choice.to, info.name
+                )
+            } else {
+                format!("move AWSCURRENT of {} back to {}", info.name, choice.to)
+            },
             redeploy.len(),
             // The services by name: a yes is given knowing what restarts.
             if redeploy.is_empty() {

@@ -79,6 +79,14 @@ pub(super) struct Run<'a> {
     /// Containers whose restore after a failure ships another image than some of their
     /// tasks run (a tag moved: issue 18), checked before the restore redeploys them.
     pub(super) restore_images: Vec<crate::images::ContainerCheck>,
+    /// Who writes (the journal's caller): Parameter Store records it on every version.
+    pub(super) caller_arn: String,
+    /// Parameters: the journaled intents to write, by phase and ARN: the version each
+    /// overwrites and when (epoch seconds, the tool's clock).
+    pub(super) intents: BTreeMap<(Phase, String), (String, f64)>,
+    /// Parameters: what an overwrite sends again, as last described (for the commands of
+    /// a restore by hand).
+    pub(super) specs: BTreeMap<String, crate::parameter::WriteSpec>,
     pub(super) _locks: Vec<Lock>,
 }
 
@@ -225,6 +233,9 @@ impl<'a> Run<'a> {
             no_readers: false,
             paused: Vec::new(),
             restore_images: Vec::new(),
+            caller_arn: ctx.caller.arn.clone(),
+            intents: BTreeMap::new(),
+            specs: BTreeMap::new(),
             _locks: locks,
         })
     }
@@ -296,6 +307,17 @@ impl<'a> Run<'a> {
             no_readers: started.kind == RotationKind::Replace && summary.services.is_empty(),
             paused: Vec::new(),
             restore_images: Vec::new(),
+            caller_arn: started.caller_arn.clone(),
+            intents: summary
+                .secrets
+                .iter()
+                .flat_map(|s| {
+                    s.intents.iter().map(|(phase, previous, at)| {
+                        ((*phase, s.arn.clone()), (previous.clone(), epoch_secs(*at)))
+                    })
+                })
+                .collect(),
+            specs: BTreeMap::new(),
             _locks: locks,
         })
     }
@@ -320,7 +342,9 @@ impl Run<'_> {
                 .write(i, values.get_mut(i).and_then(Option::take))
                 .await
             {
-                if e.kind == Kind::LeaseLost {
+                // A lost lease, or a parameter write the history cannot place: stop with
+                // the rotation open (nothing more is written; `resume` asks again).
+                if matches!(e.kind, Kind::LeaseLost | Kind::VerifyFailed) {
                     return Err(e);
                 }
                 let written_any = self.secrets.iter().any(|s| s.written);
@@ -356,11 +380,7 @@ impl Run<'_> {
                 },
                 (None, _) => continue,
             };
-            let created = secret::versions(&self.clients.sm, &s.arn)
-                .await?
-                .into_iter()
-                .find(|v| &v.id == token)
-                .and_then(|v| v.created);
+            let created = crate::store::created(self.clients, &s.arn, &s.name, token).await?;
             watched.push((i, token.clone(), created));
             labels.push(short(token).to_string());
         }
@@ -474,7 +494,7 @@ impl Run<'_> {
     ) -> Result<Report> {
         let restore = self.restore().await;
         if let Err(e) = &restore {
-            if e.kind == Kind::LeaseLost {
+            if e.kind == Kind::LeaseLost || self.parameter_left_open(e) {
                 return Err(e.clone());
             }
         }
@@ -572,7 +592,13 @@ impl Run<'_> {
         let mut out = Vec::new();
         for s in &self.secrets {
             if let (Some(prev), Some(new)) = (&s.previous, &s.token) {
-                if !s.restored {
+                if !s.restored && crate::store::is_parameter(&s.arn) {
+                    out.extend(crate::parameter::manual_restore_commands(
+                        crate::store::parameter_name(&s.name),
+                        prev,
+                        self.specs.get(&s.arn),
+                    ));
+                } else if !s.restored {
                     out.extend(secret::manual_restore_commands(&s.arn, prev, new, &[]));
                 }
             }
@@ -589,6 +615,9 @@ impl Run<'_> {
     /// Writes secret `i` unless it is written; checks AWSCURRENT has not moved since the plan.
     async fn write(&mut self, i: usize, value: Option<SecretValue>) -> Result<()> {
         let s = self.secrets[i].clone();
+        if crate::store::is_parameter(&s.arn) {
+            return self.write_parameter(i, value).await;
+        }
         let Some(token) = s.token.clone() else {
             return Ok(());
         };

@@ -34,7 +34,7 @@ const SECRET: &str = "production/opg_lpa_common_account_cleanup_notification_rec
 pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Result<i32> {
     let sb = Sandbox::start(SandboxOptions {
         port: 0,
-        scenario: Scenario::sample_with_blue_green(),
+        scenario: Scenario::demo(),
         speed: Some(a.speed),
         seed: None,
     })
@@ -43,10 +43,10 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
     let width = super::width::stderr();
     for line in [
         format!(
-            "demo: a sandbox of the sample environment is running on {} (Secrets Manager, ECS, STS)",
+            "demo: a sandbox of the sample environment is running on {} (Secrets Manager, SSM Parameter Store, ECS, STS)",
             sb.endpoint()
         ),
-        "demo: cluster production-online-lpa runs front (3 tasks), api (3), pdf (2), admin (1) and viewer (2, blue/green)".to_string(),
+        "demo: cluster production-online-lpa runs front (3 tasks), api (3), pdf (2), admin (1), viewer (2, blue/green) and notify (2, its API key in an SSM Parameter Store SecureString)".to_string(),
     ] {
         for l in super::width::wrap(&line, width) {
             eprintln!("{l}");
@@ -71,6 +71,7 @@ pub async fn run(global: &Global, a: &DemoArgs, reporter: &dyn Reporter) -> Resu
         clusters: vec!["production-online-lpa".into()],
         services: None,
         secret_prefix: None,
+        parameter_prefix: None,
     };
     let p = plan::plan(&clients, &target, &[SECRET.to_string()], None, false).await?;
     eprintln!();

@@ -7,7 +7,6 @@ use clap::Args;
 use secret_rollout_core::error::{exit, Error, Result};
 use secret_rollout_core::history::{self, History};
 use secret_rollout_core::journal;
-use secret_rollout_core::secret;
 
 use super::args::{Global, Output, Target};
 use super::ndjson;
@@ -116,8 +115,13 @@ fn prose(h: &History) -> String {
     }
     if let Some(s) = &h.secret {
         out.push_str(&format!(
-            "\nVersions of {} in Secrets Manager (oldest first):\n",
-            s.name
+            "\nVersions of {} in {} (oldest first):\n",
+            s.name,
+            if secret_rollout_core::store::is_parameter(&s.arn) {
+                "Parameter Store"
+            } else {
+                "Secrets Manager"
+            }
         ));
     }
     out
@@ -133,7 +137,9 @@ fn versions(s: &history::SecretVersions, w: Option<usize>) -> String {
             .map(|v| {
                 vec![
                     v.id.clone(),
-                    if v.stages.is_empty() {
+                    if v.stages.is_empty() && secret_rollout_core::store::is_parameter(&s.arn) {
+                        "-".into()
+                    } else if v.stages.is_empty() {
                         "(deprecated)".into()
                     } else {
                         v.stages.join(",")
@@ -251,8 +257,9 @@ pub async fn run(global: &Global, a: &HistoryArgs) -> Result<i32> {
                 Some(s) => s,
                 None => session::sign_in(target, &a.target).await?,
             };
-            let info = secret::describe(&s.clients.sm, &id).await?;
-            let versions = secret::versions(&s.clients.sm, &info.arn).await?;
+            let info = secret_rollout_core::store::describe(&s.clients, &id).await?;
+            let versions =
+                secret_rollout_core::store::versions(&s.clients, &info.arn, &info.name).await?;
             (
                 Some(info.arn.clone()),
                 Some(history::SecretVersions {

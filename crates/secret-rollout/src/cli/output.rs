@@ -469,7 +469,13 @@ fn report_head(r: &Report, out: &mut dyn Write) {
                 );
             }
             (Some(new), false) => {
-                let _ = writeln!(out, "  {}: {prev} -> {new} (AWSCURRENT)", s.name);
+                // A parameter has no AWSCURRENT: ECS reads its latest version.
+                let now = if secret_rollout_core::store::is_parameter(&s.arn) {
+                    "latest"
+                } else {
+                    "AWSCURRENT"
+                };
+                let _ = writeln!(out, "  {}: {prev} -> {new} ({now})", s.name);
             }
             // A rollback writes nothing: it moves AWSCURRENT off `new` (the version the
             // undone rotation wrote) back to `prev`.

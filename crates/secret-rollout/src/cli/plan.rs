@@ -34,6 +34,10 @@ pub struct PlanArgs {
     /// refused otherwise, as `replace` refuses it).
     #[arg(long)]
     pub force_with_rotation: bool,
+    /// Plan as `replace --allow-plaintext` would (a `String` parameter, stored
+    /// unencrypted, is refused otherwise).
+    #[arg(long)]
+    pub allow_plaintext: bool,
 }
 
 /// What to plan: the arguments `plan` and `replace --dry-run` share.
@@ -48,6 +52,8 @@ pub struct Request<'a> {
     pub services: &'a [String],
     /// `--force-with-rotation`.
     pub allow_rotation: bool,
+    /// `--allow-plaintext`.
+    pub allow_plaintext: bool,
     /// `--timeout` and `--allow-short-credentials` of `replace --dry-run`: the credentials
     /// must outlast the rollout, as `replace` checks.
     pub lifetime: Option<(std::time::Duration, bool)>,
@@ -63,6 +69,7 @@ pub async fn run(global: &Global, a: &PlanArgs) -> Result<i32> {
             value: &a.value,
             services: &a.services,
             allow_rotation: a.force_with_rotation,
+            allow_plaintext: a.allow_plaintext,
             lifetime: None,
         },
     )
@@ -99,7 +106,10 @@ pub async fn show(global: &Global, r: &Request<'_>) -> Result<i32> {
         &s.target,
         r.secrets,
         r.services,
-        r.allow_rotation,
+        secret_rollout_core::plan::Guards {
+            allow_rotation: r.allow_rotation,
+            allow_plaintext: r.allow_plaintext,
+        },
     )
     .await?;
     let refusal = p.refusal();

@@ -40,6 +40,10 @@ pub struct ReplaceArgs {
     /// Write even though the secret has rotation enabled.
     #[arg(long)]
     pub force_with_rotation: bool,
+    /// Write a `String` Parameter Store parameter although its value is stored unencrypted
+    /// (refused otherwise).
+    #[arg(long)]
+    pub allow_plaintext: bool,
     /// Rollout options.
     #[command(flatten)]
     pub rollout: RolloutArgs,
@@ -58,6 +62,7 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
                 value: &a.value,
                 services: &a.services,
                 allow_rotation: a.force_with_rotation,
+                allow_plaintext: a.allow_plaintext,
                 lifetime: Some((a.rollout.timeout, a.rollout.allow_short_credentials)),
             },
         )
@@ -95,7 +100,10 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
             &s.target,
             &a.secrets,
             &a.services,
-            a.force_with_rotation,
+            secret_rollout_core::plan::Guards {
+                allow_rotation: a.force_with_rotation,
+                allow_plaintext: a.allow_plaintext,
+            },
         )
         .await?;
         if global.output == args::Output::Text {
@@ -143,6 +151,7 @@ pub async fn run(global: &Global, a: &ReplaceArgs, reporter: &dyn Reporter) -> R
         json_key: a.value.json_key.clone(),
         only_services: a.services.clone(),
         allow_rotation: a.force_with_rotation,
+        allow_plaintext: a.allow_plaintext,
     };
     let report = rotating::interruptible(
         &settings,

@@ -192,6 +192,7 @@ pub fn target_from_journal(
         clusters: summary.started.clusters.clone(),
         services: None,
         secret_prefix: env.and_then(|e| e.secret_prefix.clone()),
+        parameter_prefix: env.and_then(|e| e.parameter_prefix.clone()),
     })
 }
 
