@@ -399,3 +399,37 @@ async fn requests_are_throttled_on_arrival_not_after_waiting_for_the_world() {
     );
     assert_eq!(throttle.report()["throttled_total"], json!(SENT - BURST));
 }
+
+/// A scenario loaded through the control API brings its own limits to the running server
+/// (the front keeps asking the same throttle), with full buckets; one without limits turns
+/// them off.
+#[tokio::test]
+async fn a_loaded_scenario_sets_the_limits_the_server_applies() {
+    let sb = start(SCENARIO).await;
+    let limited = format!(
+        "{SCENARIO}\n[limits]\npreset = \"none\"\n[limits.groups.\"ecs.cluster_read\"]\nburst = 2\nsustained = 0.001\n"
+    );
+    let (status, body) = control(&sb, "POST", "/_sandbox/scenario", &limited).await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..2 {
+        let a = ecs_call(&sb, "DescribeClusters", json!({"clusters": ["c"]})).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let a = ecs_call(&sb, "DescribeClusters", json!({"clusters": ["c"]})).await;
+    assert_error(&a, 400, "ThrottlingException");
+    assert_eq!(
+        logged(&sb, "DescribeClusters").await,
+        vec![None, None, Some("ThrottlingException".to_string())]
+    );
+    let (_, report) = control(&sb, "GET", "/_sandbox/limits", "").await;
+    assert_eq!(report["throttled_total"], 1, "{report}");
+
+    let (status, body) = control(&sb, "POST", "/_sandbox/scenario", SCENARIO).await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..5 {
+        let a = ecs_call(&sb, "DescribeClusters", json!({"clusters": ["c"]})).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let (_, report) = control(&sb, "GET", "/_sandbox/limits", "").await;
+    assert_eq!(report["enabled"], false, "{report}");
+}
