@@ -220,12 +220,7 @@ pub fn access_key_of(headers: &hyper::HeaderMap) -> Option<String> {
     Some(cred.split('/').next()?.trim().to_string())
 }
 
-async fn handle_json(
-    world: Shared,
-    throttle: &Throttle,
-    req: ReadRequest,
-    target: &str,
-) -> Answer {
+async fn handle_json(world: Shared, throttle: &Throttle, req: ReadRequest, target: &str) -> Answer {
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
     let service = match prefix {
         "secretsmanager" => Service::SecretsManager,
@@ -257,15 +252,7 @@ async fn handle_json(
     let over = throttle.arrive(service, operation);
     let key = access_key_of(&req.headers);
     let operation = operation.to_string();
-    let admission = admit(
-        &world,
-        over,
-        service,
-        &operation,
-        body.clone(),
-        key.clone(),
-    )
-    .await?;
+    let admission = admit(&world, over, service, &operation, body.clone(), key.clone()).await?;
     let run = move |w: &mut World, call: usize| match w.call_as(
         service,
         &operation,
@@ -413,15 +400,7 @@ async fn handle_query(world: Shared, throttle: &Throttle, req: ReadRequest) -> A
     let over = throttle.arrive(Service::Sts, &action);
     let key = access_key_of(&req.headers);
     let subject = serde_json::json!({});
-    let admission = admit(
-        &world,
-        over,
-        Service::Sts,
-        &action,
-        subject,
-        key.clone(),
-    )
-    .await?;
+    let admission = admit(&world, over, Service::Sts, &action, subject, key.clone()).await?;
     let refused_id = request_id.clone();
     let run = move |w: &mut World, call: usize| {
         w.advance();

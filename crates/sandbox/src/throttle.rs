@@ -367,7 +367,12 @@ impl Throttle {
         }
     }
 
-    fn take(&self, account: Option<&str>, service: Service, operation: &str) -> Option<&'static str> {
+    fn take(
+        &self,
+        account: Option<&str>,
+        service: Service,
+        operation: &str,
+    ) -> Option<&'static str> {
         let mut st = self.lock();
         let State {
             spec,
