@@ -1,4 +1,4 @@
-//! 7. Within AWS's rate limits: 1,000 services in 20 clusters, the sandbox throttling as
+//! Section 7: within AWS's rate limits: 1,000 services in 20 clusters, the sandbox throttling as
 //! AWS does (`--limits aws`: token buckets per action group on the wall clock), `plan`
 //! twice and `replace` end to end, with the client's own rate limiter (the default,
 //! `--aws-rate 0.5`) and without it (`--aws-rate off`), side by side in the same run.

@@ -343,7 +343,16 @@ async fn requests_are_throttled_on_arrival_not_after_waiting_for_the_world() {
     let throttle = world.lock().unwrap().throttle.clone();
     world.lock().unwrap().clear_calls();
 
-    let busy = world.lock().unwrap();
+    // The world held by another thread, as by a long simulation step, until told to let go.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let held = world.clone();
+    let busy = std::thread::spawn(move || {
+        let _guard = held.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    locked_rx.recv().unwrap();
     let client = reqwest::Client::new();
     let calls: Vec<_> = (0..SENT)
         .map(|_| {
@@ -377,7 +386,8 @@ async fn requests_are_throttled_on_arrival_not_after_waiting_for_the_world() {
         .expect("the burst is decided while the world is busy");
     // Nothing was answered yet: every answer needs the world (the call log is there).
     assert!(calls.iter().all(|c| !c.is_finished()));
-    drop(busy);
+    release_tx.send(()).unwrap();
+    busy.join().unwrap();
 
     let mut answers = Vec::new();
     for c in calls {
