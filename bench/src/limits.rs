@@ -568,13 +568,20 @@ fn report(r: &[ArmResult; 2]) {
         goal(t1 + t2 + t3 == 0),
         t1 + t2 + t3
     );
+    // The cache holds what a finished plan read: judged on the limiter's arm, whose
+    // first plan always finishes (the benchmark stops otherwise).
     let (d_ok, d_t) = a.plan2.of("DescribeTaskDefinition");
     let (e_ok, e_t) = b.plan2.of("DescribeTaskDefinition");
     println!(
-        "  goal 0 DescribeTaskDefinition in the second plan: {} ({} and {})",
-        goal(d_ok + d_t + e_ok + e_t == 0),
+        "  goal 0 DescribeTaskDefinition in the second plan (limiter): {} ({}; without the limiter {}{})",
+        goal(d_ok + d_t == 0),
         d_ok + d_t,
-        e_ok + e_t
+        e_ok + e_t,
+        if b.plan1.failure.is_some() {
+            ", its first plan having failed before the cache was written"
+        } else {
+            ""
+        }
     );
     let delay = a.last_noticed.as_secs_f64() - a.last_completed.as_secs_f64();
     println!(
