@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo build --release -p secret-rollout -p bench
-//! target/release/bench <load|describe|runbook|discovery|watch|all> [--runs N] [--samples N] [--speed X]
+//! target/release/bench <load|describe|runbook|discovery|watch|limits|all> [--runs N] [--samples N] [--speed X]
+//! target/release/bench limits [--services N] [--tasks N] [--speed X]
 //! ```
 //!
 //! Every benchmark measures against an alternative in the same run and prints the ratio,
@@ -28,9 +29,16 @@ const SAMPLE_SERVICES: [&str; 4] = ["front", "api", "pdf", "admin"];
 struct Opts {
     runs: usize,
     samples: usize,
-    /// Sandbox clock speed for `runbook` (virtual seconds per real second).
-    speed: f64,
+    /// Sandbox clock speed for `runbook` and `limits` (virtual seconds per real second;
+    /// default 1 for `runbook`, 10 for `limits`).
+    speed: Option<f64>,
+    /// `limits`: services of the generated world (default 1,000).
+    services: Option<usize>,
+    /// `limits`: tasks per service (default 2).
+    tasks: Option<usize>,
 }
+
+mod limits;
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -38,7 +46,9 @@ async fn main() -> Result<()> {
     let mut opts = Opts {
         runs: 5,
         samples: 2000,
-        speed: 1.0,
+        speed: None,
+        services: None,
+        tasks: None,
     };
     let mut names = Vec::new();
     let mut it = args.iter();
@@ -47,14 +57,17 @@ async fn main() -> Result<()> {
             "--runs" => opts.runs = parse_next(&mut it, "--runs")?,
             "--samples" => opts.samples = parse_next(&mut it, "--samples")?,
             "--speed" => {
-                opts.speed = it
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| anyhow!("--speed needs a number"))?
+                opts.speed = Some(
+                    it.next()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or_else(|| anyhow!("--speed needs a number"))?,
+                )
             }
+            "--services" => opts.services = Some(parse_next(&mut it, "--services")?),
+            "--tasks" => opts.tasks = Some(parse_next(&mut it, "--tasks")?),
             "-h" | "--help" => {
                 println!(
-                    "usage: bench <load|describe|runbook|discovery|watch|all> [--runs N] [--samples N]"
+                    "usage: bench <load|describe|runbook|discovery|watch|limits|all> [--runs N] [--samples N] [--speed X] [--services N] [--tasks N]"
                 );
                 return Ok(());
             }
@@ -62,9 +75,16 @@ async fn main() -> Result<()> {
         }
     }
     if names.is_empty() || names.iter().any(|n| n == "all") {
-        names = ["load", "describe", "runbook", "discovery", "watch"]
-            .map(String::from)
-            .to_vec();
+        names = [
+            "load",
+            "describe",
+            "runbook",
+            "discovery",
+            "watch",
+            "limits",
+        ]
+        .map(String::from)
+        .to_vec();
     }
     for name in &names {
         match name.as_str() {
@@ -73,8 +93,9 @@ async fn main() -> Result<()> {
             "runbook" => runbook(&opts).await?,
             "discovery" => discovery(&opts).await?,
             "watch" => watch(&opts).await?,
+            "limits" => limits::limits(&opts).await?,
             other => bail!(
-                "unknown benchmark {other:?} (load, describe, runbook, discovery, watch, all)"
+                "unknown benchmark {other:?} (load, describe, runbook, discovery, watch, limits, all)"
             ),
         }
         println!();
@@ -645,7 +666,7 @@ async fn runbook(o: &Opts) -> Result<()> {
         .unwrap_or_default();
     println!(
         "runbook: one secret read by four services, zero task timings, sandbox speed {} ({} runs each, alternating)",
-        o.speed, o.runs
+        o.speed.unwrap_or(1.0), o.runs
     );
     println!("  aws CLI: {aws_version}");
     // The runbook redeploys front, api, pdf and admin; in the sample pdf does not read the
@@ -677,7 +698,7 @@ async fn runbook(o: &Opts) -> Result<()> {
     }
     // Zero timings still leave ECS a millisecond of virtual time per task phase (so a
     // failing service cannot spin); --speed 1000 makes that microseconds of real time.
-    let sb = start(scenario, o.speed).await?;
+    let sb = start(scenario, o.speed.unwrap_or(1.0)).await?;
     let endpoint = sb.endpoint();
     let dir = tempfile::tempdir()?;
     std::fs::create_dir_all(dir.path().join("state"))?;

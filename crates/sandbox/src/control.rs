@@ -146,7 +146,11 @@ impl World {
 
     /// Replaces the whole world with one built from `scenario` (its own speed and seed).
     pub fn load_scenario(&mut self, scenario: &Scenario) -> Result<(), String> {
-        *self = scenario::build_world(scenario, None, None)?;
+        let mut world = scenario::build_world(scenario, None, None)?;
+        // The HTTP front holds this world's throttle: keep it, with the new limits.
+        self.throttle.take_over(&world.throttle);
+        world.throttle = std::sync::Arc::clone(&self.throttle);
+        *self = world;
         Ok(())
     }
 }

@@ -105,8 +105,10 @@ pub struct World {
     pub ecr: ecr::Ecr,
     /// Injected faults.
     pub faults: faults::Faults,
-    /// AWS's rate limits (off unless set).
-    pub throttle: throttle::Throttle,
+    /// AWS's rate limits (off unless set). The HTTP front holds this same `Arc` and asks
+    /// it about every request on arrival, without the world's lock: change the limits with
+    /// [`throttle::Throttle::set`], never by replacing the `Arc`.
+    pub throttle: Arc<throttle::Throttle>,
     /// Every call answered, in order.
     pub calls: Vec<CallRecord>,
     /// Calls cleared from the log so far: a call's number is its index plus this.
@@ -156,7 +158,7 @@ impl World {
             sts: sts::Sts::default(),
             ecr: ecr::Ecr::default(),
             faults: faults::Faults::default(),
-            throttle: throttle::Throttle::default(),
+            throttle: Arc::new(throttle::Throttle::for_account(account)),
             calls: Vec::new(),
             calls_cleared: 0,
         }

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 use crate::faults::{FaultAction, Release};
+use crate::throttle::{throttling_error, Throttle};
 use crate::{control, scenario, AwsError, Scenario, Service, Shared, World};
 
 /// Largest request body accepted (Secrets Manager's own limit is 64 KiB of secret).
@@ -79,6 +80,7 @@ impl Sandbox {
     /// Builds the world from the options and starts serving on loopback.
     pub async fn start(options: SandboxOptions) -> Result<Sandbox, String> {
         let world = scenario::build_world(&options.scenario, options.speed, options.seed)?;
+        let throttle = Arc::clone(&world.throttle);
         let world: Shared = Arc::new(Mutex::new(world));
         let listener = TcpListener::bind(("127.0.0.1", options.port))
             .await
@@ -93,9 +95,12 @@ impl Sandbox {
                     accepted = listener.accept() => {
                         let Ok((stream, _)) = accepted else { continue };
                         let world = served.clone();
+                        let throttle = throttle.clone();
                         tokio::spawn(async move {
                             let io = hyper_util::rt::TokioIo::new(stream);
-                            let svc = hyper::service::service_fn(move |req| handle(world.clone(), req));
+                            let svc = hyper::service::service_fn(move |req| {
+                                handle(world.clone(), throttle.clone(), req)
+                            });
                             // Errors here are dropped connections (ours or the client's).
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .keep_alive(true)
@@ -147,7 +152,27 @@ impl Drop for Sandbox {
     }
 }
 
-async fn handle(world: Shared, req: Request<Incoming>) -> Answer {
+/// Runs `f` on the world, under its lock, on a blocking thread: a long simulation step
+/// holds the lock, and the requests waiting for it must not hold the runtime's workers,
+/// which keep reading (and throttling) new requests on arrival meanwhile.
+async fn with_world<T, F>(world: &Shared, f: F) -> T
+where
+    F: FnOnce(&mut World) -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let world = world.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        // A panic elsewhere must not make the sandbox unusable.
+        let mut w = world.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut w)
+    });
+    match job.await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+async fn handle(world: Shared, throttle: Arc<Throttle>, req: Request<Incoming>) -> Answer {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -167,14 +192,18 @@ async fn handle(world: Shared, req: Request<Incoming>) -> Answer {
         body,
     };
     if req.path.starts_with(control::PREFIX) {
-        let (status, value) =
-            control::handle(&world, &req.method, &req.path, &req.query, &req.body);
+        let shared = world.clone();
+        let (status, value) = tokio::task::spawn_blocking(move || {
+            control::handle(&shared, &req.method, &req.path, &req.query, &req.body)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         return Ok(json_response(status, &value));
     }
     if let Some(target) = header(&req.headers, "x-amz-target") {
-        return handle_json(world, &req, &target).await;
+        return handle_json(world, &throttle, req, &target).await;
     }
-    handle_query(world, &req).await
+    handle_query(world, &throttle, req).await
 }
 
 fn header(headers: &hyper::HeaderMap, name: &str) -> Option<String> {
@@ -191,7 +220,7 @@ pub fn access_key_of(headers: &hyper::HeaderMap) -> Option<String> {
     Some(cred.split('/').next()?.trim().to_string())
 }
 
-async fn handle_json(world: Shared, req: &ReadRequest, target: &str) -> Answer {
+async fn handle_json(world: Shared, throttle: &Throttle, req: ReadRequest, target: &str) -> Answer {
     let (prefix, operation) = target.split_once('.').unwrap_or((target, ""));
     let service = match prefix {
         "secretsmanager" => Service::SecretsManager,
@@ -218,9 +247,12 @@ async fn handle_json(world: Shared, req: &ReadRequest, target: &str) -> Answer {
             }
         }
     };
+    // AWS's rate limits, decided on arrival (wall clock): before this request waits for
+    // the world.
+    let over = throttle.arrive(service, operation);
     let key = access_key_of(&req.headers);
-    let admission = admit(&world, service, operation, &body, key.as_deref()).await?;
     let operation = operation.to_string();
+    let admission = admit(&world, over, service, &operation, body.clone(), key.clone()).await?;
     let run = move |w: &mut World, call: usize| match w.call_as(
         service,
         &operation,
@@ -235,7 +267,7 @@ async fn handle_json(world: Shared, req: &ReadRequest, target: &str) -> Answer {
     };
     match admission {
         Admission::Refuse(e) => Ok(json_error(&e)),
-        Admission::Run(call) => Ok(run(&mut world.lock().expect("sandbox state lock"), call)),
+        Admission::Run(call) => Ok(with_world(&world, move |w| run(w, call)).await),
         Admission::Held(call, release) => run_when_released(world, call, release, run).await,
     }
 }
@@ -265,12 +297,9 @@ where
     let (tx, answer) = oneshot::channel();
     tokio::spawn(async move {
         let response = match release.await {
-            Ok(Release::Run) => Some(run(&mut world.lock().expect("sandbox state lock"), call)),
+            Ok(Release::Run) => Some(with_world(&world, move |w| run(w, call)).await),
             Ok(Release::Drop) => {
-                world
-                    .lock()
-                    .expect("sandbox state lock")
-                    .set_call_error(call, DROPPED);
+                with_world(&world, move |w| w.set_call_error(call, DROPPED)).await;
                 None
             }
             // The world was replaced (a new scenario): its calls are gone.
@@ -288,39 +317,47 @@ where
 /// The error recorded for a call whose connection was closed without an answer.
 const DROPPED: &str = "DroppedConnection";
 
-/// Auth, call recording and faults, common to all protocols. `Err` drops the connection.
+/// What the locked part of [`admit`] decided.
+enum Decided {
+    Done(Admission),
+    Act(Option<FaultAction>, usize),
+}
+
+/// Auth, call recording and faults, common to all protocols. `over` is the group whose
+/// bucket was empty when the request arrived ([`Throttle::arrive`]). `Err` drops the
+/// connection.
 async fn admit(
     world: &Shared,
+    over: Option<&'static str>,
     service: Service,
     operation: &str,
-    body: &Value,
-    access_key: Option<&str>,
+    body: Value,
+    access_key: Option<String>,
 ) -> Result<Admission, DropConnection> {
-    let (action, call) = {
-        let mut w = world.lock().expect("sandbox state lock");
+    let operation = operation.to_string();
+    let decided = with_world(world, move |w| {
         // Session expiry is checked on the real clock inside (credentials are real-world).
-        if let Err(e) = w.sts.authenticate(service, access_key) {
-            w.record(service, operation, body, Some(&e.code));
-            return Ok(Admission::Refuse(e));
+        if let Err(e) = w.sts.authenticate(service, access_key.as_deref()) {
+            if let Some(group) = over {
+                w.throttle.forgive(group);
+            }
+            w.record(service, &operation, &body, Some(&e.code));
+            return Decided::Done(Admission::Refuse(e));
         }
-        // AWS's rate limits (wall clock), before faults: a refused call never runs.
-        if let Some(e) = {
-            let crate::World {
-                throttle, account, ..
-            } = &mut *w;
-            throttle.admit(account, service, operation)
-        } {
-            w.record(service, operation, body, Some(&e.code));
-            return Ok(Admission::Refuse(e));
+        // Over AWS's rate on arrival (wall clock), before faults: a refused call never runs.
+        if over.is_some() {
+            let e = throttling_error(service);
+            w.record(service, &operation, &body, Some(&e.code));
+            return Decided::Done(Admission::Refuse(e));
         }
-        let crate::World { faults, rng, .. } = &mut *w;
-        let action = faults.check(service, operation, body, rng);
+        let World { faults, rng, .. } = &mut *w;
+        let action = faults.check(service, &operation, &body, rng);
         let code = match &action {
             Some(FaultAction::Error(e)) => Some(e.code.clone()),
             Some(FaultAction::Drop) => Some(DROPPED.to_string()),
             _ => None,
         };
-        let call = w.record(service, operation, body, code.as_deref());
+        let call = w.record(service, &operation, &body, code.as_deref());
         if let Some(FaultAction::Hold) = action {
             let subject = w
                 .calls
@@ -328,10 +365,15 @@ async fn admit(
                 .map(|c| c.subject.clone())
                 .unwrap_or_default();
             let at = w.clock.now();
-            let (_, release) = w.faults.hold(service, operation, subject, at, call);
-            return Ok(Admission::Held(call, release));
+            let (_, release) = w.faults.hold(service, &operation, subject, at, call);
+            return Decided::Done(Admission::Held(call, release));
         }
-        (action, call)
+        Decided::Act(action, call)
+    })
+    .await;
+    let (action, call) = match decided {
+        Decided::Done(a) => return Ok(a),
+        Decided::Act(action, call) => (action, call),
     };
     match action {
         None | Some(FaultAction::Hold) => Ok(Admission::Run(call)),
@@ -344,7 +386,7 @@ async fn admit(
     }
 }
 
-async fn handle_query(world: Shared, req: &ReadRequest) -> Answer {
+async fn handle_query(world: Shared, throttle: &Throttle, req: ReadRequest) -> Answer {
     let mut params: BTreeMap<String, String> =
         serde_urlencoded::from_bytes(&req.body).unwrap_or_default();
     if params.is_empty() && !req.query.is_empty() {
@@ -355,9 +397,10 @@ async fn handle_query(world: Shared, req: &ReadRequest) -> Answer {
         let e = AwsError::new("MissingAction", "Missing Action");
         return Ok(xml_response(400, e.xml_body(&request_id)));
     };
+    let over = throttle.arrive(Service::Sts, &action);
     let key = access_key_of(&req.headers);
     let subject = serde_json::json!({});
-    let admission = admit(&world, Service::Sts, &action, &subject, key.as_deref()).await?;
+    let admission = admit(&world, over, Service::Sts, &action, subject, key.clone()).await?;
     let refused_id = request_id.clone();
     let run = move |w: &mut World, call: usize| {
         w.advance();
@@ -385,7 +428,7 @@ async fn handle_query(world: Shared, req: &ReadRequest) -> Answer {
     };
     match admission {
         Admission::Refuse(e) => Ok(xml_response(e.status, e.xml_body(&refused_id))),
-        Admission::Run(call) => Ok(run(&mut world.lock().expect("sandbox state lock"), call)),
+        Admission::Run(call) => Ok(with_world(&world, move |w| run(w, call)).await),
         Admission::Held(call, release) => run_when_released(world, call, release, run).await,
     }
 }

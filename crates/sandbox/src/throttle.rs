@@ -9,6 +9,11 @@
 //! answered as AWS answers it: `ThrottlingException` "Rate exceeded", HTTP 400 (STS's query
 //! protocol: `Throttling`), without running.
 //!
+//! The bucket is asked the moment a request has arrived, before the request waits for the
+//! world's lock (or anything else), as AWS's front end decides before any work is queued:
+//! requests that queue behind a long simulation step must not reach the bucket later in a
+//! burst they were not sent in.
+//!
 //! The buckets run on the real clock, never the virtual one: a client's own rate limiter
 //! runs on the real clock too, so it is tested honestly at any sandbox speed. Off unless a
 //! scenario's `[limits]`, the control API (`/_sandbox/limits`) or `sandbox --limits aws`
@@ -16,6 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use governor::clock::DefaultClock;
@@ -278,46 +284,121 @@ fn bucket(r: Rate) -> Bucket {
 }
 
 /// The buckets of every account, and how many requests each group refused.
+///
+/// Shared between the world and the HTTP front ([`crate::World::throttle`] is an `Arc` of
+/// it): the front decides every request on arrival, before it waits for the world's lock,
+/// as AWS's front end decides before any work is queued. Its own lock is held only for the
+/// decision, never while the world works.
 #[derive(Default)]
 pub struct Throttle {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
     spec: Option<LimitsSpec>,
+    /// The account whose buckets [`Throttle::arrive`] uses.
+    account: String,
     buckets: HashMap<(String, &'static str), Bucket>,
     throttled: BTreeMap<&'static str, u64>,
 }
 
 impl Throttle {
+    /// Limits off, for `account`'s requests.
+    pub fn for_account(account: &str) -> Self {
+        let t = Self::default();
+        t.lock().account = account.to_string();
+        t
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere must not stop the sandbox from answering.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Turns limits on with `spec` (full buckets, counts from zero), or off with `None`.
-    pub fn set(&mut self, spec: Option<LimitsSpec>) -> Result<(), String> {
+    pub fn set(&self, spec: Option<LimitsSpec>) -> Result<(), String> {
         if let Some(s) = &spec {
             s.validate()?;
         }
-        self.spec = spec;
-        self.buckets.clear();
-        self.throttled.clear();
+        let mut st = self.lock();
+        st.spec = spec;
+        st.buckets.clear();
+        st.throttled.clear();
         Ok(())
     }
 
+    /// Takes on the account and limits of `other` (a freshly built world's), with full
+    /// buckets and counts from zero: how a loaded scenario replaces the world without
+    /// replacing the throttle the HTTP front holds.
+    pub fn take_over(&self, other: &Throttle) {
+        let (spec, account) = {
+            let o = other.lock();
+            (o.spec.clone(), o.account.clone())
+        };
+        let mut st = self.lock();
+        st.spec = spec;
+        st.account = account;
+        st.buckets.clear();
+        st.throttled.clear();
+    }
+
     /// Takes a token for one request of `account`; `Some(error)` when the bucket is empty
-    /// (the request must be answered with it and not run).
-    pub fn admit(&mut self, account: &str, service: Service, operation: &str) -> Option<AwsError> {
-        let spec = self.spec.as_ref()?;
+    /// (the request must be answered with it and not run), counted as refused.
+    pub fn admit(&self, account: &str, service: Service, operation: &str) -> Option<AwsError> {
+        self.take(Some(account), service, operation)
+            .map(|_| throttling_error(service))
+    }
+
+    /// What the HTTP front asks the moment a request has arrived, before it waits for the
+    /// world: takes a token of the request's group for the account this throttle serves;
+    /// `Some(group)`, counted as refused, when the bucket was empty. The token is spent
+    /// whatever becomes of the request; a refused request that turns out unauthenticated
+    /// is answered with its auth error instead and [`Throttle::forgive`]n.
+    pub fn arrive(&self, service: Service, operation: &str) -> Option<&'static str> {
+        self.take(None, service, operation)
+    }
+
+    /// Uncounts one refusal of `group` that was answered otherwise (an auth error).
+    pub fn forgive(&self, group: &'static str) {
+        let mut st = self.lock();
+        if let Some(n) = st.throttled.get_mut(group) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn take(
+        &self,
+        account: Option<&str>,
+        service: Service,
+        operation: &str,
+    ) -> Option<&'static str> {
+        let mut st = self.lock();
+        let State {
+            spec,
+            account: served,
+            buckets,
+            throttled,
+        } = &mut *st;
+        let spec = spec.as_ref()?;
         let group = group_of(service, operation)?;
         let r = spec.rate_of(group)?;
-        let b = self
-            .buckets
-            .entry((account.to_string(), group.name))
+        let account = account.unwrap_or(served.as_str()).to_string();
+        let b = buckets
+            .entry((account, group.name))
             .or_insert_with(|| bucket(r));
         if b.check().is_ok() {
             return None;
         }
-        *self.throttled.entry(group.name).or_default() += 1;
-        Some(throttling_error(service))
+        *throttled.entry(group.name).or_default() += 1;
+        Some(group.name)
     }
 
     /// The state for the control API: on or off, every limited group's rate, and the
     /// requests refused per group since limits were set.
     pub fn report(&self) -> serde_json::Value {
-        let Some(spec) = &self.spec else {
+        let st = self.lock();
+        let Some(spec) = &st.spec else {
             return serde_json::json!({"enabled": false, "groups": {}, "throttled": {}, "throttled_total": 0});
         };
         let groups: BTreeMap<&str, serde_json::Value> = GROUPS
@@ -335,8 +416,8 @@ impl Throttle {
             "enabled": true,
             "preset": spec.preset,
             "groups": groups,
-            "throttled": self.throttled,
-            "throttled_total": self.throttled.values().sum::<u64>(),
+            "throttled": st.throttled,
+            "throttled_total": st.throttled.values().sum::<u64>(),
         })
     }
 }
@@ -380,7 +461,7 @@ mod tests {
 
     #[test]
     fn a_full_bucket_takes_its_burst_then_refuses_and_counts() {
-        let mut t = Throttle::default();
+        let t = Throttle::default();
         // Off: nothing is refused.
         for _ in 0..500 {
             assert!(t.admit("1", Service::Ecs, "DescribeServices").is_none());

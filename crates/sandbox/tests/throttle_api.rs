@@ -324,3 +324,122 @@ async fn the_aws_cli_retries_it_as_throttling() {
         vec![throttled.clone(), throttled]
     );
 }
+
+/// The bucket is asked when a request arrives, not when the world gets to it: while the
+/// world is busy (its lock held here, as by a long simulation step), a burst of 10 beyond a
+/// bucket of 3 is already decided, 7 refused; once the world is free the 3 admitted run and
+/// the 7 are answered `ThrottlingException`. (Were the bucket behind the world's lock, no
+/// request would be decided while it is held, and requests queued behind a long step would
+/// reach the bucket later in a burst they were not sent in.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_throttled_on_arrival_not_after_waiting_for_the_world() {
+    const SENT: usize = 10;
+    const BURST: usize = 3;
+    let sb = start(SCENARIO).await;
+    let spec = json!({"preset": "none", "groups": {"ecs.service_read": {"burst": BURST, "sustained": 0.001}}});
+    let (status, report) = control(&sb, "PUT", "/_sandbox/limits", &spec.to_string()).await;
+    assert_eq!(status, 200, "{report}");
+    let world = sb.world();
+    let throttle = world.lock().unwrap().throttle.clone();
+    world.lock().unwrap().clear_calls();
+
+    // The world held by another thread, as by a long simulation step, until told to let go.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let held = world.clone();
+    let busy = std::thread::spawn(move || {
+        let _guard = held.lock().unwrap();
+        locked_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    locked_rx.recv().unwrap();
+    let client = reqwest::Client::new();
+    let calls: Vec<_> = (0..SENT)
+        .map(|_| {
+            let req = client
+                .post(sb.endpoint())
+                .header("content-type", "application/x-amz-json-1.1")
+                .header(
+                    "x-amz-target",
+                    "AmazonEC2ContainerServiceV20141113.DescribeServices",
+                )
+                .body(json!({"cluster": "c", "services": ["x"]}).to_string());
+            tokio::spawn(async move {
+                let resp = req.send().await.expect("HTTP answer");
+                let kind = resp
+                    .headers()
+                    .get("x-amzn-errortype")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                (resp.status().as_u16(), kind)
+            })
+        })
+        .collect();
+    // Decided while the world is held. (The guard only bounds a regression's hang.)
+    let decided = async {
+        while throttle.report()["throttled_total"] != json!(SENT - BURST) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), decided)
+        .await
+        .expect("the burst is decided while the world is busy");
+    // Nothing was answered yet: every answer needs the world (the call log is there).
+    assert!(calls.iter().all(|c| !c.is_finished()));
+    release_tx.send(()).unwrap();
+    busy.join().unwrap();
+
+    let mut answers = Vec::new();
+    for c in calls {
+        answers.push(c.await.unwrap());
+    }
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let refused = answers
+        .iter()
+        .filter(|(s, k)| *s == 400 && k.as_deref() == Some("ThrottlingException"))
+        .count();
+    assert_eq!((ok, refused), (BURST, SENT - BURST), "{answers:?}");
+    let log = logged(&sb, "DescribeServices").await;
+    assert_eq!(log.len(), SENT);
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.as_deref() == Some("ThrottlingException"))
+            .count(),
+        SENT - BURST
+    );
+    assert_eq!(throttle.report()["throttled_total"], json!(SENT - BURST));
+}
+
+/// A scenario loaded through the control API brings its own limits to the running server
+/// (the front keeps asking the same throttle), with full buckets; one without limits turns
+/// them off.
+#[tokio::test]
+async fn a_loaded_scenario_sets_the_limits_the_server_applies() {
+    let sb = start(SCENARIO).await;
+    let limited = format!(
+        "{SCENARIO}\n[limits]\npreset = \"none\"\n[limits.groups.\"ecs.cluster_read\"]\nburst = 2\nsustained = 0.001\n"
+    );
+    let (status, body) = control(&sb, "POST", "/_sandbox/scenario", &limited).await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..2 {
+        let a = ecs_call(&sb, "DescribeClusters", json!({"clusters": ["c"]})).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let a = ecs_call(&sb, "DescribeClusters", json!({"clusters": ["c"]})).await;
+    assert_error(&a, 400, "ThrottlingException");
+    assert_eq!(
+        logged(&sb, "DescribeClusters").await,
+        vec![None, None, Some("ThrottlingException".to_string())]
+    );
+    let (_, report) = control(&sb, "GET", "/_sandbox/limits", "").await;
+    assert_eq!(report["throttled_total"], 1, "{report}");
+
+    let (status, body) = control(&sb, "POST", "/_sandbox/scenario", SCENARIO).await;
+    assert_eq!(status, 200, "{body}");
+    for _ in 0..5 {
+        let a = ecs_call(&sb, "DescribeClusters", json!({"clusters": ["c"]})).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let (_, report) = control(&sb, "GET", "/_sandbox/limits", "").await;
+    assert_eq!(report["enabled"], false, "{report}");
+}

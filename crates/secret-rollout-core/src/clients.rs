@@ -93,6 +93,15 @@ impl Clients {
         let calls = CallCounter::default();
         let limited = crate::aws::rate::shared()
             .map(|l| crate::aws::rate::RateLimitedClient::new(config.http_client(), l));
+        // A call waiting for its token is not a stalled upload (see the function).
+        let limited_config;
+        let config = match limited {
+            Some(_) => {
+                limited_config = crate::aws::rate::for_limited_clients(config);
+                &limited_config
+            }
+            None => config,
+        };
         let sm = aws_sdk_secretsmanager::Client::from_conf(
             limit(
                 aws_sdk_secretsmanager::config::Builder::from(config),

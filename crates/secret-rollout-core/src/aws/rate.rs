@@ -27,6 +27,7 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::client::stalled_stream_protection::StalledStreamProtectionConfig;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 /// An action group: its `X-Amz-Target` prefix, actions, and AWS's published burst and
@@ -234,6 +235,27 @@ pub fn shared() -> Option<Arc<Limiters>> {
         .clone()
 }
 
+/// `config` for clients whose calls pass through the limiter: the SDK's upload
+/// stalled-stream check off (the download check stays). That check times a request body
+/// from the moment the request is handed to the HTTP client; a call waiting for its
+/// token sends nothing meanwhile, so any wait longer than the check's grace period (5 s)
+/// failed as "the connection timed out" (measured: 100 UpdateService at the default
+/// rate). The tool's request bodies are a few hundred bytes of JSON: an upload stall is
+/// not what could hold them up.
+pub fn for_limited_clients(config: &aws_types::SdkConfig) -> aws_types::SdkConfig {
+    let stall = config
+        .stalled_stream_protection()
+        .map(|c| {
+            StalledStreamProtectionConfig::enabled()
+                .grace_period(c.grace_period())
+                .download_enabled(c.download_enabled())
+        })
+        .unwrap_or_else(StalledStreamProtectionConfig::enabled)
+        .upload_enabled(false)
+        .build();
+    config.to_builder().stalled_stream_protection(stall).build()
+}
+
 /// The SDK's default HTTPS client (hyper 1, rustls with aws-lc, proxy from the
 /// environment), as the SDK builds it when given none.
 fn default_https_client() -> SharedHttpClient {
@@ -345,6 +367,32 @@ mod tests {
                 assert_eq!(n, 1, "{a}");
             }
         }
+    }
+
+    #[test]
+    fn limited_clients_keep_the_download_check_without_the_upload_one() {
+        use aws_types::SdkConfig;
+        // The SDK's default (none set): both checks on; limited: upload off.
+        let c = for_limited_clients(&SdkConfig::builder().build());
+        let s = c.stalled_stream_protection().unwrap();
+        assert!(!s.upload_enabled());
+        assert!(s.download_enabled());
+        // A configured grace period and download check are kept.
+        let given = StalledStreamProtectionConfig::enabled()
+            .grace_period(Duration::from_secs(9))
+            .download_enabled(false)
+            .build();
+        let c = for_limited_clients(
+            &SdkConfig::builder()
+                .stalled_stream_protection(given)
+                .region(aws_types::region::Region::new("eu-west-1"))
+                .build(),
+        );
+        let s = c.stalled_stream_protection().unwrap();
+        assert!(!s.upload_enabled());
+        assert!(!s.download_enabled());
+        assert_eq!(s.grace_period(), Duration::from_secs(9));
+        assert_eq!(c.region().map(|r| r.as_ref()), Some("eu-west-1"));
     }
 
     #[test]
