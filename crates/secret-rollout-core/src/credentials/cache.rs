@@ -46,12 +46,35 @@ pub const REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// The keyring service name entries are stored under, and the start of their names.
 pub const KEYRING_SERVICE: &str = "secret-rollout";
 
+/// What a cached session is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionKind {
+    /// A role's credentials from AssumeRole (with the code, or from an MFA session).
+    #[default]
+    AssumedRole,
+    /// An IAM user's MFA session from GetSessionToken (12 hours by default): roles are
+    /// assumed from it without a new code. Cached under [`mfa_session_key`].
+    MfaSession,
+}
+
+/// The cache key of the MFA session of the IAM user whose keys are in `source_profile`.
+pub fn mfa_session_key(source_profile: &str) -> String {
+    format!("mfa-session@{source_profile}")
+}
+
 /// One cached MFA session.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedSession {
-    /// The profile it was made for (the cache key).
+    /// The profile it was made for (the cache key; [`mfa_session_key`] for an MFA
+    /// session).
     pub profile: String,
-    /// The role it is a session of: a cached session for another role is ignored.
+    /// A role's credentials, or an MFA session (absent in entries written before MFA
+    /// sessions: a role's).
+    #[serde(default)]
+    pub kind: SessionKind,
+    /// The role it is a session of: a cached session for another role is ignored (empty
+    /// for an MFA session).
     pub role_arn: String,
     /// The MFA device used.
     pub mfa_serial: String,
@@ -69,6 +92,7 @@ impl fmt::Debug for CachedSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedSession")
             .field("profile", &self.profile)
+            .field("kind", &self.kind)
             .field("role_arn", &self.role_arn)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"** redacted **")
@@ -95,6 +119,7 @@ impl CachedSession {
         }
         Some(Self {
             profile: profile.to_string(),
+            kind: SessionKind::AssumedRole,
             role_arn: role_arn.to_string(),
             mfa_serial: mfa_serial.to_string(),
             access_key_id: credentials.access_key_id().to_string(),
@@ -102,6 +127,23 @@ impl CachedSession {
             session_token: token.to_string(),
             expiration,
         })
+    }
+
+    /// A cache entry for an MFA session (GetSessionToken) of the IAM user whose keys are
+    /// in `source_profile`; `None` for credentials that are not temporary.
+    pub fn mfa_session(
+        source_profile: &str,
+        mfa_serial: &str,
+        credentials: &Credentials,
+    ) -> Option<Self> {
+        let mut s = Self::from_credentials(
+            &mfa_session_key(source_profile),
+            "",
+            mfa_serial,
+            credentials,
+        )?;
+        s.kind = SessionKind::MfaSession;
+        Some(s)
     }
 
     /// The expiry as a time.
@@ -648,6 +690,7 @@ mod tests {
     fn session(profile: &str, expiration: i64) -> CachedSession {
         CachedSession {
             profile: profile.into(),
+            kind: SessionKind::AssumedRole,
             role_arn: "arn:aws:iam::1:role/r".into(),
             mfa_serial: "arn:aws:iam::2:mfa/u".into(),
             access_key_id: "ASIATEMP".into(),
