@@ -55,6 +55,11 @@ fn scenario(max_mfa_age: Option<u64>) -> Scenario {
 }
 
 fn write_profiles(env: &TestEnv) {
+    write_profiles_with(env, "");
+}
+
+/// [`write_profiles`], with `extra` lines in the source profile's credentials.
+fn write_profiles_with(env: &TestEnv, extra: &str) {
     std::fs::write(
         env.dir.path().join("aws-config"),
         format!(
@@ -65,7 +70,7 @@ fn write_profiles(env: &TestEnv) {
     std::fs::write(
         env.dir.path().join("aws-credentials"),
         format!(
-            "[identity]\naws_access_key_id = {ALICE_KEY}\naws_secret_access_key = not-checked\n"
+            "[identity]\naws_access_key_id = {ALICE_KEY}\naws_secret_access_key = not-checked\n{extra}"
         ),
     )
     .unwrap();
@@ -165,7 +170,10 @@ fn exited(p: &rexpect::session::PtySession) -> i32 {
 
 fn no_credentials_shown(out: &str) {
     assert!(!out.contains("ASIA"), "a session key id shown: {out}");
-    assert!(!out.contains("FwoGZXIvYXdzE"), "a session token shown: {out}");
+    assert!(
+        !out.contains("FwoGZXIvYXdzE"),
+        "a session token shown: {out}"
+    );
     assert!(!out.contains(ALICE_KEY), "the long-term key shown: {out}");
 }
 
@@ -185,7 +193,10 @@ async fn a_rollout_longer_than_the_role_session_needs_one_mfa_code() {
     });
     // The clock stands still: the deployments cannot finish until the role has been
     // assumed three times (two renewals) from the one MFA session.
-    wait_for(&env, &tool, "three AssumeRole", |e| e.calls("AssumeRole") >= 3).await;
+    wait_for(&env, &tool, "three AssumeRole", |e| {
+        e.calls("AssumeRole") >= 3
+    })
+    .await;
     env.sandbox
         .world()
         .lock()
@@ -221,11 +232,7 @@ async fn a_rollout_longer_than_the_role_session_needs_one_mfa_code() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| {
-            c["error"]
-                .as_str()
-                .is_some_and(|e| e.contains("Expired"))
-        })
+        .filter(|c| c["error"].as_str().is_some_and(|e| e.contains("Expired")))
         .cloned()
         .collect();
     assert!(expired.is_empty(), "{expired:?}");
@@ -251,15 +258,23 @@ async fn a_role_that_demands_a_recent_mfa_makes_the_tool_ask_again_and_say_why()
     });
     // Renewed once from the MFA session; then the session's MFA is an hour old, past the
     // role's 10 minutes: the next renewal is refused.
-    wait_for(&env, &tool, "two AssumeRole", |e| e.calls("AssumeRole") >= 2).await;
-    env.sandbox.world().lock().unwrap().sts.age_mfa(3600);
-    wait_for(&env, &tool, "a second MFA session and a role from it", |e| {
-        let gst = sts_calls(e, "GetSessionToken");
-        gst.len() == 2
-            && sts_calls(e, "AssumeRole")
-                .iter()
-                .any(|a| a["signed_with"] == gst[1]["issued"] && a["error"].is_null())
+    wait_for(&env, &tool, "two AssumeRole", |e| {
+        e.calls("AssumeRole") >= 2
     })
+    .await;
+    env.sandbox.world().lock().unwrap().sts.age_mfa(3600);
+    wait_for(
+        &env,
+        &tool,
+        "a second MFA session and a role from it",
+        |e| {
+            let gst = sts_calls(e, "GetSessionToken");
+            gst.len() == 2
+                && sts_calls(e, "AssumeRole")
+                    .iter()
+                    .any(|a| a["signed_with"] == gst[1]["issued"] && a["error"].is_null())
+        },
+    )
     .await;
     env.sandbox
         .world()
@@ -290,5 +305,59 @@ async fn a_role_that_demands_a_recent_mfa_makes_the_tool_ask_again_and_say_why()
     let last = assumed.last().unwrap();
     assert_eq!(last["signed_with"], gst[1]["issued"], "{assumed:?}");
     assert!(assumed.iter().all(|a| a["mfa_code"] == false));
+    assert_rotated(&env, &old);
+}
+
+/// A source profile with temporary keys (`aws_session_token`: what another tool left
+/// there) cannot hold an MFA session: the code goes to AssumeRole, and before the role's
+/// credentials end the tool asks for a new one, in flight, and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn temporary_source_keys_make_the_tool_ask_before_the_role_ends_and_say_why() {
+    let env = start_with(scenario(None), 0.0).await;
+    write_profiles_with(&env, "aws_session_token = from-another-tool\n");
+    let old = env.current_version(SHARED);
+    let prompt = format!("MFA code for {SERIAL}: ");
+    let cmd = replace(&env);
+    let tool = tokio::task::spawn_blocking(move || {
+        let mut p = rexpect::session::spawn_command(cmd, Some(HANG.as_millis() as u64)).unwrap();
+        p.exp_string(&prompt).unwrap();
+        p.send_line(&good_code()).unwrap();
+        let (before, _) = p.exp_regex("MFA code for [^ ]+: ").unwrap();
+        p.send_line(&good_code()).unwrap();
+        let rest = p.exp_eof().unwrap();
+        (exited(&p), format!("{before}{rest}"))
+    });
+    wait_for(&env, &tool, "two AssumeRole", |e| {
+        sts_calls(e, "AssumeRole")
+            .iter()
+            .filter(|a| a["error"].is_null())
+            .count()
+            >= 2
+    })
+    .await;
+    env.sandbox
+        .world()
+        .lock()
+        .unwrap()
+        .set_speed(2000.0)
+        .unwrap();
+    let (code, out) = tool.await.unwrap();
+    assert_eq!(code, exit::OK, "{out}");
+    assert!(
+        out.contains(&format!("the credentials of role {ROLE} end at"))
+            && out.contains("source profile `identity` are temporary")
+            && out.contains("a new MFA code is needed"),
+        "{out}"
+    );
+    no_credentials_shown(&out);
+    // No MFA session: each AssumeRole carries a code, signed with the source's keys.
+    assert_eq!(env.calls("GetSessionToken"), 0);
+    let assumed = sts_calls(&env, "AssumeRole");
+    assert_eq!(assumed.len(), 2, "{assumed:?}");
+    for a in &assumed {
+        assert_eq!(a["mfa_code"], true, "{a}");
+        assert_eq!(a["signed_with"], ALICE_KEY, "{a}");
+        assert_eq!(a["error"], Value::Null, "{a}");
+    }
     assert_rotated(&env, &old);
 }

@@ -183,6 +183,8 @@ pub(crate) struct Resolved {
     pub provider: SharedCredentialsProvider,
     pub source: CredentialSource,
     pub expires_at: Option<OffsetDateTime>,
+    /// See [`AwsContext::renewed_by_prompt`].
+    pub renewed_by_prompt: bool,
     /// The profile the SDK should read for endpoints and such (`None`: the SDK's choice).
     pub sdk_profile: Option<String>,
     pub warnings: Vec<String>,
@@ -282,6 +284,7 @@ pub(crate) async fn resolve(
                     provider: SharedCredentialsProvider::new(creds),
                     source,
                     expires_at,
+                    renewed_by_prompt: false,
                     sdk_profile: None,
                     warnings,
                 });
@@ -294,6 +297,7 @@ pub(crate) async fn resolve(
                 provider,
                 source,
                 expires_at: expires_at.or(sdk_expiry),
+                renewed_by_prompt: false,
                 sdk_profile: None,
                 warnings,
             })
@@ -315,6 +319,7 @@ pub(crate) async fn resolve(
                         renewed_from: signed.renewed_from,
                     },
                     expires_at: signed.expires_at,
+                    renewed_by_prompt: signed.renewed_by_prompt,
                     sdk_profile: Some(name),
                     warnings,
                 });
@@ -340,6 +345,7 @@ pub(crate) async fn resolve(
                     provider: SharedCredentialsProvider::new(creds),
                     source,
                     expires_at,
+                    renewed_by_prompt: false,
                     sdk_profile: Some(name),
                     warnings,
                 });
@@ -350,6 +356,7 @@ pub(crate) async fn resolve(
                 provider,
                 source,
                 expires_at,
+                renewed_by_prompt: false,
                 sdk_profile: Some(name),
                 warnings,
             })
@@ -362,6 +369,7 @@ pub(crate) async fn resolve(
                 provider,
                 source,
                 expires_at,
+                renewed_by_prompt: false,
                 sdk_profile: None,
                 warnings,
             })

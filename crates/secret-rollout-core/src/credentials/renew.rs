@@ -156,6 +156,8 @@ pub(crate) struct SignedIn {
     pub expires_at: Option<OffsetDateTime>,
     /// The profile whose MFA session renews the role, if one does.
     pub renewed_from: Option<String>,
+    /// No MFA session renews the role, and a new code will be asked at the terminal.
+    pub renewed_by_prompt: bool,
 }
 
 /// Signs in `chain` (which needs MFA): the cached role credentials or MFA session when
@@ -232,12 +234,15 @@ pub(crate) async fn sign_in(
         _ => None,
     };
     drop(st);
+    let renewed_by_prompt =
+        renewed_from.is_none() && matches!(me.opts.mfa_code, super::MfaCodeSource::Prompt);
     Ok(SignedIn {
         provider: Renewing(Arc::new(me)),
         cached,
         store,
         expires_at,
         renewed_from,
+        renewed_by_prompt,
     })
 }
 
@@ -326,7 +331,7 @@ impl MfaSignIn {
             Some(reason) => {
                 let why = in_flight.then(|| {
                     format!(
-                        "the credentials of role {role} end at {}, and {reason}",
+                        "the credentials of role {role} end at {}: {reason}",
                         st.role
                             .as_ref()
                             .map(|r| clock(r.expires_at))

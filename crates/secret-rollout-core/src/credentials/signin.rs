@@ -64,8 +64,13 @@ pub struct AwsContext {
     pub sdk_config: SdkConfig,
     /// Where the credentials came from.
     pub source: CredentialSource,
-    /// When the credentials expire, if known.
+    /// When the credentials expire, if known: for an MFA sign-in whose role is renewed
+    /// from an MFA session, that session's end (until then no code is asked).
     pub expires_at: Option<OffsetDateTime>,
+    /// The credentials are renewed in flight with a new MFA code asked at the terminal
+    /// (a source that cannot hold an MFA session): a run may outlive
+    /// [`AwsContext::expires_at`], asking then.
+    pub renewed_by_prompt: bool,
     /// The region in use.
     pub region: String,
     /// [`AwsOptions::expected_account`], carried for `whoami`.
@@ -126,6 +131,7 @@ pub async fn load_with_env(opts: &AwsOptions, env: &EnvVars) -> Result<AwsContex
         sdk_config,
         source: resolved.source,
         expires_at: resolved.expires_at,
+        renewed_by_prompt: resolved.renewed_by_prompt,
         region,
         expected_account: opts.expected_account.clone(),
         warnings: resolved.warnings,
