@@ -86,6 +86,10 @@ pub struct CachedSession {
     pub session_token: String,
     /// Expiry, epoch seconds.
     pub expiration: i64,
+    /// When it was issued, epoch seconds (for an MFA session: when the code was typed);
+    /// absent in entries written before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<i64>,
 }
 
 impl fmt::Debug for CachedSession {
@@ -126,6 +130,7 @@ impl CachedSession {
             secret_access_key: credentials.secret_access_key().to_string(),
             session_token: token.to_string(),
             expiration,
+            issued: Some(OffsetDateTime::now_utc().unix_timestamp()),
         })
     }
 
@@ -697,6 +702,7 @@ mod tests {
             secret_access_key: "temp-secret".into(),
             session_token: "temp-token".into(),
             expiration,
+            issued: None,
         }
     }
 

@@ -98,17 +98,30 @@ struct Held {
     creds: Credentials,
     expires_at: OffsetDateTime,
     renew_at: OffsetDateTime,
+    /// When they were issued, if known (for an MFA session: when the code was typed).
+    issued: Option<OffsetDateTime>,
 }
 
 impl Held {
     /// `None` for credentials without expiry (never the case for STS answers).
     fn new(creds: Credentials) -> Option<Self> {
+        let now = OffsetDateTime::now_utc();
         let expires_at = OffsetDateTime::from(creds.expiry()?);
         Some(Self {
-            renew_at: renew_at(OffsetDateTime::now_utc(), expires_at),
+            renew_at: renew_at(now, expires_at),
             expires_at,
             creds,
+            issued: Some(now),
         })
+    }
+
+    /// Held from the cache: issued when the entry says, if it does.
+    fn cached(s: &CachedSession) -> Option<Self> {
+        let mut held = Self::new(s.credentials())?;
+        held.issued = s
+            .issued
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok());
+        Some(held)
     }
 
     /// The credentials for the SDK, with the time to renew as their expiry, so the SDK's
@@ -202,7 +215,7 @@ pub(crate) async fn sign_in(
                 && s.is_reusable(now)
             {
                 tracing::debug!(profile = %me.chain.profile, store = %where_, "using the cached role session");
-                st.role = Held::new(s.credentials());
+                st.role = Held::cached(&s);
                 store = Some(where_);
             }
         }
@@ -213,7 +226,7 @@ pub(crate) async fn sign_in(
                     && s.is_reusable(now)
                 {
                     tracing::debug!(%source, store = %where_, "using the cached MFA session");
-                    st.session = Held::new(s.credentials());
+                    st.session = Held::cached(&s);
                 }
             }
         }
@@ -286,10 +299,19 @@ impl MfaSignIn {
                     Some(s) => match self.assume_from_session(&s.creds).await? {
                         Ok(creds) => from_session = Some(creds),
                         Err(()) => {
+                            let age = s
+                                .issued
+                                .and_then(|t| Duration::try_from(now - t).ok())
+                                .map(|d| {
+                                    format!(
+                                        " (its code was typed {} ago)",
+                                        super::format_duration(d)
+                                    )
+                                })
+                                .unwrap_or_default();
                             why = Some(format!(
-                                "role {role} refused the MFA session of profile `{}` (its code was typed {} ago): the role's trust policy may demand a more recent MFA (aws:MultiFactorAuthAge)",
+                                "role {role} refused the MFA session of profile `{}`{age}: the role's trust policy may demand a more recent MFA (aws:MultiFactorAuthAge)",
                                 self.source_profile().unwrap_or_default(),
-                                super::format_duration(self.session_age(&s)),
                             ));
                             st.session = None;
                         }
@@ -363,13 +385,6 @@ impl MfaSignIn {
             &creds,
         ));
         Ok((held, asked, store))
-    }
-
-    /// How long ago the code of session `s` was typed, from its length.
-    fn session_age(&self, s: &Held) -> Duration {
-        let end = s.expires_at - OffsetDateTime::now_utc();
-        let total = time::Duration::try_from(self.duration).unwrap_or_default();
-        Duration::try_from(total - end).unwrap_or(Duration::ZERO)
     }
 
     /// Asks the code (off the async threads: the prompt blocks), after a note saying why

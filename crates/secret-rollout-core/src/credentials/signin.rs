@@ -218,7 +218,7 @@ pub(crate) async fn get_session_token(
                 (Fault::AccessDenied, _) => Error::credentials(format!(
                     "the IAM user of profile `{source_profile}` may not call GetSessionToken: {message}"
                 ))
-                .hint("allow sts:GetSessionToken for the user, or sign in with aws-vault"),
+                .hint("allow sts:GetSessionToken for the user, or set SECRET_ROLLOUT_MFA_SESSION_DURATION=off to give the code to AssumeRole"),
                 (Fault::CredentialsRefused, code) => Error::credentials(format!(
                     "AWS rejected the keys of profile `{source_profile}` ({}) in GetSessionToken",
                     code.unwrap_or_default()
