@@ -26,6 +26,8 @@ const SEED: &str = "JBSWY3DPEHPK3PXP";
 const ROLE: &str = "arn:aws:iam::123456789012:role/operator";
 const SERIAL: &str = "arn:aws:iam::111111111111:mfa/alice";
 const ALICE_KEY: &str = "AKIAALICE00000000000";
+/// Alice's long-term secret key (the sandbox does not check signatures).
+const ALICE_SECRET: &str = "alice-long-term-secret-do-not-show";
 /// The role's maximum session: far shorter than the rollout.
 const ROLE_SECONDS: u64 = 3;
 /// A hang guard, never an assertion on timing.
@@ -39,7 +41,7 @@ fn scenario(max_mfa_age: Option<u64>) -> Scenario {
     s.sts.min_session_seconds = Some(1);
     s.sts.keys = vec![AccessKey {
         access_key_id: ALICE_KEY.into(),
-        secret_access_key: "not-checked".into(),
+        secret_access_key: ALICE_SECRET.into(),
         arn: Some("arn:aws:iam::111111111111:user/alice".into()),
         account: None,
     }];
@@ -70,7 +72,7 @@ fn write_profiles_with(env: &TestEnv, extra: &str) {
     std::fs::write(
         env.dir.path().join("aws-credentials"),
         format!(
-            "[identity]\naws_access_key_id = {ALICE_KEY}\naws_secret_access_key = not-checked\n{extra}"
+            "[identity]\naws_access_key_id = {ALICE_KEY}\naws_secret_access_key = {ALICE_SECRET}\n{extra}"
         ),
     )
     .unwrap();
@@ -168,13 +170,37 @@ fn exited(p: &rexpect::session::PtySession) -> i32 {
     }
 }
 
-fn no_credentials_shown(out: &str) {
-    assert!(!out.contains("ASIA"), "a session key id shown: {out}");
+/// No session token (every token the sandbox issues starts alike), no secret key of the
+/// cached sessions, and not alice's secret key, in the output; nothing of alice's keys in
+/// the cache. Access key ids are identifiers, not secrets (CloudTrail shows them, and the
+/// SDK's debug log names them).
+fn no_credentials_shown(env: &TestEnv, out: &str) {
     assert!(
         !out.contains("FwoGZXIvYXdzE"),
         "a session token shown: {out}"
     );
-    assert!(!out.contains(ALICE_KEY), "the long-term key shown: {out}");
+    assert!(
+        !out.contains(ALICE_SECRET),
+        "the long-term secret shown: {out}"
+    );
+    let cache = env.dir.path().join("cache");
+    let files: Vec<_> = std::fs::read_dir(&cache)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(!files.is_empty(), "sessions cached in {}", cache.display());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains(ALICE_KEY) && !text.contains(ALICE_SECRET),
+            "the long-term key cached: {f:?}"
+        );
+        let entry: Value = serde_json::from_str(&text).unwrap();
+        for field in ["secret_access_key", "session_token"] {
+            let secret = entry[field].as_str().unwrap();
+            assert!(secret.len() >= 20, "{f:?} {field}");
+            assert!(!out.contains(secret), "the {field} of {f:?} shown");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +209,9 @@ async fn a_rollout_longer_than_the_role_session_needs_one_mfa_code() {
     write_profiles(&env);
     let old = env.current_version(SHARED);
     let prompt = format!("MFA code for {SERIAL}: ");
-    let cmd = replace(&env);
+    let mut cmd = replace(&env);
+    // Debug logging on: the renewals log no credential either.
+    cmd.arg("-vv");
     let tool = tokio::task::spawn_blocking(move || {
         let mut p = rexpect::session::spawn_command(cmd, Some(HANG.as_millis() as u64)).unwrap();
         p.exp_string(&prompt).unwrap();
@@ -209,7 +237,7 @@ async fn a_rollout_longer_than_the_role_session_needs_one_mfa_code() {
         !out.contains("MFA code for"),
         "asked for a code again: {out}"
     );
-    no_credentials_shown(&out);
+    no_credentials_shown(&env, &out);
 
     // The STS log: one GetSessionToken, with the code, signed with alice's key; every
     // AssumeRole signed with the session it issued, none with a code, none refused.
@@ -290,7 +318,7 @@ async fn a_role_that_demands_a_recent_mfa_makes_the_tool_ask_again_and_say_why()
             && out.contains("a new MFA code is needed"),
         "{out}"
     );
-    no_credentials_shown(&out);
+    no_credentials_shown(&env, &out);
 
     // Two MFA sessions, each with a code; exactly one AssumeRole refused (the aged
     // session's), and the role assumed from the new session after it.
@@ -349,7 +377,7 @@ async fn temporary_source_keys_make_the_tool_ask_before_the_role_ends_and_say_wh
             && out.contains("a new MFA code is needed"),
         "{out}"
     );
-    no_credentials_shown(&out);
+    no_credentials_shown(&env, &out);
     // No MFA session: each AssumeRole carries a code, signed with the source's keys.
     assert_eq!(env.calls("GetSessionToken"), 0);
     let assumed = sts_calls(&env, "AssumeRole");
