@@ -591,6 +591,14 @@ impl fmt::Display for WhoAmI {
                     format!("{} left", format_duration(left))
                 };
                 write!(f, "expires:     {stamp} ({left})")?;
+                if let CredentialSource::Profile {
+                    renewed_from: Some(_),
+                    ..
+                } = &self.source
+                {
+                    // The role's own credentials are short; no code is needed until then.
+                    f.write_str(", the MFA session: the role is renewed from it until then")?;
+                }
             }
             _ => write!(
                 f,
@@ -714,5 +722,26 @@ mod tests {
         );
         assert!(text.contains("signed in:   aws-vault (profile prod)"));
         assert!(text.contains("DOES NOT MATCH: it expects account 222222222222"));
+        assert!(!text.contains("renewed"), "{text}");
+        let renewed = WhoAmI {
+            source: CredentialSource::Profile {
+                name: "production".into(),
+                assumed_role: Some("arn:aws:iam::1:role/deploy".into()),
+                mfa: true,
+                cached: true,
+                store: None,
+                renewed_from: Some("identity".into()),
+            },
+            ..w
+        };
+        let text = renewed.to_string();
+        assert!(
+            text.contains("signed in:   profile production, role arn:aws:iam::1:role/deploy, cached MFA session, renewed from the MFA session of profile identity"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(47m left), the MFA session: the role is renewed from it until then"),
+            "{text}"
+        );
     }
 }
