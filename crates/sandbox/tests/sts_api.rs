@@ -360,7 +360,10 @@ async fn get_session_token_carries_the_mfa_context_and_its_age_into_assume_role(
     assert_eq!(xml_field(&xml, "Code").unwrap(), "AccessDenied");
     // An hour later the session's MFA is too old for the role that wants it recent, which
     // says only "not authorized", as AWS does; the other role still takes it.
-    sb.world().lock().unwrap().sts.age_mfa(3600);
+    let (status, _) = control(&sb, "POST", "/_sandbox/sts/age-mfa", r#"{"seconds": 3600}"#).await;
+    assert_eq!(status, 200);
+    let (status, _) = control(&sb, "POST", "/_sandbox/sts/age-mfa", r#"{"seconds": -1}"#).await;
+    assert_eq!(status, 400, "a negative age is refused");
     let assume_from = |role: &'static str| {
         let sb = &sb;
         let session = session.clone();
