@@ -82,6 +82,19 @@ fn good_code() -> String {
     totp_code(SEED, wall_clock_secs()).unwrap()
 }
 
+/// A code valid at no step the sandbox accepts (now, and one step either side).
+fn wrong_code() -> String {
+    let t = wall_clock_secs();
+    let valid: Vec<String> = [t - 60, t - 30, t, t + 30, t + 60]
+        .iter()
+        .map(|s| totp_code(SEED, *s).unwrap())
+        .collect();
+    (0..10)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .find(|c| !valid.contains(c))
+        .unwrap()
+}
+
 /// `replace SHARED --generate` on the sample cluster, signed in with the `production`
 /// profile only (no keys in the environment), the code asked at the terminal.
 fn replace(env: &TestEnv) -> std::process::Command {
@@ -338,7 +351,8 @@ async fn a_role_that_demands_a_recent_mfa_makes_the_tool_ask_again_and_say_why()
 
 /// A source profile with temporary keys (`aws_session_token`: what another tool left
 /// there) cannot hold an MFA session: the code goes to AssumeRole, and before the role's
-/// credentials end the tool asks for a new one, in flight, and says why.
+/// credentials end the tool asks for a new one, in flight, and says why. A wrong code
+/// typed then is refused and the next one asked: a typo does not cost the rollout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn temporary_source_keys_make_the_tool_ask_before_the_role_ends_and_say_why() {
     let env = start_with(scenario(None), 0.0).await;
@@ -351,9 +365,11 @@ async fn temporary_source_keys_make_the_tool_ask_before_the_role_ends_and_say_wh
         p.exp_string(&prompt).unwrap();
         p.send_line(&good_code()).unwrap();
         let (before, _) = p.exp_regex("MFA code for [^ ]+: ").unwrap();
+        p.send_line(&wrong_code()).unwrap();
+        let (refused, _) = p.exp_regex("MFA code for [^ ]+: ").unwrap();
         p.send_line(&good_code()).unwrap();
         let rest = p.exp_eof().unwrap();
-        (exited(&p), format!("{before}{rest}"))
+        (exited(&p), format!("{before}{refused}{rest}"))
     });
     wait_for(&env, &tool, "two AssumeRole", |e| {
         sts_calls(e, "AssumeRole")
@@ -377,15 +393,25 @@ async fn temporary_source_keys_make_the_tool_ask_before_the_role_ends_and_say_wh
             && out.contains("a new MFA code is needed"),
         "{out}"
     );
+    assert!(
+        out.contains("the MFA code was not accepted") && out.contains("type the next code"),
+        "{out}"
+    );
     no_credentials_shown(&env, &out);
-    // No MFA session: each AssumeRole carries a code, signed with the source's keys.
+    // No MFA session: each AssumeRole carries a code, signed with the source's keys; the
+    // wrong one was refused.
     assert_eq!(env.calls("GetSessionToken"), 0);
     let assumed = sts_calls(&env, "AssumeRole");
-    assert_eq!(assumed.len(), 2, "{assumed:?}");
+    assert_eq!(assumed.len(), 3, "{assumed:?}");
     for a in &assumed {
         assert_eq!(a["mfa_code"], true, "{a}");
         assert_eq!(a["signed_with"], ALICE_KEY, "{a}");
-        assert_eq!(a["error"], Value::Null, "{a}");
     }
+    let errors: Vec<&Value> = assumed.iter().map(|a| &a["error"]).collect();
+    assert_eq!(
+        errors,
+        [&Value::Null, &Value::from("AccessDenied"), &Value::Null],
+        "{assumed:?}"
+    );
     assert_rotated(&env, &old);
 }

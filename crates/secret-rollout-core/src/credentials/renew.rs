@@ -334,8 +334,19 @@ impl MfaSignIn {
                 match from_session {
                     Some(creds) => (creds, false),
                     None => {
-                        let code = self.ask(why).await?;
-                        let session = self.new_session(&code).await?;
+                        let mut why = why;
+                        let mut tries = 1;
+                        let session = loop {
+                            let code = self.ask(why.take()).await?;
+                            match self.new_session(&code).await {
+                                Ok(session) => break session,
+                                Err(e) if in_flight && tries < CODE_TRIES && code_refused(&e) => {
+                                    tries += 1;
+                                    eprintln!("note: {}; type the next code", e.message);
+                                }
+                                Err(e) => return Err(e),
+                            }
+                        };
                         st.session = Held::new(session.clone());
                         match self.assume_from_session(&session).await? {
                             Ok(creds) => (creds, true),
@@ -344,7 +355,7 @@ impl MfaSignIn {
                                     "role {role} refused a new MFA session of profile `{}`",
                                     self.source_profile().unwrap_or_default()
                                 ))
-                                .hint("check that the role's trust policy allows your identity with MFA (aws:MultiFactorAuthPresent); a role that wants the code in AssumeRole itself needs a source profile without long-term keys"));
+                                .hint("check that the role's trust policy allows your identity with MFA (aws:MultiFactorAuthPresent), or set SECRET_ROLLOUT_MFA_SESSION_DURATION=off to give the code to AssumeRole itself"));
                             }
                         }
                     }
@@ -360,16 +371,28 @@ impl MfaSignIn {
                             .unwrap_or_default()
                     )
                 });
-                let code = self.ask(why).await?;
-                let creds = super::assume_chain(
-                    &self.chain,
-                    Some(code),
-                    &self.opts,
-                    &self.env,
-                    &self.region,
-                    &self.paths,
-                )
-                .await?;
+                let mut why = why;
+                let mut tries = 1;
+                let creds = loop {
+                    let code = self.ask(why.take()).await?;
+                    match super::assume_chain(
+                        &self.chain,
+                        Some(code),
+                        &self.opts,
+                        &self.env,
+                        &self.region,
+                        &self.paths,
+                    )
+                    .await
+                    {
+                        Ok(creds) => break creds,
+                        Err(e) if in_flight && tries < CODE_TRIES && code_refused(&e) => {
+                            tries += 1;
+                            eprintln!("note: {}; type the next code", e.message);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
                 (creds, true)
             }
         };
@@ -470,6 +493,15 @@ impl MfaSignIn {
             }
         }
     }
+}
+
+/// How often a code is asked in flight before the run gives up: a typo must not cost a
+/// long rollout. (The first sign-in asks once: the command is simply run again.)
+const CODE_TRIES: u32 = 3;
+
+/// Whether `e` is a code refused or mistyped (worth asking the next one).
+fn code_refused(e: &Error) -> bool {
+    e.message.contains("the MFA code was not accepted") || e.message.contains("must be 6 digits")
 }
 
 /// `14:05:09 UTC`.
