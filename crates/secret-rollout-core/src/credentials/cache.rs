@@ -718,6 +718,34 @@ mod tests {
     }
 
     #[test]
+    fn entries_without_a_kind_are_roles_and_mfa_sessions_have_their_own_key() {
+        let old = r#"{"profile":"p","role_arn":"r","mfa_serial":"m","access_key_id":"ASIA1","secret_access_key":"s","session_token":"t","expiration":1}"#;
+        let s: CachedSession = serde_json::from_str(old).unwrap();
+        assert_eq!((s.kind, s.issued), (SessionKind::AssumedRole, None));
+        let creds = Credentials::new(
+            "ASIA2",
+            "s",
+            Some("t".into()),
+            Some(std::time::SystemTime::now() + Duration::from_secs(60)),
+            "t",
+        );
+        let m = CachedSession::mfa_session("identity", "arn:aws:iam::1:mfa/a", &creds).unwrap();
+        assert_eq!(m.kind, SessionKind::MfaSession);
+        assert_eq!(m.profile, mfa_session_key("identity"));
+        assert_eq!(m.role_arn, "");
+        assert!(m.issued.is_some());
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SessionCache::in_dir(dir.path());
+        assert!(cache
+            .file_for(&m.profile)
+            .ends_with("session-mfa-session_identity.json"));
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains(r#""kind":"mfa-session""#), "{json}");
+        let long = Credentials::new("AKIALONG", "s", None, None, "t");
+        assert!(CachedSession::mfa_session("identity", "m", &long).is_none());
+    }
+
+    #[test]
     fn long_term_keys_are_never_cached() {
         let long = Credentials::new("AKIALONG", "s", None, None, "t");
         assert!(CachedSession::from_credentials("p", "r", "m", &long).is_none());
