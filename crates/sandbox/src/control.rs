@@ -363,6 +363,14 @@ pub fn handle(
             w.expire_sessions();
             Ok(ok(json!({})))
         }
+        (&Method::POST, "/_sandbox/sts/age-mfa") => (|| {
+            let seconds = number(body, "seconds")?;
+            crate::limits::MFA_AGE_SECONDS
+                .check("seconds", seconds)
+                .map_err(bad)?;
+            w.sts.age_mfa(seconds as u64);
+            Ok(ok(json!({})))
+        })(),
         (
             _,
             "/_sandbox/state"
@@ -379,7 +387,8 @@ pub fn handle(
             | "/_sandbox/clock/advance"
             | "/_sandbox/rotation-holds"
             | "/_sandbox/limits"
-            | "/_sandbox/sts/expire-sessions",
+            | "/_sandbox/sts/expire-sessions"
+            | "/_sandbox/sts/age-mfa",
         ) => Err(error(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("{method} is not allowed on {path}"),

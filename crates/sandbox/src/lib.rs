@@ -260,6 +260,12 @@ impl World {
             "taskDefinition",
             "repositoryName",
             "imageIds",
+            // STS (`sts::call_subject`): never a code or a secret.
+            "RoleArn",
+            "SerialNumber",
+            "DurationSeconds",
+            "mfa_code",
+            "signed_with",
         ] {
             if let Some(v) = body.get(key) {
                 subject.insert(key.to_string(), v.clone());
@@ -283,6 +289,18 @@ impl World {
             .and_then(|i| self.calls.get_mut(i))
         {
             r.error = Some(code.to_string());
+        }
+    }
+
+    /// Sets `key` of the subject of call number `call`, if it is still in the log (STS
+    /// names the key it issued there).
+    pub fn set_call_subject(&mut self, call: usize, key: &str, value: Value) {
+        if let Some(Value::Object(subject)) = call
+            .checked_sub(self.calls_cleared)
+            .and_then(|i| self.calls.get_mut(i))
+            .map(|r| &mut r.subject)
+        {
+            subject.insert(key.to_string(), value);
         }
     }
 

@@ -57,6 +57,13 @@ pub const SESSION_SECONDS: Range = Range {
     max: 43_200.0,
 };
 
+/// A role's `max_mfa_age_seconds` (`aws:MultiFactorAuthAge`): 0 to 36 hours, the longest
+/// MFA session GetSessionToken gives.
+pub const MFA_AGE_SECONDS: Range = Range {
+    min: 0.0,
+    max: 129_600.0,
+};
+
 /// A throttling bucket's refill (`[limits.groups]`), requests per second: one per thousand
 /// seconds to a million.
 pub const SUSTAINED_RATE: Range = Range {

@@ -363,6 +363,9 @@ impl Scenario {
         for (i, r) in self.sts.roles.iter().enumerate() {
             let max = r.max_session_seconds.map(|v| v as f64);
             sessions.check_opt(&format!("sts.roles[{i}].max_session_seconds"), max)?;
+            let age = r.max_mfa_age_seconds.map(|v| v as f64);
+            limits::MFA_AGE_SECONDS
+                .check_opt(&format!("sts.roles[{i}].max_mfa_age_seconds"), age)?;
         }
         let mut seen = std::collections::HashSet::new();
         for s in &self.secrets {

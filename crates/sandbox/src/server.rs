@@ -399,7 +399,7 @@ async fn handle_query(world: Shared, throttle: &Throttle, req: ReadRequest) -> A
     };
     let over = throttle.arrive(Service::Sts, &action);
     let key = access_key_of(&req.headers);
-    let subject = serde_json::json!({});
+    let subject = crate::sts::call_subject(&params, key.as_deref());
     let admission = admit(&world, over, Service::Sts, &action, subject, key.clone()).await?;
     let refused_id = request_id.clone();
     let run = move |w: &mut World, call: usize| {
@@ -419,7 +419,12 @@ async fn handle_query(world: Shared, throttle: &Throttle, req: ReadRequest) -> A
             rng,
         };
         match sts.handle(&mut ctx, key.as_deref(), &action, &params) {
-            Ok(xml) => xml_response(200, xml),
+            Ok(xml) => {
+                if let Some(issued) = sts.take_last_issued() {
+                    w.set_call_subject(call, "issued", issued.into());
+                }
+                xml_response(200, xml)
+            }
             Err(e) => {
                 w.set_call_error(call, &e.code);
                 xml_response(e.status, e.xml_body(&request_id))

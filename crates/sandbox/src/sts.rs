@@ -66,6 +66,11 @@ pub struct Role {
     /// Caller ARNs or account ids allowed to assume it; anyone when absent.
     #[serde(default)]
     pub allowed_callers: Option<Vec<String>>,
+    /// The trust policy's `aws:MultiFactorAuthAge` limit, in seconds: a caller whose MFA
+    /// sign-in (GetSessionToken with a code) is older is denied, as AWS denies it, with
+    /// the generic "not authorized" message. A code in the AssumeRole itself is age 0.
+    #[serde(default)]
+    pub max_mfa_age_seconds: Option<u64>,
 }
 
 impl std::fmt::Debug for Role {
@@ -76,6 +81,7 @@ impl std::fmt::Debug for Role {
             .field("totp_seed", &self.totp_seed.as_ref().map(|_| "<redacted>"))
             .field("max_session_seconds", &self.max_session_seconds)
             .field("allowed_callers", &self.allowed_callers)
+            .field("max_mfa_age_seconds", &self.max_mfa_age_seconds)
             .finish()
     }
 }
@@ -96,7 +102,7 @@ pub struct StsConfig {
     pub min_session_seconds: Option<u64>,
 }
 
-/// Credentials issued by AssumeRole.
+/// Credentials issued by AssumeRole or GetSessionToken.
 #[derive(Clone)]
 struct Session {
     arn: String,
@@ -104,6 +110,9 @@ struct Session {
     account: String,
     /// Real epoch seconds.
     expires: u64,
+    /// When the MFA code of the sign-in this session carries was checked (real epoch
+    /// seconds): GetSessionToken with a code. `None`: no MFA context.
+    mfa_at: Option<u64>,
 }
 
 /// Who a request comes from.
@@ -122,6 +131,8 @@ pub struct Caller {
 pub struct Sts {
     config: StsConfig,
     sessions: HashMap<String, Session>,
+    /// The access key id of the last session issued (for the call log).
+    last_issued: Option<String>,
 }
 
 impl std::fmt::Debug for Sts {
@@ -197,6 +208,52 @@ fn iso8601(secs: u64) -> String {
         .unwrap_or_default()
 }
 
+/// What the call log shows of an STS request: the role, the MFA device, the duration,
+/// whether a code was sent (never the code), and the access key id it was signed with
+/// (an id, not a secret: CloudTrail shows it too). The key a call issued is added as
+/// `issued` once it succeeds.
+pub fn call_subject(
+    params: &BTreeMap<String, String>,
+    access_key: Option<&str>,
+) -> serde_json::Value {
+    let mut subject = serde_json::Map::new();
+    for key in ["RoleArn", "SerialNumber", "DurationSeconds"] {
+        if let Some(v) = params.get(key) {
+            subject.insert(key.to_string(), v.clone().into());
+        }
+    }
+    subject.insert(
+        "mfa_code".to_string(),
+        params.contains_key("TokenCode").into(),
+    );
+    if let Some(k) = access_key {
+        subject.insert("signed_with".to_string(), k.into());
+    }
+    serde_json::Value::Object(subject)
+}
+
+/// A temporary key id, secret and session token.
+fn new_keys(ctx: &mut Ctx<'_>) -> (String, String, String) {
+    const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let key_id = format!("ASIA{}", random_string(ctx, UPPER, 16));
+    let secret = random_string(ctx, SECRET, 40);
+    let token = format!("FwoGZXIvYXdzE{}", random_string(ctx, SECRET, 200));
+    (key_id, secret, token)
+}
+
+/// Whether `code` is the device's code now (±1 step, as AWS tolerates small clock drift);
+/// a device without a seed accepts any 6-digit code.
+fn code_ok(seed: Option<&str>, code: Option<&String>, wall_secs: u64) -> bool {
+    match (seed, code) {
+        (Some(seed), Some(code)) => [wall_secs.saturating_sub(30), wall_secs, wall_secs + 30]
+            .iter()
+            .any(|t| totp_code(seed, *t).is_ok_and(|c| &c == code)),
+        (None, Some(code)) => code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()),
+        (_, None) => false,
+    }
+}
+
 fn access_denied(message: impl Into<String>) -> AwsError {
     AwsError::with_status("AccessDenied", message, 403)
 }
@@ -211,6 +268,7 @@ impl Sts {
         Self {
             config,
             sessions: HashMap::new(),
+            last_issued: None,
         }
     }
 
@@ -229,6 +287,16 @@ impl Sts {
     /// Number of sessions issued so far.
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Makes the MFA sign-in of every issued session `secs` older (tests of a trust
+    /// policy's `aws:MultiFactorAuthAge`, without waiting).
+    pub fn age_mfa(&mut self, secs: u64) {
+        for s in self.sessions.values_mut() {
+            if let Some(at) = s.mfa_at.as_mut() {
+                *at = at.saturating_sub(secs);
+            }
+        }
     }
 
     /// Checks the request's access key against the real clock. `Err` is the AWS error to
@@ -372,6 +440,9 @@ impl Sts {
                 )
             }
             "AssumeRole" => self.assume_role(ctx, access_key, params, wall_clock_secs())?,
+            "GetSessionToken" => {
+                self.get_session_token(ctx, access_key, params, wall_clock_secs())?
+            }
             _ => {
                 return Err(AwsError::new(
                     "InvalidAction",
@@ -381,6 +452,84 @@ impl Sts {
         };
         Ok(format!(
             "<{action}Response xmlns=\"{XMLNS}\">{result}<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{action}Response>"
+        ))
+    }
+
+    /// The access key id of the last session issued, taken (the call log names it).
+    pub fn take_last_issued(&mut self) -> Option<String> {
+        self.last_issued.take()
+    }
+
+    /// The TOTP seed of the MFA device `serial`, from the roles that name it.
+    fn seed_of(&self, serial: &str) -> Option<String> {
+        self.config
+            .roles
+            .iter()
+            .filter(|r| r.mfa_serial.as_deref() == Some(serial))
+            .find_map(|r| r.totp_seed.clone())
+    }
+
+    /// STS GetSessionToken: an IAM user's long-term key gets a session (12 hours by
+    /// default, 15 minutes to 36 hours) that carries the MFA context when a code is given.
+    fn get_session_token(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        access_key: Option<&str>,
+        params: &BTreeMap<String, String>,
+        wall_secs: u64,
+    ) -> Result<String, AwsError> {
+        let caller = self.caller(ctx, access_key)?;
+        if access_key.is_some_and(|k| self.sessions.contains_key(k)) {
+            return Err(access_denied(
+                "Cannot call GetSessionToken with session credentials",
+            ));
+        }
+        let min = self.config.min_session_seconds.unwrap_or(900);
+        let duration = match params.get("DurationSeconds") {
+            None => 43_200,
+            Some(d) => {
+                let d: u64 = d.parse().map_err(|_| {
+                    validation(format!(
+                        "1 validation error detected: Value '{}' at 'durationSeconds' failed to satisfy constraint: Member must be a number",
+                        xml_escape(d)
+                    ))
+                })?;
+                if d < min || d > 129_600 {
+                    return Err(validation(format!(
+                        "1 validation error detected: Value '{d}' at 'durationSeconds' failed to satisfy constraint: Member must have value between {min} and 129600"
+                    )));
+                }
+                d
+            }
+        };
+        let mfa_at = match (params.get("SerialNumber"), params.get("TokenCode")) {
+            (None, None) => None,
+            (Some(serial), code) => {
+                if !code_ok(self.seed_of(serial).as_deref(), code, wall_secs) {
+                    return Err(access_denied(MFA_FAILED));
+                }
+                Some(wall_secs)
+            }
+            (None, Some(_)) => return Err(access_denied(MFA_FAILED)),
+        };
+        let (key_id, secret, token) = new_keys(ctx);
+        let expires = wall_secs + duration;
+        self.sessions.insert(
+            key_id.clone(),
+            Session {
+                arn: caller.arn,
+                user_id: caller.user_id,
+                account: caller.account,
+                expires,
+                mfa_at,
+            },
+        );
+        self.last_issued = Some(key_id.clone());
+        Ok(format!(
+            "<GetSessionTokenResult><Credentials><AccessKeyId>{key_id}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials></GetSessionTokenResult>",
+            xml_escape(&secret),
+            xml_escape(&token),
+            iso8601(expires)
         ))
     }
 
@@ -453,25 +602,38 @@ impl Sts {
                 d
             }
         };
-        if role.mfa_serial.is_some() || role.totp_seed.is_some() {
-            let serial_ok = match (&role.mfa_serial, params.get("SerialNumber")) {
+        // The MFA context of the caller's session (GetSessionToken with a code), if any.
+        let session_mfa_at = access_key
+            .and_then(|k| self.sessions.get(k))
+            .and_then(|s| s.mfa_at);
+        let mut mfa_at = session_mfa_at;
+        if params.contains_key("TokenCode") || params.contains_key("SerialNumber") {
+            // A code in the request is checked whatever the role wants, as AWS does.
+            let serial = params.get("SerialNumber").map(String::as_str);
+            let serial_ok = match (&role.mfa_serial, serial) {
                 (Some(want), Some(got)) => want == got,
                 (None, _) => true,
                 (Some(_), None) => false,
             };
-            let code_ok = match (&role.totp_seed, params.get("TokenCode")) {
-                (Some(seed), Some(code)) => {
-                    // ±1 step, as AWS tolerates small clock drift.
-                    [wall_secs.saturating_sub(30), wall_secs, wall_secs + 30]
-                        .iter()
-                        .any(|t| totp_code(seed, *t).is_ok_and(|c| &c == code))
-                }
-                // A role with a serial but no seed accepts any 6-digit code.
-                (None, Some(code)) => code.len() == 6 && code.chars().all(|c| c.is_ascii_digit()),
-                (_, None) => false,
-            };
-            if !serial_ok || !code_ok {
+            let seed = role
+                .totp_seed
+                .clone()
+                .or_else(|| serial.and_then(|s| self.seed_of(s)));
+            if !serial_ok || !code_ok(seed.as_deref(), params.get("TokenCode"), wall_secs) {
                 return Err(access_denied(MFA_FAILED));
+            }
+            mfa_at = Some(wall_secs);
+        } else if role.mfa_serial.is_some() || role.totp_seed.is_some() {
+            // The trust policy wants MFA: the caller's session must carry it.
+            if session_mfa_at.is_none() {
+                return Err(access_denied(MFA_FAILED));
+            }
+        }
+        if let Some(max_age) = role.max_mfa_age_seconds {
+            // aws:MultiFactorAuthAge: AWS says only "not authorized", never why.
+            match mfa_at {
+                Some(at) if wall_secs.saturating_sub(at) <= max_age => {}
+                _ => return Err(denied()),
             }
         }
         let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
@@ -481,11 +643,7 @@ impl Sts {
             crate::secrets::partition_for(ctx.region)
         );
         let role_id = format!("{}:{session_name}", unique_id("AROA", role_arn));
-        const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let key_id = format!("ASIA{}", random_string(ctx, UPPER, 16));
-        let secret = random_string(ctx, SECRET, 40);
-        let token = format!("FwoGZXIvYXdzE{}", random_string(ctx, SECRET, 200));
+        let (key_id, secret, token) = new_keys(ctx);
         let expires = wall_secs + duration;
         self.sessions.insert(
             key_id.clone(),
@@ -494,8 +652,11 @@ impl Sts {
                 user_id: role_id.clone(),
                 account: role_account,
                 expires,
+                // A role session carries no MFA context onwards (role chaining).
+                mfa_at: None,
             },
         );
+        self.last_issued = Some(key_id.clone());
         Ok(format!(
             "<AssumeRoleResult><AssumedRoleUser><Arn>{}</Arn><AssumedRoleId>{}</AssumedRoleId></AssumedRoleUser>\
 <Credentials><AccessKeyId>{key_id}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{}</SessionToken><Expiration>{}</Expiration></Credentials>\
@@ -553,6 +714,7 @@ mod tests {
                 user_id: "u".into(),
                 account: "1".into(),
                 expires: 100,
+                mfa_at: None,
             },
         );
         assert!(sts.authenticate_at(Service::Ecs, Some("ASIAX"), 99).is_ok());

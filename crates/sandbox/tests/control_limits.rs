@@ -271,6 +271,10 @@ async fn scenario_numbers_out_of_range_are_refused_naming_the_key() {
             "hook_rules[0].after_seconds",
         ),
         ("[sts]\nmin_session_seconds = 0", "sts.min_session_seconds"),
+        (
+            "[[sts.roles]]\narn = \"arn:aws:iam::1:role/r\"\nmax_mfa_age_seconds = 129601",
+            "sts.roles[0].max_mfa_age_seconds",
+        ),
     ] {
         // A top-level key replaces SCENARIO's own line, before its tables.
         let text = if extra.starts_with('[') {

@@ -37,6 +37,11 @@ allowed_callers = ["arn:aws:iam::111111111111:user/bob"]
 [[sts.roles]]
 arn = "arn:aws:iam::123456789012:role/open"
 
+[[sts.roles]]
+arn = "arn:aws:iam::123456789012:role/recent-mfa"
+mfa_serial = "arn:aws:iam::111111111111:mfa/alice"
+max_mfa_age_seconds = 600
+
 [[secrets]]
 name = "s"
 value = "v"
@@ -289,4 +294,160 @@ async fn unknown_action_and_missing_parameters() {
     let (status, xml) = sts(&sb, Some(ALICE), &[("Action", "AssumeRole")]).await;
     assert_eq!(status, 400);
     assert_eq!(xml_field(&xml, "Code").unwrap(), "ValidationError");
+}
+
+/// GetSessionToken: an IAM user's MFA session (12 hours by default) that roles wanting MFA
+/// accept without a new code, whose MFA age a role's `max_mfa_age_seconds` limits; the
+/// call log names the key each STS call was signed with and the key it issued, never the
+/// code.
+#[tokio::test]
+async fn get_session_token_carries_the_mfa_context_and_its_age_into_assume_role() {
+    let sb = start(SCENARIO).await;
+    let code = code_now();
+    let before = wall_clock_secs();
+    let (status, xml) = sts(
+        &sb,
+        Some(ALICE),
+        &[
+            ("Action", "GetSessionToken"),
+            ("SerialNumber", MFA),
+            ("TokenCode", &code),
+        ],
+    )
+    .await;
+    let after = wall_clock_secs();
+    assert_eq!(status, 200, "{xml}");
+    assert!(
+        xml.contains("<GetSessionTokenResult><Credentials>"),
+        "{xml}"
+    );
+    let session = xml_field(&xml, "AccessKeyId").unwrap();
+    assert!(session.starts_with("ASIA"), "{session}");
+    let exp = time::OffsetDateTime::parse(
+        &xml_field(&xml, "Expiration").unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp() as u64;
+    assert!(
+        (before + 43_200..=after + 43_200).contains(&exp),
+        "12 hours by default"
+    );
+    // The session is alice.
+    let (_, who) = sts(&sb, Some(&session), &[("Action", "GetCallerIdentity")]).await;
+    assert_eq!(
+        xml_field(&who, "Arn").unwrap(),
+        "arn:aws:iam::111111111111:user/alice"
+    );
+    // A role wanting MFA takes the session without a code; so does one wanting it recent.
+    for role in [OPERATOR, "arn:aws:iam::123456789012:role/recent-mfa"] {
+        let (status, xml) = sts(
+            &sb,
+            Some(&session),
+            &[
+                ("Action", "AssumeRole"),
+                ("RoleArn", role),
+                ("RoleSessionName", "session"),
+                ("DurationSeconds", "900"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 200, "{role}: {xml}");
+    }
+    // A session cannot ask for another.
+    let (status, xml) = sts(&sb, Some(&session), &[("Action", "GetSessionToken")]).await;
+    assert_eq!(status, 403, "{xml}");
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "AccessDenied");
+    // An hour later the session's MFA is too old for the role that wants it recent, which
+    // says only "not authorized", as AWS does; the other role still takes it.
+    let (status, _) = control(&sb, "POST", "/_sandbox/sts/age-mfa", r#"{"seconds": 3600}"#).await;
+    assert_eq!(status, 200);
+    let (status, _) = control(&sb, "POST", "/_sandbox/sts/age-mfa", r#"{"seconds": -1}"#).await;
+    assert_eq!(status, 400, "a negative age is refused");
+    let assume_from = |role: &'static str| {
+        let sb = &sb;
+        let session = session.clone();
+        async move {
+            sts(
+                sb,
+                Some(&session),
+                &[
+                    ("Action", "AssumeRole"),
+                    ("RoleArn", role),
+                    ("RoleSessionName", "session"),
+                    ("DurationSeconds", "900"),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, xml) = assume_from("arn:aws:iam::123456789012:role/recent-mfa").await;
+    assert_eq!(status, 403, "{xml}");
+    assert_eq!(
+        xml_field(&xml, "Message").unwrap(),
+        "User: arn:aws:iam::111111111111:user/alice is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::123456789012:role/recent-mfa"
+    );
+    let (status, xml) = assume_from(OPERATOR).await;
+    assert_eq!(status, 200, "{xml}");
+
+    // Without a code: a session without MFA, which a role wanting MFA refuses.
+    let (status, xml) = sts(&sb, Some(ALICE), &[("Action", "GetSessionToken")]).await;
+    assert_eq!(status, 200, "{xml}");
+    let plain = xml_field(&xml, "AccessKeyId").unwrap();
+    let (status, xml) = sts(
+        &sb,
+        Some(&plain),
+        &[
+            ("Action", "AssumeRole"),
+            ("RoleArn", OPERATOR),
+            ("RoleSessionName", "session"),
+            ("DurationSeconds", "900"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{xml}");
+    assert!(xml_field(&xml, "Message")
+        .unwrap()
+        .contains("MultiFactorAuthentication"));
+    // A wrong code, and a duration past 36 hours.
+    let (status, xml) = sts(
+        &sb,
+        Some(ALICE),
+        &[
+            ("Action", "GetSessionToken"),
+            ("SerialNumber", MFA),
+            ("TokenCode", &wrong_code()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403, "{xml}");
+    assert!(xml_field(&xml, "Message")
+        .unwrap()
+        .contains("MultiFactorAuthentication"));
+    let (status, xml) = sts(
+        &sb,
+        Some(ALICE),
+        &[("Action", "GetSessionToken"), ("DurationSeconds", "129601")],
+    )
+    .await;
+    assert_eq!(status, 400, "{xml}");
+    assert_eq!(xml_field(&xml, "Code").unwrap(), "ValidationError");
+
+    // The call log: who signed, what was issued, whether a code came; never the code.
+    let calls = sb.snapshot()["calls"].clone();
+    let first = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["operation"] == "GetSessionToken")
+        .unwrap()
+        .clone();
+    assert_eq!(first["subject"]["signed_with"], ALICE);
+    assert_eq!(first["subject"]["issued"], session.as_str());
+    assert_eq!(first["subject"]["mfa_code"], true);
+    assert_eq!(first["subject"]["SerialNumber"], MFA);
+    assert!(
+        !calls.to_string().contains(&code),
+        "the code is in the call log"
+    );
 }

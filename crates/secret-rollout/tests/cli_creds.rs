@@ -157,7 +157,8 @@ async fn mfa_profile_signs_in_once_reuses_the_session_and_asks_again_after_expir
         "json",
     ];
 
-    // 1. First run: the code from stdin, AssumeRole with MFA, the session cached.
+    // 1. First run: the code from stdin goes to GetSessionToken (the MFA session), the
+    //    role is assumed from that session; both are cached.
     let out = run_user(&env, &whoami, Some(format!("{}\n", good_code())), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -173,18 +174,35 @@ async fn mfa_profile_signs_in_once_reuses_the_session_and_asks_again_after_expir
         doc["source"].as_str().unwrap().contains("new MFA session"),
         "{doc}"
     );
-    assert!(doc["seconds_left"].as_u64().unwrap() > 3000, "{doc}");
+    // The time left is the MFA session's (12 hours): the role is renewed from it.
+    assert!(doc["seconds_left"].as_u64().unwrap() > 11 * 3600, "{doc}");
+    assert_eq!(env.calls("GetSessionToken"), 1);
     assert_eq!(env.calls("AssumeRole"), 1);
+    let gst = &env.calls_of("GetSessionToken")[0]["subject"];
+    assert_eq!(gst["SerialNumber"], SERIAL);
+    assert_eq!(gst["mfa_code"], true);
+    assert_eq!(gst["signed_with"], ALICE_KEY);
+    let ar = &env.calls_of("AssumeRole")[0]["subject"];
+    assert_eq!(ar["mfa_code"], false, "the code went to GetSessionToken");
+    assert_eq!(
+        ar["signed_with"], gst["issued"],
+        "assumed from the MFA session"
+    );
     let files = cache_files(&env);
-    assert_eq!(files.len(), 1, "one session cached: {files:?}");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(files.len(), 2, "the role's and the MFA session: {files:?}");
+    let role_file = cache_dir(&env).join("session-production.json");
+    let mfa_file = cache_dir(&env).join("session-mfa-session_identity.json");
+    for f in [&role_file, &mfa_file] {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(f).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let cached = std::fs::read_to_string(f).unwrap();
+        assert!(!cached.contains(ALICE_KEY), "no long-term key in the cache");
     }
-    let cached = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(!cached.contains(ALICE_KEY), "no long-term key in the cache");
+    let cached = std::fs::read_to_string(&role_file).unwrap();
 
     // 2. Second run: no code on stdin at all, and it works from the cache.
     let out = run_user(&env, &whoami, None, &[]).await;
@@ -196,11 +214,22 @@ async fn mfa_profile_signs_in_once_reuses_the_session_and_asks_again_after_expir
     );
     assert_eq!(env.calls("AssumeRole"), 1, "no second AssumeRole");
 
-    // 3. Past its useful life (the cache is reused until 5 minutes before expiry): it
-    //    asks again. Without a code that fails, asking for one.
+    // 3. The role's credentials past their useful life (reused until 5 minutes before
+    //    expiry): assumed again from the cached MFA session, no code asked.
     let mut session: serde_json::Value = serde_json::from_str(&cached).unwrap();
     session["expiration"] = (now() + 60).into();
-    std::fs::write(&files[0], session.to_string()).unwrap();
+    std::fs::write(&role_file, session.to_string()).unwrap();
+    let out = run_user(&env, &whoami, None, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(env.calls("AssumeRole"), 2);
+    assert_eq!(env.calls("GetSessionToken"), 1, "no new code");
+    // The MFA session itself near its end: a code is asked. Without one that fails,
+    // asking for one; with one, a new MFA session.
+    let mut mfa: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&mfa_file).unwrap()).unwrap();
+    mfa["expiration"] = (now() + 60).into();
+    std::fs::write(&mfa_file, mfa.to_string()).unwrap();
+    std::fs::write(&role_file, session.to_string()).unwrap();
     let out = run_user(&env, &whoami, None, &[]).await;
     assert_eq!(out.status.code(), Some(exit::CREDENTIALS), "{}", text(&out));
     assert!(
@@ -210,10 +239,12 @@ async fn mfa_profile_signs_in_once_reuses_the_session_and_asks_again_after_expir
     );
     let out = run_user(&env, &whoami, Some(good_code()), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(env.calls("AssumeRole"), 2);
+    assert_eq!(env.calls("GetSessionToken"), 2);
+    assert_eq!(env.calls("AssumeRole"), 3);
 
-    // 4. The sandbox expires every session: the cached one is refused, forgotten, and the
-    //    same run asks for a new code (none given: a clear credentials error).
+    // 4. The sandbox expires every session: the cached one is refused, forgotten (with
+    //    its MFA session), and the same run asks for a new code (none given: a clear
+    //    credentials error).
     env.sandbox.world().lock().unwrap().expire_sessions();
     let out = run_user(&env, &whoami, None, &[]).await;
     assert_eq!(out.status.code(), Some(exit::CREDENTIALS), "{}", text(&out));
@@ -234,12 +265,13 @@ async fn mfa_profile_signs_in_once_reuses_the_session_and_asks_again_after_expir
     // With a code, the run after expiry signs in again by itself.
     let out = run_user(&env, &whoami, Some(good_code()), &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(cache_files(&env).len(), 1);
+    assert_eq!(cache_files(&env).len(), 2);
     let out = run_user(&env, &["logout", "--profile", "production"], None, &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(stdout(&out).contains("forgot"), "{}", text(&out));
     assert!(cache_files(&env).is_empty());
-    assert_eq!(env.calls("AssumeRole"), 3);
+    assert_eq!(env.calls("AssumeRole"), 4);
+    assert_eq!(env.calls("GetSessionToken"), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,7 +448,12 @@ async fn credential_precedence_table() {
         if row.mfa {
             // SECRET_ROLLOUT_CACHE_DIR: the session is cached in the file there.
             let file = cache_dir(&env).join("session-production.json");
-            let source = format!("{}, cached in the file {}", row.source, file.display());
+            // The role is renewed from the MFA session of `identity` (GetSessionToken).
+            let source = format!(
+                "{}, cached in the file {}, renewed from the MFA session of profile identity",
+                row.source,
+                file.display()
+            );
             assert_eq!(doc["source"], source, "{what}");
             assert_eq!(doc["session_store"], "file", "{what}");
         } else {
@@ -578,7 +615,9 @@ async fn mfa_code_typed_at_the_terminal_prompt() {
         cache_files(&env).is_empty(),
         "a failed sign-in cached nothing"
     );
-    assert_eq!(env.calls("AssumeRole"), 2);
+    // The wrong code went to GetSessionToken: no role was assumed with it.
+    assert_eq!(env.calls("AssumeRole"), 1);
+    assert_eq!(env.calls("GetSessionToken"), 2);
 }
 
 /// A store name the system does not have is bad input: one line naming the fix, exit 2,
@@ -826,7 +865,8 @@ mod kernel_keyring {
         // 3. logout forgets it there; the next command asks again.
         let out = run(command(&["logout"])).await;
         assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
-        assert_eq!(stdout(&out).trim(), "forgot 1 cached session(s)");
+        // The role's credentials and the MFA session they are renewed from.
+        assert_eq!(stdout(&out).trim(), "forgot 2 cached session(s)");
         for (id, _, ring) in &rings {
             assert!(ring.search(&name).is_err(), "still in the {id}");
         }
@@ -842,7 +882,9 @@ mod kernel_keyring {
         })
         .await
         .unwrap();
-        assert_eq!(env.calls("AssumeRole"), 2);
+        // The wrong code went to GetSessionToken: no role was assumed with it.
+        assert_eq!(env.calls("AssumeRole"), 1);
+        assert_eq!(env.calls("GetSessionToken"), 2);
         for (id, _, ring) in &rings {
             assert!(
                 ring.search(&name).is_err(),

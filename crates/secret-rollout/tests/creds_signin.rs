@@ -33,6 +33,7 @@ async fn mfa_profile_asks_once_then_reuses_the_cached_session() {
             cached: false,
             // SECRET_ROLLOUT_CACHE_DIR: the file, and only the file.
             store: Some(Store::File(fx.cache_dir().join("session-production.json"))),
+            renewed_from: None,
         }
     );
     let calls = sts.assume_roles();
@@ -445,6 +446,7 @@ async fn credential_process_profiles_keep_working_through_the_sdk() {
             mfa: false,
             cached: false,
             store: None,
+            renewed_from: None,
         }
     );
     assert_eq!(

@@ -80,6 +80,43 @@ pub async fn assume_role(
     ))
 }
 
+/// One STS GetSessionToken with an IAM user's long-term `creds`: a session of
+/// `duration_seconds` that carries the MFA context of `serial` and `code`.
+pub async fn get_session_token(
+    t: &Transport,
+    region: &str,
+    creds: Credentials,
+    duration_seconds: i32,
+    serial: &str,
+    code: &str,
+) -> Result<Credentials, AwsError> {
+    let config = base_loader(t, region, None)
+        .credentials_provider(creds)
+        .load()
+        .await;
+    let sts = aws_sdk_sts::Client::new(&config);
+    let what = "STS GetSessionToken";
+    let out = sts
+        .get_session_token()
+        .duration_seconds(duration_seconds)
+        .serial_number(serial)
+        .token_code(code)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("GetSessionToken", what, e, |_| None))?;
+    let c = out.credentials().ok_or_else(|| {
+        AwsError::answer("GetSessionToken", format!("{what} returned no credentials"))
+    })?;
+    let expiry = SystemTime::try_from(*c.expiration()).ok();
+    Ok(Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        expiry,
+        "secret-rollout-mfa-session",
+    ))
+}
+
 /// STS GetCallerIdentity with the credentials of `config`.
 pub async fn caller_identity(config: &SdkConfig) -> Result<Caller, AwsError> {
     let sts = aws_sdk_sts::Client::new(config);

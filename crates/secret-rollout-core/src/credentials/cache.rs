@@ -46,12 +46,35 @@ pub const REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
 /// The keyring service name entries are stored under, and the start of their names.
 pub const KEYRING_SERVICE: &str = "secret-rollout";
 
+/// What a cached session is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SessionKind {
+    /// A role's credentials from AssumeRole (with the code, or from an MFA session).
+    #[default]
+    AssumedRole,
+    /// An IAM user's MFA session from GetSessionToken (12 hours by default): roles are
+    /// assumed from it without a new code. Cached under [`mfa_session_key`].
+    MfaSession,
+}
+
+/// The cache key of the MFA session of the IAM user whose keys are in `source_profile`.
+pub fn mfa_session_key(source_profile: &str) -> String {
+    format!("mfa-session@{source_profile}")
+}
+
 /// One cached MFA session.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedSession {
-    /// The profile it was made for (the cache key).
+    /// The profile it was made for (the cache key; [`mfa_session_key`] for an MFA
+    /// session).
     pub profile: String,
-    /// The role it is a session of: a cached session for another role is ignored.
+    /// A role's credentials, or an MFA session (absent in entries written before MFA
+    /// sessions: a role's).
+    #[serde(default)]
+    pub kind: SessionKind,
+    /// The role it is a session of: a cached session for another role is ignored (empty
+    /// for an MFA session).
     pub role_arn: String,
     /// The MFA device used.
     pub mfa_serial: String,
@@ -63,12 +86,17 @@ pub struct CachedSession {
     pub session_token: String,
     /// Expiry, epoch seconds.
     pub expiration: i64,
+    /// When it was issued, epoch seconds (for an MFA session: when the code was typed);
+    /// absent in entries written before this was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<i64>,
 }
 
 impl fmt::Debug for CachedSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedSession")
             .field("profile", &self.profile)
+            .field("kind", &self.kind)
             .field("role_arn", &self.role_arn)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"** redacted **")
@@ -95,13 +123,32 @@ impl CachedSession {
         }
         Some(Self {
             profile: profile.to_string(),
+            kind: SessionKind::AssumedRole,
             role_arn: role_arn.to_string(),
             mfa_serial: mfa_serial.to_string(),
             access_key_id: credentials.access_key_id().to_string(),
             secret_access_key: credentials.secret_access_key().to_string(),
             session_token: token.to_string(),
             expiration,
+            issued: Some(OffsetDateTime::now_utc().unix_timestamp()),
         })
+    }
+
+    /// A cache entry for an MFA session (GetSessionToken) of the IAM user whose keys are
+    /// in `source_profile`; `None` for credentials that are not temporary.
+    pub fn mfa_session(
+        source_profile: &str,
+        mfa_serial: &str,
+        credentials: &Credentials,
+    ) -> Option<Self> {
+        let mut s = Self::from_credentials(
+            &mfa_session_key(source_profile),
+            "",
+            mfa_serial,
+            credentials,
+        )?;
+        s.kind = SessionKind::MfaSession;
+        Some(s)
     }
 
     /// The expiry as a time.
@@ -648,12 +695,14 @@ mod tests {
     fn session(profile: &str, expiration: i64) -> CachedSession {
         CachedSession {
             profile: profile.into(),
+            kind: SessionKind::AssumedRole,
             role_arn: "arn:aws:iam::1:role/r".into(),
             mfa_serial: "arn:aws:iam::2:mfa/u".into(),
             access_key_id: "ASIATEMP".into(),
             secret_access_key: "temp-secret".into(),
             session_token: "temp-token".into(),
             expiration,
+            issued: None,
         }
     }
 
@@ -666,6 +715,34 @@ mod tests {
         assert!(!s(300).is_reusable(now));
         assert!(!s(60).is_reusable(now));
         assert!(!s(-10).is_reusable(now));
+    }
+
+    #[test]
+    fn entries_without_a_kind_are_roles_and_mfa_sessions_have_their_own_key() {
+        let old = r#"{"profile":"p","role_arn":"r","mfa_serial":"m","access_key_id":"ASIA1","secret_access_key":"s","session_token":"t","expiration":1}"#;
+        let s: CachedSession = serde_json::from_str(old).unwrap();
+        assert_eq!((s.kind, s.issued), (SessionKind::AssumedRole, None));
+        let creds = Credentials::new(
+            "ASIA2",
+            "s",
+            Some("t".into()),
+            Some(std::time::SystemTime::now() + Duration::from_secs(60)),
+            "t",
+        );
+        let m = CachedSession::mfa_session("identity", "arn:aws:iam::1:mfa/a", &creds).unwrap();
+        assert_eq!(m.kind, SessionKind::MfaSession);
+        assert_eq!(m.profile, mfa_session_key("identity"));
+        assert_eq!(m.role_arn, "");
+        assert!(m.issued.is_some());
+        let dir = tempfile::tempdir().unwrap();
+        let cache = SessionCache::in_dir(dir.path());
+        assert!(cache
+            .file_for(&m.profile)
+            .ends_with("session-mfa-session_identity.json"));
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains(r#""kind":"mfa-session""#), "{json}");
+        let long = Credentials::new("AKIALONG", "s", None, None, "t");
+        assert!(CachedSession::mfa_session("identity", "m", &long).is_none());
     }
 
     #[test]

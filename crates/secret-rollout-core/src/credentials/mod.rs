@@ -12,15 +12,19 @@
 //!
 //! A profile whose chain (`source_profile` ...) has a role with `mfa_serial` is signed in
 //! here, because the SDK cannot: the code is asked once (terminal or `--mfa-code-stdin`)
-//! before any AWS client is built, STS `AssumeRole` is called with `SerialNumber` and
-//! `TokenCode`, and the session is cached ([`cache`]) until 5 minutes before it expires.
-//! Every other profile (plain `role_arn`, `credential_process`, SSO, static keys) is
-//! handed to the SDK's profile provider.
+//! before any AWS client is built. With an IAM user's long-term keys as the source, the
+//! code goes to STS `GetSessionToken` (an MFA session, 12 hours by default) and the role
+//! is assumed from that session, again whenever its credentials near their end, with no
+//! new code ([`renew`]); otherwise `AssumeRole` gets `SerialNumber` and `TokenCode`, and
+//! a new code is asked before the role's credentials end. Both are cached ([`cache`])
+//! until 5 minutes before they expire. Every other profile (plain `role_arn`,
+//! `credential_process`, SSO, static keys) is handed to the SDK's profile provider.
 
 pub mod cache;
 pub mod mfa;
 pub mod precedence;
 pub mod profile;
+pub mod renew;
 pub mod signin;
 
 use std::collections::BTreeMap;
@@ -37,7 +41,7 @@ use time::OffsetDateTime;
 
 use crate::aws::config::{default_chain, profile_provider};
 use crate::error::{Error, Result};
-use cache::{CachedSession, SessionCache};
+use cache::SessionCache;
 use profile::{Base, Chain, ProfilePaths, Profiles};
 
 pub use mfa::MfaCodeSource;
@@ -117,6 +121,9 @@ pub enum CredentialSource {
         /// Where the MFA session is cached (`None`: not an MFA session, or no store took
         /// it and the next command asks again).
         store: Option<cache::Store>,
+        /// The profile whose MFA session (GetSessionToken) renews the role without a new
+        /// code, if one does.
+        renewed_from: Option<String>,
     },
     /// The SDK's default chain (container or instance role, ...).
     Chain,
@@ -145,6 +152,7 @@ impl fmt::Display for CredentialSource {
                 mfa,
                 cached,
                 store,
+                renewed_from,
             } => {
                 write!(f, "profile {name}")?;
                 if let Some(role) = assumed_role {
@@ -160,6 +168,9 @@ impl fmt::Display for CredentialSource {
                         (false, None) => f.write_str(", new MFA session, not cached")?,
                     }
                 }
+                if let Some(source) = renewed_from {
+                    write!(f, ", renewed from the MFA session of profile {source}")?;
+                }
                 Ok(())
             }
             CredentialSource::Chain => f.write_str("the AWS SDK's default credential chain"),
@@ -172,6 +183,8 @@ pub(crate) struct Resolved {
     pub provider: SharedCredentialsProvider,
     pub source: CredentialSource,
     pub expires_at: Option<OffsetDateTime>,
+    /// See [`AwsContext::renewed_by_prompt`].
+    pub renewed_by_prompt: bool,
     /// The profile the SDK should read for endpoints and such (`None`: the SDK's choice).
     pub sdk_profile: Option<String>,
     pub warnings: Vec<String>,
@@ -271,6 +284,7 @@ pub(crate) async fn resolve(
                     provider: SharedCredentialsProvider::new(creds),
                     source,
                     expires_at,
+                    renewed_by_prompt: false,
                     sdk_profile: None,
                     warnings,
                 });
@@ -283,6 +297,7 @@ pub(crate) async fn resolve(
                 provider,
                 source,
                 expires_at: expires_at.or(sdk_expiry),
+                renewed_by_prompt: false,
                 sdk_profile: None,
                 warnings,
             })
@@ -291,19 +306,20 @@ pub(crate) async fn resolve(
             let name = chain.profile.clone();
             if chain.needs_mfa() {
                 let cache = SessionCache::from_env(env)?;
-                let (creds, cached, store) =
-                    mfa_session(&chain, opts, env, region, paths, &cache).await?;
-                let expires_at = creds.expiry().map(OffsetDateTime::from);
+                let assumed_role = chain.role_arn().map(str::to_string);
+                let signed = renew::sign_in(chain, opts, env, region, paths, cache).await?;
                 return Ok(Resolved {
-                    provider: SharedCredentialsProvider::new(creds),
+                    provider: SharedCredentialsProvider::new(signed.provider),
                     source: CredentialSource::Profile {
                         name: name.clone(),
-                        assumed_role: chain.role_arn().map(str::to_string),
+                        assumed_role,
                         mfa: true,
-                        cached,
-                        store,
+                        cached: signed.cached,
+                        store: signed.store,
+                        renewed_from: signed.renewed_from,
                     },
-                    expires_at,
+                    expires_at: signed.expires_at,
+                    renewed_by_prompt: signed.renewed_by_prompt,
                     sdk_profile: Some(name),
                     warnings,
                 });
@@ -314,6 +330,7 @@ pub(crate) async fn resolve(
                 mfa: false,
                 cached: false,
                 store: None,
+                renewed_from: None,
             };
             if opts.endpoint_url.is_some()
                 && !chain.hops.is_empty()
@@ -328,6 +345,7 @@ pub(crate) async fn resolve(
                     provider: SharedCredentialsProvider::new(creds),
                     source,
                     expires_at,
+                    renewed_by_prompt: false,
                     sdk_profile: Some(name),
                     warnings,
                 });
@@ -338,6 +356,7 @@ pub(crate) async fn resolve(
                 provider,
                 source,
                 expires_at,
+                renewed_by_prompt: false,
                 sdk_profile: Some(name),
                 warnings,
             })
@@ -350,6 +369,7 @@ pub(crate) async fn resolve(
                 provider,
                 source,
                 expires_at,
+                renewed_by_prompt: false,
                 sdk_profile: None,
                 warnings,
             })
@@ -408,46 +428,6 @@ impl ProvideCredentials for Primed {
     }
 }
 
-/// The MFA sign-in: a cached session if one is still good, else code + AssumeRole; with
-/// whether it came from the cache, and where it is cached.
-async fn mfa_session(
-    chain: &Chain,
-    opts: &AwsOptions,
-    env: &EnvVars,
-    region: &str,
-    paths: &ProfilePaths,
-    cache: &SessionCache,
-) -> Result<(Credentials, bool, Option<cache::Store>)> {
-    let serial = chain.mfa_serial().unwrap_or_default().to_string();
-    let role_arn = chain.role_arn().unwrap_or_default().to_string();
-    if let Some((session, store)) = cache.get(&chain.profile) {
-        if session.role_arn == role_arn
-            && session.mfa_serial == serial
-            && session.is_reusable(OffsetDateTime::now_utc())
-        {
-            tracing::debug!(profile = %chain.profile, %store, "using the cached MFA session");
-            return Ok((session.credentials(), true, Some(store)));
-        }
-    }
-    let code = mfa::read_code(&opts.mfa_code, &serial)?;
-    let creds = assume_chain(chain, Some(code), opts, env, region, paths).await?;
-    let store = match CachedSession::from_credentials(&chain.profile, &role_arn, &serial, &creds) {
-        Some(session) => match cache.put(&session) {
-            Ok(store) => Some(store),
-            Err(e) => {
-                // The command can go on; the next one will just ask again.
-                tracing::warn!("{}", e.render());
-                None
-            }
-        },
-        None => {
-            tracing::warn!("AssumeRole returned credentials without expiry or token; not cached");
-            None
-        }
-    };
-    Ok((creds, false, store))
-}
-
 /// Walks the chain's roles from its base credentials; `code` goes to the first role
 /// with `mfa_serial`.
 async fn assume_chain(
@@ -471,6 +451,7 @@ async fn assume_chain(
                 mfa: false,
                 cached: false,
                 store: None,
+                renewed_from: None,
             };
             let creds = provider
                 .provide_credentials()
@@ -610,6 +591,14 @@ impl fmt::Display for WhoAmI {
                     format!("{} left", format_duration(left))
                 };
                 write!(f, "expires:     {stamp} ({left})")?;
+                if let CredentialSource::Profile {
+                    renewed_from: Some(_),
+                    ..
+                } = &self.source
+                {
+                    // The role's own credentials are short; no code is needed until then.
+                    f.write_str(", the MFA session: the role is renewed from it until then")?;
+                }
             }
             _ => write!(
                 f,
@@ -638,15 +627,36 @@ pub fn logout(profile: Option<&str>) -> Result<usize> {
 /// [`logout`] with the given environment.
 pub fn logout_with_env(profile: Option<&str>, env: &EnvVars) -> Result<usize> {
     let cache = SessionCache::from_env(env)?;
+    // A broken config file must not stop a logout, so read errors mean "no profiles".
+    let profiles = Profiles::load(&ProfilePaths::from_env(env)).ok();
     match profile {
-        Some(name) => Ok(usize::from(!cache.remove(name)?.is_empty())),
+        Some(name) => {
+            let mut forgot = !cache.remove(name)?.is_empty();
+            // The MFA session the profile's role is renewed from goes too: logging out
+            // means the next command asks for a code.
+            let source = profiles
+                .as_ref()
+                .and_then(|p| p.resolve(name).ok())
+                .filter(|chain| chain.needs_mfa())
+                .map(|chain| match chain.base {
+                    Base::StaticKeys { profile, .. } | Base::Sdk { profile } => profile,
+                });
+            if let Some(source) = source {
+                forgot |= !cache.remove(&cache::mfa_session_key(&source))?.is_empty();
+            }
+            Ok(usize::from(forgot))
+        }
         None => {
             // Not every keyring can be listed (the Keychain cannot): try every profile the
-            // config names too. A broken config file must not stop a logout, so read
-            // errors mean "none".
-            let profiles = Profiles::load(&ProfilePaths::from_env(env)).ok();
-            let names: Vec<&str> = profiles.as_ref().map(|p| p.names()).unwrap_or_default();
-            cache.remove_all(names)
+            // config names too, and the MFA session each could hold.
+            let names: Vec<String> = profiles
+                .as_ref()
+                .map(|p| p.names())
+                .unwrap_or_default()
+                .into_iter()
+                .flat_map(|n| [n.to_string(), cache::mfa_session_key(n)])
+                .collect();
+            cache.remove_all(names.iter().map(String::as_str))
         }
     }
 }
@@ -712,5 +722,26 @@ mod tests {
         );
         assert!(text.contains("signed in:   aws-vault (profile prod)"));
         assert!(text.contains("DOES NOT MATCH: it expects account 222222222222"));
+        assert!(!text.contains("renewed"), "{text}");
+        let renewed = WhoAmI {
+            source: CredentialSource::Profile {
+                name: "production".into(),
+                assumed_role: Some("arn:aws:iam::1:role/deploy".into()),
+                mfa: true,
+                cached: true,
+                store: None,
+                renewed_from: Some("identity".into()),
+            },
+            ..w
+        };
+        let text = renewed.to_string();
+        assert!(
+            text.contains("signed in:   profile production, role arn:aws:iam::1:role/deploy, cached MFA session, renewed from the MFA session of profile identity"),
+            "{text}"
+        );
+        assert!(
+            text.contains("(47m left), the MFA session: the role is renewed from it until then"),
+            "{text}"
+        );
     }
 }

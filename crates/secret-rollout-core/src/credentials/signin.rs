@@ -64,8 +64,13 @@ pub struct AwsContext {
     pub sdk_config: SdkConfig,
     /// Where the credentials came from.
     pub source: CredentialSource,
-    /// When the credentials expire, if known.
+    /// When the credentials expire, if known: for an MFA sign-in whose role is renewed
+    /// from an MFA session, that session's end (until then no code is asked).
     pub expires_at: Option<OffsetDateTime>,
+    /// The credentials are renewed in flight with a new MFA code asked at the terminal
+    /// (a source that cannot hold an MFA session): a run may outlive
+    /// [`AwsContext::expires_at`], asking then.
+    pub renewed_by_prompt: bool,
     /// The region in use.
     pub region: String,
     /// [`AwsOptions::expected_account`], carried for `whoami`.
@@ -126,6 +131,7 @@ pub async fn load_with_env(opts: &AwsOptions, env: &EnvVars) -> Result<AwsContex
         sdk_config,
         source: resolved.source,
         expires_at: resolved.expires_at,
+        renewed_by_prompt: resolved.renewed_by_prompt,
         region,
         expected_account: opts.expected_account.clone(),
         warnings: resolved.warnings,
@@ -187,7 +193,55 @@ pub(crate) async fn assume_role(
         .map_err(|e| assume_role_error(e, hop, from_profile))
 }
 
-fn assume_role_error(e: AwsError, hop: &RoleHop, from_profile: &str) -> Error {
+/// One STS GetSessionToken for the IAM user of `source_profile`, with the MFA code,
+/// its failure said in sign-in terms.
+pub(crate) async fn get_session_token(
+    opts: &AwsOptions,
+    region: &str,
+    creds: Credentials,
+    duration_seconds: i32,
+    serial: &str,
+    code: &str,
+    source_profile: &str,
+) -> Result<Credentials> {
+    sts::get_session_token(&opts.transport(), region, creds, duration_seconds, serial, code)
+        .await
+        .map_err(|e| {
+            let message = said(&e);
+            let err = match (e.fault, e.code.as_deref()) {
+                (Fault::AccessDenied, _) if message.contains("MultiFactorAuthentication") => {
+                    Error::credentials(format!(
+                        "the MFA code was not accepted for {serial} (GetSessionToken of profile `{source_profile}`)"
+                    ))
+                    .hint("wait for the next code and try again; check that mfa_serial names your device")
+                }
+                (Fault::AccessDenied, _) => Error::credentials(format!(
+                    "the IAM user of profile `{source_profile}` may not call GetSessionToken: {message}"
+                ))
+                .hint("allow sts:GetSessionToken for the user, or set SECRET_ROLLOUT_MFA_SESSION_DURATION=off to give the code to AssumeRole"),
+                (Fault::CredentialsRefused, code) => Error::credentials(format!(
+                    "AWS rejected the keys of profile `{source_profile}` ({}) in GetSessionToken",
+                    code.unwrap_or_default()
+                ))
+                .hint(format!(
+                    "check aws_access_key_id / aws_secret_access_key of [{source_profile}] in your credentials file (`aws configure --profile {source_profile}`)"
+                )),
+                (_, Some("ValidationError")) => Error::bad_input(format!(
+                    "STS refused the GetSessionToken request: {message}"
+                ))
+                .hint("SECRET_ROLLOUT_MFA_SESSION_DURATION must be from 15m to 36h"),
+                (Fault::Unreachable, _) => Error::aws_call(format!("cannot reach AWS STS for GetSessionToken: {message}"))
+                    .hint("check the network, --region and any AWS_ENDPOINT_URL / --endpoint-url"),
+                (_, code) => Error::aws_call(format!(
+                    "STS GetSessionToken failed: {}{message}",
+                    code.map(|c| format!("{c}: ")).unwrap_or_default(),
+                )),
+            };
+            e.attach(err)
+        })
+}
+
+pub(crate) fn assume_role_error(e: AwsError, hop: &RoleHop, from_profile: &str) -> Error {
     let role = &hop.role_arn;
     let message = said(&e);
     let err = match (e.fault, e.code.as_deref()) {

@@ -207,6 +207,16 @@ pub fn check_credential_lifetime(
             "sign in again (aws-vault exec PROFILE -- ..., or secret-rollout logout and rerun)",
         ));
     }
+    if left < timeout && ctx.renewed_by_prompt {
+        // The role is renewed with a new code asked at the terminal when it nears its end.
+        eprintln!(
+            "note: the credentials from {} expire in {}, before --timeout {} would end; a new MFA code will be asked then",
+            ctx.source,
+            secret_rollout_core::credentials::format_duration(left),
+            secret_rollout_core::credentials::format_duration(timeout)
+        );
+        return Ok(());
+    }
     if left < timeout && !allow_short {
         return Err(Error::credentials(format!(
             "the credentials expire in {}, before --timeout {} would end",

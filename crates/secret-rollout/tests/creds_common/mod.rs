@@ -301,6 +301,10 @@ impl Fixture {
             ("AWS_CONFIG_FILE", p("config").as_str()),
             ("AWS_SHARED_CREDENTIALS_FILE", p("credentials").as_str()),
             ("SECRET_ROLLOUT_CACHE_DIR", p("cache").as_str()),
+            // The fake answers AssumeRole only: these tests sign in with the code in
+            // AssumeRole. MFA sessions (GetSessionToken) are tested on the sandbox's STS
+            // (tests/long_session.rs).
+            ("SECRET_ROLLOUT_MFA_SESSION_DURATION", "off"),
         ])
     }
 
