@@ -294,10 +294,16 @@ impl ContainerCheck {
 }
 
 /// The image checks of a plan (or a redeploy), and the ECR calls they cost.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ImageChecks {
     /// Every consumer container, in service order.
     pub containers: Vec<ContainerCheck>,
+    /// The latest `createdAt` or `startedAt` of the tasks listed (ECS's clock): the
+    /// listing came after it, so anything read later was read after it. A restore uses it
+    /// to prove which tasks resolved the previous version before the write (see
+    /// [`crate::rollout::restore`]). `None`: no task listed.
+    #[serde(skip)]
+    pub listed_until: Option<f64>,
 }
 
 impl ImageChecks {
@@ -419,9 +425,12 @@ pub async fn check(
         .await;
     // Per service and container: the digests its running tasks report.
     let mut running: Vec<BTreeMap<String, BTreeSet<String>>> = Vec::new();
+    let mut listed_until: Option<f64> = None;
     for tasks in listed {
         let mut per: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for t in tasks? {
+            let latest = t.started_at.unwrap_or(t.created_at).max(t.created_at);
+            listed_until = Some(listed_until.map_or(latest, |l| l.max(latest)));
             for (name, digest) in &t.containers {
                 if let Some(d) = digest {
                     per.entry(name.clone()).or_default().insert(d.clone());
@@ -525,7 +534,10 @@ pub async fn check(
             });
         }
     }
-    Ok(ImageChecks { containers })
+    Ok(ImageChecks {
+        containers,
+        listed_until,
+    })
 }
 
 /// [`check`] for services named by the caller (`redeploy`, `rollback`, `resume`): describes
@@ -842,11 +854,13 @@ mod tests {
                 check(Verdict::Pinned),
                 check(Verdict::CannotCheck { reason: "x".into() }),
             ],
+            ..Default::default()
         };
         assert!(quiet.refusal(false).is_none());
         assert!(quiet.changed_services().is_empty());
         let moved = ImageChecks {
             containers: vec![check(changed(&[D1], D2))],
+            ..Default::default()
         };
         let e = moved.refusal(false).expect("a moved tag refuses");
         assert_eq!(e.kind, crate::error::Kind::Refused);

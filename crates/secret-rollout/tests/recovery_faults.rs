@@ -407,7 +407,12 @@ async fn matrix(rejecting: bool) {
         .iter()
         .filter(|(r, seen)| {
             let op = r.operation.as_deref().unwrap_or_default();
-            let nth = r.nth.as_deref().and_then(|n| n.first()).copied().unwrap_or(1);
+            let nth = r
+                .nth
+                .as_deref()
+                .and_then(|n| n.first())
+                .copied()
+                .unwrap_or(1);
             !polled.contains(&op) || *seen >= nth
         })
         .map(|(r, seen)| {

@@ -339,6 +339,7 @@ pub async fn replace_planned(
         .collect();
     let mut run = Run::start(ctx, started, states, services, locks)?;
     run.no_readers = plan.consumers.no_readers();
+    run.listed_until = plan.images.listed_until;
     let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
     plan.images.warn(ctx.reporter, crate::images::ALLOWED);
     let mut report = run.rotate(values).await?;
