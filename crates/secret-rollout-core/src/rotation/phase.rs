@@ -467,10 +467,14 @@ impl Run<'_> {
         out
     }
 
-    /// The services among `steps` to deploy whose every task ECS means to run holds the
-    /// previous version already (see [`crate::rollout::restore`]): the restore leaves
-    /// them alone and says why; it redeploys the others, saying why too. Needs the read
-    /// before the write: without it (a resumed run, a rollback) none is left alone.
+    /// The blue/green, linear and canary services among `steps` to deploy whose every task
+    /// ECS means to run holds the previous version already (see
+    /// [`crate::rollout::restore`]): the restore leaves them alone and says why; it
+    /// redeploys the others, saying why too. Needs the read before the write: without it
+    /// (a resumed run, a rollback) none is left alone. Rolling services are redeployed as
+    /// before, unasked: the rule holds for them too, but after a rolling rollback ECS has
+    /// relaunched tasks, so there is rarely anything to spare, and the restore keeps one
+    /// behaviour there.
     async fn left_alone(
         &self,
         steps: &[(ServiceRef, Step)],
@@ -479,41 +483,66 @@ impl Run<'_> {
         let Some(before) = self.held_before else {
             return Vec::new();
         };
-        let candidates: Vec<&ServiceRef> = steps
-            .iter()
-            .filter(|(_, step)| matches!(step, Step::Deploy { .. }))
-            .map(|(s, _)| s)
-            .collect();
-        if candidates.is_empty() {
-            return Vec::new();
+        let mut by_cluster: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for (s, step) in steps {
+            if matches!(step, Step::Deploy { .. }) {
+                by_cluster
+                    .entry(s.cluster.as_str())
+                    .or_default()
+                    .push(s.service.clone());
+            }
         }
-        let refs: Vec<ServiceRef> = candidates.iter().map(|s| (*s).clone()).collect();
-        let primaries = observe::primaries(&self.clients.ecs, &refs).await;
-        let listings =
-            futures::future::join_all(candidates.iter().map(|s| {
-                crate::aws::ecs::running_tasks(&self.clients.ecs, &s.cluster, &s.service)
-            }))
-            .await;
+        // Each candidate's PRIMARY deployment, read once AWSCURRENT is back.
+        let mut candidates: Vec<(ServiceRef, Option<String>)> = Vec::new();
+        for (cluster, names) in by_cluster {
+            let Ok(described) =
+                crate::aws::ecs::describe_services(&self.clients.ecs, cluster, &names).await
+            else {
+                continue;
+            };
+            for o in described
+                .iter()
+                .filter(|o| rollout::is_staged(&o.info.strategy))
+            {
+                candidates.push((
+                    ServiceRef {
+                        cluster: cluster.to_string(),
+                        service: o.info.name.clone(),
+                    },
+                    o.primary().map(|p| p.id.clone()),
+                ));
+            }
+        }
+        let listings = futures::future::join_all(candidates.iter().map(|(s, _)| {
+            crate::aws::ecs::running_tasks(&self.clients.ecs, &s.cluster, &s.service)
+        }))
+        .await;
         let mut kept = Vec::new();
-        for (svc, listed) in candidates.into_iter().zip(listings) {
-            let primary = primaries.found.get(svc).map(|p| p.id.as_str());
+        for ((svc, primary), listed) in candidates.into_iter().zip(listings) {
             let rollout = self
                 .deployed
                 .get(&(Phase::Rollout, svc.clone()))
                 .map(String::as_str);
             let step = match listed {
-                Ok(tasks) => restore_step(primary, rollout, &tasks, Some(&before), restored_since),
+                Ok(tasks) => restore_step(
+                    primary.as_deref(),
+                    rollout,
+                    &tasks,
+                    Some(&before),
+                    restored_since,
+                ),
                 Err(e) => RestoreStep::Redeploy {
                     why: format!("its tasks cannot be listed ({})", e.message),
                 },
             };
             let text = match step {
                 RestoreStep::Keep => {
-                    kept.push(svc.clone());
-                    format!(
+                    let text = format!(
                         "{}: not redeployed: every running task resolved the previous version before the new one was written",
                         svc.service
-                    )
+                    );
+                    kept.push(svc);
+                    text
                 }
                 RestoreStep::Redeploy { why } => format!("{}: redeployed: {why}", svc.service),
             };
