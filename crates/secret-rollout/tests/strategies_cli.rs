@@ -1562,3 +1562,38 @@ async fn blue_green_rollback_restore_redeploys_only_what_ran_the_new_value() {
     assert_eq!(holding["tasks"]["ours"], DESIRED + 2, "{holding}");
     assert_eq!(holding["tasks"]["before"], 0, "{holding}");
 }
+
+/// `--until traffic` cannot end before the last traffic step: a linear service whose steps
+/// alone (10% steps, 3 minutes between: 27 minutes) exceed `--timeout 10m` is refused
+/// before any write (exit 2), naming the time needed; the same run with a timeout that
+/// fits goes on (and with a short final bake, ends verified at the traffic moment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_traffic_refuses_traffic_steps_longer_than_the_timeout() {
+    let config = r#"strategy = "LINEAR"
+bakeTimeInMinutes = 1440
+linearConfiguration = { stepPercent = 10.0, stepBakeTimeInMinutes = 3 }"#;
+    let env = env_with(config).await;
+    let value = "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2";
+    let refused = replace(&env, value, &["--until", "traffic", "--timeout", "10m"]).await;
+    assert_eq!(
+        refused.status.code(),
+        Some(exit::BAD_INPUT),
+        "{}",
+        text(&refused)
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "service web deploys LINEAR: its traffic steps alone take at least 27m before all production traffic is on the new revision, longer than --timeout 10m, so --until traffic cannot end"
+        ) && stderr.contains("give --timeout 37m or more"),
+        "{stderr}"
+    );
+    assert_eq!(env.version_count(SECRET), 1, "nothing written");
+    assert_eq!(env.calls("PutSecretValue"), 0);
+    assert_eq!(env.calls("UpdateService"), 0, "nothing deployed");
+
+    let out = replace(&env, value, &["--until", "traffic", "--timeout", "40m"]).await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_eq!(report(&out)["outcome"], "verified", "{}", text(&out));
+    assert_eq!(env.calls("UpdateService"), 1);
+}
