@@ -580,6 +580,7 @@ mod tests {
             status: "ACTIVE".into(),
             strategy: String::new(),
             least_rollout_secs: 0,
+            least_traffic_secs: 0,
         }
     }
 

@@ -306,12 +306,18 @@ impl ContainerCheck {
 }
 
 /// The image checks of a plan (or a redeploy), and the ECR calls they cost.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ImageChecks {
     /// Every consumer container, in service order.
     pub containers: Vec<ContainerCheck>,
     /// The calls the check made.
     pub calls: Calls,
+    /// The latest `createdAt` or `startedAt` of the tasks listed (ECS's clock): the
+    /// listing came after it, so anything read later was read after it. A restore uses it
+    /// to prove which tasks resolved the previous version before the write (see
+    /// [`crate::rollout::restore`]). `None`: no task listed.
+    #[serde(skip)]
+    pub listed_until: Option<f64>,
 }
 
 impl ImageChecks {
@@ -445,6 +451,10 @@ pub struct ToCheck {
     /// How many tasks it runs, as `DescribeServices` counts them (what a listing of its
     /// own would cost).
     pub tasks: usize,
+    /// A blue/green, linear or canary service: its tasks are listed even without a tag in
+    /// ECR, so that a restore may prove them to hold the previous value and leave them
+    /// alone (see [`crate::rollout::restore`]).
+    pub staged: bool,
 }
 
 impl ToCheck {
@@ -455,7 +465,16 @@ impl ToCheck {
             .iter()
             .any(|(_, image)| matches!(parse(image), Reference::Ecr(_)))
     }
+
+    /// Whether its running tasks are listed: for their digests, or for a restore's proof.
+    pub fn needs_listing(&self) -> bool {
+        self.staged || self.needs_digests()
+    }
 }
+
+/// Per service (in order) and container, the digests its running tasks report; the calls
+/// made; and the listing's moment (see [`ImageChecks::listed_until`]).
+pub type Running = (Vec<BTreeMap<String, BTreeSet<String>>>, Calls, Option<f64>);
 
 /// The calls an image check made, counted in the JSON output.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -649,13 +668,18 @@ pub async fn tasks_by_service(
 pub async fn running_digests(
     clients: &crate::clients::Clients,
     services: &[ToCheck],
-) -> crate::error::Result<(Vec<BTreeMap<String, BTreeSet<String>>>, Calls)> {
+) -> crate::error::Result<Running> {
     let wanted: Vec<(ServiceRef, usize)> = services
         .iter()
-        .filter(|s| s.needs_digests())
+        .filter(|s| s.needs_listing())
         .map(|s| (s.service.clone(), s.tasks))
         .collect();
     let (tasks, calls) = tasks_by_service(&clients.ecs, &wanted).await?;
+    let listed_until = tasks
+        .values()
+        .flatten()
+        .map(|t| t.started_at.unwrap_or(t.created_at).max(t.created_at))
+        .reduce(f64::max);
     let running = services
         .iter()
         .map(|s| {
@@ -671,7 +695,7 @@ pub async fn running_digests(
             per
         })
         .collect();
-    Ok((running, calls))
+    Ok((running, calls, listed_until))
 }
 
 /// Checks `services`: lists their running tasks (for the digests ECS reports: see
@@ -683,8 +707,10 @@ pub async fn check(
     clients: &crate::clients::Clients,
     services: &[ToCheck],
 ) -> crate::error::Result<ImageChecks> {
-    let (running, calls) = running_digests(clients, services).await?;
-    judge_services(clients, services, &running, calls).await
+    let (running, calls, listed_until) = running_digests(clients, services).await?;
+    let mut checks = judge_services(clients, services, &running, calls).await?;
+    checks.listed_until = listed_until;
+    Ok(checks)
 }
 
 /// Reads from ECR what the tags of `services` and the digests they run (`running`, per
@@ -793,7 +819,11 @@ pub async fn judge_services(
             });
         }
     }
-    Ok(ImageChecks { containers, calls })
+    Ok(ImageChecks {
+        containers,
+        calls,
+        listed_until: None,
+    })
 }
 
 /// [`check`] for services named by the caller (`redeploy`, `rollback`, `resume`): describes

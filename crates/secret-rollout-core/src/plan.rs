@@ -290,6 +290,7 @@ pub fn to_check<'a>(
                     .desired
                     .max(obs.info.running + obs.info.pending)
                     .max(0) as usize,
+                staged: obs.info.staged(),
             })
         })
         .collect()

@@ -45,7 +45,12 @@ canaryConfiguration = { canaryPercent = 20.0, canaryBakeTimeInMinutes = 1 }"#;
 /// One cluster, one secret, one service `web` deployed with `config` (the body of its
 /// `deploymentConfiguration`).
 fn scenario(config: &str) -> Scenario {
-    let toml = format!(
+    Scenario::from_toml(&scenario_toml(config)).expect("scenario")
+}
+
+/// The TOML of [`scenario`].
+fn scenario_toml(config: &str) -> String {
+    format!(
         r#"
 region = "eu-west-1"
 account = "123456789012"
@@ -75,8 +80,7 @@ desiredCount = {DESIRED}
 [services.deploymentConfiguration]
 {config}
 "#
-    );
-    Scenario::from_toml(&toml).expect("scenario")
+    )
 }
 
 async fn env_with(config: &str) -> TestEnv {
@@ -701,9 +705,10 @@ async fn canary_alarm_mid_deployment_is_restored() {
 }
 
 /// A Lambda lifecycle hook after scale-up fails (or never answers, and times out with
-/// ROLLBACK): ECS rolls the deployment back; the tool restores. The hook rule is lifted
-/// before the restore deploys (its UpdateService is held until then), so the restore's
-/// own hook succeeds.
+/// ROLLBACK): ECS rolls the deployment back; the tool restores. Blue's tasks, started
+/// before the tool listed them and read the secret, never stopped and hold the previous
+/// version: the restore moves AWSCURRENT back and redeploys nothing (one UpdateService,
+/// the rollout's), proving blue's tasks.
 async fn hook_rolls_back(config: &str, result: HookResult, cause: &str) {
     let config = format!(
         "{config}\nlifecycleHooks = [{{ targetType = \"AWS_LAMBDA\", hookTargetArn = \"arn:aws:lambda:eu-west-1:123456789012:function:smoke\", roleArn = \"arn:aws:iam::123456789012:role/hook\", lifecycleStages = [\"POST_SCALE_UP\"], timeoutConfiguration = {{ timeoutInMinutes = 1, action = \"ROLLBACK\" }} }}]"
@@ -721,26 +726,10 @@ async fn hook_rolls_back(config: &str, result: HookResult, cause: &str) {
             result,
             after_seconds: 0.0,
         }]);
-    gate_nth(&env, "UpdateService", 2);
+    wait_started(&env, &[SERVICE]).await;
+    let blue = task_arns(&env, SERVICE);
     let before = env.current_version(SECRET);
-    let mut cmd = replace_cmd(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    env.wait_held(&mut child, "the restore's UpdateService", 1)
-        .await;
-    env.sandbox
-        .world()
-        .lock()
-        .expect("world")
-        .set_hook_rules(Vec::new());
-    env.release(Which::Oldest(1), Release::Run);
-    env.open_gate();
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output().expect("waits"))
-        .await
-        .expect("join");
+    let out = replace(&env, "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2", &[]).await;
     assert_restored(&env, &out, &before, "lifecycle hook");
     assert!(
         lines(&out).iter().any(|l| l["type"] == "deployment_failed"
@@ -750,6 +739,12 @@ async fn hook_rolls_back(config: &str, result: HookResult, cause: &str) {
         "the hook {cause}\n{}",
         text(&out)
     );
+    assert_eq!(
+        env.calls("UpdateService"),
+        1,
+        "the restore redeployed nothing"
+    );
+    assert_eq!(task_arns(&env, SERVICE), blue, "blue's tasks never stopped");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1312,7 +1307,7 @@ async fn blue_green_pause_hook_timed_out_after_the_stop_then_resume_restores() {
 /// A PAUSE hook times out with ROLLBACK while the tool, with `--approve-hooks`, is about
 /// to continue it (its ContinueServiceDeployment is held while the clock passes the
 /// timeout, then refused): the tool follows the rollback into the restore, all in one run:
-/// exit 8, AWSCURRENT back, every task on the previous version.
+/// exit 8, AWSCURRENT back, every task on the previous version (blue's, left alone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_pause_hook_timed_out_while_approving_is_restored() {
     let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
@@ -1346,12 +1341,14 @@ async fn blue_green_pause_hook_timed_out_while_approving_is_restored() {
         .await
         .expect("join");
     assert_restored(&env, &out, &before, "timed out");
-    assert_eq!(env.calls("UpdateService"), 2, "the rollout and the restore");
+    // Blue's tasks, started before the run, hold the previous version: the restore moves
+    // AWSCURRENT back and redeploys nothing, so it has no hook to continue.
+    assert_eq!(env.calls("UpdateService"), 1, "the rollout's only");
     let continued = env.calls_of("ContinueServiceDeployment");
     assert_eq!(
         continued.iter().filter(|c| c["error"].is_null()).count(),
-        2,
-        "the test's own and the restore's succeeded: {continued:?}"
+        1,
+        "the test's own succeeded: {continued:?}"
     );
     assert_eq!(
         continued
@@ -1444,5 +1441,159 @@ bakeTimeInMinutes = 1440"#;
             .any(|(by, g)| by != ours && *g == (BTreeSet::from([before.clone()]), DESIRED)),
         "blue's tasks, out of production, hold the previous version: {groups:?}"
     );
+    assert_eq!(env.calls("UpdateService"), 1);
+}
+
+/// `web` (with `config`) and `api`, a rolling service that accepts any value, both reading
+/// the secret.
+fn scenario_with_api(config: &str) -> Scenario {
+    let mut toml = scenario_toml(config);
+    toml.push_str(&format!(
+        r#"
+[[services]]
+cluster = "{CLUSTER}"
+serviceName = "api"
+taskDefinition = "strat-web"
+desiredCount = 2
+
+[services.deploymentConfiguration]
+{ROLLING}
+"#
+    ));
+    Scenario::from_toml(&toml).expect("scenario")
+}
+
+/// Waits until every task of `services` ECS means to run has started (the scenario
+/// launches them on the virtual clock).
+async fn wait_started(env: &TestEnv, services: &[&str]) {
+    wait_for("every task started", || {
+        services.iter().all(|s| {
+            let tasks = env.running_tasks(s);
+            !tasks.is_empty() && tasks.iter().all(|t| t["lastStatus"] == "RUNNING")
+        })
+    })
+    .await;
+}
+
+/// The UpdateService calls the sandbox accepted for `service`.
+fn updates_of(env: &TestEnv, service: &str) -> usize {
+    env.calls_of("UpdateService")
+        .iter()
+        .filter(|c| c["error"].is_null())
+        .filter(|c| {
+            let s = c["subject"]["service"].as_str().unwrap_or_default();
+            s.rsplit('/').next() == Some(service)
+        })
+        .count()
+}
+
+/// The ids of the tasks of `service` ECS means to run.
+fn task_arns(env: &TestEnv, service: &str) -> BTreeSet<String> {
+    env.running_tasks(service)
+        .iter()
+        .filter_map(|t| t["id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A bad value on a blue/green `web` (rolled back: ECS stops green, blue's tasks never
+/// stopped) and a rolling `api` that took it: the restore moves AWSCURRENT back and
+/// redeploys only `api`, whose tasks ran the new value; `web`'s blue tasks, launched
+/// before the new version existed, are left alone and proven to hold the previous one.
+/// Ground truth: the UpdateService calls per service, the tasks running before and after,
+/// the version every running task resolved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_rollback_restore_redeploys_only_what_ran_the_new_value() {
+    // Slow enough that the detector knows web's service deployment when it gives up, and
+    // rolls it back (StopServiceDeployment ROLLBACK).
+    let env = start_with(scenario_with_api(BLUE_GREEN), FAILING_SPEED).await;
+    reject_bad_value(&env);
+    let before = env.current_version(SECRET);
+    wait_started(&env, &[SERVICE, "api"]).await;
+    let blue = task_arns(&env, SERVICE);
+    assert_eq!(blue.len(), DESIRED);
+    let out = replace(&env, BAD, &[]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(exit::FAILED_RESTORED),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(report(&out)["outcome"], "failed_restored");
+    assert_eq!(env.current_version(SECRET), before, "AWSCURRENT moved back");
+    assert_eq!(env.version_count(SECRET), 2);
+    // web: deployed once (the rollout), its blue tasks still the ones running, all on the
+    // previous version.
+    assert_eq!(env.calls("StopServiceDeployment"), 1, "web rolled back");
+    assert_eq!(updates_of(&env, SERVICE), 1, "web is not redeployed");
+    assert_every_task_holds(&env, &before);
+    assert_eq!(
+        task_arns(&env, SERVICE),
+        blue,
+        "blue's tasks never stopped: {:?}\n{}",
+        env.state()["ecs"]["tasks"],
+        text(&out)
+    );
+    // api: deployed twice (the rollout and the restore), every task on the previous version.
+    assert_eq!(updates_of(&env, "api"), 2, "api is redeployed");
+    assert_eq!(env.running_tasks("api").len(), 2);
+    assert_eq!(
+        env.versions_read("api", SECRET),
+        BTreeSet::from([before.clone()])
+    );
+    let said = said(&out);
+    assert!(
+        said.iter().any(|t| t
+            == "web: not redeployed: every running task resolved the previous version before the new one was written"),
+        "{said:?}"
+    );
+    // api, a rolling service, is redeployed as before: nothing said about it.
+    assert!(!said.iter().any(|t| t.starts_with("api: ")), "{said:?}");
+    // The report's restore: web without a deployment, its four tasks proven; api proven.
+    let restore = &report(&out)["restore"];
+    let web = restore["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["service"] == SERVICE))
+        .unwrap_or_else(|| panic!("web in the restore: {restore}"));
+    assert!(web["deployment_id"].is_null(), "{web}");
+    assert_eq!(web["stage"]["state"], "completed", "{web}");
+    assert_eq!(web["proof"]["fresh"], DESIRED, "{web}");
+    assert_eq!(web["proof"]["total"], DESIRED, "{web}");
+    let holding = &restore["secrets"][0];
+    assert_eq!(holding["tasks"]["ours"], DESIRED + 2, "{holding}");
+    assert_eq!(holding["tasks"]["before"], 0, "{holding}");
+}
+
+/// `--until traffic` cannot end before the last traffic step: a linear service whose steps
+/// alone (10% steps, 3 minutes between: 27 minutes) exceed `--timeout 10m` is refused
+/// before any write (exit 2), naming the time needed; the same run with a timeout that
+/// fits goes on (and with a short final bake, ends verified at the traffic moment).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn until_traffic_refuses_traffic_steps_longer_than_the_timeout() {
+    let config = r#"strategy = "LINEAR"
+bakeTimeInMinutes = 1440
+linearConfiguration = { stepPercent = 10.0, stepBakeTimeInMinutes = 3 }"#;
+    let env = env_with(config).await;
+    let value = "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2";
+    let refused = replace(&env, value, &["--until", "traffic", "--timeout", "10m"]).await;
+    assert_eq!(
+        refused.status.code(),
+        Some(exit::BAD_INPUT),
+        "{}",
+        text(&refused)
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(
+            "service web deploys LINEAR: its traffic steps alone take at least 27m before all production traffic is on the new revision, longer than --timeout 10m, so --until traffic cannot end"
+        ) && stderr.contains("give --timeout 37m or more"),
+        "{stderr}"
+    );
+    assert_eq!(env.version_count(SECRET), 1, "nothing written");
+    assert_eq!(env.calls("PutSecretValue"), 0);
+    assert_eq!(env.calls("UpdateService"), 0, "nothing deployed");
+
+    let out = replace(&env, value, &["--until", "traffic", "--timeout", "40m"]).await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    assert_eq!(report(&out)["outcome"], "verified", "{}", text(&out));
     assert_eq!(env.calls("UpdateService"), 1);
 }

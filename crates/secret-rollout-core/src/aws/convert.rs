@@ -111,6 +111,17 @@ impl From<&Service> for ServiceInfo {
                     .and_then(|c| c.canary_configuration())
                     .map(|c| (c.canary_percent(), c.canary_bake_time_in_minutes())),
             ),
+            // The same without the final bake: the traffic steps alone.
+            least_traffic_secs: crate::rollout::strategy::least_rollout_seconds(
+                config.and_then(|c| c.strategy()).map_or("", |s| s.as_str()),
+                None,
+                config
+                    .and_then(|c| c.linear_configuration())
+                    .map(|l| (l.step_percent(), l.step_bake_time_in_minutes())),
+                config
+                    .and_then(|c| c.canary_configuration())
+                    .map(|c| (c.canary_percent(), c.canary_bake_time_in_minutes())),
+            ),
         }
     }
 }

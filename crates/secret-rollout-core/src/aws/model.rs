@@ -119,6 +119,10 @@ pub struct ServiceInfo {
     /// The least time a deployment takes from its bake times and traffic steps (seconds;
     /// 0 for rolling): see [`crate::rollout::strategy::least_rollout_seconds`].
     pub least_rollout_secs: u64,
+    /// The part of it spent on traffic steps alone (linear and canary step bakes; no final
+    /// bake): the least time before all production traffic is on the new revision, what
+    /// `--until traffic` waits for at least.
+    pub least_traffic_secs: u64,
 }
 
 impl ServiceInfo {

@@ -14,6 +14,7 @@ use crate::aws::errors::AwsError;
 use crate::progress::{Event, Phase, Reporter};
 use crate::verdict::{self, judge, Proof, Stage, TaskObs};
 
+pub mod restore;
 pub mod strategy;
 pub mod watch;
 
@@ -849,14 +850,59 @@ pub fn combine(
     }
 }
 
+/// Waits until ECS is done with each of `services` (left alone by a restore, whose own
+/// rollback may still be stopping green's tasks or launching some: see
+/// [`restore::settled`]), polling DescribeServices per cluster like [`follow`], until the
+/// deadline. Per service, in the order given: whether it settled.
+pub async fn settle(
+    client: &aws_sdk_ecs::Client,
+    services: &[ServiceRef],
+    options: &FollowOptions,
+    reporter: &dyn Reporter,
+) -> Vec<bool> {
+    let mut done = vec![false; services.len()];
+    let mut interval = options.first_poll;
+    while done.iter().any(|d| !d) && Instant::now() < options.deadline {
+        let mut by_cluster: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, s) in services.iter().enumerate().filter(|(i, _)| !done[*i]) {
+            by_cluster.entry(s.cluster.as_str()).or_default().push(i);
+        }
+        for (cluster, idx) in by_cluster {
+            let names: Vec<String> = idx.iter().map(|&i| services[i].service.clone()).collect();
+            match ecs::describe_services(client, cluster, &names).await {
+                Ok(found) => {
+                    for i in idx {
+                        done[i] = found
+                            .iter()
+                            .find(|o| o.info.name == services[i].service)
+                            .is_some_and(restore::settled);
+                    }
+                }
+                Err(e) => reporter.report(&Event::Retrying {
+                    what: format!("waiting for ECS to settle services in {cluster}"),
+                    error: e.message,
+                }),
+            }
+        }
+        if done.iter().all(|d| *d) {
+            break;
+        }
+        let left = options.deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(interval.min(left)).await;
+        interval = (interval * 2).min(options.max_poll);
+    }
+    done
+}
+
 /// Proves, for every tracked service, that each task ECS means to run was created at or
 /// after `since` (epoch seconds, AWS's clock: from when the value it must hold has been
 /// current without a break; see [`crate::holding`]). With `by_deployment` (a redeploy
 /// without a secret: there is no value to place in time), a task must also have been
 /// started by our deployment. `version_id` names that value in the report.
 /// `production_only` (per tracked service): prove only the tasks of the deployment
-/// followed, which receive all production traffic (`--until traffic`). Returns the tasks
-/// listed with each proof.
+/// followed, which receive all production traffic (`--until traffic`). `before` (a
+/// restore): a task that resolved the previous version before the write, as the reading
+/// then proves, holds it too (see [`restore`]). Returns the tasks listed with each proof.
 #[allow(clippy::too_many_arguments)]
 pub async fn verify(
     client: &aws_sdk_ecs::Client,
@@ -867,6 +913,7 @@ pub async fn verify(
     phase: Phase,
     reporter: &dyn Reporter,
     production_only: &[bool],
+    before: Option<&restore::HeldBefore>,
 ) -> Result<Vec<(Tracked, Vec<TaskObs>, Proof)>, AwsError> {
     let checks = tracked.iter().enumerate().map(|(i, t)| async move {
         let mut tasks = ecs::running_tasks(client, &t.cluster, &t.service).await?;
@@ -876,7 +923,10 @@ pub async fn verify(
             tasks.retain(|x| x.started_by == t.deployment_id);
         }
         let ours = by_deployment.then_some(t.deployment_id.as_str());
-        let mut proof = verdict::prove(&tasks, ours, since);
+        let mut proof = match (ours, before) {
+            (None, Some(b)) => restore::prove(&tasks, since, Some(b)),
+            _ => verdict::prove(&tasks, ours, since),
+        };
         if tasks.is_empty() {
             // No task to prove: only a service scaled to 0 with nothing running has nothing
             // to prove; anything else stays unproven.

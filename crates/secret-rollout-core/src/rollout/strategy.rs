@@ -232,6 +232,32 @@ pub fn too_slow_for(services: &[(&str, &str, u64)], timeout_secs: u64) -> Option
     ))
 }
 
+/// The refusal of `--until traffic` when a service's traffic steps alone (linear and
+/// canary step bakes, before the last step puts all production traffic on the new
+/// revision) take longer than `timeout`: the run could never reach its end.
+/// `services`: (name, strategy, least seconds of traffic steps). `None`: every one fits.
+pub fn traffic_too_slow_for(
+    services: &[(&str, &str, u64)],
+    timeout_secs: u64,
+) -> Option<(String, String)> {
+    let (name, strategy, least) = services
+        .iter()
+        .copied()
+        .filter(|(_, _, least)| *least > timeout_secs)
+        .max_by_key(|(_, _, least)| *least)?;
+    Some((
+        format!(
+            "service {name} deploys {strategy}: its traffic steps alone take at least {} before all production traffic is on the new revision, longer than --timeout {}, so --until traffic cannot end",
+            human_seconds(least),
+            human_seconds(timeout_secs)
+        ),
+        format!(
+            "give --timeout {} or more, or leave the service out with --services",
+            human_seconds(least + 600)
+        ),
+    ))
+}
+
 /// A service deployment waiting at a `PAUSE` lifecycle hook for
 /// `ContinueServiceDeployment`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -909,6 +935,40 @@ mod tests {
         assert!(hint.starts_with("give --timeout 1h 10m or more"), "{hint}");
         let (message, _) = too_slow_for(&services, 600).expect("the slowest is named");
         assert!(message.starts_with("service viewer"), "{message}");
+    }
+
+    #[test]
+    fn until_traffic_refuses_traffic_steps_longer_than_the_timeout() {
+        // (name, strategy, least seconds of traffic steps): a blue/green shift is at once.
+        let services = [
+            ("api", "ROLLING", 0),
+            ("viewer", "BLUE_GREEN", 0),
+            ("web", "LINEAR", 1620),
+            ("pay", "CANARY", 600),
+        ];
+        assert_eq!(traffic_too_slow_for(&services, 1620), None, "exactly fits");
+        assert_eq!(traffic_too_slow_for(&services[..2], 1), None);
+        let (message, hint) = traffic_too_slow_for(&services, 900).expect("web is too slow");
+        assert_eq!(
+            message,
+            "service web deploys LINEAR: its traffic steps alone take at least 27m before all production traffic is on the new revision, longer than --timeout 15m, so --until traffic cannot end"
+        );
+        assert_eq!(
+            hint,
+            "give --timeout 37m or more, or leave the service out with --services"
+        );
+        let (message, _) = traffic_too_slow_for(&services[3..], 599).expect("canary");
+        assert!(
+            message.starts_with("service pay deploys CANARY"),
+            "{message}"
+        );
+        // A linear service's steps without its final bake: 10% steps, 6 minutes between.
+        assert_eq!(least_rollout_seconds("LINEAR", None, None, None), 9 * 360);
+        assert_eq!(
+            least_rollout_seconds("CANARY", None, None, Some((Some(20.0), Some(1)))),
+            60
+        );
+        assert_eq!(least_rollout_seconds("BLUE_GREEN", None, None, None), 0);
     }
 
     #[test]

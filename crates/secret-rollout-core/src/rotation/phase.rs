@@ -11,6 +11,7 @@ use crate::journal::{
     epoch_moment, Phase, PhaseOutcome, PhaseTimes, Record, RotationKind, ServiceTimes,
 };
 use crate::progress::Event;
+use crate::rollout::restore::{restore_step, RestoreStep};
 use crate::rollout::{self, FollowOptions, SecretWatch, ServiceRef, Tracked};
 use crate::secret;
 use crate::verdict::Stage;
@@ -130,7 +131,19 @@ impl Run<'_> {
             .unwrap_or(created);
         let mut tracked: Vec<Tracked> = Vec::new();
         let mut to_deploy: Vec<(ServiceRef, Option<String>)> = Vec::new();
-        for (svc, step) in self.steps(phase, since).await? {
+        let steps = self.steps(phase, since).await?;
+        // A restore leaves alone the services whose every task already holds the
+        // previous version (blue's, after a blue/green rollback).
+        let kept = if phase == Phase::Restore {
+            let restored_since = watch.as_ref().and_then(SecretWatch::since);
+            self.left_alone(&steps, restored_since).await
+        } else {
+            Vec::new()
+        };
+        for (svc, step) in steps {
+            if kept.contains(&svc) {
+                continue;
+            }
             match step {
                 Step::Follow(id) | Step::Adopt(id) => tracked.push(Tracked {
                     cluster: svc.cluster,
@@ -203,6 +216,13 @@ impl Run<'_> {
             watch.as_mut(),
         )
         .await;
+        // The services left alone: ECS may still be rolling them back (stopping green's
+        // tasks); their tasks are proven once it is done.
+        let settled = if kept.is_empty() {
+            Vec::new()
+        } else {
+            rollout::settle(&self.clients.ecs, &kept, &options, self.reporter).await
+        };
         self.paused = followed.paused.clone();
         let mut services: Vec<ServiceReport> = followed
             .stages
@@ -237,10 +257,26 @@ impl Run<'_> {
                 staged: None,
             });
         }
+        for (svc, done) in kept.iter().zip(&settled) {
+            services.push(ServiceReport {
+                cluster: svc.cluster.clone(),
+                service: svc.service.clone(),
+                deployment_id: None,
+                stage: if *done {
+                    Stage::Completed
+                } else {
+                    Stage::Starting
+                },
+                proof: None,
+                times: Default::default(),
+                staged: None,
+            });
+        }
+        let all_settled = settled.iter().all(|d| *d);
         let facts = PhaseFacts {
-            timed_out: followed.timed_out,
+            timed_out: followed.timed_out || !all_settled,
             failed_launches: failed.len(),
-            all_completed: followed.all_completed(),
+            all_completed: followed.all_completed() && all_settled,
             paused: followed.only_paused(),
             verification: None,
         };
@@ -248,6 +284,13 @@ impl Run<'_> {
         // After someone else's change, verify anyway: the report says what tasks hold.
         let to_verify = if facts.ready_to_verify() || changed {
             tracked
+                .into_iter()
+                .chain(kept.iter().map(|s| Tracked {
+                    cluster: s.cluster.clone(),
+                    service: s.service.clone(),
+                    deployment_id: String::new(),
+                }))
+                .collect()
         } else {
             Vec::new()
         };
@@ -305,6 +348,9 @@ impl Run<'_> {
                 phase,
                 reporter,
                 &production_only,
+                self.held_before
+                    .as_ref()
+                    .filter(|_| phase == Phase::Restore),
             )
             .await;
             if let Some(w) = watch.as_mut() {
@@ -339,7 +385,7 @@ impl Run<'_> {
             });
         }
         let secrets = match &watch {
-            Some(w) => self.holdings(w, &listed).await,
+            Some(w) => self.holdings(w, &listed, phase).await,
             None => Vec::new(),
         };
         if let Some((f, _)) = facts.as_mut() {
@@ -377,13 +423,19 @@ impl Run<'_> {
         &self,
         watch: &SecretWatch,
         tasks: &[crate::verdict::TaskObs],
+        phase: Phase,
     ) -> Vec<SecretHolding> {
         let margin = watch.margin.as_secs_f64();
+        // In a restore, a task that resolved the previous version before the write (as
+        // read then) holds it, while it is current again (the rule below says so).
+        let before = self.held_before.filter(|_| phase == Phase::Restore);
         let mut out = Vec::new();
         for (w, holding) in watch.holdings() {
             let mut counts = TaskCounts::default();
             for t in tasks.iter().filter(|t| t.desired_status == "RUNNING") {
+                let held = before.is_some_and(|b| b.holds(t)) && holding.proven();
                 match task_holds(t.created_at, &holding, margin) {
+                    TaskHolds::Before if held => counts.ours += 1,
                     TaskHolds::Ours => counts.ours += 1,
                     TaskHolds::Other => counts.other += 1,
                     TaskHolds::Before => counts.before += 1,
@@ -414,6 +466,90 @@ impl Run<'_> {
             });
         }
         out
+    }
+
+    /// The blue/green, linear and canary services among `steps` to deploy whose every task
+    /// ECS means to run holds the previous version already (see
+    /// [`crate::rollout::restore`]): the restore leaves them alone and says why; it
+    /// redeploys the others, saying why too. Needs the read before the write: without it
+    /// (a resumed run, a rollback) none is left alone. Rolling services are redeployed as
+    /// before, unasked: the rule holds for them too, but after a rolling rollback ECS has
+    /// relaunched tasks, so there is rarely anything to spare, and the restore keeps one
+    /// behaviour there.
+    async fn left_alone(
+        &self,
+        steps: &[(ServiceRef, Step)],
+        restored_since: Option<f64>,
+    ) -> Vec<ServiceRef> {
+        let Some(before) = self.held_before else {
+            return Vec::new();
+        };
+        let mut by_cluster: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for (s, step) in steps {
+            if matches!(step, Step::Deploy { .. }) {
+                by_cluster
+                    .entry(s.cluster.as_str())
+                    .or_default()
+                    .push(s.service.clone());
+            }
+        }
+        // Each candidate's PRIMARY deployment, read once AWSCURRENT is back.
+        let mut candidates: Vec<(ServiceRef, Option<String>)> = Vec::new();
+        for (cluster, names) in by_cluster {
+            let Ok(described) =
+                crate::aws::ecs::describe_services(&self.clients.ecs, cluster, &names).await
+            else {
+                continue;
+            };
+            for o in described
+                .iter()
+                .filter(|o| rollout::is_staged(&o.info.strategy))
+            {
+                candidates.push((
+                    ServiceRef {
+                        cluster: cluster.to_string(),
+                        service: o.info.name.clone(),
+                    },
+                    o.primary().map(|p| p.id.clone()),
+                ));
+            }
+        }
+        let listings = futures::future::join_all(candidates.iter().map(|(s, _)| {
+            crate::aws::ecs::running_tasks(&self.clients.ecs, &s.cluster, &s.service)
+        }))
+        .await;
+        let mut kept = Vec::new();
+        for ((svc, primary), listed) in candidates.into_iter().zip(listings) {
+            let rollout = self
+                .deployed
+                .get(&(Phase::Rollout, svc.clone()))
+                .map(String::as_str);
+            let step = match listed {
+                Ok(tasks) => restore_step(
+                    primary.as_deref(),
+                    rollout,
+                    &tasks,
+                    Some(&before),
+                    restored_since,
+                ),
+                Err(e) => RestoreStep::Redeploy {
+                    why: format!("its tasks cannot be listed ({})", e.message),
+                },
+            };
+            let text = match step {
+                RestoreStep::Keep => {
+                    let text = format!(
+                        "{}: not redeployed: every running task resolved the previous version before the new one was written",
+                        svc.service
+                    );
+                    kept.push(svc);
+                    text
+                }
+                RestoreStep::Redeploy { why } => format!("{}: redeployed: {why}", svc.service),
+            };
+            self.reporter.report(&Event::Note { text });
+        }
+        kept
     }
 
     /// A watch of the secrets this run delivers in `phase`: the written versions in the

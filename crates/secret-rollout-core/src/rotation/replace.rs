@@ -186,6 +186,22 @@ pub async fn replace(
         {
             return Err(Error::bad_input(message).hint(hint));
         }
+        // --until traffic ends at the last traffic step, which no timeout can bring closer.
+        let steps: Vec<(&str, &str, u64)> = p
+            .consumers
+            .redeploy
+            .iter()
+            .map(|c| {
+                let s = &c.service;
+                (s.name.as_str(), s.strategy.as_str(), s.least_traffic_secs)
+            })
+            .collect();
+        if let Some((message, hint)) =
+            crate::rollout::strategy::traffic_too_slow_for(&steps, ctx.settings.timeout.as_secs())
+                .filter(|_| ctx.settings.until_traffic)
+        {
+            return Err(Error::bad_input(message).hint(hint));
+        }
         let services: Vec<ServiceRef> = p.redeploy.iter().map(|(s, _)| s.clone()).collect();
         if !settle_first(
             ctx.clients,
@@ -356,6 +372,7 @@ pub async fn replace_planned(
         .collect();
     let mut run = Run::start(ctx, started, states, services, locks)?;
     run.no_readers = plan.consumers.no_readers();
+    run.listed_until = plan.images.listed_until;
     let values: Vec<Option<SecretValue>> = values.into_iter().map(Some).collect();
     plan.images.warn(ctx.reporter, crate::images::ALLOWED);
     let mut report = run.rotate(values).await?;

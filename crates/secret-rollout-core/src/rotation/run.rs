@@ -18,6 +18,7 @@ use crate::error::{Error, Kind, Result};
 use crate::journal::{self, Journal, Outcome, Phase, PhaseOutcome, Record, RotationKind};
 use crate::lock::Lock;
 use crate::progress::{Event, Reporter};
+use crate::rollout::restore::{HeldBefore, ReadBefore};
 use crate::rollout::{PauseAt, ServiceRef, Tracked};
 use crate::secret;
 use crate::value::SecretValue;
@@ -87,6 +88,12 @@ pub(super) struct Run<'a> {
     /// Parameters: what an overwrite sends again, as last described (for the commands of
     /// a restore by hand).
     pub(super) specs: BTreeMap<String, crate::parameter::WriteSpec>,
+    /// The latest `createdAt`/`startedAt` of the tasks the plan listed (its image check),
+    /// set by `replace`: with a read of the secrets after it, before the write, it proves
+    /// which tasks hold the previous version (see [`crate::rollout::restore`]).
+    pub(super) listed_until: Option<f64>,
+    /// What that read proves; `None` when it was not made (a resumed run, a rollback).
+    pub(super) held_before: Option<HeldBefore>,
     pub(super) _locks: Vec<Lock>,
 }
 
@@ -236,6 +243,8 @@ impl<'a> Run<'a> {
             caller_arn: ctx.caller.arn.clone(),
             intents: BTreeMap::new(),
             specs: BTreeMap::new(),
+            listed_until: None,
+            held_before: None,
             _locks: locks,
         })
     }
@@ -318,6 +327,8 @@ impl<'a> Run<'a> {
                 })
                 .collect(),
             specs: BTreeMap::new(),
+            listed_until: None,
+            held_before: None,
             _locks: locks,
         })
     }
@@ -337,6 +348,12 @@ impl Run<'_> {
     /// Write (what is not written yet), roll out, verify, restore on failure.
     pub async fn rotate(&mut self, mut values: Vec<Option<SecretValue>>) -> Result<Report> {
         let deadline = Instant::now() + self.settings.timeout;
+        if self.kind == RotationKind::Replace
+            && self.settings.on_failure == OnFailure::Rollback
+            && !self.secrets.iter().any(|s| s.written)
+        {
+            self.held_before = self.read_before_write().await;
+        }
         for i in 0..self.secrets.len() {
             if let Err(e) = self
                 .write(i, values.get_mut(i).and_then(Option::take))
@@ -442,6 +459,28 @@ impl Run<'_> {
                 self.after_failure(Some(phase), message).await
             }
         }
+    }
+
+    /// Reads every secret to write (`DescribeSecret`) after the plan listed the tasks and
+    /// before the write: what it shows lets a restore leave alone the services whose tasks
+    /// all resolved the previous version then (see [`crate::rollout::restore`]). Any
+    /// failure: `None`, and a restore redeploys every service, as it always did.
+    async fn read_before_write(&self) -> Option<HeldBefore> {
+        let listed_until = self.listed_until?;
+        let mut infos = Vec::new();
+        for s in self.secrets.iter().filter(|s| s.token.is_some()) {
+            let info = secret::describe(&self.clients.sm, &s.arn).await.ok()?;
+            infos.push((s.previous.clone()?, info));
+        }
+        let reads: Vec<ReadBefore<'_>> = infos
+            .iter()
+            .map(|(previous, info)| ReadBefore {
+                previous,
+                current: info.current.as_deref(),
+                last_changed: info.last_changed,
+            })
+            .collect();
+        HeldBefore::from_reads(&reads, Some(listed_until))
     }
 
     /// The rollout failed: keep the new value, or restore the previous one.
