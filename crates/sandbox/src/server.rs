@@ -252,7 +252,7 @@ async fn handle_json(world: Shared, throttle: &Throttle, req: ReadRequest, targe
     let over = throttle.arrive(service, operation);
     let key = access_key_of(&req.headers);
     let operation = operation.to_string();
-    let admission = admit(&world, over, service, &operation, body.clone(), key.clone()).await?;
+    let (recorded, op, key_of_call) = (body.clone(), operation.clone(), key.clone());
     let run = move |w: &mut World, call: usize| match w.call_as(
         service,
         &operation,
@@ -265,21 +265,30 @@ async fn handle_json(world: Shared, throttle: &Throttle, req: ReadRequest, targe
             json_error(&e)
         }
     };
-    match admission {
+    match admit(&world, over, service, &op, recorded, key_of_call, run).await? {
+        Admission::Answered(response) => Ok(response),
         Admission::Refuse(e) => Ok(json_error(&e)),
-        Admission::Run(call) => Ok(with_world(&world, move |w| run(w, call)).await),
-        Admission::Held(call, release) => run_when_released(world, call, release, run).await,
+        Admission::Delayed(call, delay, run) => {
+            tokio::time::sleep(delay).await;
+            Ok(with_world(&world, move |w| run(w, call)).await)
+        }
+        Admission::Held(call, release, run) => run_when_released(world, call, release, run).await,
     }
 }
 
-/// What [`admit`] decided about a call (numbered as in the call log).
-enum Admission {
-    /// Run it now.
-    Run(usize),
+/// What [`admit`] decided about a call (numbered as in the call log), `F` running it.
+enum Admission<F> {
+    /// Recorded and answered under one lock of the world: no clock step (a test's, the
+    /// control API's) falls between a call entering the log and its answer, so a call in
+    /// the log was answered at the state it was recorded in. (Tests that step the clock
+    /// by the calls they see rely on it.)
+    Answered(Response<Full<Bytes>>),
     /// Answer with this AWS error.
     Refuse(AwsError),
+    /// Run it after a latency fault's delay (the world may move meanwhile, as on AWS).
+    Delayed(usize, std::time::Duration, F),
     /// It is held at the gate until released.
-    Held(usize, oneshot::Receiver<Release>),
+    Held(usize, oneshot::Receiver<Release>, F),
 }
 
 /// Waits for a held call's release, then runs it with `run` (or drops it). The wait and the
@@ -318,22 +327,26 @@ where
 const DROPPED: &str = "DroppedConnection";
 
 /// What the locked part of [`admit`] decided.
-enum Decided {
-    Done(Admission),
-    Act(Option<FaultAction>, usize),
+enum Decided<F> {
+    Done(Admission<F>),
+    Act(FaultAction, usize, F),
 }
 
 /// Auth, call recording and faults, common to all protocols. `over` is the group whose
 /// bucket was empty when the request arrived ([`Throttle::arrive`]). `Err` drops the
 /// connection.
-async fn admit(
+async fn admit<F>(
     world: &Shared,
     over: Option<&'static str>,
     service: Service,
     operation: &str,
     body: Value,
     access_key: Option<String>,
-) -> Result<Admission, DropConnection> {
+    run: F,
+) -> Result<Admission<F>, DropConnection>
+where
+    F: FnOnce(&mut World, usize) -> Response<Full<Bytes>> + Send + 'static,
+{
     let operation = operation.to_string();
     let decided = with_world(world, move |w| {
         // Session expiry is checked on the real clock inside (credentials are real-world).
@@ -366,23 +379,24 @@ async fn admit(
                 .unwrap_or_default();
             let at = w.clock.now();
             let (_, release) = w.faults.hold(service, &operation, subject, at, call);
-            return Decided::Done(Admission::Held(call, release));
+            return Decided::Done(Admission::Held(call, release, run));
         }
-        Decided::Act(action, call)
+        match action {
+            None => Decided::Done(Admission::Answered(run(w, call))),
+            Some(a) => Decided::Act(a, call, run),
+        }
     })
     .await;
-    let (action, call) = match decided {
+    let (action, call, run) = match decided {
         Decided::Done(a) => return Ok(a),
-        Decided::Act(action, call) => (action, call),
+        Decided::Act(action, call, run) => (action, call, run),
     };
     match action {
-        None | Some(FaultAction::Hold) => Ok(Admission::Run(call)),
-        Some(FaultAction::Error(e)) => Ok(Admission::Refuse(e)),
-        Some(FaultAction::Drop) => Err(DropConnection),
-        Some(FaultAction::Latency(d)) => {
-            tokio::time::sleep(d).await;
-            Ok(Admission::Run(call))
-        }
+        FaultAction::Error(e) => Ok(Admission::Refuse(e)),
+        FaultAction::Drop => Err(DropConnection),
+        FaultAction::Latency(d) => Ok(Admission::Delayed(call, d, run)),
+        // Held under the lock above; never here.
+        FaultAction::Hold => Ok(Admission::Delayed(call, std::time::Duration::ZERO, run)),
     }
 }
 
@@ -400,8 +414,8 @@ async fn handle_query(world: Shared, throttle: &Throttle, req: ReadRequest) -> A
     let over = throttle.arrive(Service::Sts, &action);
     let key = access_key_of(&req.headers);
     let subject = crate::sts::call_subject(&params, key.as_deref());
-    let admission = admit(&world, over, Service::Sts, &action, subject, key.clone()).await?;
     let refused_id = request_id.clone();
+    let (op, key_of_call) = (action.clone(), key.clone());
     let run = move |w: &mut World, call: usize| {
         w.advance();
         let now = w.clock.now();
@@ -431,10 +445,14 @@ async fn handle_query(world: Shared, throttle: &Throttle, req: ReadRequest) -> A
             }
         }
     };
-    match admission {
+    match admit(&world, over, Service::Sts, &op, subject, key_of_call, run).await? {
+        Admission::Answered(response) => Ok(response),
         Admission::Refuse(e) => Ok(xml_response(e.status, e.xml_body(&refused_id))),
-        Admission::Run(call) => Ok(with_world(&world, move |w| run(w, call)).await),
-        Admission::Held(call, release) => run_when_released(world, call, release, run).await,
+        Admission::Delayed(call, delay, run) => {
+            tokio::time::sleep(delay).await;
+            Ok(with_world(&world, move |w| run(w, call)).await)
+        }
+        Admission::Held(call, release, run) => run_when_released(world, call, release, run).await,
     }
 }
 
