@@ -210,15 +210,24 @@ pub fn human_seconds(secs: u64) -> String {
     parts.join(" ")
 }
 
+/// The slowest of `services` (name, strategy, least seconds) when it takes longer than
+/// `timeout_secs`.
+fn slowest_over<'a>(
+    services: &[(&'a str, &'a str, u64)],
+    timeout_secs: u64,
+) -> Option<(&'a str, &'a str, u64)> {
+    services
+        .iter()
+        .copied()
+        .filter(|(_, _, least)| *least > timeout_secs)
+        .max_by_key(|(_, _, least)| *least)
+}
+
 /// The refusal of a rollout whose slowest service cannot finish within `timeout`: its
 /// bake times and traffic steps alone take longer (ecspresso #1063: a 23-hour bake
 /// blocking CI). `services`: (name, strategy, least seconds). `None`: every one fits.
 pub fn too_slow_for(services: &[(&str, &str, u64)], timeout_secs: u64) -> Option<(String, String)> {
-    let (name, strategy, least) = services
-        .iter()
-        .copied()
-        .filter(|(_, _, least)| *least > timeout_secs)
-        .max_by_key(|(_, _, least)| *least)?;
+    let (name, strategy, least) = slowest_over(services, timeout_secs)?;
     Some((
         format!(
             "service {name} deploys {strategy}: its bake times and traffic steps alone take at least {}, longer than --timeout {}",
@@ -240,11 +249,7 @@ pub fn traffic_too_slow_for(
     services: &[(&str, &str, u64)],
     timeout_secs: u64,
 ) -> Option<(String, String)> {
-    let (name, strategy, least) = services
-        .iter()
-        .copied()
-        .filter(|(_, _, least)| *least > timeout_secs)
-        .max_by_key(|(_, _, least)| *least)?;
+    let (name, strategy, least) = slowest_over(services, timeout_secs)?;
     Some((
         format!(
             "service {name} deploys {strategy}: its traffic steps alone take at least {} before all production traffic is on the new revision, longer than --timeout {}, so --until traffic cannot end",
