@@ -364,19 +364,26 @@ fn phase_text(out: &mut dyn Write, title: &str, p: &PhaseReport) {
             }
         }
         if let Some(v) = &s.staged {
-            let _ = writeln!(out, "    {}", staged_line(v, &s.stage));
+            let _ = writeln!(out, "    {}", staged_line(v, &s.stage, s.times.traffic));
         }
     }
 }
 
 /// A staged deployment's line under its service: strategy, then the traffic moment and
-/// "complete" after bake and clean-up, or where it stood.
-fn staged_line(v: &secret_rollout_core::rollout::StagedView, stage: &Stage) -> String {
+/// "complete" after bake and clean-up, or where it stood. `ecs_traffic`: the moment on
+/// ECS's clock (the timeline's T), shown when known, so that the line agrees with the
+/// deployment's start printed above it (ECS's clock too); `traffic_moved_at` is the
+/// tool's, which on a sandbox (the demo) runs apart from ECS's.
+fn staged_line(
+    v: &secret_rollout_core::rollout::StagedView,
+    stage: &Stage,
+    ecs_traffic: Option<f64>,
+) -> String {
     let mut parts = vec![v.strategy.clone()];
     match v.traffic_moved_at {
         Some(at) => parts.push(format!(
             "all production traffic on the new revision at {}",
-            hms(at)
+            hms(ecs_traffic.unwrap_or(at))
         )),
         None => {
             if !v.lifecycle_stage.is_empty() {
@@ -557,7 +564,7 @@ mod tests {
         };
         let at = hms(1_796_078_228.7);
         assert_eq!(
-            staged_line(&moved, &Stage::Completed),
+            staged_line(&moved, &Stage::Completed, None),
             format!("LINEAR, all production traffic on the new revision at {at}, complete after bake and clean-up")
         );
         assert_eq!(
@@ -566,9 +573,19 @@ mod tests {
                     lifecycle_stage: "BAKE_TIME".into(),
                     ..moved.clone()
                 },
-                &Stage::Draining
+                &Stage::Draining,
+                None
             ),
             format!("LINEAR, all production traffic on the new revision at {at}, last seen at BAKE_TIME")
+        );
+        // ECS's moment, when the follow saw it, wins over the tool's clock.
+        let ecs = 1_796_070_000.0;
+        assert_eq!(
+            staged_line(&moved, &Stage::Completed, Some(ecs)),
+            format!(
+                "LINEAR, all production traffic on the new revision at {}, complete after bake and clean-up",
+                hms(ecs)
+            )
         );
         let midway = StagedView {
             strategy: "CANARY".into(),
@@ -581,7 +598,8 @@ mod tests {
                 &midway,
                 &Stage::Failed {
                     reason: "alarm".into()
-                }
+                },
+                Some(ecs)
             ),
             "CANARY, lifecycle stage PRODUCTION_TRAFFIC_SHIFT, production traffic 20% on the new revision"
         );
