@@ -1,7 +1,8 @@
 //! The team state in S3 (moto server) through the real binary, with the sandbox for
 //! Secrets Manager and ECS: two machines (two state directories) share one lock and one
-//! journal; a lost lease stops a run before its next write; records S3 did not take are
-//! pushed later; bad state settings are refused before any write.
+//! journal; a lost lease stops a run before its next write (an `--approve-hooks` answer to a
+//! PAUSE hook included); records S3 did not take are pushed later; bad state settings are
+//! refused before any write.
 //!
 //! Leases are short here (`SECRET_ROLLOUT_LOCK_LEASE`, `SECRET_ROLLOUT_LOCK_RENEW`).
 
@@ -14,10 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sandbox::faults::{FaultRule, Release, Which};
+use sandbox::Scenario;
 use serde_json::Value;
 
 use common::moto::Moto;
-use common::{start, text, TestEnv, SHARED};
+use common::{start, start_with, text, TestEnv, CLUSTER, SHARED};
 
 const BUCKET: &str = "team-state";
 const READERS: [&str; 3] = ["front", "api", "admin"];
@@ -51,7 +53,11 @@ fn write_config(env: &TestEnv, state: &str) {
 }
 
 async fn team(lease: (&'static str, &'static str)) -> Team {
-    let env = start(2000.0).await;
+    team_on(start(2000.0).await, lease).await
+}
+
+/// A team (moto, its bucket, the config) around a sandbox already started.
+async fn team_on(env: TestEnv, lease: (&'static str, &'static str)) -> Team {
     let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
     let s3 = s3_client(&moto.endpoint).await;
     s3.create_bucket()
@@ -501,6 +507,264 @@ async fn a_run_whose_lease_is_lost_stops_before_its_next_write() {
     assert_eq!(env.version_count(SHARED), 2);
     assert_readers_hold(env, &env.current_version(SHARED));
     assert_eq!(t.bucket_records().await, local_records(&state_a));
+}
+
+/// The secret of [`hooked_scenario`], read by its one service, [`HOOKED_SERVICE`].
+const HOOKED: &str = "production/hooked-key";
+const HOOKED_SERVICE: &str = "web";
+/// Desired tasks of [`HOOKED_SERVICE`].
+const HOOKED_DESIRED: usize = 2;
+
+/// One blue/green service in the sample's cluster (so [`write_config`] fits), whose every
+/// deployment waits at a `PAUSE` hook after green scaled up, before production traffic
+/// moves; the hook's timeout (20160 minutes: 10 real minutes at 2000 virtual seconds per
+/// real one) is far beyond the test, so only an answer moves it on.
+fn hooked_scenario() -> Scenario {
+    Scenario::from_toml(&format!(
+        r#"
+region = "eu-west-1"
+account = "123456789012"
+seed = 13
+
+[[secrets]]
+name = "{HOOKED}"
+value = "old-value-Lm9XvN4pR8sT1wY6zB3e7Hq2"
+
+[[clusters]]
+clusterName = "{CLUSTER}"
+
+[[task_definitions]]
+family = "hooked-web"
+[[task_definitions.containerDefinitions]]
+name = "app"
+image = "example/web:1"
+essential = true
+secrets = [{{ name = "KEY", valueFrom = "/aws/reference/secretsmanager/{HOOKED}" }}]
+
+[[services]]
+cluster = "{CLUSTER}"
+serviceName = "{HOOKED_SERVICE}"
+taskDefinition = "hooked-web"
+desiredCount = {HOOKED_DESIRED}
+
+[services.deploymentConfiguration]
+strategy = "BLUE_GREEN"
+bakeTimeInMinutes = 10
+lifecycleHooks = [{{ targetType = "PAUSE", lifecycleStages = ["POST_SCALE_UP"], timeoutConfiguration = {{ timeoutInMinutes = 20160, action = "ROLLBACK" }} }}]
+"#
+    ))
+    .expect("scenario")
+}
+
+/// The service deployment ARN and hook id of the `PAUSE` hook `AWAITING_ACTION` in the
+/// sandbox, if one waits (the state lists the service deployments; their hooks are read
+/// back through DescribeServiceDeployments).
+async fn awaiting_hook(env: &TestEnv) -> Option<(String, String)> {
+    let arns: Vec<String> = env.state()["ecs"]["services"][0]["serviceDeployments"]
+        .as_array()?
+        .iter()
+        .filter_map(|d| d["arn"].as_str().map(str::to_string))
+        .collect();
+    if arns.is_empty() {
+        return None;
+    }
+    let records =
+        secret_rollout_core::aws::ecs::describe_service_deployments(&env.clients.ecs, &arns)
+            .await
+            .expect("DescribeServiceDeployments");
+    records.into_iter().find_map(|r| {
+        r.hooks
+            .iter()
+            .find(|h| h.target_type == "PAUSE" && h.status == "AWAITING_ACTION")
+            .map(|h| (r.arn.clone(), h.id.clone()))
+    })
+}
+
+/// The sandbox's status of the service deployment `arn`.
+fn sd_status(env: &TestEnv, arn: &str) -> Value {
+    env.state()["ecs"]["services"][0]["serviceDeployments"]
+        .as_array()
+        .and_then(|d| d.iter().find(|x| x["arn"] == arn).cloned())
+        .unwrap_or_else(|| panic!("service deployment {arn} in the sandbox"))["status"]
+        .clone()
+}
+
+/// Calls of `operation` ECS accepted (one dropped at a gate is logged with an error).
+fn accepted(env: &TestEnv, operation: &str) -> usize {
+    env.calls_of(operation)
+        .iter()
+        .filter(|c| c["error"].is_null())
+        .count()
+}
+
+/// `--approve-hooks`' answer to a PAUSE hook is a write like any other: a run whose lease
+/// was lost (another machine ran `unlock`) while it proved green's tasks answers nothing,
+/// neither CONTINUE nor ROLLBACK, leaves the hook waiting and stops with exit 13, keeping
+/// its journal; `resume --approve-hooks` then continues the hook once and finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_is_lost_answers_no_pause_hook() {
+    let t = team_on(start_with(hooked_scenario(), 2000.0).await, ("3s", "1s")).await;
+    let env = &t.env;
+    // The scenario's own first deployment waits at the hook too: continued here (the one
+    // ContinueServiceDeployment before the run), and the service is steady for the tool.
+    let (arn, hook) = wait_hook(env).await;
+    env.clients
+        .ecs
+        .continue_service_deployment()
+        .service_deployment_arn(&arn)
+        .hook_id(&hook)
+        .action(aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue)
+        .send()
+        .await
+        .expect("ContinueServiceDeployment");
+    common::gate::wait_for("the first deployment to succeed", || {
+        sd_status(env, &arn) == "SUCCESSFUL"
+    })
+    .await;
+    let before = env.current_version(HOOKED);
+
+    // Held at the DescribeTasks by which `--approve-hooks` lists green's tasks, once the
+    // deployment waits at its hook: after it come only reads of the secret, then the lease
+    // check and the answer. Every DescribeTasks before (the look before the write) goes on.
+    // In a healthy rollout nothing else lists tasks while a hook waits.
+    env.gate(vec![FaultRule::gate("ecs", "DescribeTasks")]);
+    let mut args = replace_args("--value-stdin");
+    args[1] = HOOKED;
+    args.extend(["--approve-hooks", "--timeout", "30m"]);
+    let mut first = t.spawn("a", &args, b"hooked-new-value-Tq7Wm2Rz9Kd4");
+    let state_a = t.state("a");
+    let (waiting_arn, waiting_hook) = loop {
+        let held = env
+            .wait_held(&mut first, "the tool's look at green's tasks", 1)
+            .await;
+        if local_count(&state_a, "redeployed") == 1 {
+            if let Some(found) = awaiting_hook(env).await {
+                assert_eq!(held.len(), 1, "{held:?}");
+                break found;
+            }
+        }
+        env.release(Which::Oldest(1), Release::Run);
+    };
+    assert_ne!(waiting_arn, arn, "the rotation's own deployment waits");
+    let now = env.current_version(HOOKED);
+    assert_ne!(now, before, "the new version is current");
+    let rotation = local_records(&state_a)[0]["rotation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let continued_before = accepted(env, "ContinueServiceDeployment");
+    assert_eq!(continued_before, 1, "only the test's own");
+
+    let unlocked = t
+        .run(
+            "b",
+            &["unlock", HOOKED, "--env", "production", "--yes"],
+            None,
+        )
+        .await;
+    assert_eq!(unlocked.status.code(), Some(0), "{}", text(&unlocked));
+    assert!(t.lock_keys().await.is_empty());
+    // As in the test above: the lease (3s) runs out on the real clock once the lock is
+    // gone. This wait is the lease's, not a timing assertion.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    env.open_gate();
+
+    let status = tokio::task::spawn_blocking(move || first.wait().unwrap())
+        .await
+        .unwrap();
+    let out = t.output_of("a");
+    assert_eq!(status.code(), Some(13), "{out}");
+    assert!(out.contains("error: lost the lock on"), "{out}");
+    assert!(
+        out.contains(&format!("secret-rollout resume {rotation}")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "PAUSE hook {waiting_hook} at POST_SCALE_UP left waiting, not answered: lost the lock"
+        )),
+        "{out}"
+    );
+    // Ground truth: no answer reached ECS, and the deployment still waits at its hook.
+    assert_eq!(
+        accepted(env, "ContinueServiceDeployment"),
+        continued_before,
+        "no CONTINUE after the loss\n{out}"
+    );
+    assert_eq!(
+        env.calls("StopServiceDeployment"),
+        0,
+        "no ROLLBACK after the loss\n{out}"
+    );
+    assert_eq!(
+        awaiting_hook(env).await,
+        Some((waiting_arn.clone(), waiting_hook.clone())),
+        "the hook still waits"
+    );
+    assert_eq!(sd_status(env, &waiting_arn), "IN_PROGRESS");
+    let local = local_records(&state_a);
+    assert_eq!(count(&local, "finished"), 0, "{local:?}");
+    assert_eq!(count(&local, "redeployed"), 1, "{local:?}");
+    assert_eq!(
+        t.bucket_records().await,
+        local,
+        "nothing pushed after the loss"
+    );
+
+    let resumed = t
+        .run(
+            "a",
+            &[
+                "resume",
+                "--env",
+                "production",
+                "--yes",
+                "--approve-hooks",
+                "--timeout",
+                "30m",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(resumed.status.code(), Some(0), "{}", text(&resumed));
+    assert_eq!(
+        accepted(env, "ContinueServiceDeployment"),
+        continued_before + 1,
+        "resume continued the hook, once"
+    );
+    assert_eq!(env.calls("StopServiceDeployment"), 0);
+    assert_eq!(sd_status(env, &waiting_arn), "SUCCESSFUL");
+    assert_eq!(awaiting_hook(env).await, None);
+    assert_eq!(deployed(env), 1, "resume deployed nothing again");
+    assert_eq!(env.current_version(HOOKED), now);
+    assert_eq!(env.version_count(HOOKED), 2);
+    assert_eq!(env.running_tasks(HOOKED_SERVICE).len(), HOOKED_DESIRED);
+    assert_eq!(
+        env.versions_read(HOOKED_SERVICE, HOOKED),
+        [now.clone()].into(),
+        "every running task resolved the new version"
+    );
+    assert_eq!(t.bucket_records().await, local_records(&state_a));
+    assert!(t.lock_keys().await.is_empty(), "the lock is released");
+}
+
+/// Waits (bounded) until a PAUSE hook waits in the sandbox.
+async fn wait_hook(env: &TestEnv) -> (String, String) {
+    let t0 = Instant::now();
+    loop {
+        if let Some(found) = awaiting_hook(env).await {
+            return found;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "never reached: a PAUSE hook waiting"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A TCP proxy in front of moto that can be cut: S3 unreachable on demand.

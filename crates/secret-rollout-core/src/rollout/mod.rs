@@ -69,6 +69,9 @@ pub struct FollowOptions {
     /// all production traffic is on the new revision (its bake goes on); verification then
     /// proves the tasks of that deployment, which receive all production traffic.
     pub until_traffic: bool,
+    /// The leases of the run's locks in a team state (empty for a local one): checked
+    /// right before `--approve-hooks` answers a hook, as before every other write.
+    pub leases: Vec<std::sync::Arc<crate::state::Lease>>,
 }
 
 /// How a blue/green, linear or canary deployment went, as the follow saw it.
@@ -140,6 +143,9 @@ pub struct FollowResult {
     /// For each service, in the order of `stages`: followed only until its traffic moment
     /// (`--until traffic`); not completed, but done for this run.
     pub at_traffic: Vec<bool>,
+    /// `--approve-hooks` found a lease of the run's locks lost before answering a hook
+    /// (why): it answered nothing, following stopped, and the run must stop (exit 13).
+    pub lease_lost: Option<String>,
 }
 
 impl FollowResult {
@@ -298,6 +304,7 @@ pub async fn follow(
     let mut interval = options.first_poll;
     let mut max_poll = options.max_poll;
     let mut timed_out = false;
+    let mut lease_lost = None;
     loop {
         let open: Vec<usize> = (0..tracked.len())
             .filter(|&i| !watches[i].stage.is_final() && !watches[i].at_traffic)
@@ -393,11 +400,25 @@ pub async fn follow(
             if options.approve_hooks {
                 for i in 0..tracked.len() {
                     if watches[i].paused.is_some() && !watches[i].left_waiting {
-                        approve(client, &tracked[i], &mut watches[i], w, phase, reporter).await;
+                        let answer = approve(
+                            client,
+                            &tracked[i],
+                            &mut watches[i],
+                            w,
+                            phase,
+                            reporter,
+                            &options.leases,
+                        );
+                        if let Err(why) = answer.await {
+                            lease_lost = Some(why);
+                        }
+                    }
+                    if lease_lost.is_some() {
+                        break;
                     }
                 }
             }
-            if w.changed() {
+            if w.changed() || lease_lost.is_some() {
                 break;
             }
         }
@@ -451,6 +472,7 @@ pub async fn follow(
         times,
         staged,
         at_traffic,
+        lease_lost,
         stages: tracked
             .iter()
             .zip(watches)
@@ -687,6 +709,7 @@ async fn observe(
 /// Rollback (in the rollout): `StopServiceDeployment` ROLLBACK, and the service counts as
 /// failed, so the restore follows. In the restore a hook not proven is left waiting: rolling
 /// the restore back would bring back the tasks holding the value being undone.
+#[allow(clippy::too_many_arguments)]
 async fn approve(
     client: &aws_sdk_ecs::Client,
     t: &Tracked,
@@ -694,12 +717,13 @@ async fn approve(
     secrets: &mut SecretWatch,
     phase: Phase,
     reporter: &dyn Reporter,
-) {
+    leases: &[std::sync::Arc<crate::state::Lease>],
+) -> Result<(), String> {
     let Some(pause) = w.paused.clone() else {
-        return;
+        return Ok(());
     };
     if w.approved.contains(&pause.hook_id) {
-        return;
+        return Ok(());
     }
     let tasks = match ecs::running_tasks(client, &t.cluster, &t.service).await {
         Ok(tasks) => tasks,
@@ -708,7 +732,7 @@ async fn approve(
                 what: format!("listing {}'s tasks to approve its PAUSE hook", t.service),
                 error: e.message,
             });
-            return;
+            return Ok(());
         }
     };
     let listed_at = secrets.now();
@@ -732,6 +756,28 @@ async fn approve(
     } else {
         format!(" at {}", pause.stage)
     };
+    // Either answer is a write (ContinueServiceDeployment, StopServiceDeployment), and
+    // another machine may have taken the lock (and the rotation) since the last one: a
+    // lost lease answers nothing. Not ROLLBACK either: whoever holds the lock now decides,
+    // and a hook left waiting moves no production traffic (it ends by its own timeout
+    // action if no one answers). The run stops (exit 13); `resume` goes on.
+    let writes = match &decision {
+        strategy::Approval::Continue { .. } => true,
+        strategy::Approval::Rollback { .. } => phase == Phase::Rollout,
+        strategy::Approval::Wait { .. } => false,
+    };
+    if writes {
+        if let Err(e) = leases.iter().try_for_each(|l| l.check()) {
+            w.left_waiting = true;
+            reporter.report(&Event::Warning {
+                text: format!(
+                    "{}: PAUSE hook {}{at} left waiting, not answered: {}",
+                    t.service, pause.hook_id, e.message
+                ),
+            });
+            return Err(e.message);
+        }
+    }
     match decision {
         strategy::Approval::Continue { tasks } => {
             match ecs::continue_service_deployment(
@@ -777,6 +823,7 @@ async fn approve(
             });
         }
     }
+    Ok(())
 }
 
 /// Our detector gave up: stop the service deployment with ROLLBACK where there is one

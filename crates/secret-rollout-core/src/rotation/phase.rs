@@ -206,6 +206,11 @@ impl Run<'_> {
             max_task_failures: self.settings.max_task_failures,
             approve_hooks: self.settings.approve_hooks,
             until_traffic: self.settings.until_traffic && phase == Phase::Rollout,
+            leases: self
+                ._locks
+                .iter()
+                .filter_map(crate::lock::Lock::lease)
+                .collect(),
         };
         let followed = rollout::follow(
             &self.clients.ecs,
@@ -216,6 +221,12 @@ impl Run<'_> {
             watch.as_mut(),
         )
         .await;
+        // --approve-hooks found the lock lost before answering a hook: stop, as before any
+        // other write (exit 13, nothing more journaled).
+        if let Some(why) = &followed.lease_lost {
+            self.hold()?;
+            return Err(Error::new(Kind::LeaseLost, why.clone()));
+        }
         // The services left alone: ECS may still be rolling them back (stopping green's
         // tasks); their tasks are proven once it is done.
         let settled = if kept.is_empty() {
