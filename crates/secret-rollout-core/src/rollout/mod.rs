@@ -614,7 +614,7 @@ async fn observe(
                 mine.failed_tasks
             );
             if phase == Phase::Rollout {
-                stop_failed(client, t, w, &reason, reporter).await;
+                stop_failed(client, t, w, &reason, reporter, &options.leases).await;
             }
             w.detector = Some(reason);
         }
@@ -806,7 +806,7 @@ async fn approve(
         strategy::Approval::Wait { .. } => {}
         strategy::Approval::Rollback { why } if phase == Phase::Rollout => {
             let reason = format!("PAUSE hook {}{at} not approved: {why}", pause.hook_id);
-            stop_failed(client, t, w, &reason, reporter).await;
+            stop_failed(client, t, w, &reason, reporter, leases).await;
             w.detector = Some(reason.clone());
             w.paused = None;
             let stage = Stage::Failed { reason };
@@ -836,7 +836,20 @@ async fn stop_failed(
     w: &Watch,
     reason: &str,
     reporter: &dyn Reporter,
+    leases: &[std::sync::Arc<crate::state::Lease>],
 ) {
+    // A write like any other: not once the lock is lost (a team state's lease). The
+    // service counts as failed all the same, and the restore's first write stops the run
+    // (exit 13) before anything else is sent.
+    if let Err(e) = leases.iter().try_for_each(|l| l.check()) {
+        reporter.report(&Event::Warning {
+            text: format!(
+                "{}: {reason}: its service deployment not stopped: {}",
+                t.service, e.message
+            ),
+        });
+        return;
+    }
     let text = match &w.sd {
         Some(arn) => match ecs::stop_service_deployment(client, arn).await {
             Ok(()) => format!(
