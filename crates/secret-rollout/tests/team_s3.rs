@@ -1,8 +1,8 @@
 //! The team state in S3 (moto server) through the real binary, with the sandbox for
 //! Secrets Manager and ECS: two machines (two state directories) share one lock and one
 //! journal; a lost lease stops a run before its next write (an `--approve-hooks` answer to a
-//! PAUSE hook included); records S3 did not take are pushed later; bad state settings are
-//! refused before any write.
+//! PAUSE hook and our failure detector's StopServiceDeployment included); records S3 did not
+//! take are pushed later; bad state settings are refused before any write.
 //!
 //! Leases are short here (`SECRET_ROLLOUT_LOCK_LEASE`, `SECRET_ROLLOUT_LOCK_RENEW`).
 
@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sandbox::ecs::{HealthEffect, HealthRule};
 use sandbox::faults::{FaultRule, Release, Which};
 use sandbox::Scenario;
 use serde_json::Value;
@@ -765,6 +766,249 @@ async fn wait_hook(env: &TestEnv) -> (String, String) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The secret of [`detector_scenario`], read by its one service, [`DETECTED_SERVICE`].
+const DETECTED: &str = "production/detector-key";
+const DETECTED_SERVICE: &str = "worker";
+/// Desired tasks of [`DETECTED_SERVICE`].
+const DETECTED_DESIRED: usize = 4;
+/// The value [`reject_detected_bad_value`]'s health rule rejects (made up).
+const DETECTED_BAD: &str = "rejected-value-8Wm3Kq9LxV2nP5rT7sY1zB4c";
+
+/// One rolling service without a circuit breaker in the sample's cluster (so
+/// [`write_config`] fits): its failing tasks are for our own failure detector to count.
+fn detector_scenario() -> Scenario {
+    Scenario::from_toml(&format!(
+        r#"
+region = "eu-west-1"
+account = "123456789012"
+seed = 13
+
+[[secrets]]
+name = "{DETECTED}"
+value = "old-value-Pz4Rk8Lm2XvN6sT9wY1bQ7e3"
+
+[[clusters]]
+clusterName = "{CLUSTER}"
+
+[[task_definitions]]
+family = "detector-worker"
+[[task_definitions.containerDefinitions]]
+name = "app"
+image = "example/worker:1"
+essential = true
+secrets = [{{ name = "KEY", valueFrom = "/aws/reference/secretsmanager/{DETECTED}" }}]
+
+[[services]]
+cluster = "{CLUSTER}"
+serviceName = "{DETECTED_SERVICE}"
+taskDefinition = "detector-worker"
+desiredCount = {DETECTED_DESIRED}
+
+[services.deploymentConfiguration]
+minimumHealthyPercent = 50
+"#
+    ))
+    .expect("scenario")
+}
+
+/// New tasks of [`DETECTED_SERVICE`] that read [`DETECTED_BAD`] exit at start ("the
+/// application rejects the value"): without a circuit breaker ECS relaunches them until
+/// someone stops the deployment.
+fn reject_detected_bad_value(env: &TestEnv) {
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_health_rules(vec![HealthRule {
+            cluster: None,
+            service: Some(DETECTED_SERVICE.into()),
+            secret: Some(DETECTED.into()),
+            value: Some(DETECTED_BAD.into()),
+            version_id: None,
+            probability: None,
+            effect: HealthEffect::AppRejectsValue,
+        }]);
+}
+
+/// The secret's versions by id, each with its stages: no value, so a failed comparison
+/// prints none.
+fn stages_of(env: &TestEnv, name: &str) -> Vec<(String, Value)> {
+    env.secret(name)["versions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap_or_default().to_string(),
+                v["stages"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Our failure detector's StopServiceDeployment (ROLLBACK) is a write like any other: a
+/// run whose lease was lost (another machine ran `unlock`) while its new tasks failed on a
+/// service without a circuit breaker stops nothing, says so, still counts the service as
+/// failed, and the restore's first write (AWSCURRENT back) stops the run with exit 13
+/// before anything is sent; `resume` then restores, ending failed_restored (exit 8) with
+/// every running task on the previous version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_is_lost_stops_no_failed_deployment() {
+    // Slow enough that the follow's first poll, right after the redeploy, sees no task
+    // failed yet (a failed launch takes 25 virtual seconds, 250 ms here), and that the
+    // lease's wait below relaunches tens of tasks, not thousands.
+    let t = team_on(start_with(detector_scenario(), 100.0).await, ("3s", "1s")).await;
+    let env = &t.env;
+    reject_detected_bad_value(env);
+    let before = env.current_version(DETECTED);
+
+    // Held at the follow's DescribeServices once the journal shows the redeploy and the
+    // follow knows the service deployment to stop (it has described it: the second poll
+    // on, whose DescribeServiceDeployments goes before DescribeServices). What this
+    // DescribeServices answers once let go counts the failed tasks; then come only reads
+    // (ListTasks and DescribeTasks for the stopped reasons), our detector, and its
+    // StopServiceDeployment: the next write. Not the first poll's: the follow does not
+    // know the service deployment yet and would stop nothing, lease or not (so the test
+    // could not tell the check from its absence). The looks before the write go on,
+    // released one at a time.
+    env.gate(vec![FaultRule::gate("ecs", "DescribeServices")]);
+    let mut args = replace_args("--value-stdin");
+    args[1] = DETECTED;
+    args.extend(["--max-task-failures", "1", "--timeout", "30m"]);
+    let mut first = t.spawn("a", &args, DETECTED_BAD.as_bytes());
+    let state_a = t.state("a");
+    let held = env
+        .advance_until(
+            &mut first,
+            "the follow's look with its deployment known",
+            |e, _| {
+                local_count(&state_a, "redeployed") == 1
+                    && e.calls("DescribeServiceDeployments") > 0
+            },
+        )
+        .await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(common::gate::service_of(&held[0]), DETECTED_SERVICE);
+    // Still the rollout's follow: no phase finished, nothing restored, one redeploy.
+    let local = local_records(&state_a);
+    assert_eq!(count(&local, "phase_finished"), 0, "{local:?}");
+    assert_eq!(deployed(env), 1, "our redeploy only");
+    let now = env.current_version(DETECTED);
+    assert_ne!(now, before, "the new version is current");
+    let written = stages_of(env, DETECTED);
+    let moves = env.calls("UpdateSecretVersionStage");
+    let rotation = local[0]["rotation_id"].as_str().unwrap().to_string();
+    let journaled = local;
+
+    let unlocked = t
+        .run(
+            "b",
+            &["unlock", DETECTED, "--env", "production", "--yes"],
+            None,
+        )
+        .await;
+    assert_eq!(unlocked.status.code(), Some(0), "{}", text(&unlocked));
+    assert!(t.lock_keys().await.is_empty());
+    // As in the tests above: the lease (3s) runs out on the real clock once the lock is
+    // gone. This wait is the lease's, not a timing assertion; the new tasks keep failing
+    // meanwhile, so the look let go below counts at least one.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    env.open_gate();
+
+    let status = tokio::task::spawn_blocking(move || first.wait().unwrap())
+        .await
+        .unwrap();
+    let out = t.output_of("a");
+    // Ground truth: the detector stopped nothing, and the restore wrote nothing.
+    assert_eq!(
+        env.calls("StopServiceDeployment"),
+        0,
+        "no ROLLBACK after the loss\n{out}"
+    );
+    assert_eq!(
+        stages_of(env, DETECTED),
+        written,
+        "AWSCURRENT not moved back\n{out}"
+    );
+    assert_eq!(env.calls("UpdateSecretVersionStage"), moves);
+    assert_eq!(deployed(env), 1, "no restore redeploy");
+    // Stopped at the restore's first write.
+    assert_eq!(status.code(), Some(13), "{out}");
+    assert!(out.contains("error: lost the lock on"), "{out}");
+    assert!(
+        out.contains(&format!("secret-rollout resume {rotation}")),
+        "{out}"
+    );
+    // The detector counted the failures (the service failed all the same) and said why
+    // it stopped nothing.
+    assert!(
+        out.lines().any(|l| l.contains(&format!("{DETECTED_SERVICE}: "))
+            && l.contains("of the new deployment's tasks failed (threshold 1; --max-task-failures sets it): its service deployment not stopped: ")),
+        "{out}"
+    );
+    // Nothing pushed after the loss: the bucket holds what was journaled before it. The
+    // local journal has one record more, the rollout's end (deploy_failed: the service
+    // counted as failed), journaled after the loss and kept local (a lost lease pushes
+    // nothing); `resume` pushes it below.
+    let local = local_records(&state_a);
+    assert_eq!(
+        t.bucket_records().await,
+        journaled,
+        "nothing pushed after the loss"
+    );
+    assert_eq!(local[..journaled.len()], journaled[..]);
+    let after: Vec<&Value> = local[journaled.len()..].iter().collect();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["type"], "phase_finished", "{after:?}");
+    assert_eq!(after[0]["phase"], "rollout", "{after:?}");
+    assert_eq!(after[0]["outcome"], "deploy_failed", "{after:?}");
+
+    let resumed = t
+        .run(
+            "a",
+            &[
+                "resume",
+                "--env",
+                "production",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--timeout",
+                "30m",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(
+        resumed.status.code(),
+        Some(secret_rollout_core::error::exit::FAILED_RESTORED),
+        "{}",
+        text(&resumed)
+    );
+    let report: Value = serde_json::from_slice(&resumed.stdout).unwrap();
+    assert_eq!(report["outcome"], "failed_restored", "{}", text(&resumed));
+    assert_eq!(report["rotation_id"], rotation.as_str());
+    assert_eq!(
+        env.current_version(DETECTED),
+        before,
+        "AWSCURRENT moved back"
+    );
+    assert_eq!(env.version_count(DETECTED), 2);
+    assert_eq!(env.running_tasks(DETECTED_SERVICE).len(), DETECTED_DESIRED);
+    assert_eq!(
+        env.versions_read(DETECTED_SERVICE, DETECTED),
+        [before.clone()].into(),
+        "every running task resolved the previous version"
+    );
+    let local = local_records(&state_a);
+    assert_eq!(count(&local, "finished"), 1, "{local:?}");
+    assert_eq!(t.bucket_records().await, local);
+    assert!(t.lock_keys().await.is_empty(), "the lock is released");
 }
 
 /// A TCP proxy in front of moto that can be cut: S3 unreachable on demand.
