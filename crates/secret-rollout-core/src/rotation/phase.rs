@@ -221,10 +221,12 @@ impl Run<'_> {
             watch.as_mut(),
         )
         .await;
-        // --approve-hooks found the lock lost before answering a hook: stop, as before any
-        // other write (exit 13, nothing more journaled).
+        // A lease lost while following (--approve-hooks found it before answering a hook,
+        // the failure detector before stopping a deployment, or its renewal failed
+        // meanwhile): stop before journaling anything more, as before any write (exit 13);
+        // `resume` follows again.
+        self.hold()?;
         if let Some(why) = &followed.lease_lost {
-            self.hold()?;
             return Err(Error::new(Kind::LeaseLost, why.clone()));
         }
         // The services left alone: ECS may still be rolling them back (stopping green's
