@@ -1702,6 +1702,7 @@ mod tests {
             current_version: Some("v2".into()),
             tasks,
             stale_tasks: (0..stale).map(|i| format!("s{i}")).collect(),
+            baking_tasks: Vec::new(),
             unproven_tasks: (0..unproven).map(|i| format!("u{i}")).collect(),
             pinned: Vec::new(),
         }
@@ -1730,9 +1731,11 @@ mod tests {
                     secrets: r.into_iter().collect(),
                     nothing_to_prove: false,
                     outside_services_list: false,
+                    staged_deployment: None,
                 })
                 .collect(),
             stale,
+            baking: 0,
             notes: Vec::new(),
         }
     }

@@ -395,6 +395,7 @@ mod tests {
             current_version: Some("v2".into()),
             tasks: 2,
             stale_tasks: stale.iter().map(|s| s.to_string()).collect(),
+            baking_tasks: vec![],
             unproven_tasks: unproven.iter().map(|s| s.to_string()).collect(),
             pinned: vec![],
         }
@@ -418,6 +419,7 @@ mod tests {
             secrets: reads,
             nothing_to_prove: false,
             outside_services_list: outside,
+            staged_deployment: None,
         }
     }
 
@@ -436,6 +438,7 @@ mod tests {
                 svc("admin", true, vec![read(DB, "db", &["x1"], &[])]),
             ],
             stale: 3,
+            baking: 0,
             notes: vec![],
         };
         let p = decide("production", &st);
@@ -516,6 +519,7 @@ mod tests {
             secrets: vec![secret(DB, "db", None)],
             services: vec![svc("api", false, vec![read(DB, "db", &[], &[])])],
             stale: 0,
+            baking: 0,
             notes: vec![],
         };
         let p = decide("production", &st);

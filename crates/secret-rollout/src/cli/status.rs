@@ -643,12 +643,14 @@ mod tests {
                 images: Vec::new(),
                 nothing_to_prove: false,
                 outside_services_list: false,
+                staged_deployment: None,
                 secrets: vec![SecretRead {
                     secret_arn: "arn:s".into(),
                     secret_name: "production/x".into(),
                     current_version: Some("6a1f0000-1111".into()),
                     tasks: 2,
                     stale_tasks: stale.clone(),
+                    baking_tasks: Vec::new(),
                     unproven_tasks: Vec::new(),
                     pinned: vec![PinnedRef {
                         container: "app".into(),
@@ -658,6 +660,7 @@ mod tests {
                 }],
             }],
             stale: stale.len(),
+            baking: 0,
             notes: vec![],
         }
     }
