@@ -309,7 +309,7 @@ pub struct ServiceDeploymentRecord {
     pub test_weight: Option<f64>,
     /// `deploymentConfiguration.bakeTimeInMinutes` of the deployment itself (the service's
     /// configuration may have changed since it started). ECS gives no moment the bake
-    /// began: see [`crate::status::StagedStatus::bake_ends_not_before`].
+    /// began: see [`crate::status::StagedStatus::traffic_shifted_at`].
     pub bake_minutes: Option<i32>,
     /// `lifecycleHookDetails`.
     pub hooks: Vec<HookObs>,
