@@ -8,6 +8,14 @@
 //! is the newer one, or a restore recorded in the journal): see [`effective_since`]. Only references that follow AWSCURRENT count; pinned references
 //! (a version id, or a stage such as AWSPREVIOUS) are reported apart, never as stale.
 //!
+//! A blue/green, linear or canary service that is deploying is also described by its
+//! current service deployment (one DescribeServiceDeployments for all of them, none for
+//! rolling services): its lifecycle stage and traffic weights, its bake time, and which
+//! running tasks get no production traffic. `replace --until traffic` ends while the bake
+//! goes on; the old ("blue") deployment's tasks then run beside the new ones with no
+//! production traffic until the bake ends. They hold the previous value: they are shown,
+//! counted apart as baking (never as stale, nor hidden), and go away at the bake's end.
+//!
 //! The decision ([`assess`]) is pure; [`gather`] does the reading.
 
 use std::collections::{BTreeSet, HashMap};
@@ -15,7 +23,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::aws::model::{DeploymentObs, TaskDef, TaskObs};
+use crate::aws::model::{DeploymentObs, ServiceDeploymentRecord, TaskDef, TaskObs};
 use crate::clients::Clients;
 use crate::config::Target;
 use crate::discovery;
@@ -110,6 +118,144 @@ pub struct ServiceState {
     /// Not in the environment's `services` list: shown only when it reads a checked
     /// secret (a reader is never hidden), marked as such.
     pub outside: bool,
+    /// `deploymentConfiguration.strategy` (empty: rolling, ECS's default).
+    pub strategy: String,
+    /// `currentServiceDeployment`, where ECS gives it.
+    pub current_service_deployment: Option<String>,
+    /// A blue/green, linear or canary service that is deploying: its current service
+    /// deployment as read (`None` for every other service: not read).
+    #[serde(skip)]
+    pub service_deployment: Option<StagedObs>,
+}
+
+/// What was read of a staged service's current service deployment.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StagedObs {
+    /// The record, as DescribeServiceDeployments gave it.
+    pub record: ServiceDeploymentRecord,
+    /// When a rotation on this machine saw all production traffic on this deployment
+    /// (its journal's traffic milestone, ECS's clock): see [`traffic_seen`].
+    pub traffic_seen: Option<f64>,
+}
+
+/// A blue/green, linear or canary deployment under way, as its service deployment says.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StagedStatus {
+    /// `BLUE_GREEN`, `LINEAR` or `CANARY`.
+    pub strategy: String,
+    /// `serviceDeploymentArn`.
+    pub service_deployment_arn: String,
+    /// Its `status` (`IN_PROGRESS`, ...).
+    pub status: String,
+    /// Its `lifecycleStage` (`PRODUCTION_TRAFFIC_SHIFT`, `BAKE_TIME`, `CLEAN_UP`, ...).
+    pub lifecycle_stage: String,
+    /// The deployment (`deployments[]` PRIMARY) it deploys: the new tasks' `startedBy`.
+    pub deployment_id: String,
+    /// The new revision's share of production traffic, percent.
+    pub production_traffic_weight: Option<f64>,
+    /// The new revision's share of test traffic, percent.
+    pub test_traffic_weight: Option<f64>,
+    /// The deployment's `bakeTimeInMinutes`.
+    pub bake_time_minutes: Option<i32>,
+    /// In `BAKE_TIME`: production traffic has moved, the old deployment's tasks wait.
+    pub baking: bool,
+    /// When a rotation on this machine saw all production traffic on the new revision
+    /// (ECS's clock; the journal's traffic milestone). ECS gives no moment the bake
+    /// began: it began after the shift, which was seen then. `None`: not known here.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::history::ser_opt_epoch"
+    )]
+    pub traffic_shifted_at: Option<f64>,
+    /// Running tasks of the old deployments while all production traffic is on the new
+    /// one: they get no production traffic and stop when the bake ends (clean-up).
+    pub baking_tasks: Vec<String>,
+}
+
+/// All production traffic is on the target revision of a service deployment still in
+/// progress: the old deployments' tasks get none (they bake, then stop at clean-up).
+pub fn production_on_new(record: &ServiceDeploymentRecord) -> bool {
+    record.status == "IN_PROGRESS" && record.production_weight.is_some_and(|w| w >= 100.0)
+}
+
+/// What `status` shows of a staged deployment under way: `green`, the PRIMARY deployment's
+/// id (the new revision's tasks carry it in `startedBy`; the PRIMARY entry is taken for
+/// the target revision, as ECS lists the new revision first), `running` the service's
+/// running tasks. With no PRIMARY no task is called baking.
+pub fn staged_status(
+    strategy: &str,
+    obs: &StagedObs,
+    green: Option<&str>,
+    running: &[&TaskObs],
+) -> StagedStatus {
+    let r = &obs.record;
+    let baking_tasks = match green.filter(|g| !g.is_empty()) {
+        Some(g) if production_on_new(r) => running
+            .iter()
+            .filter(|t| t.started_by != g)
+            .map(|t| t.id().to_string())
+            .collect(),
+        _ => Vec::new(),
+    };
+    StagedStatus {
+        strategy: strategy.to_string(),
+        service_deployment_arn: r.arn.clone(),
+        status: r.status.clone(),
+        lifecycle_stage: r.lifecycle_stage.clone(),
+        deployment_id: green.unwrap_or_default().to_string(),
+        production_traffic_weight: r.production_weight,
+        test_traffic_weight: r.test_weight,
+        bake_time_minutes: r.bake_minutes,
+        baking: r.status == "IN_PROGRESS" && r.lifecycle_stage == "BAKE_TIME",
+        traffic_shifted_at: obs.traffic_seen,
+        baking_tasks,
+    }
+}
+
+/// When a rotation recorded in `rotations` saw all production traffic on deployment
+/// `deployment_id` of `cluster`/`service` (its traffic milestone, ECS's clock): the
+/// rollout's or the restore's deployment, whichever it was. The latest if several say.
+pub fn traffic_seen(
+    rotations: &[journal::RotationSummary],
+    cluster: &str,
+    service: &str,
+    deployment_id: &str,
+) -> Option<f64> {
+    rotations
+        .iter()
+        .flat_map(|r| {
+            r.services
+                .iter()
+                .filter(|s| s.cluster == cluster && s.name == service)
+                .flat_map(move |s| {
+                    [
+                        (journal::Phase::Rollout, s.rollout_deployment.as_deref()),
+                        (journal::Phase::Restore, s.restore_deployment.as_deref()),
+                    ]
+                    .into_iter()
+                    .filter(|(_, d)| *d == Some(deployment_id))
+                    .filter_map(move |(phase, _)| {
+                        r.times
+                            .iter()
+                            .filter(|(p, _)| *p == phase)
+                            .flat_map(|(_, t)| t.services.iter())
+                            .find(|t| t.cluster == cluster && t.service == service)
+                            .and_then(|t| t.traffic)
+                    })
+                })
+        })
+        .map(|at| at.unix_timestamp_nanos() as f64 / 1e9)
+        .fold(None, |m: Option<f64>, at| Some(m.map_or(at, |m| m.max(at))))
+}
+
+/// Whether deployments are under way, from `deployments[]`: more than one, or the PRIMARY
+/// not completed.
+pub fn deploying(deployments: &[DeploymentObs]) -> bool {
+    deployments.len() > 1
+        || deployments
+            .iter()
+            .any(|d| d.is_primary() && d.rollout_state == "IN_PROGRESS")
 }
 
 /// One running task, as shown.
@@ -151,7 +297,13 @@ pub struct SecretRead {
     /// Running tasks whose task definition follows AWSCURRENT of this secret.
     pub tasks: usize,
     /// Ids of those that hold an older value: created before the current value existed.
+    /// Not those of [`SecretRead::baking_tasks`].
     pub stale_tasks: Vec<String>,
+    /// Ids of those that hold an older value but get no production traffic: the old
+    /// deployment's tasks baking beside a blue/green, linear or canary deployment that
+    /// has all production traffic; they stop when the bake ends ([`StagedStatus`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baking_tasks: Vec<String>,
     /// Ids of those that cannot be told: created after the current version existed but
     /// before it provably became current (the secret changed since; status has no reads
     /// from the past to place the change). Never called stale, never called fresh.
@@ -188,6 +340,9 @@ pub struct ServiceStatus {
     /// Not in the environment's `services` list, shown because it reads a checked secret:
     /// a rotation of the environment does not redeploy it.
     pub outside_services_list: bool,
+    /// A blue/green, linear or canary deployment under way: its service deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_deployment: Option<StagedStatus>,
 }
 
 impl ServiceStatus {
@@ -199,13 +354,18 @@ impl ServiceStatus {
             .collect()
     }
 
+    /// Distinct ids of the tasks holding an older value that get no production traffic
+    /// (baking), whatever the secret.
+    pub fn baking_tasks(&self) -> BTreeSet<&str> {
+        self.secrets
+            .iter()
+            .flat_map(|s| s.baking_tasks.iter().map(String::as_str))
+            .collect()
+    }
+
     /// Whether a deployment is under way (more than one, or the PRIMARY not completed).
     pub fn deploying(&self) -> bool {
-        self.deployments.len() > 1
-            || self
-                .deployments
-                .iter()
-                .any(|d| d.is_primary() && d.rollout_state == "IN_PROGRESS")
+        deploying(&self.deployments)
     }
 }
 
@@ -218,6 +378,9 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     /// How many distinct running tasks are stale.
     pub stale: usize,
+    /// How many distinct running tasks hold an older value but get no production traffic
+    /// (the old deployment baking; [`SecretRead::baking_tasks`]): not stale, counted apart.
+    pub baking: usize,
     /// Things worth saying that are not errors (a referenced secret that does not exist).
     pub notes: Vec<String>,
 }
@@ -250,12 +413,21 @@ pub fn assess(
 ) -> Status {
     let mut out = Vec::new();
     let mut stale_total = 0;
+    let mut baking_total = 0;
     for svc in services {
         let service_td = task_defs.get(&svc.task_definition_arn);
         let running: Vec<&TaskObs> = tasks
             .get(&(svc.cluster.clone(), svc.name.clone()))
             .map(|v| v.iter().filter(|t| t.desired_status == "RUNNING").collect())
             .unwrap_or_default();
+        let staged = svc.service_deployment.as_ref().map(|obs| {
+            let green = svc.deployments.iter().find(|d| d.is_primary());
+            staged_status(&svc.strategy, obs, green.map(|d| d.id.as_str()), &running)
+        });
+        let no_production: BTreeSet<&str> = staged
+            .iter()
+            .flat_map(|s| s.baking_tasks.iter().map(String::as_str))
+            .collect();
         let mut reads = Vec::new();
         for secret in secrets {
             let refs_of = |td: Option<&TaskDef>| -> Vec<(bool, PinnedRef)> {
@@ -298,6 +470,7 @@ pub fn assess(
             let service_refs = refs_of(service_td);
             let mut following = 0;
             let mut stale = Vec::new();
+            let mut baking = Vec::new();
             let mut unproven = Vec::new();
             let mut any_task_reads = false;
             for t in &running {
@@ -325,6 +498,8 @@ pub fn assess(
                     && secret.created.is_some_and(|c| t.created_at >= c)
                 {
                     unproven.push(t.id().to_string());
+                } else if before && no_production.contains(t.id()) {
+                    baking.push(t.id().to_string());
                 } else if before {
                     stale.push(t.id().to_string());
                 }
@@ -338,6 +513,7 @@ pub fn assess(
                 current_version: secret.current.clone(),
                 tasks: following,
                 stale_tasks: stale,
+                baking_tasks: baking,
                 unproven_tasks: unproven,
                 pinned: service_refs
                     .into_iter()
@@ -383,14 +559,17 @@ pub fn assess(
                     &[],
                 ),
             outside_services_list: svc.outside,
+            staged_deployment: staged,
         };
         stale_total += status.stale_tasks().len();
+        baking_total += status.baking_tasks().len();
         out.push(status);
     }
     Status {
         secrets: secrets.to_vec(),
         services: out,
         stale: stale_total,
+        baking: baking_total,
         notes: Vec::new(),
     }
 }
@@ -432,6 +611,73 @@ async fn describe_missing(
         .filter(|a| !a.is_empty() && !task_defs.contains_key(a))
         .collect();
     discovery::describe_task_definitions(&clients.ecs, missing, task_defs).await
+}
+
+/// The services whose current service deployment `status` reads: blue/green, linear or
+/// canary ([`crate::aws::model::ServiceInfo::staged`]) and deploying by `deployments[]`,
+/// with a `currentServiceDeployment`. Rolling services never: their calls stay as they were.
+pub fn to_describe(services: &[ServiceState]) -> Vec<(usize, String)> {
+    services
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            let info = crate::aws::model::ServiceInfo {
+                strategy: s.strategy.clone(),
+                ..Default::default()
+            };
+            info.staged() && deploying(&s.deployments)
+        })
+        .filter_map(|(i, s)| Some((i, s.current_service_deployment.clone()?)))
+        .collect()
+}
+
+/// Reads the current service deployment of the services [`to_describe`] picks, in one
+/// DescribeServiceDeployments per twenty, and the traffic moment this machine's journal
+/// holds for each. A failure is a note, not the end of `status`: those services are shown
+/// from `deployments[]` as before (a role without `ecs:DescribeServiceDeployments` still
+/// sees the rest).
+async fn read_service_deployments(
+    clients: &Clients,
+    services: &mut [ServiceState],
+    rotations: &[journal::RotationSummary],
+) -> Option<String> {
+    let wanted = to_describe(services);
+    if wanted.is_empty() {
+        return None;
+    }
+    let arns: Vec<String> = wanted.iter().map(|(_, a)| a.clone()).collect();
+    let records = match crate::aws::ecs::describe_service_deployments(&clients.ecs, &arns).await {
+        Ok(r) => r,
+        Err(e) => {
+            let names: Vec<String> = wanted
+                .iter()
+                .map(|(i, _)| format!("{}/{}", services[*i].cluster, services[*i].name))
+                .collect();
+            return Some(format!(
+                "could not read the service deployment of {} ({}), so their lifecycle stage, traffic and bake are not shown: {}",
+                names.join(", "),
+                e.operation,
+                e.detail
+            ));
+        }
+    };
+    for (i, arn) in wanted {
+        let Some(record) = records.iter().find(|r| r.arn == arn) else {
+            continue;
+        };
+        let s = &mut services[i];
+        let green = s
+            .deployments
+            .iter()
+            .find(|d| d.is_primary())
+            .map(|d| d.id.clone())
+            .unwrap_or_default();
+        s.service_deployment = Some(StagedObs {
+            record: record.clone(),
+            traffic_seen: traffic_seen(rotations, &s.cluster, &s.name, &green),
+        });
+    }
+    None
 }
 
 /// The moment `current` took effect: its creation date, or later when AWSCURRENT was
@@ -509,6 +755,9 @@ pub async fn gather(
             task_definition_arn: s.info.task_definition_arn.clone(),
             deployments: s.deployments.clone(),
             outside: !in_list(&s.info.name),
+            strategy: s.info.strategy.clone(),
+            current_service_deployment: s.current_service_deployment.clone(),
+            service_deployment: None,
         })
         .collect();
     let listed: Vec<&ServiceState> = services.iter().filter(|s| !s.outside).collect();
@@ -567,9 +816,10 @@ pub async fn gather(
         Ok::<_, Error>((info, created, moved_back_by, moved_back_from))
     }))
     .await;
-    let restores: Vec<(String, String, f64)> = state_dir
+    let rotations = state_dir
         .and_then(|d| journal::list(d).ok())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let restores: Vec<(String, String, f64)> = rotations
         .iter()
         .flat_map(|r| r.secrets.iter())
         .filter_map(|s| {
@@ -644,6 +894,7 @@ pub async fn gather(
         describe_missing(clients, &more, &mut task_defs).await?;
         tasks.extend(more);
     }
+    notes.extend(read_service_deployments(clients, &mut services, &rotations).await);
     let mut status = assess(&secrets, &services, &tasks, &task_defs, explicit);
     status.notes = notes;
     Ok(status)
@@ -700,6 +951,7 @@ mod tests {
             secrets: vec![],
             nothing_to_prove: false,
             outside_services_list: false,
+            staged_deployment: None,
         };
         assert!(!s(vec![]).deploying());
         assert!(!s(vec![d("PRIMARY", "COMPLETED")]).deploying());
@@ -718,6 +970,9 @@ mod tests {
             task_definition_arn: td.into(),
             deployments: vec![],
             outside: false,
+            strategy: String::new(),
+            current_service_deployment: None,
+            service_deployment: None,
         }
     }
 
@@ -1110,6 +1365,306 @@ mod tests {
         assert_eq!(st.services[0].secrets.len(), 1);
         assert_eq!(st.services[0].secrets[0].tasks, 0);
         assert_eq!(st.stale, 0);
+    }
+
+    /// A staged deployment's record: `status`, `stage`, production weight.
+    fn record(status: &str, stage: &str, weight: Option<f64>) -> StagedObs {
+        StagedObs {
+            record: ServiceDeploymentRecord {
+                arn: "arn:aws:ecs:eu-west-1:1:service-deployment/c/api/sd".into(),
+                status: status.into(),
+                lifecycle_stage: stage.into(),
+                production_weight: weight,
+                test_weight: weight.map(|_| 100.0),
+                bake_minutes: Some(1440),
+                ..Default::default()
+            },
+            traffic_seen: Some(1000.0),
+        }
+    }
+
+    fn by(id: &str, deployment: &str, created: f64) -> TaskObs {
+        TaskObs {
+            started_by: deployment.into(),
+            ..task(id, "td:1", created, "RUNNING")
+        }
+    }
+
+    /// Which running tasks get no production traffic, and whether the deployment bakes:
+    /// only while the service deployment is in progress with all production traffic on
+    /// the new revision (the PRIMARY's tasks); never without a PRIMARY to tell them apart.
+    #[test]
+    fn old_tasks_get_no_production_traffic_only_once_it_is_all_on_the_new_revision() {
+        let tasks = [
+            by("g1", "ecs-svc/2", 150.0),
+            by("b1", "ecs-svc/1", 50.0),
+            by("b2", "ecs-svc/1", 60.0),
+        ];
+        let running: Vec<&TaskObs> = tasks.iter().collect();
+        /// (case, record, PRIMARY id, baking tasks, baking)
+        type Case<'a> = (&'a str, StagedObs, Option<&'a str>, Vec<&'a str>, bool);
+        let table: Vec<Case> = vec![
+            (
+                "bake time: blue waits beside green",
+                record("IN_PROGRESS", "BAKE_TIME", Some(100.0)),
+                Some("ecs-svc/2"),
+                vec!["b1", "b2"],
+                true,
+            ),
+            (
+                "traffic moved, before the bake",
+                record("IN_PROGRESS", "POST_PRODUCTION_TRAFFIC_SHIFT", Some(100.0)),
+                Some("ecs-svc/2"),
+                vec!["b1", "b2"],
+                false,
+            ),
+            (
+                "clean-up: blue stopping",
+                record("IN_PROGRESS", "CLEAN_UP", Some(100.0)),
+                Some("ecs-svc/2"),
+                vec!["b1", "b2"],
+                false,
+            ),
+            (
+                "linear half-way: blue still serves half",
+                record("IN_PROGRESS", "PRODUCTION_TRAFFIC_SHIFT", Some(50.0)),
+                Some("ecs-svc/2"),
+                vec![],
+                false,
+            ),
+            (
+                "before the shift: blue serves all",
+                record("IN_PROGRESS", "POST_TEST_TRAFFIC_SHIFT", Some(0.0)),
+                Some("ecs-svc/2"),
+                vec![],
+                false,
+            ),
+            (
+                "rolling back: production returns to blue",
+                record("ROLLBACK_IN_PROGRESS", "BAKE_TIME", Some(100.0)),
+                Some("ecs-svc/2"),
+                vec![],
+                false,
+            ),
+            (
+                "no weight given",
+                record("IN_PROGRESS", "BAKE_TIME", None),
+                Some("ecs-svc/2"),
+                vec![],
+                true,
+            ),
+            (
+                "no PRIMARY to tell green from blue",
+                record("IN_PROGRESS", "BAKE_TIME", Some(100.0)),
+                None,
+                vec![],
+                true,
+            ),
+        ];
+        for (case, obs, green, want, baking) in table {
+            let st = staged_status("BLUE_GREEN", &obs, green, &running);
+            assert_eq!(st.baking_tasks, want, "{case}");
+            assert_eq!(st.baking, baking, "{case}");
+            assert_eq!(st.lifecycle_stage, obs.record.lifecycle_stage, "{case}");
+            assert_eq!(
+                st.production_traffic_weight, obs.record.production_weight,
+                "{case}"
+            );
+            assert_eq!(st.bake_time_minutes, Some(1440), "{case}");
+            assert_eq!(st.traffic_shifted_at, Some(1000.0), "{case}");
+            assert_eq!(st.deployment_id, green.unwrap_or_default(), "{case}");
+        }
+    }
+
+    /// A blue/green service baking: blue's tasks hold the previous value but get no
+    /// production traffic, so they are counted apart (not stale, exit 0); half-way through
+    /// a linear shift they still serve production: stale. Green's tasks are current.
+    #[test]
+    fn blue_tasks_baking_are_counted_apart_from_stale() {
+        let defs: HashMap<_, _> = [("td:1".to_string(), td("td:1", &[ARN]))].into();
+        let t = tasks(vec![(
+            "web",
+            vec![
+                by("g1", "ecs-svc/2", 150.0),
+                by("g2", "ecs-svc/2", 151.0),
+                by("b1", "ecs-svc/1", 50.0),
+                by("b2", "ecs-svc/1", 60.0),
+            ],
+        )]);
+        let service = |weight: f64| ServiceState {
+            strategy: "BLUE_GREEN".into(),
+            deployments: vec![
+                DeploymentObs {
+                    id: "ecs-svc/2".into(),
+                    status: "PRIMARY".into(),
+                    rollout_state: "IN_PROGRESS".into(),
+                    ..Default::default()
+                },
+                DeploymentObs {
+                    id: "ecs-svc/1".into(),
+                    status: "ACTIVE".into(),
+                    rollout_state: "COMPLETED".into(),
+                    ..Default::default()
+                },
+            ],
+            service_deployment: Some(record("IN_PROGRESS", "BAKE_TIME", Some(weight))),
+            ..svc("web", "td:1")
+        };
+        let secrets = [secret(ARN, "production/db", 100.0)];
+        let st = assess(&secrets, &[service(100.0)], &t, &defs, false);
+        let read = &st.services[0].secrets[0];
+        assert_eq!(read.tasks, 4);
+        assert!(read.stale_tasks.is_empty(), "{read:?}");
+        assert_eq!(read.baking_tasks, ["b1", "b2"]);
+        assert_eq!((st.stale, st.baking, st.exit_code()), (0, 2, 0));
+        let staged = st.services[0].staged_deployment.as_ref().expect("staged");
+        assert!(staged.baking);
+        assert_eq!(staged.baking_tasks, ["b1", "b2"]);
+
+        let st = assess(&secrets, &[service(50.0)], &t, &defs, false);
+        let read = &st.services[0].secrets[0];
+        assert_eq!(read.stale_tasks, ["b1", "b2"]);
+        assert!(read.baking_tasks.is_empty());
+        assert_eq!((st.stale, st.baking, st.exit_code()), (2, 0, 1));
+
+        // Not read (a rolling service, or not deploying): nothing staged, blue stale.
+        let plain = ServiceState {
+            service_deployment: None,
+            ..service(100.0)
+        };
+        let st = assess(&secrets, &[plain], &t, &defs, false);
+        assert!(st.services[0].staged_deployment.is_none());
+        assert_eq!((st.stale, st.baking), (2, 0));
+    }
+
+    /// Only blue/green, linear and canary services that are deploying, with a current
+    /// service deployment, have it read: never a rolling one.
+    #[test]
+    fn only_staged_services_that_are_deploying_have_their_service_deployment_read() {
+        let deploying = vec![
+            DeploymentObs {
+                id: "ecs-svc/2".into(),
+                status: "PRIMARY".into(),
+                rollout_state: "IN_PROGRESS".into(),
+                ..Default::default()
+            },
+            DeploymentObs {
+                id: "ecs-svc/1".into(),
+                status: "ACTIVE".into(),
+                ..Default::default()
+            },
+        ];
+        let done = vec![DeploymentObs {
+            id: "ecs-svc/2".into(),
+            status: "PRIMARY".into(),
+            rollout_state: "COMPLETED".into(),
+            ..Default::default()
+        }];
+        let s =
+            |name: &str, strategy: &str, deployments: &Vec<DeploymentObs>, sd: bool| ServiceState {
+                strategy: strategy.into(),
+                deployments: deployments.clone(),
+                current_service_deployment: sd.then(|| format!("sd/{name}")),
+                ..svc(name, "td:1")
+            };
+        let services = [
+            s("rolling", "", &deploying, true),
+            s("rolling2", "ROLLING", &deploying, true),
+            s("bg", "BLUE_GREEN", &deploying, true),
+            s("linear", "LINEAR", &deploying, true),
+            s("canary-done", "CANARY", &done, true),
+            s("bg-no-sd", "BLUE_GREEN", &deploying, false),
+        ];
+        assert_eq!(
+            to_describe(&services),
+            [(2, "sd/bg".to_string()), (3, "sd/linear".to_string())]
+        );
+    }
+
+    /// The traffic moment of the deployment running now, from the journal of the rotation
+    /// that started it (rollout or restore), never from another deployment or service.
+    #[test]
+    fn traffic_seen_is_the_journals_moment_for_that_deployment() {
+        use crate::journal::{
+            Phase, PhaseTimes, RotationKind, RotationSummary, ServiceSummary, ServiceTimes, Started,
+        };
+        let at = |s: i64| time::OffsetDateTime::from_unix_timestamp(s).expect("moment");
+        let times = |service: &str, traffic: i64| PhaseTimes {
+            since: None,
+            services: vec![ServiceTimes {
+                cluster: "c".into(),
+                service: service.into(),
+                started: Some(at(traffic - 100)),
+                traffic: Some(at(traffic)),
+                completed: None,
+            }],
+        };
+        let rotation = RotationSummary {
+            path: std::path::PathBuf::new(),
+            started: Started {
+                rotation_id: uuid::Uuid::from_u128(1),
+                kind: RotationKind::Replace,
+                environment: "e".into(),
+                region: "eu-west-1".into(),
+                clusters: vec!["c".into()],
+                caller_arn: "arn".into(),
+                account: "1".into(),
+                rolls_back: None,
+                secrets: vec![],
+                services: vec![],
+                started_at: at(0),
+                tool_version: String::new(),
+                on_failure: None,
+            },
+            secrets: vec![],
+            services: vec![
+                ServiceSummary {
+                    cluster: "c".into(),
+                    name: "web".into(),
+                    planned: true,
+                    rollout_deployment: Some("ecs-svc/2".into()),
+                    restore_deployment: Some("ecs-svc/3".into()),
+                },
+                ServiceSummary {
+                    cluster: "c".into(),
+                    name: "api".into(),
+                    planned: true,
+                    rollout_deployment: Some("ecs-svc/9".into()),
+                    restore_deployment: None,
+                },
+            ],
+            phases: vec![],
+            times: vec![
+                (Phase::Rollout, times("web", 1000)),
+                (Phase::Restore, times("web", 2000)),
+            ],
+            status: crate::journal::Status::InProgress,
+            message: None,
+            finished_at: None,
+            updated_at: at(0),
+        };
+        let rotations = [rotation];
+        // (case, service, deployment, moment)
+        let table = [
+            ("the rollout's deployment", "web", "ecs-svc/2", Some(1000.0)),
+            ("the restore's deployment", "web", "ecs-svc/3", Some(2000.0)),
+            (
+                "a deployment no rotation here started",
+                "web",
+                "ecs-svc/7",
+                None,
+            ),
+            ("a service without times", "api", "ecs-svc/9", None),
+            ("another service's deployment id", "api", "ecs-svc/2", None),
+        ];
+        for (case, service, deployment, want) in table {
+            assert_eq!(
+                traffic_seen(&rotations, "c", service, deployment),
+                want,
+                "{case}"
+            );
+        }
+        assert_eq!(traffic_seen(&[], "c", "web", "ecs-svc/2"), None);
     }
 
     /// "Nothing to prove" only when no task is listed and every count, the service's and

@@ -1444,6 +1444,294 @@ bakeTimeInMinutes = 1440"#;
     assert_eq!(env.calls("UpdateService"), 1);
 }
 
+/// `status SECRET` (JSON, else text), its exit code and output.
+async fn status(env: &TestEnv, json: bool) -> Output {
+    let mut args = vec!["status", SECRET, "--cluster", CLUSTER];
+    if json {
+        args.extend(["--output", "json"]);
+    }
+    env.run(&args, None).await
+}
+
+fn status_json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}\n{}", text(out)))
+}
+
+/// After `replace --until traffic` with a day's bake, `status` shows `web` baking: its
+/// service deployment's stage BAKE_TIME, production traffic 100% on the new deployment,
+/// the bake time and the traffic shift it began after, and blue's tasks counted apart as
+/// baking with no production traffic (not stale, exit 0), as the sandbox says: its record,
+/// the deployment each task belongs to and the version each resolved. One
+/// DescribeServiceDeployments per `status`. Past the bake (the virtual clock advanced, the
+/// sandbox cleans blue up and completes the deployment) `status` shows `web` clean: not
+/// deploying, nothing baking or stale, every running task on the new version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_bake_after_until_traffic_then_the_service_clean() {
+    let env = env_with(
+        r#"strategy = "BLUE_GREEN"
+bakeTimeInMinutes = 1440"#,
+    )
+    .await;
+    slow_tasks(&env);
+    let before = env.current_version(SECRET);
+    let out = replace(
+        &env,
+        "new-value-Qm8vN4pR7sT1wY6zB3e5Hk2",
+        &["--until", "traffic"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    // The virtual clock stops: the bake (a day, 43 s of real time at SPEED) cannot end
+    // while status is read.
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_speed(0.0)
+        .expect("speed");
+    let now = env.current_version(SECRET);
+    let ours = report(&out)["rollout"]["services"][0]["deployment_id"]
+        .as_str()
+        .expect("our deployment")
+        .to_string();
+    let described = env.calls("DescribeServiceDeployments");
+
+    let out = status(&env, true).await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let st = status_json(&out);
+    assert_eq!(
+        env.calls("DescribeServiceDeployments"),
+        described + 1,
+        "one DescribeServiceDeployments for the one staged service deploying"
+    );
+    let service = &st["services"][0];
+    let staged = &service["staged_deployment"];
+    eprintln!("staged_deployment: {staged}");
+    // Ground truth: the sandbox's service deployment.
+    let truth = &env.state()["ecs"]["services"][0];
+    let sd = truth["currentServiceDeployment"]
+        .as_str()
+        .expect("a current service deployment")
+        .to_string();
+    let record = secret_rollout_core::aws::ecs::describe_service_deployments(
+        &env.clients.ecs,
+        std::slice::from_ref(&sd),
+    )
+    .await
+    .expect("DescribeServiceDeployments")
+    .pop()
+    .expect("the record");
+    assert_eq!(
+        (record.status.as_str(), record.lifecycle_stage.as_str()),
+        ("IN_PROGRESS", "BAKE_TIME")
+    );
+    assert_eq!(staged["service_deployment_arn"], sd.as_str());
+    assert_eq!(staged["strategy"], "BLUE_GREEN");
+    assert_eq!(staged["status"], "IN_PROGRESS");
+    assert_eq!(staged["lifecycle_stage"], "BAKE_TIME");
+    assert_eq!(staged["baking"], true);
+    assert_eq!(staged["deployment_id"], ours.as_str());
+    assert_eq!(
+        staged["production_traffic_weight"].as_f64(),
+        record.production_weight
+    );
+    assert_eq!(staged["production_traffic_weight"], 100.0);
+    assert_eq!(staged["test_traffic_weight"].as_f64(), record.test_weight);
+    assert_eq!(staged["bake_time_minutes"], 1440);
+    // The traffic moment the journal holds: on ECS's clock, at the sandbox's production
+    // shift (the shift bumps the deployments' updatedAt), before now.
+    let stages = truth["serviceDeployments"]
+        .as_array()
+        .and_then(|sds| sds.iter().find(|d| d["arn"] == sd.as_str()))
+        .map(|d| d["stages"].clone())
+        .expect("the sandbox's record");
+    let stage_at = |name: &str| {
+        stages
+            .as_array()
+            .and_then(|st| st.iter().find(|x| x["stage"] == name))
+            .and_then(|x| x["at"].as_f64())
+            .unwrap_or_else(|| panic!("{name} in {stages}"))
+    };
+    let shifted = time::OffsetDateTime::parse(
+        staged["traffic_shifted_at"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a traffic moment: {staged}")),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("RFC 3339")
+    .unix_timestamp_nanos() as f64
+        / 1e9;
+    let clock = env.sandbox.world().lock().expect("world").clock.now();
+    assert!(
+        shifted >= stage_at("PRODUCTION_TRAFFIC_SHIFT") - 0.001
+            && shifted <= stage_at("BAKE_TIME") + 0.001
+            && shifted <= clock,
+        "traffic moment {shifted}, stages {stages}, now {clock}"
+    );
+    // Blue's tasks: every running task not of our deployment, each resolved the previous
+    // version; counted apart, not stale. Green's: ours, on the new version.
+    let running = env.running_tasks(SERVICE);
+    let id = |t: &Value| t["id"].as_str().unwrap_or_default().to_string();
+    let blue: BTreeSet<String> = running
+        .iter()
+        .filter(|t| t["startedBy"] != ours.as_str())
+        .map(id)
+        .collect();
+    assert_eq!(blue.len(), DESIRED, "blue bakes beside green: {running:?}");
+    // The sandbox's own traffic: none to blue, production to green.
+    let no_traffic: BTreeSet<String> = running
+        .iter()
+        .filter(|t| t["traffic"] == "none")
+        .map(id)
+        .collect();
+    assert_eq!(no_traffic, blue, "{running:?}");
+    for t in &running {
+        let read: Vec<&str> = t["secrets"]
+            .as_array()
+            .map(|s| {
+                s.iter()
+                    .filter(|x| x["name"] == SECRET)
+                    .filter_map(|x| x["version_id"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let want = if blue.contains(&id(t)) { &before } else { &now };
+        assert_eq!(read, [want.as_str()], "{t}");
+    }
+    let ids = |v: &Value| -> BTreeSet<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(ids(&staged["baking_tasks"]), blue);
+    let read = &service["secrets"][0];
+    assert_eq!(ids(&read["baking_tasks"]), blue);
+    assert!(ids(&read["stale_tasks"]).is_empty(), "{read}");
+    assert_eq!(read["tasks"], 2 * DESIRED);
+    assert_eq!(
+        (st["stale"].clone(), st["baking"].clone()),
+        (0.into(), DESIRED.into())
+    );
+
+    // The test's own DescribeServiceDeployments above counts too.
+    let described = env.calls("DescribeServiceDeployments");
+    let out = status(&env, false).await;
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    eprintln!("{shown}");
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    for want in [
+        "Deploying now:",
+        "BLUE_GREEN service deployment IN_PROGRESS, stage BAKE_TIME",
+        &format!("production traffic 100%, test traffic 100% on {ours}"),
+        "bake of 24h, began after the production traffic shift seen at",
+        &format!("{DESIRED} task(s) of the old deployment get no production traffic and stop when the bake ends"),
+        "older, baking",
+        &format!("strat/web: {DESIRED} task(s) of "),
+        "hold an older strat/key: they get no production traffic and stop when the bake ends",
+        "No stale task serving production",
+    ] {
+        assert!(shown.contains(want), "{want:?} in:\n{shown}");
+    }
+    assert!(!shown.contains("Stale tasks:"), "{shown}");
+    assert_eq!(env.calls("DescribeServiceDeployments"), described + 1);
+
+    // Past the bake: the sandbox ends it, stops blue's tasks and completes the deployment.
+    {
+        let world = env.sandbox.world();
+        let mut world = world.lock().expect("world");
+        world.advance_clock(1440.0 * 60.0 + 60.0).expect("advance");
+        world.set_speed(SPEED).expect("speed");
+    }
+    wait_for("the deployment completed, blue stopped", || {
+        let truth = &env.state()["ecs"]["services"][0];
+        let done = truth["serviceDeployments"]
+            .as_array()
+            .and_then(|sds| sds.iter().find(|d| d["arn"] == sd.as_str()))
+            .is_some_and(|d| d["status"] == "SUCCESSFUL");
+        done && env.running_tasks(SERVICE).len() == DESIRED
+    })
+    .await;
+    assert_every_task_holds(&env, &now);
+    let described = env.calls("DescribeServiceDeployments");
+    let out = status(&env, true).await;
+    assert_eq!(out.status.code(), Some(exit::OK), "{}", text(&out));
+    let st = status_json(&out);
+    let service = &st["services"][0];
+    assert!(service.get("staged_deployment").is_none(), "{service}");
+    assert_eq!(
+        (st["stale"].clone(), st["baking"].clone()),
+        (0.into(), 0.into())
+    );
+    assert!(
+        service["secrets"][0].get("baking_tasks").is_none(),
+        "{service}"
+    );
+    assert_eq!(service["secrets"][0]["tasks"], DESIRED);
+    let started_by: BTreeSet<&str> = service["tasks"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["started_by"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(started_by, BTreeSet::from([ours.as_str()]));
+    assert_eq!(
+        env.calls("DescribeServiceDeployments"),
+        described,
+        "not deploying: its service deployment is not read"
+    );
+    let out = status(&env, false).await;
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!shown.contains("Deploying now:"), "{shown}");
+    assert!(!shown.contains("baking"), "{shown}");
+    assert!(shown.contains("No stale tasks"), "{shown}");
+}
+
+/// A rolling service that is deploying: `status` shows its deployments as before and
+/// reads no service deployment (the sandbox's call log has no DescribeServiceDeployments).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_of_a_rolling_service_deploying_reads_no_service_deployment() {
+    let env = env_with(ROLLING).await;
+    wait_started(&env, &[SERVICE]).await;
+    slow_tasks(&env);
+    env.sandbox
+        .world()
+        .lock()
+        .expect("world")
+        .set_speed(0.0)
+        .expect("speed");
+    env.clients
+        .ecs
+        .update_service()
+        .cluster(CLUSTER)
+        .service(SERVICE)
+        .force_new_deployment(true)
+        .send()
+        .await
+        .expect("UpdateService");
+    let out = status(&env, true).await;
+    let st = status_json(&out);
+    let service = &st["services"][0];
+    let deployments = service["deployments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        deployments.len() > 1 || deployments[0]["rollout_state"] == "IN_PROGRESS",
+        "deploying: {service}"
+    );
+    assert!(service.get("staged_deployment").is_none(), "{service}");
+    assert_eq!(env.calls("DescribeServiceDeployments"), 0);
+    let out = status(&env, false).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Deploying now:"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.calls("DescribeServiceDeployments"), 0);
+}
+
 /// `web` (with `config`) and `api`, a rolling service that accepts any value, both reading
 /// the secret.
 fn scenario_with_api(config: &str) -> Scenario {

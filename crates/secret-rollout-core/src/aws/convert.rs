@@ -185,6 +185,10 @@ pub fn service_deployment(d: &aws_sdk_ecs::types::ServiceDeployment) -> ServiceD
             .map(|s| s.as_str().to_string())
             .unwrap_or_default(),
         production_weight: target.and_then(|t| t.requested_production_traffic_weight()),
+        test_weight: target.and_then(|t| t.requested_test_traffic_weight()),
+        bake_minutes: d
+            .deployment_configuration()
+            .and_then(|c| c.bake_time_in_minutes()),
         hooks: d
             .lifecycle_hook_details()
             .iter()

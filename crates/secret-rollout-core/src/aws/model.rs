@@ -305,6 +305,12 @@ pub struct ServiceDeploymentRecord {
     pub lifecycle_stage: String,
     /// `targetServiceRevision.requestedProductionTrafficWeight` (staged deployments only).
     pub production_weight: Option<f64>,
+    /// `targetServiceRevision.requestedTestTrafficWeight` (staged deployments only).
+    pub test_weight: Option<f64>,
+    /// `deploymentConfiguration.bakeTimeInMinutes` of the deployment itself (the service's
+    /// configuration may have changed since it started). ECS gives no moment the bake
+    /// began: see [`crate::status::StagedStatus::traffic_shifted_at`].
+    pub bake_minutes: Option<i32>,
     /// `lifecycleHookDetails`.
     pub hooks: Vec<HookObs>,
     /// `rollback.reason`, when ECS rolled the deployment back.

@@ -89,6 +89,11 @@ pub struct StagedView {
     /// the bake and clean-up that follow.
     #[serde(serialize_with = "crate::history::ser_opt_epoch")]
     pub traffic_moved_at: Option<f64>,
+    /// The same moment on ECS's clock (see [`Milestones::traffic`]): the deployment's
+    /// traffic milestone, kept in the journal, which `status` gives as the shift the bake
+    /// began after.
+    #[serde(skip)]
+    pub traffic_moved_ecs: Option<f64>,
 }
 
 /// Whether a deployment strategy is staged (its record has lifecycle stages and traffic).
@@ -559,6 +564,7 @@ async fn observe(
         };
         if moved && view.traffic_moved_at.is_none() {
             view.traffic_moved_at = Some(wall_now());
+            view.traffic_moved_ecs = ecs_moment(obs, w.times.started);
         }
     }
     let mine = obs.deployments.iter().find(|d| d.id == w.id);
@@ -679,19 +685,7 @@ async fn observe(
         // ECS's moment of the change this poll saw: the latest `updatedAt` of a
         // deployment or the latest event of the service since ours started, whichever
         // is later (ECS does not move `updatedAt` for every change of counts).
-        let from = w.times.started.unwrap_or(0.0) - 1.0;
-        let ecs_at = obs
-            .deployments
-            .iter()
-            .map(|d| d.updated_at)
-            .chain(
-                obs.events
-                    .iter()
-                    .map(|(at, _)| *at)
-                    .filter(|&at| at >= from),
-            )
-            .fold(None, |m: Option<f64>, u| Some(m.map_or(u, |m| m.max(u))))
-            .filter(|&u| u > 0.0);
+        let ecs_at = ecs_moment(obs, w.times.started);
         match &stage {
             Stage::Draining => w.times.traffic = w.times.traffic.or(ecs_at),
             Stage::Completed => w.times.completed = ecs_at,
@@ -701,6 +695,30 @@ async fn observe(
         reporter.report(&Event::stage(phase, &t.service, &stage));
         w.stage = stage;
     }
+    // A blue/green, linear or canary deployment: all traffic is on new tasks when all
+    // production traffic is on the new revision, not when the old tasks drain (after the
+    // bake); under `--until traffic` the run ends before that.
+    if let Some(at) = w.staged.as_ref().and_then(|v| v.traffic_moved_ecs) {
+        w.times.traffic = Some(at);
+    }
+}
+
+/// ECS's moment of the change a poll saw: the latest `updatedAt` of a deployment or the
+/// latest event of the service since ours started (`started`), whichever is later (ECS
+/// does not move `updatedAt` for every change of counts).
+fn ecs_moment(obs: &verdict::ServiceObs, started: Option<f64>) -> Option<f64> {
+    let from = started.unwrap_or(0.0) - 1.0;
+    obs.deployments
+        .iter()
+        .map(|d| d.updated_at)
+        .chain(
+            obs.events
+                .iter()
+                .map(|(at, _)| *at)
+                .filter(|&at| at >= from),
+        )
+        .fold(None, |m: Option<f64>, u| Some(m.map_or(u, |m| m.max(u))))
+        .filter(|&u| u > 0.0)
 }
 
 /// `--approve-hooks` at a `PAUSE` hook: lists the service's tasks, reads the secrets again

@@ -512,7 +512,12 @@ pub fn current_held(st: &crate::status::Status, arn: &str, services: &[ServiceRe
             out.open.push(r.clone());
             continue;
         };
-        let (stale, unknown) = (read.stale_tasks.len(), read.unproven_tasks.len());
+        // Baking tasks (an old deployment with no production traffic) still run and hold
+        // an older value: "every running task holds it" is not true of them.
+        let (stale, unknown) = (
+            read.stale_tasks.len() + read.baking_tasks.len(),
+            read.unproven_tasks.len(),
+        );
         if stale + unknown == 0 {
             out.holding += read.tasks;
             continue;
@@ -1702,6 +1707,7 @@ mod tests {
             current_version: Some("v2".into()),
             tasks,
             stale_tasks: (0..stale).map(|i| format!("s{i}")).collect(),
+            baking_tasks: Vec::new(),
             unproven_tasks: (0..unproven).map(|i| format!("u{i}")).collect(),
             pinned: Vec::new(),
         }
@@ -1730,9 +1736,11 @@ mod tests {
                     secrets: r.into_iter().collect(),
                     nothing_to_prove: false,
                     outside_services_list: false,
+                    staged_deployment: None,
                 })
                 .collect(),
             stale,
+            baking: 0,
             notes: Vec::new(),
         }
     }
@@ -1778,6 +1786,16 @@ mod tests {
         assert_eq!(held.open, [svc("api")]);
         assert_eq!(held.why, ["api is not found reading it"]);
         assert!(current_held(&st, ARN, &[]).proven());
+        // Tasks of an old deployment baking with no production traffic hold an older
+        // value: not proven either.
+        let baking = crate::status::SecretRead {
+            baking_tasks: vec!["b1".into()],
+            ..read(0, 0, 3)
+        };
+        let st = status_of(vec![("front", Some(baking)), ("api", Some(read(0, 0, 2)))]);
+        let held = current_held(&st, ARN, &all);
+        assert_eq!(held.open, [svc("front")]);
+        assert_eq!(held.holding, 2);
     }
 
     /// Issue 21 item 3: `status` suggests the rollback of a kept failure whose version is

@@ -133,10 +133,18 @@ pub fn decide(environment: &str, st: &Status) -> SyncPlan {
             if rotating.contains_key(read.secret_arn.as_str()) {
                 continue;
             }
-            if read.stale_tasks.is_empty() && read.unproven_tasks.is_empty() {
+            // Baking tasks (an old deployment with no production traffic, until its bake
+            // ends) hold an older value all the same: "nothing to sync" says every running
+            // task holds the current one, so they count as stale here, as before status
+            // told them apart.
+            if read.stale_tasks.is_empty()
+                && read.unproven_tasks.is_empty()
+                && read.baking_tasks.is_empty()
+            {
                 continue;
             }
             stale.extend(read.stale_tasks.iter().map(String::as_str));
+            stale.extend(read.baking_tasks.iter().map(String::as_str));
             unproven.extend(read.unproven_tasks.iter().map(String::as_str));
             secrets.push(read.secret_name.clone());
         }
@@ -395,6 +403,7 @@ mod tests {
             current_version: Some("v2".into()),
             tasks: 2,
             stale_tasks: stale.iter().map(|s| s.to_string()).collect(),
+            baking_tasks: vec![],
             unproven_tasks: unproven.iter().map(|s| s.to_string()).collect(),
             pinned: vec![],
         }
@@ -418,6 +427,7 @@ mod tests {
             secrets: reads,
             nothing_to_prove: false,
             outside_services_list: outside,
+            staged_deployment: None,
         }
     }
 
@@ -436,6 +446,7 @@ mod tests {
                 svc("admin", true, vec![read(DB, "db", &["x1"], &[])]),
             ],
             stale: 3,
+            baking: 0,
             notes: vec![],
         };
         let p = decide("production", &st);
@@ -510,12 +521,34 @@ mod tests {
         assert_eq!(rotating, ["d"]);
     }
 
+    /// Tasks of an old deployment baking beside a blue/green one (no production traffic)
+    /// hold an older value: not "nothing to sync".
+    #[test]
+    fn baking_tasks_are_not_nothing_to_do() {
+        let baking = SecretRead {
+            baking_tasks: vec!["b1".into()],
+            ..read(DB, "db", &[], &[])
+        };
+        let st = Status {
+            secrets: vec![secret(DB, "db", None)],
+            services: vec![svc("web", false, vec![baking])],
+            stale: 0,
+            baking: 1,
+            notes: vec![],
+        };
+        let p = decide("production", &st);
+        assert!(!p.nothing_to_do());
+        assert_eq!(p.redeploy.len(), 1);
+        assert_eq!(p.redeploy[0].service, "web");
+    }
+
     #[test]
     fn nothing_stale_is_nothing_to_do() {
         let st = Status {
             secrets: vec![secret(DB, "db", None)],
             services: vec![svc("api", false, vec![read(DB, "db", &[], &[])])],
             stale: 0,
+            baking: 0,
             notes: vec![],
         };
         let p = decide("production", &st);

@@ -561,6 +561,7 @@ mod tests {
             lifecycle_stage: "CLEAN_UP".into(),
             production_traffic: Some(100.0),
             traffic_moved_at: Some(1_796_078_228.7),
+            traffic_moved_ecs: None,
         };
         let at = hms(1_796_078_228.7);
         assert_eq!(
@@ -592,6 +593,7 @@ mod tests {
             lifecycle_stage: "PRODUCTION_TRAFFIC_SHIFT".into(),
             production_traffic: Some(20.0),
             traffic_moved_at: None,
+            traffic_moved_ecs: None,
         };
         assert_eq!(
             staged_line(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 use secret_rollout_core::error::{Reach, Result};
 use secret_rollout_core::journal;
+use secret_rollout_core::rollout::strategy;
 use secret_rollout_core::rotation::decide::{stale_advice, StaleAdvice};
 use secret_rollout_core::status::{self, Status};
 
@@ -170,6 +171,70 @@ fn images_lines(st: &Status, width: Option<usize>) -> Vec<String> {
         .collect()
 }
 
+/// A weight as ECS gave it: `100`, `12.5`.
+fn percent(w: f64) -> String {
+    format!("{}%", (w * 100.0).round() / 100.0)
+}
+
+/// What a blue/green, linear or canary deployment under way says (its service
+/// deployment): stage, traffic, bake, and the old deployment's tasks that get no
+/// production traffic. ECS gives no moment the bake began: the traffic moment this
+/// machine saw is given as what it began after, never an end made up from it.
+pub fn staged_line(s: &status::ServiceStatus) -> Option<String> {
+    let d = s.staged_deployment.as_ref()?;
+    let mut parts = vec![format!(
+        "{} service deployment {}, stage {}",
+        if d.strategy.is_empty() {
+            "staged"
+        } else {
+            &d.strategy
+        },
+        d.status,
+        if d.lifecycle_stage.is_empty() {
+            "not given"
+        } else {
+            &d.lifecycle_stage
+        }
+    )];
+    let mut traffic = Vec::new();
+    if let Some(p) = d.production_traffic_weight {
+        traffic.push(format!("production traffic {}", percent(p)));
+    }
+    if let Some(t) = d.test_traffic_weight {
+        traffic.push(format!("test traffic {}", percent(t)));
+    }
+    if !traffic.is_empty() {
+        let on = if d.deployment_id.is_empty() {
+            "the new revision"
+        } else {
+            &d.deployment_id
+        };
+        parts.push(format!("{} on {on}", traffic.join(", ")));
+    }
+    let bake = d
+        .bake_time_minutes
+        .map(|m| strategy::human_seconds(u64::try_from(m.max(0)).unwrap_or(0) * 60));
+    if d.baking {
+        parts.push(match (bake, d.traffic_shifted_at) {
+            (Some(b), Some(at)) => format!(
+                "bake of {b}, began after the production traffic shift seen at {} (ECS does not give the moment the bake began)",
+                datetime(at)
+            ),
+            (Some(b), None) => format!("bake of {b} (ECS does not give the moment it began)"),
+            (None, _) => "baking (ECS gave no bake time)".to_string(),
+        });
+    } else if let Some(b) = bake.filter(|_| d.lifecycle_stage != "CLEAN_UP") {
+        parts.push(format!("bake time {b}"));
+    }
+    if !d.baking_tasks.is_empty() {
+        parts.push(format!(
+            "{} task(s) of the old deployment get no production traffic and stop when the bake ends",
+            d.baking_tasks.len()
+        ));
+    }
+    Some(parts.join("; "))
+}
+
 /// The line above a service's secrets: name, cluster, counts, deployment.
 fn service_line(s: &status::ServiceStatus) -> String {
     format!(
@@ -271,6 +336,7 @@ pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
     }
 
     let mut stale_lines = Vec::new();
+    let mut baking_lines = Vec::new();
     let mut pinned_lines = Vec::new();
     let mut unproven_lines = Vec::new();
     for s in &st.services {
@@ -292,6 +358,27 @@ pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
                     since.map(datetime).unwrap_or_default()
                 ));
             }
+            if !r.baking_tasks.is_empty() {
+                let old: std::collections::BTreeSet<&str> = r
+                    .baking_tasks
+                    .iter()
+                    .filter_map(|id| s.tasks.iter().find(|t| &t.id == id))
+                    .map(|t| t.started_by.as_str())
+                    .collect();
+                baking_lines.push(format!(
+                    "  {}/{}: {} task(s) of {} hold an older {}: they get no production traffic and stop when the bake ends ({})",
+                    s.cluster,
+                    s.name,
+                    r.baking_tasks.len(),
+                    if old.is_empty() {
+                        "the old deployment".to_string()
+                    } else {
+                        old.into_iter().collect::<Vec<_>>().join(", ")
+                    },
+                    r.secret_name,
+                    r.baking_tasks.join(", ")
+                ));
+            }
             for id in &r.unproven_tasks {
                 unproven_lines.push(format!(
                     "  {}/{} task {id} may hold the current {} or the version current before its last change: status cannot tell",
@@ -310,6 +397,17 @@ pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
         out.push('\n');
         push_wrapped(&mut out, "Stale tasks:", width);
         for l in stale_lines {
+            push_wrapped(&mut out, &l, width);
+        }
+    }
+    if !baking_lines.is_empty() {
+        out.push('\n');
+        push_wrapped(
+            &mut out,
+            "Baking (an old deployment beside the new one, all production traffic on the new):",
+            width,
+        );
+        for l in baking_lines {
             push_wrapped(&mut out, &l, width);
         }
     }
@@ -380,14 +478,18 @@ pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
                     )
                 })
                 .collect();
-            format!("  {}/{}: {}", s.cluster, s.name, states.join("; "))
+            let line = format!("  {}/{}: {}", s.cluster, s.name, states.join("; "));
+            match staged_line(s) {
+                Some(staged) => format!("{line}\n    {staged}"),
+                None => line,
+            }
         })
         .collect();
     if !deploying.is_empty() {
         out.push('\n');
         push_wrapped(&mut out, "Deploying now:", width);
-        for l in deploying {
-            push_wrapped(&mut out, &l, width);
+        for l in deploying.iter().flat_map(|l| l.lines()) {
+            push_wrapped(&mut out, l, width);
         }
     }
     // Tasks of the services worth a look: deploying, or holding stale tasks. Listing every
@@ -398,6 +500,7 @@ pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
         .filter(|s| s.deploying() || !s.stale_tasks().is_empty())
         .flat_map(|s| {
             let stale = s.stale_tasks();
+            let baking = s.baking_tasks();
             s.tasks.iter().map(move |t| {
                 vec![
                     s.name.clone(),
@@ -412,6 +515,8 @@ pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
                     datetime(t.created_at),
                     if stale.contains(t.id.as_str()) {
                         "stale".to_string()
+                    } else if baking.contains(t.id.as_str()) {
+                        "older, baking".to_string()
                     } else {
                         "current".to_string()
                     },
@@ -430,8 +535,10 @@ pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
             Col::whole("CREATED"),
             Col::whole("VALUE"),
         ];
-        let paint = |col: usize, raw: &str| {
-            (color && col == 6 && raw == "stale").then_some(comfy_table::Color::Red)
+        let paint = |col: usize, raw: &str| match raw {
+            "stale" if color && col == 6 => Some(comfy_table::Color::Red),
+            "older, baking" if color && col == 6 => Some(comfy_table::Color::Yellow),
+            _ => None,
         };
         for l in width::table(&cols, &task_rows, width, &paint) {
             push(&mut out, &l);
@@ -446,14 +553,27 @@ pub fn text(st: &Status, color: bool, next: &str, layout: &Layout) -> String {
         .iter()
         .filter(|s| !s.stale_tasks().is_empty())
         .count();
-    let summary = if st.stale == 0 {
+    let baking = if st.baking == 0 {
+        String::new()
+    } else {
+        format!(
+            " {} task(s) of an old deployment hold an older value but get no production traffic: they stop when the bake ends, and `status` then shows the service clean.",
+            st.baking
+        )
+    };
+    let summary = if st.stale == 0 && st.baking > 0 {
+        format!(
+            "\nNo stale task serving production: every running task that gets production traffic holds the current version of the {} secret(s) checked.{baking}",
+            st.secrets.len()
+        )
+    } else if st.stale == 0 {
         format!(
             "\nNo stale tasks: every running task holds the current version of the {} secret(s) checked.",
             st.secrets.len()
         )
     } else {
         format!(
-            "\n{} stale task(s) in {} service(s): they started before the current version; {next}.",
+            "\n{} stale task(s) in {} service(s): they started before the current version; {next}.{baking}",
             st.stale, stale_services,
         )
     };
@@ -643,12 +763,14 @@ mod tests {
                 images: Vec::new(),
                 nothing_to_prove: false,
                 outside_services_list: false,
+                staged_deployment: None,
                 secrets: vec![SecretRead {
                     secret_arn: "arn:s".into(),
                     secret_name: "production/x".into(),
                     current_version: Some("6a1f0000-1111".into()),
                     tasks: 2,
                     stale_tasks: stale.clone(),
+                    baking_tasks: Vec::new(),
                     unproven_tasks: Vec::new(),
                     pinned: vec![PinnedRef {
                         container: "app".into(),
@@ -658,6 +780,7 @@ mod tests {
                 }],
             }],
             stale: stale.len(),
+            baking: 0,
             notes: vec![],
         }
     }
@@ -685,6 +808,77 @@ mod tests {
         assert!(out.contains("Tasks:"), "{out}");
         assert!(out.contains("td:1"), "{out}");
         assert!(!out.contains('\x1b'), "{out}");
+    }
+
+    /// A blue/green service baking after `replace --until traffic`: the stage, the traffic,
+    /// the bake and what it began after, the old deployment's tasks said to get no
+    /// production traffic and to stop at the bake's end (not stale), exit-free summary.
+    #[test]
+    fn a_baking_service_shows_its_stage_traffic_bake_and_old_tasks() {
+        let mut st = st(vec![]);
+        let svc = &mut st.services[0];
+        svc.deployments = vec![
+            DeploymentObs {
+                id: "ecs-svc/2".into(),
+                status: "PRIMARY".into(),
+                rollout_state: "IN_PROGRESS".into(),
+                desired: 2,
+                running: 2,
+                ..Default::default()
+            },
+            DeploymentObs {
+                id: "ecs-svc/1".into(),
+                status: "ACTIVE".into(),
+                rollout_state: "COMPLETED".into(),
+                desired: 2,
+                running: 2,
+                ..Default::default()
+            },
+        ];
+        svc.tasks[0].started_by = "ecs-svc/1".into();
+        svc.secrets[0].baking_tasks = vec!["t1".into()];
+        svc.staged_deployment = Some(secret_rollout_core::status::StagedStatus {
+            strategy: "BLUE_GREEN".into(),
+            service_deployment_arn: "arn:sd".into(),
+            status: "IN_PROGRESS".into(),
+            lifecycle_stage: "BAKE_TIME".into(),
+            deployment_id: "ecs-svc/2".into(),
+            production_traffic_weight: Some(100.0),
+            test_traffic_weight: Some(100.0),
+            bake_time_minutes: Some(1440),
+            baking: true,
+            traffic_shifted_at: Some(200.0),
+            baking_tasks: vec!["t1".into()],
+        });
+        st.baking = 1;
+        let out = text(&st, false, "", &Layout::default());
+        assert!(
+            out.contains("    BLUE_GREEN service deployment IN_PROGRESS, stage BAKE_TIME; production traffic 100%, test traffic 100% on ecs-svc/2; bake of 24h, began after the production traffic shift seen at 1970-01-01 00:03:20 UTC"),
+            "{out}"
+        );
+        assert!(
+            out.contains("1 task(s) of the old deployment get no production traffic and stop when the bake ends"),
+            "{out}"
+        );
+        assert!(
+            out.contains("c/api: 1 task(s) of ecs-svc/1 hold an older production/x: they get no production traffic and stop when the bake ends (t1)"),
+            "{out}"
+        );
+        assert!(out.contains("older, baking"), "{out}");
+        assert!(!out.contains("Stale tasks:"), "{out}");
+        assert!(out.contains("No stale task serving production"), "{out}");
+        // Without the traffic moment: the bake time alone, no moment made up.
+        st.services[0]
+            .staged_deployment
+            .as_mut()
+            .expect("staged")
+            .traffic_shifted_at = None;
+        let out = text(&st, false, "", &Layout::default());
+        assert!(
+            out.contains("bake of 24h (ECS does not give the moment it began)"),
+            "{out}"
+        );
+        assert!(!out.contains("began after"), "{out}");
     }
 
     #[test]
