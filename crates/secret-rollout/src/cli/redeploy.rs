@@ -33,12 +33,17 @@ pub struct RedeployArgs {
 /// `redeploy`.
 pub async fn run(global: &Global, a: &RedeployArgs, reporter: &dyn Reporter) -> Result<i32> {
     let target = session::target(global, &a.target)?;
-    let settings = rotating::settings(
+    let mut settings = rotating::settings(
         &a.rollout,
         OnFailure::Keep,
         session::reach(global, &a.target),
     )?;
     let s = session::sign_in(target, &a.target).await?;
+    // With a secret the run takes its lock, in the team state too (and its journal is
+    // shared there); services by name lock nothing, as before.
+    if a.secret.is_some() {
+        settings.state = session::backend(global, &a.target, &s)?;
+    }
     session::check_credential_lifetime(
         &s.ctx,
         a.rollout.timeout,
