@@ -22,7 +22,9 @@ pub struct RedeployArgs {
     /// These services (comma-separated); with --secret, only these of its consumers.
     #[arg(long, value_delimiter = ',', value_name = "A,B", value_parser = super::parse::service_name)]
     pub services: Vec<String>,
-    /// Every service that reads this secret.
+    /// Every service that reads this secret; the secret's lock is taken for the run, as
+    /// `replace` takes it (refused, exit 4, while another run holds it or has left a
+    /// rotation of it unfinished).
     #[arg(long, value_name = "SECRET")]
     pub secret: Option<String>,
     /// Rollout options.
