@@ -36,8 +36,8 @@ pub struct Held {
 }
 
 impl Held {
-    /// Whether `replace` would be refused now for this secret (an unreadable local lock
-    /// state counts: `replace` may be).
+    /// Whether `replace` would be refused now for this secret (as far as can be seen:
+    /// where the local lock cannot be read without taking it, it does not count).
     pub fn in_the_way(&self) -> bool {
         self.hint.is_some()
     }
@@ -69,12 +69,6 @@ impl Held {
             format!("locked: another secret-rollout is rotating it here ({pid}{age}){also}")
         } else if let Some(found) = self.team_live() {
             format!("locked in the team state: held by {}", found.describe())
-        } else if let Seen::Unknown { pid } = &self.local {
-            let pid = pid.map_or("pid unknown".to_string(), |p| format!("last pid {p}"));
-            let also = open.map_or(String::new(), |o| format!("; {o}"));
-            format!(
-                "maybe locked: its lock file is here ({pid}) and whether a process holds it cannot be told without taking it{also}"
-            )
         } else {
             open?
         };
@@ -114,9 +108,9 @@ pub async fn held(
         // The hint of the refusal `replace` would meet first: the local lock, the
         // bucket's, then the journal (the order of `lock_all`).
         let hint = match (&local, team.as_ref().filter(|f| !f.expired()), &unfinished) {
-            (Seen::Held { .. } | Seen::Unknown { .. }, ..) => {
-                Some(lock::LOCAL_HELD_HINT.to_string())
-            }
+            // Unknown (no kernel table to read): lock files stay after every run, so an
+            // existing one says nothing; not reported rather than reported wrongly.
+            (Seen::Held { .. }, ..) => Some(lock::LOCAL_HELD_HINT.to_string()),
             (_, Some(found), _) => Some(s3::held_hint(reach, arn, found)),
             (_, None, Some(open)) => Some(decide::unfinished_hint(open, reach)),
             _ => None,
@@ -131,4 +125,53 @@ pub async fn held(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:production/x-AbCdEf";
+
+    fn seen(dir: &Path) -> Held {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let reach = Reach::new(vec!["--env".into(), "production".into()]);
+        let secrets = [("production/x".to_string(), ARN.to_string())];
+        let mut all = rt
+            .block_on(held(dir, &Backend::Local, &reach, "production", &secrets))
+            .unwrap();
+        assert_eq!(all.len(), 1);
+        all.pop().unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_held_local_lock_is_in_the_way_with_the_refusals_hint_and_a_free_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = seen(dir.path());
+        assert!(!free.in_the_way());
+        assert_eq!(free.line(), None);
+        let lock = crate::lock::Lock::acquire(dir.path(), "production", ARN).unwrap();
+        let held = seen(dir.path());
+        assert!(held.in_the_way());
+        assert_eq!(held.hint.as_deref(), Some(lock::LOCAL_HELD_HINT));
+        let line = held.line().unwrap();
+        let start = format!(
+            "production/x: locked: another secret-rollout is rotating it here (pid {}, taken ",
+            std::process::id()
+        );
+        assert!(line.starts_with(&start), "{line}");
+        assert!(
+            line.ends_with(&format!(
+                "s ago): replace refuses now; {}",
+                lock::LOCAL_HELD_HINT
+            )),
+            "{line}"
+        );
+        drop(lock);
+        // The file stays, unlocked: not in the way.
+        assert!(!seen(dir.path()).in_the_way());
+    }
 }
