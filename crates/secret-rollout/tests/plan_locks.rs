@@ -131,6 +131,26 @@ async fn plan_shows_a_held_lock_and_an_unfinished_rotation_and_redeploy_secret_w
     assert_eq!(l["local"]["pid"], first.id(), "{l}");
     assert_eq!(l["unfinished"]["rotation_id"], rotation.as_str(), "{l}");
     assert_eq!(l["hint"], LOCAL_HINT, "{l}");
+    // replace --dry-run is the same plan.
+    let o = env
+        .run(
+            &[
+                "replace",
+                SHARED,
+                "--dry-run",
+                "--generate",
+                "--cluster",
+                CLUSTER,
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    let l = locks_of(&o);
+    assert_eq!(l["replace_refuses"], true, "{l}");
+    assert_eq!(l["local"]["pid"], first.id(), "{l}");
+    assert_eq!(l["hint"], LOCAL_HINT, "{l}");
     // plan, text: one warning line with it.
     let o = plan(&env, false).await;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
