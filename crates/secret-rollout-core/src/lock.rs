@@ -67,6 +67,83 @@ pub fn lock_path(state_dir: &Path, environment: &str, secret: &str) -> PathBuf {
         .join(format!("{}.lock", lock_name(environment, secret)))
 }
 
+/// What to do about a local lock held by another process: the hint of the refusal, and of
+/// `plan`'s line saying so.
+pub const LOCAL_HELD_HINT: &str =
+    "wait for it to finish; the lock goes away by itself when that process exits";
+
+/// A secret's local lock, as seen without taking it ([`peek`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// No process holds it (or it was never taken here).
+    Free,
+    /// A process holds it: the pid its file names, and how long ago the file was last
+    /// written (when the lock was taken).
+    Held {
+        /// The holder's pid, as its file says.
+        pid: Option<u32>,
+        /// Seconds since the lock was taken.
+        taken_secs_ago: Option<u64>,
+    },
+    /// The file is there but whether a process holds it cannot be told without taking it
+    /// (no `/proc/locks` on this system): the pid it names is the last holder's.
+    Unknown {
+        /// The last holder's pid, as its file says.
+        pid: Option<u32>,
+    },
+}
+
+/// Whether another process holds the lock of `secret` in `environment`, read without
+/// taking it: `plan` must never take, renew or remove a lock, not even for a moment (a
+/// `replace` starting in that moment would be refused for nothing), so this neither opens
+/// the file for writing nor `flock`s it. On Linux the kernel's table of locks
+/// (`/proc/locks`) says whether a `FLOCK ... WRITE` is held on the file's device and
+/// inode; elsewhere an existing file is [`Seen::Unknown`].
+pub fn peek(state_dir: &Path, environment: &str, secret: &str) -> Seen {
+    let path = lock_path(state_dir, environment, secret);
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Seen::Free;
+    };
+    let pid = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok());
+    match held_in_kernel(&meta) {
+        Some(false) => Seen::Free,
+        Some(true) => Seen::Held {
+            pid,
+            taken_secs_ago: meta
+                .modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .map(|d| d.as_secs()),
+        },
+        None => Seen::Unknown { pid },
+    }
+}
+
+/// Whether `/proc/locks` lists a held (not a waiting: `->`) `FLOCK` on the file; `None`
+/// when that table cannot be read.
+#[cfg(target_os = "linux")]
+fn held_in_kernel(meta: &std::fs::Metadata) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let table = std::fs::read_to_string("/proc/locks").ok()?;
+    let dev = meta.dev();
+    // glibc's gnu_dev_major/minor: the numbers /proc/locks prints in hex.
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let want = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    Some(table.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // "1: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END"; a waiter has "->" second.
+        fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&want.as_str())
+    }))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn held_in_kernel(_: &std::fs::Metadata) -> Option<bool> {
+    None
+}
+
 impl Lock {
     /// Takes the lock for `secret` (its ARN) in `environment`, or refuses naming the pid
     /// that holds it.
@@ -101,7 +178,7 @@ impl Lock {
             return Err(Error::refused(format!(
                 "another secret-rollout is rotating {secret} in {environment} ({pid})"
             ))
-            .hint("wait for it to finish; the lock goes away by itself when that process exits"));
+            .hint(LOCAL_HELD_HINT));
         }
         file.set_len(0)
             .and_then(|_| file.seek(SeekFrom::Start(0)))
@@ -208,6 +285,35 @@ mod tests {
         );
         let long = "x".repeat(600);
         assert!(lock_path(d, &long, &long).file_name().unwrap().len() < 255);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn peek_sees_a_held_lock_without_taking_it() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(peek(dir.path(), "production", ARN), Seen::Free);
+        let lock = Lock::acquire(dir.path(), "production", ARN).unwrap();
+        let before = std::fs::read(lock.path()).unwrap();
+        let modified = std::fs::metadata(lock.path()).unwrap().modified().unwrap();
+        match peek(dir.path(), "production", ARN) {
+            Seen::Held { pid, .. } => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("held: {other:?}"),
+        }
+        // Another secret's lock is not this one.
+        assert_eq!(peek(dir.path(), "production", "production/y"), Seen::Free);
+        assert_eq!(
+            std::fs::read(lock.path()).unwrap(),
+            before,
+            "file untouched"
+        );
+        assert_eq!(
+            std::fs::metadata(lock.path()).unwrap().modified().unwrap(),
+            modified
+        );
+        let path = lock.path().to_path_buf();
+        drop(lock);
+        assert_eq!(peek(dir.path(), "production", ARN), Seen::Free);
+        assert!(path.exists(), "the file stays, unlocked");
     }
 
     #[cfg(unix)]

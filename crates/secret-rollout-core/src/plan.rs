@@ -66,6 +66,9 @@ pub struct RotationPlan {
     /// Per container of the services to redeploy: whether a redeploy would also ship a
     /// new image (a tag moved since their last deployment; see [`crate::images`]).
     pub images: crate::images::ImageChecks,
+    /// Per secret, its lock and any unfinished rotation of it (filled by `plan` and
+    /// `replace --dry-run`, which say so: `replace` refuses; empty otherwise).
+    pub held: Vec<crate::rotation::held::Held>,
 }
 
 /// The PRIMARY deployment id of a described service.
@@ -164,6 +167,7 @@ pub async fn plan(
         busy: Vec::new(),
         activity,
         images,
+        held: Vec::new(),
     })
 }
 

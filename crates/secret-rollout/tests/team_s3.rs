@@ -417,6 +417,204 @@ async fn a_second_machine_is_refused_then_resumes_after_kill_9() {
         .contains("team-state-first-value"));
 }
 
+/// The lock object's bytes and ETag, straight from the bucket.
+async fn lock_object(t: &Team, key: &str) -> (Vec<u8>, String) {
+    let head =
+        t.s3.head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .expect("head");
+    (
+        t.get(key).await,
+        head.e_tag().unwrap_or_default().to_string(),
+    )
+}
+
+fn plan_locks(o: &Output) -> Value {
+    assert_eq!(o.status.code(), Some(0), "{}", text(o));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(o)));
+    let locks = doc["locks"].as_array().expect("locks").clone();
+    assert_eq!(locks.len(), 1, "one per secret: {locks:?}");
+    locks[0].clone()
+}
+
+const PLAN: [&str; 6] = ["plan", SHARED, "--env", "production", "--output", "json"];
+
+fn redeploy_args() -> Vec<&'static str> {
+    vec![
+        "redeploy",
+        "--secret",
+        SHARED,
+        "--env",
+        "production",
+        "--yes",
+        "--max-poll",
+        "50ms",
+    ]
+}
+
+/// A second machine's `plan` names the holder of the lock in the bucket and the rotation
+/// it has open, with the refusal's hint, and leaves the lock object exactly as it was;
+/// its `redeploy --secret` is refused with the same hint and deploys nothing. Once the
+/// lock is removed the unfinished rotation is what plan names (and what refuses the
+/// redeploy); once it is resumed, `redeploy --secret` holds the secret's lock in the
+/// bucket while it deploys and removes it at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_the_team_lock_untouched_and_redeploy_secret_takes_it() {
+    // A lease far longer than the test's reads: no renewal between them.
+    let t = team(("120s", "60s")).await;
+    let env = &t.env;
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
+    let mut first = t.spawn("a", &replace_args("--value-stdin"), b"team-plan-value");
+    env.wait_held(&mut first, "the redeploys at the gate", READERS.len())
+        .await;
+    let rotation = local_records(&t.state("a"))[0]["rotation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let keys = t.lock_keys().await;
+    assert_eq!(keys.len(), 1, "the lock is in the bucket");
+    let before = lock_object(&t, &keys[0]).await;
+    let arn = env.secret(SHARED)["arn"].as_str().expect("arn").to_string();
+    let held_hint = format!("wait for it to finish or for its lease to run out, then `secret-rollout resume {rotation} --env production`; if its holder is gone for good, `secret-rollout unlock {arn} --env production`");
+
+    let l = plan_locks(&t.run("b", &PLAN, None).await);
+    assert_eq!(l["replace_refuses"], true, "{l}");
+    assert_eq!(l["local"]["held"], false, "not on this machine: {l}");
+    assert_eq!(l["team"]["rotation_id"], rotation.as_str(), "{l}");
+    assert_eq!(l["team"]["pid"], first.id(), "{l}");
+    assert_eq!(l["team"]["expired"], false, "{l}");
+    assert!(l["team"]["last_renewed_secs_ago"].is_u64(), "{l}");
+    assert_eq!(
+        l["unfinished"]["rotation_id"],
+        rotation.as_str(),
+        "synced: {l}"
+    );
+    assert_eq!(l["hint"], held_hint.as_str(), "{l}");
+    let o = t.run("b", &PLAN[..4], None).await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!(
+            "  warning: {SHARED}: locked in the team state: held by "
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "(pid {}), rotation {rotation}, started ",
+            first.id()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(": replace refuses now; {held_hint}\n")),
+        "{out}"
+    );
+    // The lock object is exactly as it was: not taken, renewed or removed by plan.
+    assert_eq!(t.lock_keys().await, keys);
+    assert_eq!(
+        lock_object(&t, &keys[0]).await,
+        before,
+        "lock object unchanged"
+    );
+
+    let updates = env.calls_of("UpdateService").len();
+    assert_eq!(updates, READERS.len(), "the first run's redeploys, held");
+    let o = t.run("b", &redeploy_args(), None).await;
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("error: another secret-rollout holds the lock of"),
+        "{err}"
+    );
+    assert!(err.contains(&format!("\n  hint: {held_hint}")), "{err}");
+    assert_eq!(
+        env.calls_of("UpdateService").len(),
+        updates,
+        "no UpdateService from the refused redeploy"
+    );
+    assert_eq!(
+        lock_object(&t, &keys[0]).await,
+        before,
+        "lock object unchanged"
+    );
+
+    // The holder is gone for good: kill -9, its held calls dropped, its lock removed.
+    first.kill().unwrap();
+    assert_eq!(first.wait().unwrap().code(), None, "killed by a signal");
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    let o = t
+        .run(
+            "b",
+            &["unlock", SHARED, "--env", "production", "--yes"],
+            None,
+        )
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(t.lock_keys().await.is_empty());
+    let unfinished_hint = format!("finish it with `secret-rollout resume {rotation} --env production` (or roll it back with `secret-rollout rollback {rotation} --env production`)");
+    let l = plan_locks(&t.run("b", &PLAN, None).await);
+    assert!(l["team"].is_null(), "{l}");
+    assert_eq!(l["unfinished"]["rotation_id"], rotation.as_str(), "{l}");
+    assert_eq!(l["hint"], unfinished_hint.as_str(), "{l}");
+    let o = t.run("b", &redeploy_args(), None).await;
+    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!("\n  hint: {unfinished_hint}")),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(deployed(env), 0, "nothing deployed");
+    assert!(
+        t.lock_keys().await.is_empty(),
+        "the refused redeploy left no lock"
+    );
+
+    let o = t
+        .run(
+            "b",
+            &[
+                "resume",
+                &rotation,
+                "--env",
+                "production",
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let l = plan_locks(&t.run("b", &PLAN, None).await);
+    assert_eq!(l["replace_refuses"], false, "{l}");
+
+    // redeploy --secret holds the secret's lock in the bucket while it deploys.
+    let deployed_before = deployed(env);
+    env.gate(vec![FaultRule::gate("ecs", "UpdateService")]);
+    let mut redeploy = t.spawn("b", &redeploy_args(), b"");
+    env.wait_held(&mut redeploy, "the redeploys at the gate", READERS.len())
+        .await;
+    let keys = t.lock_keys().await;
+    assert_eq!(keys.len(), 1, "the redeploy's lock");
+    let holder: Value = serde_json::from_slice(&t.get(&keys[0]).await).unwrap();
+    assert_eq!(holder["secret_arn"], arn.as_str());
+    assert_ne!(holder["rotation_id"], rotation.as_str(), "its own rotation");
+    assert_eq!(holder["pid"], redeploy.id());
+    env.open_gate();
+    let status = tokio::task::spawn_blocking(move || redeploy.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", t.output_of("b"));
+    assert_eq!(deployed(env), deployed_before + READERS.len());
+    assert_readers_hold(env, &env.current_version(SHARED));
+    assert!(t.lock_keys().await.is_empty(), "the lock is released");
+}
+
 /// `unlock` from another machine shows the holder and removes the lock; the run that held
 /// it loses its lease and stops before its next write (exit 13), keeping its journal;
 /// `resume` then finishes the rotation.

@@ -6,6 +6,7 @@
 //! [`decide`], and the one ECS read that uses the SDK's types in `observe`.
 
 pub mod decide;
+pub mod held;
 mod observe;
 mod param;
 mod phase;

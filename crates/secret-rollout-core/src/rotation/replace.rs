@@ -401,7 +401,9 @@ pub struct RedeployRequest {
 
 /// `redeploy`: forces new deployments, follows and verifies them (no write). With a
 /// secret, the new tasks must have started after its current version was created; without
-/// one, the proof is "started by the new deployment".
+/// one, the proof is "started by the new deployment". With a secret, its lock is taken
+/// for the run and a held lock or an unfinished rotation of it is refused (exit 4) before
+/// anything is deployed, as `replace` refuses them.
 pub async fn redeploy(
     ctx: &Context<'_>,
     target: &Target,
@@ -409,8 +411,23 @@ pub async fn redeploy(
     operator: &dyn Operator,
 ) -> Result<Report> {
     let clients = ctx.clients;
+    let mut locks: Option<Vec<crate::lock::Lock>> = None;
     let (services, info) = loop {
         let (services, info) = redeploy_targets(clients, target, &request).await?;
+        // With a secret: its lock, as `replace` takes it, before anything is deployed.
+        // Its readers redeployed in the middle of someone else's rotation of it (between
+        // its write and its proof, or during its restore) would muddle that rotation's
+        // proof and restore; and one left unfinished is finished by `resume`, not by
+        // this. Held to the end, with its lease renewed in a team state.
+        if let (None, Some(info)) = (&locks, &info) {
+            locks = Some(lock_all(
+                ctx.settings,
+                &target.label(),
+                std::slice::from_ref(&info.arn),
+                None,
+                ctx.rotation_id,
+            )?);
+        }
         let refs: Vec<ServiceRef> = services.iter().map(|(r, _)| r.clone()).collect();
         if !settle_first(
             clients,
@@ -442,7 +459,8 @@ pub async fn redeploy(
     )
     .await?;
     confirmed(operator, &format!("redeploy {}?", names.join(", ")), None)?;
-    let mut report = redeploy_services(ctx, target, refs, info.as_ref()).await?;
+    let locks = locks.unwrap_or_default();
+    let mut report = redeploy_services(ctx, target, refs, info.as_ref(), locks).await?;
     report.image_changed = images.changed_list();
     Ok(report)
 }
@@ -486,6 +504,7 @@ async fn redeploy_services(
     target: &Target,
     services: Vec<ServiceRef>,
     secret: Option<&SecretInfo>,
+    locks: Vec<crate::lock::Lock>,
 ) -> Result<Report> {
     let Context {
         clients, settings, ..
@@ -501,7 +520,7 @@ async fn redeploy_services(
         .into_iter()
         .collect();
     let started = start_record(ctx, RotationKind::Redeploy, target, secrets, &services);
-    let mut run = Run::start(ctx, started, Vec::new(), services, Vec::new())?;
+    let mut run = Run::start(ctx, started, Vec::new(), services, locks)?;
     // With a secret, the tasks must hold its version current at the start, by the
     // holding rule; without one, the proof is "started by our deployment".
     let (watch, version) = match secret.and_then(|s| Some((s, s.current.clone()?))) {

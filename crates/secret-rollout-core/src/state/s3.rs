@@ -576,14 +576,20 @@ fn refusal(reach: &Reach, environment: &str, secret: &str, found: &FoundLock) ->
         "another secret-rollout holds the lock of {secret} in {environment}: {}",
         found.describe()
     ))
-    .hint(format!(
+    .hint(held_hint(reach, secret, found))
+}
+
+/// What to do about a live lock in the bucket: the hint of the refusal, and of `plan`'s
+/// line saying so. `secret` is the ARN.
+pub fn held_hint(reach: &Reach, secret: &str, found: &FoundLock) -> String {
+    format!(
         "wait for it to finish or for its lease to run out, then `{}`; if its holder is gone for good, `{}`",
         reach.command(&format!(
             "resume {}",
             found.holder.as_ref().map_or("ROTATION_ID".to_string(), |h| h.rotation_id.to_string())
         )),
         reach.command(&format!("unlock {secret}")),
-    ))
+    )
 }
 
 /// Renews the lease every `renew` until the lock is dropped or lost.

@@ -162,6 +162,9 @@ fn plan_body(p: &RotationPlan, out: &mut dyn Write) {
             );
         }
     }
+    for line in p.held.iter().filter_map(|h| h.line()) {
+        let _ = writeln!(out, "  warning: {line}");
+    }
     for b in &p.busy {
         let _ = writeln!(
             out,
@@ -226,8 +229,51 @@ pub fn plan_json(p: &RotationPlan, clients: &Clients) -> serde_json::Value {
             "cluster": b.cluster, "service": b.service, "deployment": b.deployment, "state": b.state,
             "since": epoch_rfc3339(b.since), "updated": (b.updated > 0.0).then(|| epoch_rfc3339(b.updated)),
         })).collect::<Vec<_>>(),
+        "locks": p.held.iter().map(held_json).collect::<Vec<_>>(),
         "one_off": p.consumers.one_off.iter().map(|f| json!({"family": f.family, "revision": f.revision})).collect::<Vec<_>>(),
         "aws_calls": clients.calls.snapshot(),
+    })
+}
+
+/// One secret's lock and unfinished rotation, as `plan --output json` gives them:
+/// `replace_refuses` says whether `replace` would be refused now, `line` and `hint` what the
+/// text says, `local` the local lock (`held`: true, false, or null when it cannot be told
+/// without taking it), `team` the lock object in the bucket, `unfinished` the rotation.
+fn held_json(h: &secret_rollout_core::rotation::held::Held) -> serde_json::Value {
+    use secret_rollout_core::lock::Seen;
+    let local = match &h.local {
+        Seen::Free => json!({"held": false}),
+        Seen::Held {
+            pid,
+            taken_secs_ago,
+        } => json!({"held": true, "pid": pid, "taken_secs_ago": taken_secs_ago}),
+        Seen::Unknown { pid } => json!({"held": null, "pid": pid}),
+    };
+    let team = h.team.as_ref().map(|f| {
+        let holder = f.holder.as_ref();
+        json!({
+            "key": f.key,
+            "rotation_id": holder.map(|x| x.rotation_id),
+            "caller_arn": holder.map(|x| &x.caller_arn),
+            "host": holder.map(|x| &x.host),
+            "pid": holder.map(|x| x.pid),
+            "started_at": holder.map(|x| secret_rollout_core::history::rfc3339(x.started_at)),
+            "lease_ms": holder.map(|x| x.lease_ms),
+            "last_renewed_secs_ago": f.age().map(|a| a.as_secs()),
+            "expired": f.expired(),
+        })
+    });
+    let unfinished = h.unfinished.as_ref().map(|o| {
+        json!({
+            "rotation_id": o.rotation_id(),
+            "kind": o.started.kind,
+            "started_at": secret_rollout_core::history::rfc3339(o.started.started_at),
+        })
+    });
+    json!({
+        "secret": h.name, "arn": h.arn, "replace_refuses": h.in_the_way(),
+        "local": local, "team": team, "unfinished": unfinished,
+        "line": h.line(), "hint": h.hint,
     })
 }
 

@@ -112,6 +112,8 @@ pub async fn show(global: &Global, r: &Request<'_>) -> Result<i32> {
         },
     )
     .await?;
+    let mut p = p;
+    p.held = held(global, r.target, &s, &p).await?;
     let refusal = p.refusal();
     if refusal.is_none() {
         let reach = session::reach(global, r.target);
@@ -122,4 +124,29 @@ pub async fn show(global: &Global, r: &Request<'_>) -> Result<i32> {
         Some(refusal) => Err(refusal),
         None => Ok(exit::OK),
     }
+}
+
+/// Each planned secret's lock and unfinished rotation, read without taking, renewing or
+/// removing any lock (the journal is synced with a team state's bucket first, as
+/// `replace` syncs it once it holds the locks, so rotations started elsewhere count).
+async fn held(
+    global: &Global,
+    t: &args::Target,
+    s: &session::Session,
+    p: &secret_rollout_core::plan::RotationPlan,
+) -> Result<Vec<secret_rollout_core::rotation::held::Held>> {
+    let backend = session::synced_backend(global, t, s).await?;
+    let secrets: Vec<(String, String)> = p
+        .secrets
+        .iter()
+        .map(|s| (s.info.name.clone(), s.info.arn.clone()))
+        .collect();
+    secret_rollout_core::rotation::held::held(
+        &session::state_dir()?,
+        &backend,
+        &session::reach(global, t),
+        &p.target.label(),
+        &secrets,
+    )
+    .await
 }

@@ -22,7 +22,9 @@ pub struct RedeployArgs {
     /// These services (comma-separated); with --secret, only these of its consumers.
     #[arg(long, value_delimiter = ',', value_name = "A,B", value_parser = super::parse::service_name)]
     pub services: Vec<String>,
-    /// Every service that reads this secret.
+    /// Every service that reads this secret; the secret's lock is taken for the run, as
+    /// `replace` takes it (refused, exit 4, while another run holds it or has left a
+    /// rotation of it unfinished).
     #[arg(long, value_name = "SECRET")]
     pub secret: Option<String>,
     /// Rollout options.
@@ -33,12 +35,17 @@ pub struct RedeployArgs {
 /// `redeploy`.
 pub async fn run(global: &Global, a: &RedeployArgs, reporter: &dyn Reporter) -> Result<i32> {
     let target = session::target(global, &a.target)?;
-    let settings = rotating::settings(
+    let mut settings = rotating::settings(
         &a.rollout,
         OnFailure::Keep,
         session::reach(global, &a.target),
     )?;
     let s = session::sign_in(target, &a.target).await?;
+    // With a secret the run takes its lock, in the team state too (and its journal is
+    // shared there); services by name lock nothing, as before.
+    if a.secret.is_some() {
+        settings.state = session::backend(global, &a.target, &s)?;
+    }
     session::check_credential_lifetime(
         &s.ctx,
         a.rollout.timeout,
