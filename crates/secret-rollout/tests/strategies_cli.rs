@@ -598,6 +598,11 @@ async fn blue_green_superseded_by_someone_else_is_followed_not_failed() {
     superseded(BLUE_GREEN).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_superseded_by_someone_else_is_followed_not_failed() {
+    superseded(LINEAR).await;
+}
+
 /// New tasks of `web` stay PENDING ten virtual minutes (0.3 s): a deployment is still
 /// under way when a test acts on it.
 fn slow_tasks(env: &TestEnv) {
