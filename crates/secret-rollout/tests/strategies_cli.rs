@@ -603,6 +603,11 @@ async fn linear_superseded_by_someone_else_is_followed_not_failed() {
     superseded(LINEAR).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_superseded_by_someone_else_is_followed_not_failed() {
+    superseded(CANARY).await;
+}
+
 /// New tasks of `web` stay PENDING ten virtual minutes (0.3 s): a deployment is still
 /// under way when a test acts on it.
 fn slow_tasks(env: &TestEnv) {
