@@ -471,6 +471,17 @@ async fn blue_green_without_breaker_bad_value_is_restored_at_the_threshold() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_without_breaker_bad_value_is_restored_at_the_threshold() {
+    // One-minute bakes, as blue/green's above: 50% steps.
+    bad_value_without_breaker(
+        "strategy = \"LINEAR\"\nbakeTimeInMinutes = 1\nlinearConfiguration = { stepPercent = 50.0, stepBakeTimeInMinutes = 1 }",
+        &[],
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_task_failures_out_of_range_is_refused_before_any_write() {
     let env = env_with(ROLLING).await;
     for n in ["0", "201", "many"] {
