@@ -482,6 +482,16 @@ async fn linear_without_breaker_bad_value_is_restored_at_the_threshold() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_without_breaker_bad_value_is_restored_at_the_threshold() {
+    bad_value_without_breaker(
+        "strategy = \"CANARY\"\nbakeTimeInMinutes = 1\ncanaryConfiguration = { canaryPercent = 20.0, canaryBakeTimeInMinutes = 1 }",
+        &[],
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_task_failures_out_of_range_is_refused_before_any_write() {
     let env = env_with(ROLLING).await;
     for n in ["0", "201", "many"] {
