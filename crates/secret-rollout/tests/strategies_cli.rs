@@ -1017,6 +1017,11 @@ async fn blue_green_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end
     pause_hook_stops_with_exit_12_then_resume_follows_to_the_end(BLUE_GREEN).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end() {
+    pause_hook_stops_with_exit_12_then_resume_follows_to_the_end(LINEAR).await;
+}
+
 /// A paused rotation whose hook someone answers with ROLLBACK: `resume` sees the rollback
 /// and restores; the restore's own deployment waits at the PAUSE hook too (exit 12 again,
 /// with its command); once continued, `resume` finishes the restore (exit 8), every task on
