@@ -1022,6 +1022,11 @@ async fn linear_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end() {
     pause_hook_stops_with_exit_12_then_resume_follows_to_the_end(LINEAR).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end() {
+    pause_hook_stops_with_exit_12_then_resume_follows_to_the_end(CANARY).await;
+}
+
 /// A paused rotation whose hook someone answers with ROLLBACK: `resume` sees the rollback
 /// and restores; the restore's own deployment waits at the PAUSE hook too (exit 12 again,
 /// with its command); once continued, `resume` finishes the restore (exit 8), every task on
