@@ -1381,6 +1381,11 @@ async fn blue_green_pause_hook_timed_out_after_the_stop_then_resume_restores() {
     pause_hook_timed_out_after_the_stop_then_resume_restores(BLUE_GREEN).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_pause_hook_timed_out_after_the_stop_then_resume_restores() {
+    pause_hook_timed_out_after_the_stop_then_resume_restores(LINEAR).await;
+}
+
 /// A PAUSE hook times out with ROLLBACK while the tool, with `--approve-hooks`, is about
 /// to continue it (its ContinueServiceDeployment is held while the clock passes the
 /// timeout, then refused): the tool follows the rollback into the restore, all in one run:
