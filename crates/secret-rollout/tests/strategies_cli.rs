@@ -1386,6 +1386,11 @@ async fn linear_pause_hook_timed_out_after_the_stop_then_resume_restores() {
     pause_hook_timed_out_after_the_stop_then_resume_restores(LINEAR).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_pause_hook_timed_out_after_the_stop_then_resume_restores() {
+    pause_hook_timed_out_after_the_stop_then_resume_restores(CANARY).await;
+}
+
 /// A PAUSE hook times out with ROLLBACK while the tool, with `--approve-hooks`, is about
 /// to continue it (its ContinueServiceDeployment is held while the clock passes the
 /// timeout, then refused): the tool follows the rollback into the restore, all in one run:
