@@ -1542,6 +1542,17 @@ bakeTimeInMinutes = 1440"#,
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_until_traffic_ends_verified_while_a_long_bake_goes_on() {
+    // Two 50% steps a minute apart: 1m of traffic steps, then the day's bake.
+    until_traffic_ends_verified_while_a_long_bake_goes_on(
+        r#"strategy = "LINEAR"
+bakeTimeInMinutes = 1440
+linearConfiguration = { stepPercent = 50.0, stepBakeTimeInMinutes = 1 }"#,
+    )
+    .await;
+}
+
 /// `status SECRET` (JSON, else text), its exit code and output.
 async fn status(env: &TestEnv, json: bool) -> Output {
     let mut args = vec!["status", SECRET, "--cluster", CLUSTER];
