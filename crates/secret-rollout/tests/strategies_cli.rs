@@ -1553,6 +1553,17 @@ linearConfiguration = { stepPercent = 50.0, stepBakeTimeInMinutes = 1 }"#,
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_until_traffic_ends_verified_while_a_long_bake_goes_on() {
+    // A 20% canary baking a minute, then the rest, then the day's bake.
+    until_traffic_ends_verified_while_a_long_bake_goes_on(
+        r#"strategy = "CANARY"
+bakeTimeInMinutes = 1440
+canaryConfiguration = { canaryPercent = 20.0, canaryBakeTimeInMinutes = 1 }"#,
+    )
+    .await;
+}
+
 /// `status SECRET` (JSON, else text), its exit code and output.
 async fn status(env: &TestEnv, json: bool) -> Output {
     let mut args = vec!["status", SECRET, "--cluster", CLUSTER];
