@@ -5,6 +5,23 @@
 //! One service per test, `web`, with the strategy under test, on a sandbox at 2000 virtual
 //! seconds per real one. Ground truth is the sandbox's state: the version every running
 //! task resolved, the secret's stages, the calls the tool made.
+//!
+//! The matrix: each case is an async fn taking the service's `deploymentConfiguration`,
+//! with one test per strategy it applies to (`rolling_`, `blue_green_`, `linear_`,
+//! `canary_`). Cases left out of a strategy, and why:
+//! - rolling has no lifecycle hooks, traffic shifts or bake (ECS runs hooks and shifts
+//!   traffic only in the staged lifecycle, as the sandbox's `ecs/staged.rs` does): no
+//!   hook, PAUSE or `--until traffic` case for it;
+//! - the circuit breaker applies to rolling deployments only: the staged strategies get
+//!   the without-breaker case (our detector), rolling both. Rolling with the breaker and
+//!   a bad value (ECS's own rollback relaunching the bad value, then our restore) is
+//!   `recovery_cli.rs`'s `bad_new_value_is_restored_and_every_task_restarted_after_the_restore`
+//!   (the sample's services enable the breaker with rollback);
+//! - a PAUSE hook sits at POST_SCALE_UP for every staged strategy (green scaled up to
+//!   100%, no traffic moved yet: linear's steps and canary's shifts come after), so the
+//!   PAUSE cases need nothing strategy-specific. Those still blue/green alone (a hook
+//!   rolled back by hand, not proven, timed out while approving) apply to linear and
+//!   canary too and would be parametrized the same way; they are not yet.
 
 mod common;
 
@@ -234,6 +251,12 @@ fn assert_traffic_moment(env: &TestEnv, service: &Value) {
     assert_eq!(staged["strategy"].as_str().map(str::to_string), strategy);
     assert_eq!(staged["production_traffic"], 100.0, "{staged}");
     assert_eq!(service["stage"]["state"], "completed", "{service}");
+    assert_traffic_moment_within_one_poll(env, staged);
+}
+
+/// The staged view's traffic moment is within one poll of the sandbox's own shift (see
+/// [`assert_traffic_moment`]); under `--until traffic` the run ends at that poll.
+fn assert_traffic_moment_within_one_poll(env: &TestEnv, staged: &Value) {
     let sds = env.state()["ecs"]["services"][0]["serviceDeployments"]
         .as_array()
         .cloned()
@@ -448,6 +471,27 @@ async fn blue_green_without_breaker_bad_value_is_restored_at_the_threshold() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_without_breaker_bad_value_is_restored_at_the_threshold() {
+    // One-minute bakes, as blue/green's above: 50% steps.
+    bad_value_without_breaker(
+        "strategy = \"LINEAR\"\nbakeTimeInMinutes = 1\nlinearConfiguration = { stepPercent = 50.0, stepBakeTimeInMinutes = 1 }",
+        &[],
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_without_breaker_bad_value_is_restored_at_the_threshold() {
+    bad_value_without_breaker(
+        "strategy = \"CANARY\"\nbakeTimeInMinutes = 1\ncanaryConfiguration = { canaryPercent = 20.0, canaryBakeTimeInMinutes = 1 }",
+        &[],
+        3,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_task_failures_out_of_range_is_refused_before_any_write() {
     let env = env_with(ROLLING).await;
     for n in ["0", "201", "many"] {
@@ -573,6 +617,16 @@ async fn rolling_superseded_by_someone_else_is_followed_not_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blue_green_superseded_by_someone_else_is_followed_not_failed() {
     superseded(BLUE_GREEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_superseded_by_someone_else_is_followed_not_failed() {
+    superseded(LINEAR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_superseded_by_someone_else_is_followed_not_failed() {
+    superseded(CANARY).await;
 }
 
 /// New tasks of `web` stay PENDING ten virtual minutes (0.3 s): a deployment is still
@@ -886,10 +940,13 @@ async fn continue_first_deployment(env: &TestEnv, ecs: &aws_sdk_ecs::Client) {
 /// Without `--approve-hooks`, a deployment waiting at a PAUSE hook ends the run with exit
 /// 12 (nothing failed) and the exact aws CLI line to continue it; once it is continued
 /// (here through the SDK, with the ARN and hook id the line names), `resume` follows it to
-/// the end without deploying again, and every task holds the new version.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blue_green_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end() {
-    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+/// the end without deploying again, and every task holds the new version. The hook sits
+/// at POST_SCALE_UP for every staged strategy (the sandbox runs one staged lifecycle for
+/// blue/green, linear and canary: green scaled up to 100% before any traffic moves), so
+/// production still runs blue while it waits; linear's steps and canary's two shifts
+/// come after it.
+async fn pause_hook_stops_with_exit_12_then_resume_follows_to_the_end(config: &str) {
+    let env = env_with(&format!("{config}\n{PAUSE_HOOK}")).await;
     let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
     continue_first_deployment(&env, &ecs).await;
     let before = env.current_version(SECRET);
@@ -953,6 +1010,21 @@ async fn blue_green_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end
         "resume deployed nothing again"
     );
     assert_eq!(awaiting_hook(&env).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end() {
+    pause_hook_stops_with_exit_12_then_resume_follows_to_the_end(BLUE_GREEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end() {
+    pause_hook_stops_with_exit_12_then_resume_follows_to_the_end(LINEAR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_pause_hook_stops_with_exit_12_then_resume_follows_to_the_end() {
+    pause_hook_stops_with_exit_12_then_resume_follows_to_the_end(CANARY).await;
 }
 
 /// A paused rotation whose hook someone answers with ROLLBACK: `resume` sees the rollback
@@ -1260,10 +1332,10 @@ async fn wait_rolled_back_by_timeout(env: &TestEnv, arn: &str) {
 /// A PAUSE hook times out with ROLLBACK after the run stopped there (exit 12): ECS rolls the
 /// deployment back. `resume --approve-hooks` sees the rollback, restores, and approves the
 /// restore's own hook once its tasks are proven: exit 8, AWSCURRENT back, every task on the
-/// previous version.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blue_green_pause_hook_timed_out_after_the_stop_then_resume_restores() {
-    let env = env_with(&format!("{BLUE_GREEN}\n{PAUSE_HOOK}")).await;
+/// previous version. (Hook timeouts are one mechanism for every staged strategy in the
+/// sandbox: the hook's stage, POST_SCALE_UP, comes before any traffic step.)
+async fn pause_hook_timed_out_after_the_stop_then_resume_restores(config: &str) {
+    let env = env_with(&format!("{config}\n{PAUSE_HOOK}")).await;
     let ecs = aws_sdk_ecs::Client::new(&common::sdk_config(&env.sandbox.endpoint()).await);
     continue_first_deployment(&env, &ecs).await;
     let before = env.current_version(SECRET);
@@ -1302,6 +1374,21 @@ async fn blue_green_pause_hook_timed_out_after_the_stop_then_resume_restores() {
         "the test's own before the run, and the restore's"
     );
     assert_eq!(awaiting_hook(&env).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_pause_hook_timed_out_after_the_stop_then_resume_restores() {
+    pause_hook_timed_out_after_the_stop_then_resume_restores(BLUE_GREEN).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_pause_hook_timed_out_after_the_stop_then_resume_restores() {
+    pause_hook_timed_out_after_the_stop_then_resume_restores(LINEAR).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_pause_hook_timed_out_after_the_stop_then_resume_restores() {
+    pause_hook_timed_out_after_the_stop_then_resume_restores(CANARY).await;
 }
 
 /// A PAUSE hook times out with ROLLBACK while the tool, with `--approve-hooks`, is about
@@ -1366,11 +1453,9 @@ async fn blue_green_pause_hook_timed_out_while_approving_is_restored() {
 /// each of them is proven to hold the new value, saying the bake goes on and how to see
 /// its end. Ground truth: the sandbox's service deployment is still baking with 100% of
 /// production on green; green's tasks all resolved the new version, blue's (baking beside
-/// them, no production traffic) the previous one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn until_traffic_ends_verified_while_a_long_bake_goes_on() {
-    let config = r#"strategy = "BLUE_GREEN"
-bakeTimeInMinutes = 1440"#;
+/// them, no production traffic) the previous one. `config` holds the day's bake; a linear
+/// or canary one's traffic steps fit the run's `--timeout` (30m) while the bake does not.
+async fn until_traffic_ends_verified_while_a_long_bake_goes_on(config: &str) {
     let env = env_with(config).await;
     slow_tasks(&env);
     let before = env.current_version(SECRET);
@@ -1413,6 +1498,10 @@ bakeTimeInMinutes = 1440"#;
         service["staged"]["traffic_moved_at"].is_string(),
         "{service}"
     );
+    let strategy = env.state()["ecs"]["services"][0]["strategy"].clone();
+    assert!(strategy.is_string(), "the sandbox's strategy: {strategy}");
+    assert_eq!(service["staged"]["strategy"], strategy, "{service}");
+    assert_traffic_moment_within_one_poll(&env, &service["staged"]);
 
     // The sandbox: still baking, all production on green.
     let sd = env.state()["ecs"]["services"][0]["currentServiceDeployment"]
@@ -1442,6 +1531,37 @@ bakeTimeInMinutes = 1440"#;
         "blue's tasks, out of production, hold the previous version: {groups:?}"
     );
     assert_eq!(env.calls("UpdateService"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blue_green_until_traffic_ends_verified_while_a_long_bake_goes_on() {
+    until_traffic_ends_verified_while_a_long_bake_goes_on(
+        r#"strategy = "BLUE_GREEN"
+bakeTimeInMinutes = 1440"#,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linear_until_traffic_ends_verified_while_a_long_bake_goes_on() {
+    // Two 50% steps a minute apart: 1m of traffic steps, then the day's bake.
+    until_traffic_ends_verified_while_a_long_bake_goes_on(
+        r#"strategy = "LINEAR"
+bakeTimeInMinutes = 1440
+linearConfiguration = { stepPercent = 50.0, stepBakeTimeInMinutes = 1 }"#,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_until_traffic_ends_verified_while_a_long_bake_goes_on() {
+    // A 20% canary baking a minute, then the rest, then the day's bake.
+    until_traffic_ends_verified_while_a_long_bake_goes_on(
+        r#"strategy = "CANARY"
+bakeTimeInMinutes = 1440
+canaryConfiguration = { canaryPercent = 20.0, canaryBakeTimeInMinutes = 1 }"#,
+    )
+    .await;
 }
 
 /// `status SECRET` (JSON, else text), its exit code and output.
