@@ -253,6 +253,12 @@ pub enum Record {
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
+        /// A parameter whose history could not place the rotation's write: the operator
+        /// named `version_id` as that write (`resume ID --written VERSION`), after looking
+        /// at the history; the tool did not find it. Absent (false) for a write the tool
+        /// made or found itself, so the journal says which versions a person vouched for.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        operator_named: bool,
     },
     /// About to write a parameter (`PutParameter`, which takes no request token): the
     /// version it overwrites, who writes, and when, so that after a crash the write is
@@ -394,6 +400,7 @@ mod tests {
                 secret_arn: ARN.into(),
                 version_id: Uuid::from_u128(7).to_string(),
                 at: datetime!(2026-11-25 12:00:01 UTC),
+                operator_named: false,
             },
             Record::Redeployed {
                 phase: Phase::Rollout,
@@ -492,6 +499,7 @@ mod tests {
                 secret_arn: arn.into(),
                 version_id: "5".into(),
                 at: datetime!(2026-11-25 12:00:02 UTC),
+                operator_named: false,
             },
             Record::Intent {
                 phase: Phase::Restore,
