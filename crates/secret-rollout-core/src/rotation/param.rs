@@ -47,7 +47,9 @@ impl Run<'_> {
         } else {
             format!(
                 "once the latest version holds the value you want, roll it out with `{}`",
-                self.settings.reach.command(&format!("redeploy --secret {name}"))
+                self.settings
+                    .reach
+                    .command(&format!("redeploy --secret {name}"))
             )
         };
         Error::new(
