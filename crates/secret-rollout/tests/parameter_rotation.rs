@@ -716,6 +716,50 @@ async fn resume_written_refuses_a_version_the_rotation_cannot_have_written() {
     );
 }
 
+/// A parameter rotation whose write never arrived is not stuck on an ambiguous write (the
+/// history says it never happened): `--written` is refused (exit 2) with the plain `resume`
+/// it needs, nothing written, no redeploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_written_refuses_a_rotation_not_stuck_on_an_ambiguous_write() {
+    let env = start().await;
+    env.gate(vec![FaultRule::gate("ssm", "PutParameter")]);
+    let replace = args("replace", "ssm:web/api_key", &["--value-stdin"]);
+    let mut child = spawn(&env, &replace, b"never-arrived-api-key-value");
+    wait_held(&env, &mut child, "the write at the gate", 1).await;
+    kill_9(&mut child);
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    let rotation = rotation_of(&env);
+    // Refused as not stuck before the version is looked at.
+    let out = env
+        .run(
+            &[
+                "resume",
+                &rotation,
+                "--written",
+                "2",
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains("is not stuck on a parameter write the history cannot place"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("secret-rollout resume {rotation}`")),
+        "the hint: resume without --written: {err}"
+    );
+    assert_eq!(latest(&env), 2, "nothing written");
+    assert!(env.calls_of("UpdateService").is_empty(), "no redeploy");
+    assert!(records(&env).iter().all(|r| r["type"] != "written"));
+}
+
 /// `--written` is for Parameter Store only: on a Secrets Manager rotation (killed before its
 /// write) it is refused with exit 2, nothing written, no redeploy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -549,6 +549,32 @@ mod tests {
         assert!(line.contains(r#""at":"2026-11-25T12:00:01Z""#), "{line}");
     }
 
+    /// A write the operator named (`resume --written`) says so in the journal; one the tool
+    /// made or found carries no field, so older journals read as they were written.
+    #[test]
+    fn an_operator_named_write_says_so_and_older_lines_read_unchanged() {
+        let at = datetime!(2026-11-25 12:00:01 UTC);
+        let named = Record::Written {
+            secret_arn: "arn:aws:ssm:eu-west-1:123456789012:parameter/p/db".into(),
+            version_id: "4".into(),
+            at,
+            operator_named: true,
+        };
+        let line = serde_json::to_string(&named).unwrap();
+        assert!(line.contains(r#""operator_named":true"#), "{line}");
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), named);
+        let found = Record::Written {
+            secret_arn: "arn:aws:ssm:eu-west-1:123456789012:parameter/p/db".into(),
+            version_id: "4".into(),
+            at,
+            operator_named: false,
+        };
+        let line = serde_json::to_string(&found).unwrap();
+        assert!(!line.contains("operator_named"), "{line}");
+        let old = r#"{"type":"written","secret_arn":"arn:aws:ssm:eu-west-1:123456789012:parameter/p/db","version_id":"4","at":"2026-11-25T12:00:01Z"}"#;
+        assert_eq!(serde_json::from_str::<Record>(old).unwrap(), found);
+    }
+
     #[test]
     fn fold_gives_the_whole_story() {
         let dir = tempfile::tempdir().unwrap();
