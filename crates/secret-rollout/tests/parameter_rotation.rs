@@ -669,6 +669,37 @@ async fn the_ambiguous_stop_names_resume_written_and_that_command_finishes_it_wi
     );
 }
 
+/// Naming a version that is no longer the latest (3, which this rotation did write, with
+/// the colleague's 4 over it): the proof rule stands, ECS runs 4, so the run ends
+/// superseded (exit 11), without a write and without restoring over 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_written_with_a_version_no_longer_the_latest_ends_superseded() {
+    let env = start().await;
+    two_candidate_writes(&env).await;
+    let rotation = rotation_of(&env);
+    let before = puts(&env);
+    let out = env
+        .run(
+            &[
+                "resume",
+                &rotation,
+                "--written",
+                "3",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(11), "{}", text(&out));
+    assert_eq!(json(&out)["outcome"], "superseded", "{}", text(&out));
+    assert_eq!(puts(&env), before, "no PutParameter");
+    assert_eq!(latest(&env), 4, "nothing restored over 4");
+}
+
 /// `--written` names a version this rotation could have written, or nothing happens: one
 /// that is not in the history, or not newer than the version the intent overwrote (2), is
 /// refused with exit 2 and one line, before any write or redeploy; the rotation stays open.
