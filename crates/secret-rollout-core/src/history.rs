@@ -272,6 +272,7 @@ mod tests {
             secret_arn: arn.into(),
             version_id: "v2".into(),
             at,
+            operator_named: false,
         });
         if let Some(outcome) = outcome {
             records.push(Record::Finished {

@@ -500,19 +500,18 @@ async fn kill_9_while_following_then_resume() {
     kill_at(Moment::WhileFollowing).await;
 }
 
-/// Two versions by the same caller after the intent: the history cannot say which is this
-/// rotation's. `resume` stops (exit 6) with a hint, writes nothing, and leaves it open.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ambiguous_history_stops_resume_without_a_write() {
-    let env = start().await;
+/// The situation `resume` cannot place: a `replace` killed with its `PutParameter` held,
+/// which AWS then runs (version 3, ours), and the same credentials write once more
+/// (version 4): two candidates after the intent's version 2.
+async fn two_candidate_writes(env: &TestEnv) {
     env.gate(vec![FaultRule::gate("ssm", "PutParameter")]);
     let replace = args("replace", "ssm:web/api_key", &["--value-stdin"]);
-    let mut child = spawn(&env, &replace, b"kill-nine-api-key-value");
-    wait_held(&env, &mut child, "the write at the gate", 1).await;
+    let mut child = spawn(env, &replace, b"kill-nine-api-key-value");
+    wait_held(env, &mut child, "the write at the gate", 1).await;
     kill_9(&mut child);
     env.release(Which::All, Release::Run);
     env.open_gate();
-    wait_for("the held write ran", || latest(&env) == 3).await;
+    wait_for("the held write ran", || latest(env) == 3).await;
     // The same credentials write once more (a colleague on the same role, a script).
     let spec = secret_rollout_core::parameter::WriteSpec {
         kind: "SecureString".into(),
@@ -528,6 +527,14 @@ async fn an_ambiguous_history_stops_resume_without_a_write() {
     )
     .await
     .expect("PutParameter");
+}
+
+/// Two versions by the same caller after the intent: the history cannot say which is this
+/// rotation's. `resume` stops (exit 6) with a hint, writes nothing, and leaves it open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ambiguous_history_stops_resume_without_a_write() {
+    let env = start().await;
+    two_candidate_writes(&env).await;
     let before = puts(&env);
     let out = env
         .run(&["resume", "--yes", "--max-poll", "50ms"], None)
@@ -545,6 +552,290 @@ async fn an_ambiguous_history_stops_resume_without_a_write() {
         records(&env).iter().all(|r| r["type"] != "finished"),
         "the rotation stays open"
     );
+}
+
+/// The rotation id journaled in the state directory (the one rotation there).
+fn rotation_of(env: &TestEnv) -> String {
+    let r = records(env);
+    let started: Vec<&Value> = r.iter().filter(|r| r["type"] == "started").collect();
+    assert_eq!(started.len(), 1, "one rotation: {started:?}");
+    started[0]["rotation_id"]
+        .as_str()
+        .expect("rotation id")
+        .to_string()
+}
+
+/// The way out of the ambiguous stop is the command its hint names: pasted with the version
+/// the operator picked (4, the latest, the value they want live) it writes nothing,
+/// journals the version as named by the operator, redeploys both readers and proves every
+/// task resolved 4; the rotation is finished (`history` lists it verified, `plan` reports
+/// no unfinished rotation), so the stop does not come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ambiguous_stop_names_resume_written_and_that_command_finishes_it_without_a_write() {
+    let env = start().await;
+    two_candidate_writes(&env).await;
+    let rotation = rotation_of(&env);
+    let out = env
+        .run(&["resume", "--yes", "--max-poll", "50ms"], None)
+        .await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !err.contains("redeploy --secret"),
+        "not the refused way: {err}"
+    );
+    assert!(
+        err.contains("if VERSION holds the value you want live"),
+        "{err}"
+    );
+    let pasted = err
+        .split('`')
+        .find(|c| c.contains("--written VERSION"))
+        .unwrap_or_else(|| panic!("the hint names resume --written: {err}"));
+    assert!(
+        pasted.starts_with(&format!(
+            "secret-rollout resume {rotation} --written VERSION"
+        )),
+        "{pasted}"
+    );
+    let before_puts = puts(&env);
+    let before_deploys: Vec<usize> = READERS.iter().map(|s| deployments(&env, s)).collect();
+    let mut argv: Vec<String> = pasted
+        .replace("VERSION", "4")
+        .split_whitespace()
+        .skip(1)
+        .map(String::from)
+        .collect();
+    argv.extend(["--max-poll", "50ms", "--output", "json"].map(String::from));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = env.run(&argv, None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(json(&out)["outcome"], "verified", "{}", text(&out));
+    assert_eq!(puts(&env), before_puts, "no PutParameter by the resume");
+    assert_eq!(latest(&env), 4);
+    for (svc, before) in READERS.iter().zip(before_deploys) {
+        assert_eq!(
+            resolved(&env, svc).iter().filter(|&&x| x != 4).count(),
+            0,
+            "{svc}: every running task resolved version 4"
+        );
+        assert_eq!(deployments(&env, svc), before + 1, "{svc} redeployed once");
+    }
+    let r = records(&env);
+    let written: Vec<&Value> = r.iter().filter(|r| r["type"] == "written").collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert_eq!(written[0]["version_id"], "4");
+    assert_eq!(written[0]["operator_named"], true, "{}", written[0]);
+    let finished: Vec<&Value> = r.iter().filter(|r| r["type"] == "finished").collect();
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert_eq!(finished[0]["outcome"], "verified");
+
+    let out = env
+        .run(
+            &["history", "--env", "production", "--output", "json"],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let listed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(listed.contains(&rotation), "{listed}");
+    let out = env
+        .run(
+            &[
+                "plan",
+                "ssm:web/api_key",
+                "--env",
+                "production",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan = json(&out);
+    let locks = plan["locks"].as_array().expect("locks");
+    assert!(
+        locks.iter().all(|l| l["unfinished"].is_null()),
+        "no unfinished rotation: {plan}"
+    );
+    // Nothing left to resume.
+    let out = env.run(&["resume", "--yes"], None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("there is no unfinished rotation"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Naming a version that is no longer the latest (3, which this rotation did write, with
+/// the colleague's 4 over it): the proof rule stands, ECS runs 4, so the run ends
+/// superseded (exit 11), without a write and without restoring over 4.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_written_with_a_version_no_longer_the_latest_ends_superseded() {
+    let env = start().await;
+    two_candidate_writes(&env).await;
+    let rotation = rotation_of(&env);
+    let before = puts(&env);
+    let out = env
+        .run(
+            &[
+                "resume",
+                &rotation,
+                "--written",
+                "3",
+                "--yes",
+                "--max-poll",
+                "50ms",
+                "--output",
+                "json",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(11), "{}", text(&out));
+    assert_eq!(json(&out)["outcome"], "superseded", "{}", text(&out));
+    assert_eq!(puts(&env), before, "no PutParameter");
+    assert_eq!(latest(&env), 4, "nothing restored over 4");
+}
+
+/// `--written` names a version this rotation could have written, or nothing happens: one
+/// that is not in the history, or not newer than the version the intent overwrote (2), is
+/// refused with exit 2 and one line, before any write or redeploy; the rotation stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_written_refuses_a_version_the_rotation_cannot_have_written() {
+    let env = start().await;
+    two_candidate_writes(&env).await;
+    let rotation = rotation_of(&env);
+    let before = puts(&env);
+    for (version, says) in [
+        ("9", "has no version 9 in its history"),
+        ("2", "is not newer than 2"),
+        ("1", "is not newer than 2"),
+    ] {
+        let out = env
+            .run(
+                &[
+                    "resume",
+                    &rotation,
+                    "--written",
+                    version,
+                    "--yes",
+                    "--max-poll",
+                    "50ms",
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(2), "{version}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(err.contains(says), "{version}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error")).count(),
+            1,
+            "one error line: {err}"
+        );
+    }
+    assert_eq!(puts(&env), before, "nothing written");
+    assert!(env.calls_of("UpdateService").is_empty(), "no redeploy");
+    assert!(
+        records(&env)
+            .iter()
+            .all(|r| r["type"] != "finished" && r["type"] != "written"),
+        "the rotation stays open, nothing journaled as written"
+    );
+}
+
+/// A parameter rotation whose write never arrived is not stuck on an ambiguous write (the
+/// history says it never happened): `--written` is refused (exit 2) with the plain `resume`
+/// it needs, nothing written, no redeploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_written_refuses_a_rotation_not_stuck_on_an_ambiguous_write() {
+    let env = start().await;
+    env.gate(vec![FaultRule::gate("ssm", "PutParameter")]);
+    let replace = args("replace", "ssm:web/api_key", &["--value-stdin"]);
+    let mut child = spawn(&env, &replace, b"never-arrived-api-key-value");
+    wait_held(&env, &mut child, "the write at the gate", 1).await;
+    kill_9(&mut child);
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    let rotation = rotation_of(&env);
+    // Refused as not stuck before the version is looked at.
+    let out = env
+        .run(
+            &[
+                "resume",
+                &rotation,
+                "--written",
+                "2",
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains("is not stuck on a parameter write the history cannot place"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("secret-rollout resume {rotation}`")),
+        "the hint: resume without --written: {err}"
+    );
+    assert_eq!(latest(&env), 2, "nothing written");
+    assert!(env.calls_of("UpdateService").is_empty(), "no redeploy");
+    assert!(records(&env).iter().all(|r| r["type"] != "written"));
+}
+
+/// `--written` is for Parameter Store only: on a Secrets Manager rotation (killed before its
+/// write) it is refused with exit 2, nothing written, no redeploy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_written_refuses_a_secrets_manager_rotation() {
+    let scenario = format!(
+        "{SCENARIO}\n[[secrets]]\nname = \"production/other_key\"\nvalue = \"the-other-key-value\"\n"
+    );
+    let env = start_with(Scenario::from_toml(&scenario).expect("scenario"), 2000.0).await;
+    std::fs::write(env.dir.path().join("secret-rollout.toml"), CONFIG).expect("config");
+    env.gate(vec![FaultRule::gate("secretsmanager", "PutSecretValue")]);
+    let replace = args("replace", "production/other_key", &["--value-stdin"]);
+    let mut child = spawn(&env, &replace, b"a-new-other-key-value");
+    wait_held(&env, &mut child, "the write at the gate", 1).await;
+    kill_9(&mut child);
+    env.release(Which::All, Release::Drop);
+    env.open_gate();
+    let rotation = rotation_of(&env);
+    let before = env.calls_of("PutSecretValue").len();
+    let out = env
+        .run(
+            &[
+                "resume",
+                &rotation,
+                "--written",
+                "1",
+                "--yes",
+                "--max-poll",
+                "50ms",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        err.contains("rotates Secrets Manager secret production/other_key"),
+        "{err}"
+    );
+    assert_eq!(
+        env.calls_of("PutSecretValue").len(),
+        before,
+        "nothing written"
+    );
+    assert_eq!(puts(&env), 0);
+    assert!(env.calls_of("UpdateService").is_empty(), "no redeploy");
 }
 
 /// Killed while the restore's write (the previous value again) waits, after AWS ran it:

@@ -253,6 +253,12 @@ pub enum Record {
         /// When.
         #[serde(with = "time::serde::rfc3339")]
         at: OffsetDateTime,
+        /// A parameter whose history could not place the rotation's write: the operator
+        /// named `version_id` as that write (`resume ID --written VERSION`), after looking
+        /// at the history; the tool did not find it. Absent (false) for a write the tool
+        /// made or found itself, so the journal says which versions a person vouched for.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        operator_named: bool,
     },
     /// About to write a parameter (`PutParameter`, which takes no request token): the
     /// version it overwrites, who writes, and when, so that after a crash the write is
@@ -394,6 +400,7 @@ mod tests {
                 secret_arn: ARN.into(),
                 version_id: Uuid::from_u128(7).to_string(),
                 at: datetime!(2026-11-25 12:00:01 UTC),
+                operator_named: false,
             },
             Record::Redeployed {
                 phase: Phase::Rollout,
@@ -492,6 +499,7 @@ mod tests {
                 secret_arn: arn.into(),
                 version_id: "5".into(),
                 at: datetime!(2026-11-25 12:00:02 UTC),
+                operator_named: false,
             },
             Record::Intent {
                 phase: Phase::Restore,
@@ -539,6 +547,32 @@ mod tests {
         let line = serde_json::to_string(&every_record(Uuid::nil())[1]).unwrap();
         assert!(line.starts_with(r#"{"type":"written","#), "{line}");
         assert!(line.contains(r#""at":"2026-11-25T12:00:01Z""#), "{line}");
+    }
+
+    /// A write the operator named (`resume --written`) says so in the journal; one the tool
+    /// made or found carries no field, so older journals read as they were written.
+    #[test]
+    fn an_operator_named_write_says_so_and_older_lines_read_unchanged() {
+        let at = datetime!(2026-11-25 12:00:01 UTC);
+        let named = Record::Written {
+            secret_arn: "arn:aws:ssm:eu-west-1:123456789012:parameter/p/db".into(),
+            version_id: "4".into(),
+            at,
+            operator_named: true,
+        };
+        let line = serde_json::to_string(&named).unwrap();
+        assert!(line.contains(r#""operator_named":true"#), "{line}");
+        assert_eq!(serde_json::from_str::<Record>(&line).unwrap(), named);
+        let found = Record::Written {
+            secret_arn: "arn:aws:ssm:eu-west-1:123456789012:parameter/p/db".into(),
+            version_id: "4".into(),
+            at,
+            operator_named: false,
+        };
+        let line = serde_json::to_string(&found).unwrap();
+        assert!(!line.contains("operator_named"), "{line}");
+        let old = r#"{"type":"written","secret_arn":"arn:aws:ssm:eu-west-1:123456789012:parameter/p/db","version_id":"4","at":"2026-11-25T12:00:01Z"}"#;
+        assert_eq!(serde_json::from_str::<Record>(old).unwrap(), found);
     }
 
     #[test]

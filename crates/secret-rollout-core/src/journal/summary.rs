@@ -167,6 +167,7 @@ pub fn fold(path: &Path, records: &[Record]) -> Option<RotationSummary> {
                 secret_arn,
                 version_id,
                 at,
+                ..
             } => {
                 if let Some(s) = summary.secrets.iter_mut().find(|s| s.arn == *secret_arn) {
                     s.written_version_id = Some(version_id.clone());

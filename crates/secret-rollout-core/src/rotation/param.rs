@@ -30,17 +30,59 @@ impl Run<'_> {
         e.kind == Kind::VerifyFailed && e.message.starts_with(CANNOT_TELL)
     }
 
-    fn ambiguous(&self, name: &str, why: &str) -> Error {
+    /// The stop of a write the history cannot place. The rollout's write can be closed by
+    /// the operator (`resume ID --written VERSION`: they read the history and name the
+    /// version; [`Run::operator_written`]); `redeploy --secret` cannot, as it refuses while
+    /// the rotation is open. A restore's write has no such way out yet.
+    fn ambiguous(&self, name: &str, phase: Phase, why: &str) -> Error {
         let id = self.journal.rotation_id();
         let bare = store::parameter_name(name);
+        let next = if phase == Phase::Rollout {
+            format!(
+                "then, if VERSION holds the value you want live, finish the rotation on it (nothing is written): `{}`",
+                self.settings
+                    .reach
+                    .command(&format!("resume {id} --written VERSION"))
+            )
+        } else {
+            format!(
+                "once the latest version holds the value you want, roll it out with `{}`",
+                self.settings
+                    .reach
+                    .command(&format!("redeploy --secret {name}"))
+            )
+        };
         Error::new(
             Kind::VerifyFailed,
             format!("{CANNOT_TELL} rotation {id} wrote parameter {bare}: {why}; nothing more was written"),
         )
         .hint(format!(
-            "see who wrote which version with `aws ssm get-parameter-history --name {bare}`; once the latest version holds the value you want, roll it out with `{}`",
-            self.settings.reach.command(&format!("redeploy --secret {name}"))
+            "see who wrote which version with `aws ssm get-parameter-history --name {bare}`; {next}"
         ))
+    }
+
+    /// `resume --written VERSION`: the operator names `version` as the one the rollout's
+    /// write of parameter `i` made (checked by [`super::resume`]: the write is one the
+    /// history cannot place, and `version` exists and is newer than the intent's). Journaled
+    /// as written with `operator_named`, so the journal tells it from a write the tool
+    /// found; nothing is sent to Parameter Store, and the run goes on as after the write.
+    pub(super) fn operator_written(&mut self, i: usize, version: u64) -> Result<()> {
+        let s = self.secrets[i].clone();
+        let version = version.to_string();
+        self.record(Record::Written {
+            secret_arn: s.arn.clone(),
+            version_id: version.clone(),
+            at: now(),
+            operator_named: true,
+        })?;
+        self.secrets[i].written = true;
+        self.secrets[i].token = Some(version.clone());
+        self.reporter.report(&Event::SecretWritten {
+            secret: s.name.clone(),
+            version_id: version,
+            already: true,
+        });
+        Ok(())
     }
 
     /// What the journaled intent of `phase` to write secret `i` came to, from `info`'s
@@ -72,7 +114,7 @@ impl Run<'_> {
                 store::parameter_name(&s.name),
                 self.settings.reach.command(&format!("plan {}", s.name))
             ))),
-            Written::Ambiguous(why) => Err(self.ambiguous(&s.name, &why)),
+            Written::Ambiguous(why) => Err(self.ambiguous(&s.name, phase, &why)),
         }
     }
 
@@ -165,6 +207,7 @@ impl Run<'_> {
             secret_arn: s.arn.clone(),
             version_id: version.clone(),
             at: now(),
+            operator_named: false,
         })?;
         self.secrets[i].written = true;
         self.secrets[i].token = Some(version.clone());

@@ -95,6 +95,9 @@ pub struct ResumeRequest<'a> {
     pub rotation: &'a RotationSummary,
     /// What to do on failure (`None`: what the interrupted run was told).
     pub on_failure: Option<OnFailure>,
+    /// `--written VERSION`: the operator names the version a Parameter Store write the
+    /// history cannot place made (see [`operator_named`]).
+    pub written: Option<u64>,
 }
 
 /// `resume`: finishes an interrupted rotation from its journal. The operator is asked for
@@ -119,6 +122,11 @@ pub async fn resume(
         Some(summary.rotation_id()),
         summary.rotation_id(),
     )?;
+    // Checked before anything is written or redeployed: a wrong --written is bad input.
+    let named = match request.written {
+        Some(v) => Some(operator_named(clients, &settings, summary, v).await?),
+        None => None,
+    };
     // Someone else's deployment on one of its services: the same guard as before a first
     // write; the rotation's own deployments (journaled, or adoptable) are not someone else's.
     let services: Vec<ServiceRef> = summary
@@ -173,6 +181,9 @@ pub async fn resume(
         report.image_changed = images.changed_list();
         return Ok(report);
     }
+    if let Some((i, v)) = named {
+        run.operator_written(i, v)?;
+    }
     let mut values = Vec::with_capacity(run.secrets.len());
     for (i, s) in run.secrets.iter().enumerate() {
         if crate::store::is_parameter(&s.arn) {
@@ -206,6 +217,86 @@ pub async fn resume(
     let mut report = run.rotate(values).await?;
     report.image_changed = images.changed_list();
     Ok(report)
+}
+
+/// `resume --written VERSION`: which parameter's write `version` closes. Only a rotation
+/// stuck where `resume` stops with exit 6 takes it: a replace still in its rollout, with a
+/// Parameter Store write journaled as an intent that the history cannot place (two candidate
+/// versions, a delete and re-create, a history no longer reaching back). `version` must be
+/// in the history and newer than the version the intent overwrote: anything else could not
+/// be this rotation's write. Whether it holds the value wanted is the operator's judgment
+/// (the stop's hint says to read the history first). Reads only; every refusal is bad input
+/// (exit 2) before any write or redeploy.
+async fn operator_named(
+    clients: &Clients,
+    settings: &Settings,
+    summary: &RotationSummary,
+    version: u64,
+) -> Result<(usize, u64)> {
+    let id = summary.rotation_id();
+    let refuse = |why: String| {
+        Error::bad_input(format!(
+            "rotation {id} {why}: --written only names the version of a Parameter Store write whose history cannot tell which one it made"
+        ))
+        .hint(format!(
+            "resume it without --written: `{}`",
+            settings.reach.command(&format!("resume {id}"))
+        ))
+    };
+    if let Some(s) = summary
+        .secrets
+        .iter()
+        .find(|s| !crate::store::is_parameter(&s.arn))
+    {
+        return Err(refuse(format!(
+            "rotates Secrets Manager secret {}, whose write carries a request token",
+            s.name
+        )));
+    }
+    if summary.started.kind != RotationKind::Replace || decide::resume_restores(summary) {
+        return Err(refuse("is not in its rollout's write".into()));
+    }
+    for (i, s) in summary.secrets.iter().enumerate() {
+        if s.written_version_id.is_some() {
+            continue;
+        }
+        let Some((previous, at)) = summary.intent(i, journal::Phase::Rollout) else {
+            continue;
+        };
+        let previous: u64 = previous.parse().unwrap_or(0);
+        let info = crate::store::describe_parameter(clients, &s.name).await?;
+        let intent = crate::parameter::Intent {
+            previous,
+            caller: &summary.started.caller_arn,
+            at: journal::moment_epoch(at),
+        };
+        if !matches!(
+            crate::parameter::resolve_written(&intent, &info.history, super::param::SKEW_SECS),
+            crate::parameter::Written::Ambiguous(_)
+        ) {
+            continue;
+        }
+        let bare = crate::store::parameter_name(&s.name);
+        let look = format!(
+            "pick the version this rotation wrote from `aws ssm get-parameter-history --name {bare}`"
+        );
+        if !info.history.iter().any(|h| h.version == version) {
+            return Err(Error::bad_input(format!(
+                "parameter {bare} has no version {version} in its history: --written must name one of its versions"
+            ))
+            .hint(look));
+        }
+        if version <= previous {
+            return Err(Error::bad_input(format!(
+                "version {version} of parameter {bare} is not newer than {previous}, the version rotation {id} overwrote: it cannot be the rotation's write"
+            ))
+            .hint(look));
+        }
+        return Ok((i, version));
+    }
+    Err(refuse(
+        "is not stuck on a parameter write the history cannot place".into(),
+    ))
 }
 
 /// Whether parameter `i`'s rollout write happened (or cannot be placed: the run then stops

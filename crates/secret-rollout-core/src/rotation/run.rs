@@ -670,6 +670,7 @@ impl Run<'_> {
                 secret_arn: s.arn.clone(),
                 version_id: token.clone(),
                 at: now(),
+                operator_named: false,
             })?;
             self.secrets[i].written = true;
             self.reporter.report(&Event::SecretWritten {
@@ -716,6 +717,7 @@ impl Run<'_> {
             secret_arn: s.arn.clone(),
             version_id: version.clone(),
             at: now(),
+            operator_named: false,
         })?;
         self.secrets[i].written = true;
         self.reporter.report(&Event::SecretWritten {

@@ -106,7 +106,7 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Finish a rotation that was interrupted (Ctrl-C, lost connection, crash).
     #[command(
-        after_help = "Examples:\n  secret-rollout resume\n  secret-rollout resume 5f0c3b1e-..."
+        after_help = "Examples:\n  secret-rollout resume\n  secret-rollout resume 5f0c3b1e-...\n  secret-rollout resume 5f0c3b1e-... --written 4 --env production  # a parameter write the history cannot place: you name its version"
     )]
     Resume(ResumeArgs),
     /// Show which services still run tasks that hold an old value.

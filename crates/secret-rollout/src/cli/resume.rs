@@ -22,6 +22,12 @@ pub struct ResumeArgs {
     /// The value, if the write had not happened yet.
     #[command(flatten)]
     pub value: ValueArgs,
+    /// Parameter Store only: the version of the parameter this rotation's write made, when
+    /// resume stopped (exit 6) because the history cannot tell. Read the history first
+    /// (`aws ssm get-parameter-history --name NAME`); nothing is written, and the rotation
+    /// goes on from that version: redeploy, follow, prove (journaled as named by you).
+    #[arg(long, value_name = "VERSION")]
+    pub written: Option<u64>,
     /// What to do when the rollout fails (default: what the interrupted run was told).
     #[arg(long, value_enum)]
     pub on_failure: Option<OnFailure>,
@@ -78,6 +84,7 @@ pub async fn run(global: &Global, a: &ResumeArgs, reporter: &dyn Reporter) -> Re
     let request = ResumeRequest {
         rotation: &summary,
         on_failure: a.on_failure.map(rotating::on_failure),
+        written: a.written,
     };
     let report = rotating::interruptible(
         &settings,
