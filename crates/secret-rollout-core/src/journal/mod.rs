@@ -45,6 +45,16 @@ pub enum RotationKind {
 }
 
 impl RotationKind {
+    /// Its name, as in the journal (`replace`, `rollback`, `redeploy`, `sync`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RotationKind::Replace => "replace",
+            RotationKind::Rollback => "rollback",
+            RotationKind::Redeploy => "redeploy",
+            RotationKind::Sync => "sync",
+        }
+    }
+
     /// Whether the rotation writes or moves nothing: it only redeploys.
     pub fn redeploys_only(self) -> bool {
         matches!(self, RotationKind::Redeploy | RotationKind::Sync)
@@ -618,6 +628,18 @@ mod tests {
         assert_eq!(s.phases[1].1, PhaseOutcome::Verified);
         assert_eq!(s.updated_at, datetime!(2026-11-25 12:05:01 UTC));
         assert_eq!(s.finished_at, Some(datetime!(2026-11-25 12:05:01 UTC)));
+    }
+
+    #[test]
+    fn a_kinds_name_is_its_journal_name() {
+        for kind in [
+            RotationKind::Replace,
+            RotationKind::Rollback,
+            RotationKind::Redeploy,
+            RotationKind::Sync,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
     }
 
     #[test]

@@ -54,7 +54,7 @@ impl Held {
             format!(
                 "rotation {} ({}) started {} is unfinished",
                 o.rotation_id(),
-                kind_name(o),
+                o.started.kind.name(),
                 crate::history::rfc3339(o.started.started_at)
             )
         });
@@ -76,15 +76,6 @@ impl Held {
             "{}: {what}: replace refuses now; {hint}",
             self.name
         ))
-    }
-}
-
-fn kind_name(o: &RotationSummary) -> &'static str {
-    match o.started.kind {
-        journal::RotationKind::Replace => "replace",
-        journal::RotationKind::Rollback => "rollback",
-        journal::RotationKind::Redeploy => "redeploy",
-        journal::RotationKind::Sync => "sync",
     }
 }
 
