@@ -326,12 +326,6 @@ where
 /// The error recorded for a call whose connection was closed without an answer.
 const DROPPED: &str = "DroppedConnection";
 
-/// What the locked part of [`admit`] decided.
-enum Decided<F> {
-    Done(Admission<F>),
-    Act(FaultAction, usize, F),
-}
-
 /// Auth, call recording and faults, common to all protocols. `over` is the group whose
 /// bucket was empty when the request arrived ([`Throttle::arrive`]). `Err` drops the
 /// connection.
@@ -348,20 +342,20 @@ where
     F: FnOnce(&mut World, usize) -> Response<Full<Bytes>> + Send + 'static,
 {
     let operation = operation.to_string();
-    let decided = with_world(world, move |w| {
+    let admission = with_world(world, move |w| {
         // Session expiry is checked on the real clock inside (credentials are real-world).
         if let Err(e) = w.sts.authenticate(service, access_key.as_deref()) {
             if let Some(group) = over {
                 w.throttle.forgive(group);
             }
             w.record(service, &operation, &body, Some(&e.code));
-            return Decided::Done(Admission::Refuse(e));
+            return Some(Admission::Refuse(e));
         }
         // Over AWS's rate on arrival (wall clock), before faults: a refused call never runs.
         if over.is_some() {
             let e = throttling_error(service);
             w.record(service, &operation, &body, Some(&e.code));
-            return Decided::Done(Admission::Refuse(e));
+            return Some(Admission::Refuse(e));
         }
         let World { faults, rng, .. } = &mut *w;
         let action = faults.check(service, &operation, &body, rng);
@@ -371,33 +365,26 @@ where
             _ => None,
         };
         let call = w.record(service, &operation, &body, code.as_deref());
-        if let Some(FaultAction::Hold) = action {
-            let subject = w
-                .calls
-                .last()
-                .map(|c| c.subject.clone())
-                .unwrap_or_default();
-            let at = w.clock.now();
-            let (_, release) = w.faults.hold(service, &operation, subject, at, call);
-            return Decided::Done(Admission::Held(call, release, run));
-        }
         match action {
-            None => Decided::Done(Admission::Answered(run(w, call))),
-            Some(a) => Decided::Act(a, call, run),
+            None => Some(Admission::Answered(run(w, call))),
+            Some(FaultAction::Hold) => {
+                let subject = w
+                    .calls
+                    .last()
+                    .map(|c| c.subject.clone())
+                    .unwrap_or_default();
+                let at = w.clock.now();
+                let (_, release) = w.faults.hold(service, &operation, subject, at, call);
+                Some(Admission::Held(call, release, run))
+            }
+            Some(FaultAction::Error(e)) => Some(Admission::Refuse(e)),
+            Some(FaultAction::Latency(d)) => Some(Admission::Delayed(call, d, run)),
+            // Dropped (recorded above): no answer at all.
+            Some(FaultAction::Drop) => None,
         }
     })
     .await;
-    let (action, call, run) = match decided {
-        Decided::Done(a) => return Ok(a),
-        Decided::Act(action, call, run) => (action, call, run),
-    };
-    match action {
-        FaultAction::Error(e) => Ok(Admission::Refuse(e)),
-        FaultAction::Drop => Err(DropConnection),
-        FaultAction::Latency(d) => Ok(Admission::Delayed(call, d, run)),
-        // Held under the lock above; never here.
-        FaultAction::Hold => Ok(Admission::Delayed(call, std::time::Duration::ZERO, run)),
-    }
+    admission.ok_or(DropConnection)
 }
 
 async fn handle_query(world: Shared, throttle: &Throttle, req: ReadRequest) -> Answer {
